@@ -1,0 +1,25 @@
+/*
+ * Who is on the other end of a loopback TCP connection?
+ *
+ * A user registry serves only its own user (docs/security.md).  For a TCP
+ * peer on this host the kernel knows the uid owning the peer's socket; we
+ * ask it through NETLINK_SOCK_DIAG (inet_diag), looking up the peer's end
+ * by its 4-tuple.  Unmodified tcllib clients need no credentials this way.
+ */
+#ifndef LOCAL_PEERUID_H
+#define LOCAL_PEERUID_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/*
+ * fd is our connected (accepted or connecting) TCP socket.  Find the socket
+ * at the other end (its local address = our peer address, its peer address
+ * = our local address) and return its owner's uid and inode.  Works for
+ * IPv4 and IPv6 loopback.  Returns 0, or -1 with a reason in err (peer not
+ * local, netlink unavailable, no such socket).
+ */
+int peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * One logging voice for every daemon and tool (as in the OpenBSD daemons):
+ * log_warnx() for things an operator should see, log_info() for the life
+ * cycle, log_debug() for tracing, fatalx() to stop.  Lines go to stderr in
+ * the foreground or to the log file a detached daemon opened, prefixed with
+ * time and program name.
+ */
+#ifndef WIRE_LOG_H
+#define WIRE_LOG_H
+
+#include <stdio.h>
+
+enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO = 1, LOG_LVL_DEBUG = 2 };
+
+void log_init(const char *progname, int level);
+/* Send lines to fp instead of stderr (the caller keeps fp open). */
+void log_to(FILE *fp);
+int  log_level(void);
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fatalx(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * Tcl lists and literal commands, with Tcl's exact rules.
+ *
+ * Everything on a comm link is a Tcl list (docs/protocol.md §1): the stream
+ * of messages, each message, each payload.  This module is the only place
+ * that knows Tcl's quoting.  It is checked against a real tclsh by the
+ * differential test in tests/unit/tcllist_diff.tcl.
+ *
+ * Parsing follows Tcl_SplitList (TclFindElement / TclCopyAndCollapse):
+ * elements separated by Tcl whitespace (space, \t, \n, \v, \f, \r), braced
+ * elements taken literally, quoted and bare elements with every backslash
+ * sequence substituted.  Formatting follows Tcl_Merge (TclScanElement /
+ * TclConvertElement) so that tclsh prints the same string for the same
+ * elements, and the result re-parses to the same elements.
+ */
+#ifndef WIRE_TCLLIST_H
+#define WIRE_TCLLIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tbuf.h"
+
+/* One element: p points into the owning tlist's storage, NUL-terminated,
+ * but len is authoritative (elements may contain NUL). */
+struct tl_elem {
+	const char *p;
+	size_t      len;
+};
+
+struct tlist {
+	struct tl_elem *v;
+	size_t          n;
+	size_t          cap;
+	struct tbuf     store; /* unescaped element bytes */
+};
+
+void tlist_init(struct tlist *);
+void tlist_free(struct tlist *);
+
+/*
+ * Split s[0..len) into elements as Tcl_SplitList does.  The tlist is reset
+ * first and its memory reused.  On error returns -1, sets *err to Tcl's own
+ * message ("unmatched open brace in list", "unmatched open quote in list",
+ * "list element in braces followed by \"x\" instead of space", ...) and
+ * leaves n == 0.
+ */
+int tlist_parse(struct tlist *, const char *s, size_t len, const char **err);
+
+/*
+ * Append one element to the list being built in out, quoted as Tcl_Merge
+ * would quote it.  list_start is the offset in out where this list began:
+ * when out->len > list_start a single space is written first; when the
+ * element is the first one, a leading '#' is quoted as Tcl does.
+ */
+void tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len);
+void tl_append_str(struct tbuf *out, size_t list_start, const char *s);
+void tl_append_int(struct tbuf *out, size_t list_start, long long v);
+
+/*
+ * Parse script[0..len) as exactly one Tcl command made of literal words
+ * (Tcl's script rules: braces, double quotes, backslash sequences including
+ * backslash-newline, '#' comments, ';' and newline as command separators).
+ * Anything that Tcl would substitute or evaluate is refused, never run:
+ * "$..." variable substitution, "[...]" command substitution, "{*}"
+ * expansion, a second command.  On refusal returns -1 and writes a message
+ * for the peer into err (reset first).  An empty script or a comment gives
+ * 0 words.
+ */
+int tl_parse_command(struct tlist *, const char *script, size_t len,
+    struct tbuf *err);
+
+/* Tcl's [concat]: trim Tcl whitespace from each element, skip empty ones,
+ * join with one space.  Appends to out. */
+void tl_concat(struct tbuf *out, const struct tlist *);
+
+/* Tcl's whitespace for list parsing. */
+static inline bool
+tl_isspace(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
+	    c == '\r';
+}
+
+#endif
