@@ -1,1 +1,566 @@
-/* placeholder: being written */
+/*
+ * commreg: the command-line face of the user registry.
+ *
+ *   commreg list [PATTERN]             who is registered
+ *   commreg lookup NAME                the comm id of NAME
+ *   commreg register NAME PORT [--host H]
+ *                                      hold a registration until killed
+ *   commreg watch [PATTERN]            registrations as they come and go
+ *   commreg status                     is a registry running, and how
+ *
+ * Each subcommand is one row in a table (as tmux's cmd-*.c entries); the
+ * work is done by the client library (client.h), which finds the registry
+ * and starts commregd when none runs.
+ *
+ * Exit status: 0 success, 1 the registry said no or could not be reached,
+ * 2 usage error, 3 (status only) no registry is running.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "election.h"
+#include "log.h"
+#include "tbuf.h"
+#include "tcllist.h"
+
+#define EXIT_REGISTRY 1
+#define EXIT_USAGE    2
+#define EXIT_NONE     3
+
+/* How often a holding command looks at its signal flag, at most. */
+#define HOLD_POLL_MS 1000
+
+struct cmd_ctx {
+	struct commreg_open_opts	 opts;
+	const struct cmd_entry		*ce;   /* the running subcommand */
+	const char			*host; /* register --host */
+};
+
+struct cmd_entry {
+	const char	*name;
+	const char	*args;
+	const char	*summary;
+	const char	*help;
+	int		 minargs;
+	int		 maxargs;
+	int		 has_host;
+	int		(*exec)(struct cmd_ctx *, int, char **);
+};
+
+static const struct cmd_entry	cmd_table[];
+static volatile sig_atomic_t	quit;
+
+static void
+usage(FILE *fp)
+{
+	const struct cmd_entry	*ce;
+	char			 buf[128];
+
+	fprintf(fp, "usage: commreg [-v] [--home DIR] [--commregd PATH] "
+	    "COMMAND [ARGS]\n\ncommands:\n");
+	for (ce = cmd_table; ce->name != NULL; ce++) {
+		snprintf(buf, sizeof buf, "%s %s", ce->name, ce->args);
+		fprintf(fp, "  %-30s %s\n", buf, ce->summary);
+	}
+	fprintf(fp, "\noptions:\n"
+	    "  -h, --help         this text (after a command: its help)\n"
+	    "  -v, --verbose      debug log on stderr\n"
+	    "  --home DIR         use DIR instead of $HOME\n"
+	    "  --commregd PATH    the daemon to start when none runs\n");
+}
+
+static void
+cmd_usage(FILE *fp, const struct cmd_entry *ce)
+{
+	fprintf(fp, "usage: commreg %s %s\n\n%s", ce->name, ce->args,
+	    ce->help);
+}
+
+static int	usage_error(const struct cmd_entry *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/* The message, then the usage of the command (or of commreg) on stderr. */
+static int
+usage_error(const struct cmd_entry *ce, const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "commreg: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	if (ce != NULL)
+		cmd_usage(stderr, ce);
+	else
+		usage(stderr);
+	return EXIT_USAGE;
+}
+
+static void
+on_signal(int sig)
+{
+	quit = 1;
+}
+
+/* No SA_RESTART: the signal must cut a poll(2) short. */
+static void
+catch_signals(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static struct commreg_client *
+ctx_open(struct cmd_ctx *ctx)
+{
+	struct commreg_client	*c;
+	char			 err[1024];
+
+	if ((c = commreg_open(&ctx->opts, err, sizeof err)) == NULL)
+		fprintf(stderr, "commreg: %s\n", err);
+	return c;
+}
+
+/* Words as a Tcl list, so names with spaces ("foo #2") stay one word. */
+static void
+print_list_line(const char *const *w, size_t n)
+{
+	struct tbuf	line;
+	size_t		i;
+
+	tbuf_init(&line);
+	for (i = 0; i < n; i++)
+		tl_append_str(&line, 0, w[i]);
+	tbuf_addc(&line, '\n');
+	fwrite(line.p, 1, line.len, stdout);
+	fflush(stdout);
+	tbuf_free(&line);
+}
+
+static void
+print_change(const char *op, const struct commreg_entry *e)
+{
+	char		 port[16] = "";
+	const char	*w[4];
+
+	if (e->port > 0)
+		snprintf(port, sizeof port, "%d", e->port);
+	w[0] = op;
+	w[1] = e->name;
+	w[2] = port;
+	w[3] = e->host;
+	print_list_line(w, 4);
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct commreg_entry	*ea = a, *eb = b;
+
+	return strcmp(ea->name, eb->name);
+}
+
+static void
+format_since(long long since, char *buf, size_t len)
+{
+	struct tm	tm;
+	time_t		t = (time_t)since;
+
+	if (since <= 0 || localtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void
+print_table(struct commreg_entry *v, size_t n)
+{
+	int	 wname = 4, whost = 4, w;
+	char	 port[16], pid[24], since[32];
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if ((w = (int)strlen(v[i].name)) > wname)
+			wname = w;
+		if ((w = (int)strlen(v[i].host)) > whost)
+			whost = w;
+	}
+	printf("%-*s %5s %-*s %7s %s\n", wname, "NAME", "PORT", whost, "HOST",
+	    "PID", "SINCE");
+	for (i = 0; i < n; i++) {
+		snprintf(port, sizeof port, "%d", v[i].port);
+		snprintf(pid, sizeof pid, "%ld", v[i].pid);
+		format_since(v[i].since, since, sizeof since);
+		printf("%-*s %5s %-*s %7s %s\n", wname, v[i].name,
+		    v[i].port > 0 ? port : "-", whost,
+		    v[i].host[0] != '\0' ? v[i].host : "-",
+		    v[i].pid >= 0 ? pid : "-", since);
+	}
+}
+
+static int
+cmd_list(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct commreg_client	*c;
+	struct commreg_entry	*v;
+	size_t			 n;
+	int			 rc;
+
+	if ((c = ctx_open(ctx)) == NULL)
+		return EXIT_REGISTRY;
+	rc = commreg_list(c, argc > 0 ? argv[0] : NULL, &v, &n);
+	if (rc != 0) {
+		fprintf(stderr, "commreg: %s\n", commreg_error(c));
+		commreg_close(c);
+		return EXIT_REGISTRY;
+	}
+	qsort(v, n, sizeof *v, entry_cmp);
+	print_table(v, n);
+	commreg_entries_free(v, n);
+	commreg_close(c);
+	return 0;
+}
+
+/* ---- lookup --------------------------------------------------------------- */
+
+static int
+cmd_lookup(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct commreg_client	*c;
+	struct tbuf		 id;
+	int			 rc;
+
+	if ((c = ctx_open(ctx)) == NULL)
+		return EXIT_REGISTRY;
+	tbuf_init(&id);
+	if ((rc = commreg_lookup(c, argv[0], &id)) == 0)
+		printf("%.*s\n", (int)id.len, id.p);
+	else
+		fprintf(stderr, "commreg: %s\n", commreg_error(c));
+	tbuf_free(&id);
+	commreg_close(c);
+	return rc == 0 ? 0 : EXIT_REGISTRY;
+}
+
+/* ---- register ------------------------------------------------------------- */
+
+static int
+parse_port(const char *s, int *port)
+{
+	char	*end;
+	long	 v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < 1 || v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+static int
+cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct commreg_client	*c;
+	char			 assigned[1024];
+	int			 port;
+
+	if (parse_port(argv[1], &port) == -1)
+		return usage_error(ctx->ce, "bad port \"%s\" (want "
+		    "1-65535)", argv[1]);
+	catch_signals();
+	if ((c = ctx_open(ctx)) == NULL)
+		return EXIT_REGISTRY;
+	if (commreg_register(c, argv[0], port, ctx->host, assigned,
+	    sizeof assigned) != 0) {
+		fprintf(stderr, "commreg: %s\n", commreg_error(c));
+		commreg_close(c);
+		return EXIT_REGISTRY;
+	}
+	printf("%s\n", assigned);
+	fflush(stdout);
+	/* The name lives as long as this connection: hold it. */
+	while (!quit) {
+		if (commreg_dispatch(c, HOLD_POLL_MS) == -1) {
+			fprintf(stderr, "commreg: %s: %s\n", assigned,
+			    commreg_error(c));
+			commreg_close(c);
+			return EXIT_REGISTRY;
+		}
+	}
+	commreg_close(c);
+	return 0;
+}
+
+/* ---- watch ---------------------------------------------------------------- */
+
+static int
+cmd_watch(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct commreg_client	*c;
+	struct commreg_entry	*v;
+	struct commreg_event	 ev;
+	size_t			 n, i;
+	int			 r;
+
+	catch_signals();
+	if ((c = ctx_open(ctx)) == NULL)
+		return EXIT_REGISTRY;
+	if (commreg_watch(c, "commreg", argc > 0 ? argv[0] : "*", &v,
+	    &n) != 0) {
+		fprintf(stderr, "commreg: %s\n", commreg_error(c));
+		commreg_close(c);
+		return EXIT_REGISTRY;
+	}
+	for (i = 0; i < n; i++)
+		print_change("add", &v[i]);
+	commreg_entries_free(v, n);
+	while (!quit) {
+		r = commreg_next_event(c, HOLD_POLL_MS, &ev);
+		if (r == -1) {
+			fprintf(stderr, "commreg: %s\n", commreg_error(c));
+			commreg_close(c);
+			return EXIT_REGISTRY;
+		}
+		if (r == 1) {
+			print_change(ev.type == COMMREG_EVENT_ADD ? "add" :
+			    "remove", &ev.entry);
+			commreg_event_clear(&ev);
+		}
+	}
+	commreg_close(c);
+	return 0;
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+static void
+format_uptime(long long s, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "-");
+	else if (s >= 86400)
+		snprintf(buf, len, "%lldd %02lldh %02lldm %02llds", s / 86400,
+		    s % 86400 / 3600, s % 3600 / 60, s % 60);
+	else if (s >= 3600)
+		snprintf(buf, len, "%lldh %02lldm %02llds", s / 3600,
+		    s % 3600 / 60, s % 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%lldm %02llds", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%llds", s);
+}
+
+static void
+print_count(const char *what, long long v)
+{
+	if (v >= 0)
+		printf("%-12s %lld\n", what, v);
+	else
+		printf("%-12s -\n", what);
+}
+
+static int
+cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct commreg_client		*c;
+	const struct commreg_hello	*h;
+	struct commreg_stats		 st;
+	char				 err[1024], up[64], host[256];
+
+	ctx->opts.no_spawn = 1;
+	if ((c = commreg_open(&ctx->opts, err, sizeof err)) == NULL) {
+		if (errno != ESRCH) {
+			fprintf(stderr, "commreg: %s\n", err);
+			return EXIT_REGISTRY;
+		}
+		if (election_hostname(host, sizeof host) == -1)
+			snprintf(host, sizeof host, "this host");
+		printf("no registry is running on %s\n", host);
+		log_debug("%s", err);
+		return EXIT_NONE;
+	}
+	if (commreg_stats(c, &st) != 0) {
+		fprintf(stderr, "commreg: %s\n", commreg_error(c));
+		commreg_close(c);
+		return EXIT_REGISTRY;
+	}
+	h = commreg_hello_info(c);
+	format_uptime(st.uptime, up, sizeof up);
+	printf("%-12s commreg %s (protocol %d, scope %s)\n", "registry",
+	    h->version, h->protocol, h->scope);
+	printf("%-12s %d\n", "port", h->port);
+	printf("%-12s %ld\n", "pid", h->pid);
+	printf("%-12s %s (uid %ld)\n", "owner", h->owner, h->uid);
+	printf("%-12s %s\n", "host", h->host);
+	print_count("entries", st.entries);
+	print_count("connections", st.connections);
+	print_count("watches", st.watches);
+	print_count("messages", st.messages);
+	print_count("refused", st.refused);
+	printf("%-12s %s\n", "uptime", up);
+	commreg_close(c);
+	return 0;
+}
+
+/* ---- table and option parsing ------------------------------------------- */
+
+static const struct cmd_entry cmd_table[] = {
+	{ "list", "[PATTERN]", "list registered applications",
+	  "List the applications registered with the user registry whose\n"
+	  "names match PATTERN (Tcl string match; default *), sorted by\n"
+	  "name, as a table: NAME PORT HOST PID SINCE.\n",
+	  0, 1, 0, cmd_list },
+	{ "lookup", "NAME", "print the comm id (PORT HOST) of NAME",
+	  "Print the comm id \"PORT HOST\" of the application NAME; exit 1\n"
+	  "if no application has that name.\n",
+	  1, 1, 0, cmd_lookup },
+	{ "register", "NAME PORT [--host H]",
+	  "register NAME and hold it until killed",
+	  "Register NAME for the comm port PORT (on host H, default\n"
+	  "localhost), print the assigned name (\"NAME\" or \"NAME #2\"...)\n"
+	  "and hold the registration until SIGTERM or SIGINT (exit 0) or\n"
+	  "until the registry goes away (exit 1).\n",
+	  2, 2, 1, cmd_register },
+	{ "watch", "[PATTERN]", "print registrations as they come and go",
+	  "Print \"add NAME PORT HOST\" for each application matching\n"
+	  "PATTERN (default *) now, then \"add ...\" or \"remove ...\" for\n"
+	  "each change, one Tcl list per line, until killed or the registry\n"
+	  "goes away (exit 1).\n",
+	  0, 1, 0, cmd_watch },
+	{ "status", "", "show the running registry",
+	  "Show the port, pid, owner, entries, connections and uptime of\n"
+	  "the user registry.  Does not start one: exit 3 when none runs.\n",
+	  0, 0, 0, cmd_status },
+	{ NULL, NULL, NULL, NULL, 0, 0, 0, NULL },
+};
+
+enum {
+	OPT_HOME = 256,
+	OPT_COMMREGD,
+	OPT_HOST,
+};
+
+static const struct option long_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "home", required_argument, NULL, OPT_HOME },
+	{ "commregd", required_argument, NULL, OPT_COMMREGD },
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ NULL, 0, NULL, 0 },
+};
+
+/*
+ * Options common to all levels.  Returns -1 when the option is not one
+ * of them, 0 when taken.
+ */
+static int
+common_option(struct cmd_ctx *ctx, int ch)
+{
+	switch (ch) {
+	case 'v':
+		log_init("commreg", LOG_LVL_DEBUG);
+		return 0;
+	case OPT_HOME:
+		ctx->opts.home = optarg;
+		return 0;
+	case OPT_COMMREGD:
+		ctx->opts.commregd = optarg;
+		return 0;
+	}
+	return -1;
+}
+
+/* getopt said '?' (unknown) or ':' (value missing). */
+static int
+bad_option(const struct cmd_entry *ce, int ch, char **argv)
+{
+	if (ch == ':')
+		return usage_error(ce, "option %s needs a value",
+		    argv[optind - 1]);
+	if (ch == '?' && optopt != 0)
+		return usage_error(ce, "unknown option -%c", optopt);
+	return usage_error(ce, "unknown option %s", argv[optind - 1]);
+}
+
+/* Options of a subcommand may come anywhere after its name. */
+static int
+cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc,
+    char **argv)
+{
+	int	ch, nargs;
+
+	optind = 0; /* glibc: start over, permuting */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":hv", long_options,
+	    NULL)) != -1) {
+		if (ch == 'h') {
+			cmd_usage(stdout, ce);
+			return 0;
+		}
+		if (common_option(ctx, ch) == 0)
+			continue;
+		if (ch == OPT_HOST && ce->has_host) {
+			ctx->host = optarg;
+			continue;
+		}
+		return bad_option(ce, ch, argv);
+	}
+	nargs = argc - optind;
+	ctx->ce = ce;
+	if (nargs < ce->minargs)
+		return usage_error(ce, "%s: too few arguments", ce->name);
+	if (nargs > ce->maxargs)
+		return usage_error(ce, "%s: too many arguments", ce->name);
+	return ce->exec(ctx, nargs, argv + optind);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cmd_ctx		 ctx;
+	const struct cmd_entry	*ce;
+	int			 ch;
+
+	memset(&ctx, 0, sizeof ctx);
+	log_init("commreg", LOG_LVL_WARN);
+	opterr = 0;
+	/* '+': stop at the command name; what follows is the command's. */
+	while ((ch = getopt_long(argc, argv, "+:hv", long_options,
+	    NULL)) != -1) {
+		if (ch == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (common_option(&ctx, ch) == 0)
+			continue;
+		return bad_option(NULL, ch, argv);
+	}
+	if (optind >= argc)
+		return usage_error(NULL, "%s", "no command given");
+	for (ce = cmd_table; ce->name != NULL; ce++) {
+		if (strcmp(ce->name, argv[optind]) == 0)
+			return cmd_run(&ctx, ce, argc - optind, argv + optind);
+	}
+	return usage_error(NULL, "unknown command \"%s\"", argv[optind]);
+}

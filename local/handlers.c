@@ -1,1 +1,472 @@
-/* placeholder: being written */
+/*
+ * Protocol commands of the user registry: tcllib's nns protocol v1 with
+ * Search/Continuous (docs/protocol.md §3) and the Commreg/1 extension
+ * (§4).  One handler and one table row per command.
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handlers.h"
+#include "log.h"
+
+#define COMMREG_VERSION "0.1.0"
+
+static int
+arg_is(const struct tl_elem *e, const char *s)
+{
+	return strcmp(e->p, s) == 0;
+}
+
+static int
+error_too_many(struct cmd_ctx *c, const char *what, size_t limit)
+{
+	tbuf_printf(c->result, "too many %s on this connection (limit %zu)",
+	    what, limit);
+	return 1;
+}
+
+static int
+cmd_bind(struct cmd_ctx *c)
+{
+	const struct tlist *w = c->words;
+	struct peer *p = c->peer;
+	struct reg_add a;
+
+	if (p->nentries >= c->srv->o.max_names)
+		return error_too_many(c, "names", c->srv->o.max_names);
+	memset(&a, 0, sizeof a);
+	a.base = w->v[1].p;
+	a.baselen = w->v[1].len;
+	a.nns = true;
+	a.data = w->v[2].p;
+	a.datalen = w->v[2].len;
+	a.uid = p->uid;
+	if (registry_add(c->srv->reg, &a, p, &p->entries, c->result) == NULL)
+		return 1;
+	p->nentries++;
+	tbuf_reset(c->result);
+	return 0;
+}
+
+static int
+cmd_release(struct cmd_ctx *c)
+{
+	struct peer *p = c->peer;
+	struct reg_entry *e, *next;
+
+	TAILQ_FOREACH_SAFE(e, &p->entries, owner_link, next)
+		registry_remove(c->srv->reg, e, &p->entries);
+	p->nentries = 0;
+	return 0;
+}
+
+struct search_ctx {
+	struct tbuf *out;
+	size_t start;
+};
+
+static void
+search_add(const struct reg_entry *e, void *arg)
+{
+	struct search_ctx *sc = arg;
+
+	tl_append(sc->out, sc->start, e->name, e->namelen);
+	tl_append(sc->out, sc->start, e->data, e->datalen);
+}
+
+static int
+cmd_search(struct cmd_ctx *c)
+{
+	struct search_ctx sc = { c->result, 0 };
+	const struct tl_elem *pat = &c->words->v[1];
+
+	registry_match(c->srv->reg, pat->p, pat->len, search_add, &sc);
+	return 0;
+}
+
+static int
+cmd_protocol_version(struct cmd_ctx *c)
+{
+	tbuf_adds(c->result, "1");
+	return 0;
+}
+
+static int
+cmd_protocol_features(struct cmd_ctx *c)
+{
+	tbuf_adds(c->result, "Core Search/Continuous Commreg/1");
+	return 0;
+}
+
+static struct reg_watch *
+watch_find(struct peer *p, enum reg_watch_kind kind, const struct tl_elem *tag)
+{
+	struct reg_watch *w;
+
+	TAILQ_FOREACH(w, &p->watches, owner_link) {
+		if (w->kind == kind && w->taglen == tag->len &&
+		    memcmp(w->tag, tag->p, tag->len) == 0)
+			return w;
+	}
+	return NULL;
+}
+
+static int
+cmd_search_start(struct cmd_ctx *c)
+{
+	const struct tlist *w = c->words;
+	struct peer *p = c->peer;
+	struct tbuf snap;
+	struct search_ctx sc;
+	const char *words[4];
+	size_t lens[4];
+
+	/* tcllib's server ignores a second Start with the same tag. */
+	if (watch_find(p, REG_WATCH_NNS, &w->v[1]) != NULL)
+		return 0;
+	if (p->nwatches >= c->srv->o.max_watches)
+		return error_too_many(c, "watches", c->srv->o.max_watches);
+	registry_watch_add(c->srv->reg, REG_WATCH_NNS, w->v[1].p, w->v[1].len,
+	    w->v[2].p, w->v[2].len, p, &p->watches);
+	p->nwatches++;
+
+	/* The first Change carries the current matches, empty or not
+	 * (nns_protocol, Search/Continuous). */
+	tbuf_init(&snap);
+	sc.out = &snap;
+	sc.start = 0;
+	registry_match(c->srv->reg, w->v[2].p, w->v[2].len, search_add, &sc);
+	words[0] = "Search/Continuous/Change";
+	lens[0] = strlen(words[0]);
+	words[1] = w->v[1].p;
+	lens[1] = w->v[1].len;
+	words[2] = "add";
+	lens[2] = 3;
+	words[3] = snap.p;
+	lens[3] = snap.len;
+	peer_send_async(p, words, lens, 4);
+	tbuf_free(&snap);
+	return 0;
+}
+
+static int
+watch_stop(struct cmd_ctx *c, enum reg_watch_kind kind)
+{
+	struct peer *p = c->peer;
+	struct reg_watch *w;
+
+	if ((w = watch_find(p, kind, &c->words->v[1])) != NULL) {
+		registry_watch_remove(c->srv->reg, w, &p->watches);
+		p->nwatches--;
+	}
+	return 0;
+}
+
+static int
+cmd_search_stop(struct cmd_ctx *c)
+{
+	return watch_stop(c, REG_WATCH_NNS);
+}
+
+static int
+cmd_hello(struct cmd_ctx *c)
+{
+	struct server *s = c->srv;
+	struct tbuf *r = c->result;
+
+	tl_append_str(r, 0, "registry");
+	tl_append_str(r, 0, "commreg");
+	tl_append_str(r, 0, "version");
+	tl_append_str(r, 0, COMMREG_VERSION);
+	tl_append_str(r, 0, "protocol");
+	tl_append_int(r, 0, 1);
+	tl_append_str(r, 0, "owner");
+	tl_append_str(r, 0, s->owner);
+	tl_append_str(r, 0, "uid");
+	tl_append_int(r, 0, (long long)s->uid);
+	tl_append_str(r, 0, "host");
+	tl_append_str(r, 0, s->host);
+	tl_append_str(r, 0, "pid");
+	tl_append_int(r, 0, (long long)getpid());
+	tl_append_str(r, 0, "port");
+	tl_append_int(r, 0, s->port);
+	tl_append_str(r, 0, "scope");
+	tl_append_str(r, 0, "user");
+	return 0;
+}
+
+static int
+parse_port(const struct tl_elem *e, int *port, struct tbuf *err)
+{
+	char *end;
+	long v = strtol(e->p, &end, 10);
+
+	if (end == e->p || *end != '\0' || v < 1 || v > 65535) {
+		tbuf_printf(err, "expected a port number 1-65535 but got \"%.*s\"",
+		    (int)(e->len > 64 ? 64 : e->len), e->p);
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
+static int
+cmd_register(struct cmd_ctx *c)
+{
+	const struct tlist *w = c->words;
+	struct peer *p = c->peer;
+	struct reg_add a;
+	struct reg_entry *e;
+	size_t i;
+	char *end;
+	long v;
+
+	if (p->nentries >= c->srv->o.max_names)
+		return error_too_many(c, "names", c->srv->o.max_names);
+	memset(&a, 0, sizeof a);
+	a.base = w->v[1].p;
+	a.baselen = w->v[1].len;
+	a.host = "localhost";
+	a.uid = p->uid;
+	if (parse_port(&w->v[2], &a.port, c->result) == -1)
+		return 1;
+	if ((w->n - 3) % 2 != 0) {
+		tbuf_printf(c->result, "value for \"%s\" missing",
+		    w->v[w->n - 1].p);
+		return 1;
+	}
+	for (i = 3; i + 1 < w->n; i += 2) {
+		const struct tl_elem *o = &w->v[i], *val = &w->v[i + 1];
+
+		if (arg_is(o, "-host"))
+			a.host = val->p;
+		else if (arg_is(o, "-data")) {
+			a.data = val->p;
+			a.datalen = val->len;
+		} else if (arg_is(o, "-scope")) {
+			if (!arg_is(val, "user")) {
+				tbuf_printf(c->result, "scope \"%.32s\" is not "
+				    "served here: this registry offers scope "
+				    "user (host and global need the host "
+				    "gateway)", val->p);
+				return 1;
+			}
+		} else if (arg_is(o, "-serial")) {
+			v = strtol(val->p, &end, 10);
+			if (end == val->p || *end != '\0' || v < 1 ||
+			    v > 1000000) {
+				tbuf_printf(c->result, "bad serial \"%.32s\"",
+				    val->p);
+				return 1;
+			}
+			a.want_serial = (int)v;
+		} else if (arg_is(o, "-pid")) {
+			v = strtol(val->p, &end, 10);
+			if (end == val->p || *end != '\0' || v < 1) {
+				tbuf_printf(c->result, "bad pid \"%.32s\"",
+				    val->p);
+				return 1;
+			}
+			a.pid = (pid_t)v;
+		} else {
+			tbuf_printf(c->result, "bad option \"%.64s\": must be "
+			    "-data, -host, -pid, -scope or -serial", o->p);
+			return 1;
+		}
+	}
+	if (strlen(a.host) > 255 || strpbrk(a.host, " \t\r\n{}\"\\") != NULL) {
+		tbuf_adds(c->result, "bad host name");
+		return 1;
+	}
+	if ((e = registry_add(c->srv->reg, &a, p, &p->entries, c->result)) ==
+	    NULL)
+		return 1;
+	p->nentries++;
+	tbuf_reset(c->result);
+	tbuf_add(c->result, e->name, e->namelen);
+	log_debug("peer %s registered \"%s\" port %d", p->addr, e->name,
+	    e->port);
+	return 0;
+}
+
+static int
+cmd_unregister(struct cmd_ctx *c)
+{
+	const struct tl_elem *name = &c->words->v[1];
+	struct peer *p = c->peer;
+	struct reg_entry *e;
+
+	e = registry_find(c->srv->reg, name->p, name->len);
+	if (e == NULL || e->owner != p) {
+		tbuf_adds(c->result, "\"");
+		tbuf_add(c->result, name->p, name->len);
+		tbuf_adds(c->result, e == NULL ?
+		    "\" is not registered" :
+		    "\" was registered by another connection");
+		return 1;
+	}
+	registry_remove(c->srv->reg, e, &p->entries);
+	p->nentries--;
+	return 0;
+}
+
+static int
+cmd_lookup(struct cmd_ctx *c)
+{
+	const struct tl_elem *name = &c->words->v[1];
+	struct reg_entry *e;
+
+	e = registry_find(c->srv->reg, name->p, name->len);
+	if (e == NULL) {
+		tbuf_adds(c->result, "no application named \"");
+		tbuf_add(c->result, name->p, name->len);
+		tbuf_addc(c->result, '"');
+		return 1;
+	}
+	tbuf_add(c->result, e->data, e->datalen);
+	return 0;
+}
+
+static void
+format_entries(struct tbuf *out, const struct reg_entry **v, size_t n)
+{
+	size_t i, start = out->len;
+
+	for (i = 0; i < n; i++)
+		registry_format_entry(out, start, v[i]);
+}
+
+static int
+cmd_list(struct cmd_ctx *c)
+{
+	const struct tlist *w = c->words;
+	const struct reg_entry **v;
+	size_t n;
+
+	v = registry_sorted(c->srv->reg, w->n > 1 ? w->v[1].p : "*",
+	    w->n > 1 ? w->v[1].len : 1, &n);
+	format_entries(c->result, v, n);
+	free(v);
+	return 0;
+}
+
+static int
+cmd_watch(struct cmd_ctx *c)
+{
+	const struct tlist *w = c->words;
+	struct peer *p = c->peer;
+	const struct reg_entry **v;
+	size_t n;
+
+	if (watch_find(p, REG_WATCH_COMMREG, &w->v[1]) != NULL) {
+		tbuf_printf(c->result, "a watch with tag \"%.64s\" already "
+		    "exists on this connection", w->v[1].p);
+		return 1;
+	}
+	if (p->nwatches >= c->srv->o.max_watches)
+		return error_too_many(c, "watches", c->srv->o.max_watches);
+	registry_watch_add(c->srv->reg, REG_WATCH_COMMREG, w->v[1].p,
+	    w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches);
+	p->nwatches++;
+	/* The snapshot is the reply, so it is on the wire before any event
+	 * of this watch (docs/protocol.md §4). */
+	v = registry_sorted(c->srv->reg, w->v[2].p, w->v[2].len, &n);
+	format_entries(c->result, v, n);
+	free(v);
+	return 0;
+}
+
+static int
+cmd_unwatch(struct cmd_ctx *c)
+{
+	return watch_stop(c, REG_WATCH_COMMREG);
+}
+
+static int
+cmd_stats(struct cmd_ctx *c)
+{
+	struct server *s = c->srv;
+	struct tbuf *r = c->result;
+
+	tl_append_str(r, 0, "entries");
+	tl_append_int(r, 0, (long long)registry_count(s->reg));
+	tl_append_str(r, 0, "connections");
+	tl_append_int(r, 0, (long long)s->npeers);
+	tl_append_str(r, 0, "watches");
+	tl_append_int(r, 0, (long long)registry_watch_count(s->reg));
+	tl_append_str(r, 0, "uptime");
+	tl_append_int(r, 0, (long long)(time(NULL) - s->started));
+	tl_append_str(r, 0, "messages");
+	tl_append_int(r, 0, (long long)s->messages);
+	tl_append_str(r, 0, "refused");
+	tl_append_int(r, 0, (long long)s->refused);
+	tl_append_str(r, 0, "version");
+	tl_append_str(r, 0, COMMREG_VERSION);
+	return 0;
+}
+
+/* Usage strings are the argument names tcllib's server uses, so a
+ * wrong-args error reads as Tcl's would. */
+static const struct cmd_entry cmd_table[] = {
+	{ "Bind", 2, 2, "name cdata", cmd_bind },
+	{ "Release", 0, 0, "", cmd_release },
+	{ "Search", 1, 1, "pattern", cmd_search },
+	{ "ProtocolVersion", 0, 0, "", cmd_protocol_version },
+	{ "ProtocolFeatures", 0, 0, "", cmd_protocol_features },
+	{ "Search/Continuous/Start", 2, 2, "tag pattern", cmd_search_start },
+	{ "Search/Continuous/Stop", 1, 1, "tag", cmd_search_stop },
+	{ "Commreg/Hello", 0, 1, "?clientversion?", cmd_hello },
+	{ "Commreg/Register", 2, -1, "name port ?-option value ...?",
+	    cmd_register },
+	{ "Commreg/Unregister", 1, 1, "name", cmd_unregister },
+	{ "Commreg/Lookup", 1, 1, "name", cmd_lookup },
+	{ "Commreg/List", 0, 1, "?pattern?", cmd_list },
+	{ "Commreg/Watch", 2, 2, "tag pattern", cmd_watch },
+	{ "Commreg/Unwatch", 1, 1, "tag", cmd_unwatch },
+	{ "Commreg/Stats", 0, 0, "", cmd_stats },
+};
+
+const struct cmd_entry *
+cmd_find(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++) {
+		if (strlen(cmd_table[i].name) == len &&
+		    memcmp(cmd_table[i].name, name, len) == 0)
+			return &cmd_table[i];
+	}
+	return NULL;
+}
+
+void
+handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
+    void *arg)
+{
+	struct peer *p = w->owner;
+	struct tbuf body;
+	const char *words[4];
+	size_t lens[4];
+
+	tbuf_init(&body);
+	if (w->kind == REG_WATCH_NNS) {
+		words[0] = "Search/Continuous/Change";
+		tl_append(&body, 0, e->name, e->namelen);
+		tl_append(&body, 0, e->data, e->datalen);
+	} else {
+		words[0] = "Commreg/Event";
+		registry_entry_dict(&body, e);
+	}
+	lens[0] = strlen(words[0]);
+	words[1] = w->tag;
+	lens[1] = w->taglen;
+	words[2] = added ? "add" : "remove";
+	lens[2] = strlen(words[2]);
+	words[3] = body.p;
+	lens[3] = body.len;
+	peer_send_async(p, words, lens, 4);
+	tbuf_free(&body);
+}

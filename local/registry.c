@@ -1,1 +1,555 @@
-/* placeholder: being written */
+/*
+ * The registry table (see registry.h for the why of its data structures).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "registry.h"
+#include "tcllist.h"
+#include "tclmatch.h"
+
+/* Bound on the serials tried for one base name (Tk gives up never; we do
+ * so that a hostile client cannot make one Register cost a million
+ * probes). */
+#define REG_SERIAL_MAX 100000
+
+struct reg_watch_slot {
+	char *key;
+	size_t keylen;
+	struct reg_watch_list watches;
+	struct reg_watch_slot *hnext;
+};
+
+struct registry {
+	struct reg_entry **buckets;
+	size_t nbuckets; /* power of two */
+	size_t count;
+
+	struct reg_watch_slot **wbuckets; /* literal-pattern watches */
+	size_t nwbuckets;
+	size_t nslots;
+	struct reg_watch_list globs; /* every other watch */
+	size_t nwatches;
+
+	reg_notify_fn notify;
+	void *arg;
+};
+
+static uint64_t
+hash_bytes(const char *p, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	while (len-- > 0) {
+		h ^= (unsigned char)*p++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (p == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+static char *
+xmemdup(const char *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (s == NULL)
+		fatalx("out of memory");
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+struct registry *
+registry_new(reg_notify_fn notify, void *arg)
+{
+	struct registry *r = xcalloc(1, sizeof *r);
+
+	r->nbuckets = 256;
+	r->buckets = xcalloc(r->nbuckets, sizeof *r->buckets);
+	r->nwbuckets = 64;
+	r->wbuckets = xcalloc(r->nwbuckets, sizeof *r->wbuckets);
+	TAILQ_INIT(&r->globs);
+	r->notify = notify;
+	r->arg = arg;
+	return r;
+}
+
+static void
+entry_free(struct reg_entry *e)
+{
+	free(e->name);
+	free(e->base);
+	free(e->host);
+	free(e->data);
+	free(e);
+}
+
+void
+registry_free(struct registry *r)
+{
+	struct reg_entry *e, *next;
+	size_t i;
+
+	/* Owners must have removed their watches and entries; anything left
+	 * is freed without notifications. */
+	for (i = 0; i < r->nbuckets; i++) {
+		for (e = r->buckets[i]; e != NULL; e = next) {
+			next = e->hnext;
+			entry_free(e);
+		}
+	}
+	free(r->buckets);
+	free(r->wbuckets);
+	free(r);
+}
+
+static void
+registry_grow(struct registry *r)
+{
+	struct reg_entry **nb, *e, *next;
+	size_t n = r->nbuckets * 2, i, h;
+
+	nb = xcalloc(n, sizeof *nb);
+	for (i = 0; i < r->nbuckets; i++) {
+		for (e = r->buckets[i]; e != NULL; e = next) {
+			next = e->hnext;
+			h = hash_bytes(e->name, e->namelen) & (n - 1);
+			e->hnext = nb[h];
+			nb[h] = e;
+		}
+	}
+	free(r->buckets);
+	r->buckets = nb;
+	r->nbuckets = n;
+}
+
+struct reg_entry *
+registry_find(struct registry *r, const char *name, size_t len)
+{
+	struct reg_entry *e;
+
+	e = r->buckets[hash_bytes(name, len) & (r->nbuckets - 1)];
+	for (; e != NULL; e = e->hnext) {
+		if (e->namelen == len && memcmp(e->name, name, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static struct reg_watch_slot *
+slot_find(struct registry *r, const char *key, size_t len, bool create)
+{
+	struct reg_watch_slot *s, **bucket;
+
+	bucket = &r->wbuckets[hash_bytes(key, len) & (r->nwbuckets - 1)];
+	for (s = *bucket; s != NULL; s = s->hnext) {
+		if (s->keylen == len && memcmp(s->key, key, len) == 0)
+			return s;
+	}
+	if (!create)
+		return NULL;
+	s = xcalloc(1, sizeof *s);
+	s->key = xmemdup(key, len);
+	s->keylen = len;
+	TAILQ_INIT(&s->watches);
+	s->hnext = *bucket;
+	*bucket = s;
+	r->nslots++;
+	return s;
+}
+
+static void
+slot_drop(struct registry *r, struct reg_watch_slot *s)
+{
+	struct reg_watch_slot **pp;
+
+	pp = &r->wbuckets[hash_bytes(s->key, s->keylen) & (r->nwbuckets - 1)];
+	for (; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	}
+	free(s->key);
+	free(s);
+	r->nslots--;
+}
+
+static void
+notify_all(struct registry *r, const struct reg_entry *e, bool added)
+{
+	struct reg_watch_slot *s;
+	struct reg_watch *w, *next;
+
+	if (r->notify == NULL || r->nwatches == 0)
+		return;
+	s = slot_find(r, e->name, e->namelen, false);
+	if (s != NULL) {
+		TAILQ_FOREACH_SAFE(w, &s->watches, link, next)
+			r->notify(w, e, added, r->arg);
+	}
+	TAILQ_FOREACH_SAFE(w, &r->globs, link, next) {
+		if (tcl_string_match(w->pattern, w->patlen, e->name,
+		    e->namelen))
+			r->notify(w, e, added, r->arg);
+	}
+}
+
+int
+registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
+{
+	size_t i, j;
+
+	tbuf_reset(err);
+	if (len == 0) {
+		tbuf_adds(err, "a name must not be empty");
+		return -1;
+	}
+	if (len > REG_NAME_MAX) {
+		tbuf_printf(err, "name is %zu bytes long, the limit is %d",
+		    len, REG_NAME_MAX);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = name[i];
+
+		if (c == 0 || (!nns && (c < 0x20 || c == 0x7f))) {
+			tbuf_adds(err, "name \"");
+			tbuf_add(err, name, len);
+			tbuf_adds(err, "\" contains a control character");
+			return -1;
+		}
+	}
+	if (nns)
+		return 0;
+	/* "foo #3" is how serials are written: a base must not look like
+	 * one, or two applications could end up with the same name. */
+	for (j = len; j > 0 && name[j - 1] >= '0' && name[j - 1] <= '9'; j--)
+		;
+	if (j < len && j >= 2 && name[j - 1] == '#' && name[j - 2] == ' ') {
+		tbuf_adds(err, "name \"");
+		tbuf_add(err, name, len);
+		tbuf_adds(err, "\" ends in a serial number; register the "
+		    "base name and the registry assigns the serial");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+make_name(struct tbuf *out, const char *base, size_t baselen, int serial)
+{
+	tbuf_reset(out);
+	tbuf_add(out, base, baselen);
+	if (serial > 1)
+		tbuf_printf(out, " #%d", serial);
+}
+
+/* A Bind's data that is a comm id "PORT ?HOST?" gives the entry a port. */
+static void
+entry_port_from_data(struct reg_entry *e)
+{
+	struct tlist l;
+	const char *err;
+	char *end;
+	long port;
+
+	e->port = -1;
+	tlist_init(&l);
+	if (tlist_parse(&l, e->data, e->datalen, &err) == 0 &&
+	    (l.n == 1 || l.n == 2)) {
+		port = strtol(l.v[0].p, &end, 10);
+		if (end != l.v[0].p && *end == '\0' && port > 0 &&
+		    port < 65536) {
+			e->port = (int)port;
+			free(e->host);
+			e->host = xmemdup(l.n == 2 ? l.v[1].p : "",
+			    l.n == 2 ? l.v[1].len : 0);
+		}
+	}
+	tlist_free(&l);
+}
+
+struct reg_entry *
+registry_add(struct registry *r, const struct reg_add *a, void *owner,
+    struct reg_entry_list *owner_list, struct tbuf *err)
+{
+	struct reg_entry *e;
+	struct tbuf name;
+	int serial = 1, tries;
+	size_t h;
+
+	if (registry_check_name(a->base, a->baselen, a->nns, err) == -1)
+		return NULL;
+	tbuf_init(&name);
+	if (a->nns) {
+		if (registry_find(r, a->base, a->baselen) != NULL) {
+			/* tcllib's exact text, which clients match on. */
+			tbuf_adds(err, "Name \"");
+			tbuf_add(err, a->base, a->baselen);
+			tbuf_adds(err, "\" is already bound");
+			tbuf_free(&name);
+			return NULL;
+		}
+		make_name(&name, a->base, a->baselen, 1);
+	} else {
+		serial = a->want_serial > 0 ? a->want_serial : 1;
+		make_name(&name, a->base, a->baselen, serial);
+		if (registry_find(r, name.p, name.len) != NULL) {
+			/* Tk's rule: the lowest free serial. */
+			for (serial = 1, tries = 0; tries < REG_SERIAL_MAX;
+			    serial++, tries++) {
+				make_name(&name, a->base, a->baselen, serial);
+				if (registry_find(r, name.p, name.len) == NULL)
+					break;
+			}
+			if (tries == REG_SERIAL_MAX) {
+				tbuf_printf(err, "too many instances of \"%.*s\"",
+				    (int)a->baselen, a->base);
+				tbuf_free(&name);
+				return NULL;
+			}
+		}
+	}
+
+	e = xcalloc(1, sizeof *e);
+	e->name = xmemdup(name.p, name.len);
+	e->namelen = name.len;
+	tbuf_free(&name);
+	e->base = xmemdup(a->base, a->baselen);
+	e->baselen = a->baselen;
+	e->serial = serial;
+	e->scope = a->scope;
+	e->uid = a->uid;
+	e->pid = a->pid;
+	e->since = time(NULL);
+	e->owner = owner;
+	if (a->data != NULL) {
+		e->data = xmemdup(a->data, a->datalen);
+		e->datalen = a->datalen;
+		e->host = xmemdup("", 0);
+		entry_port_from_data(e);
+	} else {
+		struct tbuf d;
+
+		e->port = a->port;
+		e->host = xmemdup(a->host, strlen(a->host));
+		tbuf_init(&d);
+		tl_append_int(&d, 0, a->port);
+		tl_append_str(&d, 0, a->host);
+		e->data = xmemdup(d.p, d.len);
+		e->datalen = d.len;
+		tbuf_free(&d);
+	}
+
+	if (r->count >= r->nbuckets)
+		registry_grow(r);
+	h = hash_bytes(e->name, e->namelen) & (r->nbuckets - 1);
+	e->hnext = r->buckets[h];
+	r->buckets[h] = e;
+	r->count++;
+	TAILQ_INSERT_TAIL(owner_list, e, owner_link);
+	notify_all(r, e, true);
+	return e;
+}
+
+void
+registry_remove(struct registry *r, struct reg_entry *e,
+    struct reg_entry_list *owner_list)
+{
+	struct reg_entry **pp;
+
+	pp = &r->buckets[hash_bytes(e->name, e->namelen) & (r->nbuckets - 1)];
+	for (; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == e) {
+			*pp = e->hnext;
+			break;
+		}
+	}
+	r->count--;
+	TAILQ_REMOVE(owner_list, e, owner_link);
+	notify_all(r, e, false);
+	entry_free(e);
+}
+
+void
+registry_match(struct registry *r, const char *pat, size_t plen,
+    void (*fn)(const struct reg_entry *, void *), void *arg)
+{
+	struct reg_entry *e;
+	size_t i;
+
+	if (tcl_pattern_is_literal(pat, plen)) {
+		if ((e = registry_find(r, pat, plen)) != NULL)
+			fn(e, arg);
+		return;
+	}
+	for (i = 0; i < r->nbuckets; i++) {
+		for (e = r->buckets[i]; e != NULL; e = e->hnext) {
+			if (tcl_string_match(pat, plen, e->name, e->namelen))
+				fn(e, arg);
+		}
+	}
+}
+
+struct sorted_ctx {
+	const struct reg_entry **v;
+	size_t n, cap;
+};
+
+static void
+sorted_collect(const struct reg_entry *e, void *arg)
+{
+	struct sorted_ctx *c = arg;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->v = realloc(c->v, c->cap * sizeof *c->v);
+		if (c->v == NULL)
+			fatalx("out of memory");
+	}
+	c->v[c->n++] = e;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct reg_entry *x = *(const struct reg_entry *const *)a;
+	const struct reg_entry *y = *(const struct reg_entry *const *)b;
+	size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
+	int c = memcmp(x->name, y->name, n);
+
+	if (c != 0)
+		return c;
+	return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
+}
+
+const struct reg_entry **
+registry_sorted(struct registry *r, const char *pat, size_t plen, size_t *n)
+{
+	struct sorted_ctx c = { NULL, 0, 0 };
+
+	registry_match(r, pat, plen, sorted_collect, &c);
+	if (c.n > 1)
+		qsort(c.v, c.n, sizeof *c.v, entry_cmp);
+	*n = c.n;
+	return c.v;
+}
+
+struct reg_watch *
+registry_watch_add(struct registry *r, enum reg_watch_kind kind,
+    const char *tag, size_t taglen, const char *pat, size_t plen,
+    void *owner, struct reg_watch_list *owner_list)
+{
+	struct reg_watch *w = xcalloc(1, sizeof *w);
+
+	w->kind = kind;
+	w->tag = xmemdup(tag, taglen);
+	w->taglen = taglen;
+	w->pattern = xmemdup(pat, plen);
+	w->patlen = plen;
+	w->owner = owner;
+	w->literal = tcl_pattern_is_literal(pat, plen);
+	if (w->literal) {
+		w->slot = slot_find(r, pat, plen, true);
+		TAILQ_INSERT_TAIL(&w->slot->watches, w, link);
+	} else
+		TAILQ_INSERT_TAIL(&r->globs, w, link);
+	TAILQ_INSERT_TAIL(owner_list, w, owner_link);
+	r->nwatches++;
+	return w;
+}
+
+void
+registry_watch_remove(struct registry *r, struct reg_watch *w,
+    struct reg_watch_list *owner_list)
+{
+	if (w->literal) {
+		TAILQ_REMOVE(&w->slot->watches, w, link);
+		if (TAILQ_EMPTY(&w->slot->watches))
+			slot_drop(r, w->slot);
+	} else
+		TAILQ_REMOVE(&r->globs, w, link);
+	TAILQ_REMOVE(owner_list, w, owner_link);
+	r->nwatches--;
+	free(w->tag);
+	free(w->pattern);
+	free(w);
+}
+
+size_t
+registry_count(const struct registry *r)
+{
+	return r->count;
+}
+
+size_t
+registry_watch_count(const struct registry *r)
+{
+	return r->nwatches;
+}
+
+const char *
+registry_scope_name(enum reg_scope s)
+{
+	switch (s) {
+	case REG_SCOPE_USER:
+		return "user";
+	}
+	return "user";
+}
+
+void
+registry_entry_dict(struct tbuf *d, const struct reg_entry *e)
+{
+	tl_append_str(d, 0, "name");
+	tl_append(d, 0, e->name, e->namelen);
+	tl_append_str(d, 0, "serial");
+	tl_append_int(d, 0, e->serial);
+	tl_append_str(d, 0, "base");
+	tl_append(d, 0, e->base, e->baselen);
+	tl_append_str(d, 0, "port");
+	if (e->port > 0)
+		tl_append_int(d, 0, e->port);
+	else
+		tl_append_str(d, 0, "");
+	tl_append_str(d, 0, "host");
+	tl_append_str(d, 0, e->host);
+	tl_append_str(d, 0, "data");
+	tl_append(d, 0, e->data, e->datalen);
+	tl_append_str(d, 0, "scope");
+	tl_append_str(d, 0, registry_scope_name(e->scope));
+	tl_append_str(d, 0, "uid");
+	tl_append_int(d, 0, (long long)e->uid);
+	tl_append_str(d, 0, "pid");
+	if (e->pid > 0)
+		tl_append_int(d, 0, (long long)e->pid);
+	else
+		tl_append_str(d, 0, "");
+	tl_append_str(d, 0, "since");
+	tl_append_int(d, 0, (long long)e->since);
+}
+
+void
+registry_format_entry(struct tbuf *out, size_t list_start,
+    const struct reg_entry *e)
+{
+	static __thread struct tbuf d;
+
+	tbuf_reset(&d);
+	registry_entry_dict(&d, e);
+	tl_append(out, list_start, d.p, d.len);
+}

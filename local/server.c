@@ -1,1 +1,443 @@
-/* placeholder: being written */
+/*
+ * The registry server: connection life cycle and message dispatch (see
+ * server.h).  Every callback here is short; protocol commands live in
+ * handlers.c, the table in registry.c.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "handlers.h"
+#include "log.h"
+#include "peeruid.h"
+#include "server.h"
+
+void
+server_default_opts(struct server_opts *o)
+{
+	o->max_message = COMM_DEFAULT_MAX_MESSAGE;
+	o->max_names = 1024;
+	o->max_watches = 256;
+	o->max_conns = 8192;
+	o->max_output = 8 * 1024 * 1024;
+	o->handshake_timeout = 10;
+}
+
+static void peer_read(struct bufferevent *, void *);
+static void peer_event(struct bufferevent *, short, void *);
+
+static void
+peer_free(struct peer *p)
+{
+	struct server *s = p->srv;
+	struct reg_watch *w, *wn;
+	struct reg_entry *e, *en;
+
+	/* Watches first: a closing client is not told of its own names. */
+	TAILQ_FOREACH_SAFE(w, &p->watches, owner_link, wn)
+		registry_watch_remove(s->reg, w, &p->watches);
+	TAILQ_FOREACH_SAFE(e, &p->entries, owner_link, en)
+		registry_remove(s->reg, e, &p->entries);
+	if (p->timer != NULL)
+		event_free(p->timer);
+	if (p->bev != NULL)
+		bufferevent_free(p->bev);
+	free(p);
+	s->npeers--;
+}
+
+static void
+server_reap(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server *s = arg;
+	struct peer *p;
+
+	while ((p = TAILQ_FIRST(&s->dead)) != NULL) {
+		TAILQ_REMOVE(&s->dead, p, link);
+		peer_free(p);
+	}
+}
+
+/* A peer goes dead now (no more reads or writes) and is freed from the
+ * reaper, so that a notification loop or a read loop that is still
+ * walking lists never sees it vanish. */
+static void
+peer_kill(struct peer *p)
+{
+	if (p->state == PEER_DEAD)
+		return;
+	p->state = PEER_DEAD;
+	bufferevent_disable(p->bev, EV_READ | EV_WRITE);
+	TAILQ_REMOVE(&p->srv->peers, p, link);
+	TAILQ_INSERT_TAIL(&p->srv->dead, p, link);
+	event_active(p->srv->reaper, EV_TIMEOUT, 0);
+}
+
+void
+peer_fail(struct peer *p, const char *fmt, ...)
+{
+	char    msg[512];
+	va_list ap;
+
+	if (p->state == PEER_DEAD)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_warnx("peer %s uid %ld: %s; connection closed", p->addr,
+	    (long)p->uid, msg);
+	peer_kill(p);
+}
+
+static void
+peer_write(struct peer *p, const struct tbuf *b)
+{
+	struct evbuffer *out;
+
+	if (p->state == PEER_DEAD)
+		return;
+	out = bufferevent_get_output(p->bev);
+	if (evbuffer_get_length(out) + b->len > p->srv->o.max_output) {
+		/* A client that never reads would make us hold its replies
+		 * forever; it loses its connection instead. */
+		peer_fail(p, "not reading: %zu bytes already queued",
+		    evbuffer_get_length(out));
+		return;
+	}
+	evbuffer_add(out, b->p, b->len);
+}
+
+void
+peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
+    size_t n)
+{
+	struct server *s = p->srv;
+	struct tbuf payload;
+
+	if (p->state != PEER_READY)
+		return;
+	tbuf_init(&payload);
+	comm_format_command(&payload, words, lens, n);
+	tbuf_reset(&s->out);
+	comm_format_message(&s->out, "async", ++p->out_serial, payload.p,
+	    payload.len);
+	tbuf_free(&payload);
+	peer_write(p, &s->out);
+}
+
+static void
+peer_handshake_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct peer *p = arg;
+
+	peer_fail(p, "no protocol offer within %d s",
+	    p->srv->o.handshake_timeout);
+}
+
+static void
+peer_hello(struct peer *p, const struct tlist *line)
+{
+	struct server *s = p->srv;
+	struct tlist vers;
+	const char *err;
+	size_t i;
+	bool ok = false;
+
+	tlist_init(&vers);
+	if (line->n >= 1 && tlist_parse(&vers, line->v[0].p, line->v[0].len,
+	    &err) == 0) {
+		for (i = 0; i < vers.n; i++)
+			if (strcmp(vers.v[i].p, "3") == 0)
+				ok = true;
+	}
+	tlist_free(&vers);
+	if (!ok || line->n < 2) {
+		peer_fail(p, "first line is not a comm protocol offer "
+		    "with version 3");
+		return;
+	}
+	p->remote_port = atoi(line->v[1].p);
+	p->state = PEER_READY;
+	evtimer_del(p->timer);
+	tbuf_reset(&s->out);
+	comm_format_vers(&s->out, 3);
+	peer_write(p, &s->out);
+}
+
+static void
+peer_reply(struct peer *p, const char *kind, int64_t serial, int code,
+    const struct tbuf *result)
+{
+	struct server *s = p->srv;
+
+	tbuf_reset(&s->out);
+	comm_format_reply(&s->out, kind, serial, code, result->p,
+	    result->len, NULL);
+	peer_write(p, &s->out);
+}
+
+/* Run one literal command; result holds the reply text. */
+static int
+peer_exec(struct peer *p, const struct tlist *w)
+{
+	struct server *s = p->srv;
+	const struct cmd_entry *c;
+	struct cmd_ctx ctx;
+	int nargs;
+
+	tbuf_reset(&s->result);
+	if (w->n == 0)
+		return 0; /* Tcl evaluates an empty script to "" */
+	c = cmd_find(w->v[0].p, w->v[0].len);
+	if (c == NULL) {
+		/* Tcl's own words, which Tcl clients may match on. */
+		tbuf_adds(&s->result, "invalid command name \"");
+		tbuf_add(&s->result, w->v[0].p, w->v[0].len);
+		tbuf_addc(&s->result, '"');
+		return 1;
+	}
+	nargs = (int)w->n - 1;
+	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {
+		tbuf_printf(&s->result, "wrong # args: should be \"%s%s%s\"",
+		    c->name, c->usage[0] ? " " : "", c->usage);
+		return 1;
+	}
+	ctx.peer = p;
+	ctx.srv = s;
+	ctx.words = w;
+	ctx.result = &s->result;
+	return c->exec(&ctx);
+}
+
+static void
+peer_message(struct peer *p, const struct tlist *m)
+{
+	struct server *s = p->srv;
+	const char *kind;
+	char *end;
+	int64_t serial;
+	int code;
+	bool is_send, is_async, is_command;
+
+	s->messages++;
+	if (m->n == 0)
+		return;
+	kind = m->v[0].p;
+	is_send = strcmp(kind, "send") == 0;
+	is_async = strcmp(kind, "async") == 0;
+	is_command = strcmp(kind, "command") == 0;
+	if (!is_send && !is_async && !is_command) {
+		/* reply, callback, vers, and unknown kinds: comm discards
+		 * them, and we never wait for a reply. */
+		log_debug("peer %s: ignored message kind \"%s\"", p->addr,
+		    kind);
+		return;
+	}
+	if (m->n != 3) {
+		peer_fail(p, "\"%s\" message with %zu words instead of 3",
+		    kind, m->n);
+		return;
+	}
+	serial = strtoll(m->v[1].p, &end, 10);
+	if (end == m->v[1].p || *end != '\0') {
+		peer_fail(p, "message serial \"%.40s\" is not a number",
+		    m->v[1].p);
+		return;
+	}
+	if (comm_payload_command(m->v[2].p, m->v[2].len, &s->frags,
+	    &s->scratch, &s->words, &s->err) == -1) {
+		tbuf_reset(&s->result);
+		tbuf_add(&s->result, s->err.p, s->err.len);
+		code = 1;
+	} else
+		code = peer_exec(p, &s->words);
+	if (code == 1)
+		log_debug("peer %s: error reply: %s", p->addr, s->result.p);
+	if (!is_async)
+		peer_reply(p, is_send ? "reply" : "callback", serial, code,
+		    &s->result);
+}
+
+static void
+peer_read(struct bufferevent *bev, void *arg)
+{
+	struct peer *p = arg;
+	struct server *s = p->srv;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	enum comm_frame_status st;
+	const char *err = NULL;
+	size_t len, consumed;
+	char *buf;
+
+	while (p->state != PEER_DEAD && (len = evbuffer_get_length(in)) > 0) {
+		buf = (char *)evbuffer_pullup(in, -1);
+		if (p->state == PEER_HANDSHAKE)
+			st = comm_frame_line(&p->fr, buf, len, &consumed,
+			    &s->msg, &err);
+		else
+			st = comm_frame_next(&p->fr, buf, len, &consumed,
+			    &s->msg, &err);
+		if (st == COMM_FRAME_MORE)
+			break;
+		if (st == COMM_FRAME_ERROR) {
+			peer_fail(p, "bad message: %s", err);
+			break;
+		}
+		if (p->state == PEER_HANDSHAKE)
+			peer_hello(p, &s->msg);
+		else
+			peer_message(p, &s->msg);
+		evbuffer_drain(in, consumed);
+	}
+}
+
+static void
+peer_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer *p = arg;
+
+	if (what & BEV_EVENT_EOF)
+		log_debug("peer %s: closed the connection", p->addr);
+	else if (what & BEV_EVENT_ERROR)
+		log_debug("peer %s: %s", p->addr, strerror(errno));
+	else
+		return;
+	peer_kill(p);
+}
+
+static void
+server_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct server *s = arg;
+	struct peer *p;
+	char addr[64], host[INET6_ADDRSTRLEN], err[256];
+	uid_t uid;
+	int one = 1;
+
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		snprintf(addr, sizeof addr, "%s:%d", host,
+		    ntohs(sin->sin_port));
+	} else
+		snprintf(addr, sizeof addr, "(family %d)", sa->sa_family);
+
+	/* Trust is decided here, before a single byte is read: the kernel
+	 * says who owns the other end (docs/security.md). */
+	if (peeruid_lookup(fd, &uid, err, sizeof err) == -1) {
+		log_warnx("refused %s: cannot tell who it is: %s", addr, err);
+		s->refused++;
+		close(fd);
+		return;
+	}
+	if (uid != s->uid) {
+		log_warnx("refused %s: uid %ld is not the owner of this "
+		    "registry (uid %ld)", addr, (long)uid, (long)s->uid);
+		s->refused++;
+		close(fd);
+		return;
+	}
+	if (s->npeers >= s->o.max_conns) {
+		log_warnx("refused %s: already %zu connections (limit)", addr,
+		    s->npeers);
+		s->refused++;
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		fatalx("out of memory");
+	p->srv = s;
+	p->uid = uid;
+	p->state = PEER_HANDSHAKE;
+	snprintf(p->addr, sizeof p->addr, "%s", addr);
+	comm_framer_init(&p->fr, s->o.max_message);
+	TAILQ_INIT(&p->entries);
+	TAILQ_INIT(&p->watches);
+	p->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (p->bev == NULL)
+		fatalx("bufferevent_socket_new failed");
+	bufferevent_setcb(p->bev, peer_read, NULL, peer_event, p);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	p->timer = evtimer_new(s->base, peer_handshake_timeout, p);
+	{
+		struct timeval tv = { s->o.handshake_timeout, 0 };
+
+		evtimer_add(p->timer, &tv);
+	}
+	TAILQ_INSERT_TAIL(&s->peers, p, link);
+	s->npeers++;
+	log_debug("peer %s: connected", addr);
+}
+
+static void
+server_accept_error(struct evconnlistener *l, void *arg)
+{
+	/* EMFILE and friends: keep serving who we have. */
+	log_warn("accept");
+}
+
+int
+server_init(struct server *s, struct event_base *base, int listen_fd,
+    int port, const char *host, const struct server_opts *o)
+{
+	memset(s, 0, sizeof *s);
+	s->base = base;
+	s->o = *o;
+	s->uid = getuid();
+	s->port = port;
+	s->started = time(NULL);
+	snprintf(s->host, sizeof s->host, "%s", host);
+	TAILQ_INIT(&s->peers);
+	TAILQ_INIT(&s->dead);
+	tlist_init(&s->msg);
+	tlist_init(&s->frags);
+	tlist_init(&s->words);
+	tbuf_init(&s->scratch);
+	tbuf_init(&s->result);
+	tbuf_init(&s->err);
+	tbuf_init(&s->out);
+	s->reg = registry_new(handlers_notify, s);
+	s->reaper = event_new(base, -1, 0, server_reap, s);
+	s->listener = evconnlistener_new(base, server_accept, s,
+	    LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
+	if (s->listener == NULL || s->reaper == NULL)
+		return -1;
+	evconnlistener_set_error_cb(s->listener, server_accept_error);
+	return 0;
+}
+
+void
+server_free(struct server *s)
+{
+	struct peer *p;
+
+	while ((p = TAILQ_FIRST(&s->peers)) != NULL)
+		peer_kill(p);
+	server_reap(-1, 0, s);
+	evconnlistener_free(s->listener);
+	event_free(s->reaper);
+	registry_free(s->reg);
+	tlist_free(&s->msg);
+	tlist_free(&s->frags);
+	tlist_free(&s->words);
+	tbuf_free(&s->scratch);
+	tbuf_free(&s->result);
+	tbuf_free(&s->err);
+	tbuf_free(&s->out);
+}

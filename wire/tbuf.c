@@ -1,1 +1,141 @@
-/* placeholder: being written */
+/*
+ * tbuf: the growable byte buffer of the wire layer (see tbuf.h).
+ *
+ * An initialised but unused buffer points at a shared empty string and has
+ * cap 0, so tbuf_init never allocates and p is a valid C string at all
+ * times; the first append allocates.  Growth doubles, so a buffer reused
+ * on a hot path settles at its high-water mark and stops allocating.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "tbuf.h"
+
+#define TBUF_MIN 64
+
+/* Never written: reserve allocates before anything is stored (cap 0). */
+static char tbuf_empty[1];
+
+void
+tbuf_init(struct tbuf *b)
+{
+	b->p = tbuf_empty;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void
+tbuf_free(struct tbuf *b)
+{
+	if (b->cap != 0)
+		free(b->p);
+	tbuf_init(b);
+}
+
+void
+tbuf_reset(struct tbuf *b)
+{
+	b->len = 0;
+	if (b->cap != 0)
+		b->p[0] = '\0';
+}
+
+void
+tbuf_reserve(struct tbuf *b, size_t extra)
+{
+	size_t	 need, ncap;
+	char	*np;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		fatalx("tbuf: size overflow");
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return;
+	ncap = b->cap < TBUF_MIN ? TBUF_MIN : b->cap;
+	while (ncap < need)
+		ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+	if (b->cap == 0) {
+		if ((np = malloc(ncap)) == NULL)
+			fatalx("tbuf: out of memory (%zu bytes)", ncap);
+		np[0] = '\0';
+	} else if ((np = realloc(b->p, ncap)) == NULL)
+		fatalx("tbuf: out of memory (%zu bytes)", ncap);
+	b->p = np;
+	b->cap = ncap;
+}
+
+void
+tbuf_add(struct tbuf *b, const void *data, size_t len)
+{
+	if (len == 0)
+		return;
+	tbuf_reserve(b, len);
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+void
+tbuf_addc(struct tbuf *b, char c)
+{
+	tbuf_reserve(b, 1);
+	b->p[b->len++] = c;
+	b->p[b->len] = '\0';
+}
+
+void
+tbuf_adds(struct tbuf *b, const char *s)
+{
+	tbuf_add(b, s, strlen(s));
+}
+
+void
+tbuf_printf(struct tbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tbuf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+void
+tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap)
+{
+	va_list	ap2;
+	size_t	room;
+	int	n;
+
+	/* Try in the space we have; only a long result costs a second pass. */
+	room = b->cap > b->len ? b->cap - b->len : 0;
+	va_copy(ap2, ap);
+	n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		fatalx("tbuf: bad format \"%s\"", fmt);
+	if ((size_t)n >= room) {
+		tbuf_reserve(b, (size_t)n);
+		va_copy(ap2, ap);
+		n = vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap2);
+		va_end(ap2);
+		if (n < 0)
+			fatalx("tbuf: bad format \"%s\"", fmt);
+	}
+	b->len += (size_t)n;
+}
+
+void
+tbuf_consume(struct tbuf *b, size_t n)
+{
+	if (n >= b->len) {
+		tbuf_reset(b);
+		return;
+	}
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+	b->p[b->len] = '\0';
+}

@@ -1,0 +1,142 @@
+/*
+ * The registry table: who is registered under which name, and who watches.
+ *
+ * This is the model behind every front end (nns Bind/Search, the commreg
+ * extension, later the gateway links).  It knows nothing of sockets: an
+ * entry and a watch belong to an opaque owner (a connection), and changes
+ * are reported through one callback, which the server turns into messages.
+ *
+ * Names live in one hash table keyed by the full name ("foo", "foo #2"),
+ * so exact lookup, Bind's duplicate check and serial allocation are
+ * constant time whatever the size of the table (docs/protocol.md §4).
+ * Watches with a literal pattern are kept in a hash table by that name and
+ * only glob watches are scanned on a change, so a thousand clients each
+ * watching their own peer's name cost nothing on unrelated changes.
+ */
+#ifndef LOCAL_REGISTRY_H
+#define LOCAL_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "tbuf.h"
+
+/* glibc's sys/queue.h lacks the _SAFE iterators the BSDs have. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                           \
+	for ((var) = TAILQ_FIRST((head));                                    \
+	     (var) && ((tvar) = TAILQ_NEXT((var), field), 1); (var) = (tvar))
+#endif
+
+#define REG_NAME_MAX 255
+
+enum reg_scope { REG_SCOPE_USER = 0 };
+
+struct reg_entry {
+	char *name; /* full name: base, or "base #serial" */
+	size_t namelen;
+	char *base;
+	size_t baselen;
+	int serial;
+	int port;   /* -1: none (a Bind whose data is not a comm id) */
+	char *host; /* "" when none */
+	char *data; /* nns data; for Register: "PORT HOST" */
+	size_t datalen;
+	enum reg_scope scope;
+	uid_t uid;
+	pid_t pid; /* 0: unknown */
+	time_t since;
+
+	void *owner;
+	TAILQ_ENTRY(reg_entry) owner_link;
+	struct reg_entry *hnext; /* hash chain */
+};
+TAILQ_HEAD(reg_entry_list, reg_entry);
+
+enum reg_watch_kind {
+	REG_WATCH_NNS,     /* Search/Continuous: dict name -> data */
+	REG_WATCH_COMMREG, /* Commreg/Watch: full entries */
+};
+
+struct reg_watch {
+	enum reg_watch_kind kind;
+	char *tag;
+	size_t taglen;
+	char *pattern;
+	size_t patlen;
+	bool literal;
+	void *owner;
+	TAILQ_ENTRY(reg_watch) owner_link;
+	TAILQ_ENTRY(reg_watch) link;   /* glob list or literal bucket */
+	struct reg_watch_slot *slot;   /* literal: its bucket */
+};
+TAILQ_HEAD(reg_watch_list, reg_watch);
+
+/* Told of every add and remove, once per matching watch. */
+typedef void (*reg_notify_fn)(struct reg_watch *, const struct reg_entry *,
+    bool added, void *arg);
+
+struct registry;
+
+struct reg_add {
+	const char *base;
+	size_t baselen;
+	bool nns;       /* Bind: exact name, refuse if taken */
+	int want_serial; /* Register: 0 any, else preferred serial */
+	int port;
+	const char *host;
+	const char *data; /* NULL: derive "PORT HOST" */
+	size_t datalen;
+	enum reg_scope scope;
+	uid_t uid;
+	pid_t pid;
+};
+
+struct registry *registry_new(reg_notify_fn, void *arg);
+void registry_free(struct registry *);
+
+/*
+ * Add an entry owned by owner, appended to owner_list.  Returns the entry,
+ * or NULL with a message for the peer in err.
+ */
+struct reg_entry *registry_add(struct registry *, const struct reg_add *,
+    void *owner, struct reg_entry_list *owner_list, struct tbuf *err);
+/* Remove one entry (watchers told), unlinking it from owner_list. */
+void registry_remove(struct registry *, struct reg_entry *,
+    struct reg_entry_list *owner_list);
+struct reg_entry *registry_find(struct registry *, const char *name,
+    size_t len);
+
+/* Visit the entries matching a Tcl pattern (literal patterns: one probe). */
+void registry_match(struct registry *, const char *pat, size_t plen,
+    void (*fn)(const struct reg_entry *, void *), void *arg);
+/* All entries matching, sorted by name; caller frees the array. */
+const struct reg_entry **registry_sorted(struct registry *, const char *pat,
+    size_t plen, size_t *n);
+
+struct reg_watch *registry_watch_add(struct registry *, enum reg_watch_kind,
+    const char *tag, size_t taglen, const char *pat, size_t plen,
+    void *owner, struct reg_watch_list *owner_list);
+void registry_watch_remove(struct registry *, struct reg_watch *,
+    struct reg_watch_list *owner_list);
+
+/* Checks a name a client wants; message for the peer in err. */
+int registry_check_name(const char *name, size_t len, bool nns,
+    struct tbuf *err);
+
+size_t registry_count(const struct registry *);
+size_t registry_watch_count(const struct registry *);
+
+/* Format one entry as the dict of docs/protocol.md §4 (appended to out as
+ * one list element of the list that starts at list_start). */
+void registry_format_entry(struct tbuf *out, size_t list_start,
+    const struct reg_entry *);
+/* The same dict, appended as text (not wrapped as an element); the
+ * dict starts a list so nothing may precede it in d. */
+void registry_entry_dict(struct tbuf *d, const struct reg_entry *);
+const char *registry_scope_name(enum reg_scope);
+
+#endif

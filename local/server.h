@@ -1,0 +1,91 @@
+/*
+ * The registry server: accepts comm connections, one struct peer each,
+ * frames their messages, runs them through the command table
+ * (handlers.c) against the registry table (registry.c), and carries the
+ * notifications back.  The peer life cycle lives here and only here:
+ * accept (credential check), handshake, ready, dead (closed later, never
+ * from inside a callback that may still be iterating).
+ */
+#ifndef LOCAL_SERVER_H
+#define LOCAL_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "commwire.h"
+#include "registry.h"
+#include "tbuf.h"
+#include "tcllist.h"
+
+struct server_opts {
+	size_t max_message;    /* bytes in one message */
+	size_t max_names;      /* entries per connection */
+	size_t max_watches;    /* watches per connection */
+	size_t max_conns;      /* connections in all */
+	size_t max_output;     /* bytes queued to a peer before it is dropped */
+	int handshake_timeout; /* seconds to send the first line */
+};
+
+void server_default_opts(struct server_opts *);
+
+enum peer_state { PEER_HANDSHAKE, PEER_READY, PEER_DEAD };
+
+struct server;
+
+struct peer {
+	TAILQ_ENTRY(peer) link;
+	struct server *srv;
+	struct bufferevent *bev;
+	enum peer_state state;
+	char addr[64]; /* "127.0.0.1:40312" for the log */
+	uid_t uid;
+	int remote_port; /* the peer's own comm port, from its first line */
+	struct comm_framer fr;
+	struct reg_entry_list entries;
+	size_t nentries;
+	struct reg_watch_list watches;
+	size_t nwatches;
+	int64_t out_serial; /* serials of our async messages */
+	struct event *timer;
+};
+TAILQ_HEAD(peer_list, peer);
+
+struct server {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *reaper; /* frees dead peers outside callbacks */
+	struct registry *reg;
+	struct server_opts o;
+	struct peer_list peers;
+	struct peer_list dead;
+	size_t npeers;
+	uid_t uid;
+	char owner[64];
+	char host[256];
+	int port;
+	time_t started;
+	uint64_t messages;
+	uint64_t refused;
+
+	/* Scratch reused by every message (no allocation per request). */
+	struct tlist msg, frags, words;
+	struct tbuf scratch, result, err, out;
+};
+
+int server_init(struct server *, struct event_base *, int listen_fd, int port,
+    const char *host, const struct server_opts *);
+void server_free(struct server *);
+
+/* Send an async command to a peer (notifications). */
+void peer_send_async(struct peer *, const char *const *words,
+    const size_t *lens, size_t n);
+/* Mark a peer dead with a logged reason; it is freed later. */
+void peer_fail(struct peer *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

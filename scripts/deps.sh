@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install every Debian package commreg needs to build, test and run.
+# Debian 12, as root.  Safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  build-essential cmake pkg-config clang
+  libevent-dev libinih-dev libssl-dev libcunit1-dev
+  tcl8.6 tcllib
+  passwd util-linux procps iproute2
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ] || [ "${COMMREG_FORCE_APT:-}" = 1 ]; then
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+fi

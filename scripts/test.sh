@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Run every test of commreg: install what is missing, build twice (plain
+# with -Werror, then ASan+UBSan), run ctest on both, and run the fuzzer
+# for a bounded time when clang is there.  Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+
+echo "== build (release, -Werror)"
+cmake -S . -B build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMMREG_WERROR=ON >/dev/null
+cmake --build build/ci -j "$jobs"
+echo "== tests (release)"
+ctest --test-dir build/ci --output-on-failure -j "$jobs" || status=1
+
+echo "== build (ASan+UBSan)"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCOMMREG_SANITIZE=ON -DCOMMREG_WERROR=ON >/dev/null
+cmake --build build/asan -j "$jobs"
+echo "== tests (ASan+UBSan)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan --output-on-failure -j "$jobs" || status=1
+
+if command -v clang >/dev/null 2>&1; then
+  echo "== fuzz (libFuzzer, bounded)"
+  CC=clang cmake -S . -B build/fuzz -DCOMMREG_FUZZ=ON >/dev/null
+  cmake --build build/fuzz -j "$jobs" --target frame-fuzzer
+  mkdir -p build/fuzz/corpus
+  cp fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
+  if build/fuzz/fuzz/frame-fuzzer -max_total_time="${COMMREG_FUZZ_SECONDS:-60}" \
+      -dict=fuzz/frame-fuzzer.dict -max_len=4096 build/fuzz/corpus \
+      > build/fuzz/fuzz.log 2>&1; then
+    tail -n 2 build/fuzz/fuzz.log
+    echo "fuzz: no crash in ${COMMREG_FUZZ_SECONDS:-60} s"
+  else
+    tail -n 40 build/fuzz/fuzz.log
+    echo "fuzz: FAILED"
+    status=1
+  fi
+fi
+exit $status

@@ -1,0 +1,994 @@
+# Helpers shared by the integration tests (tests/integration/*.test.tcl).
+#
+# Each test file sources this, then runs its scenarios inside
+# `main { test name { ... } ... }`.  The helpers start the real commregd
+# with a throwaway HOME, talk to it as tcllib clients or as raw comm
+# sockets, and make sure everything they started is gone at the end, even
+# when a scenario fails or hangs:
+#
+#   - every wait is bounded (polling through the event loop with `after`,
+#     never a bare vwait); a blocking `comm send` is given a deadline by
+#     `call`, and a file-wide watchdog ends a run that hangs anyway;
+#   - every process is started here and ended by its PID;
+#   - `check`, `check_equal` ... count passes and failures; a failure prints
+#     its context and the tail of the commregd logs of that scenario; the
+#     run ends with exactly one line "N passed, M failed" and exit status 1
+#     if M > 0;  `skip` exits 77 (ctest's SKIP_RETURN_CODE).
+#
+# Environment (set by tests/CMakeLists.txt): COMMREG_BIN = directory with
+# commregd and commreg; COMMREG_TOOLS, COMMREG_SRC.  Run by hand, the newest
+# build*/local below the source tree is used.
+
+package require Tcl 8.6
+
+namespace eval ::t {
+    variable libdir [file dirname [file normalize [info script]]]
+    variable pass 0
+    variable fail 0
+    variable current ""      ;# the scenario being run
+    variable scopes {}       ;# stack of scopes; see scope_push
+    variable procs {}        ;# every PID we started
+    variable dirs {}         ;# every temporary directory we made
+    variable workdir ""      ;# logs, scripts, outputs of this run
+    variable bin ""
+    variable seq 0
+    variable watchdog ""
+    variable spawned         ;# chan -> dict pid err
+    array set spawned {}
+    variable rbuf            ;# raw socket -> unparsed input
+    array set rbuf {}
+    variable rqueue          ;# raw socket -> parsed messages not yet taken
+    array set rqueue {}
+    variable rserial         ;# raw socket -> last serial sent
+    array set rserial {}
+    variable cleanup_hooks {}
+    namespace export *
+}
+
+# ---------------------------------------------------------------------------
+# Counting and reporting
+
+proc ::t::say {msg} {
+    puts stdout $msg
+    flush stdout
+}
+
+proc ::t::pass_ {name} {
+    variable pass
+    incr pass
+    say "  ok   $name"
+}
+
+proc ::t::fail_ {name detail} {
+    variable fail
+    variable current
+    incr fail
+    set where [expr {$current eq "" ? "" : "\[$current\] "}]
+    say "  FAIL $where$name"
+    foreach line [split [string trimright $detail \n] \n] {
+        say "       $line"
+    }
+}
+
+proc ::t::oneline {s} {
+    return [regsub -all {\s+} [string trim $s] " "]
+}
+
+# Short, printable form of a value for failure messages.
+proc ::t::show {v {max 600}} {
+    set s [string map {\n \\n \r \\r \t \\t} $v]
+    if {[string length $s] > $max} {
+        set s "[string range $s 0 $max]... ([string length $v] chars)"
+    }
+    return "«$s»"
+}
+
+# check NAME COND: COND is an expression evaluated in the caller.
+proc ::t::check {name cond} {
+    if {[catch {uplevel 1 [list expr $cond]} ok]} {
+        fail_ $name "condition: $cond\nraised: $ok"
+        return 0
+    }
+    if {[string is true -strict $ok]} {
+        pass_ $name
+        return 1
+    }
+    set values ""
+    catch {set values [uplevel 1 [list subst -nobackslashes -nocommands $cond]]}
+    fail_ $name "condition: [oneline $cond]\nvalues:    [oneline $values]"
+    return 0
+}
+
+proc ::t::check_equal {name expected actual} {
+    if {$expected eq $actual} {
+        pass_ $name
+        return 1
+    }
+    fail_ $name "expected: [show $expected]\nactual:   [show $actual]"
+    return 0
+}
+
+proc ::t::check_match {name pattern actual} {
+    if {[string match $pattern $actual]} {
+        pass_ $name
+        return 1
+    }
+    fail_ $name "pattern: [show $pattern]\nactual:  [show $actual]"
+    return 0
+}
+
+proc ::t::check_regexp {name re actual} {
+    if {[regexp -- $re $actual]} {
+        pass_ $name
+        return 1
+    }
+    fail_ $name "regexp: [show $re]\nactual: [show $actual]"
+    return 0
+}
+
+# A set comparison of two lists (order ignored, duplicates count).
+proc ::t::check_set {name expected actual} {
+    set e [lsort $expected]
+    set a [lsort $actual]
+    if {$e eq $a} {
+        pass_ $name
+        return 1
+    }
+    set missing {}
+    set extra {}
+    foreach x $e { if {$x ni $a} { lappend missing $x } }
+    foreach x $a { if {$x ni $e} { lappend extra $x } }
+    fail_ $name "expected (any order): [show $e]\nactual:   [show $a]\nmissing: [show $missing]\nunexpected: [show $extra]"
+    return 0
+}
+
+proc ::t::finish {} {
+    variable pass
+    variable fail
+    puts stdout "$pass passed, $fail failed"
+    flush stdout
+    exit [expr {$fail > 0 ? 1 : 0}]
+}
+
+proc ::t::skip {reason} {
+    say "SKIP: $reason"
+    cleanup
+    exit 77
+}
+
+# ---------------------------------------------------------------------------
+# Scopes: a scenario (or the whole file) owns the daemons, clients and
+# files it made; `defer` scripts run when its scope ends, last first, and
+# the logs it registered are shown when one of its checks failed.
+
+proc ::t::scope_push {name} {
+    variable scopes
+    variable fail
+    # Where each log of the enclosing scopes stands now: a failure in this
+    # scope shows only what was logged since.
+    set marks {}
+    foreach sc $scopes {
+        foreach l [dict get $sc logs] {
+            dict set marks [lindex $l 1] [file_size [lindex $l 1]]
+        }
+    }
+    lappend scopes [dict create name $name defer {} logs {} fail0 $fail \
+                        marks $marks]
+}
+
+proc ::t::defer {script} {
+    variable scopes
+    set i [expr {[llength $scopes] - 1}]
+    set s [lindex $scopes $i]
+    dict lappend s defer $script
+    lset scopes $i $s
+}
+
+proc ::t::watch_log {label file} {
+    variable scopes
+    set i [expr {[llength $scopes] - 1}]
+    set s [lindex $scopes $i]
+    dict lappend s logs [list $label $file [file_size $file]]
+    lset scopes $i $s
+}
+
+proc ::t::scope_pop {} {
+    variable scopes
+    variable fail
+    set s [lindex $scopes end]
+    if {$fail > [dict get $s fail0]} {
+        # Show what every daemon of this scope and of the enclosing ones
+        # said, from where each log stood when it was registered.
+        set marks [dict get $s marks]
+        foreach sc $scopes {
+            foreach l [dict get $sc logs] {
+                lassign $l label file from
+                if {[dict exists $marks $file]} {
+                    set from [dict get $marks $file]
+                }
+                dump_log $label $file $from
+            }
+        }
+        # Shown once: the enclosing scopes count from here on.
+        set n [llength $scopes]
+        for {set i 0} {$i < $n - 1} {incr i} {
+            set sc [lindex $scopes $i]
+            dict set sc fail0 $fail
+            lset scopes $i $sc
+        }
+    }
+    foreach script [lreverse [dict get $s defer]] {
+        if {[catch {uplevel #0 $script} err]} {
+            say "  (cleanup step failed: $err)"
+        }
+    }
+    set scopes [lrange $scopes 0 end-1]
+}
+
+proc ::t::file_size {file} {
+    if {[catch {file size $file} n]} { return 0 }
+    return $n
+}
+
+proc ::t::dump_log {label file {from 0} {max 4000}} {
+    set text [read_file $file]
+    set text [string range $text $from end]
+    if {[string length $text] > $max} {
+        set text "...[string range $text end-$max end]"
+    }
+    if {$text eq "" && ![string match commregd* $label]} return
+    say "       --- $label: [file tail $file] ---"
+    if {$text eq ""} { say "       (empty)" }
+    foreach line [split [string trimright $text \n] \n] {
+        say "       | $line"
+    }
+}
+
+# test NAME BODY: one scenario.  An error inside it is a failure; the
+# scenario's daemons and clients are stopped at its end.
+proc ::t::test {name body} {
+    variable current
+    set current $name
+    say "== $name"
+    scope_push $name
+    set code [catch {uplevel 1 $body} msg opts]
+    if {$code == 1} {
+        fail_ "scenario raised an error" \
+            "$msg\n[dict get $opts -errorinfo]"
+    }
+    scope_pop
+    set current ""
+}
+
+# main BODY: the whole file.  Runs BODY, cleans up whatever happens, then
+# prints the summary and exits.
+proc ::t::main {body {watchdog_s 90}} {
+    variable watchdog
+    set watchdog [after [expr {$watchdog_s * 1000}] \
+                      [list ::t::watchdog_fired $watchdog_s]]
+    scope_push file
+    set code [catch {uplevel #0 $body} msg opts]
+    if {$code == 1} {
+        fail_ "test file raised an error" "$msg\n[dict get $opts -errorinfo]"
+    }
+    cleanup
+    finish
+}
+
+proc ::t::watchdog_fired {secs} {
+    variable current
+    fail_ "watchdog" "the run was still going after $secs s (scenario: $current)"
+    cleanup
+    finish
+}
+
+proc ::t::on_cleanup {script} {
+    variable cleanup_hooks
+    lappend cleanup_hooks $script
+}
+
+proc ::t::cleanup {} {
+    variable scopes
+    variable procs
+    variable dirs
+    variable spawned
+    variable cleanup_hooks
+    variable watchdog
+    after cancel $watchdog
+    while {[llength $scopes]} {
+        catch {scope_pop}
+    }
+    foreach ch [array names spawned] {
+        catch {stop $ch}
+    }
+    foreach pid $procs {
+        catch {kill_proc $pid TERM 2000}
+    }
+    # Daemons started indirectly (commreg starting commregd --detach) are
+    # not our children: find whatever still runs with one of our
+    # directories in its command line or its HOME, and end it by PID.
+    foreach pid [strays] {
+        catch {kill_proc $pid TERM 2000}
+    }
+    foreach script [lreverse $cleanup_hooks] {
+        catch {uplevel #0 $script}
+    }
+    set cleanup_hooks {}
+    foreach d $dirs {
+        catch {file delete -force -- $d}
+    }
+    set dirs {}
+}
+
+# PIDs of processes (other than us) that mention one of our directories.
+proc ::t::strays {} {
+    variable dirs
+    return [procs_mentioning {*}$dirs]
+}
+
+# PIDs of processes (other than us) whose command line or environment
+# contains one of STRINGS.
+proc ::t::procs_mentioning {args} {
+    set found {}
+    if {![llength $args]} { return {} }
+    foreach p [glob -nocomplain -directory /proc -tails {[0-9]*}] {
+        if {$p == [pid]} continue
+        set text ""
+        foreach f {cmdline environ} {
+            if {![catch {open /proc/$p/$f rb} fh]} {
+                catch {append text [string map {\0 " "} [read $fh]] " "}
+                close $fh
+            }
+        }
+        foreach d $args {
+            if {[string first $d $text] >= 0} {
+                lappend found $p
+                break
+            }
+        }
+    }
+    return $found
+}
+
+# Running commregd processes whose command line or HOME mentions STRING.
+proc ::t::commregds_of {string} {
+    set l {}
+    foreach pid [procs_mentioning $string] {
+        if {[string trim [read_file /proc/$pid/comm]] eq "commregd" && [alive $pid]} {
+            lappend l $pid
+        }
+    }
+    return $l
+}
+
+# ---------------------------------------------------------------------------
+# Waiting, bounded
+
+proc ::t::pause {ms} {
+    variable seq
+    set v ::t::pause_[incr seq]
+    set $v 0
+    after $ms [list set $v 1]
+    vwait $v
+    unset $v
+}
+
+# wait_until COND ?MS? ?STEP?: poll COND (an expression in the caller)
+# every STEP ms, at most MS ms and MS/STEP+2 times.  1 if it came true.
+proc ::t::wait_until {cond {ms 5000} {step 20}} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    set rounds [expr {$ms / $step + 2}]
+    for {set i 0} {$i < $rounds} {incr i} {
+        if {[uplevel 1 [list expr $cond]]} { return 1 }
+        if {[clock milliseconds] >= $deadline} { break }
+        pause $step
+    }
+    return [uplevel 1 [list expr $cond]]
+}
+
+# call SCRIPT ?MS?: evaluate SCRIPT (typically a `comm send`) in the
+# caller; if it waits for a reply longer than MS, the pending send fails
+# with "timeout: no reply within MS ms".  Returns {code result}.
+proc ::t::call {script {ms 5000}} {
+    set timer [after $ms [list ::t::expire_sends $ms]]
+    set code [catch {uplevel 1 $script} res]
+    after cancel $timer
+    return [list $code $res]
+}
+
+# Like call, but returns the result or raises the error.
+proc ::t::must {script {ms 5000}} {
+    set timer [after $ms [list ::t::expire_sends $ms]]
+    set code [catch {uplevel 1 $script} res opts]
+    after cancel $timer
+    return -options $opts $res
+}
+
+proc ::t::expire_sends {ms} {
+    if {![info exists ::comm::comm]} return
+    foreach key [array names ::comm::comm *,return,*] {
+        # A `send` waiting for its reply has return = "" (a -command
+        # callback holds its script there instead).
+        if {$::comm::comm($key) ne ""} continue
+        if {![regexp {^(.*),return,([-0-9]+)$} $key -> chan ser]} continue
+        set ::comm::comm($key) \
+            [list -code 1 -errorinfo "" -errorcode {COMMREG TIMEOUT}]
+        set ::comm::comm($chan,result,$ser) "timeout: no reply within $ms ms"
+    }
+}
+
+# ---------------------------------------------------------------------------
+# Files and directories
+
+proc ::t::read_file {path} {
+    if {[catch {open $path rb} f]} { return "" }
+    set data [read $f]
+    close $f
+    return $data
+}
+
+proc ::t::write_file {path data {perm 0600}} {
+    set f [open $path {WRONLY CREAT TRUNC BINARY} $perm]
+    puts -nonewline $f $data
+    close $f
+}
+
+proc ::t::tempdir {{tag it} {perm 0700}} {
+    variable dirs
+    set d [exec mktemp -d /tmp/commreg-$tag.XXXXXX]
+    file attributes $d -permissions $perm
+    lappend dirs $d
+    return $d
+}
+
+# A fresh HOME (mode 0700, nothing in it).
+proc ::t::new_home {} {
+    return [tempdir home]
+}
+
+proc ::t::shorthost {} {
+    return [lindex [split [info hostname] .] 0]
+}
+
+proc ::t::regdir {home} {
+    return [file join $home .tcl comm registry]
+}
+
+proc ::t::portfile {home} {
+    return [file join [regdir $home] [shorthost]]
+}
+
+# The port in HOME's port file if it is valid ("PORT\n"), else "".
+proc ::t::file_port {home} {
+    set data [read_file [portfile $home]]
+    if {[regexp {^([0-9]+)\n$} $data -> port]} { return $port }
+    return ""
+}
+
+# Make the registry directory as commregd would (modes 0700).
+proc ::t::make_regdir {home} {
+    foreach sub {.tcl .tcl/comm .tcl/comm/registry} {
+        set d [file join $home $sub]
+        file mkdir $d
+        file attributes $d -permissions 0700
+    }
+    return [regdir $home]
+}
+
+proc ::t::perm {path} {
+    return [format %04o [expr {[file attributes $path -permissions] & 07777}]]
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on (at this instant).
+proc ::t::free_port {} {
+    set s [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
+    set port [lindex [fconfigure $s -sockname] 2]
+    close $s
+    return $port
+}
+
+# Can we open a TCP connection to 127.0.0.1:PORT?
+proc ::t::port_open {port} {
+    if {$port eq "" || [catch {socket 127.0.0.1 $port} s]} { return 0 }
+    close $s
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# Processes
+
+proc ::t::alive {pid} {
+    if {[catch {open /proc/$pid/stat r} f]} { return 0 }
+    set s ""
+    catch {set s [read $f]}
+    close $f
+    set i [string last ")" $s]
+    set state [string index [string trimleft [string range $s [expr {$i + 1}] end]] 0]
+    return [expr {$state ni {Z X ""}}]
+}
+
+proc ::t::kill_proc {pid {sig TERM} {ms 3000}} {
+    if {![alive $pid]} { return 1 }
+    catch {exec kill -$sig $pid}
+    if {[wait_until {![::t::alive $pid]} $ms]} { return 1 }
+    catch {exec kill -KILL $pid}
+    return [wait_until {![::t::alive $pid]} 2000]
+}
+
+proc ::t::workdir {} {
+    variable workdir
+    if {$workdir eq "" || ![file isdirectory $workdir]} {
+        set workdir [tempdir work 0755]
+    }
+    return $workdir
+}
+
+proc ::t::newfile {prefix} {
+    variable seq
+    return [file join [workdir] $prefix-[incr seq]]
+}
+
+proc ::t::find_bin {} {
+    variable bin
+    variable libdir
+    if {$bin ne ""} { return $bin }
+    if {[info exists ::env(COMMREG_BIN)] && $::env(COMMREG_BIN) ne ""} {
+        set bin $::env(COMMREG_BIN)
+        foreach exe {commregd commreg} {
+            if {![file executable [file join $bin $exe]]} {
+                fail_ "binaries present" "COMMREG_BIN=$bin has no executable $exe"
+                cleanup
+                finish
+            }
+        }
+        return $bin
+    }
+    # Run by hand: the most recently built build*/local.
+    set best ""
+    set when 0
+    foreach d [glob -nocomplain -directory [file dirname [file dirname $libdir]] build*/local] {
+        set exe [file join $d commregd]
+        if {[file executable $exe] && [file mtime $exe] > $when} {
+            set best $d
+            set when [file mtime $exe]
+        }
+    }
+    if {$best eq ""} {
+        skip "no commregd built (set COMMREG_BIN or build into build*/)"
+    }
+    set bin $best
+    return $bin
+}
+
+proc ::t::commregd_path {} { return [file join [find_bin] commregd] }
+proc ::t::commreg_path {} { return [file join [find_bin] commreg] }
+
+# start_daemon HOME ?ARG...?: run commregd in the foreground (in the
+# background of this test), output to a log.  Returns its PID.  It is
+# stopped when the current scope ends.
+proc ::t::start_daemon {home args} {
+    variable procs
+    set log [newfile commregd].log
+    set pid [exec env HOME=$home [commregd_path] --home $home {*}$args \
+                 </dev/null >& $log &]
+    lappend procs $pid
+    set ::t::daemon_log($pid) $log
+    watch_log "commregd pid $pid ($args)" $log
+    defer [list ::t::kill_proc $pid]
+    return $pid
+}
+
+proc ::t::daemon_log {pid} {
+    if {[info exists ::t::daemon_log($pid)]} {
+        return [read_file $::t::daemon_log($pid)]
+    }
+    return ""
+}
+
+# Where PID's log stands now, and what it logged since MARK.
+proc ::t::log_mark {pid} {
+    return [file_size $::t::daemon_log($pid)]
+}
+
+proc ::t::log_since {pid mark} {
+    return [string range [daemon_log $pid] $mark end]
+}
+
+# wait_ready HOME PID ?-not PORT? ?-timeout MS?: wait until the port file
+# is valid (and names a port other than -not), the port accepts
+# connections, and PID still runs.  Returns the port; raises an error with
+# the daemon's log otherwise.
+proc ::t::wait_ready {home pid args} {
+    set opt [dict merge {-not "" -timeout 5000} $args]
+    set not [dict get $opt -not]
+    set ok [wait_until {[::t::alive $pid]
+        && [set p [::t::file_port $home]] ne "" && $p ne $not
+        && [::t::port_open $p]} [dict get $opt -timeout]]
+    if {!$ok} {
+        set state [expr {[alive $pid] ? "running" : "exited"}]
+        error "commregd (pid $pid, $state) not ready within\
+               [dict get $opt -timeout] ms; port file\
+               [show [read_file [portfile $home]]]\nlog:\n[daemon_log $pid]"
+    }
+    return [file_port $home]
+}
+
+# Start a registry for HOME and wait for it.  Returns {pid port}.
+proc ::t::start_registry {home args} {
+    set pid [start_daemon $home {*}$args]
+    set port [wait_ready $home $pid]
+    return [list $pid $port]
+}
+
+# run ?-timeout S? ?-home H? CMD ARG...: run a command to its end (killed
+# after S seconds), return dict code out err.  code is the exit status,
+# 124 on timeout, -1 if killed by a signal.
+proc ::t::run {args} {
+    set timeout 10
+    set home ""
+    while {[string match -* [lindex $args 0]]} {
+        switch -- [lindex $args 0] {
+            -timeout { set timeout [lindex $args 1] }
+            -home    { set home [lindex $args 1] }
+            default  { error "run: bad option [lindex $args 0]" }
+        }
+        set args [lrange $args 2 end]
+    }
+    set out [newfile run].out
+    set err [newfile run].err
+    set cmd [list timeout -k 2 $timeout]
+    if {$home ne ""} { lappend cmd env HOME=$home }
+    lappend cmd {*}$args
+    set code 0
+    if {[catch {exec {*}$cmd </dev/null >$out 2>$err} msg opts]} {
+        set ec [dict get $opts -errorcode]
+        switch -- [lindex $ec 0] {
+            CHILDSTATUS { set code [lindex $ec 2] }
+            CHILDKILLED { set code -1 }
+            default     { set code -2; append_file $err "\n(exec: $msg)" }
+        }
+    }
+    return [dict create code $code out [read_file $out] err [read_file $err]]
+}
+
+# run_bg ?-timeout S? ?-home H? CMD ARG...: like run, but in the
+# background; returns a handle for wait_bg.  Output goes to files, so a
+# daemon the command leaves behind cannot hold us up.
+proc ::t::run_bg {args} {
+    variable procs
+    set timeout 10
+    set home ""
+    while {[string match -* [lindex $args 0]]} {
+        switch -- [lindex $args 0] {
+            -timeout { set timeout [lindex $args 1] }
+            -home    { set home [lindex $args 1] }
+            default  { error "run_bg: bad option [lindex $args 0]" }
+        }
+        set args [lrange $args 2 end]
+    }
+    set base [newfile bg]
+    set cmd [list timeout -k 2 $timeout]
+    if {$home ne ""} { lappend cmd env HOME=$home }
+    lappend cmd {*}$args
+    set pid [exec env T_OUT=$base.out T_ERR=$base.err T_RC=$base.rc sh -c \
+        {"$@" </dev/null >"$T_OUT" 2>"$T_ERR"; echo $? >"$T_RC.tmp"; mv "$T_RC.tmp" "$T_RC"} \
+        sh {*}$cmd </dev/null >/dev/null 2>/dev/null &]
+    lappend procs $pid
+    return [dict create base $base pid $pid timeout $timeout]
+}
+
+# Wait for a run_bg command; dict code out err (code "timeout" if it did
+# not end in time).
+proc ::t::wait_bg {h} {
+    set base [dict get $h base]
+    set ms [expr {([dict get $h timeout] + 3) * 1000}]
+    if {![wait_until {[file exists $base.rc]} $ms 20]} {
+        return [dict create code timeout out [read_file $base.out] err [read_file $base.err]]
+    }
+    return [dict create code [string trim [read_file $base.rc]] \
+                out [read_file $base.out] err [read_file $base.err]]
+}
+
+proc ::t::append_file {path data} {
+    set f [open $path a]
+    puts -nonewline $f $data
+    close $f
+}
+
+proc ::t::commreg {home args} {
+    return [run -home $home [commreg_path] --home $home {*}$args]
+}
+
+# spawn ?-home H? CMD ARG...: start a long-running command whose stdout we
+# read line by line (readline); stderr goes to a file (spawn_err).
+# Returns the channel; stop it with `stop`.
+proc ::t::spawn {args} {
+    variable spawned
+    variable procs
+    set home ""
+    if {[lindex $args 0] eq "-home"} {
+        set home [lindex $args 1]
+        set args [lrange $args 2 end]
+    }
+    set err [newfile spawn].err
+    set cmd {}
+    if {$home ne ""} { lappend cmd env HOME=$home }
+    lappend cmd {*}$args
+    set ch [open |[list {*}$cmd </dev/null 2> $err] r]
+    fconfigure $ch -blocking 0 -buffering line -encoding utf-8 -translation lf
+    set pid [lindex [pid $ch] 0]
+    lappend procs $pid
+    set spawned($ch) [dict create pid $pid err $err cmd $args]
+    watch_log "stderr of [file tail [lindex $args 0]] (pid $pid)" $err
+    defer [list ::t::stop $ch]
+    return $ch
+}
+
+# Start `tclsh SCRIPT ARG...`, SCRIPT given as text.
+proc ::t::spawn_tcl {name script args} {
+    set f [newfile $name].tcl
+    write_file $f $script 0644
+    return [spawn [info nameofexecutable] $f {*}$args]
+}
+
+proc ::t::spawn_pid {ch} {
+    return [dict get $::t::spawned($ch) pid]
+}
+
+proc ::t::spawn_err {ch} {
+    return [read_file [dict get $::t::spawned($ch) err]]
+}
+
+# Next line of a spawned process's stdout, or "<eof>" / "<timeout N ms>".
+proc ::t::readline {ch {ms 5000}} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while 1 {
+        if {[catch {gets $ch line} n]} { return "<eof>" }
+        if {$n >= 0} { return $line }
+        if {[eof $ch]} { return "<eof>" }
+        if {[clock milliseconds] >= $deadline} { return "<timeout $ms ms>" }
+        pause 10
+    }
+}
+
+# Lines a spawned process prints within MS ms (until EOF at the latest).
+proc ::t::readlines_for {ch ms} {
+    set lines {}
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {[clock milliseconds] < $deadline} {
+        set l [readline $ch [expr {max(1, $deadline - [clock milliseconds])}]]
+        if {[string match <*> $l]} break
+        lappend lines $l
+    }
+    return $lines
+}
+
+# End a spawned process (signal SIG, then KILL after a bound).
+proc ::t::stop {ch {sig TERM}} {
+    variable spawned
+    if {![info exists spawned($ch)]} return
+    set pid [dict get $spawned($ch) pid]
+    kill_proc $pid $sig
+    unset spawned($ch)
+    # Non-blocking: close does not wait for the child (already gone).
+    catch {fconfigure $ch -blocking 0}
+    catch {close $ch}
+}
+
+# ---------------------------------------------------------------------------
+# Raw comm wire protocol (docs/protocol.md §1)
+
+proc ::t::raw_connect {port} {
+    set s [socket 127.0.0.1 $port]
+    fconfigure $s -blocking 0 -buffering none -translation lf -encoding utf-8
+    set ::t::rbuf($s) ""
+    set ::t::rqueue($s) {}
+    set ::t::rserial($s) 0
+    defer [list ::t::raw_close $s]
+    return $s
+}
+
+# Connect and do the v3 handshake.  Raises an error if it is not answered
+# with {vers 3}.
+proc ::t::raw_open {port} {
+    set s [raw_connect $port]
+    raw_puts $s [list {3 2} 0]
+    set m [raw_recv $s]
+    if {$m ne {vers 3}} {
+        error "handshake answered with [show $m]"
+    }
+    return $s
+}
+
+proc ::t::raw_close {s} {
+    catch {close $s}
+    unset -nocomplain ::t::rbuf($s) ::t::rqueue($s) ::t::rserial($s)
+}
+
+# Write one line (LF added, or CRLF in crlf mode).  Returns 0 if the
+# connection is broken.
+proc ::t::raw_puts {s line} {
+    if {[catch {puts $s $line; flush $s}]} { return 0 }
+    return 1
+}
+
+proc ::t::raw_write {s data} {
+    if {[catch {puts -nonewline $s $data; flush $s}]} { return 0 }
+    return 1
+}
+
+# Take complete messages off the front of the input buffer: the stream is
+# one Tcl list, each element one message; an element is complete when the
+# text up to some LF is a well-formed list.
+proc ::t::raw_extract {s} {
+    upvar #0 ::t::rbuf($s) buf
+    set from 0
+    while {[set nl [string first \n $buf $from]] >= 0} {
+        set prefix [string range $buf 0 $nl]
+        if {![catch {llength $prefix} n]} {
+            set buf [string range $buf [expr {$nl + 1}] end]
+            set from 0
+            if {$n == 0} continue
+            lappend ::t::rqueue($s) {*}[lrange $prefix 0 end]
+            continue
+        }
+        set from [expr {$nl + 1}]
+    }
+}
+
+# Next message from S.  Raises {COMMREG EOF} when the peer closed (or reset)
+# the connection with nothing left, {COMMREG TIMEOUT} after MS ms.
+proc ::t::raw_recv {s {ms 3000}} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while 1 {
+        if {[llength $::t::rqueue($s)]} {
+            set m [lindex $::t::rqueue($s) 0]
+            set ::t::rqueue($s) [lrange $::t::rqueue($s) 1 end]
+            return $m
+        }
+        set gone 0
+        if {[catch {read $s} data]} {
+            set gone 1
+        } else {
+            append ::t::rbuf($s) $data
+            raw_extract $s
+            if {[llength $::t::rqueue($s)]} continue
+            if {[eof $s]} { set gone 1 }
+        }
+        if {$gone} {
+            return -code error -errorcode {COMMREG EOF} \
+                "connection closed by the registry (unparsed: [show $::t::rbuf($s)])"
+        }
+        if {[clock milliseconds] >= $deadline} {
+            return -code error -errorcode {COMMREG TIMEOUT} \
+                "no message within $ms ms (unparsed: [show $::t::rbuf($s)])"
+        }
+        pause 5
+    }
+}
+
+# What happens next on S within MS ms: "eof", "timeout", or "msg MESSAGE".
+proc ::t::raw_outcome {s {ms 3000}} {
+    if {[catch {raw_recv $s $ms} m opts]} {
+        switch -- [lindex [dict get $opts -errorcode] 1] {
+            EOF     { return eof }
+            TIMEOUT { return timeout }
+        }
+        return [list error $m]
+    }
+    return [list msg $m]
+}
+
+# Send CMD (a list of script fragments, as comm's payload) with the next
+# serial; KIND send|async|command.  Returns the serial.
+proc ::t::raw_send {s cmd {kind send}} {
+    set ser [incr ::t::rserial($s)]
+    raw_puts $s [list [list $kind $ser $cmd]]
+    return $ser
+}
+
+# Decode a reply payload "return -code N ?-opt val ...? RESULT" into a
+# dict code, result, errorcode, errorinfo.
+proc ::t::decode_return {payload} {
+    set d [dict create code "" result [lindex $payload end] errorcode "" errorinfo ""]
+    foreach {k v} [lrange $payload 1 end-1] {
+        dict set d [string range $k 1 end] $v
+    }
+    return $d
+}
+
+# Wait for the reply (or callback) to serial SER; async messages met on
+# the way are kept in ::t::rasync(S).  Returns the decoded reply.
+proc ::t::raw_reply {s ser {ms 3000}} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while 1 {
+        set left [expr {max(1, $deadline - [clock milliseconds])}]
+        set m [raw_recv $s $left]
+        lassign $m kind mser payload
+        if {$kind in {reply callback} && $mser eq $ser} {
+            return [dict merge [decode_return $payload] [dict create kind $kind]]
+        }
+        lappend ::t::rasync($s) $m
+    }
+}
+
+# One request/response: CMD is the command as a list, sent as one script
+# fragment the way tcllib's nameserv sends it ({send 8 {{Bind a {1 h}}}}).
+# Returns {code result} (code "eof" or "timeout" when no reply came).
+proc ::t::raw_call {s cmd {ms 3000}} {
+    set ser [raw_send $s [list $cmd]]
+    if {[catch {raw_reply $s $ser $ms} r opts]} {
+        return [list [string tolower [lindex [dict get $opts -errorcode] 1]] $r]
+    }
+    return [list [dict get $r code] [dict get $r result]]
+}
+
+# The command carried by a send/async message: its fragments joined as
+# Tcl's concat joins them (docs/protocol.md §1), as a list.
+proc ::t::msg_command {msg} {
+    return [concat {*}[lindex $msg 2]]
+}
+
+# Wait up to MS ms for async messages on S (besides any already kept);
+# returns the commands of all of them (and forgets them).
+proc ::t::raw_events {s {ms 300}} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {[clock milliseconds] < $deadline} {
+        if {[catch {raw_recv $s [expr {max(1, $deadline - [clock milliseconds])}]} m]} {
+            break
+        }
+        lappend ::t::rasync($s) $m
+    }
+    set cmds {}
+    foreach m [raw_async $s] {
+        lappend cmds [msg_command $m]
+    }
+    return $cmds
+}
+
+# Wait until S has received N async messages (at most MS ms); returns the
+# commands of those received (possibly fewer), forgetting them.
+proc ::t::raw_wait_events {s n {ms 3000}} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {![info exists ::t::rasync($s)] || [llength $::t::rasync($s)] < $n} {
+        set left [expr {$deadline - [clock milliseconds]}]
+        if {$left <= 0 || [catch {raw_recv $s $left} m]} break
+        lappend ::t::rasync($s) $m
+    }
+    set cmds {}
+    foreach m [raw_async $s] {
+        lappend cmds [msg_command $m]
+    }
+    return $cmds
+}
+
+# Async messages received so far on S (and forget them).
+proc ::t::raw_async {s} {
+    set l {}
+    if {[info exists ::t::rasync($s)]} {
+        set l $::t::rasync($s)
+        unset ::t::rasync($s)
+    }
+    return $l
+}
+
+# The registry's Commreg/Hello dict on PORT, or "" if none.
+proc ::t::hello {port} {
+    if {[catch {raw_open $port} s]} { return "" }
+    lassign [raw_call $s {Commreg/Hello}] code res
+    raw_close $s
+    if {$code ne "0"} { return "" }
+    return $res
+}
+
+# nns Search over a fresh raw connection: the dict, or an error.
+proc ::t::search {port {pattern *}} {
+    set s [raw_open $port]
+    lassign [raw_call $s [list Search $pattern]] code res
+    raw_close $s
+    if {$code ne "0"} { error "Search $pattern: code $code: $res" }
+    return $res
+}
+
+# Put the ::t:: helpers at hand in the test files.
+namespace eval :: { namespace import ::t::* }

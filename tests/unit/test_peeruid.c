@@ -1,0 +1,408 @@
+/*
+ * Unit tests for local/peeruid.c: the kernel names the uid at the other
+ * end of a loopback TCP connection, over IPv4, IPv6 and v4-mapped
+ * addresses, from either end; a closed or absent peer is refused with a
+ * reason instead of being reported as uid 0.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+
+#include "peeruid.h"
+
+#define FOREIGN_UID	65534	/* nobody */
+#define WAIT_MS		5000
+
+/* Any address as a sockaddr, port 0. */
+static socklen_t
+make_addr(struct sockaddr_storage *ss, int family, const char *addr)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, addr, &sin->sin_addr);
+		return sizeof(*sin);
+	}
+	sin6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, addr, &sin6->sin6_addr);
+	return sizeof(*sin6);
+}
+
+static void
+set_port(struct sockaddr_storage *ss, int port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+/* A listener on addr; v6only 0 lets "::" take IPv4 as well. */
+static int
+listener(int family, const char *addr, int *port)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 s, off = 0;
+
+	if ((s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (family == AF_INET6)
+		setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	len = make_addr(&ss, family, addr);
+	if (bind(s, (struct sockaddr *)&ss, len) == -1 || listen(s, 8) == -1 ||
+	    getsockname(s, (struct sockaddr *)&ss, &len) == -1) {
+		close(s);
+		return -1;
+	}
+	*port = ntohs(ss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return s;
+}
+
+static int
+connect_to(int family, const char *addr, int port)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 s;
+
+	if ((s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	len = make_addr(&ss, family, addr);
+	set_port(&ss, port);
+	if (connect(s, (struct sockaddr *)&ss, len) == -1) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static int
+accept_within(int ls, int ms)
+{
+	struct pollfd	 pfd = { .fd = ls, .events = POLLIN };
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	return accept(ls, NULL, NULL);
+}
+
+/*
+ * Connect client (family, addr) to a listener (lfamily, laddr) and check
+ * that both ends see our own uid.  Returns 0, or -1 when the address
+ * family is not available here.
+ */
+static int
+check_pair(int lfamily, const char *laddr, int cfamily, const char *caddr)
+{
+	char	 err[256];
+	uid_t	 uid;
+	int	 ls, cs, as, port;
+
+	if ((ls = listener(lfamily, laddr, &port)) == -1)
+		return -1;
+	if ((cs = connect_to(cfamily, caddr, port)) == -1) {
+		close(ls);
+		return -1;
+	}
+	as = accept_within(ls, WAIT_MS);
+	CU_ASSERT_FATAL(as != -1);
+
+	uid = (uid_t)-1;
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(as, &uid, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(uid, geteuid());
+	if (err[0] != '\0')
+		printf("\n    server side: %s ", err);
+
+	uid = (uid_t)-1;
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(cs, &uid, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(uid, geteuid());
+	if (err[0] != '\0')
+		printf("\n    client side: %s ", err);
+
+	close(as);
+	close(cs);
+	close(ls);
+	return 0;
+}
+
+static void
+test_ipv4_loopback_is_our_uid(void)
+{
+	CU_ASSERT_EQUAL(check_pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1"),
+	    0);
+	/* All of 127/8 is loopback. */
+	CU_ASSERT_EQUAL(check_pair(AF_INET, "127.0.0.2", AF_INET, "127.0.0.2"),
+	    0);
+}
+
+static void
+test_ipv6_loopback_is_our_uid(void)
+{
+	if (check_pair(AF_INET6, "::1", AF_INET6, "::1") == -1)
+		printf("\n    skipped: no IPv6 loopback here ");
+}
+
+static void
+test_v4_mapped_is_our_uid(void)
+{
+	/* Dual-stack listener, IPv4 client: the server sees ::ffff:127.0.0.1.*/
+	if (check_pair(AF_INET6, "::", AF_INET, "127.0.0.1") == -1)
+		printf("\n    skipped: no dual-stack IPv6 socket here ");
+	/* IPv6 client to a v4-mapped address of an IPv4 listener. */
+	if (check_pair(AF_INET, "127.0.0.1", AF_INET6,
+	    "::ffff:127.0.0.1") == -1)
+		printf("\n    skipped: no v4-mapped IPv6 client here ");
+}
+
+static void
+test_local_nonloopback_address(void)
+{
+	struct ifaddrs	*ifa, *i;
+	char		 a[INET_ADDRSTRLEN];
+
+	CU_ASSERT_FATAL(getifaddrs(&ifa) == 0);
+	a[0] = '\0';
+	for (i = ifa; i != NULL && a[0] == '\0'; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->
+		    sin_addr, a, sizeof(a));
+		if (strncmp(a, "127.", 4) == 0)
+			a[0] = '\0';
+	}
+	freeifaddrs(ifa);
+	if (a[0] == '\0') {
+		printf("\n    skipped: no non-loopback IPv4 address here ");
+		return;
+	}
+	/* A connection to one of our own addresses stays on this host. */
+	printf("\n    via %s ", a);
+	CU_ASSERT_EQUAL(check_pair(AF_INET, a, AF_INET, a), 0);
+}
+
+static void
+test_foreign_uid(void)
+{
+	char	 err[256], c;
+	uid_t	 uid;
+	pid_t	 pid;
+	int	 ls, as, port, status;
+
+	if (geteuid() != 0) {
+		printf("\n    skipped: needs root to run a client as uid %d ",
+		    FOREIGN_UID);
+		return;
+	}
+	ls = listener(AF_INET, "127.0.0.1", &port);
+	CU_ASSERT_FATAL(ls != -1);
+	pid = fork();
+	CU_ASSERT_FATAL(pid != -1);
+	if (pid == 0) {
+		int	 cs;
+
+		alarm(10);	/* never outlive the test */
+		if (setgid(FOREIGN_UID) == -1 || setuid(FOREIGN_UID) == -1)
+			_exit(2);
+		if ((cs = connect_to(AF_INET, "127.0.0.1", port)) == -1)
+			_exit(3);
+		/* Hold the connection until the parent closes its end. */
+		while (read(cs, &c, 1) == -1 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	as = accept_within(ls, WAIT_MS);
+	CU_ASSERT(as != -1);
+	if (as != -1) {
+		uid = (uid_t)-1;
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(peeruid_lookup(as, &uid, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(uid, FOREIGN_UID);
+		if (err[0] != '\0')
+			printf("\n    %s ", err);
+		close(as);
+	} else
+		kill(pid, SIGKILL);
+	close(ls);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(as == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+}
+
+static void
+test_refusals_give_a_reason(void)
+{
+	char	 err[256], c;
+	uid_t	 uid;
+	int	 sv[2], s, ls, cs, as, port, n;
+	struct pollfd	 pfd;
+
+	/* Not connected. */
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(s != -1);
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(s, &uid, err, sizeof(err)), -1);
+	CU_ASSERT(err[0] != '\0');
+	printf("\n    unconnected: %s ", err);
+	close(s);
+
+	/* Not TCP/IP. */
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(sv[0], &uid, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "TCP/IP"));
+	close(sv[0]);
+	close(sv[1]);
+
+	/*
+	 * A peer that closed lingers in the kernel without an owner; the
+	 * kernel reports uid 0 for it, which must not pass for root.
+	 */
+	ls = listener(AF_INET, "127.0.0.1", &port);
+	CU_ASSERT_FATAL(ls != -1);
+	cs = connect_to(AF_INET, "127.0.0.1", port);
+	CU_ASSERT_FATAL(cs != -1);
+	as = accept_within(ls, WAIT_MS);
+	CU_ASSERT_FATAL(as != -1);
+	close(cs);
+	pfd.fd = as;
+	pfd.events = POLLIN;
+	CU_ASSERT(poll(&pfd, 1, WAIT_MS) == 1);
+	n = read(as, &c, 1);
+	CU_ASSERT_EQUAL(n, 0);		/* the FIN has arrived */
+	err[0] = '\0';
+	uid = 12345;
+	CU_ASSERT_EQUAL(peeruid_lookup(as, &uid, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(uid, 12345);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "127.0.0.1"));
+	printf("\n    closed peer: %s ", err);
+	close(as);
+	close(ls);
+
+}
+
+/*
+ * A socket in TCP repair mode (root only) can be "connected" without a
+ * handshake, to any address: a stand-in for a peer we cannot make.
+ */
+static int
+fake_connection(const char *to, int port)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 s, one = 1;
+
+	if ((s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	len = make_addr(&ss, AF_INET, to);
+	set_port(&ss, port);
+	if (setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one)) == -1 ||
+	    connect(s, (struct sockaddr *)&ss, len) == -1) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static void
+test_no_real_peer_is_refused(void)
+{
+	char	 err[256];
+	uid_t	 uid = 12345;
+	int	 s, ls, port;
+
+	if (geteuid() != 0) {
+		printf("\n    skipped: needs root for TCP repair mode ");
+		return;
+	}
+	/* A peer on another host (TEST-NET-2). */
+	if ((s = fake_connection("198.51.100.7", 4242)) == -1) {
+		printf("\n    skipped: TCP repair mode unavailable ");
+		return;
+	}
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(s, &uid, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "198.51.100.7:4242"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not on this host"));
+	printf("\n    remote: %s ", err);
+	close(s);
+
+	/* A loopback "peer" that does not exist. */
+	ls = listener(AF_INET, "127.0.0.1", &port);
+	CU_ASSERT_FATAL(ls != -1);
+	close(ls);		/* the port is free again */
+	s = fake_connection("127.0.0.1", port);
+	CU_ASSERT_FATAL(s != -1);
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(s, &uid, err, sizeof(err)), -1);
+	CU_ASSERT(err[0] != '\0');
+	printf("\n    no such socket: %s ", err);
+	close(s);
+
+	/* A "peer" port with only a listener: never its owner's uid. */
+	ls = listener(AF_INET, "127.0.0.1", &port);
+	CU_ASSERT_FATAL(ls != -1);
+	s = fake_connection("127.0.0.1", port);
+	CU_ASSERT_FATAL(s != -1);
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(peeruid_lookup(s, &uid, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(uid, 12345);
+	printf("\n    listener only: %s ", err);
+	close(s);
+	close(ls);
+}
+
+int
+main(void)
+{
+	CU_pSuite	 s;
+	int		 rc;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("peeruid", NULL, NULL);
+	if (s == NULL ||
+	    CU_add_test(s, "IPv4 loopback peer is our uid",
+	    test_ipv4_loopback_is_our_uid) == NULL ||
+	    CU_add_test(s, "IPv6 loopback peer is our uid",
+	    test_ipv6_loopback_is_our_uid) == NULL ||
+	    CU_add_test(s, "v4-mapped peer is our uid",
+	    test_v4_mapped_is_our_uid) == NULL ||
+	    CU_add_test(s, "peer via our own non-loopback address",
+	    test_local_nonloopback_address) == NULL ||
+	    CU_add_test(s, "peer running as another uid",
+	    test_foreign_uid) == NULL ||
+	    CU_add_test(s, "refusals give a reason",
+	    test_refusals_give_a_reason) == NULL ||
+	    CU_add_test(s, "remote, absent or listening peer is refused",
+	    test_no_real_peer_is_refused) == NULL) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	rc = CU_get_number_of_failures() || CU_get_error() ? 1 : 0;
+	CU_cleanup_registry();
+	return rc;
+}

@@ -1,0 +1,274 @@
+/*
+ * The registry table (local/registry.c): names, serials, watches.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "registry.h"
+#include "tcllist.h"
+
+struct seen {
+	char log[4096];
+};
+
+static void
+record(struct reg_watch *w, const struct reg_entry *e, bool added, void *arg)
+{
+	struct seen *s = arg;
+	size_t n = strlen(s->log);
+
+	snprintf(s->log + n, sizeof s->log - n, "%s:%s %s;", w->tag,
+	    added ? "add" : "remove", e->name);
+}
+
+static struct reg_entry *
+reg(struct registry *r, const char *base, int want, int port,
+    struct reg_entry_list *owner, struct tbuf *err)
+{
+	struct reg_add a;
+
+	memset(&a, 0, sizeof a);
+	a.base = base;
+	a.baselen = strlen(base);
+	a.want_serial = want;
+	a.port = port;
+	a.host = "localhost";
+	return registry_add(r, &a, owner, owner, err);
+}
+
+static struct reg_entry *
+nns_bind(struct registry *r, const char *name, const char *data,
+    struct reg_entry_list *owner, struct tbuf *err)
+{
+	struct reg_add a;
+
+	memset(&a, 0, sizeof a);
+	a.base = name;
+	a.baselen = strlen(name);
+	a.nns = true;
+	a.data = data;
+	a.datalen = strlen(data);
+	return registry_add(r, &a, owner, owner, err);
+}
+
+static void
+test_second_instance_gets_serial_2(void)
+{
+	struct seen s = { "" };
+	struct registry *r = registry_new(record, &s);
+	struct reg_entry_list a, b, c;
+	struct reg_entry *e1, *e2, *e3;
+	struct tbuf err;
+
+	TAILQ_INIT(&a);
+	TAILQ_INIT(&b);
+	TAILQ_INIT(&c);
+	tbuf_init(&err);
+	e1 = reg(r, "foo", 0, 5555, &a, &err);
+	e2 = reg(r, "foo", 0, 5556, &b, &err);
+	e3 = reg(r, "foo", 0, 5557, &c, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e3);
+	CU_ASSERT_STRING_EQUAL(e1->name, "foo");
+	CU_ASSERT_STRING_EQUAL(e2->name, "foo #2");
+	CU_ASSERT_STRING_EQUAL(e3->name, "foo #3");
+	CU_ASSERT_EQUAL(e3->serial, 3);
+	CU_ASSERT_STRING_EQUAL(e2->data, "5556 localhost");
+	/* the lowest free serial is reused, as Tk's appname does */
+	registry_remove(r, e2, &b);
+	e2 = reg(r, "foo", 0, 5558, &b, &err);
+	CU_ASSERT_STRING_EQUAL(e2->name, "foo #2");
+	/* a requested serial is honoured when free */
+	e2 = reg(r, "foo", 7, 5559, &b, &err);
+	CU_ASSERT_STRING_EQUAL(e2->name, "foo #7");
+	/* and when taken, the lowest free one is given */
+	e2 = reg(r, "foo", 3, 5560, &b, &err);
+	CU_ASSERT_STRING_EQUAL(e2->name, "foo #4");
+	CU_ASSERT_EQUAL(registry_count(r), 5);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
+test_bind_refuses_duplicates_with_tcllib_text(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list a;
+	struct reg_entry *e;
+	struct tbuf err;
+
+	TAILQ_INIT(&a);
+	tbuf_init(&err);
+	e = nns_bind(r, "app", "5555 {my host}", &a, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->port, 5555);
+	CU_ASSERT_STRING_EQUAL(e->host, "my host");
+	CU_ASSERT_PTR_NULL(nns_bind(r, "app", "x", &a, &err));
+	CU_ASSERT_STRING_EQUAL(err.p, "Name \"app\" is already bound");
+	/* a Register of the same base gets a serial instead */
+	e = reg(r, "app", 0, 1234, &a, &err);
+	CU_ASSERT_STRING_EQUAL(e->name, "app #2");
+	/* data that is not a comm id leaves the port empty */
+	e = nns_bind(r, "other", "{not a port}", &a, &err);
+	CU_ASSERT_EQUAL(e->port, -1);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
+test_names_are_checked(void)
+{
+	struct tbuf err;
+
+	tbuf_init(&err);
+	CU_ASSERT_EQUAL(registry_check_name("", 0, false, &err), -1);
+	CU_ASSERT_EQUAL(registry_check_name("a\tb", 3, false, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.p, "control character"));
+	CU_ASSERT_EQUAL(registry_check_name("foo #2", 6, false, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.p, "serial"));
+	CU_ASSERT_EQUAL(registry_check_name("foo #2", 6, true, &err), 0);
+	CU_ASSERT_EQUAL(registry_check_name("a b {c}", 7, false, &err), 0);
+	CU_ASSERT_EQUAL(registry_check_name("x#2", 3, false, &err), 0);
+	{
+		char big[300];
+
+		memset(big, 'n', sizeof big);
+		CU_ASSERT_EQUAL(registry_check_name(big, sizeof big, true,
+		    &err), -1);
+	}
+	tbuf_free(&err);
+}
+
+static void
+test_watchers_are_told(void)
+{
+	struct seen s = { "" };
+	struct registry *r = registry_new(record, &s);
+	struct reg_entry_list a;
+	struct reg_watch_list wl;
+	struct reg_entry *e;
+	struct tbuf err;
+
+	TAILQ_INIT(&a);
+	TAILQ_INIT(&wl);
+	tbuf_init(&err);
+	registry_watch_add(r, REG_WATCH_COMMREG, "all", 3, "*", 1, NULL, &wl);
+	registry_watch_add(r, REG_WATCH_COMMREG, "lit", 3, "foo", 3, NULL,
+	    &wl);
+	registry_watch_add(r, REG_WATCH_NNS, "glob", 4, "f?o*", 4, NULL, &wl);
+	registry_watch_add(r, REG_WATCH_NNS, "none", 4, "bar", 3, NULL, &wl);
+	CU_ASSERT_EQUAL(registry_watch_count(r), 4);
+	e = reg(r, "foo", 0, 1, &a, &err);
+	CU_ASSERT_STRING_EQUAL(s.log, "lit:add foo;all:add foo;glob:add foo;");
+	s.log[0] = '\0';
+	reg(r, "foo", 0, 2, &a, &err);
+	CU_ASSERT_STRING_EQUAL(s.log, "all:add foo #2;glob:add foo #2;");
+	s.log[0] = '\0';
+	registry_remove(r, e, &a);
+	CU_ASSERT_STRING_EQUAL(s.log,
+	    "lit:remove foo;all:remove foo;glob:remove foo;");
+	while (!TAILQ_EMPTY(&wl))
+		registry_watch_remove(r, TAILQ_FIRST(&wl), &wl);
+	CU_ASSERT_EQUAL(registry_watch_count(r), 0);
+	s.log[0] = '\0';
+	reg(r, "foo", 0, 3, &a, &err);
+	CU_ASSERT_STRING_EQUAL(s.log, "");
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
+test_match_and_sorted(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list a;
+	const struct reg_entry **v;
+	struct tbuf err;
+	size_t n;
+	int i;
+	char name[32];
+
+	TAILQ_INIT(&a);
+	tbuf_init(&err);
+	/* enough to make the table grow a few times */
+	for (i = 0; i < 3000; i++) {
+		snprintf(name, sizeof name, "app%04d", 2999 - i);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(reg(r, name, 0, 1000 + i, &a,
+		    &err));
+	}
+	v = registry_sorted(r, "app1*", 5, &n);
+	CU_ASSERT_EQUAL(n, 1000);
+	CU_ASSERT_STRING_EQUAL(v[0]->name, "app1000");
+	CU_ASSERT_STRING_EQUAL(v[999]->name, "app1999");
+	free(v);
+	v = registry_sorted(r, "app0042", 7, &n);
+	CU_ASSERT_EQUAL(n, 1);
+	free(v);
+	CU_ASSERT_PTR_NOT_NULL(registry_find(r, "app2999", 7));
+	CU_ASSERT_PTR_NULL(registry_find(r, "app3000", 7));
+	while (!TAILQ_EMPTY(&a))
+		registry_remove(r, TAILQ_FIRST(&a), &a);
+	CU_ASSERT_EQUAL(registry_count(r), 0);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
+test_entry_dict_fields(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list a;
+	struct reg_entry *e;
+	struct tbuf err, out;
+	struct tlist l;
+	const char *perr;
+
+	TAILQ_INIT(&a);
+	tbuf_init(&err);
+	tbuf_init(&out);
+	tlist_init(&l);
+	e = reg(r, "my app", 0, 4242, &a, &err);
+	registry_entry_dict(&out, e);
+	CU_ASSERT_EQUAL_FATAL(tlist_parse(&l, out.p, out.len, &perr), 0);
+	CU_ASSERT_EQUAL_FATAL(l.n, 20);
+	CU_ASSERT_STRING_EQUAL(l.v[0].p, "name");
+	CU_ASSERT_STRING_EQUAL(l.v[1].p, "my app");
+	CU_ASSERT_STRING_EQUAL(l.v[6].p, "port");
+	CU_ASSERT_STRING_EQUAL(l.v[7].p, "4242");
+	CU_ASSERT_STRING_EQUAL(l.v[12].p, "scope");
+	CU_ASSERT_STRING_EQUAL(l.v[13].p, "user");
+	tlist_free(&l);
+	tbuf_free(&out);
+	tbuf_free(&err);
+	registry_free(r);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+	int failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("registry", NULL, NULL);
+	CU_add_test(s, "second instance gets serial 2",
+	    test_second_instance_gets_serial_2);
+	CU_add_test(s, "Bind refuses duplicates with tcllib's text",
+	    test_bind_refuses_duplicates_with_tcllib_text);
+	CU_add_test(s, "names are checked", test_names_are_checked);
+	CU_add_test(s, "watchers are told of adds and removes",
+	    test_watchers_are_told);
+	CU_add_test(s, "match and sorted listing over 3000 names",
+	    test_match_and_sorted);
+	CU_add_test(s, "entry dict fields", test_entry_dict_fields);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() || CU_get_error();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
