@@ -196,6 +196,15 @@ trace_len(size_t len)
 	return len > 300 ? 300 : (int)len;
 }
 
+/* Length without the trailing CR/LF, for a trace line. */
+static size_t
+trim_len(const char *p, size_t len)
+{
+	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+		len--;
+	return len;
+}
+
 /* ---- entries ---------------------------------------------------------- */
 
 void
@@ -700,7 +709,8 @@ client_input(struct commreg_client *c)
 			    why != NULL ? why : "framing error");
 			break;
 		}
-		log_debug("client: <- %.*s", trace_len(used), c->in.p);
+		log_debug("client: <- %.*s", trace_len(trim_len(c->in.p,
+		    used)), c->in.p);
 		client_message(c);
 		tbuf_consume(&c->in, used);
 	}
@@ -1236,24 +1246,26 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 	    o->connect_timeout_ms : COMMREG_CONNECT_TIMEOUT_MS, err, errlen);
 	if (fd == -1)
 		return NULL;
+	if ((c = commreg_attach(fd, o, err, errlen)) == NULL)
+		return NULL;
 	/*
 	 * The port may have been taken over by someone else's program since
-	 * our registry died: only talk to a socket our own uid owns.  When
-	 * the kernel cannot tell, the uid in the hello is the next check.
+	 * our registry died: only trust a socket our own uid owns.  Asked
+	 * after the hello, because only then has the peer surely accepted
+	 * (before, the kernel may not know the owner yet).  When the kernel
+	 * cannot tell, the uid the hello claims is the check.
 	 */
-	if (peeruid_lookup(fd, &uid, why, sizeof why) == 0) {
+	if (peeruid_lookup(c->fd, &uid, why, sizeof why) == 0) {
 		if (uid != getuid()) {
 			set_err(err, errlen, "port %d belongs to uid %lu, not "
 			    "to uid %lu", port, (unsigned long)uid,
 			    (unsigned long)getuid());
-			close(fd);
+			commreg_close(c);
 			return NULL;
 		}
 	} else
 		log_debug("client: cannot check the owner of port %d: %s",
 		    port, why);
-	if ((c = commreg_attach(fd, o, err, errlen)) == NULL)
-		return NULL;
 	if (c->hello.uid != -1 && (uid_t)c->hello.uid != getuid()) {
 		set_err(err, errlen, "registry on port %d is uid %ld's, not "
 		    "uid %lu's", port, c->hello.uid, (unsigned long)getuid());

@@ -33,7 +33,8 @@
 
 #include "tbuf.h"
 
-#define COMMREG_CLIENT_VERSION "0.1.0"
+/* The project version, defined by the build (CMakeLists.txt). */
+#define COMMREG_CLIENT_VERSION COMMREG_VERSION
 
 /* Defaults, overridable in struct commreg_open_opts. */
 #define COMMREG_CONNECT_TIMEOUT_MS 2000

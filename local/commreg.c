@@ -498,6 +498,8 @@ bad_option(const struct cmd_entry *ce, int ch, char **argv)
 	if (ch == ':')
 		return usage_error(ce, "option %s needs a value",
 		    argv[optind - 1]);
+	if (ch == OPT_HOST)
+		return usage_error(ce, "option --host is only for register");
 	if (ch == '?' && optopt != 0)
 		return usage_error(ce, "unknown option -%c", optopt);
 	return usage_error(ce, "unknown option %s", argv[optind - 1]);

@@ -12,7 +12,7 @@
 #include "handlers.h"
 #include "log.h"
 
-#define COMMREG_VERSION "0.1.0"
+
 
 static int
 arg_is(const struct tl_elem *e, const char *s)
