@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/demo -j "$(nproc)" >/dev/null
+export COMMREG_COMMREGD=$PWD/build/demo/local/commregd
 bin=$PWD/build/demo/local
 export HOME=$(mktemp -d /tmp/commreg-demo.XXXXXX)
 pids=()
@@ -23,7 +24,7 @@ say "HOME=$HOME: no registry yet. 'commreg status':"
 "$bin/commreg" status || true
 
 say "Starting the watcher (commreg watch), which starts the registry itself"
-"$bin/commreg" watch | sed -u 's/^/   [watch] /' &
+"$bin/commreg" watch > >(sed -u 's/^/   [watch] /') &
 pids+=($!)
 for _ in $(seq 50); do "$bin/commreg" status >/dev/null 2>&1 && break; sleep 0.1; done
 regpid=$("$bin/commreg" status | awk '/pid/ {print $2; exit}')
@@ -57,8 +58,9 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
   port=$(cat "$HOME"/.tcl/comm/registry/*)
   setpriv --reuid=nobody --regid=nogroup --clear-groups tclsh <<TCL || true
 package require comm
-if {[catch {comm::comm send $port Search *} m]} { puts "   as nobody: refused ($m)" } else { puts "   as nobody: answered?! \$m" }
+if {[catch {comm::comm send $port Search *} m]} { puts "   as nobody: refused (\$m)" } else { puts "   as nobody: answered?! \$m" }
 TCL
-  tail -n 1 "$HOME"/.tcl/comm/log/*.log 2>/dev/null | sed 's/^/   [log] /' || true
+  sleep 0.2
+  grep refused "$HOME"/.tcl/comm/log/*.log 2>/dev/null | tail -n 1 | sed 's/^/   [log] /' || true
 fi
 say "Done. Try it yourself: build/demo/local/commreg --help"

@@ -64,6 +64,7 @@ static bool	 script_space(int);
 static size_t	 skip_ws(const char *, size_t, size_t);
 static size_t	 skip_comments(const char *, size_t, size_t);
 static int	 refuse(struct tbuf *, const char *);
+static bool	 brace_in_comment(const char *, size_t, size_t);
 static int	 parse_bare(struct emit *, const char *, size_t, size_t *,
 		     struct tbuf *);
 static int	 parse_quoted(struct emit *, const char *, size_t, size_t *,
@@ -847,6 +848,34 @@ parse_quoted(struct emit *e, const char *s, size_t len, size_t *pos,
 }
 
 /*
+ * Tcl_ParseBraces guesses why a brace is missing: scanning back from the
+ * end of the script to the open brace, a '#' after white space with a '{'
+ * later on its line looks like a brace in a comment, and Tcl says so.
+ */
+static bool
+brace_in_comment(const char *s, size_t open, size_t len)
+{
+	size_t	i;
+	bool	brace = false;
+
+	for (i = len - 1; i > open; i--) {
+		switch (s[i]) {
+		case '{':
+			brace = true;
+			break;
+		case '\n':
+			brace = false;
+			break;
+		case '#':
+			if (brace && tl_isspace((unsigned char)s[i - 1]))
+				return true;
+			break;
+		}
+	}
+	return false;
+}
+
+/*
  * A word in braces (Tcl_ParseBraces): literal, but in a script (not in a
  * list) backslash-newline and the blanks after it become one space.
  */
@@ -858,8 +887,12 @@ parse_braced(struct emit *e, const char *s, size_t len, size_t *pos,
 	size_t		p = *pos + 1, level = 1;
 
 	for (;;) {
-		if (p == len)
+		if (p == len) {
+			if (brace_in_comment(s, *pos, len))
+				return refuse(err, "missing close-brace:"
+				    " possible unbalanced brace in comment");
 			return refuse(err, "missing close-brace");
+		}
 		switch (s[p]) {
 		case '{':
 			level++;

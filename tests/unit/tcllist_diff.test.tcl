@@ -478,6 +478,7 @@ proc part_command {ncases} {
                 continue
             }
         } elseif {$got in {{missing close-brace} {missing "}
+                {missing close-brace: possible unbalanced brace in comment}
                 {extra characters after close-quote}
                 {extra characters after close-brace}}} {
             incr syntax
