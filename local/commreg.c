@@ -172,14 +172,6 @@ print_change(const char *op, const struct commreg_entry *e)
 
 /* ---- list --------------------------------------------------------------- */
 
-static int
-entry_cmp(const void *a, const void *b)
-{
-	const struct commreg_entry	*ea = a, *eb = b;
-
-	return strcmp(ea->name, eb->name);
-}
-
 static void
 format_since(long long since, char *buf, size_t len)
 {
@@ -234,7 +226,7 @@ cmd_list(struct cmd_ctx *ctx, int argc, char **argv)
 		commreg_close(c);
 		return EXIT_REGISTRY;
 	}
-	qsort(v, n, sizeof *v, entry_cmp);
+	/* Commreg/List replies sorted by name (docs/protocol.md §4). */
 	print_table(v, n);
 	commreg_entries_free(v, n);
 	commreg_close(c);

@@ -326,7 +326,13 @@ cmd_lookup(struct cmd_ctx *c)
 		tbuf_addc(c->result, '"');
 		return 1;
 	}
-	tbuf_add(c->result, e->data, e->datalen);
+	if (e->nns)
+		tbuf_add(c->result, e->data, e->datalen);
+	else {
+		/* A comm id ready for comm::comm send, whatever -data says. */
+		tl_append_int(c->result, 0, e->port);
+		tl_append_str(c->result, 0, e->host);
+	}
 	return 0;
 }
 

@@ -337,7 +337,10 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	e->pid = a->pid;
 	e->since = time(NULL);
 	e->owner = owner;
-	if (a->data != NULL) {
+	e->nns = a->nns;
+	if (a->nns) {
+		/* A Bind's data is the client's own; when it is a comm id the
+		 * entry gets a port and host for List and watchers. */
 		e->data = xmemdup(a->data, a->datalen);
 		e->datalen = a->datalen;
 		e->host = xmemdup("", 0);
@@ -348,8 +351,12 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 		e->port = a->port;
 		e->host = xmemdup(a->host, strlen(a->host));
 		tbuf_init(&d);
-		tl_append_int(&d, 0, a->port);
-		tl_append_str(&d, 0, a->host);
+		if (a->data != NULL)
+			tbuf_add(&d, a->data, a->datalen);
+		else {
+			tl_append_int(&d, 0, a->port);
+			tl_append_str(&d, 0, a->host);
+		}
 		e->data = xmemdup(d.p, d.len);
 		e->datalen = d.len;
 		tbuf_free(&d);

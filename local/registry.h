@@ -46,6 +46,7 @@ struct reg_entry {
 	char *data; /* nns data; for Register: "PORT HOST" */
 	size_t datalen;
 	enum reg_scope scope;
+	bool nns;   /* made by Bind: DATA is the client's, port/host guessed */
 	uid_t uid;
 	pid_t pid; /* 0: unknown */
 	time_t since;
@@ -88,7 +89,7 @@ struct reg_add {
 	int want_serial; /* Register: 0 any, else preferred serial */
 	int port;
 	const char *host;
-	const char *data; /* NULL: derive "PORT HOST" */
+	const char *data; /* Bind: required; Register: NULL means "PORT HOST" */
 	size_t datalen;
 	enum reg_scope scope;
 	uid_t uid;

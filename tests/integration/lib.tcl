@@ -507,11 +507,34 @@ proc ::t::alive {pid} {
     return [expr {$state ni {Z X ""}}]
 }
 
+# The start time of PID (field 22 of /proc/PID/stat), "" if none.  Kept
+# for every process we start, so that a PID reused by someone else after
+# ours ended is never signalled.
+proc ::t::proc_start {pid} {
+    if {[catch {open /proc/$pid/stat r} f]} { return "" }
+    set s ""
+    catch {set s [read $f]}
+    close $f
+    set i [string last ")" $s]
+    return [lindex [string range $s [expr {$i + 1}] end] 19]
+}
+
+proc ::t::remember {pid} {
+    variable procs
+    lappend procs $pid
+    set ::t::pstart($pid) [proc_start $pid]
+}
+
+proc ::t::ours {pid} {
+    if {![info exists ::t::pstart($pid)]} { return 1 }
+    return [expr {[proc_start $pid] eq $::t::pstart($pid)}]
+}
+
 proc ::t::kill_proc {pid {sig TERM} {ms 3000}} {
-    if {![alive $pid]} { return 1 }
+    if {![alive $pid] || ![ours $pid]} { return 1 }
     catch {exec kill -$sig $pid}
     if {[wait_until {![::t::alive $pid]} $ms]} { return 1 }
-    catch {exec kill -KILL $pid}
+    if {[ours $pid]} { catch {exec kill -KILL $pid} }
     return [wait_until {![::t::alive $pid]} 2000]
 }
 
@@ -571,7 +594,7 @@ proc ::t::start_daemon {home args} {
     set log [newfile commregd].log
     set pid [exec env HOME=$home [commregd_path] --home $home {*}$args \
                  </dev/null >& $log &]
-    lappend procs $pid
+    remember $pid
     set ::t::daemon_log($pid) $log
     watch_log "commregd pid $pid ($args)" $log
     defer [list ::t::kill_proc $pid]
@@ -673,7 +696,7 @@ proc ::t::run_bg {args} {
     set pid [exec env T_OUT=$base.out T_ERR=$base.err T_RC=$base.rc sh -c \
         {"$@" </dev/null >"$T_OUT" 2>"$T_ERR"; echo $? >"$T_RC.tmp"; mv "$T_RC.tmp" "$T_RC"} \
         sh {*}$cmd </dev/null >/dev/null 2>/dev/null &]
-    lappend procs $pid
+    remember $pid
     return [dict create base $base pid $pid timeout $timeout]
 }
 
@@ -717,7 +740,7 @@ proc ::t::spawn {args} {
     set ch [open |[list {*}$cmd </dev/null 2> $err] r]
     fconfigure $ch -blocking 0 -buffering line -encoding utf-8 -translation lf
     set pid [lindex [pid $ch] 0]
-    lappend procs $pid
+    remember $pid
     set spawned($ch) [dict create pid $pid err $err cmd $args]
     watch_log "stderr of [file tail [lindex $args 0]] (pid $pid)" $err
     defer [list ::t::stop $ch]
@@ -780,7 +803,10 @@ proc ::t::stop {ch {sig TERM}} {
 
 proc ::t::raw_connect {port} {
     set s [socket 127.0.0.1 $port]
-    fconfigure $s -blocking 0 -buffering none -translation lf -encoding utf-8
+    # Full buffering and one flush per line: a line goes out as one TCP
+    # segment (with -buffering none, Tcl writes the LF separately and
+    # Nagle may hold it back, and the message is complete only with it).
+    fconfigure $s -blocking 0 -buffering full -translation lf -encoding utf-8
     set ::t::rbuf($s) ""
     set ::t::rqueue($s) {}
     set ::t::rserial($s) 0
@@ -808,7 +834,7 @@ proc ::t::raw_close {s} {
 # Write one line (LF added, or CRLF in crlf mode).  Returns 0 if the
 # connection is broken.
 proc ::t::raw_puts {s line} {
-    if {[catch {puts $s $line; flush $s}]} { return 0 }
+    if {[catch {puts -nonewline $s "$line\n"; flush $s}]} { return 0 }
     return 1
 }
 

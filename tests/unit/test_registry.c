@@ -120,6 +120,35 @@ test_bind_refuses_duplicates_with_tcllib_text(void)
 }
 
 static void
+test_register_data_keeps_comm_id(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list a;
+	struct reg_entry *e;
+	struct reg_add add;
+	struct tbuf err;
+
+	TAILQ_INIT(&a);
+	tbuf_init(&err);
+	memset(&add, 0, sizeof add);
+	add.base = "bar";
+	add.baselen = 3;
+	add.port = 6000;
+	add.host = "otherhost";
+	add.data = "custom data";
+	add.datalen = 11;
+	e = registry_add(r, &add, &a, &a, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	/* -data is extra information; the comm id stays what was given */
+	CU_ASSERT_EQUAL(e->port, 6000);
+	CU_ASSERT_STRING_EQUAL(e->host, "otherhost");
+	CU_ASSERT_STRING_EQUAL(e->data, "custom data");
+	CU_ASSERT_FALSE(e->nns);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
 test_names_are_checked(void)
 {
 	struct tbuf err;
@@ -260,6 +289,8 @@ main(void)
 	    test_second_instance_gets_serial_2);
 	CU_add_test(s, "Bind refuses duplicates with tcllib's text",
 	    test_bind_refuses_duplicates_with_tcllib_text);
+	CU_add_test(s, "Register with -data keeps its comm id",
+	    test_register_data_keeps_comm_id);
 	CU_add_test(s, "names are checked", test_names_are_checked);
 	CU_add_test(s, "watchers are told of adds and removes",
 	    test_watchers_are_told);
