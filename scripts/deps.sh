@@ -9,11 +9,6 @@ pkgs=(
   tcl8.6 tcllib
   passwd util-linux procps iproute2
 )
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ] || [ "${COMMREG_FORCE_APT:-}" = 1 ]; then
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${pkgs[@]}"
-fi
+
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${pkgs[@]}"
