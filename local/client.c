@@ -927,16 +927,21 @@ int
 commreg_register(struct commreg_client *c, const char *name, int port,
     const char *host, char *assigned, size_t alen)
 {
-	const char	*w[5];
-	char		 pbuf[16];
+	const char	*w[7];
+	char		 pbuf[16], pidbuf[24];
 	struct tbuf	 r;
 	size_t		 n = 0;
 	int		 rc;
 
 	snprintf(pbuf, sizeof pbuf, "%d", port);
+	snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
 	w[n++] = "Commreg/Register";
 	w[n++] = name;
 	w[n++] = pbuf;
+	/* The kernel tells the registry our uid, not our pid: say it, so
+	 * that `commreg list` shows who holds each name. */
+	w[n++] = "-pid";
+	w[n++] = pidbuf;
 	if (host != NULL) {
 		w[n++] = "-host";
 		w[n++] = host;
