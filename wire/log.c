@@ -1,6 +1,6 @@
 /*
  * Logging for every daemon and tool (see log.h): one line per event,
- * "YYYY-mm-ddTHH:MM:SS progname: message", to stderr or the file chosen
+ * "YYYY-mm-ddTHH:MM:SSZ progname: message", to stderr or the file chosen
  * with log_to(), flushed at once so a crash loses nothing.
  */
 #define _GNU_SOURCE /* program_invocation_short_name */
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -38,28 +39,47 @@ log_level(void)
 	return log_lvl;
 }
 
-/* Write one line; why (a strerror text) is appended when not NULL. */
+/*
+ * Write one line with a single write(2), so that lines of several
+ * processes sharing a log (a daemon and the clients it forked, tests
+ * running many at once) never interleave.  Times are UTC, marked Z.
+ */
 static void
 vlog(const char *fmt, va_list ap, const char *why)
 {
 	FILE		*fp = log_fp != NULL ? log_fp : stderr;
 	const char	*name;
-	char		 ts[32];
+	char		 line[2048];
 	struct tm	 tm;
 	time_t		 now;
+	size_t		 len = 0;
+	int		 n;
 
 	name = log_progname != NULL ? log_progname :
 	    program_invocation_short_name;
 	now = time(NULL);
-	if (localtime_r(&now, &tm) == NULL ||
-	    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		ts[0] = '\0';
-	fprintf(fp, "%s %s: ", ts, name);
-	vfprintf(fp, fmt, ap);
-	if (why != NULL)
-		fprintf(fp, ": %s", why);
-	fputc('\n', fp);
+	if (gmtime_r(&now, &tm) != NULL)
+		len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	n = snprintf(line + len, sizeof(line) - len, "%s: ", name);
+	if (n > 0)
+		len += (size_t)n;
+	if (len < sizeof(line)) {
+		n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+		if (n > 0)
+			len += (size_t)n;
+	}
+	if (why != NULL && len < sizeof(line)) {
+		n = snprintf(line + len, sizeof(line) - len, ": %s", why);
+		if (n > 0)
+			len += (size_t)n;
+	}
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2; /* truncated: keep the newline */
+	line[len++] = '\n';
 	fflush(fp);
+	if (write(fileno(fp), line, len) == -1) {
+		/* nowhere left to complain */
+	}
 }
 
 void

@@ -31,18 +31,18 @@
 
 /* A decoded backslash sequence (TclParseBackslash). */
 struct bsq {
-	size_t		len;	/* bytes consumed, the backslash included */
-	uint32_t	cp;	/* the character, for BSQ_CHAR and BSQ_UNI */
+	size_t		len;	/* bytes read, backslash included */
+	uint32_t	cp;	/* the character (BSQ_CHAR, BSQ_UNI) */
 	int		how;
 };
 #define BSQ_CHAR	0	/* emit cp */
-#define BSQ_UNI		1	/* emit cp; from \u or \U: may pair up */
-#define BSQ_RAW		2	/* copy the len - 1 bytes after the backslash */
+#define BSQ_UNI		1	/* emit cp; from \u, \U: may pair */
+#define BSQ_RAW		2	/* copy the bytes after the backslash */
 
 /* Output state of one element being unescaped. */
 struct emit {
 	char	*o;
-	bool	 hi;	/* the last thing written is a \u high surrogate */
+	bool	 hi;	/* last written: a high surrogate from \u */
 };
 
 #define REFUSE_TAIL	": the registry takes literal commands only"
@@ -401,7 +401,8 @@ junk_message(struct tlist *l, const char *what, const char *p,
 			if (k == 4 && used + 3 <= 20) {
 				cp = (uint32_t)(q[0] & 0x07) << 18 |
 				    (uint32_t)(q[1] & 0x3f) << 12 |
-				    (uint32_t)(q[2] & 0x3f) << 6 | (q[3] & 0x3f);
+				    (uint32_t)(q[2] & 0x3f) << 6 |
+				    (q[3] & 0x3f);
 				utf8_put(hi, 0xd800 + ((cp - 0x10000) >> 10));
 				tbuf_add(m, hi, sizeof(hi));
 			}
@@ -927,7 +928,7 @@ static int
 parse_words(struct tlist *l, struct emit *e, const char *s, size_t len,
     size_t *pos, struct tbuf *err)
 {
-	size_t	 p = *pos, q;
+	size_t	 p = *pos;
 	char	*w;
 	int	 r;
 
@@ -955,10 +956,11 @@ parse_words(struct tlist *l, struct emit *e, const char *s, size_t len,
 
 		/* After a quoted or braced word: a separator or the end. */
 		if (p == len || s[p] == '\n' || s[p] == ';' ||
-		    (q = skip_ws(s, len, p)) > p)
+		    skip_ws(s, len, p) > p)
 			continue;
 		if (s[p - 1] == '"')
-			return refuse(err, "extra characters after close-quote");
+			return refuse(err,
+			    "extra characters after close-quote");
 		/* {*} followed by a word is Tcl's argument expansion. */
 		if (e->o - w == 2 && w[0] == '*')
 			return refuse(err, "argument expansion {*} is not"

@@ -4,7 +4,7 @@
  * Everything on a comm link is a Tcl list (docs/protocol.md §1): the stream
  * of messages, each message, each payload.  This module is the only place
  * that knows Tcl's quoting.  It is checked against a real tclsh by the
- * differential test in tests/unit/tcllist_diff.tcl.
+ * differential test in tests/unit/tcllist_diff.test.tcl.
  *
  * Parsing follows Tcl_SplitList (TclFindElement / TclCopyAndCollapse):
  * elements separated by Tcl whitespace (space, \t, \n, \v, \f, \r), braced

@@ -1,17 +1,22 @@
 /*
- * Tcl's [string match] on UTF-8 (tclmatch.h).
+ * Tcl's [string match] on UTF-8 (tclmatch.h): Tcl 8.6's
+ * Tcl_StringCaseMatch, case-sensitive, on the characters of the UTF-8
+ * text.  A character is one code point whatever its length in bytes, so
+ * '?' matches "é" or "😀" and ranges compare code points.  Bytes that are
+ * not UTF-8 count as one character each, with their own value (Latin-1),
+ * as a Tcl peer's utf-8 channel decodes them.  Lengths are explicit: a
+ * NUL is an ordinary character.
  *
- * [string match] on Tcl 8.6 is TclUniCharMatch (generic/tclUtf.c): the
- * pattern and the string are arrays of UTF-16 code units.  We walk the
- * UTF-8 bytes with a cursor that yields the same units, so a character
- * beyond U+FFFF is two units (a surrogate pair) exactly as in tclsh 8.6:
- * '?' matches half of it, and [string match {[😀]} 😀] is 0 there too.
- * Bytes that are not UTF-8 count as one unit each (Latin-1), as a Tcl
- * peer's utf-8 channel would decode them.
+ * (tclsh 8.6 uses this function for [string match] on plain strings; on a
+ * value that already holds Tcl's UTF-16 form it uses TclUniCharMatch,
+ * which differs only for characters beyond U+FFFF: there they are two
+ * units each.)
  *
  * The matching steps are Tcl's, quirks included: '[' without ']' runs to
  * the end of the pattern, "[a-" at the end never matches, a '\' at the end
- * never matches, ranges may be written high-low, there is no negation.
+ * never matches, ranges may be written high-low, there is no negation,
+ * and after a match inside '[...]' the set ends at the next ']' even when
+ * that ']' was the end of a range ("[ab-]c]" matches "ac]").
  *
  * Tcl tries every position after each '*' recursively, which is
  * exponential for patterns like "*a*a*a*a*b".  A peer chooses the pattern,
@@ -25,28 +30,20 @@
 
 #include "tclmatch.h"
 
-/* A position in a UTF-8 string, counted in UTF-16 units. */
-struct cur {
-	size_t	off;	/* byte offset of the current character */
-	size_t	idx;	/* units before this position */
-	bool	low;	/* at the second unit of a 4-byte character */
-};
-
 struct match {
 	const unsigned char	*pat, *str;
 	size_t			 plen, slen;
-	size_t			 npos;	/* string positions: units + 1 */
-	unsigned char		*memo;	/* failed (star, position) bits */
+	unsigned char		*memo;	/* failed (star, offset) */
 };
 
 #define MEMO_STACK	1024
 
 static size_t	 decode(const unsigned char *, size_t, uint32_t *);
-static int	 peek(const unsigned char *, size_t, const struct cur *);
-static int	 next(const unsigned char *, size_t, struct cur *);
+static int32_t	 peek(const unsigned char *, size_t, size_t);
+static int32_t	 next(const unsigned char *, size_t, size_t *);
 static size_t	 count_stars(const unsigned char *, size_t);
-static bool	 match_at(struct match *, struct cur, size_t, struct cur);
-static int	 match_class(struct match *, struct cur *, int);
+static bool	 match_class(struct match *, size_t *, int32_t);
+static bool	 match_at(struct match *, size_t, size_t, size_t);
 
 /* One character: its length in bytes and code point. */
 static size_t
@@ -77,48 +74,32 @@ decode(const unsigned char *s, size_t n, uint32_t *cp)
 	return 1;
 }
 
-/* The unit at c, or -1 at the end. */
-static int
-peek(const unsigned char *s, size_t n, const struct cur *c)
+/* The character at offset off, or -1 at the end. */
+static int32_t
+peek(const unsigned char *s, size_t n, size_t off)
 {
 	uint32_t cp;
 
-	if (c->off >= n)
+	if (off >= n)
 		return -1;
-	if (s[c->off] < 0x80)
-		return s[c->off];
-	decode(s + c->off, n - c->off, &cp);
-	if (cp < 0x10000)
-		return (int)cp;
-	cp -= 0x10000;
-	return (int)(c->low ? 0xdc00 + (cp & 0x3ff) : 0xd800 + (cp >> 10));
+	if (s[off] < 0x80)
+		return s[off];
+	decode(s + off, n - off, &cp);
+	return (int32_t)cp;
 }
 
-/* The unit at c, and move past it; -1 (and no move) at the end. */
-static int
-next(const unsigned char *s, size_t n, struct cur *c)
+/* The character at *off, and move past it; -1 (no move) at the end. */
+static int32_t
+next(const unsigned char *s, size_t n, size_t *off)
 {
-	uint32_t	cp;
-	size_t		k;
-	int		u;
+	uint32_t cp;
 
-	if (c->off >= n)
+	if (*off >= n)
 		return -1;
-	if (s[c->off] < 0x80) {
-		u = s[c->off++];
-		c->idx++;
-		return u;
-	}
-	u = peek(s, n, c);
-	k = decode(s + c->off, n - c->off, &cp);
-	if (k == 4 && !c->low)
-		c->low = true;
-	else {
-		c->low = false;
-		c->off += k;
-	}
-	c->idx++;
-	return u;
+	if (s[*off] < 0x80)
+		return s[(*off)++];
+	*off += decode(s + *off, n - *off, &cp);
+	return (int32_t)cp;
 }
 
 static size_t
@@ -135,69 +116,68 @@ count_stars(const unsigned char *s, size_t n)
 }
 
 /*
- * '[' ... ']' against unit ch; p is just past the '['.  Returns 1 on a
- * match (p past the class), 0 on a mismatch.  As in Tcl, after a match
- * the class ends at the next ']', wherever that is.
+ * '[' ... ']' against character ch; *p is just past the '['.  On a match
+ * *p moves past the set.
  */
-static int
-match_class(struct match *m, struct cur *p, int ch)
+static bool
+match_class(struct match *m, size_t *p, int32_t ch)
 {
-	int	start, end;
+	int32_t start, end;
 
 	for (;;) {
-		start = peek(m->pat, m->plen, p);
+		start = peek(m->pat, m->plen, *p);
 		if (start == ']' || start < 0)
-			return 0;
+			return false;
 		next(m->pat, m->plen, p);
-		if (peek(m->pat, m->plen, p) == '-') {
-			next(m->pat, m->plen, p);
+		if (peek(m->pat, m->plen, *p) == '-') {
+			(*p)++;
 			if ((end = next(m->pat, m->plen, p)) < 0)
-				return 0;
+				return false;
 			if ((start <= ch && ch <= end) ||
 			    (end <= ch && ch <= start))
 				break;
 		} else if (start == ch)
 			break;
 	}
-	for (;;) {
-		start = next(m->pat, m->plen, p);
-		if (start == ']' || start < 0)
-			return 1;
-	}
+	/* Without a ']' the set ends with the pattern. */
+	while (*p < m->plen && m->pat[*p] != ']')
+		(*p)++;
+	if (*p < m->plen)
+		(*p)++;
+	return true;
 }
 
 /*
- * TclUniCharMatch from pattern position p (prank '*' bytes before it) and
- * string position s.
+ * Match pattern from offset p (prank '*' bytes before it) against the
+ * string from offset s.
  */
 static bool
-match_at(struct match *m, struct cur p, size_t prank, struct cur s)
+match_at(struct match *m, size_t p, size_t prank, size_t s)
 {
-	size_t	from = p.off, rank, bit;
-	int	pc, sc;
+	size_t	from = p, rank, bit;
+	int32_t	pc, sc;
 
 	for (;;) {
-		pc = peek(m->pat, m->plen, &p);
-		sc = peek(m->str, m->slen, &s);
+		pc = peek(m->pat, m->plen, p);
 		if (pc < 0)
-			return sc < 0;
-		if (sc < 0 && pc != '*')
+			return s == m->slen;
+		if (s == m->slen && pc != '*')
 			return false;
 		switch (pc) {
 		case '*':
-			while (peek(m->pat, m->plen, &p) == '*')
-				next(m->pat, m->plen, &p);
-			if ((pc = peek(m->pat, m->plen, &p)) < 0)
+			while (p < m->plen && m->pat[p] == '*')
+				p++;
+			if ((pc = peek(m->pat, m->plen, p)) < 0)
 				return true;
-			rank = prank + count_stars(m->pat + from, p.off - from);
+			rank = prank + count_stars(m->pat + from, p - from);
 			for (;;) {
 				/* Cruise to the next place a literal fits. */
 				if (pc != '[' && pc != '?' && pc != '\\') {
 					while ((sc = peek(m->str, m->slen,
-					    &s)) >= 0 && sc != pc)
+					    s)) >= 0 && sc != pc)
 						next(m->str, m->slen, &s);
 				}
-				bit = (rank - 1) * m->npos + s.idx;
+				bit = (rank - 1) * (m->slen + 1) + s;
 				if (m->memo == NULL ||
 				    !(m->memo[bit / 8] & (1 << (bit % 8)))) {
 					if (match_at(m, p, rank, s))
@@ -210,17 +190,16 @@ match_at(struct match *m, struct cur p, size_t prank, struct cur s)
 					return false;
 			}
 		case '?':
-			next(m->pat, m->plen, &p);
+			p++;
 			next(m->str, m->slen, &s);
 			continue;
 		case '[':
-			next(m->pat, m->plen, &p);
+			p++;
 			if (!match_class(m, &p, next(m->str, m->slen, &s)))
 				return false;
 			continue;
 		case '\\':
-			next(m->pat, m->plen, &p);
-			if (peek(m->pat, m->plen, &p) < 0)
+			if (++p == m->plen)
 				return false;
 			break;
 		}
@@ -232,11 +211,10 @@ match_at(struct match *m, struct cur p, size_t prank, struct cur s)
 bool
 tcl_string_match(const char *pat, size_t plen, const char *str, size_t slen)
 {
-	unsigned char	 stack[MEMO_STACK];
-	struct match	 m;
-	struct cur	 start = { 0, 0, false }, c = start;
-	size_t		 nstars, bits;
-	bool		 r;
+	unsigned char	stack[MEMO_STACK];
+	struct match	m;
+	size_t		nstars, bytes;
+	bool		r;
 
 	m.pat = (const unsigned char *)pat;
 	m.plen = plen;
@@ -245,22 +223,18 @@ tcl_string_match(const char *pat, size_t plen, const char *str, size_t slen)
 	m.memo = NULL;
 
 	/* Backtracking only matters from the second star on. */
-	if ((nstars = count_stars(m.pat, plen)) >= 2) {
-		while (next(m.str, slen, &c) >= 0)
-			;
-		m.npos = c.idx + 1;
-		if (m.npos <= (SIZE_MAX - 7) / nstars) {
-			bits = nstars * m.npos;
-			if (bits <= 8 * sizeof(stack))
-				m.memo = stack;
-			else
-				m.memo = malloc((bits + 7) / 8);
-			/* Without memory, the answer is the same, only slower. */
-			if (m.memo != NULL)
-				memset(m.memo, 0, (bits + 7) / 8);
-		}
+	if ((nstars = count_stars(m.pat, plen)) >= 2 &&
+	    slen < SIZE_MAX / 2 / nstars) {
+		bytes = (nstars * (slen + 1) + 7) / 8;
+		if (bytes <= sizeof(stack))
+			m.memo = stack;
+		else
+			m.memo = malloc(bytes);
+		/* Without memory the answer is the same, only slower. */
+		if (m.memo != NULL)
+			memset(m.memo, 0, bytes);
 	}
-	r = match_at(&m, start, 0, start);
+	r = match_at(&m, 0, 0, 0);
 	if (m.memo != stack)
 		free(m.memo);
 	return r;
