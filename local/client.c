@@ -1370,8 +1370,8 @@ commregd_path(const struct commreg_open_opts *o, char *buf, size_t len)
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/')) != NULL) {
 			slash[1] = '\0';
-			snprintf(buf, len, "%scommregd", self);
-			if (access(buf, X_OK) == 0)
+			if ((size_t)snprintf(buf, len, "%scommregd", self) <
+			    len && access(buf, X_OK) == 0)
 				return;
 		}
 	}

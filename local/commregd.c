@@ -32,7 +32,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: commregd [--detach] [--home DIR] [--max-message BYTES]\n"
-	    "                [--wait MS] [-v]\n"
+	    "                [--wait MS] [--handshake-timeout S]\n"
+	    "                [--max-output BYTES] [-v]\n"
 	    "\n"
 	    "The comm registry for this user on this host.  Finds the live\n"
 	    "registry through ~/.tcl/comm/registry/HOST or becomes it.\n"
@@ -41,6 +42,11 @@ usage(FILE *fp)
 	    "  --home DIR         use DIR instead of $HOME\n"
 	    "  --max-message N    largest message accepted (default %d)\n"
 	    "  --wait MS          how long to wait for a contender (3000)\n"
+	    "  --handshake-timeout S\n"
+	    "                     close a peer silent this long after\n"
+	    "                     connecting (10)\n"
+	    "  --max-output N     close a peer that leaves N bytes of\n"
+	    "                     replies unread (8388608)\n"
 	    "  -v                 debug logging\n"
 	    "  -h, --help         this text\n",
 	    COMM_DEFAULT_MAX_MESSAGE);
@@ -100,6 +106,8 @@ main(int argc, char **argv)
 		{ "home", required_argument, NULL, 'H' },
 		{ "max-message", required_argument, NULL, 'm' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "handshake-timeout", required_argument, NULL, 'T' },
+		{ "max-output", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -116,7 +124,7 @@ main(int argc, char **argv)
 
 	log_init("commregd", LOG_LVL_INFO);
 	server_default_opts(&opts);
-	while ((ch = getopt_long(argc, argv, "dH:m:w:vh", longopts, NULL)) !=
+	while ((ch = getopt_long(argc, argv, "dH:m:w:T:O:vh", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
 		case 'd':
@@ -139,6 +147,22 @@ main(int argc, char **argv)
 			if (*end != '\0' || wait_ms < 0) {
 				fprintf(stderr, "commregd: --wait: \"%s\" is "
 				    "not a number of milliseconds\n", optarg);
+				return 2;
+			}
+			break;
+		case 'T':
+			opts.handshake_timeout = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || opts.handshake_timeout < 1) {
+				fprintf(stderr, "commregd: --handshake-timeout: "
+				    "\"%s\" is not a number of seconds\n", optarg);
+				return 2;
+			}
+			break;
+		case 'O':
+			opts.max_output = strtoul(optarg, &end, 10);
+			if (*end != '\0' || opts.max_output < 4096) {
+				fprintf(stderr, "commregd: --max-output: \"%s\" "
+				    "is not a size of at least 4096\n", optarg);
 				return 2;
 			}
 			break;

@@ -109,9 +109,11 @@ peer_write(struct peer *p, const struct tbuf *b)
 	if (p->state == PEER_DEAD)
 		return;
 	out = bufferevent_get_output(p->bev);
-	if (evbuffer_get_length(out) + b->len > p->srv->o.max_output) {
+	if (evbuffer_get_length(out) > p->srv->o.max_output) {
 		/* A client that never reads would make us hold its replies
-		 * forever; it loses its connection instead. */
+		 * forever; it loses its connection instead.  What counts is
+		 * what is still queued, so one reply larger than the limit
+		 * (a big listing) still goes to a client that reads. */
 		peer_fail(p, "not reading: %zu bytes already queued",
 		    evbuffer_get_length(out));
 		return;
