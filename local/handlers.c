@@ -452,27 +452,26 @@ void
 handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
     void *arg)
 {
-	struct peer *p = w->owner;
-	struct tbuf body;
+	struct server *s = arg;
+	struct tbuf *body = &s->note;
 	const char *words[4];
 	size_t lens[4];
 
-	tbuf_init(&body);
+	tbuf_reset(body);
 	if (w->kind == REG_WATCH_NNS) {
 		words[0] = "Search/Continuous/Change";
-		tl_append(&body, 0, e->name, e->namelen);
-		tl_append(&body, 0, e->data, e->datalen);
+		tl_append(body, 0, e->name, e->namelen);
+		tl_append(body, 0, e->data, e->datalen);
 	} else {
 		words[0] = "Commreg/Event";
-		registry_entry_dict(&body, e);
+		registry_entry_dict(body, e);
 	}
 	lens[0] = strlen(words[0]);
 	words[1] = w->tag;
 	lens[1] = w->taglen;
 	words[2] = added ? "add" : "remove";
 	lens[2] = strlen(words[2]);
-	words[3] = body.p;
-	lens[3] = body.len;
-	peer_send_async(p, words, lens, 4);
-	tbuf_free(&body);
+	words[3] = body->p;
+	lens[3] = body->len;
+	peer_send_async(w->owner, words, lens, 4);
 }

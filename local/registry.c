@@ -90,11 +90,7 @@ registry_new(reg_notify_fn notify, void *arg)
 static void
 entry_free(struct reg_entry *e)
 {
-	free(e->name);
-	free(e->base);
-	free(e->host);
-	free(e->data);
-	free(e);
+	free(e); /* strings live in the same block (entry_new) */
 }
 
 void
@@ -258,50 +254,88 @@ make_name(struct tbuf *out, const char *base, size_t baselen, int serial)
 		tbuf_printf(out, " #%d", serial);
 }
 
-/* A Bind's data that is a comm id "PORT ?HOST?" gives the entry a port. */
+/*
+ * A Bind's data that is a comm id "PORT ?HOST?" gives the entry a port
+ * and host for List and watchers.  Sets *port (-1: not a comm id) and the
+ * host span inside data.
+ */
 static void
-entry_port_from_data(struct reg_entry *e)
+port_from_data(const char *data, size_t datalen, int *port,
+    struct tbuf *host)
 {
-	struct tlist l;
+	static __thread struct tlist l;
 	const char *err;
 	char *end;
-	long port;
+	long v;
 
-	e->port = -1;
-	tlist_init(&l);
-	if (tlist_parse(&l, e->data, e->datalen, &err) == 0 &&
+	*port = -1;
+	if (tlist_parse(&l, data, datalen, &err) == 0 &&
 	    (l.n == 1 || l.n == 2)) {
-		port = strtol(l.v[0].p, &end, 10);
-		if (end != l.v[0].p && *end == '\0' && port > 0 &&
-		    port < 65536) {
-			e->port = (int)port;
-			free(e->host);
-			e->host = xmemdup(l.n == 2 ? l.v[1].p : "",
-			    l.n == 2 ? l.v[1].len : 0);
+		v = strtol(l.v[0].p, &end, 10);
+		if (end != l.v[0].p && *end == '\0' && v > 0 && v < 65536) {
+			*port = (int)v;
+			if (l.n == 2)
+				tbuf_add(host, l.v[1].p, l.v[1].len);
 		}
 	}
-	tlist_free(&l);
+}
+
+/*
+ * One allocation per entry: the struct and its four strings (name, base,
+ * host, data) behind it.  At 10,000s of names per registry the malloc
+ * overhead of separate strings would be most of the cost of a name.
+ */
+static struct reg_entry *
+entry_new(const struct tbuf *name, const char *base, size_t baselen,
+    const struct tbuf *host, const struct tbuf *data)
+{
+	struct reg_entry *e;
+	char *p;
+
+	e = malloc(sizeof *e + name->len + baselen + host->len + data->len +
+	    4);
+	if (e == NULL)
+		fatalx("out of memory");
+	memset(e, 0, sizeof *e);
+	p = (char *)(e + 1);
+	e->name = p;
+	e->namelen = name->len;
+	memcpy(p, name->p, name->len);
+	p[name->len] = '\0';
+	p += name->len + 1;
+	e->base = p;
+	e->baselen = baselen;
+	memcpy(p, base, baselen);
+	p[baselen] = '\0';
+	p += baselen + 1;
+	e->host = p;
+	memcpy(p, host->p, host->len);
+	p[host->len] = '\0';
+	p += host->len + 1;
+	e->data = p;
+	e->datalen = data->len;
+	memcpy(p, data->p, data->len);
+	p[data->len] = '\0';
+	return e;
 }
 
 struct reg_entry *
 registry_add(struct registry *r, const struct reg_add *a, void *owner,
     struct reg_entry_list *owner_list, struct tbuf *err)
 {
+	static __thread struct tbuf name, host, data;
 	struct reg_entry *e;
-	struct tbuf name;
-	int serial = 1, tries;
+	int serial = 1, tries, port;
 	size_t h;
 
 	if (registry_check_name(a->base, a->baselen, a->nns, err) == -1)
 		return NULL;
-	tbuf_init(&name);
 	if (a->nns) {
 		if (registry_find(r, a->base, a->baselen) != NULL) {
 			/* tcllib's exact text, which clients match on. */
 			tbuf_adds(err, "Name \"");
 			tbuf_add(err, a->base, a->baselen);
 			tbuf_adds(err, "\" is already bound");
-			tbuf_free(&name);
 			return NULL;
 		}
 		make_name(&name, a->base, a->baselen, 1);
@@ -319,48 +353,36 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 			if (tries == REG_SERIAL_MAX) {
 				tbuf_printf(err, "too many instances of \"%.*s\"",
 				    (int)a->baselen, a->base);
-				tbuf_free(&name);
 				return NULL;
 			}
 		}
 	}
 
-	e = xcalloc(1, sizeof *e);
-	e->name = xmemdup(name.p, name.len);
-	e->namelen = name.len;
-	tbuf_free(&name);
-	e->base = xmemdup(a->base, a->baselen);
-	e->baselen = a->baselen;
+	tbuf_reset(&host);
+	tbuf_reset(&data);
+	if (a->nns) {
+		/* A Bind's data is the client's own. */
+		tbuf_add(&data, a->data, a->datalen);
+		port_from_data(a->data, a->datalen, &port, &host);
+	} else {
+		port = a->port;
+		tbuf_adds(&host, a->host);
+		if (a->data != NULL)
+			tbuf_add(&data, a->data, a->datalen);
+		else {
+			tl_append_int(&data, 0, a->port);
+			tl_append_str(&data, 0, a->host);
+		}
+	}
+	e = entry_new(&name, a->base, a->baselen, &host, &data);
+	e->port = port;
 	e->serial = serial;
 	e->scope = a->scope;
+	e->nns = a->nns;
 	e->uid = a->uid;
 	e->pid = a->pid;
 	e->since = time(NULL);
 	e->owner = owner;
-	e->nns = a->nns;
-	if (a->nns) {
-		/* A Bind's data is the client's own; when it is a comm id the
-		 * entry gets a port and host for List and watchers. */
-		e->data = xmemdup(a->data, a->datalen);
-		e->datalen = a->datalen;
-		e->host = xmemdup("", 0);
-		entry_port_from_data(e);
-	} else {
-		struct tbuf d;
-
-		e->port = a->port;
-		e->host = xmemdup(a->host, strlen(a->host));
-		tbuf_init(&d);
-		if (a->data != NULL)
-			tbuf_add(&d, a->data, a->datalen);
-		else {
-			tl_append_int(&d, 0, a->port);
-			tl_append_str(&d, 0, a->host);
-		}
-		e->data = xmemdup(d.p, d.len);
-		e->datalen = d.len;
-		tbuf_free(&d);
-	}
 
 	if (r->count >= r->nbuckets)
 		registry_grow(r);

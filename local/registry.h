@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 #include <time.h>
@@ -36,19 +37,21 @@
 enum reg_scope { REG_SCOPE_USER = 0 };
 
 struct reg_entry {
-	char *name; /* full name: base, or "base #serial" */
-	size_t namelen;
-	char *base;
-	size_t baselen;
+	/* Strings point into the same allocation as the struct
+	 * (registry.c, entry_new): NUL-terminated, lengths authoritative. */
+	const char *name; /* full name: base, or "base #serial" */
+	const char *base;
+	const char *host; /* "" when none */
+	const char *data; /* nns data; for Register: "PORT HOST" or -data */
+	uint32_t namelen;
+	uint32_t baselen;
+	uint32_t datalen;
 	int serial;
-	int port;   /* -1: none (a Bind whose data is not a comm id) */
-	char *host; /* "" when none */
-	char *data; /* nns data; for Register: "PORT HOST" */
-	size_t datalen;
-	enum reg_scope scope;
-	bool nns;   /* made by Bind: DATA is the client's, port/host guessed */
+	int port; /* -1: none (a Bind whose data is not a comm id) */
 	uid_t uid;
 	pid_t pid; /* 0: unknown */
+	uint8_t scope; /* enum reg_scope */
+	bool nns;      /* made by Bind: DATA is the client's, port guessed */
 	time_t since;
 
 	void *owner;

@@ -126,16 +126,14 @@ peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
     size_t n)
 {
 	struct server *s = p->srv;
-	struct tbuf payload;
 
 	if (p->state != PEER_READY)
 		return;
-	tbuf_init(&payload);
-	comm_format_command(&payload, words, lens, n);
+	tbuf_reset(&s->payload);
+	comm_format_command(&s->payload, words, lens, n);
 	tbuf_reset(&s->out);
-	comm_format_message(&s->out, "async", ++p->out_serial, payload.p,
-	    payload.len);
-	tbuf_free(&payload);
+	comm_format_message(&s->out, "async", ++p->out_serial, s->payload.p,
+	    s->payload.len);
 	peer_write(p, &s->out);
 }
 
@@ -414,6 +412,8 @@ server_init(struct server *s, struct event_base *base, int listen_fd,
 	tbuf_init(&s->result);
 	tbuf_init(&s->err);
 	tbuf_init(&s->out);
+	tbuf_init(&s->note);
+	tbuf_init(&s->payload);
 	s->reg = registry_new(handlers_notify, s);
 	s->reaper = event_new(base, -1, 0, server_reap, s);
 	s->listener = evconnlistener_new(base, server_accept, s,
@@ -442,4 +442,6 @@ server_free(struct server *s)
 	tbuf_free(&s->result);
 	tbuf_free(&s->err);
 	tbuf_free(&s->out);
+	tbuf_free(&s->note);
+	tbuf_free(&s->payload);
 }

@@ -75,6 +75,7 @@ struct server {
 	/* Scratch reused by every message (no allocation per request). */
 	struct tlist msg, frags, words;
 	struct tbuf scratch, result, err, out;
+	struct tbuf note, payload; /* notifications (fan-out hot path) */
 };
 
 int server_init(struct server *, struct event_base *, int listen_fd, int port,
