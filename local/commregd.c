@@ -8,6 +8,7 @@
  * parent returns once the registry listens, so the caller can connect
  * right away.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -96,6 +97,28 @@ detach(const char *logpath)
 		dup2(fd, 2);
 	}
 	return pfd[1];
+}
+
+/*
+ * Every application of the user holds a connection: take the descriptors
+ * the hard limit allows, and never promise more connections than that.
+ */
+static void
+raise_fd_limit(struct server_opts *o)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 32 &&
+	    o->max_conns > rl.rlim_cur - 32)
+		o->max_conns = rl.rlim_cur - 32;
+	log_debug("connection limit %zu", o->max_conns);
 }
 
 int
@@ -214,6 +237,7 @@ main(int argc, char **argv)
 		ready_fd = detach(logpath);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit(&opts);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if (server_init(&srv, base, claim.listen_fd, claim.port, host,

@@ -30,7 +30,7 @@ server_default_opts(struct server_opts *o)
 	o->max_message = COMM_DEFAULT_MAX_MESSAGE;
 	o->max_names = 1024;
 	o->max_watches = 256;
-	o->max_conns = 8192;
+	o->max_conns = 65536; /* capped by RLIMIT_NOFILE in commregd */
 	o->max_output = 8 * 1024 * 1024;
 	o->handshake_timeout = 10;
 }
