@@ -20,31 +20,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "safepath.h"
 
 #define SAFE_DIR_MODE	0700
 
-static int	 say(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	 open_dir(const char *, char *, size_t);
 static int	 make_dir(const char *, char *, size_t);
 static int	 check_dir_fd(int, const char *, uid_t, mode_t, char *, size_t);
 static int	 join(char *, size_t, const char *, const char *, char *,
 		    size_t);
-
-/* Write a reason for the person and fail. */
-static int
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /*
  * Create a missing directory 0700 whatever the umask says: mkdir() can only
@@ -61,9 +46,9 @@ make_dir(const char *path, char *err, size_t errlen)
 		if (errno == EEXIST)
 			return 0;	/* someone else made it: check it */
 		if (errno == ENOENT)
-			return say(err, errlen, "%s: cannot create it: its "
+			return reason(err, errlen, "%s: cannot create it: its "
 			    "parent directory does not exist", path);
-		return say(err, errlen, "%s: cannot create directory: %s",
+		return reason(err, errlen, "%s: cannot create directory: %s",
 		    path, strerror(errno));
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -76,7 +61,7 @@ make_dir(const char *path, char *err, size_t errlen)
 	else
 		return 0;	/* replaced meanwhile: open_dir says why */
 	if (rc == -1)
-		return say(err, errlen, "%s: cannot set mode 0700 on the new "
+		return reason(err, errlen, "%s: cannot set mode 0700 on the new "
 		    "directory: %s", path, strerror(errno));
 	return 0;
 }
@@ -103,19 +88,19 @@ open_dir(const char *path, char *err, size_t errlen)
 		}
 		if (errno == ELOOP || errno == ENOTDIR) {
 			if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-				return say(err, errlen, "%s: is a symbolic "
+				return reason(err, errlen, "%s: is a symbolic "
 				    "link; refusing to follow it", path);
-			return say(err, errlen, "%s: is not a directory",
+			return reason(err, errlen, "%s: is not a directory",
 			    path);
 		}
 		if (errno == EACCES)
-			return say(err, errlen, "%s: cannot open directory: "
+			return reason(err, errlen, "%s: cannot open directory: "
 			    "%s (check the owner and mode of it and of its "
 			    "parents)", path, strerror(errno));
-		return say(err, errlen, "%s: cannot open directory: %s", path,
+		return reason(err, errlen, "%s: cannot open directory: %s", path,
 		    strerror(errno));
 	}
-	return say(err, errlen, "%s: directory vanished while being created",
+	return reason(err, errlen, "%s: directory vanished while being created",
 	    path);
 }
 
@@ -132,21 +117,21 @@ check_dir_fd(int fd, const char *path, uid_t uid, mode_t forbidden,
 	mode_t		 mode;
 
 	if (fstat(fd, &st) == -1)
-		return say(err, errlen, "%s: cannot stat: %s", path,
+		return reason(err, errlen, "%s: cannot stat: %s", path,
 		    strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return say(err, errlen, "%s: is not a directory", path);
+		return reason(err, errlen, "%s: is not a directory", path);
 	if (st.st_uid != uid)
-		return say(err, errlen, "%s: owned by uid %lu, not by uid %lu",
+		return reason(err, errlen, "%s: owned by uid %lu, not by uid %lu",
 		    path, (unsigned long)st.st_uid, (unsigned long)uid);
 	mode = st.st_mode & 07777;
 	if ((mode & forbidden) == 0)
 		return 0;
 	if (forbidden == 077)
-		return say(err, errlen, "%s: mode %04o is too open "
+		return reason(err, errlen, "%s: mode %04o is too open "
 		    "(group/other may read or write); run: chmod 700 %s",
 		    path, (unsigned)mode, path);
-	return say(err, errlen, "%s: mode %04o lets group/other write in "
+	return reason(err, errlen, "%s: mode %04o lets group/other write in "
 	    "it; run: chmod go-w %s", path, (unsigned)mode, path);
 }
 
@@ -181,16 +166,16 @@ safe_file_fd(int fd, const char *path, uid_t uid, char *err, size_t errlen)
 	mode_t		 mode;
 
 	if (fstat(fd, &st) == -1)
-		return say(err, errlen, "%s: cannot stat: %s", path,
+		return reason(err, errlen, "%s: cannot stat: %s", path,
 		    strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return say(err, errlen, "%s: is not a regular file", path);
+		return reason(err, errlen, "%s: is not a regular file", path);
 	if (st.st_uid != uid)
-		return say(err, errlen, "%s: owned by uid %lu, not by uid %lu",
+		return reason(err, errlen, "%s: owned by uid %lu, not by uid %lu",
 		    path, (unsigned long)st.st_uid, (unsigned long)uid);
 	mode = st.st_mode & 07777;
 	if (mode & 077)
-		return say(err, errlen, "%s: mode %04o is too open "
+		return reason(err, errlen, "%s: mode %04o is too open "
 		    "(group/other may read or write); run: chmod 600 %s",
 		    path, (unsigned)mode, path);
 	return 0;
@@ -209,7 +194,7 @@ join(char *buf, size_t len, const char *dir, const char *name, char *err,
 		dl--;			/* "/home/u/" and "/home/u" alike */
 	n = snprintf(buf, len, "%.*s/%s", (int)dl, dir, name);
 	if (n < 0 || (size_t)n >= len)
-		return say(err, errlen, "%s/%s: path too long", dir, name);
+		return reason(err, errlen, "%s/%s: path too long", dir, name);
 	return 0;
 }
 
@@ -220,7 +205,7 @@ safe_comm_tree(const char *home, uid_t uid, char *regdir, size_t rdlen,
 	char	 tcl[4096], comm[4096], reg[4096], logdir[4096];
 
 	if (home == NULL || home[0] != '/')
-		return say(err, errlen, "home directory \"%s\" is not an "
+		return reason(err, errlen, "home directory \"%s\" is not an "
 		    "absolute path; set HOME", home != NULL ? home : "");
 	if (join(tcl, sizeof(tcl), home, ".tcl", err, errlen) == -1 ||
 	    join(comm, sizeof(comm), tcl, "comm", err, errlen) == -1 ||
@@ -233,6 +218,6 @@ safe_comm_tree(const char *home, uid_t uid, char *regdir, size_t rdlen,
 	    safe_dir(logdir, uid, err, errlen) == -1)
 		return -1;
 	if ((size_t)snprintf(regdir, rdlen, "%s", reg) >= rdlen)
-		return say(err, errlen, "%s: path too long", reg);
+		return reason(err, errlen, "%s: path too long", reg);
 	return 0;
 }

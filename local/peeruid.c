@@ -43,8 +43,6 @@ struct endpoint {
 	uint16_t	 port;	/* network order */
 };
 
-static int	 fail(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	 endpoint_of(const struct sockaddr_storage *,
 		    struct endpoint *);
 static int	 is_v4(const struct in6_addr *);
@@ -58,19 +56,6 @@ static int	 diag_ask(int, int, const struct endpoint *,
 static int	 diag_reply(const struct nlmsghdr *, uint32_t,
 		    const struct endpoint *, const struct endpoint *, uid_t *,
 		    char *, size_t);
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static int
 is_v4(const struct in6_addr *a)
@@ -160,13 +145,13 @@ diag_open(char *err, size_t errlen)
 
 	s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (s == -1)
-		return fail(err, errlen, "netlink sock_diag unavailable: %s",
+		return reason(err, errlen, "netlink sock_diag unavailable: %s",
 		    strerror(errno));
 	tv.tv_sec = 0;
 	tv.tv_usec = PEERUID_TIMEOUT_MS * 1000;
 	if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
 	    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1) {
-		fail(err, errlen, "netlink sock_diag: setsockopt: %s",
+		reason(err, errlen, "netlink sock_diag: setsockopt: %s",
 		    strerror(errno));
 		close(s);
 		return -1;
@@ -203,17 +188,17 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq,
 		return 1;	/* not ours: read on */
 	if (nh->nlmsg_type == NLMSG_ERROR) {
 		if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*ne)))
-			return fail(err, errlen, "inet_diag: short error");
+			return reason(err, errlen, "inet_diag: short error");
 		ne = NLMSG_DATA(nh);
 		if (ne->error == -ENOENT)
-			return fail(err, errlen, "no local TCP socket is the "
+			return reason(err, errlen, "no local TCP socket is the "
 			    "other end of this connection");
-		return fail(err, errlen, "inet_diag: %s",
+		return reason(err, errlen, "inet_diag: %s",
 		    strerror(-ne->error));
 	}
 	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 	    nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
-		return fail(err, errlen, "inet_diag: unexpected reply type %u",
+		return reason(err, errlen, "inet_diag: unexpected reply type %u",
 		    (unsigned)nh->nlmsg_type);
 	m = NLMSG_DATA(nh);
 
@@ -232,15 +217,15 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq,
 	src.port = m->id.idiag_sport;
 	dst.port = m->id.idiag_dport;
 	if (m->idiag_state == TCP_LISTEN)
-		return fail(err, errlen, "only a listening socket has that "
+		return reason(err, errlen, "only a listening socket has that "
 		    "port; no process holds the other end");
 	if (memcmp(&src.addr, &peer->addr, 16) != 0 ||
 	    memcmp(&dst.addr, &self->addr, 16) != 0 ||
 	    src.port != peer->port || dst.port != self->port)
-		return fail(err, errlen, "inet_diag answered for another "
+		return reason(err, errlen, "inet_diag answered for another "
 		    "socket");
 	if (m->idiag_inode == 0)
-		return fail(err, errlen, "the peer's socket is not held by "
+		return reason(err, errlen, "the peer's socket is not held by "
 		    "any process (closed, or not yet accepted)");
 	log_debug("peeruid: peer socket inode %u uid %u state %u",
 	    (unsigned)m->idiag_inode, (unsigned)m->idiag_uid,
@@ -295,7 +280,7 @@ diag_ask(int s, int family, const struct endpoint *peer,
 	nl.nl_family = AF_NETLINK;
 	if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl,
 	    sizeof(nl)) != (ssize_t)sizeof(msg))
-		return fail(err, errlen, "inet_diag request: %s",
+		return reason(err, errlen, "inet_diag request: %s",
 		    strerror(errno));
 
 	for (reads = 0; reads < PEERUID_MAX_READS; reads++) {
@@ -305,10 +290,10 @@ diag_ask(int s, int family, const struct endpoint *peer,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return fail(err, errlen, "inet_diag: no answer within "
+			return reason(err, errlen, "inet_diag: no answer within "
 			    "%d ms", PEERUID_TIMEOUT_MS);
 		if (n == -1)
-			return fail(err, errlen, "inet_diag reply: %s",
+			return reason(err, errlen, "inet_diag reply: %s",
 			    strerror(errno));
 		if (nl.nl_pid != 0)
 			continue;	/* only the kernel may answer */
@@ -320,7 +305,7 @@ diag_ask(int s, int family, const struct endpoint *peer,
 				return rc;
 		}
 	}
-	return fail(err, errlen, "inet_diag: no answer to our request");
+	return reason(err, errlen, "inet_diag: no answer to our request");
 }
 
 int
@@ -335,18 +320,18 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 	len = sizeof(pss);
 	memset(&pss, 0, sizeof(pss));
 	if (getpeername(fd, (struct sockaddr *)&pss, &len) == -1)
-		return fail(err, errlen, "cannot get the peer address: %s",
+		return reason(err, errlen, "cannot get the peer address: %s",
 		    strerror(errno));
 	len = sizeof(lss);
 	memset(&lss, 0, sizeof(lss));
 	if (getsockname(fd, (struct sockaddr *)&lss, &len) == -1)
-		return fail(err, errlen, "cannot get our own address: %s",
+		return reason(err, errlen, "cannot get our own address: %s",
 		    strerror(errno));
 	if (endpoint_of(&pss, &peer) == -1 || endpoint_of(&lss, &self) == -1)
-		return fail(err, errlen, "not a TCP/IP connection");
+		return reason(err, errlen, "not a TCP/IP connection");
 	endpoint_str(&peer, pb, sizeof(pb));
 	if (!is_loopback(&peer.addr) && !is_local_address(&peer.addr))
-		return fail(err, errlen, "peer %s is not on this host (not a "
+		return reason(err, errlen, "peer %s is not on this host (not a "
 		    "loopback or local address); its uid cannot be known",
 		    pb);
 
@@ -362,7 +347,7 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 	close(s);
 	if (rc == -1 && err != NULL && errlen > 0) {
 		snprintf(why, sizeof(why), "%s", err);
-		fail(err, errlen, "peer %s: %s", pb, why);
+		reason(err, errlen, "peer %s: %s", pb, why);
 	}
 	return rc;
 }

@@ -20,6 +20,13 @@ void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Write a one-line reason for a person into a caller's buffer (err may be
+ * NULL) and return -1, so that checks read "return reason(err, len, ...)".
+ * Modules that report failures to their caller use this, not the log.
+ */
+int reason(char *err, size_t errlen, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
 void fatalx(const char *, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
