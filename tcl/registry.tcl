@@ -1,0 +1,1090 @@
+# comm::registry -- the user's commreg registry, for Tcl comm applications.
+#
+# An application registers the port its own comm channel listens on
+# under a name (`foo`, `foo #2` ... as Tk's `tk appname`), looks up other
+# applications by name, lists them and watches them come and go.  The
+# registry is the daemon commregd, one per user and host, found through
+# the port file $HOME/.tcl/comm/registry/<short-hostname>
+# (docs/election.md); this package speaks its Commreg/1 commands
+# (docs/protocol.md §4) over a private comm channel, as tcllib's nameserv
+# does for nns, and starts `commregd --detach` when no registry runs.
+#
+# When the registry dies, the package gets it back by itself: commregd is
+# spawned again (the election in commregd makes exactly one registry, on
+# the same port), every name is registered again with its old serial,
+# every watch is started again and only the differences from the fresh
+# snapshot reach the application.  All of that runs from the event loop
+# with callbacks; nothing in it waits in vwait.  docs/tcl.md is the
+# user's guide.
+
+package require Tcl 8.6
+package require comm 4.6
+package require interp
+
+namespace eval ::comm::registry {
+    variable version 0.1.0
+
+    # configure options (docs/tcl.md)
+    variable opt
+    array set opt {
+        -home     ""
+        -commregd ""
+        -command  ""
+        -timeout  10000
+        -grace    3000
+    }
+    variable optnames {-home -commregd -command -timeout -grace}
+
+    # Connection.  state: idle (no registry connection; the next call
+    # finds one), connecting (a call is finding it), connected, or
+    # recovering (lost, getting it back from the event loop).
+    variable state idle
+    variable link ""        ;# the private comm channel
+    variable sid ""         ;# the registry's comm id, {PORT 127.0.0.1}
+    variable regport ""     ;# its port
+    variable gen 0          ;# bumped at every loss: stale callbacks see it
+    variable stamp 0        ;# bumped when a recovery ends (Connect waits)
+    variable owed 0         ;# 1 when "lost" was told and "regained" not yet
+    variable quiet 0        ;# >0 while we drop a connection ourselves
+    variable helloed 0      ;# 1 once the registry on sid said hello
+    variable uid ""         ;# our uid (cached)
+
+    # Our registrations: id -> dict base name serial port scope
+    variable regs
+    array set regs {}
+    variable regseq 0
+
+    # Our watches, by token: pattern, command, the entries the
+    # application has been told of (name -> entry), and those that were
+    # missing from the snapshot after a failover and are kept for -grace
+    # ms in case their owner has not registered again yet.
+    variable wpattern
+    variable wcmd
+    variable wknown
+    variable wpending
+    variable wtimer
+    array set wpattern {}
+    array set wcmd {}
+    array set wknown {}
+    array set wpending {}
+    array set wtimer {}
+    variable watchseq 0
+
+    # Synchronous calls waiting for their answer: key -> "" or the
+    # callback's option list.
+    variable calls
+    array set calls {}
+    variable callseq 0
+
+    # Recovery after a loss (see BeginRecovery).
+    variable rec
+    array set rec {start 0 attempt 0 reason "" timer "" pending 0}
+    variable spawnout
+    array set spawnout {}
+    variable giveup_ms 30000
+
+    # Notifications for the application, delivered in order from the
+    # event loop: {watch TOKEN TYPE ENTRY} or {life EVENT ARG...}.
+    variable queue {}
+    variable flushing 0
+    variable flushid ""
+}
+
+# ---------------------------------------------------------------------------
+# API
+
+# register ?-scope S? ?-port P? NAME -> the assigned name ("foo", "foo #2")
+proc ::comm::registry::register {args} {
+    variable regs
+    variable regseq
+    set usage {wrong # args: should be "comm::registry::register ?-scope scope? ?-port port? name"}
+    if {[llength $args] % 2 != 1} {
+        return -code error $usage
+    }
+    set name [lindex $args end]
+    set port ""
+    set scope ""
+    foreach {o v} [lrange $args 0 end-1] {
+        switch -exact -- $o {
+            -scope { set scope $v }
+            -port {
+                if {![string is integer -strict $v] || $v < 1 || $v > 65535} {
+                    return -code error "expected a port number 1-65535 but got \"$v\""
+                }
+                set port $v
+            }
+            default {
+                return -code error "bad option \"$o\": must be -port or -scope"
+            }
+        }
+    }
+    if {$port eq ""} {
+        set port [::comm::comm self]
+        if {!$port} {
+            return -code error "this application's comm channel does not listen (comm::comm self is 0): configure it with -listen 1 or give -port"
+        }
+    }
+    Connect
+    set assigned [Call [RegisterCommand $name $port $scope ""]]
+    set regs(r[incr regseq]) [dict create base $name name $assigned \
+        serial [SerialOf $name $assigned] port $port scope $scope]
+    return $assigned
+}
+
+# unregister NAME: NAME as register returned it (or as asked for, when
+# this application holds only one instance of it).
+proc ::comm::registry::unregister {name} {
+    variable regs
+    variable state
+    set id [FindReg $name]
+    if {$id eq ""} {
+        return -code error "\"$name\" is not registered by this application"
+    }
+    set assigned [dict get $regs($id) name]
+    unset regs($id)
+    if {$state eq "connected"} {
+        Call [::list Commreg/Unregister $assigned]
+    }
+    # Otherwise the registry that had it is gone, and it will not be
+    # registered again.
+    return
+}
+
+# lookup NAME -> comm id {PORT HOST}, ready for `comm::comm send`
+proc ::comm::registry::lookup {name} {
+    Connect
+    return [Call [::list Commreg/Lookup $name]]
+}
+
+# list ?PATTERN? -> entry dicts (docs/protocol.md §4), sorted by name
+proc ::comm::registry::list {{pattern *}} {
+    Connect
+    return [Call [::list Commreg/List $pattern]]
+}
+
+# watch PATTERN CMD -> token.  CMD is called with "add ENTRY" for every
+# entry matching now, then "add ENTRY" / "remove ENTRY" as they come and
+# go, from the event loop.
+proc ::comm::registry::watch {pattern cmd} {
+    variable watchseq
+    variable wpattern
+    variable wcmd
+    variable wknown
+    variable wpending
+    Connect
+    set tag w[incr watchseq]
+    set wpattern($tag) $pattern
+    set wcmd($tag) $cmd
+    set wknown($tag) {}
+    set wpending($tag) {}
+    # The snapshot is applied as its answer is read, before any event of
+    # the watch that follows it on the connection (docs/protocol.md §4).
+    if {[catch {Call [::list Commreg/Watch $tag $pattern] "" \
+                     [::list ::comm::registry::Resnapshot $tag -first 1]} \
+             res opts]} {
+        DropWatch $tag
+        return -options $opts $res
+    }
+    return $tag
+}
+
+proc ::comm::registry::unwatch {token} {
+    variable wcmd
+    variable state
+    if {![info exists wcmd($token)]} {
+        return -code error "no watch \"$token\""
+    }
+    DropWatch $token
+    if {$state eq "connected"} {
+        catch {Call [::list Commreg/Unwatch $token]}
+    }
+    return
+}
+
+# entries TOKEN -> the entries the watch's command has been told of and
+# not told are gone, sorted by name.
+proc ::comm::registry::entries {token} {
+    variable wknown
+    variable wpending
+    if {![info exists wknown($token)]} {
+        return -code error "no watch \"$token\""
+    }
+    set view [dict merge $wpending($token) $wknown($token)]
+    set l {}
+    foreach name [lsort [dict keys $view]] {
+        lappend l [dict get $view $name]
+    }
+    return $l
+}
+
+# names -> the names this application holds now (after any renaming)
+proc ::comm::registry::names {} {
+    variable regs
+    set l {}
+    foreach id [RegIds] {
+        lappend l [dict get $regs($id) name]
+    }
+    return $l
+}
+
+proc ::comm::registry::configure {args} {
+    variable opt
+    variable optnames
+    variable state
+    if {![llength $args]} {
+        set l {}
+        foreach o $optnames { lappend l $o $opt($o) }
+        return $l
+    }
+    if {[llength $args] == 1} {
+        set o [lindex $args 0]
+        if {$o ni $optnames} {
+            return -code error "bad option \"$o\": must be [join $optnames {, }]"
+        }
+        return $opt($o)
+    }
+    if {[llength $args] % 2} {
+        return -code error "value for \"[lindex $args end]\" missing"
+    }
+    foreach {o v} $args {
+        switch -exact -- $o {
+            -home {
+                if {$v ne $opt(-home) && $state ne "idle"} {
+                    return -code error "cannot change -home while connected to a registry (call comm::registry::disconnect first)"
+                }
+            }
+            -timeout - -grace {
+                if {![string is integer -strict $v] || $v < ($o eq "-timeout")} {
+                    return -code error "$o: expected milliseconds but got \"$v\""
+                }
+            }
+            -commregd - -command {}
+            default {
+                return -code error "bad option \"$o\": must be [join $optnames {, }]"
+            }
+        }
+    }
+    array set opt $args
+    return
+}
+
+# disconnect: close the registry connection and forget every
+# registration and watch (the registry removes them as the connection
+# closes).  The next call finds a registry again.
+proc ::comm::registry::disconnect {} {
+    variable regs
+    variable wcmd
+    variable state
+    variable gen
+    variable owed
+    incr gen
+    CancelRecovery
+    foreach tag [array names wcmd] {
+        DropWatch $tag
+    }
+    array unset regs
+    array set regs {}
+    set state idle
+    set owed 0
+    DropConnection
+    return
+}
+
+# ---------------------------------------------------------------------------
+# Finding the registry (docs/election.md)
+
+proc ::comm::registry::Home {} {
+    variable opt
+    if {$opt(-home) ne ""} { return $opt(-home) }
+    if {[info exists ::env(HOME)] && $::env(HOME) ne ""} { return $::env(HOME) }
+    return [file normalize ~]
+}
+
+proc ::comm::registry::PortFile {} {
+    return [file join [Home] .tcl comm registry \
+                [lindex [split [info hostname] .] 0]]
+}
+
+# Our real uid, as commregd takes it (getuid).
+proc ::comm::registry::Uid {} {
+    variable uid
+    if {$uid ne ""} { return $uid }
+    if {![catch {open /proc/self/status r} f]} {
+        set text [read $f]
+        close $f
+        if {[regexp -line {^Uid:\s+([0-9]+)} $text -> uid]} {
+            return $uid
+        }
+    }
+    set uid [exec id -u]
+    return $uid
+}
+
+# Refuse what commreg refuses (docs/security.md): a tree or port file that
+# is a symbolic link, not ours, or open to group/other.
+proc ::comm::registry::CheckPath {path kind mask} {
+    file lstat $path st
+    if {$st(type) eq "link"} {
+        error "refusing $path: it is a symbolic link, which commreg does not follow there"
+    }
+    if {$st(type) ne $kind} {
+        error "refusing $path: it is not a [expr {$kind eq "file" ? "regular file" : $kind}]"
+    }
+    if {$st(uid) != [Uid]} {
+        set owner $st(uid)
+        catch {set owner [file attributes $path -owner]}
+        error "refusing $path: it is owned by $owner, not by you (uid [Uid])"
+    }
+    set mode [expr {$st(mode) & 07777}]
+    if {$mode & $mask} {
+        set fix [expr {$kind eq "file" ? "chmod 600" :
+                       $mask == 022 ? "chmod go-w" : "chmod 700"}]
+        set who [expr {$mask == 022 ? "group/other may write" : "group/other may read or write"}]
+        error "refusing $path: mode [format %04o $mode] is too open ($who); run: $fix $path"
+    }
+}
+
+# The port in the port file, or "" if there is none (yet).  Raises an
+# error naming the path when the tree is not to be trusted.
+proc ::comm::registry::ReadPortFile {} {
+    set dir [file join [Home] .tcl]
+    foreach {sub mask} {"" 022 comm 077 comm/registry 077} {
+        set d [file join $dir {*}[split $sub /]]
+        if {[catch {file lstat $d st}]} { return "" }
+        CheckPath $d directory $mask
+    }
+    set f [PortFile]
+    if {[catch {file lstat $f st}]} { return "" }
+    CheckPath $f file 077
+    if {[catch {open $f r} fh]} { return "" }
+    fconfigure $fh -translation binary
+    set data [read $fh 64]
+    close $fh
+    # Valid only when it ends in LF: a half-written file is never believed.
+    if {[regexp {^([0-9]{1,5})\n$} $data -> port]} {
+        scan $port %d port
+        if {$port >= 1 && $port <= 65535} { return $port }
+    }
+    return ""
+}
+
+# The command that starts a registry unless one runs (docs/election.md).
+proc ::comm::registry::CommregdCommand {} {
+    variable opt
+    if {$opt(-commregd) ne ""} {
+        set cmd [::list $opt(-commregd)]
+    } elseif {[info exists ::env(COMMREG_COMMREGD)] && $::env(COMMREG_COMMREGD) ne ""} {
+        set cmd [::list $::env(COMMREG_COMMREGD)]
+    } else {
+        set cmd [auto_execok commregd]
+        if {$cmd eq ""} {
+            error "cannot start a registry: commregd not found (configure -commregd PATH, set COMMREG_COMMREGD, or put it in PATH)"
+        }
+    }
+    lappend cmd --detach
+    if {$opt(-home) ne ""} {
+        lappend cmd --home $opt(-home)
+    }
+    return $cmd
+}
+
+# Run `commregd --detach`; it returns once a registry listens.
+proc ::comm::registry::SpawnSync {} {
+    set cmd [CommregdCommand]
+    if {[catch {exec {*}$cmd </dev/null 2>@1} out]} {
+        error "cannot start a registry ([join $cmd]): [string trim $out]"
+    }
+}
+
+proc ::comm::registry::MakeLink {} {
+    variable link
+    if {$link ne "" && [llength [info commands $link]]} return
+    # As tcllib's nameserv: a comm channel of our own whose interpreter
+    # holds nothing but the command the registry sends us.  It does not
+    # listen: nobody but the registry, on the connection we open, has
+    # anything to tell it.
+    set ip [interp::createEmpty]
+    interp alias $ip Commreg/Event {} ::comm::registry::Event
+    set link [::comm::comm new ::comm::registry::link \
+                  -listen 0 -local 1 -interp $ip]
+    $link hook lost ::comm::registry::Lost
+}
+
+# Close the registry connection without treating it as a loss.
+proc ::comm::registry::DropConnection {} {
+    variable link
+    variable sid
+    variable quiet
+    variable helloed
+    set helloed 0
+    if {$link eq "" || $sid eq ""} return
+    incr quiet
+    catch {$link shutdown $sid}
+    incr quiet -1
+}
+
+proc ::comm::registry::IsRegistry {hello} {
+    return [expr {![catch {dict get $hello registry} what] && $what eq "commreg"}]
+}
+
+# Connect to PORT and make sure a registry answers there.
+proc ::comm::registry::Open {port} {
+    variable sid
+    variable regport
+    variable version
+    variable helloed
+    MakeLink
+    set sid [::list $port 127.0.0.1]
+    if {[catch {Call [::list Commreg/Hello comm::registry/$version] 3000} hello]} {
+        DropConnection
+        error "no registry answers on port $port: $hello"
+    }
+    if {![IsRegistry $hello]} {
+        DropConnection
+        error "port $port does not answer as a commreg registry"
+    }
+    set regport $port
+    set helloed 1
+}
+
+# Find the registry, starting commregd when there is none; bounded.
+proc ::comm::registry::Discover {} {
+    set why ""
+    for {set i 0} {$i < 4} {incr i} {
+        set port [ReadPortFile]
+        if {$port ne ""} {
+            if {![catch {Open $port} err]} return
+            set why $err
+        } else {
+            set why "no registry port in [PortFile]"
+        }
+        if {$i == 3} break
+        if {$i > 0} { after [expr {100 * $i}] }
+        SpawnSync
+    }
+    error "no registry: $why"
+}
+
+# Make sure we are connected; called by every API command that talks to
+# the registry.
+proc ::comm::registry::Connect {} {
+    variable state
+    variable opt
+    variable rec
+    variable helloed
+    if {$state eq "connected"} return
+    if {$state eq "connecting"} {
+        # This call runs in an event handler, inside the event loop of
+        # the call that is connecting (an outer frame: it cannot finish
+        # before we do, so waiting for it is no use).
+        if {$helloed} return
+        error "no registry yet: this application is still connecting to it"
+    }
+    if {$state eq "recovering"} {
+        # Wait, bounded, for the recovery under way (it runs from the
+        # event loop).
+        set deadline [expr {[clock milliseconds] + $opt(-timeout)}]
+        while {$state eq "recovering" && [clock milliseconds] < $deadline} {
+            set t [after 50 {incr ::comm::registry::stamp}]
+            vwait ::comm::registry::stamp
+            after cancel $t
+        }
+        if {$state eq "connected"} return
+        if {$state eq "recovering"} {
+            error "the registry was lost ($rec(reason)) and is not back yet"
+        }
+    }
+    set state connecting
+    if {[catch {Discover; RestoreSync} err opts]} {
+        # Start from scratch next time (nothing half restored stays).
+        DropConnection
+        set state idle
+        return -options $opts $err
+    }
+    Regained
+}
+
+# ---------------------------------------------------------------------------
+# Calls to the registry
+
+proc ::comm::registry::RegisterCommand {name port scope serial} {
+    set cmd [::list Commreg/Register $name $port -pid [pid]]
+    if {$scope ne ""} { lappend cmd -scope $scope }
+    if {$serial ne ""} { lappend cmd -serial $serial }
+    return $cmd
+}
+
+# Send CMD (a list: one literal command, docs/protocol.md §2) and wait,
+# at most MS ms, for the answer.  ONANSWER, if given, is called with
+# comm's callback options (-code, -result ...) as the answer is read.
+proc ::comm::registry::Call {cmd {ms ""} {onanswer ""}} {
+    variable link
+    variable sid
+    variable opt
+    variable calls
+    variable callseq
+    if {$ms eq ""} { set ms $opt(-timeout) }
+    set key [incr callseq]
+    set calls($key) ""
+    if {[catch {$link send -command \
+                    [::list ::comm::registry::Answer $key $onanswer] \
+                    $sid $cmd} err]} {
+        unset calls($key)
+        error "cannot reach the registry on port [lindex $sid 0]: $err"
+    }
+    set timer [after $ms [::list ::comm::registry::Answer $key "" -code timeout]]
+    while {$calls($key) eq ""} {
+        vwait ::comm::registry::calls($key)
+    }
+    after cancel $timer
+    set r $calls($key)
+    unset calls($key)
+    set code [dict get $r -code]
+    switch -exact -- $code {
+        0 - "" { return [dict get $r -result] }
+        1 {
+            return -code error -errorcode [dict get $r -errorcode] \
+                [dict get $r -result]
+        }
+        timeout {
+            error "the registry on port [lindex $sid 0] did not answer [lindex $cmd 0] within $ms ms"
+        }
+        -1 {
+            error "lost the connection to the registry: [dict get $r -result]"
+        }
+        default {
+            return -code $code [dict get $r -result]
+        }
+    }
+}
+
+proc ::comm::registry::Answer {key onanswer args} {
+    variable calls
+    if {![info exists calls($key)] || $calls($key) ne ""} return
+    if {$onanswer ne ""} {
+        {*}$onanswer {*}$args
+    }
+    set calls($key) $args
+}
+
+# Send CMD without waiting; CALLBACK gets comm's -code/-result options.
+proc ::comm::registry::SendAsync {cmd callback} {
+    variable link
+    variable sid
+    $link send -command $callback $sid $cmd
+}
+
+# ---------------------------------------------------------------------------
+# Registrations
+
+proc ::comm::registry::SerialOf {base assigned} {
+    if {$assigned ne $base &&
+        [regexp {^(.*) #([0-9]+)$} $assigned -> b n] && $b eq $base} {
+        return $n
+    }
+    return 1
+}
+
+# Registration ids in the order they were made.
+proc ::comm::registry::RegIds {} {
+    variable regs
+    return [lsort -dictionary [array names regs]]
+}
+
+proc ::comm::registry::FindReg {name} {
+    variable regs
+    set bybase {}
+    foreach id [RegIds] {
+        if {[dict get $regs($id) name] eq $name} { return $id }
+        if {[dict get $regs($id) base] eq $name} { lappend bybase $id }
+    }
+    if {[llength $bybase] == 1} { return [lindex $bybase 0] }
+    return ""
+}
+
+# A registration came back under NEWNAME (or could not come back).
+proc ::comm::registry::Reregistered {id code result} {
+    variable regs
+    variable link
+    variable sid
+    if {![info exists regs($id)]} {
+        # Unregistered while it was on its way back.
+        if {$code == 0} {
+            catch {$link send -async $sid [::list Commreg/Unregister $result]}
+        }
+        return
+    }
+    set old [dict get $regs($id) name]
+    if {$code != 0} {
+        unset regs($id)
+        Notify life error "cannot register \"$old\" again: $result"
+        return
+    }
+    if {$result ne $old} {
+        dict set regs($id) name $result
+        dict set regs($id) serial [SerialOf [dict get $regs($id) base] $result]
+        Notify life renamed $old $result
+    }
+}
+
+# ---------------------------------------------------------------------------
+# Watches
+
+proc ::comm::registry::DropWatch {tag} {
+    variable wpattern
+    variable wcmd
+    variable wknown
+    variable wpending
+    variable wtimer
+    if {[info exists wtimer($tag)]} {
+        after cancel $wtimer($tag)
+    }
+    unset -nocomplain wpattern($tag) wcmd($tag) wknown($tag) \
+        wpending($tag) wtimer($tag)
+}
+
+# Entries are "the same application" when they point at the same place.
+# (since changes at every registration; pid and uid follow from these.)
+proc ::comm::registry::Same {a b} {
+    foreach k {name port host data} {
+        if {[catch {expr {[dict get $a $k] eq [dict get $b $k]}} same]
+            || !$same} {
+            return 0
+        }
+    }
+    return 1
+}
+
+# Commreg/Event TAG add|remove ENTRY, sent by the registry.
+proc ::comm::registry::Event {args} {
+    variable wcmd
+    variable wknown
+    variable wpending
+    if {[llength $args] != 3} return
+    lassign $args tag type entry
+    if {![info exists wcmd($tag)]} return
+    if {[catch {dict get $entry name} name]} return
+    switch -exact -- $type {
+        add {
+            if {[dict exists $wpending($tag) $name]} {
+                # Back after a failover, as it was: nothing to tell.
+                set old [dict get $wpending($tag) $name]
+                dict unset wpending($tag) $name
+            } elseif {[dict exists $wknown($tag) $name]} {
+                set old [dict get $wknown($tag) $name]
+            } else {
+                set old ""
+            }
+            dict set wknown($tag) $name $entry
+            if {$old ne "" && [Same $old $entry]} return
+            if {$old ne ""} {
+                Notify watch $tag remove $old
+            }
+            Notify watch $tag add $entry
+        }
+        remove {
+            if {[dict exists $wknown($tag) $name]} {
+                dict unset wknown($tag) $name
+            } elseif {[dict exists $wpending($tag) $name]} {
+                dict unset wpending($tag) $name
+            } else {
+                return
+            }
+            Notify watch $tag remove $entry
+        }
+    }
+    return
+}
+
+# Apply a snapshot: the first one (FIRST) is told as it is; after a
+# failover only what differs from what the application knows is told,
+# and what is missing is held for -grace ms, as its owner may still be
+# on its way back to the new registry.
+#
+# Called as a comm answer callback: Resnapshot TAG ?-first 1? -code C
+# -result SNAPSHOT ...
+proc ::comm::registry::Resnapshot {tag args} {
+    variable wknown
+    variable wpending
+    variable wtimer
+    variable opt
+    set first [expr {[dict exists $args -first] && [dict get $args -first]}]
+    if {[dict get $args -code] != 0} return
+    set snapshot [dict get $args -result]
+    if {![info exists wknown($tag)]} return
+    if {[info exists wtimer($tag)]} {
+        after cancel $wtimer($tag)
+        unset wtimer($tag)
+    }
+    set view [dict merge $wpending($tag) $wknown($tag)]
+    set wknown($tag) {}
+    set wpending($tag) {}
+    foreach entry $snapshot {
+        if {[catch {dict get $entry name} name]} continue
+        dict set wknown($tag) $name $entry
+        if {[dict exists $view $name]} {
+            set old [dict get $view $name]
+            dict unset view $name
+            if {[Same $old $entry]} continue
+            Notify watch $tag remove $old
+        }
+        Notify watch $tag add $entry
+    }
+    if {$first || ![dict size $view]} return
+    set wpending($tag) $view
+    set wtimer($tag) [after $opt(-grace) [::list ::comm::registry::GraceOver $tag]]
+}
+
+proc ::comm::registry::GraceOver {tag} {
+    variable wpending
+    variable wtimer
+    unset -nocomplain wtimer($tag)
+    if {![info exists wpending($tag)]} return
+    foreach name [lsort [dict keys $wpending($tag)]] {
+        Notify watch $tag remove [dict get $wpending($tag) $name]
+    }
+    set wpending($tag) {}
+}
+
+# ---------------------------------------------------------------------------
+# Notifications, in order, from the event loop (never nested in comm's
+# own processing, so a command may call this package again).
+
+proc ::comm::registry::Notify {args} {
+    variable queue
+    variable flushing
+    variable flushid
+    lappend queue $args
+    if {!$flushing && $flushid eq ""} {
+        set flushid [after 0 ::comm::registry::Flush]
+    }
+}
+
+proc ::comm::registry::Flush {} {
+    variable queue
+    variable flushing
+    variable flushid
+    variable wcmd
+    variable opt
+    set flushid ""
+    if {$flushing} return
+    set flushing 1
+    while {[llength $queue]} {
+        set item [lindex $queue 0]
+        set queue [lrange $queue 1 end]
+        set args [lassign $item kind]
+        if {$kind eq "watch"} {
+            set args [lassign $args tag]
+            if {![info exists wcmd($tag)]} continue
+            set cmd $wcmd($tag)
+        } else {
+            set cmd $opt(-command)
+        }
+        if {$cmd eq ""} continue
+        if {[catch {uplevel #0 [linsert $cmd end {*}$args]} msg o]} {
+            catch {{*}[interp bgerror {}] $msg $o}
+        }
+    }
+    set flushing 0
+}
+
+# ---------------------------------------------------------------------------
+# Losing the registry and getting it back (docs/tcl.md "Failover")
+
+# comm's lost hook on our channel: runs in comm's commLostConn.
+proc ::comm::registry::Lost {} {
+    variable quiet
+    variable sid
+    variable state
+    upvar 1 id id reason reason
+    if {$quiet || ![info exists id] || $id ne $sid} return
+    # While a call connects, its own calls fail and it cleans up.
+    if {$state in {idle connecting}} {
+        set ::comm::registry::helloed 0
+        return
+    }
+    BeginRecovery [expr {[info exists reason] ? $reason : "connection lost"}]
+}
+
+proc ::comm::registry::BeginRecovery {why} {
+    variable state
+    variable gen
+    variable rec
+    variable regs
+    variable wcmd
+    set first [expr {$state eq "connected"}]
+    incr gen
+    CancelRecovery
+    if {$first} {
+        set rec(start) [clock milliseconds]
+        set rec(attempt) 0
+        set rec(reason) $why
+        if {![array size regs] && ![array size wcmd]} {
+            # Nothing to restore: the next call finds a registry.
+            set state idle
+            TellLost $why
+            return
+        }
+        set state recovering
+        TellLost $why
+        # The jitter spreads simultaneous losers a little; the election
+        # in commregd makes one registry out of any number anyway.
+        set rec(timer) [after [Jitter] [::list ::comm::registry::RecoverStep $gen]]
+    } else {
+        set rec(reason) $why
+        Retry
+    }
+}
+
+proc ::comm::registry::Jitter {} {
+    return [expr {([clock microseconds] + [pid] * 7919) % 51}]
+}
+
+proc ::comm::registry::CancelRecovery {} {
+    variable rec
+    if {$rec(timer) ne ""} {
+        after cancel $rec(timer)
+        set rec(timer) ""
+    }
+}
+
+# Try again later: 50, 100, 200 ... ms, at most ~1 s apart.  A connection
+# that got half way is closed, so that nothing is registered twice on it.
+# (Never called from a callback comm makes for a lost connection: comm is
+# still tidying that connection up then; its lost hook calls us after.)
+proc ::comm::registry::Retry {} {
+    variable gen
+    variable rec
+    incr gen
+    CancelRecovery
+    DropConnection
+    set delay [expr {min(1000, 50 << min($rec(attempt), 5)) + [Jitter]}]
+    set rec(timer) [after $delay [::list ::comm::registry::RecoverStep $gen]]
+}
+
+proc ::comm::registry::RecoverStep {g} {
+    variable gen
+    variable rec
+    variable giveup_ms
+    if {$g != $gen} return
+    set rec(timer) ""
+    if {[clock milliseconds] - $rec(start) > $giveup_ms} {
+        GiveUp
+        return
+    }
+    incr rec(attempt)
+    SpawnAsync $g
+}
+
+# Start `commregd --detach` without blocking: its output and exit are
+# read from the event loop; then TryConnect.
+proc ::comm::registry::SpawnAsync {g} {
+    variable rec
+    variable spawnout
+    if {[catch {CommregdCommand} cmd]} {
+        set rec(reason) $cmd
+        Retry
+        return
+    }
+    if {[catch {open |[concat $cmd [::list </dev/null 2>@1]] r} fh]} {
+        set rec(reason) "cannot run [join $cmd]: $fh"
+        Retry
+        return
+    }
+    fconfigure $fh -blocking 0
+    set spawnout($fh) [::list $cmd "" \
+        [after 15000 [::list ::comm::registry::Spawned $g $fh 1]]]
+    fileevent $fh readable [::list ::comm::registry::Spawned $g $fh 0]
+}
+
+proc ::comm::registry::Spawned {g fh expired} {
+    variable spawnout
+    variable gen
+    variable rec
+    if {![info exists spawnout($fh)]} return
+    lassign $spawnout($fh) cmd out timer
+    if {!$expired} {
+        if {[catch {read $fh} data]} { set data "" }
+        append out $data
+        lset spawnout($fh) 1 $out
+        if {![eof $fh]} return
+    }
+    after cancel $timer
+    unset spawnout($fh)
+    fileevent $fh readable {}
+    set failed 0
+    if {$expired} {
+        # Still running after 15 s: leave it to finish on its own.
+        catch {close $fh}
+        set failed 1
+        set err "[join $cmd] did not return within 15 s"
+    } else {
+        fconfigure $fh -blocking 1
+        if {[catch {close $fh} err]} {
+            set failed 1
+            set err "[join $cmd]: [string trim "$out $err"]"
+        }
+    }
+    if {$g != $gen} return
+    if {$failed} {
+        set rec(reason) $err
+        # A registry may run all the same (another process's): try it.
+    }
+    TryConnect $g
+}
+
+proc ::comm::registry::TryConnect {g} {
+    variable rec
+    variable sid
+    variable link
+    variable version
+    if {[catch {ReadPortFile} port]} {
+        set rec(reason) $port
+        Retry
+        return
+    }
+    if {$port eq ""} {
+        set rec(reason) "no registry port in [PortFile]"
+        Retry
+        return
+    }
+    MakeLink
+    set sid [::list $port 127.0.0.1]
+    if {[catch {SendAsync [::list Commreg/Hello comm::registry/$version] \
+                    [::list ::comm::registry::RecoverHello $g $port]} err]} {
+        set rec(reason) "no registry answers on port $port: $err"
+        Retry
+        return
+    }
+    set rec(timer) [after 3000 [::list ::comm::registry::RecoverHello $g $port \
+        -code timeout -result "no answer within 3000 ms"]]
+}
+
+proc ::comm::registry::RecoverHello {g port args} {
+    variable gen
+    variable rec
+    variable regport
+    if {$g != $gen} return
+    CancelRecovery
+    set code [dict get $args -code]
+    set result [dict get $args -result]
+    if {$code == -1} {
+        # The connection went: the lost hook (which comm runs right after
+        # this) takes it from here.
+        set rec(reason) $result
+        return
+    }
+    if {$code != 0 || ![IsRegistry $result]} {
+        set rec(reason) "port $port does not answer as a commreg registry ($result)"
+        DropConnection
+        Retry
+        return
+    }
+    set regport $port
+    Reestablish $g
+}
+
+# Register every name again (asking for its old serial) and start every
+# watch again, all at once; regained when all have answered.
+proc ::comm::registry::Reestablish {g} {
+    variable regs
+    variable wpattern
+    variable rec
+    set rec(pending) 0
+    set cmds {}
+    foreach id [RegIds] {
+        set r $regs($id)
+        lappend cmds [RegisterCommand [dict get $r base] [dict get $r port] \
+                          [dict get $r scope] [dict get $r serial]] \
+            [::list ::comm::registry::Reestablished $g reg $id]
+    }
+    foreach tag [lsort -dictionary [array names wpattern]] {
+        lappend cmds [::list Commreg/Watch $tag $wpattern($tag)] \
+            [::list ::comm::registry::Reestablished $g watch $tag]
+    }
+    foreach {cmd cb} $cmds {
+        if {[catch {SendAsync $cmd $cb} err]} {
+            set rec(reason) $err
+            Retry
+            return
+        }
+        incr rec(pending)
+    }
+    if {!$rec(pending)} {
+        Regained
+    }
+}
+
+proc ::comm::registry::Reestablished {g kind what args} {
+    variable gen
+    variable rec
+    if {$g != $gen} return
+    set code [dict get $args -code]
+    set result [dict get $args -result]
+    if {$code == -1} return ;# lost again: the lost hook starts over
+    if {$kind eq "reg"} {
+        Reregistered $what $code $result
+    } elseif {$code == 0} {
+        Resnapshot $what -code 0 -result $result
+    } else {
+        Notify life error "cannot watch again ($what): $result"
+    }
+    if {[incr rec(pending) -1] == 0} {
+        Regained
+    }
+}
+
+proc ::comm::registry::Regained {} {
+    variable state
+    variable regport
+    variable owed
+    set state connected
+    incr ::comm::registry::stamp
+    if {$owed} {
+        set owed 0
+        Notify life regained $regport
+    }
+}
+
+proc ::comm::registry::TellLost {why} {
+    variable owed
+    set owed 1
+    Notify life lost $why
+}
+
+proc ::comm::registry::GiveUp {} {
+    variable state
+    variable gen
+    variable rec
+    variable giveup_ms
+    incr gen
+    CancelRecovery
+    DropConnection
+    # Registrations and watches are kept: the next call that finds a
+    # registry brings them back (RestoreSync).
+    set state idle
+    incr ::comm::registry::stamp
+    TellLost "gave up after [expr {$giveup_ms / 1000}] s: $rec(reason)"
+}
+
+# After a give-up, the first call that connects restores everything,
+# synchronously (it runs in the application's call, not in a callback).
+proc ::comm::registry::RestoreSync {} {
+    variable regs
+    variable wpattern
+    if {![array size regs] && ![array size wpattern]} return
+    foreach id [RegIds] {
+        set r $regs($id)
+        set code [catch {Call [RegisterCommand [dict get $r base] \
+            [dict get $r port] [dict get $r scope] [dict get $r serial]]} res]
+        Reregistered $id $code $res
+    }
+    foreach tag [lsort -dictionary [array names wpattern]] {
+        if {[catch {Call [::list Commreg/Watch $tag $wpattern($tag)] "" \
+                         [::list ::comm::registry::Resnapshot $tag]} res]} {
+            Notify life error "cannot watch again ($tag): $res"
+        }
+    }
+}
+
+package provide comm::registry 0.1.0
