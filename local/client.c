@@ -1,22 +1,28 @@
 /*
- * The commreg client library (client.h): discovery of the user registry,
- * the comm v3 conversation with it, and the blocking calls on top.
+ * The commreg client library (commreg.h, client.h): discovery of the
+ * user registry, the comm v3 conversation with it, and the blocking calls
+ * on top.
  *
- * The code falls in three layers, so that a libevent driver can replace
- * the bottom one later without touching the others:
+ * The code falls in three layers; the libevent driver (async.c) replaces
+ * the middle one and reuses the others:
  *
  *  - wire handling (client_input, client_message, client_async): turns
- *    received bytes into a handshake state, the awaited reply and queued
- *    events; it never blocks and never reads the socket itself;
+ *    received bytes into a handshake state, replies and events; it never
+ *    blocks.  Replies and events go to the driver's hooks when it set
+ *    some, else to the one awaited reply and the event queue;
  *  - waiting (client_pump, client_wait_reply): poll(2) on the socket with
  *    a deadline, write what is queued, read what arrives;
  *  - discovery (commreg_open and friends): port file, connect, uid check,
- *    hello, and starting commregd when there is no registry.
+ *    hello, and starting commregd when there is no registry.  The pieces
+ *    that do not wait (port file, connect start, spawn) are shared with
+ *    async.c.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include <netinet/in.h>
@@ -99,6 +105,10 @@ struct commreg_client {
 	int                 reply_timeout_ms;
 	struct commreg_hello hello;
 	char                err[512];
+
+	/* Set by the event-loop driver; NULL for the blocking API. */
+	const struct client_hooks *hooks;
+	void               *hook_arg;
 };
 
 static void	client_fail(struct commreg_client *, const char *, ...)
@@ -440,7 +450,8 @@ client_fail(struct commreg_client *c, const char *fmt, ...)
 	va_end(ap);
 	log_debug("client: %s", c->err);
 	c->state = CLIENT_DEAD;
-	if (c->fd != -1) {
+	/* The driver must take the fd out of its event loop first. */
+	if (c->fd != -1 && c->hooks == NULL) {
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -496,6 +507,10 @@ client_queue_event(struct commreg_client *c, struct commreg_event *ev)
 {
 	struct queued_event	*q;
 
+	if (c->hooks != NULL) {
+		c->hooks->event(c->hook_arg, ev);
+		return;
+	}
 	if (c->nevents >= COMMREG_MAX_QUEUED_EVENTS) {
 		commreg_event_clear(ev);
 		client_fail(c, "more than %d events not taken; giving up",
@@ -628,6 +643,18 @@ client_reply(struct commreg_client *c, int64_t serial,
 	const char	*why;
 	int		 code;
 
+	if (c->hooks != NULL) {
+		if (tlist_parse(&c->words, payload->p, payload->len,
+		    &why) == -1 ||
+		    comm_parse_return(&c->words, &code, &result) == -1) {
+			client_fail(c, "malformed reply from the registry: "
+			    "%.*s", trace_len(payload->len), payload->p);
+			return;
+		}
+		c->hooks->reply(c->hook_arg, serial, code, result.p,
+		    result.len);
+		return;
+	}
 	if (serial != c->want_serial || c->got_reply) {
 		log_debug("client: dropping reply %lld nobody waits for",
 		    (long long)serial);
@@ -817,8 +844,8 @@ client_wait_reply(struct commreg_client *c)
 }
 
 /* Queue a send of one command; the words become {{w w ...}}. */
-static int64_t
-client_queue_send(struct commreg_client *c, const char *const *words,
+int64_t
+client_send(struct commreg_client *c, const char *const *words,
     const size_t *lens, size_t n)
 {
 	struct tbuf	 payload;
@@ -852,7 +879,7 @@ commreg_call(struct commreg_client *c, const char *const *words,
 		tbuf_adds(result, c->err);
 		return -1;
 	}
-	c->want_serial = client_queue_send(c, words, lens, n);
+	c->want_serial = client_send(c, words, lens, n);
 	c->got_reply = 0;
 	if (client_wait_reply(c) == -1) {
 		c->want_serial = 0;
@@ -911,6 +938,55 @@ commreg_next_event(struct commreg_client *c, int timeout_ms,
 		if (left == 0)
 			return event_pop(c, ev);
 	}
+}
+
+/* ---- the event-loop driver's entry points (client.h) ------------------- */
+
+struct commreg_client *
+client_start(int fd, size_t max_message, const struct client_hooks *hooks,
+    void *arg)
+{
+	struct commreg_client	*c;
+
+	c = client_new(fd, NULL);
+	if (max_message > 0)
+		comm_framer_init(&c->framer, max_message);
+	c->hooks = hooks;
+	c->hook_arg = arg;
+	comm_format_hello(&c->out, 0);
+	return c;
+}
+
+void
+client_read_ready(struct commreg_client *c)
+{
+	if (c->state != CLIENT_DEAD)
+		client_read(c);
+}
+
+void
+client_write_ready(struct commreg_client *c)
+{
+	if (c->state != CLIENT_DEAD && c->out.len > 0)
+		client_write(c);
+}
+
+size_t
+client_output_pending(const struct commreg_client *c)
+{
+	return c->state == CLIENT_DEAD ? 0 : c->out.len;
+}
+
+int
+client_is_dead(const struct commreg_client *c)
+{
+	return c->state == CLIENT_DEAD;
+}
+
+void
+client_abort(struct commreg_client *c, const char *why)
+{
+	client_fail(c, "%s", why);
 }
 
 /* ---- typed calls --------------------------------------------------------- */
@@ -989,6 +1065,21 @@ commreg_lookup(struct commreg_client *c, const char *name,
 	const char	*w[2] = { "Commreg/Lookup", name };
 
 	return commreg_call(c, w, NULL, 2, commid);
+}
+
+int
+commreg_lookup_id(struct commreg_client *c, const char *name, char *commid,
+    size_t len)
+{
+	struct tbuf	r;
+	int		rc;
+
+	tbuf_init(&r);
+	rc = commreg_lookup(c, name, &r);
+	if (rc == 0 && len > 0)
+		snprintf(commid, len, "%.*s", (int)r.len, r.p);
+	tbuf_free(&r);
+	return rc;
 }
 
 /* Send a command whose reply is a list of entries. */
@@ -1120,8 +1211,9 @@ hello_field(struct commreg_hello *h, const struct tl_elem *k,
 }
 
 /* The reply to Commreg/Hello must say `registry commreg`. */
-static int
-hello_parse(struct commreg_hello *h, const char *s, size_t len)
+/* The reply to Commreg/Hello must say `registry commreg`. */
+int
+client_hello_parse(struct commreg_hello *h, const char *s, size_t len)
 {
 	struct tlist	 d;
 	const char	*why;
@@ -1170,7 +1262,7 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	else if (rc == 1)
 		set_err(err, errlen, "peer is not a commreg registry "
 		    "(Commreg/Hello: %.*s)", trace_len(r.len), r.p);
-	else if (hello_parse(&c->hello, r.p, r.len) == -1) {
+	else if (client_hello_parse(&c->hello, r.p, r.len) == -1) {
 		set_err(err, errlen, "peer is not a commreg registry "
 		    "(Commreg/Hello answered \"%.*s\")", trace_len(r.len),
 		    r.p);
@@ -1188,20 +1280,11 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 
 /* ---- discovery ---------------------------------------------------------- */
 
-enum find_result {
-	FIND_OK,
-	FIND_NONE,  /* no registry there: worth starting one */
-	FIND_FATAL, /* starting one would not help */
-};
-
-/* Connect to 127.0.0.1:port within timeout_ms; the fd is nonblocking. */
-static int
-connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
+int
+client_connect_start(int port, char *err, size_t errlen)
 {
 	struct sockaddr_in	sin;
-	struct pollfd		pfd;
-	socklen_t		sl = sizeof(int);
-	int			fd, n, soerr = 0;
+	int			fd, saved;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -1212,12 +1295,27 @@ connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0)
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0 ||
+	    errno == EINPROGRESS)
 		return fd;
-	if (errno != EINPROGRESS) {
-		soerr = errno;
-		goto fail;
-	}
+	saved = errno;
+	set_err(err, errlen, "connect to 127.0.0.1:%d: %s", port,
+	    strerror(saved));
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* Connect to 127.0.0.1:port within timeout_ms; the fd is nonblocking. */
+static int
+connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
+{
+	struct pollfd		pfd;
+	socklen_t		sl = sizeof(int);
+	int			fd, n, soerr = 0;
+
+	if ((fd = client_connect_start(port, err, errlen)) == -1)
+		return -1;
 	pfd.fd = fd;
 	pfd.events = POLLOUT;
 	do
@@ -1231,11 +1329,42 @@ connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
 		soerr = errno;
 	if (soerr == 0)
 		return fd;
-fail:
 	set_err(err, errlen, "connect to 127.0.0.1:%d: %s", port,
 	    strerror(soerr));
 	close(fd);
 	return -1;
+}
+
+/*
+ * The port may have been taken over by someone else's program since our
+ * registry died: only trust a socket our own uid owns.  Asked after the
+ * hello, because only then has the peer surely accepted (before, the
+ * kernel may not know the owner yet).  When the kernel cannot tell, the
+ * uid the hello claims is the check.
+ */
+int
+client_check_owner(int fd, int port, const struct commreg_hello *h,
+    char *err, size_t errlen)
+{
+	char	why[256];
+	uid_t	uid;
+
+	if (peeruid_lookup(fd, &uid, why, sizeof why) == 0) {
+		if (uid != getuid()) {
+			set_err(err, errlen, "port %d belongs to uid %lu, not "
+			    "to uid %lu", port, (unsigned long)uid,
+			    (unsigned long)getuid());
+			return -1;
+		}
+	} else
+		log_debug("client: cannot check the owner of port %d: %s",
+		    port, why);
+	if (h->uid != -1 && (uid_t)h->uid != getuid()) {
+		set_err(err, errlen, "registry on port %d is uid %ld's, not "
+		    "uid %lu's", port, h->uid, (unsigned long)getuid());
+		return -1;
+	}
+	return 0;
 }
 
 struct commreg_client *
@@ -1243,8 +1372,6 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
     size_t errlen)
 {
 	struct commreg_client	*c;
-	char			 why[256];
-	uid_t			 uid;
 	int			 fd;
 
 	fd = connect_loopback(port, o != NULL && o->connect_timeout_ms > 0 ?
@@ -1253,27 +1380,7 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 		return NULL;
 	if ((c = commreg_attach(fd, o, err, errlen)) == NULL)
 		return NULL;
-	/*
-	 * The port may have been taken over by someone else's program since
-	 * our registry died: only trust a socket our own uid owns.  Asked
-	 * after the hello, because only then has the peer surely accepted
-	 * (before, the kernel may not know the owner yet).  When the kernel
-	 * cannot tell, the uid the hello claims is the check.
-	 */
-	if (peeruid_lookup(c->fd, &uid, why, sizeof why) == 0) {
-		if (uid != getuid()) {
-			set_err(err, errlen, "port %d belongs to uid %lu, not "
-			    "to uid %lu", port, (unsigned long)uid,
-			    (unsigned long)getuid());
-			commreg_close(c);
-			return NULL;
-		}
-	} else
-		log_debug("client: cannot check the owner of port %d: %s",
-		    port, why);
-	if (c->hello.uid != -1 && (uid_t)c->hello.uid != getuid()) {
-		set_err(err, errlen, "registry on port %d is uid %ld's, not "
-		    "uid %lu's", port, c->hello.uid, (unsigned long)getuid());
+	if (client_check_owner(c->fd, port, &c->hello, err, errlen) == -1) {
 		commreg_close(c);
 		return NULL;
 	}
@@ -1281,12 +1388,12 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 }
 
 /*
- * Read "PORT\n" from the port file (ARCHITECTURE §3).  FIND_NONE covers a
+ * Read "PORT\n" from the port file (ARCHITECTURE §3).  NONE covers a
  * missing file, one still being written (no LF yet) and one that holds no
- * port: commregd's election sorts all of those out.
+ * port: the election sorts all of those out.
  */
-static enum find_result
-port_file_read(const char *path, int *port, char *err, size_t errlen)
+enum client_find
+client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 {
 	char		buf[32];
 	ssize_t		n;
@@ -1299,30 +1406,30 @@ port_file_read(const char *path, int *port, char *err, size_t errlen)
 	if (fd == -1) {
 		if (errno == ENOENT) {
 			set_err(err, errlen, "%s: no port file", path);
-			return FIND_NONE;
+			return CLIENT_FIND_NONE;
 		}
 		if (errno == ELOOP) {
 			set_err(err, errlen, "%s: is a symbolic link; "
 			    "refusing to follow it", path);
-			return FIND_FATAL;
+			return CLIENT_FIND_FATAL;
 		}
 		set_err(err, errlen, "%s: %s", path, strerror(errno));
-		return FIND_FATAL;
+		return CLIENT_FIND_FATAL;
 	}
 	if (safe_file_fd(fd, path, getuid(), err, errlen) == -1) {
 		close(fd);
-		return FIND_FATAL;
+		return CLIENT_FIND_FATAL;
 	}
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n == -1) {
 		set_err(err, errlen, "%s: %s", path, strerror(errno));
-		return FIND_FATAL;
+		return CLIENT_FIND_FATAL;
 	}
 	if (n == 0 || buf[n - 1] != '\n') {
 		set_err(err, errlen, "%s: incomplete (a registry is starting)",
 		    path);
-		return FIND_NONE;
+		return CLIENT_FIND_NONE;
 	}
 	for (i = 0, v = 0; i < (size_t)n - 1; i++) {
 		if (buf[i] < '0' || buf[i] > '9' || i >= 5)
@@ -1331,36 +1438,71 @@ port_file_read(const char *path, int *port, char *err, size_t errlen)
 	}
 	if (i == 0 || i != (size_t)n - 1 || v < 1 || v > 65535) {
 		set_err(err, errlen, "%s: holds no port number", path);
-		return FIND_NONE;
+		return CLIENT_FIND_NONE;
 	}
 	*port = (int)v;
-	return FIND_OK;
+	return CLIENT_FIND_OK;
 }
 
-static enum find_result
+/*
+ * Does a live process hold the port file's flock (docs/election.md)?
+ * Read from /proc/locks, because probing with flock(2) itself would make
+ * a starter that tries the lock at that instant take a dead registry's
+ * file for a live one.  0 when unlocked or unknown.
+ */
+int
+client_port_file_locked(const char *path)
+{
+	struct stat	 st;
+	FILE		*fp;
+	char		 line[256], kind[16];
+	unsigned int	 maj, mnr;
+	unsigned long	 ino;
+	int		 pid, found = 0;
+
+	if (lstat(path, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (fp = fopen("/proc/locks", "re")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof line, fp) != NULL) {
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid,
+		    &maj, &mnr, &ino) != 5)
+			continue;
+		found = strcmp(kind, "FLOCK") == 0 &&
+		    maj == major(st.st_dev) && mnr == minor(st.st_dev) &&
+		    ino == st.st_ino;
+	}
+	fclose(fp);
+	return found;
+}
+
+static enum client_find
 registry_find(const char *path, const struct commreg_open_opts *o,
     struct commreg_client **cp, char *err, size_t errlen)
 {
-	enum find_result	r;
+	enum client_find	r;
 	int			port;
 
-	if ((r = port_file_read(path, &port, err, errlen)) != FIND_OK)
+	if ((r = client_port_file_read(path, &port, err, errlen)) !=
+	    CLIENT_FIND_OK)
 		return r;
 	log_debug("client: %s says port %d", path, port);
 	if ((*cp = commreg_connect_port(port, o, err, errlen)) == NULL)
-		return FIND_NONE;
-	return FIND_OK;
+		return CLIENT_FIND_NONE;
+	return CLIENT_FIND_OK;
 }
 
-/* Where commregd is: option, environment, beside us, PATH. */
+/*
+ * Where commregd is: option, environment, beside us, where the build
+ * installs it, PATH.
+ */
 static void
-commregd_path(const struct commreg_open_opts *o, char *buf, size_t len)
+commregd_path(const char *opt, char *buf, size_t len)
 {
 	const char	*s;
 	char		 self[PATH_MAX], *slash;
 	ssize_t		 n;
 
-	if ((s = o != NULL ? o->commregd : NULL) != NULL ||
+	if ((s = opt) != NULL ||
 	    ((s = getenv("COMMREG_COMMREGD")) != NULL && *s != '\0')) {
 		snprintf(buf, len, "%s", s);
 		return;
@@ -1375,6 +1517,11 @@ commregd_path(const struct commreg_open_opts *o, char *buf, size_t len)
 				return;
 		}
 	}
+#ifdef COMMREG_BINDIR
+	if ((size_t)snprintf(buf, len, "%s/commregd", COMMREG_BINDIR) < len &&
+	    access(buf, X_OK) == 0)
+		return;
+#endif
 	snprintf(buf, len, "commregd");
 }
 
@@ -1428,67 +1575,22 @@ last_line(struct tbuf *b)
 	return b->p;
 }
 
-/*
- * Wait for commregd --detach to exit, collecting its stderr.  A detached
- * daemon may keep the pipe open, so EOF is not awaited: the exit is.
- */
-static int
-spawn_wait(pid_t pid, int rfd, int timeout_ms, int *status, struct tbuf *msg)
-{
-	struct timespec	deadline = deadline_after(timeout_ms);
-	struct pollfd	pfd = { rfd, POLLIN, 0 };
-	char		buf[512];
-	ssize_t		n;
-	pid_t		w;
-
-	for (;;) {
-		w = waitpid(pid, status, WNOHANG);
-		if (w == pid || (w == -1 && errno == ECHILD))
-			break;
-		if (ms_left(&deadline) == 0)
-			return -1;
-		/* poll(2) skips a negative fd: then it only sleeps. */
-		if (poll(&pfd, 1, 20) <= 0 || pfd.fd == -1)
-			continue;
-		n = read(rfd, buf, sizeof buf);
-		if (n <= 0)
-			pfd.fd = -1; /* EOF: just wait for the exit */
-		else if (msg->len + (size_t)n < SPAWN_STDERR_MAX)
-			tbuf_add(msg, buf, (size_t)n);
-	}
-	if (w == -1)
-		*status = 0; /* SIGCHLD ignored by our caller: assume fine */
-	/* Whatever it wrote just before exiting. */
-	if (fcntl(rfd, F_SETFL, O_NONBLOCK) == 0 &&
-	    (n = read(rfd, buf, sizeof buf)) > 0 &&
-	    msg->len + (size_t)n < SPAWN_STDERR_MAX)
-		tbuf_add(msg, buf, (size_t)n);
-	return 0;
-}
-
-/* Run `commregd --detach` and wait, bounded, for it to say 0. */
-static int
-commregd_run(const char *home, const struct commreg_open_opts *o, char *err,
-    size_t errlen)
+int
+client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
+    int *errfd, char *path, size_t plen, char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t	 fa;
-	char				 path[PATH_MAX];
 	char				*argv[3], **env;
-	struct tbuf			 msg;
 	pid_t				 pid;
-	int				 p[2], rc, status = 0, tmo;
+	int				 p[2], rc;
 
-	commregd_path(o, path, sizeof path);
-	tmo = o != NULL && o->spawn_timeout_ms > 0 ? o->spawn_timeout_ms :
-	    COMMREG_SPAWN_TIMEOUT_MS;
-	if (pipe(p) == -1) {
+	commregd_path(commregd, path, plen);
+	if (pipe2(p, O_CLOEXEC) == -1) {
 		set_err(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
-	/* Only commregd's stderr (a dup, which drops the flag) gets it. */
-	fcntl(p[0], F_SETFD, FD_CLOEXEC);
-	fcntl(p[1], F_SETFD, FD_CLOEXEC);
-	/* stdout to /dev/null: a daemon must not hold a caller's pipe. */
+	/* Only commregd's stderr (a dup, which drops the flag) gets it.
+	 * stdout to /dev/null: a daemon must not hold a caller's pipe. */
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -1510,37 +1612,111 @@ commregd_run(const char *home, const struct commreg_open_opts *o, char *err,
 		close(p[0]);
 		return -1;
 	}
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	*pidp = pid;
+	*errfd = p[0];
+	return 0;
+}
+
+int
+client_spawn_collect(int errfd, struct tbuf *msg)
+{
+	char	buf[512];
+	ssize_t	n;
+
+	for (;;) {
+		n = read(errfd, buf, sizeof buf);
+		if (n == 0)
+			return 0;
+		if (n == -1)
+			return errno == EAGAIN || errno == EINTR ? 1 : 0;
+		if (msg->len + (size_t)n < SPAWN_STDERR_MAX)
+			tbuf_add(msg, buf, (size_t)n);
+	}
+}
+
+int
+client_spawn_result(int status, const char *path, struct tbuf *msg,
+    char *err, size_t errlen)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFSIGNALED(status))
+		set_err(err, errlen, "%s --detach killed by signal %d", path,
+		    WTERMSIG(status));
+	else
+		set_err(err, errlen, "%s --detach failed (exit %d): %s", path,
+		    WEXITSTATUS(status), last_line(msg));
+	return -1;
+}
+
+/*
+ * Wait for commregd --detach to exit, collecting its stderr.  A detached
+ * daemon may keep the pipe open, so EOF is not awaited: the exit is.
+ */
+static int
+spawn_wait(pid_t pid, int rfd, int timeout_ms, int *status, struct tbuf *msg)
+{
+	struct timespec	deadline = deadline_after(timeout_ms);
+	struct pollfd	pfd = { rfd, POLLIN, 0 };
+	pid_t		w;
+
+	for (;;) {
+		w = waitpid(pid, status, WNOHANG);
+		if (w == pid || (w == -1 && errno == ECHILD))
+			break;
+		if (ms_left(&deadline) == 0)
+			return -1;
+		/* poll(2) skips a negative fd: then it only sleeps. */
+		if (poll(&pfd, 1, 20) <= 0 || pfd.fd == -1)
+			continue;
+		if (client_spawn_collect(rfd, msg) == 0)
+			pfd.fd = -1; /* EOF: just wait for the exit */
+	}
+	if (w == -1)
+		*status = 0; /* SIGCHLD ignored by our caller: assume fine */
+	/* Whatever it wrote just before exiting. */
+	client_spawn_collect(rfd, msg);
+	return 0;
+}
+
+/* Run `commregd --detach` and wait, bounded, for it to say 0. */
+static int
+commregd_run(const char *home, const struct commreg_open_opts *o, char *err,
+    size_t errlen)
+{
+	char		path[PATH_MAX];
+	struct tbuf	msg;
+	pid_t		pid;
+	int		efd, rc, status = 0, tmo;
+
+	tmo = o != NULL && o->spawn_timeout_ms > 0 ? o->spawn_timeout_ms :
+	    COMMREG_SPAWN_TIMEOUT_MS;
+	if (client_spawn_commregd(home, o != NULL ? o->commregd : NULL, &pid,
+	    &efd, path, sizeof path, err, errlen) == -1)
+		return -1;
 	tbuf_init(&msg);
-	if (spawn_wait(pid, p[0], tmo, &status, &msg) == -1) {
+	if (spawn_wait(pid, efd, tmo, &status, &msg) == -1) {
 		kill(pid, SIGTERM);
 		waitpid(pid, NULL, 0);
 		set_err(err, errlen, "%s --detach did not finish within %d ms",
 		    path, tmo);
 		rc = -1;
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		rc = 0;
-	else {
-		if (WIFSIGNALED(status))
-			set_err(err, errlen, "%s --detach killed by signal "
-			    "%d", path, WTERMSIG(status));
-		else
-			set_err(err, errlen, "%s --detach failed (exit %d): "
-			    "%s", path, WEXITSTATUS(status), last_line(&msg));
-		rc = -1;
-	}
-	close(p[0]);
+	} else
+		rc = client_spawn_result(status, path, &msg, err, errlen);
+	close(efd);
 	tbuf_free(&msg);
 	return rc;
 }
 
-static const char *
-home_dir(const struct commreg_open_opts *o)
+const char *
+client_home_dir(const char *opt)
 {
 	struct passwd	*pw;
 	const char	*h;
 
-	if (o != NULL && o->home != NULL)
-		return o->home;
+	if (opt != NULL)
+		return opt;
 	if ((h = getenv("HOME")) != NULL && *h != '\0')
 		return h;
 	if ((pw = getpwuid(getuid())) != NULL)
@@ -1562,17 +1738,36 @@ registry_dir_missing(const char *home)
 	return lstat(path, &sb) == -1 && errno == ENOENT;
 }
 
+int
+client_registry_path(const char *home, char *regdir, size_t rdlen,
+    char *host, size_t hlen, char *path, size_t plen, char *err,
+    size_t errlen)
+{
+	if (safe_comm_tree(home, getuid(), regdir, rdlen, err, errlen) == -1)
+		return -1;
+	if (election_hostname(host, hlen) == -1) {
+		set_err(err, errlen, "cannot get the host name: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if ((size_t)snprintf(path, plen, "%s/%s", regdir, host) >= plen) {
+		set_err(err, errlen, "%s/%s: path too long", regdir, host);
+		return -1;
+	}
+	return 0;
+}
+
 struct commreg_client *
 commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 {
 	struct commreg_client	*c = NULL;
-	enum find_result	 r;
+	enum client_find	 r;
 	const char		*home;
 	char			 regdir[PATH_MAX], host[256], path[PATH_MAX];
 	char			 why[512];
 	int			 attempt, no_spawn = o != NULL && o->no_spawn;
 
-	if ((home = home_dir(o)) == NULL) {
+	if ((home = client_home_dir(o != NULL ? o->home : NULL)) == NULL) {
 		set_err(err, errlen, "no home directory (HOME is not set)");
 		return NULL;
 	}
@@ -1582,24 +1777,14 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 		errno = ESRCH;
 		return NULL;
 	}
-	if (safe_comm_tree(home, getuid(), regdir, sizeof regdir, err,
-	    errlen) == -1)
+	if (client_registry_path(home, regdir, sizeof regdir, host,
+	    sizeof host, path, sizeof path, err, errlen) == -1)
 		return NULL;
-	if (election_hostname(host, sizeof host) == -1) {
-		set_err(err, errlen, "cannot get the host name: %s",
-		    strerror(errno));
-		return NULL;
-	}
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", regdir, host) >=
-	    sizeof path) {
-		set_err(err, errlen, "%s/%s: path too long", regdir, host);
-		return NULL;
-	}
 	for (attempt = 0;; attempt++) {
 		r = registry_find(path, o, &c, why, sizeof why);
-		if (r == FIND_OK)
+		if (r == CLIENT_FIND_OK)
 			return c;
-		if (r == FIND_FATAL) {
+		if (r == CLIENT_FIND_FATAL) {
 			set_err(err, errlen, "%s", why);
 			return NULL;
 		}
@@ -1618,4 +1803,19 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 		if (commregd_run(home, o, err, errlen) == -1)
 			return NULL;
 	}
+}
+
+/* ---- library-wide ------------------------------------------------------- */
+
+const char *
+commreg_version(void)
+{
+	return COMMREG_CLIENT_VERSION;
+}
+
+void
+commreg_set_log_level(int level)
+{
+	log_init(NULL, level <= 0 ? LOG_LVL_WARN : level == 1 ?
+	    LOG_LVL_INFO : LOG_LVL_DEBUG);
 }

@@ -1,6 +1,7 @@
 /*
- * The commreg client library: how a C program finds its user registry and
- * talks to it (docs/protocol.md).
+ * The commreg client library, inside view (the public contract is
+ * commreg.h; this header adds what the project's own programs, tests and
+ * the event-loop driver async.c use).
  *
  * Discovery is what any comm application does (ARCHITECTURE §3): check the
  * ~/.tcl/comm tree, read the port file ~/.tcl/comm/registry/<hostname>,
@@ -11,148 +12,28 @@
  * `commregd --detach`, which holds the election and returns once a
  * registry listens, then tries again; a bounded number of times.
  *
- * This API is blocking, and everything is bounded: connecting, each reply,
- * the commregd start, the size of one message.  All state of a connection
- * lives in struct commreg_client and the wire handling is separate from
- * the waiting, so an event-loop driver can be put on top of the same code.
+ * client.c holds one connection's wire state (struct commreg_client) and
+ * two drivers for it: the blocking one (poll(2) with deadlines, the calls
+ * in commreg.h) and the hooks below, through which async.c runs the same
+ * wire code from a libevent loop.
  *
- * While a call waits for its reply, messages the registry sends on its own
- * (Commreg/Event, nns Search/Continuous/Change) are decoded and queued;
- * commreg_next_event() hands them out in arrival order.
- *
- * Return convention of the calls below: 0 success, 1 the registry answered
- * with an error (commreg_error() says what), -1 the connection is lost or
- * a reply did not come in time (commreg_error() says why).  After -1 the
- * client is dead: every later call returns -1; close it.
+ * While a blocking call waits for its reply, messages the registry sends
+ * on its own (Commreg/Event, nns Search/Continuous/Change) are decoded and
+ * queued; commreg_next_event() hands them out in arrival order.
  */
 #ifndef LOCAL_CLIENT_H
 #define LOCAL_CLIENT_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
+#include "commreg.h"
 #include "tbuf.h"
 
 /* The project version, defined by the build (CMakeLists.txt). */
 #define COMMREG_CLIENT_VERSION COMMREG_VERSION
-
-/* Defaults, overridable in struct commreg_open_opts. */
-#define COMMREG_CONNECT_TIMEOUT_MS 2000
-#define COMMREG_REPLY_TIMEOUT_MS   5000
-#define COMMREG_SPAWN_TIMEOUT_MS   5000
-/*
- * A reply may be much larger than a request: Commreg/List of thousands of
- * entries.  The registry refuses requests above 64 KiB; the client accepts
- * replies up to this size before it calls the peer broken.
- */
-#define COMMREG_CLIENT_MAX_MESSAGE (16 * 1024 * 1024)
-/* Events queued and not yet taken before the client gives up on itself. */
-#define COMMREG_MAX_QUEUED_EVENTS  65536
-
-struct commreg_client;
-
-struct commreg_open_opts {
-	const char *home;        /* instead of $HOME; NULL: $HOME */
-	const char *commregd;    /* daemon to run; NULL: see commreg_open */
-	int  connect_timeout_ms; /* 0: COMMREG_CONNECT_TIMEOUT_MS */
-	int  reply_timeout_ms;   /* 0: COMMREG_REPLY_TIMEOUT_MS */
-	int  spawn_timeout_ms;   /* 0: COMMREG_SPAWN_TIMEOUT_MS */
-	size_t max_message;      /* 0: COMMREG_CLIENT_MAX_MESSAGE */
-	int  no_spawn;           /* never start commregd (commreg status) */
-};
-
-/*
- * One registry entry (docs/protocol.md §4).  Strings are owned copies,
- * never NULL ("" when the registry sent none); numbers the registry left
- * empty are 0 (port) or -1 (uid, pid).
- */
-struct commreg_entry {
-	char      *name;   /* "foo", "foo #2" */
-	long       serial;
-	char      *base;   /* the requested name */
-	int        port;
-	char      *host;
-	char      *data;   /* nns DATA, "PORT HOST" for Commreg/Register */
-	char      *scope;  /* "user" */
-	long       uid;
-	long       pid;
-	long long  since;  /* Unix time of registration */
-};
-
-enum commreg_event_type {
-	COMMREG_EVENT_ADD,
-	COMMREG_EVENT_REMOVE,
-};
-
-/*
- * A change seen by a watch.  For an nns Search/Continuous watch (nns set)
- * the entry holds only name, data and, when data is "PORT ?HOST?", port
- * and host; one Change message with several names gives several events.
- */
-struct commreg_event {
-	enum commreg_event_type type;
-	char                   *tag;
-	int                     nns;
-	struct commreg_entry    entry;
-};
-
-/* What Commreg/Hello said about the registry. */
-struct commreg_hello {
-	char version[64];
-	char owner[256];
-	char host[256];
-	char scope[32];
-	int  protocol;
-	int  port;
-	long uid;
-	long pid;
-};
-
-/* Commreg/Stats; a field the registry did not send is -1. */
-struct commreg_stats {
-	long long entries;
-	long long connections;
-	long long watches;
-	long long uptime;
-	long long messages;
-	long long refused;
-	char      version[64];
-};
-
-/*
- * Find (or start) the user registry and connect to it, as described at the
- * top of this file.  o may be NULL for the defaults.  The daemon run when
- * none lives is o->commregd, else $COMMREG_COMMREGD, else a `commregd`
- * beside the running program, else `commregd` from PATH; it runs with
- * HOME set to the home used for discovery.
- *
- * Returns NULL with a one-line reason in err.  With o->no_spawn, when no
- * registry answers, errno is ESRCH (anything else is a real error, e.g. an
- * unsafe ~/.tcl/comm).
- */
-struct commreg_client *commreg_open(const struct commreg_open_opts *o,
-    char *err, size_t errlen);
-
-/* Connect to a registry on 127.0.0.1:port (no port file, no election). */
-struct commreg_client *commreg_connect_port(int port,
-    const struct commreg_open_opts *o, char *err, size_t errlen);
-
-/*
- * Take over fd, already connected to a registry, and do the handshake and
- * Commreg/Hello on it.  fd is closed on failure.  No peer uid check: that
- * is the business of whoever connected it.
- */
-struct commreg_client *commreg_attach(int fd,
-    const struct commreg_open_opts *o, char *err, size_t errlen);
-
-/* Close the connection; the registry then drops every name it made. */
-void commreg_close(struct commreg_client *);
-
-/* The last error, for a person ("" if none). */
-const char *commreg_error(const struct commreg_client *);
-/* The socket, e.g. to poll(2) it among others; see commreg_dispatch. */
-int commreg_fd(const struct commreg_client *);
-const struct commreg_hello *commreg_hello_info(const struct commreg_client *);
 
 /*
  * Send one literal command, words[0..n) (lens NULL: C strings), as a comm
@@ -163,60 +44,92 @@ const struct commreg_hello *commreg_hello_info(const struct commreg_client *);
 int commreg_call(struct commreg_client *, const char *const *words,
     const size_t *lens, size_t n, struct tbuf *result);
 
-/*
- * Commreg/Register NAME PORT ?-host H?; host NULL: the registry's default
- * (localhost).  The assigned name ("foo #2") goes to assigned.
- */
-int commreg_register(struct commreg_client *, const char *name, int port,
-    const char *host, char *assigned, size_t alen);
-int commreg_unregister(struct commreg_client *, const char *name);
-
 /* Commreg/Lookup: the comm id "PORT HOST" into commid (reset first).  An
  * absent name is 1 (error `no application named "NAME"`). */
 int commreg_lookup(struct commreg_client *, const char *name,
     struct tbuf *commid);
 
-/* Commreg/List ?PATTERN? (NULL: all), sorted by name.  Free the vector
- * with commreg_entries_free. */
-int commreg_list(struct commreg_client *, const char *pattern,
-    struct commreg_entry **v, size_t *n);
+/* ---- for the event-loop driver (async.c) ------------------------------ */
 
 /*
- * Commreg/Watch TAG PATTERN: the entries matching now (the snapshot) into
- * v and n, unless v is NULL; then events via commreg_next_event.
+ * With hooks set, the wire code hands every reply and event to them
+ * instead of keeping them for a blocking caller, and a failure marks the
+ * client dead without closing its socket: the driver removes its events
+ * first, then calls commreg_close().  The hooks run inside
+ * client_read_ready() and must not free the client.
  */
-int commreg_watch(struct commreg_client *, const char *tag,
-    const char *pattern, struct commreg_entry **v, size_t *n);
-int commreg_unwatch(struct commreg_client *, const char *tag);
+struct client_hooks {
+	/* A reply (or callback) to our send `serial`: code and result. */
+	void	(*reply)(void *, int64_t serial, int code, const char *result,
+		    size_t len);
+	/* A decoded Commreg/Event or Search/Continuous/Change; the hook
+	 * owns ev (commreg_event_clear). */
+	void	(*event)(void *, struct commreg_event *ev);
+};
 
-int commreg_stats(struct commreg_client *, struct commreg_stats *);
+/* Wrap a connected (or connecting) nonblocking fd; the comm handshake
+ * line is queued. */
+struct commreg_client *client_start(int fd, size_t max_message,
+    const struct client_hooks *, void *arg);
+/* Queue a send of one command; returns its serial. */
+int64_t client_send(struct commreg_client *, const char *const *words,
+    const size_t *lens, size_t n);
+/* The socket is readable / writable: do one read / write. */
+void client_read_ready(struct commreg_client *);
+void client_write_ready(struct commreg_client *);
+size_t client_output_pending(const struct commreg_client *);
+int client_is_dead(const struct commreg_client *);
+/* Give up on the connection with a reason (commreg_error says it). */
+void client_abort(struct commreg_client *, const char *why);
+
+/* The reply to Commreg/Hello must say `registry commreg`. */
+int client_hello_parse(struct commreg_hello *, const char *, size_t);
+/*
+ * Is the registry on fd our own uid's?  Asked of the kernel, and of the
+ * hello's claim.  -1 with a reason when not.
+ */
+int client_check_owner(int fd, int port, const struct commreg_hello *,
+    char *err, size_t errlen);
+
+/* Start a nonblocking connect to 127.0.0.1:port.  Returns the fd (the
+ * connect may still be in progress), or -1 with err. */
+int client_connect_start(int port, char *err, size_t errlen);
+
+/* Port file reading (docs/election.md). */
+enum client_find {
+	CLIENT_FIND_OK,
+	CLIENT_FIND_NONE,  /* no registry there: worth electing one */
+	CLIENT_FIND_FATAL, /* electing would not help */
+};
+enum client_find client_port_file_read(const char *path, int *port,
+    char *err, size_t errlen);
+/* Is the port file locked by a live process (a registry or a contender)?
+ * From /proc/locks; 0 when not, or when that cannot be known. */
+int client_port_file_locked(const char *path);
 
 /*
- * The next queued event, waiting up to timeout_ms for one (0: do not wait,
- * negative: no limit).  Returns 1 with *ev filled (free with
- * commreg_event_clear), 0 when none came in time or a signal interrupted
- * the wait, -1 when the connection is lost (queued events are still
- * handed out first).
+ * The home to use (opt, $HOME, the password file), and the checked
+ * registry directory and port file path in it.  -1 with err.
  */
-int commreg_next_event(struct commreg_client *, int timeout_ms,
-    struct commreg_event *ev);
+const char *client_home_dir(const char *opt);
+int client_registry_path(const char *home, char *regdir, size_t rdlen,
+    char *host, size_t hlen, char *path, size_t plen, char *err,
+    size_t errlen);
 
 /*
- * Wait up to timeout_ms for input and process it (queue events, notice a
- * closed connection).  0 fine (also on timeout or signal), -1 lost.  For a
- * program that only holds its registration.
+ * Start `commregd --detach` with HOME=home (stdin and stdout /dev/null,
+ * stderr into a pipe whose read end, nonblocking, is *errfd).  path gets
+ * the program run.  -1 with err.
  */
-int commreg_dispatch(struct commreg_client *, int timeout_ms);
-
-/* Parse one entry dict (docs/protocol.md §4) into e.  Unknown keys are
- * skipped, so a newer registry may add fields.  Returns -1 with err. */
-int commreg_entry_parse(const char *dict, size_t len,
-    struct commreg_entry *e, char *err, size_t errlen);
-/* Parse a list of entry dicts. */
-int commreg_entries_parse(const char *list, size_t len,
-    struct commreg_entry **v, size_t *n, char *err, size_t errlen);
-void commreg_entry_clear(struct commreg_entry *);
-void commreg_entries_free(struct commreg_entry *, size_t n);
-void commreg_event_clear(struct commreg_event *);
+int client_spawn_commregd(const char *home, const char *commregd,
+    pid_t *pid, int *errfd, char *path, size_t plen, char *err,
+    size_t errlen);
+/* Append what is readable on a spawn's stderr pipe to msg (bounded);
+ * 0 at EOF, 1 otherwise. */
+int client_spawn_collect(int errfd, struct tbuf *msg);
+/* Judge the wait status of commregd --detach; -1 with err unless it
+ * exited 0. */
+int client_spawn_result(int status, const char *path, struct tbuf *msg,
+    char *err, size_t errlen);
 
 #endif

@@ -9,8 +9,11 @@
  *   commreg status                     is a registry running, and how
  *
  * Each subcommand is one row in a table (as tmux's cmd-*.c entries); the
- * work is done by the client library (client.h), which finds the registry
- * and starts commregd when none runs.
+ * work is done by the client library, which finds the registry and starts
+ * commregd when none runs.  The one-shot commands use its blocking calls
+ * (client.h); register and watch, which hold on, use its asynchronous
+ * side (commreg.h) in a libevent loop, so that they survive the loss of
+ * the registry: it is elected again and they carry on.
  *
  * Exit status: 0 success, 1 the registry said no or could not be reached,
  * 2 usage error, 3 (status only) no registry is running.
@@ -28,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "client.h"
 #include "election.h"
 #include "log.h"
@@ -37,9 +42,6 @@
 #define EXIT_REGISTRY 1
 #define EXIT_USAGE    2
 #define EXIT_NONE     3
-
-/* How often a holding command looks at its signal flag, at most. */
-#define HOLD_POLL_MS 1000
 
 struct cmd_ctx {
 	struct commreg_open_opts	 opts;
@@ -58,8 +60,14 @@ struct cmd_entry {
 	int		(*exec)(struct cmd_ctx *, int, char **);
 };
 
+/* A holding command (register, watch): its loop and how it ends. */
+struct hold {
+	struct event_base	*base;
+	struct commreg_async	*a;
+	int			 rc;
+};
+
 static const struct cmd_entry	cmd_table[];
-static volatile sig_atomic_t	quit;
 
 static void
 usage(FILE *fp)
@@ -109,23 +117,83 @@ usage_error(const struct cmd_entry *ce, const char *fmt, ...)
 }
 
 static void
-on_signal(int sig)
+hold_signal(evutil_socket_t sig, short ev, void *arg)
 {
-	quit = 1;
+	struct hold	*h = arg;
+
+	event_base_loopbreak(h->base);
 }
 
-/* No SA_RESTART: the signal must cut a poll(2) short. */
 static void
-catch_signals(void)
+hold_end(struct hold *h, int rc)
 {
-	struct sigaction	sa;
+	h->rc = rc;
+	event_base_loopbreak(h->base);
+}
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+static void
+hold_opened(struct commreg_async *a, int status, const char *msg, void *arg)
+{
+	if (status != 0) {
+		fprintf(stderr, "commreg: %s\n", msg);
+		hold_end(arg, EXIT_REGISTRY);
+	}
+}
+
+static void
+hold_error(struct commreg_async *a, const char *msg, void *arg)
+{
+	fprintf(stderr, "commreg: %s\n", msg);
+}
+
+static void
+hold_opts(struct cmd_ctx *ctx, struct hold *h, struct commreg_async_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->home = ctx->opts.home;
+	o->commregd = ctx->opts.commregd;
+	o->on_open = hold_opened;
+	o->on_error = hold_error;
+	o->arg = h;
+}
+
+/*
+ * Run the loop until SIGTERM, SIGINT or SIGHUP (exit 0) or until the
+ * command gives up (h->rc).
+ */
+static int
+hold_run(struct hold *h)
+{
+	struct event	*sig[3];
+	int		 signo[3] = { SIGTERM, SIGINT, SIGHUP }, i;
+
+	for (i = 0; i < 3; i++) {
+		sig[i] = evsignal_new(h->base, signo[i], hold_signal, h);
+		evsignal_add(sig[i], NULL);
+	}
+	event_base_dispatch(h->base);
+	commreg_async_close(h->a);
+	for (i = 0; i < 3; i++)
+		event_free(sig[i]);
+	event_base_free(h->base);
+	return h->rc;
+}
+
+static int
+hold_open(struct hold *h, const struct commreg_async_opts *o)
+{
+	char	err[1024];
+
+	if ((h->base = event_base_new()) == NULL) {
+		fprintf(stderr, "commreg: event_base_new failed\n");
+		return -1;
+	}
+	if ((h->a = commreg_async_open(h->base, o, err, sizeof err)) == NULL) {
+		fprintf(stderr, "commreg: %s\n", err);
+		event_base_free(h->base);
+		return -1;
+	}
+	return 0;
 }
 
 static struct commreg_client *
@@ -270,78 +338,127 @@ parse_port(const char *s, int *port)
 	return 0;
 }
 
+static void
+register_done(struct commreg_async *a, struct commreg_reg *r, int status,
+    const char *msg, void *arg)
+{
+	if (status != 0) {
+		fprintf(stderr, "commreg: %s\n", msg);
+		hold_end(arg, EXIT_REGISTRY);
+		return;
+	}
+	printf("%s\n", msg);
+	fflush(stdout);
+}
+
+static void
+register_lost(struct commreg_async *a, const char *why, void *arg)
+{
+	fprintf(stderr, "commreg: registry lost (%s); finding a new one\n",
+	    why);
+}
+
+static void
+register_regained(struct commreg_async *a, int port, int hosted, void *arg)
+{
+	fprintf(stderr, "commreg: registry regained on port %d\n", port);
+}
+
+/* The serial was taken while there was no registry: say the new name. */
+static void
+register_renamed(struct commreg_async *a, struct commreg_reg *r,
+    const char *oldname, const char *newname, void *arg)
+{
+	printf("renamed %s %s\n", oldname, newname);
+	fflush(stdout);
+}
+
 static int
 cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_client	*c;
-	char			 assigned[1024];
-	int			 port;
+	struct commreg_async_opts	o;
+	struct hold			h;
+	int				port;
 
 	if (parse_port(argv[1], &port) == -1)
 		return usage_error(ctx->ce, "bad port \"%s\" (want "
 		    "1-65535)", argv[1]);
-	catch_signals();
-	if ((c = ctx_open(ctx)) == NULL)
+	memset(&h, 0, sizeof h);
+	hold_opts(ctx, &h, &o);
+	o.on_lost = register_lost;
+	o.on_regained = register_regained;
+	o.on_renamed = register_renamed;
+	if (hold_open(&h, &o) == -1)
 		return EXIT_REGISTRY;
-	if (commreg_register(c, argv[0], port, ctx->host, assigned,
-	    sizeof assigned) != 0) {
-		fprintf(stderr, "commreg: %s\n", commreg_error(c));
-		commreg_close(c);
-		return EXIT_REGISTRY;
+	/* The name lives as long as the handle: hold it. */
+	if (commreg_async_register(h.a, argv[0], port, ctx->host,
+	    register_done, &h) == NULL) {
+		fprintf(stderr, "commreg: cannot register \"%s\"\n", argv[0]);
+		h.rc = EXIT_REGISTRY;
+		commreg_async_close(h.a);
+		event_base_free(h.base);
+		return h.rc;
 	}
-	printf("%s\n", assigned);
-	fflush(stdout);
-	/* The name lives as long as this connection: hold it. */
-	while (!quit) {
-		if (commreg_dispatch(c, HOLD_POLL_MS) == -1) {
-			fprintf(stderr, "commreg: %s: %s\n", assigned,
-			    commreg_error(c));
-			commreg_close(c);
-			return EXIT_REGISTRY;
-		}
-	}
-	commreg_close(c);
-	return 0;
+	return hold_run(&h);
 }
 
 /* ---- watch ---------------------------------------------------------------- */
 
+static void
+watch_lost(struct commreg_async *a, const char *why, void *arg)
+{
+	printf("# registry lost\n");
+	fflush(stdout);
+	log_debug("registry lost: %s", why);
+}
+
+/*
+ * Lines for the consumer's view: the snapshot as adds; after a failover
+ * a comment, then the library's resync events (what changed meanwhile).
+ */
+static void
+watch_event(struct commreg_async *a, struct commreg_watch *w,
+    const struct commreg_watch_event *ev, void *arg)
+{
+	size_t	i;
+
+	switch (ev->what) {
+	case COMMREG_WATCH_SNAPSHOT:
+		if (ev->resync) {
+			printf("# registry regained on port %d\n",
+			    commreg_async_port(a));
+			fflush(stdout);
+			break;
+		}
+		for (i = 0; i < ev->n; i++)
+			print_change("add", &ev->entries[i]);
+		break;
+	case COMMREG_WATCH_ADD:
+		print_change("add", ev->entry);
+		break;
+	case COMMREG_WATCH_REMOVE:
+		print_change("remove", ev->entry);
+		break;
+	case COMMREG_WATCH_ERROR:
+		fprintf(stderr, "commreg: %s\n", ev->message);
+		hold_end(arg, EXIT_REGISTRY);
+		break;
+	}
+}
+
 static int
 cmd_watch(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_client	*c;
-	struct commreg_entry	*v;
-	struct commreg_event	 ev;
-	size_t			 n, i;
-	int			 r;
+	struct commreg_async_opts	o;
+	struct hold			h;
 
-	catch_signals();
-	if ((c = ctx_open(ctx)) == NULL)
+	memset(&h, 0, sizeof h);
+	hold_opts(ctx, &h, &o);
+	o.on_lost = watch_lost;
+	if (hold_open(&h, &o) == -1)
 		return EXIT_REGISTRY;
-	if (commreg_watch(c, "commreg", argc > 0 ? argv[0] : "*", &v,
-	    &n) != 0) {
-		fprintf(stderr, "commreg: %s\n", commreg_error(c));
-		commreg_close(c);
-		return EXIT_REGISTRY;
-	}
-	for (i = 0; i < n; i++)
-		print_change("add", &v[i]);
-	commreg_entries_free(v, n);
-	while (!quit) {
-		r = commreg_next_event(c, HOLD_POLL_MS, &ev);
-		if (r == -1) {
-			fprintf(stderr, "commreg: %s\n", commreg_error(c));
-			commreg_close(c);
-			return EXIT_REGISTRY;
-		}
-		if (r == 1) {
-			print_change(ev.type == COMMREG_EVENT_ADD ? "add" :
-			    "remove", &ev.entry);
-			commreg_event_clear(&ev);
-		}
-	}
-	commreg_close(c);
-	return 0;
+	commreg_async_watch(h.a, argc > 0 ? argv[0] : "*", watch_event, &h);
+	return hold_run(&h);
 }
 
 /* ---- status --------------------------------------------------------------- */
@@ -431,14 +548,18 @@ static const struct cmd_entry cmd_table[] = {
 	  "register NAME and hold it until killed",
 	  "Register NAME for the comm port PORT (on host H, default\n"
 	  "localhost), print the assigned name (\"NAME\" or \"NAME #2\"...)\n"
-	  "and hold the registration until SIGTERM or SIGINT (exit 0) or\n"
-	  "until the registry goes away (exit 1).\n",
+	  "and hold the registration until SIGTERM or SIGINT (exit 0).\n"
+	  "When the registry goes away, a new one is elected on the same\n"
+	  "port and the name registered again with its serial; if that\n"
+	  "serial was taken meanwhile, \"renamed OLD NEW\" is printed.\n",
 	  2, 2, 1, cmd_register },
 	{ "watch", "[PATTERN]", "print registrations as they come and go",
 	  "Print \"add NAME PORT HOST\" for each application matching\n"
 	  "PATTERN (default *) now, then \"add ...\" or \"remove ...\" for\n"
-	  "each change, one Tcl list per line, until killed or the registry\n"
-	  "goes away (exit 1).\n",
+	  "each change, one Tcl list per line, until killed.  When the\n"
+	  "registry goes away: \"# registry lost\", and once a new one is\n"
+	  "elected \"# registry regained on port N\" followed by the adds\n"
+	  "and removes that happened meanwhile.\n",
 	  0, 1, 0, cmd_watch },
 	{ "status", "", "show the running registry",
 	  "Show the port, pid, owner, entries, connections and uptime of\n"

@@ -285,6 +285,17 @@ port_from_data(const char *data, size_t datalen, int *port,
  * host, data) behind it.  At 10,000s of names per registry the malloc
  * overhead of separate strings would be most of the cost of a name.
  */
+/* Copy a string and its NUL to p (src may be NULL when len is 0: an
+ * unused scratch buffer); returns where the next one goes. */
+static char *
+put_string(char *p, const char *src, size_t len)
+{
+	if (len > 0)
+		memcpy(p, src, len);
+	p[len] = '\0';
+	return p + len + 1;
+}
+
 static struct reg_entry *
 entry_new(const struct tbuf *name, const char *base, size_t baselen,
     const struct tbuf *host, const struct tbuf *data)
@@ -299,23 +310,16 @@ entry_new(const struct tbuf *name, const char *base, size_t baselen,
 	memset(e, 0, sizeof *e);
 	p = (char *)(e + 1);
 	e->name = p;
+	p = put_string(p, name->p, name->len);
 	e->namelen = name->len;
-	memcpy(p, name->p, name->len);
-	p[name->len] = '\0';
-	p += name->len + 1;
 	e->base = p;
+	p = put_string(p, base, baselen);
 	e->baselen = baselen;
-	memcpy(p, base, baselen);
-	p[baselen] = '\0';
-	p += baselen + 1;
 	e->host = p;
-	memcpy(p, host->p, host->len);
-	p[host->len] = '\0';
-	p += host->len + 1;
+	p = put_string(p, host->p, host->len);
 	e->data = p;
 	e->datalen = data->len;
-	memcpy(p, data->p, data->len);
-	p[data->len] = '\0';
+	put_string(p, data->p, data->len);
 	return e;
 }
 

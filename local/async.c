@@ -1,0 +1,2077 @@
+/*
+ * The asynchronous client (commreg.h, commreg_async_*): the wire code of
+ * client.c driven from the application's libevent loop, and failover
+ * (ARCHITECTURE §3, docs/election.md, docs/c-api.md).
+ *
+ * One struct commreg_async per handle holds one connection at a time and
+ * everything that must outlive it: the registrations, the watches (with
+ * the view each had), and the requests not yet answered.  A connection
+ * goes through
+ *
+ *   IDLE -> CONNECTING -> HELLO -> RESTORING -> READY
+ *             |             |
+ *             +-> (elect) --+-> SPAWNING (commregd --detach) or, in
+ *                               process, election_run + server_init
+ *
+ * An attempt reads the port file and connects; when nothing (or not a
+ * registry of ours) answers there, it elects once: spawn mode runs
+ * `commregd --detach` and looks again when it exits; in-process mode runs
+ * election_run() itself and, when it wins, serves the registry on the
+ * application's event_base and connects to itself.  A failed attempt is
+ * retried after a jittered backoff: 10-100 ms first, so that hundreds of
+ * clients that lose the registry together do not all elect at once, then
+ * doubling to at most about a second.
+ *
+ * Once connected, every registration is made again, asking for its old
+ * serial (Commreg/Register -serial), and every watch again (its reply is
+ * a fresh snapshot, from which the library derives the add and remove
+ * events the application missed).  Only then is the application told it
+ * has the registry back.
+ *
+ * Nothing here waits: connects, the spawn's exit (a pidfd, or a 10 ms
+ * poll timer where pidfds are missing), replies and timeouts are events.
+ * What does run to completion inside one callback is short: posix_spawn,
+ * election_run (file operations on the port file; asked never to wait for
+ * a contender, which is retried by timer instead), a netlink query for
+ * the peer's uid.
+ *
+ * Callbacks may call any function of the handle, commreg_async_close
+ * included.  So objects are never freed under a running callback: they
+ * are marked dead, unlinked, and freed when the outermost entry into the
+ * library (an event callback or an API call) returns.
+ */
+#define _GNU_SOURCE /* reallocarray, syscall */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "client.h"
+#include "election.h"
+#include "log.h"
+#include "server.h"
+#include "tbuf.h"
+
+/* Backoff between attempts (see the top of the file). */
+#define RETRY_FIRST_MIN_MS	10
+#define RETRY_FIRST_MAX_MS	100
+#define RETRY_CAP_MS		1000
+/*
+ * A registry being elected by someone else: look again this soon (it
+ * listens within milliseconds), at most this many times in a row.
+ */
+#define RETRY_SOON_MIN_MS	10
+#define RETRY_SOON_MAX_MS	60
+#define RETRY_SOON_MAX		20
+/* An outage this old is reported through on_error at each failed try;
+ * a loaded machine may need seconds for a failover that then works. */
+#define OUTAGE_REPORT_MS	10000
+/* Child watch where pidfd_open(2) is missing. */
+#define CHILD_POLL_MS		10
+
+enum async_state {
+	A_IDLE,		/* the retry timer runs */
+	A_CONNECTING,	/* TCP connect in progress */
+	A_HELLO,	/* handshake and Commreg/Hello sent */
+	A_SPAWNING,	/* commregd --detach runs */
+	A_RESTORING,	/* registrations and watches being made again */
+	A_READY,
+	A_FAILED,	/* open gave up */
+};
+
+enum req_kind {
+	REQ_HELLO,
+	REQ_REGISTER,	/* of a struct commreg_reg */
+	REQ_WATCH,	/* of a struct commreg_watch */
+	REQ_FORGET,	/* Unregister/Unwatch nobody waits for */
+	REQ_UNREGISTER,
+	REQ_CALL,
+	REQ_LOOKUP,
+	REQ_LIST,
+};
+
+/* One request: queued (serial 0), in flight, or done and waiting for the
+ * deferred callback. */
+struct areq {
+	TAILQ_ENTRY(areq)	 link;
+	struct commreg_async	*a;
+	enum req_kind		 kind;
+	int64_t			 serial;
+	int			 restore;	/* counts toward restoring */
+	char			**words;	/* user requests: sent again */
+	size_t			 nwords;
+	struct event		*timer;		/* its deadline */
+	struct commreg_reg	*reg;
+	struct commreg_watch	*watch;
+	union {
+		commreg_done_cb		done;
+		commreg_lookup_cb	lookup;
+		commreg_list_cb		list;
+		commreg_call_cb		call;
+	} cb;
+	void			*arg;
+	int			 status;	/* when done before any reply */
+	char			*message;
+};
+TAILQ_HEAD(areq_list, areq);
+
+struct commreg_reg {
+	TAILQ_ENTRY(commreg_reg) link;
+	struct commreg_async	*a;
+	char			*base;
+	char			*host;		/* NULL: the registry's default */
+	int			 port;
+	char			*name;		/* assigned; "" until then */
+	long			 serial;
+	struct areq		*req;		/* Register in flight */
+	commreg_reg_cb		 cb;
+	void			*arg;
+	int			 told;		/* cb reported the outcome */
+	int			 dead;
+};
+TAILQ_HEAD(reg_list, commreg_reg);
+
+struct commreg_watch {
+	TAILQ_ENTRY(commreg_watch) link;
+	struct commreg_async	*a;
+	char			 tag[32];
+	char			*pattern;
+	commreg_watch_cb	 cb;
+	void			*arg;
+	struct areq		*req;		/* Watch in flight */
+	int			 live;		/* snapshot on this connection */
+	int			 had;		/* a snapshot on any connection */
+	/* The view: entries sorted by name (binary search on events). */
+	struct commreg_entry	*view;
+	size_t			 nview;
+	size_t			 capview;
+	int			 dead;
+};
+TAILQ_HEAD(watch_list, commreg_watch);
+
+/* One run of commregd --detach. */
+struct spawn {
+	TAILQ_ENTRY(spawn)	 link;
+	struct commreg_async	*a;
+	pid_t			 pid;
+	int			 errfd;
+	int			 pidfd;		/* -1: poll with a timer */
+	struct event		*ev_exit;
+	struct event		*ev_err;
+	struct event		*timeout;
+	struct tbuf		 msg;		/* its stderr */
+	int			 abandoned;	/* timed out; only reap it */
+	char			 path[PATH_MAX];
+};
+TAILQ_HEAD(spawn_list, spawn);
+
+struct commreg_async {
+	struct event_base	*base;
+	struct commreg_async_opts o;
+	char			*home;
+	char			*commregd;
+	enum async_state	 state;
+	int			 depth;		/* entries into the library */
+	int			 closing;
+	int			 opened;	/* on_open said 0 */
+	int			 outage;	/* lost, not yet restored */
+	long long		 open_ms;
+	long long		 outage_ms;
+	int			 attempt;	/* failed tries in a row */
+	int			 elected;	/* this try elected already */
+	int			 soon;		/* next try after RETRY_SOON */
+	int			 nsoon;		/* such tries in a row */
+	char			 path[PATH_MAX]; /* the port file */
+	char			 gate[PATH_MAX]; /* regdir, see spawn_gate_take */
+	int			 gate_fd;
+	uint64_t		 rng;
+	char			 why[512];	/* the last failure */
+
+	/* The connection. */
+	int			 fd;
+	int			 port;
+	struct commreg_client	*conn;
+	struct event		*ev_connect;
+	struct event		*ev_read;
+	struct event		*ev_write;
+	struct commreg_hello	 hello;
+	int			 restore_left;
+
+	struct event		*retry;
+	struct event		*deferred;
+
+	struct spawn		*spawn;		/* the one being waited for */
+	struct spawn_list	 spawns;	/* all, abandoned ones too */
+
+	/* The registry this process hosts (COMMREG_MODE_INPROCESS). */
+	struct server		*srv;
+	struct election_claim	 claim;
+
+	struct areq_list	 reqs;		/* queued and in flight */
+	struct areq_list	 done;		/* for the deferred callback */
+	struct reg_list		 regs;
+	struct watch_list	 watches;
+	struct reg_list		 dead_regs;
+	struct watch_list	 dead_watches;
+	unsigned		 next_tag;
+};
+
+static void	attempt(struct commreg_async *);
+static void	attempt_failed(struct commreg_async *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	elect(struct commreg_async *);
+static void	conn_start(struct commreg_async *, int);
+static void	conn_check(struct commreg_async *);
+static void	hook_reply(void *, int64_t, int, const char *, size_t);
+static void	hook_event(void *, struct commreg_event *);
+static void	async_free(struct commreg_async *);
+static void	spawn_gate_release(struct commreg_async *);
+
+static const struct client_hooks async_hooks = { hook_reply, hook_event };
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static long long
+now_ms(void)
+{
+	struct timespec	t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static struct timeval
+tv_ms(int ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return tv;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("%s", __func__);
+	return p;
+}
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* xorshift64*: our own jitter, leaving the application's rand() alone. */
+static unsigned
+rnd(struct commreg_async *a, unsigned n)
+{
+	uint64_t	x = a->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	a->rng = x;
+	return n == 0 ? 0 : (unsigned)((x * 2685821657736338717ULL) >> 33) % n;
+}
+
+static int
+timeout_of(int v, int dflt)
+{
+	return v > 0 ? v : dflt;
+}
+
+/* Serial of an assigned name: "base" is 1, "base #N" is N. */
+static long
+serial_of(const char *base, const char *name)
+{
+	size_t	 bl = strlen(base);
+	char	*end;
+	long	 n;
+
+	if (strcmp(base, name) == 0)
+		return 1;
+	if (strncmp(name, base, bl) != 0 || strncmp(name + bl, " #", 2) != 0)
+		return 0;
+	n = strtol(name + bl + 2, &end, 10);
+	return *end == '\0' && n > 0 ? n : 0;
+}
+
+/* ---- entering and leaving ----------------------------------------------- */
+
+static void
+enter(struct commreg_async *a)
+{
+	a->depth++;
+}
+
+static void
+reg_free(struct commreg_reg *r)
+{
+	free(r->base);
+	free(r->host);
+	free(r->name);
+	free(r);
+}
+
+static void
+view_clear(struct commreg_watch *w)
+{
+	commreg_entries_free(w->view, w->nview);
+	w->view = NULL;
+	w->nview = w->capview = 0;
+}
+
+static void
+watch_free(struct commreg_watch *w)
+{
+	view_clear(w);
+	free(w->pattern);
+	free(w);
+}
+
+/* The outermost entry is done: free what died meanwhile. */
+static void
+leave(struct commreg_async *a)
+{
+	struct commreg_reg	*r;
+	struct commreg_watch	*w;
+
+	if (--a->depth > 0)
+		return;
+	while ((r = TAILQ_FIRST(&a->dead_regs)) != NULL) {
+		TAILQ_REMOVE(&a->dead_regs, r, link);
+		reg_free(r);
+	}
+	while ((w = TAILQ_FIRST(&a->dead_watches)) != NULL) {
+		TAILQ_REMOVE(&a->dead_watches, w, link);
+		watch_free(w);
+	}
+	if (a->closing)
+		async_free(a);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static void	req_timeout(evutil_socket_t, short, void *);
+
+static struct areq *
+req_new(struct commreg_async *a, enum req_kind kind)
+{
+	struct areq	*q;
+
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		fatal("%s", __func__);
+	q->a = a;
+	q->kind = kind;
+	if ((q->timer = evtimer_new(a->base, req_timeout, q)) == NULL)
+		fatalx("evtimer_new failed");
+	return q;
+}
+
+static void
+req_words(struct areq *q, const char *const *w, size_t n)
+{
+	size_t	i;
+
+	if ((q->words = calloc(n, sizeof *q->words)) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < n; i++)
+		q->words[i] = xstrdup(w[i]);
+	q->nwords = n;
+}
+
+static void
+req_free(struct areq *q)
+{
+	size_t	i;
+
+	for (i = 0; i < q->nwords; i++)
+		free(q->words[i]);
+	free(q->words);
+	free(q->message);
+	event_free(q->timer);
+	free(q);
+}
+
+static void
+req_arm(struct areq *q)
+{
+	struct timeval	tv = tv_ms(timeout_of(q->a->o.reply_timeout_ms,
+			    COMMREG_REPLY_TIMEOUT_MS));
+
+	evtimer_add(q->timer, &tv);
+}
+
+static int
+connected(const struct commreg_async *a)
+{
+	return a->state == A_RESTORING || a->state == A_READY;
+}
+
+static void
+conn_flush(struct commreg_async *a)
+{
+	if (a->conn != NULL && client_output_pending(a->conn) > 0)
+		event_add(a->ev_write, NULL);
+}
+
+/* Put q on the wire (the connection is up). */
+static void
+req_send(struct commreg_async *a, struct areq *q, const char *const *w,
+    size_t n)
+{
+	q->serial = client_send(a->conn, w, NULL, n);
+	conn_flush(a);
+}
+
+static void
+req_send_words(struct commreg_async *a, struct areq *q)
+{
+	req_send(a, q, (const char *const *)q->words, q->nwords);
+}
+
+/* Decided without a reply: called back from the loop, not from here. */
+static void
+req_finish_later(struct commreg_async *a, struct areq *q, int status,
+    const char *message)
+{
+	evtimer_del(q->timer);
+	q->status = status;
+	free(q->message);
+	q->message = message != NULL ? xstrdup(message) : NULL;
+	TAILQ_INSERT_TAIL(&a->done, q, link);
+	event_active(a->deferred, EV_TIMEOUT, 1);
+}
+
+/* Call the user's callback of q with a status and no result. */
+static void
+req_fail_cb(struct commreg_async *a, struct areq *q, int status,
+    const char *message)
+{
+	const char	*m = message != NULL ? message : "";
+
+	switch (q->kind) {
+	case REQ_UNREGISTER:
+		if (q->cb.done != NULL)
+			q->cb.done(a, status, status == 0 ? NULL : m, q->arg);
+		break;
+	case REQ_LOOKUP:
+		if (q->cb.lookup != NULL)
+			q->cb.lookup(a, status, m, q->arg);
+		break;
+	case REQ_LIST:
+		if (q->cb.list != NULL)
+			q->cb.list(a, status, NULL, 0, m, q->arg);
+		break;
+	case REQ_CALL:
+		if (q->cb.call != NULL)
+			q->cb.call(a, status, m, strlen(m), q->arg);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+deferred_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commreg_async	*a = arg;
+	struct areq		*q;
+
+	enter(a);
+	while (!a->closing && (q = TAILQ_FIRST(&a->done)) != NULL) {
+		TAILQ_REMOVE(&a->done, q, link);
+		req_fail_cb(a, q, q->status, q->message);
+		req_free(q);
+	}
+	leave(a);
+}
+
+static void
+req_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct areq		*q = arg;
+	struct commreg_async	*a = q->a;
+	char			 why[128];
+	int			 ms;
+
+	enter(a);
+	ms = timeout_of(a->o.reply_timeout_ms, COMMREG_REPLY_TIMEOUT_MS);
+	snprintf(why, sizeof why, "no reply from the registry within %d ms",
+	    ms);
+	switch (q->kind) {
+	case REQ_HELLO:
+	case REQ_REGISTER:
+	case REQ_WATCH:
+		/* The registry does not answer what keeps us whole: take
+		 * it as lost, and elect or find another. */
+		if (a->conn != NULL) {
+			client_abort(a->conn, why);
+			conn_check(a);
+		}
+		break;
+	case REQ_FORGET:
+		TAILQ_REMOVE(&a->reqs, q, link);
+		req_free(q);
+		break;
+	default:
+		TAILQ_REMOVE(&a->reqs, q, link);
+		if (q->serial == 0)
+			snprintf(why, sizeof why, "no registry within %d ms",
+			    ms);
+		req_fail_cb(a, q, -1, why);
+		req_free(q);
+		break;
+	}
+	leave(a);
+}
+
+/* ---- registrations --------------------------------------------------------- */
+
+static void
+reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
+{
+	const char	*w[9];
+	char		 port[16], pid[24], serial[24];
+	size_t		 n = 0;
+	struct areq	*q;
+
+	snprintf(port, sizeof port, "%d", r->port);
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	w[n++] = "Commreg/Register";
+	w[n++] = r->base;
+	w[n++] = port;
+	w[n++] = "-pid";
+	w[n++] = pid;
+	if (r->host != NULL) {
+		w[n++] = "-host";
+		w[n++] = r->host;
+	}
+	/* After failover: ask for the serial we had (docs/protocol.md §4). */
+	if (r->serial > 0) {
+		snprintf(serial, sizeof serial, "%ld", r->serial);
+		w[n++] = "-serial";
+		w[n++] = serial;
+	}
+	q = req_new(a, REQ_REGISTER);
+	q->reg = r;
+	q->restore = restore;
+	r->req = q;
+	TAILQ_INSERT_TAIL(&a->reqs, q, link);
+	req_send(a, q, w, n);
+	req_arm(q);
+}
+
+/* A name registered for a registration dropped meanwhile: release it. */
+static void
+forget(struct commreg_async *a, const char *cmd, const char *arg)
+{
+	const char	*w[2] = { cmd, arg };
+	struct areq	*q;
+
+	if (!connected(a))
+		return;
+	q = req_new(a, REQ_FORGET);
+	TAILQ_INSERT_TAIL(&a->reqs, q, link);
+	req_send(a, q, w, 2);
+	req_arm(q);
+}
+
+static void
+reg_kill(struct commreg_async *a, struct commreg_reg *r)
+{
+	if (r->dead)
+		return;
+	r->dead = 1;
+	if (r->req != NULL)
+		r->req->reg = NULL;
+	r->req = NULL;
+	TAILQ_REMOVE(&a->regs, r, link);
+	TAILQ_INSERT_TAIL(&a->dead_regs, r, link);
+}
+
+static void
+reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
+    const char *res, size_t len)
+{
+	char	*old, *name;
+
+	r->req = NULL;
+	if (!ok) {
+		if (!r->told) {
+			r->told = 1;
+			reg_kill(a, r);
+			if (r->cb != NULL)
+				r->cb(a, r, 1, res, r->arg);
+			return;
+		}
+		/* Held before, refused now: keep it, try again next time. */
+		free(r->name);
+		r->name = xstrdup("");
+		if (a->o.on_error != NULL) {
+			char	msg[1024];
+
+			snprintf(msg, sizeof msg, "cannot register \"%s\" "
+			    "again: %.*s", r->base, (int)len, res);
+			a->o.on_error(a, msg, a->o.arg);
+		}
+		return;
+	}
+	if ((name = strndup(res, len)) == NULL)
+		fatal("%s", __func__);
+	old = r->name;
+	r->name = name;
+	r->serial = serial_of(r->base, name);
+	if (!r->told) {
+		r->told = 1;
+		free(old);
+		if (r->cb != NULL)
+			r->cb(a, r, 0, r->name, r->arg);
+		return;
+	}
+	if (old[0] != '\0' && strcmp(old, name) != 0) {
+		log_debug("async: \"%s\" came back as \"%s\"", old, name);
+		if (a->o.on_renamed != NULL)
+			a->o.on_renamed(a, r, old, name, a->o.arg);
+	}
+	free(old);
+}
+
+/* ---- watches ----------------------------------------------------------------- */
+
+static void
+watch_send(struct commreg_async *a, struct commreg_watch *w, int restore)
+{
+	const char	*words[3] = { "Commreg/Watch", w->tag, w->pattern };
+	struct areq	*q;
+
+	q = req_new(a, REQ_WATCH);
+	q->watch = w;
+	q->restore = restore;
+	w->req = q;
+	w->live = 0;
+	TAILQ_INSERT_TAIL(&a->reqs, q, link);
+	req_send(a, q, words, 3);
+	req_arm(q);
+}
+
+static void
+watch_kill(struct commreg_async *a, struct commreg_watch *w)
+{
+	if (w->dead)
+		return;
+	w->dead = 1;
+	if (w->req != NULL)
+		w->req->watch = NULL;
+	w->req = NULL;
+	TAILQ_REMOVE(&a->watches, w, link);
+	TAILQ_INSERT_TAIL(&a->dead_watches, w, link);
+}
+
+/* Index of name in the sorted view, or where it would go (*found 0). */
+static size_t
+view_find(const struct commreg_watch *w, const char *name, int *found)
+{
+	size_t	lo = 0, hi = w->nview, mid;
+	int	c;
+
+	*found = 0;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(w->view[mid].name, name);
+		if (c == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Take e into the view (it is moved: e is zeroed). */
+static void
+view_put(struct commreg_watch *w, struct commreg_entry *e)
+{
+	size_t	i;
+	int	found;
+
+	i = view_find(w, e->name, &found);
+	if (found) {
+		commreg_entry_clear(&w->view[i]);
+		w->view[i] = *e;
+	} else {
+		if (w->nview == w->capview) {
+			w->capview = w->capview == 0 ? 16 : w->capview * 2;
+			w->view = reallocarray(w->view, w->capview,
+			    sizeof *w->view);
+			if (w->view == NULL)
+				fatal("%s", __func__);
+		}
+		memmove(&w->view[i + 1], &w->view[i],
+		    (w->nview - i) * sizeof *w->view);
+		w->view[i] = *e;
+		w->nview++;
+	}
+	memset(e, 0, sizeof *e);
+}
+
+static void
+view_drop(struct commreg_watch *w, const char *name)
+{
+	size_t	i;
+	int	found;
+
+	i = view_find(w, name, &found);
+	if (!found)
+		return;
+	commreg_entry_clear(&w->view[i]);
+	memmove(&w->view[i], &w->view[i + 1],
+	    (w->nview - i - 1) * sizeof *w->view);
+	w->nview--;
+}
+
+static int
+cmp_entry_name(const void *x, const void *y)
+{
+	const struct commreg_entry	*a = x, *b = y;
+
+	return strcmp(a->name, b->name);
+}
+
+/* The same application holds it: a change of these is a new entry. */
+static int
+entry_same(const struct commreg_entry *x, const struct commreg_entry *y)
+{
+	return x->port == y->port && x->pid == y->pid &&
+	    strcmp(x->host, y->host) == 0 && strcmp(x->data, y->data) == 0;
+}
+
+static int
+watch_emit(struct commreg_async *a, struct commreg_watch *w,
+    enum commreg_watch_what what, int resync, const struct commreg_entry *e)
+{
+	struct commreg_watch_event	ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.what = what;
+	ev.resync = resync;
+	ev.entry = e;
+	if (w->cb != NULL)
+		w->cb(a, w, &ev, w->arg);
+	return a->closing || w->dead ? -1 : 0;
+}
+
+/*
+ * A snapshot arrived (v sorted by name, n entries; taken over).  After a
+ * failover, tell what changed since the view before the loss: removes
+ * first, then adds, each in name order.
+ */
+static void
+watch_snapshot(struct commreg_async *a, struct commreg_watch *w,
+    struct commreg_entry *v, size_t n)
+{
+	struct commreg_watch_event	 ev;
+	struct commreg_entry		*old = w->view;
+	size_t				 nold = w->nview, i, j;
+	int				 resync = w->had, c;
+
+	if (n > 1)
+		qsort(v, n, sizeof *v, cmp_entry_name);
+	w->view = v;
+	w->nview = w->capview = n;
+	w->had = 1;
+	w->live = 1;
+	memset(&ev, 0, sizeof ev);
+	ev.what = COMMREG_WATCH_SNAPSHOT;
+	ev.resync = resync;
+	ev.entries = v;
+	ev.n = n;
+	if (w->cb != NULL)
+		w->cb(a, w, &ev, w->arg);
+	if (a->closing || w->dead || !resync)
+		goto out;
+	/* Both sorted: one merge pass finds what went and what came. */
+	for (i = j = 0; i < nold; i++) {
+		while (j < n && strcmp(v[j].name, old[i].name) < 0)
+			j++;
+		if (j < n && strcmp(v[j].name, old[i].name) == 0 &&
+		    entry_same(&v[j], &old[i]))
+			continue;
+		if (watch_emit(a, w, COMMREG_WATCH_REMOVE, 1, &old[i]) == -1)
+			goto out;
+	}
+	for (i = j = 0; j < n; j++) {
+		c = 1;
+		while (i < nold && (c = strcmp(old[i].name, v[j].name)) < 0)
+			i++;
+		if (i < nold && c == 0 && entry_same(&v[j], &old[i]))
+			continue;
+		if (watch_emit(a, w, COMMREG_WATCH_ADD, 1, &v[j]) == -1)
+			goto out;
+	}
+out:
+	commreg_entries_free(old, nold);
+}
+
+static void
+watch_reply(struct commreg_async *a, struct commreg_watch *w, int ok,
+    const char *res, size_t len)
+{
+	struct commreg_watch_event	 ev;
+	struct commreg_entry		*v;
+	char				 why[256], *msg;
+	size_t				 n;
+
+	w->req = NULL;
+	if (!ok) {
+		if ((msg = strndup(res, len)) == NULL)
+			fatal("%s", __func__);
+		watch_kill(a, w);
+		memset(&ev, 0, sizeof ev);
+		ev.what = COMMREG_WATCH_ERROR;
+		ev.message = msg;
+		if (w->cb != NULL)
+			w->cb(a, w, &ev, w->arg);
+		free(msg);
+		return;
+	}
+	if (commreg_entries_parse(res, len, &v, &n, why, sizeof why) == -1) {
+		client_abort(a->conn, why);
+		return;
+	}
+	watch_snapshot(a, w, v, n);
+}
+
+static struct commreg_watch *
+watch_by_tag(struct commreg_async *a, const char *tag)
+{
+	struct commreg_watch	*w;
+
+	TAILQ_FOREACH(w, &a->watches, link) {
+		if (strcmp(w->tag, tag) == 0)
+			return w->live ? w : NULL;
+	}
+	return NULL;
+}
+
+/* ---- wire hooks (called inside client_read_ready) ------------------------ */
+
+static void	restored(struct commreg_async *);
+
+static void
+restore_done(struct commreg_async *a)
+{
+	if (a->state == A_RESTORING && --a->restore_left == 0)
+		restored(a);
+}
+
+static void
+hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
+{
+	char	err[512];
+
+	memset(&a->hello, 0, sizeof a->hello);
+	a->hello.uid = a->hello.pid = -1;
+	if (!ok || client_hello_parse(&a->hello, res, len) == -1) {
+		snprintf(err, sizeof err, "port %d: peer is not a commreg "
+		    "registry (Commreg/Hello: %.*s)", a->port,
+		    (int)(len > 200 ? 200 : len), res);
+		client_abort(a->conn, err);
+		return;
+	}
+	if (client_check_owner(a->fd, a->port, &a->hello, err,
+	    sizeof err) == -1) {
+		client_abort(a->conn, err);
+		return;
+	}
+	log_debug("async: registry on port %d, pid %ld%s", a->port,
+	    a->hello.pid, a->srv != NULL ? " (this process)" : "");
+	a->state = A_RESTORING;
+	a->restore_left = 1; /* held until everything is sent */
+	{
+		struct commreg_reg	*r;
+		struct commreg_watch	*w;
+
+		TAILQ_FOREACH(r, &a->regs, link) {
+			reg_send(a, r, 1);
+			a->restore_left++;
+		}
+		TAILQ_FOREACH(w, &a->watches, link) {
+			watch_send(a, w, 1);
+			a->restore_left++;
+		}
+	}
+	restore_done(a);
+}
+
+static void
+hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
+{
+	struct commreg_async	*a = arg;
+	struct commreg_entry	*v;
+	struct areq		*q;
+	char			 why[256];
+	size_t			 n;
+	int			 ok = code == 0 || code == 2, status;
+
+	if (a->closing)
+		return;
+	TAILQ_FOREACH(q, &a->reqs, link) {
+		if (q->serial == serial)
+			break;
+	}
+	if (q == NULL) {
+		log_debug("async: reply %lld that nobody waits for",
+		    (long long)serial);
+		return;
+	}
+	TAILQ_REMOVE(&a->reqs, q, link);
+	evtimer_del(q->timer);
+	status = ok ? 0 : 1;
+	switch (q->kind) {
+	case REQ_HELLO:
+		hello_reply(a, ok, res, len);
+		break;
+	case REQ_REGISTER:
+		if (q->reg != NULL)
+			reg_reply(a, q->reg, ok, res, len);
+		else if (ok) {
+			char	*name = strndup(res, len);
+
+			if (name == NULL)
+				fatal("%s", __func__);
+			forget(a, "Commreg/Unregister", name);
+			free(name);
+		}
+		if (!a->closing && q->restore)
+			restore_done(a);
+		break;
+	case REQ_WATCH:
+		if (q->watch != NULL)
+			watch_reply(a, q->watch, ok, res, len);
+		if (!a->closing && q->restore)
+			restore_done(a);
+		break;
+	case REQ_FORGET:
+		break;
+	case REQ_UNREGISTER:
+		if (q->cb.done != NULL)
+			q->cb.done(a, status, ok ? NULL : res, q->arg);
+		break;
+	case REQ_LOOKUP:
+		if (q->cb.lookup != NULL)
+			q->cb.lookup(a, status, res, q->arg);
+		break;
+	case REQ_CALL:
+		if (q->cb.call != NULL)
+			q->cb.call(a, status, res, len, q->arg);
+		break;
+	case REQ_LIST:
+		if (!ok) {
+			req_fail_cb(a, q, 1, res);
+			break;
+		}
+		if (commreg_entries_parse(res, len, &v, &n, why,
+		    sizeof why) == -1) {
+			req_fail_cb(a, q, -1, why);
+			break;
+		}
+		if (q->cb.list != NULL)
+			q->cb.list(a, 0, v, n, NULL, q->arg);
+		commreg_entries_free(v, n);
+		break;
+	}
+	req_free(q);
+}
+
+static void
+hook_event(void *arg, struct commreg_event *ev)
+{
+	struct commreg_async	*a = arg;
+	struct commreg_watch	*w;
+
+	if (a->closing || ev->nns || (w = watch_by_tag(a, ev->tag)) == NULL) {
+		commreg_event_clear(ev);
+		return;
+	}
+	if (ev->type == COMMREG_EVENT_ADD) {
+		if (watch_emit(a, w, COMMREG_WATCH_ADD, 0, &ev->entry) == 0)
+			view_put(w, &ev->entry);
+	} else {
+		if (watch_emit(a, w, COMMREG_WATCH_REMOVE, 0,
+		    &ev->entry) == 0)
+			view_drop(w, ev->entry.name);
+	}
+	commreg_event_clear(ev);
+}
+
+/* ---- the connection -------------------------------------------------------- */
+
+/* Close the socket and its events; requests are the caller's business. */
+static void
+conn_drop(struct commreg_async *a)
+{
+	if (a->ev_connect != NULL)
+		event_free(a->ev_connect);
+	if (a->ev_read != NULL)
+		event_free(a->ev_read);
+	if (a->ev_write != NULL)
+		event_free(a->ev_write);
+	a->ev_connect = a->ev_read = a->ev_write = NULL;
+	if (a->conn != NULL)
+		commreg_close(a->conn); /* closes a->fd */
+	else if (a->fd != -1)
+		close(a->fd);
+	a->conn = NULL;
+	a->fd = -1;
+}
+
+/*
+ * The connection went away.  What was sent on it is sent again on the
+ * next one: registrations and watches by restoring, queries as they are
+ * (each still bounded by its own deadline).
+ */
+static void
+reqs_reset(struct commreg_async *a)
+{
+	struct areq		*q, *qn;
+	struct commreg_watch	*w;
+
+	TAILQ_FOREACH_SAFE(q, &a->reqs, link, qn) {
+		switch (q->kind) {
+		case REQ_HELLO:
+		case REQ_FORGET:
+			break;
+		case REQ_REGISTER:
+			if (q->reg != NULL)
+				q->reg->req = NULL;
+			break;
+		case REQ_WATCH:
+			if (q->watch != NULL)
+				q->watch->req = NULL;
+			break;
+		case REQ_UNREGISTER:
+			/* The name went with the connection. */
+			TAILQ_REMOVE(&a->reqs, q, link);
+			req_finish_later(a, q, 0, NULL);
+			continue;
+		default:
+			q->serial = 0;
+			continue;
+		}
+		TAILQ_REMOVE(&a->reqs, q, link);
+		req_free(q);
+	}
+	TAILQ_FOREACH(w, &a->watches, link)
+		w->live = 0;
+}
+
+static void
+lost(struct commreg_async *a, const char *reason)
+{
+	enum async_state	was = a->state;
+
+	conn_drop(a);
+	reqs_reset(a);
+	a->state = A_IDLE;
+	/* A registry that drops us while we restore keeps the backoff
+	 * growing; one that served us starts it afresh. */
+	if (was == A_READY)
+		a->attempt = 0;
+	snprintf(a->why, sizeof a->why, "%s", reason);
+	if ((was == A_RESTORING || was == A_READY) && a->opened &&
+	    !a->outage) {
+		a->outage = 1;
+		a->outage_ms = now_ms();
+		log_debug("async: registry lost: %s", reason);
+		if (a->o.on_lost != NULL)
+			a->o.on_lost(a, reason, a->o.arg);
+		if (a->closing)
+			return;
+	}
+	attempt_failed(a, "%s", reason);
+}
+
+/* The client is dead: find out what that means in this state. */
+static void
+conn_check(struct commreg_async *a)
+{
+	char	reason[512];
+
+	if (a->closing || a->conn == NULL || !client_is_dead(a->conn))
+		return;
+	snprintf(reason, sizeof reason, "%s", commreg_error(a->conn));
+	if (a->state == A_HELLO) {
+		/* Not a registry (of ours) there: elect one. */
+		conn_drop(a);
+		reqs_reset(a);
+		snprintf(a->why, sizeof a->why, "%s", reason);
+		log_debug("async: %s", reason);
+		elect(a);
+		return;
+	}
+	lost(a, reason);
+}
+
+static void
+read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commreg_async	*a = arg;
+
+	enter(a);
+	client_read_ready(a->conn);
+	conn_check(a);
+	if (!a->closing)
+		conn_flush(a);
+	leave(a);
+}
+
+static void
+write_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commreg_async	*a = arg;
+
+	enter(a);
+	client_write_ready(a->conn);
+	conn_check(a);
+	if (!a->closing)
+		conn_flush(a);
+	leave(a);
+}
+
+static void
+connect_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commreg_async	*a = arg;
+	struct areq		*q;
+	const char		*w[2] = { "Commreg/Hello",
+				    COMMREG_CLIENT_VERSION };
+	socklen_t		 sl = sizeof(int);
+	int			 soerr = 0;
+
+	enter(a);
+	if (ev & EV_TIMEOUT)
+		soerr = ETIMEDOUT;
+	else if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+		soerr = errno;
+	if (soerr != 0) {
+		snprintf(a->why, sizeof a->why, "connect to 127.0.0.1:%d: %s",
+		    a->port, strerror(soerr));
+		conn_drop(a);
+		elect(a);
+		leave(a);
+		return;
+	}
+	event_free(a->ev_connect);
+	a->ev_connect = NULL;
+	a->conn = client_start(a->fd, a->o.max_message, &async_hooks, a);
+	a->ev_read = event_new(a->base, a->fd, EV_READ | EV_PERSIST, read_cb,
+	    a);
+	a->ev_write = event_new(a->base, a->fd, EV_WRITE, write_cb, a);
+	if (a->ev_read == NULL || a->ev_write == NULL)
+		fatalx("event_new failed");
+	event_add(a->ev_read, NULL);
+	a->state = A_HELLO;
+	q = req_new(a, REQ_HELLO);
+	TAILQ_INSERT_TAIL(&a->reqs, q, link);
+	req_send(a, q, w, 2);
+	req_arm(q);
+	leave(a);
+}
+
+/* Connect to 127.0.0.1:port; a refusal means: elect. */
+static void
+conn_start(struct commreg_async *a, int port)
+{
+	struct timeval	tv = tv_ms(timeout_of(a->o.connect_timeout_ms,
+			    COMMREG_CONNECT_TIMEOUT_MS));
+
+	a->port = port;
+	if ((a->fd = client_connect_start(port, a->why,
+	    sizeof a->why)) == -1) {
+		elect(a);
+		return;
+	}
+	a->state = A_CONNECTING;
+	a->ev_connect = event_new(a->base, a->fd, EV_WRITE, connect_cb, a);
+	if (a->ev_connect == NULL)
+		fatalx("event_new failed");
+	event_add(a->ev_connect, &tv);
+}
+
+/* ---- attempts ------------------------------------------------------------------ */
+
+static void
+retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commreg_async	*a = arg;
+
+	enter(a);
+	a->elected = 0;
+	attempt(a);
+	leave(a);
+}
+
+static void
+attempt_schedule(struct commreg_async *a)
+{
+	struct timeval	tv;
+	unsigned	base;
+	int		ms;
+
+	if (a->soon) {
+		a->soon = 0;
+		a->state = A_IDLE;
+		tv = tv_ms(RETRY_SOON_MIN_MS + (int)rnd(a, RETRY_SOON_MAX_MS -
+		    RETRY_SOON_MIN_MS + 1));
+		evtimer_add(a->retry, &tv);
+		return;
+	}
+	if (a->attempt == 0)
+		ms = RETRY_FIRST_MIN_MS + (int)rnd(a, RETRY_FIRST_MAX_MS -
+		    RETRY_FIRST_MIN_MS + 1);
+	else {
+		base = a->attempt >= 4 ? RETRY_CAP_MS :
+		    (unsigned)RETRY_FIRST_MAX_MS << (a->attempt - 1);
+		if (base > RETRY_CAP_MS)
+			base = RETRY_CAP_MS;
+		ms = (int)(base / 2 + rnd(a, base / 2 + 1));
+	}
+	a->attempt++;
+	a->state = A_IDLE;
+	tv = tv_ms(ms);
+	evtimer_add(a->retry, &tv);
+}
+
+static void	open_failed(struct commreg_async *);
+
+static void
+attempt_failed(struct commreg_async *a, const char *fmt, ...)
+{
+	va_list		ap;
+	char		msg[sizeof a->why], report[sizeof a->why + 64];
+	long long	now = now_ms();
+
+	/* Through msg: the argument may be a->why itself. */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	snprintf(a->why, sizeof a->why, "%s", msg);
+	conn_drop(a);
+	log_debug("async: attempt %d: %s", a->attempt, a->why);
+	if (!a->opened && now - a->open_ms >= timeout_of(a->o.open_timeout_ms,
+	    COMMREG_OPEN_TIMEOUT_MS)) {
+		open_failed(a);
+		return;
+	}
+	if (a->outage && now - a->outage_ms >= OUTAGE_REPORT_MS &&
+	    a->o.on_error != NULL) {
+		snprintf(report, sizeof report, "no registry for %lld ms: %s",
+		    now - a->outage_ms, a->why);
+		a->o.on_error(a, report, a->o.arg);
+		if (a->closing)
+			return;
+	}
+	attempt_schedule(a);
+}
+
+/*
+ * A failure no retry mends (an unsafe tree, a commregd that cannot be
+ * run): opening gives up at once; an open handle keeps trying, as the
+ * cause may be fixed meanwhile.
+ */
+static void
+attempt_fatal(struct commreg_async *a, const char *msg)
+{
+	if (!a->opened) {
+		snprintf(a->why, sizeof a->why, "%s", msg);
+		conn_drop(a);
+		open_failed(a);
+		return;
+	}
+	attempt_failed(a, "%s", msg);
+}
+
+/* One try: the port file, then connect (or elect, unless this try
+ * elected already: then it failed). */
+static void
+attempt(struct commreg_async *a)
+{
+	enum client_find	r;
+	char			regdir[PATH_MAX], host[256], path[PATH_MAX];
+	char			err[512];
+	int			port;
+
+	if (client_registry_path(a->home, regdir, sizeof regdir, host,
+	    sizeof host, path, sizeof path, err, sizeof err) == -1) {
+		attempt_fatal(a, err);
+		return;
+	}
+	snprintf(a->path, sizeof a->path, "%s", path);
+	snprintf(a->gate, sizeof a->gate, "%s", regdir);
+	r = client_port_file_read(path, &port, err, sizeof err);
+	if (r == CLIENT_FIND_OK) {
+		log_debug("async: %s says port %d", path, port);
+		conn_start(a, port);
+		return;
+	}
+	if (r == CLIENT_FIND_FATAL) {
+		attempt_fatal(a, err);
+		return;
+	}
+	snprintf(a->why, sizeof a->why, "%s", err);
+	elect(a);
+}
+
+/* ---- electing: spawn ---------------------------------------------------------- */
+
+static void
+spawn_free(struct spawn *sp)
+{
+	if (sp->ev_exit != NULL)
+		event_free(sp->ev_exit);
+	if (sp->ev_err != NULL)
+		event_free(sp->ev_err);
+	if (sp->timeout != NULL)
+		event_free(sp->timeout);
+	if (sp->pidfd != -1)
+		close(sp->pidfd);
+	if (sp->errfd != -1)
+		close(sp->errfd);
+	tbuf_free(&sp->msg);
+	free(sp);
+}
+
+static void
+spawn_err_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct spawn	*sp = arg;
+
+	/* At EOF stop listening; a detached daemon may keep it open. */
+	if (client_spawn_collect(sp->errfd, &sp->msg) == 0)
+		event_del(sp->ev_err);
+}
+
+static void
+spawn_exit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct spawn		*sp = arg;
+	struct commreg_async	*a = sp->a;
+	char			 err[512];
+	pid_t			 w;
+	int			 status = 0, rc;
+
+	do
+		w = waitpid(sp->pid, &status, WNOHANG);
+	while (w == -1 && errno == EINTR);
+	if (w == 0) {
+		if (sp->pidfd != -1)
+			event_add(sp->ev_exit, NULL);
+		return; /* still running (the poll timer persists) */
+	}
+	if (w == -1)
+		status = 0; /* reaped by the application: assume fine */
+	enter(a);
+	client_spawn_collect(sp->errfd, &sp->msg);
+	TAILQ_REMOVE(&a->spawns, sp, link);
+	if (sp->abandoned) {
+		spawn_free(sp);
+		leave(a);
+		return;
+	}
+	a->spawn = NULL;
+	spawn_gate_release(a);
+	rc = client_spawn_result(status, sp->path, &sp->msg, err, sizeof err);
+	spawn_free(sp);
+	if (rc == 0)
+		attempt(a); /* a->elected stays: no second spawn this try */
+	else
+		attempt_failed(a, "%s", err);
+	leave(a);
+}
+
+static void
+spawn_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct spawn		*sp = arg;
+	struct commreg_async	*a = sp->a;
+
+	enter(a);
+	kill(sp->pid, SIGTERM);
+	sp->abandoned = 1; /* reaped by spawn_exit_cb */
+	a->spawn = NULL;
+	spawn_gate_release(a);
+	attempt_failed(a, "%s --detach did not finish within %d ms",
+	    sp->path, timeout_of(a->o.spawn_timeout_ms,
+	    COMMREG_SPAWN_TIMEOUT_MS));
+	leave(a);
+}
+
+static int
+pidfd_open_(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/*
+ * Spawn mode's courtesy among clients: hold an flock on the registry
+ * directory (no file to create or leave behind) while our commregd
+ * --detach runs, and do not spawn while someone else holds it; look at
+ * the port file again soon instead.  When hundreds of clients lose their
+ * registry together, this makes one of them (not hundreds) start
+ * commregd.  It is only a hint: the election itself is commregd's, a
+ * client that dies drops the lock, and after RETRY_SOON_MAX looks a
+ * client spawns regardless.
+ */
+static int
+spawn_gate_take(struct commreg_async *a)
+{
+	int	fd;
+
+	if (a->gate_fd != -1 || a->gate[0] == '\0')
+		return 0;
+	fd = open(a->gate, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return 0; /* no gate: spawn anyway */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return errno == EWOULDBLOCK ? -1 : 0;
+	}
+	a->gate_fd = fd;
+	return 0;
+}
+
+static void
+spawn_gate_release(struct commreg_async *a)
+{
+	if (a->gate_fd != -1) {
+		close(a->gate_fd);
+		a->gate_fd = -1;
+	}
+}
+
+static void
+spawn_start(struct commreg_async *a)
+{
+	struct spawn	*sp;
+	struct timeval	 tv;
+	char		 err[512];
+
+	if ((sp = calloc(1, sizeof *sp)) == NULL)
+		fatal("%s", __func__);
+	sp->a = a;
+	sp->pidfd = sp->errfd = -1;
+	tbuf_init(&sp->msg);
+	if (client_spawn_commregd(a->home, a->commregd, &sp->pid, &sp->errfd,
+	    sp->path, sizeof sp->path, err, sizeof err) == -1) {
+		spawn_gate_release(a);
+		spawn_free(sp);
+		attempt_fatal(a, err);
+		return;
+	}
+	/*
+	 * The exit is watched, never waited for: a pidfd is readable once
+	 * the child is gone; without one, waitpid(WNOHANG) every 10 ms.
+	 * Neither touches SIGCHLD, which belongs to the application.
+	 */
+	if ((sp->pidfd = pidfd_open_(sp->pid)) != -1) {
+		sp->ev_exit = event_new(a->base, sp->pidfd, EV_READ,
+		    spawn_exit_cb, sp);
+		if (sp->ev_exit != NULL)
+			event_add(sp->ev_exit, NULL);
+	} else {
+		sp->ev_exit = event_new(a->base, -1, EV_PERSIST,
+		    spawn_exit_cb, sp);
+		tv = tv_ms(CHILD_POLL_MS);
+		if (sp->ev_exit != NULL)
+			event_add(sp->ev_exit, &tv);
+	}
+	sp->ev_err = event_new(a->base, sp->errfd, EV_READ | EV_PERSIST,
+	    spawn_err_cb, sp);
+	sp->timeout = evtimer_new(a->base, spawn_timeout_cb, sp);
+	if (sp->ev_exit == NULL || sp->ev_err == NULL || sp->timeout == NULL)
+		fatalx("event_new failed");
+	event_add(sp->ev_err, NULL);
+	tv = tv_ms(timeout_of(a->o.spawn_timeout_ms,
+	    COMMREG_SPAWN_TIMEOUT_MS));
+	evtimer_add(sp->timeout, &tv);
+	TAILQ_INSERT_TAIL(&a->spawns, sp, link);
+	a->spawn = sp;
+	a->state = A_SPAWNING;
+}
+
+/* ---- electing: in process -------------------------------------------------- */
+
+/* We won: serve the registry on the application's loop. */
+static int
+host_start(struct commreg_async *a, struct election_claim *claim,
+    const char *host)
+{
+	struct server_opts	 so;
+	struct server		*srv;
+	struct passwd		*pw;
+
+	if ((srv = calloc(1, sizeof *srv)) == NULL)
+		fatal("%s", __func__);
+	server_default_opts(&so);
+	if (server_init(srv, a->base, claim->listen_fd, claim->port, host,
+	    &so) == -1) {
+		/* Only allocations fail here; undo what was made. */
+		if (srv->listener != NULL) {
+			evconnlistener_free(srv->listener);
+			claim->listen_fd = -1;
+		}
+		if (srv->reaper != NULL)
+			event_free(srv->reaper);
+		registry_free(srv->reg);
+		free(srv);
+		return -1;
+	}
+	pw = getpwuid(getuid());
+	snprintf(srv->owner, sizeof srv->owner, "%s",
+	    pw != NULL ? pw->pw_name : "unknown");
+	a->srv = srv;
+	a->claim = *claim;
+	a->claim.listen_fd = -1; /* the listener closes it */
+	log_info("this process (pid %ld) is the registry on port %d",
+	    (long)getpid(), claim->port);
+	return 0;
+}
+
+static void
+elect_inprocess(struct commreg_async *a)
+{
+	struct election_claim	claim;
+	char			regdir[PATH_MAX], host[256], path[PATH_MAX];
+	char			err[512];
+	int			port;
+
+	if (client_registry_path(a->home, regdir, sizeof regdir, host,
+	    sizeof host, path, sizeof path, err, sizeof err) == -1) {
+		attempt_failed(a, "%s", err);
+		return;
+	}
+	/*
+	 * wait_ms 0: a contender at work makes election_run return at once
+	 * instead of sleeping in our loop; the retry timer waits instead.
+	 */
+	switch (election_run(regdir, host, 0, &port, &claim, err,
+	    sizeof err)) {
+	case ELECTION_ERROR:
+		attempt_failed(a, "%s", err);
+		return;
+	case ELECTION_FOUND:
+		conn_start(a, port);
+		return;
+	case ELECTION_WON:
+		break;
+	}
+	if (host_start(a, &claim, host) == -1) {
+		election_release(&claim);
+		attempt_failed(a, "cannot serve the registry on port %d",
+		    port);
+		return;
+	}
+	conn_start(a, port);
+}
+
+/* Nothing (of ours) answered where the port file points: elect, once a
+ * try. */
+static void
+elect(struct commreg_async *a)
+{
+	if (a->elected) {
+		attempt_failed(a, "%s", a->why);
+		return;
+	}
+	a->elected = 1;
+	if (a->srv != NULL) {
+		conn_start(a, a->claim.port); /* we are it already */
+		return;
+	}
+	/*
+	 * Locked: a registry (maybe just taking over, not yet listening) or
+	 * a contender holds it; electing would only find it, so look again
+	 * soon.  Saves hundreds of clients that lost their registry together
+	 * from spawning a commregd each.
+	 */
+	if (a->nsoon < RETRY_SOON_MAX && client_port_file_locked(a->path)) {
+		a->nsoon++;
+		a->soon = 1;
+		attempt_failed(a, "%s: a registry is being elected", a->path);
+		return;
+	}
+	if (a->o.mode == COMMREG_MODE_SPAWN && a->nsoon < RETRY_SOON_MAX &&
+	    spawn_gate_take(a) == -1) {
+		a->nsoon++;
+		a->soon = 1;
+		attempt_failed(a, "another client is starting commregd");
+		return;
+	}
+	log_debug("async: electing (%s): %s", a->o.mode ==
+	    COMMREG_MODE_INPROCESS ? "in process" : "spawn", a->why);
+	if (a->o.mode == COMMREG_MODE_INPROCESS)
+		elect_inprocess(a);
+	else
+		spawn_start(a);
+}
+
+/* ---- restored, failed ---------------------------------------------------------- */
+
+static void
+restored(struct commreg_async *a)
+{
+	struct areq	*q;
+	int		 was_outage = a->outage;
+
+	a->state = A_READY;
+	a->attempt = 0;
+	a->nsoon = 0;
+	a->outage = 0;
+	TAILQ_FOREACH(q, &a->reqs, link) {
+		if (q->serial == 0 && q->nwords > 0)
+			req_send_words(a, q);
+	}
+	if (!a->opened) {
+		a->opened = 1;
+		log_debug("async: open on port %d", a->port);
+		if (a->o.on_open != NULL)
+			a->o.on_open(a, 0, NULL, a->o.arg);
+	} else if (was_outage) {
+		log_debug("async: registry regained on port %d%s", a->port,
+		    a->srv != NULL ? ", hosted here" : "");
+		if (a->o.on_regained != NULL)
+			a->o.on_regained(a, a->port, a->srv != NULL,
+			    a->o.arg);
+	}
+}
+
+/* Open gave up: everything that waits is told, then the application. */
+static void
+open_failed(struct commreg_async *a)
+{
+	struct commreg_watch_event	 ev;
+	struct commreg_reg		*r;
+	struct commreg_watch		*w;
+	struct areq			*q;
+	char				 why[600];
+
+	snprintf(why, sizeof why, "no registry: %s", a->why);
+	a->state = A_FAILED;
+	reqs_reset(a);
+	while ((q = TAILQ_FIRST(&a->reqs)) != NULL) {
+		TAILQ_REMOVE(&a->reqs, q, link);
+		req_finish_later(a, q, -1, why);
+	}
+	/*
+	 * Those that never had an outcome get this one (and are freed); the
+	 * others stay until the application closes the handle.  From the
+	 * head each time: a callback may drop any of them.
+	 */
+	for (;;) {
+		TAILQ_FOREACH(r, &a->regs, link) {
+			if (!r->told)
+				break;
+		}
+		if (r == NULL || a->closing)
+			break;
+		reg_kill(a, r);
+		if (r->cb != NULL)
+			r->cb(a, r, -1, why, r->arg);
+	}
+	for (;;) {
+		TAILQ_FOREACH(w, &a->watches, link) {
+			if (!w->had)
+				break;
+		}
+		if (w == NULL || a->closing)
+			break;
+		watch_kill(a, w);
+		memset(&ev, 0, sizeof ev);
+		ev.what = COMMREG_WATCH_ERROR;
+		ev.message = why;
+		if (w->cb != NULL)
+			w->cb(a, w, &ev, w->arg);
+	}
+	if (!a->closing && a->o.on_open != NULL)
+		a->o.on_open(a, -1, why, a->o.arg);
+}
+
+/* ---- the public face --------------------------------------------------------- */
+
+struct commreg_async *
+commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
+    char *err, size_t errlen)
+{
+	struct commreg_async	*a;
+	struct sigaction	 sa;
+	const char		*home;
+	char			 regdir[PATH_MAX], host[256], path[PATH_MAX];
+	struct timeval		 now = { 0, 0 };
+	uint64_t		 seed;
+
+	if (base == NULL) {
+		set_err(err, errlen, "no event_base");
+		return NULL;
+	}
+	if ((home = client_home_dir(o != NULL ? o->home : NULL)) == NULL) {
+		set_err(err, errlen, "no home directory (HOME is not set)");
+		return NULL;
+	}
+	/* An unsafe tree does not get better by retrying: say it now. */
+	if (client_registry_path(home, regdir, sizeof regdir, host,
+	    sizeof host, path, sizeof path, err, errlen) == -1)
+		return NULL;
+	if ((a = calloc(1, sizeof *a)) == NULL)
+		fatal("%s", __func__);
+	if (o != NULL)
+		a->o = *o;
+	a->base = base;
+	a->home = xstrdup(home);
+	a->commregd = a->o.commregd != NULL ? xstrdup(a->o.commregd) : NULL;
+	a->o.home = a->home;
+	a->o.commregd = a->commregd;
+	a->fd = -1;
+	a->gate_fd = -1;
+	a->open_ms = now_ms();
+	TAILQ_INIT(&a->spawns);
+	TAILQ_INIT(&a->reqs);
+	TAILQ_INIT(&a->done);
+	TAILQ_INIT(&a->regs);
+	TAILQ_INIT(&a->watches);
+	TAILQ_INIT(&a->dead_regs);
+	TAILQ_INIT(&a->dead_watches);
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
+		seed = (uint64_t)a->open_ms ^ ((uint64_t)getpid() << 32) ^
+		    (uint64_t)(uintptr_t)a;
+	a->rng = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
+	a->retry = evtimer_new(base, retry_cb, a);
+	a->deferred = event_new(base, -1, 0, deferred_cb, a);
+	if (a->retry == NULL || a->deferred == NULL)
+		fatalx("event_new failed");
+	/* The hosted server writes to sockets that may close under it. */
+	if (a->o.mode == COMMREG_MODE_INPROCESS &&
+	    sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+	a->state = A_IDLE;
+	evtimer_add(a->retry, &now);
+	return a;
+}
+
+static void
+async_free(struct commreg_async *a)
+{
+	struct spawn		*sp;
+	struct areq		*q;
+	struct commreg_reg	*r;
+	struct commreg_watch	*w;
+
+	conn_drop(a);
+	spawn_gate_release(a);
+	if (a->srv != NULL) {
+		/* Our peers see the close and elect on this port. */
+		server_free(a->srv);
+		free(a->srv);
+		election_release(&a->claim);
+	}
+	/*
+	 * A commregd --detach still running is ended; it is only the
+	 * election stage (the registry it may have forked lives on), and a
+	 * SIGKILL'ed process is reaped at once, so this wait is short.
+	 */
+	while ((sp = TAILQ_FIRST(&a->spawns)) != NULL) {
+		TAILQ_REMOVE(&a->spawns, sp, link);
+		kill(sp->pid, SIGKILL);
+		while (waitpid(sp->pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		spawn_free(sp);
+	}
+	while ((q = TAILQ_FIRST(&a->reqs)) != NULL) {
+		TAILQ_REMOVE(&a->reqs, q, link);
+		req_free(q);
+	}
+	while ((q = TAILQ_FIRST(&a->done)) != NULL) {
+		TAILQ_REMOVE(&a->done, q, link);
+		req_free(q);
+	}
+	while ((r = TAILQ_FIRST(&a->regs)) != NULL) {
+		TAILQ_REMOVE(&a->regs, r, link);
+		reg_free(r);
+	}
+	while ((r = TAILQ_FIRST(&a->dead_regs)) != NULL) {
+		TAILQ_REMOVE(&a->dead_regs, r, link);
+		reg_free(r);
+	}
+	while ((w = TAILQ_FIRST(&a->watches)) != NULL) {
+		TAILQ_REMOVE(&a->watches, w, link);
+		watch_free(w);
+	}
+	while ((w = TAILQ_FIRST(&a->dead_watches)) != NULL) {
+		TAILQ_REMOVE(&a->dead_watches, w, link);
+		watch_free(w);
+	}
+	event_free(a->retry);
+	event_free(a->deferred);
+	free(a->home);
+	free(a->commregd);
+	free(a);
+}
+
+void
+commreg_async_close(struct commreg_async *a)
+{
+	if (a == NULL || a->closing)
+		return;
+	if (a->depth == 0) {
+		async_free(a);
+		return;
+	}
+	/* Inside a callback: stop reading now, free on the way out. */
+	a->closing = 1;
+	if (a->conn != NULL)
+		client_abort(a->conn, "closed");
+}
+
+int
+commreg_async_connected(const struct commreg_async *a)
+{
+	return a->state == A_READY;
+}
+
+int
+commreg_async_port(const struct commreg_async *a)
+{
+	return connected(a) ? a->port : 0;
+}
+
+int
+commreg_async_hosting(const struct commreg_async *a)
+{
+	return a->srv != NULL;
+}
+
+static int
+usable(const struct commreg_async *a)
+{
+	return a != NULL && !a->closing && a->state != A_FAILED;
+}
+
+struct commreg_reg *
+commreg_async_register(struct commreg_async *a, const char *name, int port,
+    const char *host, commreg_reg_cb cb, void *arg)
+{
+	struct commreg_reg	*r;
+
+	if (!usable(a) || name == NULL || port < 1 || port > 65535)
+		return NULL;
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		fatal("%s", __func__);
+	r->a = a;
+	r->base = xstrdup(name);
+	r->host = host != NULL ? xstrdup(host) : NULL;
+	r->port = port;
+	r->name = xstrdup("");
+	r->cb = cb;
+	r->arg = arg;
+	TAILQ_INSERT_TAIL(&a->regs, r, link);
+	/* Not connected: restoring will make it with the others. */
+	if (connected(a)) {
+		enter(a);
+		reg_send(a, r, 0);
+		leave(a);
+	}
+	return r;
+}
+
+const char *
+commreg_reg_name(const struct commreg_reg *r)
+{
+	return r->name;
+}
+
+const char *
+commreg_reg_base(const struct commreg_reg *r)
+{
+	return r->base;
+}
+
+long
+commreg_reg_serial(const struct commreg_reg *r)
+{
+	return r->serial;
+}
+
+void *
+commreg_reg_arg(const struct commreg_reg *r)
+{
+	return r->arg;
+}
+
+int
+commreg_async_unregister(struct commreg_async *a, struct commreg_reg *r,
+    commreg_done_cb cb, void *arg)
+{
+	const char	*w[2] = { "Commreg/Unregister", NULL };
+	struct areq	*q;
+
+	if (a == NULL || a->closing || r == NULL || r->dead)
+		return -1;
+	enter(a);
+	q = req_new(a, REQ_UNREGISTER);
+	q->cb.done = cb;
+	q->arg = arg;
+	/* With a Register in flight, its reply releases the name. */
+	if (connected(a) && r->req == NULL && r->name[0] != '\0') {
+		w[1] = r->name;
+		TAILQ_INSERT_TAIL(&a->reqs, q, link);
+		req_send(a, q, w, 2);
+		req_arm(q);
+	} else
+		req_finish_later(a, q, 0, NULL);
+	reg_kill(a, r);
+	leave(a);
+	return 0;
+}
+
+/* A user request: sent now when connected, else when restored. */
+static int
+user_request(struct commreg_async *a, enum req_kind kind,
+    const char *const *w, size_t n, void *cb, void *arg)
+{
+	struct areq	*q;
+
+	if (!usable(a))
+		return -1;
+	enter(a);
+	q = req_new(a, kind);
+	switch (kind) {
+	case REQ_LOOKUP:
+		q->cb.lookup = (commreg_lookup_cb)cb;
+		break;
+	case REQ_LIST:
+		q->cb.list = (commreg_list_cb)cb;
+		break;
+	default:
+		q->cb.call = (commreg_call_cb)cb;
+		break;
+	}
+	q->arg = arg;
+	req_words(q, w, n);
+	TAILQ_INSERT_TAIL(&a->reqs, q, link);
+	if (a->state == A_READY)
+		req_send_words(a, q);
+	req_arm(q);
+	leave(a);
+	return 0;
+}
+
+int
+commreg_async_lookup(struct commreg_async *a, const char *name,
+    commreg_lookup_cb cb, void *arg)
+{
+	const char	*w[2] = { "Commreg/Lookup", name };
+
+	if (name == NULL)
+		return -1;
+	return user_request(a, REQ_LOOKUP, w, 2, (void *)cb, arg);
+}
+
+int
+commreg_async_list(struct commreg_async *a, const char *pattern,
+    commreg_list_cb cb, void *arg)
+{
+	const char	*w[2] = { "Commreg/List", pattern };
+
+	return user_request(a, REQ_LIST, w, pattern != NULL ? 2 : 1,
+	    (void *)cb, arg);
+}
+
+int
+commreg_async_call(struct commreg_async *a, const char *const *words,
+    size_t n, commreg_call_cb cb, void *arg)
+{
+	size_t	i;
+
+	if (words == NULL || n == 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (words[i] == NULL)
+			return -1;
+	}
+	return user_request(a, REQ_CALL, words, n, (void *)cb, arg);
+}
+
+struct commreg_watch *
+commreg_async_watch(struct commreg_async *a, const char *pattern,
+    commreg_watch_cb cb, void *arg)
+{
+	struct commreg_watch	*w;
+
+	if (!usable(a))
+		return NULL;
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		fatal("%s", __func__);
+	w->a = a;
+	snprintf(w->tag, sizeof w->tag, "capi%u.%ld", ++a->next_tag,
+	    (long)getpid());
+	w->pattern = xstrdup(pattern != NULL ? pattern : "*");
+	w->cb = cb;
+	w->arg = arg;
+	TAILQ_INSERT_TAIL(&a->watches, w, link);
+	if (connected(a)) {
+		enter(a);
+		watch_send(a, w, 0);
+		leave(a);
+	}
+	return w;
+}
+
+int
+commreg_async_unwatch(struct commreg_async *a, struct commreg_watch *w)
+{
+	if (a == NULL || a->closing || w == NULL || w->dead)
+		return -1;
+	enter(a);
+	forget(a, "Commreg/Unwatch", w->tag);
+	watch_kill(a, w);
+	leave(a);
+	return 0;
+}

@@ -1,0 +1,282 @@
+/*
+ * capp: a C test application on the asynchronous client library
+ * (commreg.h), for the election, failover and chaos tests.
+ *
+ *   capp [--home DIR] [--inprocess] [--commregd PATH] [-v] NAME...
+ *   capp [--home DIR] [--inprocess] [--commregd PATH] [-v] --watch PATTERN
+ *
+ * It listens on 127.0.0.1 (its "comm port": connections are accepted and
+ * closed), registers each NAME with that port and prints one line per
+ * happening on stdout, flushed, the text after the keyword as it is:
+ *
+ *   registered NAME ASSIGNED    a name is registered ("foo" -> "foo #2")
+ *   lost REASON                 the registry connection closed
+ *   regained PORT hosted|connected
+ *                               registry back, every name and watch too;
+ *                               hosted: this process serves it now
+ *   renamed OLD NEW             a name came back with another serial
+ *   error TEXT                  something failed
+ *
+ * With --watch: "snapshot N", then one "add NAME" or "remove NAME" per
+ * change.  The view starts empty and each snapshot is followed by the
+ * lines that turn the previous view into it: at first N adds, after a
+ * failover the difference.  Runs until SIGTERM or SIGINT (exit 0); exit
+ * 1 when no registry can be had at all, 2 on a usage error.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "commreg.h"
+
+struct capp {
+	struct event_base	*base;
+	struct commreg_async	*a;
+	int			 rc;
+};
+
+static void
+say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+say(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: capp [--home DIR] [--inprocess] [--commregd PATH] "
+	    "[-v] NAME...\n"
+	    "       capp [--home DIR] [--inprocess] [--commregd PATH] "
+	    "[-v] --watch PATTERN\n");
+}
+
+static void
+on_open(struct commreg_async *a, int status, const char *msg, void *arg)
+{
+	struct capp	*c = arg;
+
+	if (status != 0) {
+		say("error %s", msg);
+		c->rc = 1;
+		event_base_loopbreak(c->base);
+	}
+}
+
+static void
+on_lost(struct commreg_async *a, const char *why, void *arg)
+{
+	say("lost %s", why);
+}
+
+static void
+on_regained(struct commreg_async *a, int port, int hosted, void *arg)
+{
+	say("regained %d %s", port, hosted ? "hosted" : "connected");
+}
+
+static void
+on_renamed(struct commreg_async *a, struct commreg_reg *r,
+    const char *oldname, const char *newname, void *arg)
+{
+	say("renamed %s %s", oldname, newname);
+}
+
+static void
+on_error(struct commreg_async *a, const char *msg, void *arg)
+{
+	say("error %s", msg);
+}
+
+static void
+on_registered(struct commreg_async *a, struct commreg_reg *r, int status,
+    const char *msg, void *arg)
+{
+	if (status == 0)
+		say("registered %s %s", commreg_reg_base(r), msg);
+	else
+		say("error cannot register %s: %s", commreg_reg_base(r), msg);
+}
+
+static void
+on_watch(struct commreg_async *a, struct commreg_watch *w,
+    const struct commreg_watch_event *ev, void *arg)
+{
+	size_t	i;
+
+	switch (ev->what) {
+	case COMMREG_WATCH_SNAPSHOT:
+		say("snapshot %zu", ev->n);
+		/* The first one: all adds.  Later ones: the library sends
+		 * the difference as resync events. */
+		if (!ev->resync) {
+			for (i = 0; i < ev->n; i++)
+				say("add %s", ev->entries[i].name);
+		}
+		break;
+	case COMMREG_WATCH_ADD:
+		say("add %s", ev->entry->name);
+		break;
+	case COMMREG_WATCH_REMOVE:
+		say("remove %s", ev->entry->name);
+		break;
+	case COMMREG_WATCH_ERROR:
+		say("error %s", ev->message);
+		break;
+	}
+}
+
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct capp	*c = arg;
+
+	event_base_loopbreak(c->base);
+}
+
+/* Someone called our comm port: we speak no comm here; hang up. */
+static void
+on_accept(evutil_socket_t fd, short ev, void *arg)
+{
+	int	s;
+
+	if ((s = accept(fd, NULL, NULL)) != -1)
+		close(s);
+}
+
+static int
+comm_listen(int *port)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof sin;
+	int			s;
+
+	s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s == -1)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(s, (struct sockaddr *)&sin, sizeof sin) == -1 ||
+	    listen(s, 16) == -1 ||
+	    getsockname(s, (struct sockaddr *)&sin, &len) == -1) {
+		close(s);
+		return -1;
+	}
+	*port = ntohs(sin.sin_port);
+	return s;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "home", required_argument, NULL, 'H' },
+		{ "inprocess", no_argument, NULL, 'i' },
+		{ "commregd", required_argument, NULL, 'c' },
+		{ "watch", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct commreg_async_opts	 o;
+	struct capp			 c;
+	struct event			*sigterm, *sigint, *acc;
+	const char			*watch = NULL;
+	char				 err[1024];
+	int				 ch, i, lfd, port;
+
+	memset(&o, 0, sizeof o);
+	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'H':
+			o.home = optarg;
+			break;
+		case 'i':
+			o.mode = COMMREG_MODE_INPROCESS;
+			break;
+		case 'c':
+			o.commregd = optarg;
+			break;
+		case 'w':
+			watch = optarg;
+			break;
+		case 'v':
+			commreg_set_log_level(2);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if ((watch == NULL) == (optind == argc)) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	memset(&c, 0, sizeof c);
+	if ((c.base = event_base_new()) == NULL) {
+		say("error event_base_new failed");
+		return 1;
+	}
+	if ((lfd = comm_listen(&port)) == -1) {
+		say("error cannot listen on 127.0.0.1");
+		return 1;
+	}
+	acc = event_new(c.base, lfd, EV_READ | EV_PERSIST, on_accept, NULL);
+	event_add(acc, NULL);
+
+	o.on_open = on_open;
+	o.on_lost = on_lost;
+	o.on_regained = on_regained;
+	o.on_renamed = on_renamed;
+	o.on_error = on_error;
+	o.arg = &c;
+	if ((c.a = commreg_async_open(c.base, &o, err, sizeof err)) == NULL) {
+		say("error %s", err);
+		return 1;
+	}
+	if (watch != NULL)
+		commreg_async_watch(c.a, watch, on_watch, &c);
+	for (i = optind; i < argc; i++) {
+		if (commreg_async_register(c.a, argv[i], port, NULL,
+		    on_registered, &c) == NULL)
+			say("error cannot register %s", argv[i]);
+	}
+
+	sigterm = evsignal_new(c.base, SIGTERM, on_signal, &c);
+	sigint = evsignal_new(c.base, SIGINT, on_signal, &c);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	event_base_dispatch(c.base);
+
+	commreg_async_close(c.a);
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(acc);
+	close(lfd);
+	event_base_free(c.base);
+	return c.rc;
+}
