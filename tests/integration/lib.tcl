@@ -1018,3 +1018,322 @@ proc ::t::search {port {pattern *}} {
 
 # Put the ::t:: helpers at hand in the test files.
 namespace eval :: { namespace import ::t::* }
+
+# ---------------------------------------------------------------------------
+# Test applications (election_race, failover and chaos tests).
+#
+# tests/tools/capp (C, on the client library; built into COMMREG_TOOLS) and
+# tests/tools/tclapp.tcl (Tcl, on the package comm::registry in tcl/)
+# register names and print one flushed line per event: `registered NAME
+# ASSIGNED`, `lost REASON`, `regained PORT ?hosted|connected?`, `renamed
+# OLD NEW`, `error TEXT`; with --watch/-watch: `snapshot N`, `add NAME`,
+# `remove NAME`.  app_start keeps every line each app prints (read through
+# the event loop, so lines pile up while a test waits).
+
+proc ::t::tools_dir {} {
+    if {[info exists ::env(COMMREG_TOOLS)] && $::env(COMMREG_TOOLS) ne ""} {
+        return $::env(COMMREG_TOOLS)
+    }
+    # Run by hand: beside the commregd in use (build*/local -> build*/tests).
+    return [file join [file dirname [find_bin]] tests]
+}
+
+proc ::t::src_dir {} {
+    variable libdir
+    if {[info exists ::env(COMMREG_SRC)] && $::env(COMMREG_SRC) ne ""} {
+        return $::env(COMMREG_SRC)
+    }
+    return [file dirname [file dirname $libdir]]
+}
+
+# The C test app, or "" when it is not built.
+proc ::t::capp_path {} {
+    set p [file join [tools_dir] capp]
+    return [expr {[file executable $p] ? $p : ""}]
+}
+
+# The Tcl test app, or "" when it (or the package it uses) is missing.
+proc ::t::tclapp_path {} {
+    set p [file join [src_dir] tests tools tclapp.tcl]
+    if {![file exists $p]
+        || ![llength [glob -nocomplain [file join [src_dir] tcl *.tcl] \
+                          [file join [src_dir] tcl * *.tcl]]]} {
+        return ""
+    }
+    return $p
+}
+
+# app_start KIND HOME ?ARG...?: start a test app for HOME; KIND is c,
+# c-inprocess or tcl; ARGs are the names (or --watch PATTERN, given here as
+# -watch PATTERN for either kind).  Returns its channel.
+proc ::t::app_start {kind home args} {
+    set wrap {}
+    if {[lindex $args 0] eq "-barrier"} {
+        # Held at a barrier until barrier_release (see barrier_new).
+        set wrap [barrier_wrap [lindex $args 1]]
+        set args [lrange $args 2 end]
+    }
+    set wargs {}
+    if {[lindex $args 0] eq "-watch"} {
+        set wargs [lrange $args 0 1]
+        set args [lrange $args 2 end]
+    }
+    switch -- $kind {
+        c - c-inprocess {
+            set cmd [list [capp_path] --home $home --commregd [commregd_path]]
+            if {$kind eq "c-inprocess"} { lappend cmd --inprocess }
+            if {[llength $wargs]} { lappend cmd --watch [lindex $wargs 1] }
+        }
+        tcl {
+            set cmd [list env TCLLIBPATH=[list [file join [src_dir] tcl]] \
+                         [info nameofexecutable] [tclapp_path] \
+                         -home $home -commregd [commregd_path]]
+            if {[llength $wargs]} { lappend cmd -watch [lindex $wargs 1] }
+        }
+        default { error "app_start: bad kind \"$kind\"" }
+    }
+    set ch [spawn -home $home {*}$wrap {*}$cmd {*}$args]
+    set ::t::applines($ch) {}
+    set ::t::appinfo($ch) [dict create kind $kind names $args \
+        pid [spawn_pid $ch] t0 [clock milliseconds] eof 0]
+    fileevent $ch readable [list ::t::app_drain $ch]
+    return $ch
+}
+
+proc ::t::app_drain {ch} {
+    if {![info exists ::t::appinfo($ch)]} return
+    while 1 {
+        if {[catch {gets $ch line} n]} { set n -1 }
+        if {$n < 0} break
+        lappend ::t::applines($ch) $line
+    }
+    if {[catch {eof $ch} e] || $e} {
+        catch {fileevent $ch readable {}}
+        dict set ::t::appinfo($ch) eof 1
+    }
+}
+
+proc ::t::app_pid {ch} { return [dict get $::t::appinfo($ch) pid] }
+proc ::t::app_kind {ch} { return [dict get $::t::appinfo($ch) kind] }
+proc ::t::app_requested {ch} { return [dict get $::t::appinfo($ch) names] }
+
+# Every line the app printed so far (from line FROM on).
+proc ::t::app_lines {ch {from 0}} {
+    if {[info exists ::t::appinfo($ch)]} { app_drain $ch }
+    if {![info exists ::t::applines($ch)]} { return {} }
+    return [lrange $::t::applines($ch) $from end]
+}
+
+proc ::t::app_mark {ch} { return [llength [app_lines $ch]] }
+
+# How many of its lines (from FROM on) match the glob PATTERN.
+proc ::t::app_count {ch pattern {from 0}} {
+    return [llength [lsearch -all -glob [app_lines $ch $from] $pattern]]
+}
+
+# The words of an app's line: a Tcl list of N words (tclapp writes its
+# lines as lists, `registered foo {foo #2}`), else split at the first N-1
+# spaces, the last word taking the rest (`registered foo foo #2`).
+proc ::t::app_words {line n} {
+    if {[string is list $line] && [llength $line] == $n} {
+        return $line
+    }
+    set w {}
+    set rest $line
+    for {set i 1} {$i < $n} {incr i} {
+        set sp [string first " " $rest]
+        if {$sp < 0} { return {} }
+        lappend w [string range $rest 0 [expr {$sp - 1}]]
+        set rest [string range $rest [expr {$sp + 1}] end]
+    }
+    lappend w $rest
+    return $w
+}
+
+# The names the app holds now, as its lines tell: ASSIGNED of each
+# `registered NAME ASSIGNED`, then `renamed OLD NEW` applied.
+proc ::t::app_names {ch} {
+    set held {}
+    foreach line [app_lines $ch] {
+        if {[string match "registered *" $line]} {
+            lassign [app_words $line 3] - req got
+            if {$req ne ""} { dict set held $req $got }
+        } elseif {[string match "renamed *" $line]} {
+            if {[string is list $line] && [llength $line] == 3} {
+                lassign $line - old new
+                foreach {req got} $held {
+                    if {$got eq $old} { dict set held $req $new; break }
+                }
+                continue
+            }
+            # Plain text: OLD and NEW may each be "base #N"; OLD is a name
+            # we hold, so NEW is what follows it.
+            set rest [string range $line 8 end]
+            foreach {req got} $held {
+                if {[string match "$got *" $rest]} {
+                    dict set held $req [string range $rest [string length "$got "] end]
+                    break
+                }
+            }
+        }
+    }
+    return [dict values $held]
+}
+
+# 1 once the app printed a `registered` line for every name it asked for.
+proc ::t::app_registered {ch} {
+    return [expr {[app_count $ch "registered *"] >= [llength [app_requested $ch]]}]
+}
+
+# Stop an app (SIGKILL by default) and forget its channel; its lines stay.
+proc ::t::app_kill {ch {sig KILL}} {
+    app_lines $ch
+    unset -nocomplain ::t::appinfo($ch)
+    stop $ch $sig
+}
+
+# The registry's table on PORT (Commreg/List): a list of entry dicts, or
+# an error.
+proc ::t::reg_list {port {pattern *}} {
+    set s [raw_open $port]
+    lassign [raw_call $s [list Commreg/List $pattern]] code res
+    raw_close $s
+    if {$code ne "0"} { error "Commreg/List: code $code: $res" }
+    return $res
+}
+
+# The registry's names on PORT, or {-} when it does not answer.
+proc ::t::reg_names {port {pattern *}} {
+    if {$port eq "" || [catch {reg_list $port $pattern} l]} { return - }
+    return [lmap e $l { dict get $e name }]
+}
+
+# PID of the registry answering on HOME's port file, or "".
+proc ::t::registry_pid {home} {
+    set h [hello [file_port $home]]
+    if {[dict exists $h pid]} { return [dict get $h pid] }
+    return ""
+}
+
+# A start barrier: commands wrapped as `sh -c {cat FIFO >/dev/null; exec
+# CMD...}` block opening the FIFO until barrier_release opens and closes
+# it, then all go at once.  Returns the FIFO's path.
+proc ::t::barrier_new {} {
+    set f [newfile barrier]
+    exec mkfifo -m 0600 $f
+    return $f
+}
+
+proc ::t::barrier_wrap {fifo args} {
+    return [list sh -c {cat "$0" >/dev/null; exec "$@"} $fifo {*}$args]
+}
+
+# Let everyone waiting at FIFO go (bounded: nobody waiting is not a hang).
+proc ::t::barrier_release {fifo} {
+    catch {exec timeout 5 sh -c {: >"$0"} $fifo}
+}
+
+# Is the test app WHAT (capp or tclapp) there?  Missing while its source
+# exists is a failure (it should have been built); not written yet, a note
+# (the caller leaves out what needs it).
+proc ::t::have_app {what} {
+    switch -- $what {
+        capp   { set p [capp_path]; set src [file join [src_dir] tests tools capp.c] }
+        tclapp { set p [tclapp_path]; set src [file join [src_dir] tests tools tclapp.tcl] }
+        default { error "have_app: capp or tclapp" }
+    }
+    if {$p ne ""} { return 1 }
+    if {[file exists $src]} {
+        check "$what is built and usable" 0
+    } else {
+        say "  note: $what does not exist yet; this part is not run"
+    }
+    return 0
+}
+
+proc ::t::all_registered {apps} {
+    foreach a $apps {
+        if {![app_registered $a]} { return 0 }
+    }
+    return 1
+}
+
+# For failure messages: the apps not registered yet, with what they said.
+proc ::t::not_registered {apps} {
+    set l {}
+    foreach a $apps {
+        if {![app_registered $a]} {
+            lappend l "pid [app_pid $a] [app_requested $a]: [app_lines $a]"
+        }
+    }
+    return [join $l \n]
+}
+
+# Names the apps say they hold (registered/renamed lines).
+proc ::t::held_names {apps} {
+    set l {}
+    foreach a $apps { lappend l {*}[app_names $a] }
+    return $l
+}
+
+# The registry's table on PORT as "NAME|PORT" strings (each name with the
+# comm port it was registered with), or {-} when it does not answer.
+proc ::t::reg_pairs {port} {
+    if {$port eq "" || [catch {reg_list $port} l]} { return - }
+    return [lmap e $l { string cat [dict get $e name] | [dict get $e port] }]
+}
+
+# What a watcher app (app_start ... -watch PATTERN) believes is
+# registered: its first `snapshot N` then every `add NAME` / `remove NAME`;
+# a later `snapshot N` (after a failover) is followed by the difference
+# to what it had, so the set carries on.
+proc ::t::watch_view {ch} {
+    set view [dict create]
+    foreach line [app_lines $ch] {
+        if {[string match "add *" $line]} {
+            dict set view [lindex [app_words $line 2] 1] 1
+        } elseif {[string match "remove *" $line]} {
+            dict unset view [lindex [app_words $line 2] 1]
+        }
+    }
+    return [lsort [dict keys $view]]
+}
+
+# How much slower than a plain build this one runs: 3 when commregd was
+# built with AddressSanitizer (every process start, and the many starts of
+# a failover, cost several times more), else 1; COMMREG_TEST_SLOWDOWN
+# overrides.  Time bounds of the stress tests are multiplied by it: the
+# figures they assert are for the plain build, the sanitizer build checks
+# correctness.
+proc ::t::slowdown {} {
+    variable slowdown_
+    if {[info exists slowdown_]} { return $slowdown_ }
+    if {[info exists ::env(COMMREG_TEST_SLOWDOWN)]
+        && [string is double -strict $::env(COMMREG_TEST_SLOWDOWN)]} {
+        return [set slowdown_ $::env(COMMREG_TEST_SLOWDOWN)]
+    }
+    set slowdown_ 1
+    catch {
+        set f [open [commregd_path] rb]
+        set bin [read $f]
+        close $f
+        if {[string first __asan_init $bin] >= 0} { set slowdown_ 3 }
+    }
+    return $slowdown_
+}
+
+# MS scaled by slowdown, as an integer.
+proc ::t::slow {ms} {
+    return [expr {int($ms * [slowdown])}]
+}
+
+# Wait (bounded) until exactly one commregd runs for HOME: starters that
+# lost the election may still be on their way out.  Returns their PIDs.
+proc ::t::one_commregd {home {ms 5000}} {
+    wait_until {[llength [::t::commregds_of $home]] == 1} [slow $ms] 50
+    return [commregds_of $home]
+}
+
+# The procs above came after the import at the end of the original
+# helpers: import again (only what is new to ::).
+namespace eval :: { namespace import ::t::* }
