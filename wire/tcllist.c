@@ -384,7 +384,7 @@ junk_message(struct tlist *l, const char *what, const char *p,
 	struct tbuf		*m = &l->store;
 	size_t			 used = 0, k, ik;
 	uint32_t		 cp;
-	char			 hi[3];
+	char			 hi[4]; /* a surrogate is 3 bytes; room for any */
 
 	tbuf_reset(m);
 	tbuf_printf(m, "list element in %s followed by \"", what);
@@ -404,7 +404,7 @@ junk_message(struct tlist *l, const char *what, const char *p,
 				    (uint32_t)(q[2] & 0x3f) << 6 |
 				    (q[3] & 0x3f);
 				utf8_put(hi, 0xd800 + ((cp - 0x10000) >> 10));
-				tbuf_add(m, hi, sizeof(hi));
+				tbuf_add(m, hi, 3);
 			}
 			break;
 		}
