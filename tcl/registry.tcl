@@ -460,7 +460,13 @@ proc ::comm::registry::Discover {} {
         }
         if {$i == 3} break
         if {$i > 0} { after [expr {100 * $i}] }
-        SpawnSync
+        # A commregd that dies before the registry listens (killed, or
+        # beaten mid-election) is no reason to give up: look again, as
+        # the C library does.  Only a missing commregd is final.
+        if {[catch SpawnSync err]} {
+            set why $err
+            if {[string match "*commregd not found*" $err]} break
+        }
     }
     error "no registry: $why"
 }
