@@ -482,4 +482,20 @@ main {
             [call {comm::comm send $id greet x}]
         check_equal "one commregd" 1 [llength [commregds_of $home]]
     }
+
+    test a_commregd_that_dies_while_starting_is_retried {
+        set home [new_home]
+        defer [list kill_registries $home]
+        # A commregd that is killed the first time it runs, before any
+        # registry listens (as in a chaos run); the second run is real.
+        set wrap [file join [tempdir wrap] commregd.sh]
+        set once $wrap.once
+        write_file $wrap "#!/bin/sh\nif \[ ! -e '$once' \]; then : > '$once'; kill -KILL \$\$; fi\nexec '[commregd_path]' \"\$@\"\n" 0700
+        set ch [spawn -home $home [info nameofexecutable] $::tclapp \
+                    -home $home -commregd $wrap solo]
+        check_equal "registered after the first commregd died" \
+            {registered solo solo} [readline $ch 10000]
+        check "the first commregd did run (and die)" {[file exists $once]}
+        check_equal "one commregd" 1 [llength [commregds_of $home]]
+    }
 }
