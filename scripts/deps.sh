@@ -8,6 +8,7 @@ pkgs=(
   libevent-dev libinih-dev libssl-dev libcunit1-dev
   tcl8.6 tcllib
   passwd util-linux procps iproute2
+  dbus libdbus-1-dev
 )
 
 apt-get update -q
