@@ -457,15 +457,21 @@ handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
 	const char *words[4];
 	size_t lens[4];
 
-	tbuf_reset(body);
-	if (w->kind == REG_WATCH_NNS) {
-		words[0] = "Search/Continuous/Change";
-		tl_append(body, 0, e->name, e->namelen);
-		tl_append(body, 0, e->data, e->datalen);
-	} else {
-		words[0] = "Commreg/Event";
-		registry_entry_dict(body, e);
+	/* One change is told to every watch that matches it: format its
+	 * body once, not once per watcher. */
+	if (s->note_change != registry_change(s->reg) ||
+	    s->note_kind != (int)w->kind || body->len == 0) {
+		tbuf_reset(body);
+		if (w->kind == REG_WATCH_NNS) {
+			tl_append(body, 0, e->name, e->namelen);
+			tl_append(body, 0, e->data, e->datalen);
+		} else
+			registry_entry_dict(body, e);
+		s->note_change = registry_change(s->reg);
+		s->note_kind = (int)w->kind;
 	}
+	words[0] = w->kind == REG_WATCH_NNS ? "Search/Continuous/Change" :
+	    "Commreg/Event";
 	lens[0] = strlen(words[0]);
 	words[1] = w->tag;
 	lens[1] = w->taglen;

@@ -36,6 +36,7 @@ struct registry {
 
 	reg_notify_fn notify;
 	void *arg;
+	uint64_t changes; /* counts adds and removes (registry_change) */
 };
 
 static uint64_t
@@ -190,6 +191,7 @@ notify_all(struct registry *r, const struct reg_entry *e, bool added)
 	struct reg_watch_slot *s;
 	struct reg_watch *w, *next;
 
+	r->changes++;
 	if (r->notify == NULL || r->nwatches == 0)
 		return;
 	s = slot_find(r, e->name, e->namelen, false);
@@ -521,6 +523,12 @@ registry_watch_remove(struct registry *r, struct reg_watch *w,
 	free(w->tag);
 	free(w->pattern);
 	free(w);
+}
+
+uint64_t
+registry_change(const struct registry *r)
+{
+	return r->changes;
 }
 
 size_t

@@ -132,6 +132,9 @@ int registry_check_name(const char *name, size_t len, bool nns,
     struct tbuf *err);
 
 size_t registry_count(const struct registry *);
+/* Which change is being notified: the same number for every watch told
+ * of one add or remove, so a notifier can format it once. */
+uint64_t registry_change(const struct registry *);
 size_t registry_watch_count(const struct registry *);
 
 /* Format one entry as the dict of docs/protocol.md §4 (appended to out as

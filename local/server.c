@@ -15,8 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/listener.h>
 
 #include "handlers.h"
@@ -35,8 +33,15 @@ server_default_opts(struct server_opts *o)
 	o->handshake_timeout = 10;
 }
 
-static void peer_read(struct bufferevent *, void *);
-static void peer_event(struct bufferevent *, short, void *);
+/* Bytes asked of the kernel per read; a peer's unframed input is bounded
+ * by the message limit anyway. */
+#define PEER_READ_CHUNK 16384
+/* Output buffer capacity a peer keeps between replies. */
+#define PEER_KEEP_OUT 4096
+
+static void peer_read(evutil_socket_t, short, void *);
+static void server_flush(struct server *);
+static void peer_writable(evutil_socket_t, short, void *);
 
 static void
 peer_free(struct peer *p)
@@ -52,8 +57,11 @@ peer_free(struct peer *p)
 		registry_remove(s->reg, e, &p->entries);
 	if (p->timer != NULL)
 		event_free(p->timer);
-	if (p->bev != NULL)
-		bufferevent_free(p->bev);
+	event_free(p->ev_read);
+	event_free(p->ev_write);
+	close(p->fd);
+	tbuf_free(&p->in);
+	tbuf_free(&p->out);
 	free(p);
 	s->npeers--;
 }
@@ -68,6 +76,7 @@ server_reap(evutil_socket_t fd, short ev, void *arg)
 		TAILQ_REMOVE(&s->dead, p, link);
 		peer_free(p);
 	}
+	server_flush(s); /* watchers of the names that went */
 }
 
 /* A peer goes dead now (no more reads or writes) and is freed from the
@@ -79,7 +88,12 @@ peer_kill(struct peer *p)
 	if (p->state == PEER_DEAD)
 		return;
 	p->state = PEER_DEAD;
-	bufferevent_disable(p->bev, EV_READ | EV_WRITE);
+	event_del(p->ev_read);
+	event_del(p->ev_write);
+	if (p->dirty) {
+		TAILQ_REMOVE(&p->srv->flush, p, flush_link);
+		p->dirty = false;
+	}
 	TAILQ_REMOVE(&p->srv->peers, p, link);
 	TAILQ_INSERT_TAIL(&p->srv->dead, p, link);
 	event_active(p->srv->reaper, EV_TIMEOUT, 0);
@@ -104,21 +118,81 @@ peer_fail(struct peer *p, const char *fmt, ...)
 static void
 peer_write(struct peer *p, const struct tbuf *b)
 {
-	struct evbuffer *out;
+	size_t queued;
 
 	if (p->state == PEER_DEAD)
 		return;
-	out = bufferevent_get_output(p->bev);
-	if (evbuffer_get_length(out) > p->srv->o.max_output) {
+	queued = p->out.len - p->out_off;
+	if (queued > p->srv->o.max_output) {
 		/* A client that never reads would make us hold its replies
 		 * forever; it loses its connection instead.  What counts is
 		 * what is still queued, so one reply larger than the limit
 		 * (a big listing) still goes to a client that reads. */
-		peer_fail(p, "not reading: %zu bytes already queued",
-		    evbuffer_get_length(out));
+		peer_fail(p, "not reading: %zu bytes already queued", queued);
 		return;
 	}
-	evbuffer_add(out, b->p, b->len);
+	tbuf_add(&p->out, b->p, b->len);
+	if (!p->dirty) {
+		p->dirty = true;
+		TAILQ_INSERT_TAIL(&p->srv->flush, p, flush_link);
+	}
+}
+
+/* Write what the kernel takes now; arm the write event for the rest. */
+static void
+peer_flush(struct peer *p)
+{
+	ssize_t n;
+
+	while (p->out_off < p->out.len) {
+		n = write(p->fd, p->out.p + p->out_off,
+		    p->out.len - p->out_off);
+		if (n > 0) {
+			p->out_off += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!event_pending(p->ev_write, EV_WRITE, NULL))
+				event_add(p->ev_write, NULL);
+			return;
+		}
+		log_debug("peer %s: write: %s", p->addr, strerror(errno));
+		peer_kill(p);
+		return;
+	}
+	/* Keep a small buffer for the next reply; give a big one back. */
+	if (p->out.cap > PEER_KEEP_OUT)
+		tbuf_free(&p->out);
+	else
+		tbuf_reset(&p->out);
+	p->out_off = 0;
+	if (event_pending(p->ev_write, EV_WRITE, NULL))
+		event_del(p->ev_write);
+}
+
+/* Write every peer that was given output in this callback. */
+static void
+server_flush(struct server *s)
+{
+	struct peer *p;
+
+	while ((p = TAILQ_FIRST(&s->flush)) != NULL) {
+		TAILQ_REMOVE(&s->flush, p, flush_link);
+		p->dirty = false;
+		if (p->state != PEER_DEAD)
+			peer_flush(p);
+	}
+}
+
+static void
+peer_writable(evutil_socket_t fd, short ev, void *arg)
+{
+	struct peer *p = arg;
+
+	if (p->state != PEER_DEAD)
+		peer_flush(p);
 }
 
 void
@@ -270,51 +344,82 @@ peer_message(struct peer *p, const struct tlist *m)
 		    &s->result);
 }
 
-static void
-peer_read(struct bufferevent *bev, void *arg)
+/*
+ * Frame and run every complete message in buf[0..len); returns how many
+ * bytes were used (the rest is an incomplete message).
+ */
+static size_t
+peer_input(struct peer *p, const char *buf, size_t len)
 {
-	struct peer *p = arg;
 	struct server *s = p->srv;
-	struct evbuffer *in = bufferevent_get_input(bev);
 	enum comm_frame_status st;
 	const char *err = NULL;
-	size_t len, consumed;
-	char *buf;
+	size_t off = 0, consumed;
 
-	while (p->state != PEER_DEAD && (len = evbuffer_get_length(in)) > 0) {
-		buf = (char *)evbuffer_pullup(in, -1);
+	while (p->state != PEER_DEAD && off < len) {
 		if (p->state == PEER_HANDSHAKE)
-			st = comm_frame_line(&p->fr, buf, len, &consumed,
-			    &s->msg, &err);
+			st = comm_frame_line(&p->fr, buf + off, len - off,
+			    &consumed, &s->msg, &err);
 		else
-			st = comm_frame_next(&p->fr, buf, len, &consumed,
-			    &s->msg, &err);
+			st = comm_frame_next(&p->fr, buf + off, len - off,
+			    &consumed, &s->msg, &err);
 		if (st == COMM_FRAME_MORE)
 			break;
 		if (st == COMM_FRAME_ERROR) {
 			peer_fail(p, "bad message: %s", err);
 			break;
 		}
+		off += consumed;
 		if (p->state == PEER_HANDSHAKE)
 			peer_hello(p, &s->msg);
 		else
 			peer_message(p, &s->msg);
-		evbuffer_drain(in, consumed);
 	}
+	return off;
 }
 
+/*
+ * Read once.  A peer with no partial message left over reads into the
+ * server's buffer, and only an incomplete tail is kept in its own: idle
+ * connections then hold no input memory at all (docs/performance.md).
+ */
 static void
-peer_event(struct bufferevent *bev, short what, void *arg)
+peer_read(evutil_socket_t fd, short ev, void *arg)
 {
 	struct peer *p = arg;
+	struct server *s = p->srv;
+	struct tbuf *b = p->in.len > 0 ? &p->in : &s->rbuf;
+	size_t used;
+	ssize_t n;
 
-	if (what & BEV_EVENT_EOF)
-		log_debug("peer %s: closed the connection", p->addr);
-	else if (what & BEV_EVENT_ERROR)
-		log_debug("peer %s: %s", p->addr, strerror(errno));
-	else
+	if (b == &s->rbuf)
+		tbuf_reset(b);
+	tbuf_reserve(b, PEER_READ_CHUNK);
+	n = read(p->fd, b->p + b->len, PEER_READ_CHUNK);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
 		return;
-	peer_kill(p);
+	if (n <= 0) {
+		if (n == 0)
+			log_debug("peer %s: closed the connection", p->addr);
+		else
+			log_debug("peer %s: read: %s", p->addr,
+			    strerror(errno));
+		peer_kill(p);
+		return;
+	}
+	b->len += (size_t)n;
+	b->p[b->len] = '\0';
+	used = peer_input(p, b->p, b->len);
+	if (p->state != PEER_DEAD) {
+		if (b == &p->in) {
+			tbuf_consume(&p->in, used);
+			if (p->in.len == 0)
+				tbuf_free(&p->in);
+		} else if (used < b->len)
+			tbuf_add(&p->in, b->p + used, b->len - used);
+	}
+	server_flush(s);
 }
 
 static void
@@ -369,11 +474,17 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 	comm_framer_init(&p->fr, s->o.max_message);
 	TAILQ_INIT(&p->entries);
 	TAILQ_INIT(&p->watches);
-	p->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (p->bev == NULL)
-		fatalx("bufferevent_socket_new failed");
-	bufferevent_setcb(p->bev, peer_read, NULL, peer_event, p);
-	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	p->fd = fd;
+	tbuf_init(&p->in);
+	tbuf_init(&p->out);
+	evutil_make_socket_nonblocking(fd);
+	p->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, peer_read,
+	    p);
+	p->ev_write = event_new(s->base, fd, EV_WRITE | EV_PERSIST,
+	    peer_writable, p);
+	if (p->ev_read == NULL || p->ev_write == NULL)
+		fatalx("event_new failed");
+	event_add(p->ev_read, NULL);
 	p->timer = evtimer_new(s->base, peer_handshake_timeout, p);
 	{
 		struct timeval tv = { s->o.handshake_timeout, 0 };
@@ -405,6 +516,7 @@ server_init(struct server *s, struct event_base *base, int listen_fd,
 	snprintf(s->host, sizeof s->host, "%s", host);
 	TAILQ_INIT(&s->peers);
 	TAILQ_INIT(&s->dead);
+	TAILQ_INIT(&s->flush);
 	tlist_init(&s->msg);
 	tlist_init(&s->frags);
 	tlist_init(&s->words);
@@ -414,6 +526,7 @@ server_init(struct server *s, struct event_base *base, int listen_fd,
 	tbuf_init(&s->out);
 	tbuf_init(&s->note);
 	tbuf_init(&s->payload);
+	tbuf_init(&s->rbuf);
 	s->reg = registry_new(handlers_notify, s);
 	s->reaper = event_new(base, -1, 0, server_reap, s);
 	s->listener = evconnlistener_new(base, server_accept, s,
@@ -444,4 +557,5 @@ server_free(struct server *s)
 	tbuf_free(&s->out);
 	tbuf_free(&s->note);
 	tbuf_free(&s->payload);
+	tbuf_free(&s->rbuf);
 }

@@ -40,7 +40,14 @@ struct server;
 struct peer {
 	TAILQ_ENTRY(peer) link;
 	struct server *srv;
-	struct bufferevent *bev;
+	int fd;
+	struct event *ev_read;
+	struct event *ev_write; /* armed only while output is left over */
+	struct tbuf in;         /* bytes read, not yet framed */
+	struct tbuf out;        /* replies not yet written, from out_off */
+	size_t out_off;
+	bool dirty;             /* on srv->flush: has output to write */
+	TAILQ_ENTRY(peer) flush_link;
 	enum peer_state state;
 	char addr[64]; /* "127.0.0.1:40312" for the log */
 	uid_t uid;
@@ -63,6 +70,9 @@ struct server {
 	struct server_opts o;
 	struct peer_list peers;
 	struct peer_list dead;
+	/* Peers given output during this callback, written before it
+	 * returns: one write per peer per event, no epoll round trip. */
+	TAILQ_HEAD(, peer) flush;
 	size_t npeers;
 	uid_t uid;
 	char owner[64];
@@ -76,6 +86,9 @@ struct server {
 	struct tlist msg, frags, words;
 	struct tbuf scratch, result, err, out;
 	struct tbuf note, payload; /* notifications (fan-out hot path) */
+	uint64_t note_change;      /* what note holds: change and kind */
+	int note_kind;
+	struct tbuf rbuf;          /* reads of peers with no partial input */
 };
 
 int server_init(struct server *, struct event_base *, int listen_fd, int port,
