@@ -23,13 +23,12 @@
 #include "log.h"
 #include "safepath.h"
 
-#define SAFE_DIR_MODE	0700
+#define SAFE_DIR_MODE 0700
 
-static int	 open_dir(const char *, char *, size_t);
-static int	 make_dir(const char *, char *, size_t);
-static int	 check_dir_fd(int, const char *, uid_t, mode_t, char *, size_t);
-static int	 join(char *, size_t, const char *, const char *, char *,
-		    size_t);
+static int open_dir(const char *, char *, size_t);
+static int make_dir(const char *, char *, size_t);
+static int check_dir_fd(int, const char *, uid_t, mode_t, char *, size_t);
+static int join(char *, size_t, const char *, const char *, char *, size_t);
 
 /*
  * Create a missing directory 0700 whatever the umask says: mkdir() can only
@@ -40,14 +39,16 @@ static int	 join(char *, size_t, const char *, const char *, char *,
 static int
 make_dir(const char *path, char *err, size_t errlen)
 {
-	int	 fd, rc;
+	int fd, rc;
 
 	if (mkdir(path, SAFE_DIR_MODE) == -1) {
 		if (errno == EEXIST)
-			return 0;	/* someone else made it: check it */
+			return 0; /* someone else made it: check it */
 		if (errno == ENOENT)
-			return reason(err, errlen, "%s: cannot create it: its "
-			    "parent directory does not exist", path);
+			return reason(err, errlen,
+			    "%s: cannot create it: its "
+			    "parent directory does not exist",
+			    path);
 		return reason(err, errlen, "%s: cannot create directory: %s",
 		    path, strerror(errno));
 	}
@@ -59,10 +60,12 @@ make_dir(const char *path, char *err, size_t errlen)
 		rc = fchmodat(AT_FDCWD, path, SAFE_DIR_MODE,
 		    AT_SYMLINK_NOFOLLOW);
 	else
-		return 0;	/* replaced meanwhile: open_dir says why */
+		return 0; /* replaced meanwhile: open_dir says why */
 	if (rc == -1)
-		return reason(err, errlen, "%s: cannot set mode 0700 on the new "
-		    "directory: %s", path, strerror(errno));
+		return reason(err, errlen,
+		    "%s: cannot set mode 0700 on the new "
+		    "directory: %s",
+		    path, strerror(errno));
 	return 0;
 }
 
@@ -73,12 +76,12 @@ make_dir(const char *path, char *err, size_t errlen)
 static int
 open_dir(const char *path, char *err, size_t errlen)
 {
-	struct stat	 st;
-	int		 fd, tries;
+	struct stat st;
+	int fd, tries;
 
 	for (tries = 0; tries < 2; tries++) {
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
+		fd =
+		    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd != -1)
 			return fd;
 		if (errno == ENOENT && tries == 0) {
@@ -88,17 +91,21 @@ open_dir(const char *path, char *err, size_t errlen)
 		}
 		if (errno == ELOOP || errno == ENOTDIR) {
 			if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-				return reason(err, errlen, "%s: is a symbolic "
-				    "link; refusing to follow it", path);
+				return reason(err, errlen,
+				    "%s: is a symbolic "
+				    "link; refusing to follow it",
+				    path);
 			return reason(err, errlen, "%s: is not a directory",
 			    path);
 		}
 		if (errno == EACCES)
-			return reason(err, errlen, "%s: cannot open directory: "
+			return reason(err, errlen,
+			    "%s: cannot open directory: "
 			    "%s (check the owner and mode of it and of its "
-			    "parents)", path, strerror(errno));
-		return reason(err, errlen, "%s: cannot open directory: %s", path,
-		    strerror(errno));
+			    "parents)",
+			    path, strerror(errno));
+		return reason(err, errlen, "%s: cannot open directory: %s",
+		    path, strerror(errno));
 	}
 	return reason(err, errlen, "%s: directory vanished while being created",
 	    path);
@@ -110,11 +117,11 @@ open_dir(const char *path, char *err, size_t errlen)
  * directories, only the write bits for the shared ~/.tcl.
  */
 static int
-check_dir_fd(int fd, const char *path, uid_t uid, mode_t forbidden,
-    char *err, size_t errlen)
+check_dir_fd(int fd, const char *path, uid_t uid, mode_t forbidden, char *err,
+    size_t errlen)
 {
-	struct stat	 st;
-	mode_t		 mode;
+	struct stat st;
+	mode_t mode;
 
 	if (fstat(fd, &st) == -1)
 		return reason(err, errlen, "%s: cannot stat: %s", path,
@@ -122,23 +129,27 @@ check_dir_fd(int fd, const char *path, uid_t uid, mode_t forbidden,
 	if (!S_ISDIR(st.st_mode))
 		return reason(err, errlen, "%s: is not a directory", path);
 	if (st.st_uid != uid)
-		return reason(err, errlen, "%s: owned by uid %lu, not by uid %lu",
-		    path, (unsigned long)st.st_uid, (unsigned long)uid);
+		return reason(err, errlen,
+		    "%s: owned by uid %lu, not by uid %lu", path,
+		    (unsigned long)st.st_uid, (unsigned long)uid);
 	mode = st.st_mode & 07777;
 	if ((mode & forbidden) == 0)
 		return 0;
 	if (forbidden == 077)
-		return reason(err, errlen, "%s: mode %04o is too open "
+		return reason(err, errlen,
+		    "%s: mode %04o is too open "
 		    "(group/other may read or write); run: chmod 700 %s",
 		    path, (unsigned)mode, path);
-	return reason(err, errlen, "%s: mode %04o lets group/other write in "
-	    "it; run: chmod go-w %s", path, (unsigned)mode, path);
+	return reason(err, errlen,
+	    "%s: mode %04o lets group/other write in "
+	    "it; run: chmod go-w %s",
+	    path, (unsigned)mode, path);
 }
 
 int
 safe_dir(const char *path, uid_t uid, char *err, size_t errlen)
 {
-	int	 fd, rc;
+	int fd, rc;
 
 	if ((fd = open_dir(path, err, errlen)) == -1)
 		return -1;
@@ -150,7 +161,7 @@ safe_dir(const char *path, uid_t uid, char *err, size_t errlen)
 int
 safe_parent_dir(const char *path, uid_t uid, char *err, size_t errlen)
 {
-	int	 fd, rc;
+	int fd, rc;
 
 	if ((fd = open_dir(path, err, errlen)) == -1)
 		return -1;
@@ -162,8 +173,8 @@ safe_parent_dir(const char *path, uid_t uid, char *err, size_t errlen)
 int
 safe_file_fd(int fd, const char *path, uid_t uid, char *err, size_t errlen)
 {
-	struct stat	 st;
-	mode_t		 mode;
+	struct stat st;
+	mode_t mode;
 
 	if (fstat(fd, &st) == -1)
 		return reason(err, errlen, "%s: cannot stat: %s", path,
@@ -171,11 +182,13 @@ safe_file_fd(int fd, const char *path, uid_t uid, char *err, size_t errlen)
 	if (!S_ISREG(st.st_mode))
 		return reason(err, errlen, "%s: is not a regular file", path);
 	if (st.st_uid != uid)
-		return reason(err, errlen, "%s: owned by uid %lu, not by uid %lu",
-		    path, (unsigned long)st.st_uid, (unsigned long)uid);
+		return reason(err, errlen,
+		    "%s: owned by uid %lu, not by uid %lu", path,
+		    (unsigned long)st.st_uid, (unsigned long)uid);
 	mode = st.st_mode & 07777;
 	if (mode & 077)
-		return reason(err, errlen, "%s: mode %04o is too open "
+		return reason(err, errlen,
+		    "%s: mode %04o is too open "
 		    "(group/other may read or write); run: chmod 600 %s",
 		    path, (unsigned)mode, path);
 	return 0;
@@ -186,12 +199,12 @@ static int
 join(char *buf, size_t len, const char *dir, const char *name, char *err,
     size_t errlen)
 {
-	size_t	 dl;
-	int	 n;
+	size_t dl;
+	int n;
 
 	dl = strlen(dir);
 	while (dl > 1 && dir[dl - 1] == '/')
-		dl--;			/* "/home/u/" and "/home/u" alike */
+		dl--; /* "/home/u/" and "/home/u" alike */
 	n = snprintf(buf, len, "%.*s/%s", (int)dl, dir, name);
 	if (n < 0 || (size_t)n >= len)
 		return reason(err, errlen, "%s/%s: path too long", dir, name);
@@ -202,11 +215,13 @@ int
 safe_comm_tree(const char *home, uid_t uid, char *regdir, size_t rdlen,
     char *err, size_t errlen)
 {
-	char	 tcl[4096], comm[4096], reg[4096], logdir[4096];
+	char tcl[4096], comm[4096], reg[4096], logdir[4096];
 
 	if (home == NULL || home[0] != '/')
-		return reason(err, errlen, "home directory \"%s\" is not an "
-		    "absolute path; set HOME", home != NULL ? home : "");
+		return reason(err, errlen,
+		    "home directory \"%s\" is not an "
+		    "absolute path; set HOME",
+		    home != NULL ? home : "");
 	if (join(tcl, sizeof(tcl), home, ".tcl", err, errlen) == -1 ||
 	    join(comm, sizeof(comm), tcl, "comm", err, errlen) == -1 ||
 	    join(reg, sizeof(reg), comm, "registry", err, errlen) == -1 ||

@@ -38,8 +38,7 @@ int safe_parent_dir(const char *path, uid_t uid, char *err, size_t errlen);
  * Check an open file (opened with O_NOFOLLOW by the caller): regular file,
  * owned by uid, no group/other bits.  `path` is only used in the message.
  */
-int safe_file_fd(int fd, const char *path, uid_t uid, char *err,
-    size_t errlen);
+int safe_file_fd(int fd, const char *path, uid_t uid, char *err, size_t errlen);
 
 /*
  * Build and check the whole tree for a user:

@@ -62,7 +62,7 @@ extern char **environ;
 enum client_state {
 	CLIENT_HANDSHAKE, /* hello line sent, waiting for {vers 3} */
 	CLIENT_READY,
-	CLIENT_DEAD,      /* lost; c->err says why */
+	CLIENT_DEAD, /* lost; c->err says why */
 };
 
 enum pump_result {
@@ -74,52 +74,52 @@ enum pump_result {
 
 struct queued_event {
 	TAILQ_ENTRY(queued_event) entry;
-	struct commreg_event      ev;
+	struct commreg_event ev;
 };
 TAILQ_HEAD(event_queue, queued_event);
 
 struct commreg_client {
-	int                 fd;
-	enum client_state   state;
-	struct comm_framer  framer;
-	struct tbuf         in;   /* received, not yet framed */
-	struct tbuf         out;  /* formatted, not yet written */
-	int64_t             next_serial;
+	int fd;
+	enum client_state state;
+	struct comm_framer framer;
+	struct tbuf in;  /* received, not yet framed */
+	struct tbuf out; /* formatted, not yet written */
+	int64_t next_serial;
 
 	/* The one outstanding send (the blocking API has at most one). */
-	int64_t             want_serial; /* 0: none */
-	int                 got_reply;
-	int                 reply_code;
-	struct tbuf         reply;
+	int64_t want_serial; /* 0: none */
+	int got_reply;
+	int reply_code;
+	struct tbuf reply;
 
-	struct event_queue  events;
-	size_t              nevents;
+	struct event_queue events;
+	size_t nevents;
 
 	/* Reused for every message, so steady traffic does not allocate. */
-	struct tlist        msg;
-	struct tlist        words;
-	struct tlist        frags;
-	struct tbuf         scratch;
-	struct tbuf         why;
+	struct tlist msg;
+	struct tlist words;
+	struct tlist frags;
+	struct tbuf scratch;
+	struct tbuf why;
 
-	int                 reply_timeout_ms;
+	int reply_timeout_ms;
 	struct commreg_hello hello;
-	char                err[512];
+	char err[512];
 
 	/* Set by the event-loop driver; NULL for the blocking API. */
 	const struct client_hooks *hooks;
-	void               *hook_arg;
+	void *hook_arg;
 };
 
-static void	client_fail(struct commreg_client *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
+static void client_fail(struct commreg_client *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- small helpers ---------------------------------------------------- */
 
 static int
 elem_is(const struct tl_elem *e, const char *s)
 {
-	size_t	len = strlen(s);
+	size_t len = strlen(s);
 
 	return e->len == len && memcmp(e->p, s, len) == 0;
 }
@@ -127,7 +127,7 @@ elem_is(const struct tl_elem *e, const char *s)
 static char *
 elem_strdup(const struct tl_elem *e)
 {
-	char	*s;
+	char *s;
 
 	if ((s = strndup(e->p, e->len)) == NULL)
 		fatal("%s", __func__);
@@ -144,8 +144,8 @@ elem_copy(char *dst, size_t dlen, const struct tl_elem *e)
 static int
 elem_ll(const struct tl_elem *e, long long *v)
 {
-	char		*end;
-	long long	 n;
+	char *end;
+	long long n;
 
 	if (e->len == 0 || e->len > 20)
 		return -1;
@@ -160,7 +160,7 @@ elem_ll(const struct tl_elem *e, long long *v)
 static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (errlen == 0)
 		return;
@@ -172,7 +172,7 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 static struct timespec
 deadline_after(int ms)
 {
-	struct timespec	t;
+	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	t.tv_sec += ms / 1000;
@@ -188,12 +188,12 @@ deadline_after(int ms)
 static int
 ms_left(const struct timespec *t)
 {
-	struct timespec	now;
-	long long	ms;
+	struct timespec now;
+	long long ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (long long)(t->tv_sec - now.tv_sec) * 1000 +
-	    (t->tv_nsec - now.tv_nsec + 999999) / 1000000;
+	     (t->tv_nsec - now.tv_nsec + 999999) / 1000000;
 	if (ms <= 0)
 		return 0;
 	return ms > INT_MAX ? INT_MAX : (int)ms;
@@ -231,7 +231,7 @@ commreg_entry_clear(struct commreg_entry *e)
 void
 commreg_entries_free(struct commreg_entry *v, size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		commreg_entry_clear(&v[i]);
@@ -250,7 +250,7 @@ commreg_event_clear(struct commreg_event *ev)
 static void
 entry_defaults(struct commreg_entry *e)
 {
-	static const struct tl_elem	empty = { "", 0 };
+	static const struct tl_elem empty = {"", 0};
 
 	memset(e, 0, sizeof *e);
 	e->name = elem_strdup(&empty);
@@ -285,7 +285,7 @@ static int
 entry_field(struct commreg_entry *e, const struct tl_elem *key,
     const struct tl_elem *val)
 {
-	long long	n;
+	long long n;
 
 	if (elem_is(key, "name"))
 		return entry_field_str(&e->name, val);
@@ -325,8 +325,8 @@ static int
 entry_from_dict(const struct tlist *d, struct commreg_entry *e, char *err,
     size_t errlen)
 {
-	size_t	i;
-	int	have_name = 0;
+	size_t i;
+	int have_name = 0;
 
 	if (d->n % 2 != 0) {
 		set_err(err, errlen, "entry is not a dict (%zu words)", d->n);
@@ -335,8 +335,10 @@ entry_from_dict(const struct tlist *d, struct commreg_entry *e, char *err,
 	entry_defaults(e);
 	for (i = 0; i < d->n; i += 2) {
 		if (entry_field(e, &d->v[i], &d->v[i + 1]) == -1) {
-			set_err(err, errlen, "entry field %.*s: bad value "
-			    "\"%.*s\"", (int)d->v[i].len, d->v[i].p,
+			set_err(err, errlen,
+			    "entry field %.*s: bad value "
+			    "\"%.*s\"",
+			    (int)d->v[i].len, d->v[i].p,
 			    trace_len(d->v[i + 1].len), d->v[i + 1].p);
 			commreg_entry_clear(e);
 			return -1;
@@ -356,9 +358,9 @@ int
 commreg_entry_parse(const char *dict, size_t len, struct commreg_entry *e,
     char *err, size_t errlen)
 {
-	struct tlist	 d;
-	const char	*why;
-	int		 rc;
+	struct tlist d;
+	const char *why;
+	int rc;
 
 	tlist_init(&d);
 	if (tlist_parse(&d, dict, len, &why) == -1) {
@@ -374,11 +376,11 @@ int
 commreg_entries_parse(const char *list, size_t len, struct commreg_entry **vp,
     size_t *np, char *err, size_t errlen)
 {
-	struct tlist		 l;
-	struct commreg_entry	*v = NULL;
-	const char		*why;
-	size_t			 i;
-	int			 rc = 0;
+	struct tlist l;
+	struct commreg_entry *v = NULL;
+	const char *why;
+	size_t i;
+	int rc = 0;
 
 	*vp = NULL;
 	*np = 0;
@@ -392,7 +394,7 @@ commreg_entries_parse(const char *list, size_t len, struct commreg_entry **vp,
 		fatal("%s", __func__);
 	for (i = 0; i < l.n; i++) {
 		if (commreg_entry_parse(l.v[i].p, l.v[i].len, &v[i], err,
-		    errlen) == -1) {
+		        errlen) == -1) {
 			commreg_entries_free(v, i);
 			v = NULL;
 			rc = -1;
@@ -412,14 +414,15 @@ commreg_entries_parse(const char *list, size_t len, struct commreg_entry **vp,
 static struct commreg_client *
 client_new(int fd, const struct commreg_open_opts *o)
 {
-	struct commreg_client	*c;
+	struct commreg_client *c;
 
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		fatal("%s", __func__);
 	c->fd = fd;
 	c->state = CLIENT_HANDSHAKE;
-	comm_framer_init(&c->framer, o != NULL && o->max_message > 0 ?
-	    o->max_message : COMMREG_CLIENT_MAX_MESSAGE);
+	comm_framer_init(&c->framer, o != NULL && o->max_message > 0
+	                                 ? o->max_message
+	                                 : COMMREG_CLIENT_MAX_MESSAGE);
 	tbuf_init(&c->in);
 	tbuf_init(&c->out);
 	tbuf_init(&c->reply);
@@ -430,8 +433,9 @@ client_new(int fd, const struct commreg_open_opts *o)
 	tlist_init(&c->frags);
 	TAILQ_INIT(&c->events);
 	c->next_serial = 1;
-	c->reply_timeout_ms = o != NULL && o->reply_timeout_ms > 0 ?
-	    o->reply_timeout_ms : COMMREG_REPLY_TIMEOUT_MS;
+	c->reply_timeout_ms = o != NULL && o->reply_timeout_ms > 0
+	                          ? o->reply_timeout_ms
+	                          : COMMREG_REPLY_TIMEOUT_MS;
 	c->hello.uid = -1;
 	c->hello.pid = -1;
 	return c;
@@ -441,7 +445,7 @@ client_new(int fd, const struct commreg_open_opts *o)
 static void
 client_fail(struct commreg_client *c, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (c->state == CLIENT_DEAD)
 		return;
@@ -460,7 +464,7 @@ client_fail(struct commreg_client *c, const char *fmt, ...)
 void
 commreg_close(struct commreg_client *c)
 {
-	struct queued_event	*q;
+	struct queued_event *q;
 
 	if (c == NULL)
 		return;
@@ -505,7 +509,7 @@ commreg_hello_info(const struct commreg_client *c)
 static void
 client_queue_event(struct commreg_client *c, struct commreg_event *ev)
 {
-	struct queued_event	*q;
+	struct queued_event *q;
 
 	if (c->hooks != NULL) {
 		c->hooks->event(c->hook_arg, ev);
@@ -540,8 +544,8 @@ event_type(const struct tl_elem *op, enum commreg_event_type *type)
 static void
 client_commreg_event(struct commreg_client *c, const struct tlist *w)
 {
-	struct commreg_event	ev;
-	char			why[256];
+	struct commreg_event ev;
+	char why[256];
 
 	memset(&ev, 0, sizeof ev);
 	if (w->n != 4 || event_type(&w->v[2], &ev.type) == -1) {
@@ -549,7 +553,7 @@ client_commreg_event(struct commreg_client *c, const struct tlist *w)
 		return;
 	}
 	if (commreg_entry_parse(w->v[3].p, w->v[3].len, &ev.entry, why,
-	    sizeof why) == -1) {
+	        sizeof why) == -1) {
 		log_debug("client: ignoring Commreg/Event: %s", why);
 		return;
 	}
@@ -562,9 +566,9 @@ static void
 nns_entry(struct commreg_entry *e, const struct tl_elem *name,
     const struct tl_elem *data)
 {
-	struct tlist	 d;
-	const char	*why;
-	long long	 port;
+	struct tlist d;
+	const char *why;
+	long long port;
 
 	entry_defaults(e);
 	entry_field_str(&e->name, name);
@@ -586,21 +590,22 @@ nns_entry(struct commreg_entry *e, const struct tl_elem *name,
 static void
 client_nns_change(struct commreg_client *c, const struct tlist *w)
 {
-	struct commreg_event	 ev;
-	enum commreg_event_type	 type;
-	struct tlist		 d;
-	const char		*why;
-	size_t			 i;
+	struct commreg_event ev;
+	enum commreg_event_type type;
+	struct tlist d;
+	const char *why;
+	size_t i;
 
 	if (w->n != 4 || event_type(&w->v[2], &type) == -1) {
-		log_debug("client: ignoring malformed Search/Continuous/Change");
+		log_debug(
+		    "client: ignoring malformed Search/Continuous/Change");
 		return;
 	}
 	tlist_init(&d);
 	if (tlist_parse(&d, w->v[3].p, w->v[3].len, &why) == -1 ||
 	    d.n % 2 != 0) {
 		log_debug("client: ignoring Search/Continuous/Change: "
-		    "not a dict");
+		          "not a dict");
 		tlist_free(&d);
 		return;
 	}
@@ -619,7 +624,7 @@ static void
 client_async(struct commreg_client *c, const struct tl_elem *payload)
 {
 	if (comm_payload_command(payload->p, payload->len, &c->frags,
-	    &c->scratch, &c->words, &c->why) == -1) {
+	        &c->scratch, &c->words, &c->why) == -1) {
 		log_debug("client: ignoring async message: %.*s",
 		    (int)c->why.len, c->why.p);
 		return;
@@ -639,16 +644,18 @@ static void
 client_reply(struct commreg_client *c, int64_t serial,
     const struct tl_elem *payload)
 {
-	struct tl_elem	 result;
-	const char	*why;
-	int		 code;
+	struct tl_elem result;
+	const char *why;
+	int code;
 
 	if (c->hooks != NULL) {
-		if (tlist_parse(&c->words, payload->p, payload->len,
-		    &why) == -1 ||
+		if (tlist_parse(&c->words, payload->p, payload->len, &why) ==
+		        -1 ||
 		    comm_parse_return(&c->words, &code, &result) == -1) {
-			client_fail(c, "malformed reply from the registry: "
-			    "%.*s", trace_len(payload->len), payload->p);
+			client_fail(c,
+			    "malformed reply from the registry: "
+			    "%.*s",
+			    trace_len(payload->len), payload->p);
 			return;
 		}
 		c->hooks->reply(c->hook_arg, serial, code, result.p,
@@ -680,23 +687,24 @@ static void
 client_refuse_command(struct commreg_client *c, const struct tl_elem *kind,
     int64_t serial)
 {
-	static const char	msg[] = "a commreg client accepts no commands";
+	static const char msg[] = "a commreg client accepts no commands";
 
-	comm_format_reply(&c->out, elem_is(kind, "command") ? "callback" :
-	    "reply", serial, 1, msg, sizeof msg - 1, NULL);
+	comm_format_reply(&c->out,
+	    elem_is(kind, "command") ? "callback" : "reply", serial, 1, msg,
+	    sizeof msg - 1, NULL);
 }
 
 static void
 client_message(struct commreg_client *c)
 {
-	const struct tlist	*m = &c->msg;
-	long long		 serial;
+	const struct tlist *m = &c->msg;
+	long long serial;
 
 	if (c->state == CLIENT_HANDSHAKE) {
 		if (m->n != 2 || !elem_is(&m->v[0], "vers") ||
 		    !elem_is(&m->v[1], "3")) {
 			client_fail(c, "peer did not answer the comm handshake "
-			    "with {vers 3}");
+			               "with {vers 3}");
 			return;
 		}
 		c->state = CLIENT_READY;
@@ -704,7 +712,7 @@ client_message(struct commreg_client *c)
 	}
 	if (m->n != 3 || elem_ll(&m->v[1], &serial) == -1) {
 		client_fail(c, "malformed message from the registry "
-		    "(want KIND SERIAL PAYLOAD)");
+		               "(want KIND SERIAL PAYLOAD)");
 		return;
 	}
 	if (elem_is(&m->v[0], "reply") || elem_is(&m->v[0], "callback"))
@@ -722,9 +730,9 @@ client_message(struct commreg_client *c)
 static void
 client_input(struct commreg_client *c)
 {
-	enum comm_frame_status	 st;
-	const char		*why = NULL;
-	size_t			 used;
+	enum comm_frame_status st;
+	const char *why = NULL;
+	size_t used;
 
 	while (c->state != CLIENT_DEAD && c->in.len > 0) {
 		st = comm_frame_next(&c->framer, c->in.p, c->in.len, &used,
@@ -736,8 +744,8 @@ client_input(struct commreg_client *c)
 			    why != NULL ? why : "framing error");
 			break;
 		}
-		log_debug("client: <- %.*s", trace_len(trim_len(c->in.p,
-		    used)), c->in.p);
+		log_debug("client: <- %.*s", trace_len(trim_len(c->in.p, used)),
+		    c->in.p);
 		client_message(c);
 		tbuf_consume(&c->in, used);
 	}
@@ -748,7 +756,7 @@ client_input(struct commreg_client *c)
 static void
 client_read(struct commreg_client *c)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	tbuf_reserve(&c->in, READ_CHUNK + 1);
 	n = recv(c->fd, c->in.p + c->in.len, READ_CHUNK, MSG_DONTWAIT);
@@ -774,7 +782,7 @@ client_read(struct commreg_client *c)
 static void
 client_write(struct commreg_client *c)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	n = send(c->fd, c->out.p, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n == -1) {
@@ -794,8 +802,8 @@ client_write(struct commreg_client *c)
 static enum pump_result
 client_pump(struct commreg_client *c, int timeout_ms)
 {
-	struct pollfd	pfd;
-	int		n;
+	struct pollfd pfd;
+	int n;
 
 	if (c->state == CLIENT_DEAD)
 		return PUMP_DEAD;
@@ -827,14 +835,16 @@ client_pump(struct commreg_client *c, int timeout_ms)
 static int
 client_wait_reply(struct commreg_client *c)
 {
-	struct timespec	deadline;
-	int		left;
+	struct timespec deadline;
+	int left;
 
 	deadline = deadline_after(c->reply_timeout_ms);
 	while (!c->got_reply) {
 		if ((left = ms_left(&deadline)) == 0) {
-			client_fail(c, "no reply from the registry within "
-			    "%d ms", c->reply_timeout_ms);
+			client_fail(c,
+			    "no reply from the registry within "
+			    "%d ms",
+			    c->reply_timeout_ms);
 			return -1;
 		}
 		if (client_pump(c, left) == PUMP_DEAD)
@@ -848,10 +858,10 @@ int64_t
 client_send(struct commreg_client *c, const char *const *words,
     const size_t *lens, size_t n)
 {
-	struct tbuf	 payload;
-	size_t		*l = NULL;
-	size_t		 i;
-	int64_t		 serial = c->next_serial++;
+	struct tbuf payload;
+	size_t *l = NULL;
+	size_t i;
+	int64_t serial = c->next_serial++;
 
 	if (lens == NULL && n > 0) {
 		if ((l = calloc(n, sizeof *l)) == NULL)
@@ -904,7 +914,7 @@ commreg_dispatch(struct commreg_client *c, int timeout_ms)
 static int
 event_pop(struct commreg_client *c, struct commreg_event *ev)
 {
-	struct queued_event	*q;
+	struct queued_event *q;
 
 	if ((q = TAILQ_FIRST(&c->events)) == NULL)
 		return 0;
@@ -919,9 +929,9 @@ int
 commreg_next_event(struct commreg_client *c, int timeout_ms,
     struct commreg_event *ev)
 {
-	struct timespec		deadline;
-	enum pump_result	r;
-	int			left = -1;
+	struct timespec deadline;
+	enum pump_result r;
+	int left = -1;
 
 	if (timeout_ms >= 0)
 		deadline = deadline_after(timeout_ms);
@@ -946,7 +956,7 @@ struct commreg_client *
 client_start(int fd, size_t max_message, const struct client_hooks *hooks,
     void *arg)
 {
-	struct commreg_client	*c;
+	struct commreg_client *c;
 
 	c = client_new(fd, NULL);
 	if (max_message > 0)
@@ -1003,11 +1013,11 @@ int
 commreg_register(struct commreg_client *c, const char *name, int port,
     const char *host, char *assigned, size_t alen)
 {
-	const char	*w[7];
-	char		 pbuf[16], pidbuf[24];
-	struct tbuf	 r;
-	size_t		 n = 0;
-	int		 rc;
+	const char *w[7];
+	char pbuf[16], pidbuf[24];
+	struct tbuf r;
+	size_t n = 0;
+	int rc;
 
 	snprintf(pbuf, sizeof pbuf, "%d", port);
 	snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
@@ -1035,13 +1045,12 @@ static int
 client_simple(struct commreg_client *c, const char *w0, const char *w1,
     const char *w2)
 {
-	const char	*w[3] = { w0, w1, w2 };
-	struct tbuf	 r;
-	int		 rc;
+	const char *w[3] = {w0, w1, w2};
+	struct tbuf r;
+	int rc;
 
 	tbuf_init(&r);
-	rc = commreg_call(c, w, NULL, w2 != NULL ? 3 : w1 != NULL ? 2 : 1,
-	    &r);
+	rc = commreg_call(c, w, NULL, w2 != NULL ? 3 : w1 != NULL ? 2 : 1, &r);
 	tbuf_free(&r);
 	return rc;
 }
@@ -1059,10 +1068,9 @@ commreg_unwatch(struct commreg_client *c, const char *tag)
 }
 
 int
-commreg_lookup(struct commreg_client *c, const char *name,
-    struct tbuf *commid)
+commreg_lookup(struct commreg_client *c, const char *name, struct tbuf *commid)
 {
-	const char	*w[2] = { "Commreg/Lookup", name };
+	const char *w[2] = {"Commreg/Lookup", name};
 
 	return commreg_call(c, w, NULL, 2, commid);
 }
@@ -1071,8 +1079,8 @@ int
 commreg_lookup_id(struct commreg_client *c, const char *name, char *commid,
     size_t len)
 {
-	struct tbuf	r;
-	int		rc;
+	struct tbuf r;
+	int rc;
 
 	tbuf_init(&r);
 	rc = commreg_lookup(c, name, &r);
@@ -1084,12 +1092,12 @@ commreg_lookup_id(struct commreg_client *c, const char *name, char *commid,
 
 /* Send a command whose reply is a list of entries. */
 static int
-client_entries_call(struct commreg_client *c, const char *const *w,
-    size_t n, struct commreg_entry **v, size_t *nv)
+client_entries_call(struct commreg_client *c, const char *const *w, size_t n,
+    struct commreg_entry **v, size_t *nv)
 {
-	struct tbuf	r;
-	char		why[256];
-	int		rc;
+	struct tbuf r;
+	char why[256];
+	int rc;
 
 	tbuf_init(&r);
 	rc = commreg_call(c, w, NULL, n, &r);
@@ -1104,7 +1112,7 @@ int
 commreg_list(struct commreg_client *c, const char *pattern,
     struct commreg_entry **v, size_t *n)
 {
-	const char	*w[2] = { "Commreg/List", pattern };
+	const char *w[2] = {"Commreg/List", pattern};
 
 	*v = NULL;
 	*n = 0;
@@ -1115,7 +1123,7 @@ int
 commreg_watch(struct commreg_client *c, const char *tag, const char *pattern,
     struct commreg_entry **v, size_t *n)
 {
-	const char	*w[3] = { "Commreg/Watch", tag, pattern };
+	const char *w[3] = {"Commreg/Watch", tag, pattern};
 
 	if (v != NULL) {
 		*v = NULL;
@@ -1129,17 +1137,17 @@ stats_field(struct commreg_stats *s, const struct tl_elem *k,
     const struct tl_elem *v)
 {
 	static const struct {
-		const char	*key;
-		size_t		 off;
+		const char *key;
+		size_t off;
 	} nums[] = {
-		{ "entries", offsetof(struct commreg_stats, entries) },
-		{ "connections", offsetof(struct commreg_stats, connections) },
-		{ "watches", offsetof(struct commreg_stats, watches) },
-		{ "uptime", offsetof(struct commreg_stats, uptime) },
-		{ "messages", offsetof(struct commreg_stats, messages) },
-		{ "refused", offsetof(struct commreg_stats, refused) },
+	    {"entries", offsetof(struct commreg_stats, entries)},
+	    {"connections", offsetof(struct commreg_stats, connections)},
+	    {"watches", offsetof(struct commreg_stats, watches)},
+	    {"uptime", offsetof(struct commreg_stats, uptime)},
+	    {"messages", offsetof(struct commreg_stats, messages)},
+	    {"refused", offsetof(struct commreg_stats, refused)},
 	};
-	size_t	i;
+	size_t i;
 
 	if (elem_is(k, "version")) {
 		elem_copy(s->version, sizeof s->version, v);
@@ -1156,12 +1164,12 @@ stats_field(struct commreg_stats *s, const struct tl_elem *k,
 int
 commreg_stats(struct commreg_client *c, struct commreg_stats *s)
 {
-	const char	*w[1] = { "Commreg/Stats" };
-	struct tlist	 d;
-	struct tbuf	 r;
-	const char	*why;
-	size_t		 i;
-	int		 rc;
+	const char *w[1] = {"Commreg/Stats"};
+	struct tlist d;
+	struct tbuf r;
+	const char *why;
+	size_t i;
+	int rc;
 
 	memset(s, 0, sizeof *s);
 	s->entries = s->connections = s->watches = -1;
@@ -1188,7 +1196,7 @@ static void
 hello_field(struct commreg_hello *h, const struct tl_elem *k,
     const struct tl_elem *v)
 {
-	long long	n;
+	long long n;
 
 	if (elem_is(k, "version"))
 		elem_copy(h->version, sizeof h->version, v);
@@ -1215,10 +1223,10 @@ hello_field(struct commreg_hello *h, const struct tl_elem *k,
 int
 client_hello_parse(struct commreg_hello *h, const char *s, size_t len)
 {
-	struct tlist	 d;
-	const char	*why;
-	size_t		 i;
-	int		 ok = 0;
+	struct tlist d;
+	const char *why;
+	size_t i;
+	int ok = 0;
 
 	tlist_init(&d);
 	if (tlist_parse(&d, s, len, &why) == 0 && d.n % 2 == 0) {
@@ -1237,11 +1245,10 @@ struct commreg_client *
 commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
     size_t errlen)
 {
-	struct commreg_client	*c;
-	const char		*w[2] = { "Commreg/Hello",
-				    COMMREG_CLIENT_VERSION };
-	struct tbuf		 r;
-	int			 flags, rc;
+	struct commreg_client *c;
+	const char *w[2] = {"Commreg/Hello", COMMREG_CLIENT_VERSION};
+	struct tbuf r;
+	int flags, rc;
 
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
@@ -1260,12 +1267,15 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	if (rc == -1)
 		set_err(err, errlen, "%s", c->err);
 	else if (rc == 1)
-		set_err(err, errlen, "peer is not a commreg registry "
-		    "(Commreg/Hello: %.*s)", trace_len(r.len), r.p);
+		set_err(err, errlen,
+		    "peer is not a commreg registry "
+		    "(Commreg/Hello: %.*s)",
+		    trace_len(r.len), r.p);
 	else if (client_hello_parse(&c->hello, r.p, r.len) == -1) {
-		set_err(err, errlen, "peer is not a commreg registry "
-		    "(Commreg/Hello answered \"%.*s\")", trace_len(r.len),
-		    r.p);
+		set_err(err, errlen,
+		    "peer is not a commreg registry "
+		    "(Commreg/Hello answered \"%.*s\")",
+		    trace_len(r.len), r.p);
 		rc = -1;
 	}
 	tbuf_free(&r);
@@ -1283,8 +1293,8 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 int
 client_connect_start(int port, char *err, size_t errlen)
 {
-	struct sockaddr_in	sin;
-	int			fd, saved;
+	struct sockaddr_in sin;
+	int fd, saved;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -1310,9 +1320,9 @@ client_connect_start(int port, char *err, size_t errlen)
 static int
 connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
 {
-	struct pollfd		pfd;
-	socklen_t		sl = sizeof(int);
-	int			fd, n, soerr = 0;
+	struct pollfd pfd;
+	socklen_t sl = sizeof(int);
+	int fd, n, soerr = 0;
 
 	if ((fd = client_connect_start(port, err, errlen)) == -1)
 		return -1;
@@ -1343,25 +1353,28 @@ connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
  * uid the hello claims is the check.
  */
 int
-client_check_owner(int fd, int port, const struct commreg_hello *h,
-    char *err, size_t errlen)
+client_check_owner(int fd, int port, const struct commreg_hello *h, char *err,
+    size_t errlen)
 {
-	char	why[256];
-	uid_t	uid;
+	char why[256];
+	uid_t uid;
 
 	if (peeruid_lookup(fd, &uid, why, sizeof why) == 0) {
 		if (uid != getuid()) {
-			set_err(err, errlen, "port %d belongs to uid %lu, not "
-			    "to uid %lu", port, (unsigned long)uid,
-			    (unsigned long)getuid());
+			set_err(err, errlen,
+			    "port %d belongs to uid %lu, not "
+			    "to uid %lu",
+			    port, (unsigned long)uid, (unsigned long)getuid());
 			return -1;
 		}
 	} else
-		log_debug("client: cannot check the owner of port %d: %s",
-		    port, why);
+		log_debug("client: cannot check the owner of port %d: %s", port,
+		    why);
 	if (h->uid != -1 && (uid_t)h->uid != getuid()) {
-		set_err(err, errlen, "registry on port %d is uid %ld's, not "
-		    "uid %lu's", port, h->uid, (unsigned long)getuid());
+		set_err(err, errlen,
+		    "registry on port %d is uid %ld's, not "
+		    "uid %lu's",
+		    port, h->uid, (unsigned long)getuid());
 		return -1;
 	}
 	return 0;
@@ -1371,11 +1384,13 @@ struct commreg_client *
 commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
     size_t errlen)
 {
-	struct commreg_client	*c;
-	int			 fd;
+	struct commreg_client *c;
+	int fd;
 
-	fd = connect_loopback(port, o != NULL && o->connect_timeout_ms > 0 ?
-	    o->connect_timeout_ms : COMMREG_CONNECT_TIMEOUT_MS, err, errlen);
+	fd = connect_loopback(port,
+	    o != NULL && o->connect_timeout_ms > 0 ? o->connect_timeout_ms
+	                                           : COMMREG_CONNECT_TIMEOUT_MS,
+	    err, errlen);
 	if (fd == -1)
 		return NULL;
 	if ((c = commreg_attach(fd, o, err, errlen)) == NULL)
@@ -1395,11 +1410,11 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 enum client_find
 client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 {
-	char		buf[32];
-	ssize_t		n;
-	size_t		i;
-	long		v;
-	int		fd;
+	char buf[32];
+	ssize_t n;
+	size_t i;
+	long v;
+	int fd;
 
 	/* O_NONBLOCK: a FIFO planted there must not hang the open. */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -1409,8 +1424,10 @@ client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 			return CLIENT_FIND_NONE;
 		}
 		if (errno == ELOOP) {
-			set_err(err, errlen, "%s: is a symbolic link; "
-			    "refusing to follow it", path);
+			set_err(err, errlen,
+			    "%s: is a symbolic link; "
+			    "refusing to follow it",
+			    path);
 			return CLIENT_FIND_FATAL;
 		}
 		set_err(err, errlen, "%s: %s", path, strerror(errno));
@@ -1453,23 +1470,22 @@ client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 int
 client_port_file_locked(const char *path)
 {
-	struct stat	 st;
-	FILE		*fp;
-	char		 line[256], kind[16];
-	unsigned int	 maj, mnr;
-	unsigned long	 ino;
-	int		 pid, found = 0;
+	struct stat st;
+	FILE *fp;
+	char line[256], kind[16];
+	unsigned int maj, mnr;
+	unsigned long ino;
+	int pid, found = 0;
 
 	if (lstat(path, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    (fp = fopen("/proc/locks", "re")) == NULL)
 		return 0;
 	while (!found && fgets(line, sizeof line, fp) != NULL) {
 		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid,
-		    &maj, &mnr, &ino) != 5)
+		        &maj, &mnr, &ino) != 5)
 			continue;
-		found = strcmp(kind, "FLOCK") == 0 &&
-		    maj == major(st.st_dev) && mnr == minor(st.st_dev) &&
-		    ino == st.st_ino;
+		found = strcmp(kind, "FLOCK") == 0 && maj == major(st.st_dev) &&
+		        mnr == minor(st.st_dev) && ino == st.st_ino;
 	}
 	fclose(fp);
 	return found;
@@ -1479,8 +1495,8 @@ static enum client_find
 registry_find(const char *path, const struct commreg_open_opts *o,
     struct commreg_client **cp, char *err, size_t errlen)
 {
-	enum client_find	r;
-	int			port;
+	enum client_find r;
+	int port;
 
 	if ((r = client_port_file_read(path, &port, err, errlen)) !=
 	    CLIENT_FIND_OK)
@@ -1498,9 +1514,9 @@ registry_find(const char *path, const struct commreg_open_opts *o,
 static void
 commregd_path(const char *opt, char *buf, size_t len)
 {
-	const char	*s;
-	char		 self[PATH_MAX], *slash;
-	ssize_t		 n;
+	const char *s;
+	char self[PATH_MAX], *slash;
+	ssize_t n;
 
 	if ((s = opt) != NULL ||
 	    ((s = getenv("COMMREG_COMMREGD")) != NULL && *s != '\0')) {
@@ -1513,7 +1529,8 @@ commregd_path(const char *opt, char *buf, size_t len)
 		if ((slash = strrchr(self, '/')) != NULL) {
 			slash[1] = '\0';
 			if ((size_t)snprintf(buf, len, "%scommregd", self) <
-			    len && access(buf, X_OK) == 0)
+			        len &&
+			    access(buf, X_OK) == 0)
 				return;
 		}
 	}
@@ -1529,9 +1546,9 @@ commregd_path(const char *opt, char *buf, size_t len)
 static char **
 spawn_env(const char *home)
 {
-	char	**env;
-	size_t	  n, i, j = 0;
-	int	  len;
+	char **env;
+	size_t n, i, j = 0;
+	int len;
 
 	for (n = 0; environ[n] != NULL; n++)
 		;
@@ -1551,7 +1568,7 @@ spawn_env(const char *home)
 static void
 spawn_env_free(char **env)
 {
-	size_t	n;
+	size_t n;
 
 	for (n = 0; env[n] != NULL; n++)
 		;
@@ -1563,10 +1580,10 @@ spawn_env_free(char **env)
 static const char *
 last_line(struct tbuf *b)
 {
-	char	*p;
+	char *p;
 
-	while (b->len > 0 && (b->p[b->len - 1] == '\n' ||
-	    b->p[b->len - 1] == '\r'))
+	while (b->len > 0 &&
+	       (b->p[b->len - 1] == '\n' || b->p[b->len - 1] == '\r'))
 		b->p[--b->len] = '\0';
 	if (b->len == 0)
 		return "no message";
@@ -1579,10 +1596,10 @@ int
 client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
     int *errfd, char *path, size_t plen, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t	 fa;
-	char				*argv[3], **env;
-	pid_t				 pid;
-	int				 p[2], rc;
+	posix_spawn_file_actions_t fa;
+	char *argv[3], **env;
+	pid_t pid;
+	int p[2], rc;
 
 	commregd_path(commregd, path, plen);
 	if (pipe2(p, O_CLOEXEC) == -1) {
@@ -1621,8 +1638,8 @@ client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
 int
 client_spawn_collect(int errfd, struct tbuf *msg)
 {
-	char	buf[512];
-	ssize_t	n;
+	char buf[512];
+	ssize_t n;
 
 	for (;;) {
 		n = read(errfd, buf, sizeof buf);
@@ -1636,8 +1653,8 @@ client_spawn_collect(int errfd, struct tbuf *msg)
 }
 
 int
-client_spawn_result(int status, const char *path, struct tbuf *msg,
-    char *err, size_t errlen)
+client_spawn_result(int status, const char *path, struct tbuf *msg, char *err,
+    size_t errlen)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
@@ -1657,9 +1674,9 @@ client_spawn_result(int status, const char *path, struct tbuf *msg,
 static int
 spawn_wait(pid_t pid, int rfd, int timeout_ms, int *status, struct tbuf *msg)
 {
-	struct timespec	deadline = deadline_after(timeout_ms);
-	struct pollfd	pfd = { rfd, POLLIN, 0 };
-	pid_t		w;
+	struct timespec deadline = deadline_after(timeout_ms);
+	struct pollfd pfd = {rfd, POLLIN, 0};
+	pid_t w;
 
 	for (;;) {
 		w = waitpid(pid, status, WNOHANG);
@@ -1685,15 +1702,15 @@ static int
 commregd_run(const char *home, const struct commreg_open_opts *o, char *err,
     size_t errlen)
 {
-	char		path[PATH_MAX];
-	struct tbuf	msg;
-	pid_t		pid;
-	int		efd, rc, status = 0, tmo;
+	char path[PATH_MAX];
+	struct tbuf msg;
+	pid_t pid;
+	int efd, rc, status = 0, tmo;
 
-	tmo = o != NULL && o->spawn_timeout_ms > 0 ? o->spawn_timeout_ms :
-	    COMMREG_SPAWN_TIMEOUT_MS;
+	tmo = o != NULL && o->spawn_timeout_ms > 0 ? o->spawn_timeout_ms
+	                                           : COMMREG_SPAWN_TIMEOUT_MS;
 	if (client_spawn_commregd(home, o != NULL ? o->commregd : NULL, &pid,
-	    &efd, path, sizeof path, err, errlen) == -1)
+	        &efd, path, sizeof path, err, errlen) == -1)
 		return -1;
 	tbuf_init(&msg);
 	if (spawn_wait(pid, efd, tmo, &status, &msg) == -1) {
@@ -1712,8 +1729,8 @@ commregd_run(const char *home, const struct commreg_open_opts *o, char *err,
 const char *
 client_home_dir(const char *opt)
 {
-	struct passwd	*pw;
-	const char	*h;
+	struct passwd *pw;
+	const char *h;
 
 	if (opt != NULL)
 		return opt;
@@ -1731,17 +1748,16 @@ client_home_dir(const char *opt)
 static int
 registry_dir_missing(const char *home)
 {
-	char		path[PATH_MAX];
-	struct stat	sb;
+	char path[PATH_MAX];
+	struct stat sb;
 
 	snprintf(path, sizeof path, "%s/.tcl/comm/registry", home);
 	return lstat(path, &sb) == -1 && errno == ENOENT;
 }
 
 int
-client_registry_path(const char *home, char *regdir, size_t rdlen,
-    char *host, size_t hlen, char *path, size_t plen, char *err,
-    size_t errlen)
+client_registry_path(const char *home, char *regdir, size_t rdlen, char *host,
+    size_t hlen, char *path, size_t plen, char *err, size_t errlen)
 {
 	if (safe_comm_tree(home, getuid(), regdir, rdlen, err, errlen) == -1)
 		return -1;
@@ -1760,25 +1776,27 @@ client_registry_path(const char *home, char *regdir, size_t rdlen,
 struct commreg_client *
 commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 {
-	struct commreg_client	*c = NULL;
-	enum client_find	 r;
-	const char		*home;
-	char			 regdir[PATH_MAX], host[256], path[PATH_MAX];
-	char			 why[512];
-	int			 attempt, no_spawn = o != NULL && o->no_spawn;
+	struct commreg_client *c = NULL;
+	enum client_find r;
+	const char *home;
+	char regdir[PATH_MAX], host[256], path[PATH_MAX];
+	char why[512];
+	int attempt, no_spawn = o != NULL && o->no_spawn;
 
 	if ((home = client_home_dir(o != NULL ? o->home : NULL)) == NULL) {
 		set_err(err, errlen, "no home directory (HOME is not set)");
 		return NULL;
 	}
 	if (no_spawn && registry_dir_missing(home)) {
-		set_err(err, errlen, "no registry is running (no "
-		    "%s/.tcl/comm/registry)", home);
+		set_err(err, errlen,
+		    "no registry is running (no "
+		    "%s/.tcl/comm/registry)",
+		    home);
 		errno = ESRCH;
 		return NULL;
 	}
-	if (client_registry_path(home, regdir, sizeof regdir, host,
-	    sizeof host, path, sizeof path, err, errlen) == -1)
+	if (client_registry_path(home, regdir, sizeof regdir, host, sizeof host,
+	        path, sizeof path, err, errlen) == -1)
 		return NULL;
 	for (attempt = 0;; attempt++) {
 		r = registry_find(path, o, &c, why, sizeof why);
@@ -1796,8 +1814,10 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 			return NULL;
 		}
 		if (attempt == DISCOVERY_ATTEMPTS - 1) {
-			set_err(err, errlen, "no registry after starting "
-			    "commregd: %s", why);
+			set_err(err, errlen,
+			    "no registry after starting "
+			    "commregd: %s",
+			    why);
 			return NULL;
 		}
 		if (commregd_run(home, o, err, errlen) == -1)
@@ -1816,6 +1836,7 @@ commreg_version(void)
 void
 commreg_set_log_level(int level)
 {
-	log_init(NULL, level <= 0 ? LOG_LVL_WARN : level == 1 ?
-	    LOG_LVL_INFO : LOG_LVL_DEBUG);
+	log_init(NULL, level <= 0   ? LOG_LVL_WARN
+	               : level == 1 ? LOG_LVL_INFO
+	                            : LOG_LVL_DEBUG);
 }

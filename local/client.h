@@ -60,11 +60,11 @@ int commreg_lookup(struct commreg_client *, const char *name,
  */
 struct client_hooks {
 	/* A reply (or callback) to our send `serial`: code and result. */
-	void	(*reply)(void *, int64_t serial, int code, const char *result,
-		    size_t len);
+	void (*reply)(void *, int64_t serial, int code, const char *result,
+	    size_t len);
 	/* A decoded Commreg/Event or Search/Continuous/Change; the hook
 	 * owns ev (commreg_event_clear). */
-	void	(*event)(void *, struct commreg_event *ev);
+	void (*event)(void *, struct commreg_event *ev);
 };
 
 /* Wrap a connected (or connecting) nonblocking fd; the comm handshake
@@ -101,8 +101,8 @@ enum client_find {
 	CLIENT_FIND_NONE,  /* no registry there: worth electing one */
 	CLIENT_FIND_FATAL, /* electing would not help */
 };
-enum client_find client_port_file_read(const char *path, int *port,
-    char *err, size_t errlen);
+enum client_find client_port_file_read(const char *path, int *port, char *err,
+    size_t errlen);
 /* Is the port file locked by a live process (a registry or a contender)?
  * From /proc/locks; 0 when not, or when that cannot be known. */
 int client_port_file_locked(const char *path);
@@ -113,17 +113,15 @@ int client_port_file_locked(const char *path);
  */
 const char *client_home_dir(const char *opt);
 int client_registry_path(const char *home, char *regdir, size_t rdlen,
-    char *host, size_t hlen, char *path, size_t plen, char *err,
-    size_t errlen);
+    char *host, size_t hlen, char *path, size_t plen, char *err, size_t errlen);
 
 /*
  * Start `commregd --detach` with HOME=home (stdin and stdout /dev/null,
  * stderr into a pipe whose read end, nonblocking, is *errfd).  path gets
  * the program run.  -1 with err.
  */
-int client_spawn_commregd(const char *home, const char *commregd,
-    pid_t *pid, int *errfd, char *path, size_t plen, char *err,
-    size_t errlen);
+int client_spawn_commregd(const char *home, const char *commregd, pid_t *pid,
+    int *errfd, char *path, size_t plen, char *err, size_t errlen);
 /* Append what is readable on a spawn's stderr pipe to msg (bounded);
  * 0 at EOF, 1 otherwise. */
 int client_spawn_collect(int errfd, struct tbuf *msg);

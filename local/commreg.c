@@ -44,44 +44,45 @@
 #define EXIT_NONE     3
 
 struct cmd_ctx {
-	struct commreg_open_opts	 opts;
-	const struct cmd_entry		*ce;   /* the running subcommand */
-	const char			*host; /* register --host */
+	struct commreg_open_opts opts;
+	const struct cmd_entry *ce; /* the running subcommand */
+	const char *host;           /* register --host */
 };
 
 struct cmd_entry {
-	const char	*name;
-	const char	*args;
-	const char	*summary;
-	const char	*help;
-	int		 minargs;
-	int		 maxargs;
-	int		 has_host;
-	int		(*exec)(struct cmd_ctx *, int, char **);
+	const char *name;
+	const char *args;
+	const char *summary;
+	const char *help;
+	int minargs;
+	int maxargs;
+	int has_host;
+	int (*exec)(struct cmd_ctx *, int, char **);
 };
 
 /* A holding command (register, watch): its loop and how it ends. */
 struct hold {
-	struct event_base	*base;
-	struct commreg_async	*a;
-	int			 rc;
+	struct event_base *base;
+	struct commreg_async *a;
+	int rc;
 };
 
-static const struct cmd_entry	cmd_table[];
+static const struct cmd_entry cmd_table[];
 
 static void
 usage(FILE *fp)
 {
-	const struct cmd_entry	*ce;
-	char			 buf[128];
+	const struct cmd_entry *ce;
+	char buf[128];
 
 	fprintf(fp, "usage: commreg [-v] [--home DIR] [--commregd PATH] "
-	    "COMMAND [ARGS]\n\ncommands:\n");
+	            "COMMAND [ARGS]\n\ncommands:\n");
 	for (ce = cmd_table; ce->name != NULL; ce++) {
 		snprintf(buf, sizeof buf, "%s %s", ce->name, ce->args);
 		fprintf(fp, "  %-30s %s\n", buf, ce->summary);
 	}
-	fprintf(fp, "\noptions:\n"
+	fprintf(fp,
+	    "\noptions:\n"
 	    "  -h, --help         this text (after a command: its help)\n"
 	    "  -v, --verbose      debug log on stderr\n"
 	    "  --home DIR         use DIR instead of $HOME\n"
@@ -91,18 +92,17 @@ usage(FILE *fp)
 static void
 cmd_usage(FILE *fp, const struct cmd_entry *ce)
 {
-	fprintf(fp, "usage: commreg %s %s\n\n%s", ce->name, ce->args,
-	    ce->help);
+	fprintf(fp, "usage: commreg %s %s\n\n%s", ce->name, ce->args, ce->help);
 }
 
-static int	usage_error(const struct cmd_entry *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct cmd_entry *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The message, then the usage of the command (or of commreg) on stderr. */
 static int
 usage_error(const struct cmd_entry *ce, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	fprintf(stderr, "commreg: ");
 	va_start(ap, fmt);
@@ -119,7 +119,7 @@ usage_error(const struct cmd_entry *ce, const char *fmt, ...)
 static void
 hold_signal(evutil_socket_t sig, short ev, void *arg)
 {
-	struct hold	*h = arg;
+	struct hold *h = arg;
 
 	event_base_loopbreak(h->base);
 }
@@ -164,8 +164,8 @@ hold_opts(struct cmd_ctx *ctx, struct hold *h, struct commreg_async_opts *o)
 static int
 hold_run(struct hold *h)
 {
-	struct event	*sig[3];
-	int		 signo[3] = { SIGTERM, SIGINT, SIGHUP }, i;
+	struct event *sig[3];
+	int signo[3] = {SIGTERM, SIGINT, SIGHUP}, i;
 
 	for (i = 0; i < 3; i++) {
 		sig[i] = evsignal_new(h->base, signo[i], hold_signal, h);
@@ -182,7 +182,7 @@ hold_run(struct hold *h)
 static int
 hold_open(struct hold *h, const struct commreg_async_opts *o)
 {
-	char	err[1024];
+	char err[1024];
 
 	if ((h->base = event_base_new()) == NULL) {
 		fprintf(stderr, "commreg: event_base_new failed\n");
@@ -199,8 +199,8 @@ hold_open(struct hold *h, const struct commreg_async_opts *o)
 static struct commreg_client *
 ctx_open(struct cmd_ctx *ctx)
 {
-	struct commreg_client	*c;
-	char			 err[1024];
+	struct commreg_client *c;
+	char err[1024];
 
 	if ((c = commreg_open(&ctx->opts, err, sizeof err)) == NULL)
 		fprintf(stderr, "commreg: %s\n", err);
@@ -211,8 +211,8 @@ ctx_open(struct cmd_ctx *ctx)
 static void
 print_list_line(const char *const *w, size_t n)
 {
-	struct tbuf	line;
-	size_t		i;
+	struct tbuf line;
+	size_t i;
 
 	tbuf_init(&line);
 	for (i = 0; i < n; i++)
@@ -226,8 +226,8 @@ print_list_line(const char *const *w, size_t n)
 static void
 print_change(const char *op, const struct commreg_entry *e)
 {
-	char		 port[16] = "";
-	const char	*w[4];
+	char port[16] = "";
+	const char *w[4];
 
 	if (e->port > 0)
 		snprintf(port, sizeof port, "%d", e->port);
@@ -243,8 +243,8 @@ print_change(const char *op, const struct commreg_entry *e)
 static void
 format_since(long long since, char *buf, size_t len)
 {
-	struct tm	tm;
-	time_t		t = (time_t)since;
+	struct tm tm;
+	time_t t = (time_t)since;
 
 	if (since <= 0 || localtime_r(&t, &tm) == NULL)
 		snprintf(buf, len, "-");
@@ -255,9 +255,9 @@ format_since(long long since, char *buf, size_t len)
 static void
 print_table(struct commreg_entry *v, size_t n)
 {
-	int	 wname = 4, whost = 4, w;
-	char	 port[16], pid[24], since[32];
-	size_t	 i;
+	int wname = 4, whost = 4, w;
+	char port[16], pid[24], since[32];
+	size_t i;
 
 	for (i = 0; i < n; i++) {
 		if ((w = (int)strlen(v[i].name)) > wname)
@@ -281,10 +281,10 @@ print_table(struct commreg_entry *v, size_t n)
 static int
 cmd_list(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_client	*c;
-	struct commreg_entry	*v;
-	size_t			 n;
-	int			 rc;
+	struct commreg_client *c;
+	struct commreg_entry *v;
+	size_t n;
+	int rc;
 
 	if ((c = ctx_open(ctx)) == NULL)
 		return EXIT_REGISTRY;
@@ -301,14 +301,15 @@ cmd_list(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-/* ---- lookup --------------------------------------------------------------- */
+/* ---- lookup ---------------------------------------------------------------
+ */
 
 static int
 cmd_lookup(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_client	*c;
-	struct tbuf		 id;
-	int			 rc;
+	struct commreg_client *c;
+	struct tbuf id;
+	int rc;
 
 	if ((c = ctx_open(ctx)) == NULL)
 		return EXIT_REGISTRY;
@@ -322,13 +323,14 @@ cmd_lookup(struct cmd_ctx *ctx, int argc, char **argv)
 	return rc == 0 ? 0 : EXIT_REGISTRY;
 }
 
-/* ---- register ------------------------------------------------------------- */
+/* ---- register -------------------------------------------------------------
+ */
 
 static int
 parse_port(const char *s, int *port)
 {
-	char	*end;
-	long	 v;
+	char *end;
+	long v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
@@ -376,13 +378,15 @@ register_renamed(struct commreg_async *a, struct commreg_reg *r,
 static int
 cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_async_opts	o;
-	struct hold			h;
-	int				port;
+	struct commreg_async_opts o;
+	struct hold h;
+	int port;
 
 	if (parse_port(argv[1], &port) == -1)
-		return usage_error(ctx->ce, "bad port \"%s\" (want "
-		    "1-65535)", argv[1]);
+		return usage_error(ctx->ce,
+		    "bad port \"%s\" (want "
+		    "1-65535)",
+		    argv[1]);
 	memset(&h, 0, sizeof h);
 	hold_opts(ctx, &h, &o);
 	o.on_lost = register_lost;
@@ -391,8 +395,8 @@ cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 	if (hold_open(&h, &o) == -1)
 		return EXIT_REGISTRY;
 	/* The name lives as long as the handle: hold it. */
-	if (commreg_async_register(h.a, argv[0], port, ctx->host,
-	    register_done, &h) == NULL) {
+	if (commreg_async_register(h.a, argv[0], port, ctx->host, register_done,
+	        &h) == NULL) {
 		fprintf(stderr, "commreg: cannot register \"%s\"\n", argv[0]);
 		h.rc = EXIT_REGISTRY;
 		commreg_async_close(h.a);
@@ -402,7 +406,8 @@ cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 	return hold_run(&h);
 }
 
-/* ---- watch ---------------------------------------------------------------- */
+/* ---- watch ----------------------------------------------------------------
+ */
 
 static void
 watch_lost(struct commreg_async *a, const char *why, void *arg)
@@ -420,7 +425,7 @@ static void
 watch_event(struct commreg_async *a, struct commreg_watch *w,
     const struct commreg_watch_event *ev, void *arg)
 {
-	size_t	i;
+	size_t i;
 
 	switch (ev->what) {
 	case COMMREG_WATCH_SNAPSHOT:
@@ -449,8 +454,8 @@ watch_event(struct commreg_async *a, struct commreg_watch *w,
 static int
 cmd_watch(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_async_opts	o;
-	struct hold			h;
+	struct commreg_async_opts o;
+	struct hold h;
 
 	memset(&h, 0, sizeof h);
 	hold_opts(ctx, &h, &o);
@@ -461,7 +466,8 @@ cmd_watch(struct cmd_ctx *ctx, int argc, char **argv)
 	return hold_run(&h);
 }
 
-/* ---- status --------------------------------------------------------------- */
+/* ---- status ---------------------------------------------------------------
+ */
 
 static void
 format_uptime(long long s, char *buf, size_t len)
@@ -492,10 +498,10 @@ print_count(const char *what, long long v)
 static int
 cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct commreg_client		*c;
-	const struct commreg_hello	*h;
-	struct commreg_stats		 st;
-	char				 err[1024], up[64], host[256];
+	struct commreg_client *c;
+	const struct commreg_hello *h;
+	struct commreg_stats st;
+	char err[1024], up[64], host[256];
 
 	ctx->opts.no_spawn = 1;
 	if ((c = commreg_open(&ctx->opts, err, sizeof err)) == NULL) {
@@ -535,37 +541,37 @@ cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 /* ---- table and option parsing ------------------------------------------- */
 
 static const struct cmd_entry cmd_table[] = {
-	{ "list", "[PATTERN]", "list registered applications",
-	  "List the applications registered with the user registry whose\n"
-	  "names match PATTERN (Tcl string match; default *), sorted by\n"
-	  "name, as a table: NAME PORT HOST PID SINCE.\n",
-	  0, 1, 0, cmd_list },
-	{ "lookup", "NAME", "print the comm id (PORT HOST) of NAME",
-	  "Print the comm id \"PORT HOST\" of the application NAME; exit 1\n"
-	  "if no application has that name.\n",
-	  1, 1, 0, cmd_lookup },
-	{ "register", "NAME PORT [--host H]",
-	  "register NAME and hold it until killed",
-	  "Register NAME for the comm port PORT (on host H, default\n"
-	  "localhost), print the assigned name (\"NAME\" or \"NAME #2\"...)\n"
-	  "and hold the registration until SIGTERM or SIGINT (exit 0).\n"
-	  "When the registry goes away, a new one is elected on the same\n"
-	  "port and the name registered again with its serial; if that\n"
-	  "serial was taken meanwhile, \"renamed OLD NEW\" is printed.\n",
-	  2, 2, 1, cmd_register },
-	{ "watch", "[PATTERN]", "print registrations as they come and go",
-	  "Print \"add NAME PORT HOST\" for each application matching\n"
-	  "PATTERN (default *) now, then \"add ...\" or \"remove ...\" for\n"
-	  "each change, one Tcl list per line, until killed.  When the\n"
-	  "registry goes away: \"# registry lost\", and once a new one is\n"
-	  "elected \"# registry regained on port N\" followed by the adds\n"
-	  "and removes that happened meanwhile.\n",
-	  0, 1, 0, cmd_watch },
-	{ "status", "", "show the running registry",
-	  "Show the port, pid, owner, entries, connections and uptime of\n"
-	  "the user registry.  Does not start one: exit 3 when none runs.\n",
-	  0, 0, 0, cmd_status },
-	{ NULL, NULL, NULL, NULL, 0, 0, 0, NULL },
+    {"list", "[PATTERN]", "list registered applications",
+        "List the applications registered with the user registry whose\n"
+        "names match PATTERN (Tcl string match; default *), sorted by\n"
+        "name, as a table: NAME PORT HOST PID SINCE.\n",
+        0, 1, 0, cmd_list},
+    {"lookup", "NAME", "print the comm id (PORT HOST) of NAME",
+        "Print the comm id \"PORT HOST\" of the application NAME; exit 1\n"
+        "if no application has that name.\n",
+        1, 1, 0, cmd_lookup},
+    {"register", "NAME PORT [--host H]",
+        "register NAME and hold it until killed",
+        "Register NAME for the comm port PORT (on host H, default\n"
+        "localhost), print the assigned name (\"NAME\" or \"NAME #2\"...)\n"
+        "and hold the registration until SIGTERM or SIGINT (exit 0).\n"
+        "When the registry goes away, a new one is elected on the same\n"
+        "port and the name registered again with its serial; if that\n"
+        "serial was taken meanwhile, \"renamed OLD NEW\" is printed.\n",
+        2, 2, 1, cmd_register},
+    {"watch", "[PATTERN]", "print registrations as they come and go",
+        "Print \"add NAME PORT HOST\" for each application matching\n"
+        "PATTERN (default *) now, then \"add ...\" or \"remove ...\" for\n"
+        "each change, one Tcl list per line, until killed.  When the\n"
+        "registry goes away: \"# registry lost\", and once a new one is\n"
+        "elected \"# registry regained on port N\" followed by the adds\n"
+        "and removes that happened meanwhile.\n",
+        0, 1, 0, cmd_watch},
+    {"status", "", "show the running registry",
+        "Show the port, pid, owner, entries, connections and uptime of\n"
+        "the user registry.  Does not start one: exit 3 when none runs.\n",
+        0, 0, 0, cmd_status},
+    {NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 
 enum {
@@ -575,12 +581,12 @@ enum {
 };
 
 static const struct option long_options[] = {
-	{ "help", no_argument, NULL, 'h' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "home", required_argument, NULL, OPT_HOME },
-	{ "commregd", required_argument, NULL, OPT_COMMREGD },
-	{ "host", required_argument, NULL, OPT_HOST },
-	{ NULL, 0, NULL, 0 },
+    {"help", no_argument, NULL, 'h'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"home", required_argument, NULL, OPT_HOME},
+    {"commregd", required_argument, NULL, OPT_COMMREGD},
+    {"host", required_argument, NULL, OPT_HOST},
+    {NULL, 0, NULL, 0},
 };
 
 /*
@@ -620,15 +626,14 @@ bad_option(const struct cmd_entry *ce, int ch, char **argv)
 
 /* Options of a subcommand may come anywhere after its name. */
 static int
-cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc,
-    char **argv)
+cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc, char **argv)
 {
-	int	ch, nargs;
+	int ch, nargs;
 
 	optind = 0; /* glibc: start over, permuting */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":hv", long_options,
-	    NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, ":hv", long_options, NULL)) != -1) {
 		if (ch == 'h') {
 			cmd_usage(stdout, ce);
 			return 0;
@@ -653,16 +658,16 @@ cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc,
 int
 main(int argc, char **argv)
 {
-	struct cmd_ctx		 ctx;
-	const struct cmd_entry	*ce;
-	int			 ch;
+	struct cmd_ctx ctx;
+	const struct cmd_entry *ce;
+	int ch;
 
 	memset(&ctx, 0, sizeof ctx);
 	log_init("commreg", LOG_LVL_WARN);
 	opterr = 0;
 	/* '+': stop at the command name; what follows is the command's. */
-	while ((ch = getopt_long(argc, argv, "+:hv", long_options,
-	    NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "+:hv", long_options, NULL)) != -1) {
 		if (ch == 'h') {
 			usage(stdout);
 			return 0;

@@ -58,7 +58,7 @@ void commreg_set_log_level(int level);
  */
 #define COMMREG_CLIENT_MAX_MESSAGE (16 * 1024 * 1024)
 /* Events queued and not yet taken (blocking API) before it gives up. */
-#define COMMREG_MAX_QUEUED_EVENTS  65536
+#define COMMREG_MAX_QUEUED_EVENTS 65536
 
 /*
  * One registry entry (docs/protocol.md §4).  Strings are never NULL (""
@@ -66,21 +66,21 @@ void commreg_set_log_level(int level);
  * (port) or -1 (uid, pid).
  */
 struct commreg_entry {
-	char      *name;   /* "foo", "foo #2" */
-	long       serial;
-	char      *base;   /* the requested name */
-	int        port;
-	char      *host;
-	char      *data;   /* nns DATA, "PORT HOST" for Commreg/Register */
-	char      *scope;  /* "user" */
-	long       uid;
-	long       pid;
-	long long  since;  /* Unix time of registration */
+	char *name; /* "foo", "foo #2" */
+	long serial;
+	char *base; /* the requested name */
+	int port;
+	char *host;
+	char *data;  /* nns DATA, "PORT HOST" for Commreg/Register */
+	char *scope; /* "user" */
+	long uid;
+	long pid;
+	long long since; /* Unix time of registration */
 };
 
 /* Parse one entry dict; unknown keys are skipped.  -1 with err. */
-int commreg_entry_parse(const char *dict, size_t len,
-    struct commreg_entry *e, char *err, size_t errlen);
+int commreg_entry_parse(const char *dict, size_t len, struct commreg_entry *e,
+    char *err, size_t errlen);
 /* Parse a list of entry dicts into a vector (free: commreg_entries_free). */
 int commreg_entries_parse(const char *list, size_t len,
     struct commreg_entry **v, size_t *n, char *err, size_t errlen);
@@ -98,13 +98,13 @@ void commreg_entries_free(struct commreg_entry *, size_t n);
 struct commreg_client;
 
 struct commreg_open_opts {
-	const char *home;        /* instead of $HOME; NULL: $HOME */
-	const char *commregd;    /* daemon to run; NULL: see commreg_open */
-	int  connect_timeout_ms; /* 0: COMMREG_CONNECT_TIMEOUT_MS */
-	int  reply_timeout_ms;   /* 0: COMMREG_REPLY_TIMEOUT_MS */
-	int  spawn_timeout_ms;   /* 0: COMMREG_SPAWN_TIMEOUT_MS */
-	size_t max_message;      /* 0: COMMREG_CLIENT_MAX_MESSAGE */
-	int  no_spawn;           /* never start commregd (commreg status) */
+	const char *home;       /* instead of $HOME; NULL: $HOME */
+	const char *commregd;   /* daemon to run; NULL: see commreg_open */
+	int connect_timeout_ms; /* 0: COMMREG_CONNECT_TIMEOUT_MS */
+	int reply_timeout_ms;   /* 0: COMMREG_REPLY_TIMEOUT_MS */
+	int spawn_timeout_ms;   /* 0: COMMREG_SPAWN_TIMEOUT_MS */
+	size_t max_message;     /* 0: COMMREG_CLIENT_MAX_MESSAGE */
+	int no_spawn;           /* never start commregd (commreg status) */
 };
 
 enum commreg_event_type {
@@ -119,9 +119,9 @@ enum commreg_event_type {
  */
 struct commreg_event {
 	enum commreg_event_type type;
-	char                   *tag;
-	int                     nns;
-	struct commreg_entry    entry;
+	char *tag;
+	int nns;
+	struct commreg_entry entry;
 };
 void commreg_event_clear(struct commreg_event *);
 
@@ -131,8 +131,8 @@ struct commreg_hello {
 	char owner[256];
 	char host[256];
 	char scope[32];
-	int  protocol;
-	int  port;
+	int protocol;
+	int port;
 	long uid;
 	long pid;
 };
@@ -145,7 +145,7 @@ struct commreg_stats {
 	long long uptime;
 	long long messages;
 	long long refused;
-	char      version[64];
+	char version[64];
 };
 
 /*
@@ -162,8 +162,8 @@ struct commreg_client *commreg_open(const struct commreg_open_opts *o,
 struct commreg_client *commreg_connect_port(int port,
     const struct commreg_open_opts *o, char *err, size_t errlen);
 /* Take over fd, already connected to a registry; closed on failure. */
-struct commreg_client *commreg_attach(int fd,
-    const struct commreg_open_opts *o, char *err, size_t errlen);
+struct commreg_client *commreg_attach(int fd, const struct commreg_open_opts *o,
+    char *err, size_t errlen);
 /* Close the connection; the registry then drops every name it made. */
 void commreg_close(struct commreg_client *);
 
@@ -176,15 +176,15 @@ int commreg_register(struct commreg_client *, const char *name, int port,
     const char *host, char *assigned, size_t alen);
 int commreg_unregister(struct commreg_client *, const char *name);
 /* Commreg/Lookup: the comm id "PORT HOST" of name into commid. */
-int commreg_lookup_id(struct commreg_client *, const char *name,
-    char *commid, size_t len);
+int commreg_lookup_id(struct commreg_client *, const char *name, char *commid,
+    size_t len);
 /* Commreg/List ?PATTERN? (NULL: all), sorted by name. */
 int commreg_list(struct commreg_client *, const char *pattern,
     struct commreg_entry **v, size_t *n);
 /* Commreg/Watch TAG PATTERN: the snapshot into v, n (unless v is NULL);
  * then events through commreg_next_event. */
-int commreg_watch(struct commreg_client *, const char *tag,
-    const char *pattern, struct commreg_entry **v, size_t *n);
+int commreg_watch(struct commreg_client *, const char *tag, const char *pattern,
+    struct commreg_entry **v, size_t *n);
 int commreg_unwatch(struct commreg_client *, const char *tag);
 int commreg_stats(struct commreg_client *, struct commreg_stats *);
 /*
@@ -199,9 +199,9 @@ int commreg_dispatch(struct commreg_client *, int timeout_ms);
 
 /* ---- the asynchronous interface (libevent) ------------------------------ */
 
-struct commreg_async;	/* one handle: a connection that fails over */
-struct commreg_reg;	/* one registration held by a handle */
-struct commreg_watch;	/* one watch held by a handle */
+struct commreg_async; /* one handle: a connection that fails over */
+struct commreg_reg;   /* one registration held by a handle */
+struct commreg_watch; /* one watch held by a handle */
 
 /*
  * How a lost registry is replaced (both follow docs/election.md):
@@ -234,8 +234,8 @@ typedef void (*commreg_open_cb)(struct commreg_async *, int status,
     const char *message, void *arg);
 /* The registry connection closed.  The library is already re-electing;
  * requests made meanwhile wait for the new registry. */
-typedef void (*commreg_lost_cb)(struct commreg_async *, const char *reason,
-    void *arg);
+typedef void (
+    *commreg_lost_cb)(struct commreg_async *, const char *reason, void *arg);
 /* Connected again, on `port`, and every registration and watch is back
  * (renamed and watch callbacks of the restoration come before this one).
  * hosted: this process now serves the registry (COMMREG_MODE_INPROCESS). */
@@ -243,33 +243,32 @@ typedef void (*commreg_regained_cb)(struct commreg_async *, int port,
     int hosted, void *arg);
 /* Re-registration after failover gave a registration a new name because
  * its serial was taken meanwhile ("foo #2" -> "foo #3"). */
-typedef void (*commreg_renamed_cb)(struct commreg_async *,
-    struct commreg_reg *, const char *oldname, const char *newname,
-    void *arg);
+typedef void (*commreg_renamed_cb)(struct commreg_async *, struct commreg_reg *,
+    const char *oldname, const char *newname, void *arg);
 /* Something failed that no request waits for: a registration refused on
  * re-registration, or no registry for more than 10 s (then each failed
  * try is reported; by then tries come about once a second). */
-typedef void (*commreg_error_cb)(struct commreg_async *, const char *message,
-    void *arg);
+typedef void (
+    *commreg_error_cb)(struct commreg_async *, const char *message, void *arg);
 
 struct commreg_async_opts {
-	const char *home;        /* instead of $HOME; NULL: $HOME */
-	const char *commregd;    /* COMMREG_MODE_SPAWN: the daemon to run */
+	const char *home;     /* instead of $HOME; NULL: $HOME */
+	const char *commregd; /* COMMREG_MODE_SPAWN: the daemon to run */
 	enum commreg_mode mode;
-	int  connect_timeout_ms; /* 0: COMMREG_CONNECT_TIMEOUT_MS */
-	int  reply_timeout_ms;   /* 0: COMMREG_REPLY_TIMEOUT_MS; bounds each
-	                            request, waiting for a registry included */
-	int  spawn_timeout_ms;   /* 0: COMMREG_SPAWN_TIMEOUT_MS */
-	int  open_timeout_ms;    /* 0: COMMREG_OPEN_TIMEOUT_MS */
-	size_t max_message;      /* 0: COMMREG_CLIENT_MAX_MESSAGE */
+	int connect_timeout_ms; /* 0: COMMREG_CONNECT_TIMEOUT_MS */
+	int reply_timeout_ms;   /* 0: COMMREG_REPLY_TIMEOUT_MS; bounds each
+	                           request, waiting for a registry included */
+	int spawn_timeout_ms;   /* 0: COMMREG_SPAWN_TIMEOUT_MS */
+	int open_timeout_ms;    /* 0: COMMREG_OPEN_TIMEOUT_MS */
+	size_t max_message;     /* 0: COMMREG_CLIENT_MAX_MESSAGE */
 
 	/* Application callbacks, each optional; arg is passed to all. */
-	commreg_open_cb      on_open;
-	commreg_lost_cb      on_lost;
-	commreg_regained_cb  on_regained;
-	commreg_renamed_cb   on_renamed;
-	commreg_error_cb     on_error;
-	void                *arg;
+	commreg_open_cb on_open;
+	commreg_lost_cb on_lost;
+	commreg_regained_cb on_regained;
+	commreg_renamed_cb on_renamed;
+	commreg_error_cb on_error;
+	void *arg;
 };
 
 /*
@@ -305,8 +304,7 @@ int commreg_async_hosting(const struct commreg_async *);
 typedef void (*commreg_reg_cb)(struct commreg_async *, struct commreg_reg *,
     int status, const char *name_or_message, void *arg);
 struct commreg_reg *commreg_async_register(struct commreg_async *,
-    const char *name, int port, const char *host, commreg_reg_cb cb,
-    void *arg);
+    const char *name, int port, const char *host, commreg_reg_cb cb, void *arg);
 /* The assigned name ("" until registered), the requested one, its serial
  * (0 until registered) and the cb's arg. */
 const char *commreg_reg_name(const struct commreg_reg *);
@@ -330,8 +328,7 @@ int commreg_async_lookup(struct commreg_async *, const char *name,
 /* Commreg/List ?PATTERN? (NULL: all): entries sorted by name, valid
  * during the callback; message set when status != 0. */
 typedef void (*commreg_list_cb)(struct commreg_async *, int status,
-    const struct commreg_entry *v, size_t n, const char *message,
-    void *arg);
+    const struct commreg_entry *v, size_t n, const char *message, void *arg);
 int commreg_async_list(struct commreg_async *, const char *pattern,
     commreg_list_cb cb, void *arg);
 
@@ -363,16 +360,16 @@ enum commreg_watch_what {
 };
 
 struct commreg_watch_event {
-	enum commreg_watch_what      what;
-	int                          resync;
-	const struct commreg_entry  *entries; /* SNAPSHOT */
-	size_t                       n;
-	const struct commreg_entry  *entry;   /* ADD, REMOVE */
-	const char                  *message; /* ERROR */
+	enum commreg_watch_what what;
+	int resync;
+	const struct commreg_entry *entries; /* SNAPSHOT */
+	size_t n;
+	const struct commreg_entry *entry; /* ADD, REMOVE */
+	const char *message;               /* ERROR */
 };
 
-typedef void (*commreg_watch_cb)(struct commreg_async *,
-    struct commreg_watch *, const struct commreg_watch_event *, void *arg);
+typedef void (*commreg_watch_cb)(struct commreg_async *, struct commreg_watch *,
+    const struct commreg_watch_event *, void *arg);
 /* Watch names matching pattern (Tcl string match; NULL: "*"). */
 struct commreg_watch *commreg_async_watch(struct commreg_async *,
     const char *pattern, commreg_watch_cb cb, void *arg);

@@ -90,8 +90,8 @@ detach(const char *logpath)
 		if (fd > 1)
 			close(fd);
 	}
-	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	fd = open(logpath,
+	    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd != -1 && (log = fdopen(fd, "a")) != NULL) {
 		log_to(log);
 		dup2(fd, 2);
@@ -125,14 +125,14 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "detach", no_argument, NULL, 'd' },
-		{ "home", required_argument, NULL, 'H' },
-		{ "max-message", required_argument, NULL, 'm' },
-		{ "wait", required_argument, NULL, 'w' },
-		{ "handshake-timeout", required_argument, NULL, 'T' },
-		{ "max-output", required_argument, NULL, 'O' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"detach", no_argument, NULL, 'd'},
+	    {"home", required_argument, NULL, 'H'},
+	    {"max-message", required_argument, NULL, 'm'},
+	    {"wait", required_argument, NULL, 'w'},
+	    {"handshake-timeout", required_argument, NULL, 'T'},
+	    {"max-output", required_argument, NULL, 'O'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct server_opts opts;
 	struct election_claim claim;
@@ -147,8 +147,8 @@ main(int argc, char **argv)
 
 	log_init("commregd", LOG_LVL_INFO);
 	server_default_opts(&opts);
-	while ((ch = getopt_long(argc, argv, "dH:m:w:T:O:vh", longopts, NULL)) !=
-	    -1) {
+	while ((ch = getopt_long(argc, argv, "dH:m:w:T:O:vh", longopts,
+	            NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			do_detach = 1;
@@ -159,7 +159,8 @@ main(int argc, char **argv)
 		case 'm':
 			opts.max_message = strtoul(optarg, &end, 10);
 			if (*end != '\0' || opts.max_message < 64) {
-				fprintf(stderr, "commregd: --max-message: "
+				fprintf(stderr,
+				    "commregd: --max-message: "
 				    "\"%s\" is not a size of at least 64\n",
 				    optarg);
 				return 2;
@@ -168,24 +169,30 @@ main(int argc, char **argv)
 		case 'w':
 			wait_ms = (int)strtol(optarg, &end, 10);
 			if (*end != '\0' || wait_ms < 0) {
-				fprintf(stderr, "commregd: --wait: \"%s\" is "
-				    "not a number of milliseconds\n", optarg);
+				fprintf(stderr,
+				    "commregd: --wait: \"%s\" is "
+				    "not a number of milliseconds\n",
+				    optarg);
 				return 2;
 			}
 			break;
 		case 'T':
 			opts.handshake_timeout = (int)strtol(optarg, &end, 10);
 			if (*end != '\0' || opts.handshake_timeout < 1) {
-				fprintf(stderr, "commregd: --handshake-timeout: "
-				    "\"%s\" is not a number of seconds\n", optarg);
+				fprintf(stderr,
+				    "commregd: --handshake-timeout: "
+				    "\"%s\" is not a number of seconds\n",
+				    optarg);
 				return 2;
 			}
 			break;
 		case 'O':
 			opts.max_output = strtoul(optarg, &end, 10);
 			if (*end != '\0' || opts.max_output < 4096) {
-				fprintf(stderr, "commregd: --max-output: \"%s\" "
-				    "is not a size of at least 4096\n", optarg);
+				fprintf(stderr,
+				    "commregd: --max-output: \"%s\" "
+				    "is not a size of at least 4096\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -215,7 +222,7 @@ main(int argc, char **argv)
 	if (home == NULL)
 		fatalx("no home directory: set HOME or use --home");
 	if (safe_comm_tree(home, getuid(), regdir, sizeof regdir, err,
-	    sizeof err) == -1)
+	        sizeof err) == -1)
 		fatalx("%s", err);
 	if (election_hostname(host, sizeof host) == -1)
 		fatal("gethostname");
@@ -226,7 +233,8 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	case ELECTION_FOUND:
 		printf("commregd: a registry is already running for %s on %s, "
-		    "port %d\n", pw ? pw->pw_name : "this user", host, port);
+		       "port %d\n",
+		    pw ? pw->pw_name : "this user", host, port);
 		return 0;
 	case ELECTION_WON:
 		break;
@@ -240,8 +248,8 @@ main(int argc, char **argv)
 	raise_fd_limit(&opts);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (server_init(&srv, base, claim.listen_fd, claim.port, host,
-	    &opts) == -1)
+	if (server_init(&srv, base, claim.listen_fd, claim.port, host, &opts) ==
+	    -1)
 		fatalx("cannot listen on port %d", claim.port);
 	snprintf(srv.owner, sizeof srv.owner, "%s",
 	    pw ? pw->pw_name : "unknown");

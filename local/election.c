@@ -48,13 +48,13 @@
 #include "log.h"
 #include "safepath.h"
 
-#define ELECTION_BACKLOG	511
-#define ELECTION_MAX_ROUNDS	4096	/* hard cap, whatever wait_ms says */
-#define ELECTION_MAX_RESTARTS	64	/* lost races before giving up */
-#define ELECTION_SLEEP_MIN_MS	2
-#define ELECTION_SLEEP_MAX_MS	50
-#define ELECTION_TEMP_TRIES	8
-#define PORT_MAX_LEN		6	/* "65535\n" */
+#define ELECTION_BACKLOG      511
+#define ELECTION_MAX_ROUNDS   4096 /* hard cap, whatever wait_ms says */
+#define ELECTION_MAX_RESTARTS 64   /* lost races before giving up */
+#define ELECTION_SLEEP_MIN_MS 2
+#define ELECTION_SLEEP_MAX_MS 50
+#define ELECTION_TEMP_TRIES   8
+#define PORT_MAX_LEN          6 /* "65535\n" */
 
 /*
  * Fault injection for tests/unit/test_election.c: when set, it is called
@@ -62,52 +62,51 @@
  * that blocks the next starter ("linked", "bound", "writing").  The daemons
  * never set it.
  */
-void	(*election_crash_hook)(const char *);
+void (*election_crash_hook)(const char *);
 
 /* What one look at the port file concluded. */
 enum step {
 	STEP_ERROR = -1,
-	STEP_FOUND,	/* live registry, port known */
-	STEP_WON,	/* we are the registry */
-	STEP_WAIT,	/* a live contender is at work */
-	STEP_RESTART,	/* the file changed under us: look again */
+	STEP_FOUND,   /* live registry, port known */
+	STEP_WON,     /* we are the registry */
+	STEP_WAIT,    /* a live contender is at work */
+	STEP_RESTART, /* the file changed under us: look again */
 };
 
 struct election {
-	const char	*regdir;
-	const char	*host;
-	uid_t		 uid;
-	int		 remembered;	/* a dead registry's port, or 0 */
-	pid_t		 waited_for;	/* the contender we wait for, if known */
-	char		*err;
-	size_t		 errlen;
+	const char *regdir;
+	const char *host;
+	uid_t uid;
+	int remembered;   /* a dead registry's port, or 0 */
+	pid_t waited_for; /* the contender we wait for, if known */
+	char *err;
+	size_t errlen;
 };
 
-static int	 say(struct election *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	 crash_point(const char *);
-static long	 now_ms(void);
-static void	 sleep_ms(long);
-static int	 port_parse(const char *, size_t);
-static int	 port_read(int);
-static int	 same_inode(int, const char *);
-static pid_t	 lock_holder(int);
-static int	 listen_on(int, int *);
-static int	 listen_claim(struct election *, struct election_claim *);
-static int	 port_write(struct election *, int, const char *, int);
-static int	 temp_create(struct election *, char *, size_t);
-static enum step become(struct election *, int, int,
-		    struct election_claim *);
+static int say(struct election *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void crash_point(const char *);
+static long now_ms(void);
+static void sleep_ms(long);
+static int port_parse(const char *, size_t);
+static int port_read(int);
+static int same_inode(int, const char *);
+static pid_t lock_holder(int);
+static int listen_on(int, int *);
+static int listen_claim(struct election *, struct election_claim *);
+static int port_write(struct election *, int, const char *, int);
+static int temp_create(struct election *, char *, size_t);
+static enum step become(struct election *, int, int, struct election_claim *);
 static enum step create_file(struct election *, struct election_claim *);
 static enum step look_at_file(struct election *, int, int *,
-		    struct election_claim *);
-static int	 temp_is_dead(int, const char *, const struct stat *);
-static void	 sweep_temps(struct election *, struct election_claim *);
+    struct election_claim *);
+static int temp_is_dead(int, const char *, const struct stat *);
+static void sweep_temps(struct election *, struct election_claim *);
 
 static int
 say(struct election *e, const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	if (e->err != NULL && e->errlen > 0) {
 		va_start(ap, fmt);
@@ -127,7 +126,7 @@ crash_point(const char *step)
 static long
 now_ms(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -136,7 +135,7 @@ now_ms(void)
 static void
 sleep_ms(long ms)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000;
@@ -148,8 +147,8 @@ sleep_ms(long ms)
 static int
 port_parse(const char *buf, size_t len)
 {
-	size_t	 i;
-	int	 port = 0;
+	size_t i;
+	int port = 0;
 
 	if (len < 2 || len > PORT_MAX_LEN || buf[len - 1] != '\n')
 		return -1;
@@ -165,8 +164,8 @@ port_parse(const char *buf, size_t len)
 static int
 port_read(int fd)
 {
-	char	 buf[PORT_MAX_LEN + 1];
-	ssize_t	 n;
+	char buf[PORT_MAX_LEN + 1];
+	ssize_t n;
 
 	do {
 		n = pread(fd, buf, sizeof(buf), 0);
@@ -183,7 +182,7 @@ port_read(int fd)
 static int
 same_inode(int fd, const char *path)
 {
-	struct stat	 a, b;
+	struct stat a, b;
 
 	if (fstat(fd, &a) == -1 || lstat(path, &b) == -1)
 		return 0;
@@ -194,19 +193,19 @@ same_inode(int fd, const char *path)
 static pid_t
 lock_holder(int fd)
 {
-	struct stat	 st;
-	FILE		*fp;
-	char		 line[256], kind[16];
-	unsigned int	 maj, mnr;
-	unsigned long	 ino;
-	int		 pid;
-	pid_t		 found = 0;
+	struct stat st;
+	FILE *fp;
+	char line[256], kind[16];
+	unsigned int maj, mnr;
+	unsigned long ino;
+	int pid;
+	pid_t found = 0;
 
 	if (fstat(fd, &st) == -1 || (fp = fopen("/proc/locks", "re")) == NULL)
 		return 0;
 	while (found == 0 && fgets(line, sizeof(line), fp) != NULL) {
 		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid,
-		    &maj, &mnr, &ino) != 5)
+		        &maj, &mnr, &ino) != 5)
 			continue;
 		if (strcmp(kind, "FLOCK") == 0 && maj == major(st.st_dev) &&
 		    mnr == minor(st.st_dev) && ino == st.st_ino)
@@ -223,9 +222,9 @@ lock_holder(int fd)
 static int
 listen_on(int port, int *bound)
 {
-	struct sockaddr_in	 sin;
-	socklen_t		 len;
-	int			 s, one = 1, saved;
+	struct sockaddr_in sin;
+	socklen_t len;
+	int s, one = 1, saved;
 
 	s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s == -1)
@@ -253,7 +252,7 @@ listen_on(int port, int *bound)
 static int
 listen_claim(struct election *e, struct election_claim *c)
 {
-	int	 s = -1, port = 0;
+	int s = -1, port = 0;
 
 	if (e->remembered != 0) {
 		s = listen_on(e->remembered, &port);
@@ -277,13 +276,12 @@ listen_claim(struct election *e, struct election_claim *c)
 static int
 port_write(struct election *e, int fd, const char *path, int port)
 {
-	char	 buf[16];
-	int	 n;
+	char buf[16];
+	int n;
 
 	n = snprintf(buf, sizeof(buf), "%d\n", port);
 	if (ftruncate(fd, 0) == -1)
-		return say(e, "%s: cannot truncate: %s", path,
-		    strerror(errno));
+		return say(e, "%s: cannot truncate: %s", path, strerror(errno));
 	if (pwrite(fd, buf, (size_t)n, 0) != n)
 		return say(e, "%s: cannot write the port: %s", path,
 		    strerror(errno));
@@ -300,8 +298,8 @@ port_write(struct election *e, int fd, const char *path, int port)
 static int
 temp_create(struct election *e, char *tpath, size_t len)
 {
-	uint32_t	 r;
-	int		 fd, i, n, saved;
+	uint32_t r;
+	int fd, i, n, saved;
 
 	for (i = 0; i < ELECTION_TEMP_TRIES; i++) {
 		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
@@ -310,8 +308,8 @@ temp_create(struct election *e, char *tpath, size_t len)
 		    e->host, (long)getpid(), (unsigned)r);
 		if (n < 0 || (size_t)n >= len)
 			return say(e, "%s: path too long", e->regdir);
-		fd = open(tpath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
+		fd = open(tpath,
+		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd == -1 && errno == EEXIST)
 			continue;
 		if (fd == -1)
@@ -341,8 +339,7 @@ temp_create(struct election *e, char *tpath, size_t len)
 		}
 		return fd;
 	}
-	return say(e, "%s: cannot find a free temporary file name",
-	    e->regdir);
+	return say(e, "%s: cannot find a free temporary file name", e->regdir);
 }
 
 /*
@@ -354,7 +351,7 @@ temp_create(struct election *e, char *tpath, size_t len)
 static enum step
 become(struct election *e, int fd, int fresh, struct election_claim *c)
 {
-	int	 old;
+	int old;
 
 	if (listen_claim(e, c) == -1)
 		goto fail;
@@ -371,12 +368,14 @@ become(struct election *e, int fd, int fresh, struct election_claim *c)
 	c->lock_fd = fd;
 	if (e->remembered != 0 && e->remembered != c->port)
 		log_info("registry port file %s: port %d is taken by another "
-		    "program; this registry listens on port %d", c->path,
-		    e->remembered, c->port);
+		         "program; this registry listens on port %d",
+		    c->path, e->remembered, c->port);
 	else
 		log_info("registry port file %s: this process is the registry "
-		    "on port %d%s", c->path, c->port, e->remembered != 0 ?
-		    " (the previous registry's port)" : "");
+		         "on port %d%s",
+		    c->path, c->port,
+		    e->remembered != 0 ? " (the previous registry's port)"
+		                       : "");
 	sweep_temps(e, c);
 	return STEP_WON;
 fail:
@@ -390,8 +389,8 @@ fail:
 static enum step
 create_file(struct election *e, struct election_claim *c)
 {
-	char	 tpath[sizeof(c->path)];
-	int	 fd, rc, saved;
+	char tpath[sizeof(c->path)];
+	int fd, rc, saved;
 
 	if ((fd = temp_create(e, tpath, sizeof(tpath))) == -1)
 		return STEP_ERROR;
@@ -422,31 +421,28 @@ create_file(struct election *e, struct election_claim *c)
  * content.
  */
 static enum step
-look_at_file(struct election *e, int fd, int *port,
-    struct election_claim *c)
+look_at_file(struct election *e, int fd, int *port, struct election_claim *c)
 {
-	int	 p;
+	int p;
 
 	if (safe_file_fd(fd, c->path, e->uid, e->err, e->errlen) == -1)
 		goto error;
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK) {
-			say(e, "%s: cannot lock: %s", c->path,
-			    strerror(errno));
+			say(e, "%s: cannot lock: %s", c->path, strerror(errno));
 			goto error;
 		}
 		p = port_read(fd);
 		if (p == -2) {
-			say(e, "%s: cannot read: %s", c->path,
-			    strerror(errno));
+			say(e, "%s: cannot read: %s", c->path, strerror(errno));
 			goto error;
 		}
-		if (p > 0) {	/* rule (a): a registry lives there */
+		if (p > 0) { /* rule (a): a registry lives there */
 			close(fd);
 			*port = p;
 			return STEP_FOUND;
 		}
-		e->waited_for = lock_holder(fd);	/* rule (b) */
+		e->waited_for = lock_holder(fd); /* rule (b) */
 		close(fd);
 		return STEP_WAIT;
 	}
@@ -478,8 +474,8 @@ error:
 static int
 temp_is_dead(int dfd, const char *name, const struct stat *mine)
 {
-	struct stat	 st, fst;
-	int		 fd, dead = 0;
+	struct stat st, fst;
+	int fd, dead = 0;
 
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return 0;
@@ -504,12 +500,12 @@ temp_is_dead(int dfd, const char *name, const struct stat *mine)
 static void
 sweep_temps(struct election *e, struct election_claim *c)
 {
-	struct stat	 mine;
-	struct dirent	*de;
-	DIR		*dir;
-	char		 prefix[NAME_MAX + 2];
-	size_t		 pl, nl;
-	int		 dfd;
+	struct stat mine;
+	struct dirent *de;
+	DIR *dir;
+	char prefix[NAME_MAX + 2];
+	size_t pl, nl;
+	int dfd;
 
 	if (fstat(c->lock_fd, &mine) == -1 ||
 	    (dfd = open(e->regdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
@@ -528,7 +524,8 @@ sweep_temps(struct election *e, struct election_claim *c)
 		if (temp_is_dead(dfd, de->d_name, &mine) &&
 		    unlinkat(dfd, de->d_name, 0) == 0)
 			log_debug("election: removed %s/%s left by a dead "
-			    "contender", e->regdir, de->d_name);
+			          "contender",
+			    e->regdir, de->d_name);
 	}
 	closedir(dir);
 }
@@ -537,10 +534,10 @@ enum election_result
 election_run(const char *regdir, const char *host, int wait_ms, int *port,
     struct election_claim *claim, char *err, size_t errlen)
 {
-	struct election	 e;
-	enum step	 st;
-	long		 start, left, nap = ELECTION_SLEEP_MIN_MS;
-	int		 fd, n, round, restarts = 0, found = 0;
+	struct election e;
+	enum step st;
+	long start, left, nap = ELECTION_SLEEP_MIN_MS;
+	int fd, n, round, restarts = 0, found = 0;
 
 	memset(&e, 0, sizeof(e));
 	e.regdir = regdir;
@@ -553,8 +550,10 @@ election_run(const char *regdir, const char *host, int wait_ms, int *port,
 
 	if (host == NULL || host[0] == '\0' || host[0] == '.' ||
 	    strchr(host, '/') != NULL || strlen(host) > NAME_MAX - 32) {
-		say(&e, "\"%s\": not usable as a port file name (a host name "
-		    "is expected)", host != NULL ? host : "");
+		say(&e,
+		    "\"%s\": not usable as a port file name (a host name "
+		    "is expected)",
+		    host != NULL ? host : "");
 		return ELECTION_ERROR;
 	}
 	n = snprintf(claim->path, sizeof(claim->path), "%s/%s", regdir, host);
@@ -565,13 +564,15 @@ election_run(const char *regdir, const char *host, int wait_ms, int *port,
 
 	start = now_ms();
 	for (round = 0; round < ELECTION_MAX_ROUNDS; round++) {
-		fd = open(claim->path, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
-		    O_CLOEXEC);
+		fd = open(claim->path,
+		    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd == -1 && errno == ENOENT)
 			st = create_file(&e, claim);
 		else if (fd == -1 && errno == ELOOP) {
-			say(&e, "%s: is a symbolic link; refusing to follow "
-			    "it (remove it)", claim->path);
+			say(&e,
+			    "%s: is a symbolic link; refusing to follow "
+			    "it (remove it)",
+			    claim->path);
 			st = STEP_ERROR;
 		} else if (fd == -1) {
 			say(&e, "%s: cannot open: %s", claim->path,
@@ -595,7 +596,8 @@ election_run(const char *regdir, const char *host, int wait_ms, int *port,
 			return ELECTION_ERROR;
 		case STEP_RESTART:
 			if (++restarts > ELECTION_MAX_RESTARTS) {
-				say(&e, "%s: the port file kept changing "
+				say(&e,
+				    "%s: the port file kept changing "
 				    "under us (%d times); giving up",
 				    claim->path, restarts);
 				return ELECTION_ERROR;
@@ -609,18 +611,21 @@ election_run(const char *regdir, const char *host, int wait_ms, int *port,
 		if (left <= 0)
 			break;
 		sleep_ms(nap < left ? nap : left);
-		nap = nap * 2 > ELECTION_SLEEP_MAX_MS ? ELECTION_SLEEP_MAX_MS :
-		    nap * 2;
+		nap = nap * 2 > ELECTION_SLEEP_MAX_MS ? ELECTION_SLEEP_MAX_MS
+		                                      : nap * 2;
 	}
 	if (e.waited_for > 0)
-		say(&e, "%s: process %ld has been becoming the registry for "
+		say(&e,
+		    "%s: process %ld has been becoming the registry for "
 		    "%ld ms without writing its port; if it is stuck, stop it "
-		    "and start again", claim->path, (long)e.waited_for,
-		    now_ms() - start);
+		    "and start again",
+		    claim->path, (long)e.waited_for, now_ms() - start);
 	else
-		say(&e, "%s: another process has been becoming the registry "
+		say(&e,
+		    "%s: another process has been becoming the registry "
 		    "for %ld ms without writing its port; if it is stuck, "
-		    "stop it and start again", claim->path, now_ms() - start);
+		    "stop it and start again",
+		    claim->path, now_ms() - start);
 	return ELECTION_ERROR;
 }
 
@@ -642,7 +647,7 @@ election_release(struct election_claim *c)
 int
 election_hostname(char *buf, size_t len)
 {
-	char	*dot;
+	char *dot;
 
 	if (len == 0)
 		return -1;

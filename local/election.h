@@ -34,9 +34,9 @@ enum election_result {
 };
 
 struct election_claim {
-	int  lock_fd;   /* the port file, flock'ed; keep open for life */
-	int  listen_fd; /* listening TCP socket on 127.0.0.1 */
-	int  port;
+	int lock_fd;   /* the port file, flock'ed; keep open for life */
+	int listen_fd; /* listening TCP socket on 127.0.0.1 */
+	int port;
 	char path[4096]; /* port file path */
 };
 
@@ -50,8 +50,8 @@ struct election_claim {
  * the port file already says so.
  */
 enum election_result election_run(const char *regdir, const char *host,
-    int wait_ms, int *port, struct election_claim *claim,
-    char *err, size_t errlen);
+    int wait_ms, int *port, struct election_claim *claim, char *err,
+    size_t errlen);
 
 /* Give up the registry: close the listening socket, remove nothing (the
  * file stays as the remembered port), release the lock. */

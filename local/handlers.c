@@ -12,8 +12,6 @@
 #include "handlers.h"
 #include "log.h"
 
-
-
 static int
 arg_is(const struct tl_elem *e, const char *s)
 {
@@ -80,7 +78,7 @@ search_add(const struct reg_entry *e, void *arg)
 static int
 cmd_search(struct cmd_ctx *c)
 {
-	struct search_ctx sc = { c->result, 0 };
+	struct search_ctx sc = {c->result, 0};
 	const struct tl_elem *pat = &c->words->v[1];
 
 	registry_match(c->srv->reg, pat->p, pat->len, search_add, &sc);
@@ -205,7 +203,8 @@ parse_port(const struct tl_elem *e, int *port, struct tbuf *err)
 	long v = strtol(e->p, &end, 10);
 
 	if (end == e->p || *end != '\0' || v < 1 || v > 65535) {
-		tbuf_printf(err, "expected a port number 1-65535 but got \"%.*s\"",
+		tbuf_printf(err,
+		    "expected a port number 1-65535 but got \"%.*s\"",
 		    (int)(e->len > 64 ? 64 : e->len), e->p);
 		return -1;
 	}
@@ -248,10 +247,12 @@ cmd_register(struct cmd_ctx *c)
 			a.datalen = val->len;
 		} else if (arg_is(o, "-scope")) {
 			if (!arg_is(val, "user")) {
-				tbuf_printf(c->result, "scope \"%.32s\" is not "
+				tbuf_printf(c->result,
+				    "scope \"%.32s\" is not "
 				    "served here: this registry offers scope "
 				    "user (host and global need the host "
-				    "gateway)", val->p);
+				    "gateway)",
+				    val->p);
 				return 1;
 			}
 		} else if (arg_is(o, "-serial")) {
@@ -272,8 +273,10 @@ cmd_register(struct cmd_ctx *c)
 			}
 			a.pid = (pid_t)v;
 		} else {
-			tbuf_printf(c->result, "bad option \"%.64s\": must be "
-			    "-data, -host, -pid, -scope or -serial", o->p);
+			tbuf_printf(c->result,
+			    "bad option \"%.64s\": must be "
+			    "-data, -host, -pid, -scope or -serial",
+			    o->p);
 			return 1;
 		}
 	}
@@ -303,9 +306,9 @@ cmd_unregister(struct cmd_ctx *c)
 	if (e == NULL || e->owner != p) {
 		tbuf_adds(c->result, "\"");
 		tbuf_add(c->result, name->p, name->len);
-		tbuf_adds(c->result, e == NULL ?
-		    "\" is not registered" :
-		    "\" was registered by another connection");
+		tbuf_adds(c->result,
+		    e == NULL ? "\" is not registered"
+		              : "\" was registered by another connection");
 		return 1;
 	}
 	registry_remove(c->srv->reg, e, &p->entries);
@@ -368,8 +371,10 @@ cmd_watch(struct cmd_ctx *c)
 	size_t n;
 
 	if (watch_find(p, REG_WATCH_COMMREG, &w->v[1]) != NULL) {
-		tbuf_printf(c->result, "a watch with tag \"%.64s\" already "
-		    "exists on this connection", w->v[1].p);
+		tbuf_printf(c->result,
+		    "a watch with tag \"%.64s\" already "
+		    "exists on this connection",
+		    w->v[1].p);
 		return 1;
 	}
 	if (p->nwatches >= c->srv->o.max_watches)
@@ -417,22 +422,21 @@ cmd_stats(struct cmd_ctx *c)
 /* Usage strings are the argument names tcllib's server uses, so a
  * wrong-args error reads as Tcl's would. */
 static const struct cmd_entry cmd_table[] = {
-	{ "Bind", 2, 2, "name cdata", cmd_bind },
-	{ "Release", 0, 0, "", cmd_release },
-	{ "Search", 1, 1, "pattern", cmd_search },
-	{ "ProtocolVersion", 0, 0, "", cmd_protocol_version },
-	{ "ProtocolFeatures", 0, 0, "", cmd_protocol_features },
-	{ "Search/Continuous/Start", 2, 2, "tag pattern", cmd_search_start },
-	{ "Search/Continuous/Stop", 1, 1, "tag", cmd_search_stop },
-	{ "Commreg/Hello", 0, 1, "?clientversion?", cmd_hello },
-	{ "Commreg/Register", 2, -1, "name port ?-option value ...?",
-	    cmd_register },
-	{ "Commreg/Unregister", 1, 1, "name", cmd_unregister },
-	{ "Commreg/Lookup", 1, 1, "name", cmd_lookup },
-	{ "Commreg/List", 0, 1, "?pattern?", cmd_list },
-	{ "Commreg/Watch", 2, 2, "tag pattern", cmd_watch },
-	{ "Commreg/Unwatch", 1, 1, "tag", cmd_unwatch },
-	{ "Commreg/Stats", 0, 0, "", cmd_stats },
+    {"Bind", 2, 2, "name cdata", cmd_bind},
+    {"Release", 0, 0, "", cmd_release},
+    {"Search", 1, 1, "pattern", cmd_search},
+    {"ProtocolVersion", 0, 0, "", cmd_protocol_version},
+    {"ProtocolFeatures", 0, 0, "", cmd_protocol_features},
+    {"Search/Continuous/Start", 2, 2, "tag pattern", cmd_search_start},
+    {"Search/Continuous/Stop", 1, 1, "tag", cmd_search_stop},
+    {"Commreg/Hello", 0, 1, "?clientversion?", cmd_hello},
+    {"Commreg/Register", 2, -1, "name port ?-option value ...?", cmd_register},
+    {"Commreg/Unregister", 1, 1, "name", cmd_unregister},
+    {"Commreg/Lookup", 1, 1, "name", cmd_lookup},
+    {"Commreg/List", 0, 1, "?pattern?", cmd_list},
+    {"Commreg/Watch", 2, 2, "tag pattern", cmd_watch},
+    {"Commreg/Unwatch", 1, 1, "tag", cmd_unwatch},
+    {"Commreg/Stats", 0, 0, "", cmd_stats},
 };
 
 const struct cmd_entry *
@@ -470,8 +474,8 @@ handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
 		s->note_change = registry_change(s->reg);
 		s->note_kind = (int)w->kind;
 	}
-	words[0] = w->kind == REG_WATCH_NNS ? "Search/Continuous/Change" :
-	    "Commreg/Event";
+	words[0] = w->kind == REG_WATCH_NNS ? "Search/Continuous/Change"
+	                                    : "Commreg/Event";
 	lens[0] = strlen(words[0]);
 	words[1] = w->tag;
 	lens[1] = w->taglen;

@@ -27,7 +27,7 @@ struct cmd_entry {
 const struct cmd_entry *cmd_find(const char *name, size_t len);
 
 /* Called by the registry for every change a watch matches. */
-void handlers_notify(struct reg_watch *, const struct reg_entry *,
-    bool added, void *arg);
+void handlers_notify(struct reg_watch *, const struct reg_entry *, bool added,
+    void *arg);
 
 #endif

@@ -34,28 +34,26 @@
 #include "peeruid.h"
 
 /* The kernel answers during sendmsg(); this only guards against a bug. */
-#define PEERUID_TIMEOUT_MS	250
-#define PEERUID_MAX_READS	4
+#define PEERUID_TIMEOUT_MS 250
+#define PEERUID_MAX_READS  4
 
 /* One end of a connection, IPv4 addresses kept as v4-mapped IPv6. */
 struct endpoint {
-	struct in6_addr	 addr;
-	uint16_t	 port;	/* network order */
+	struct in6_addr addr;
+	uint16_t port; /* network order */
 };
 
-static int	 endpoint_of(const struct sockaddr_storage *,
-		    struct endpoint *);
-static int	 is_v4(const struct in6_addr *);
-static int	 is_loopback(const struct in6_addr *);
-static int	 is_local_address(const struct in6_addr *);
+static int endpoint_of(const struct sockaddr_storage *, struct endpoint *);
+static int is_v4(const struct in6_addr *);
+static int is_loopback(const struct in6_addr *);
+static int is_local_address(const struct in6_addr *);
 static const char *endpoint_str(const struct endpoint *, char *, size_t);
-static int	 diag_open(char *, size_t);
-static void	 put_addr(uint32_t[4], const struct in6_addr *, int);
-static int	 diag_ask(int, int, const struct endpoint *,
-		    const struct endpoint *, uid_t *, char *, size_t);
-static int	 diag_reply(const struct nlmsghdr *, uint32_t,
-		    const struct endpoint *, const struct endpoint *, uid_t *,
-		    char *, size_t);
+static int diag_open(char *, size_t);
+static void put_addr(uint32_t[4], const struct in6_addr *, int);
+static int diag_ask(int, int, const struct endpoint *, const struct endpoint *,
+    uid_t *, char *, size_t);
+static int diag_reply(const struct nlmsghdr *, uint32_t,
+    const struct endpoint *, const struct endpoint *, uid_t *, char *, size_t);
 
 static int
 is_v4(const struct in6_addr *a)
@@ -66,8 +64,8 @@ is_v4(const struct in6_addr *a)
 static int
 endpoint_of(const struct sockaddr_storage *ss, struct endpoint *ep)
 {
-	const struct sockaddr_in	*sin;
-	const struct sockaddr_in6	*sin6;
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
 
 	memset(ep, 0, sizeof(*ep));
 	switch (ss->ss_family) {
@@ -99,10 +97,10 @@ is_loopback(const struct in6_addr *a)
 static int
 is_local_address(const struct in6_addr *a)
 {
-	struct ifaddrs		*ifa, *i;
-	struct sockaddr_storage	 ss;
-	struct endpoint		 ep;
-	int			 found = 0;
+	struct ifaddrs *ifa, *i;
+	struct sockaddr_storage ss;
+	struct endpoint ep;
+	int found = 0;
 
 	if (getifaddrs(&ifa) == -1)
 		return 0;
@@ -126,7 +124,7 @@ is_local_address(const struct in6_addr *a)
 static const char *
 endpoint_str(const struct endpoint *ep, char *buf, size_t len)
 {
-	char	 a[INET6_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN];
 
 	if (is_v4(&ep->addr))
 		inet_ntop(AF_INET, &ep->addr.s6_addr[12], a, sizeof(a));
@@ -140,8 +138,8 @@ endpoint_str(const struct endpoint *ep, char *buf, size_t len)
 static int
 diag_open(char *err, size_t errlen)
 {
-	struct timeval	 tv;
-	int		 s;
+	struct timeval tv;
+	int s;
 
 	s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (s == -1)
@@ -176,29 +174,30 @@ put_addr(uint32_t dst[4], const struct in6_addr *a, int family)
  * be mistaken for root.
  */
 static int
-diag_reply(const struct nlmsghdr *nh, uint32_t seq,
-    const struct endpoint *peer, const struct endpoint *self, uid_t *uid,
-    char *err, size_t errlen)
+diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
+    const struct endpoint *self, uid_t *uid, char *err, size_t errlen)
 {
-	const struct inet_diag_msg	*m;
-	const struct nlmsgerr		*ne;
-	struct endpoint			 src, dst;
+	const struct inet_diag_msg *m;
+	const struct nlmsgerr *ne;
+	struct endpoint src, dst;
 
 	if (nh->nlmsg_seq != seq)
-		return 1;	/* not ours: read on */
+		return 1; /* not ours: read on */
 	if (nh->nlmsg_type == NLMSG_ERROR) {
 		if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*ne)))
 			return reason(err, errlen, "inet_diag: short error");
 		ne = NLMSG_DATA(nh);
 		if (ne->error == -ENOENT)
-			return reason(err, errlen, "no local TCP socket is the "
+			return reason(err, errlen,
+			    "no local TCP socket is the "
 			    "other end of this connection");
 		return reason(err, errlen, "inet_diag: %s",
 		    strerror(-ne->error));
 	}
 	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 	    nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
-		return reason(err, errlen, "inet_diag: unexpected reply type %u",
+		return reason(err, errlen,
+		    "inet_diag: unexpected reply type %u",
 		    (unsigned)nh->nlmsg_type);
 	m = NLMSG_DATA(nh);
 
@@ -217,15 +216,18 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq,
 	src.port = m->id.idiag_sport;
 	dst.port = m->id.idiag_dport;
 	if (m->idiag_state == TCP_LISTEN)
-		return reason(err, errlen, "only a listening socket has that "
+		return reason(err, errlen,
+		    "only a listening socket has that "
 		    "port; no process holds the other end");
 	if (memcmp(&src.addr, &peer->addr, 16) != 0 ||
-	    memcmp(&dst.addr, &self->addr, 16) != 0 ||
-	    src.port != peer->port || dst.port != self->port)
-		return reason(err, errlen, "inet_diag answered for another "
+	    memcmp(&dst.addr, &self->addr, 16) != 0 || src.port != peer->port ||
+	    dst.port != self->port)
+		return reason(err, errlen,
+		    "inet_diag answered for another "
 		    "socket");
 	if (m->idiag_inode == 0)
-		return reason(err, errlen, "the peer's socket is not held by "
+		return reason(err, errlen,
+		    "the peer's socket is not held by "
 		    "any process (closed, or not yet accepted)");
 	log_debug("peeruid: peer socket inode %u uid %u state %u",
 	    (unsigned)m->idiag_inode, (unsigned)m->idiag_uid,
@@ -243,27 +245,27 @@ diag_ask(int s, int family, const struct endpoint *peer,
     const struct endpoint *self, uid_t *uid, char *err, size_t errlen)
 {
 	struct {
-		struct nlmsghdr		nh;
-		struct inet_diag_req_v2	req;
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 req;
 	} msg;
-	struct sockaddr_nl	 nl;
-	struct nlmsghdr		*nh;
+	struct sockaddr_nl nl;
+	struct nlmsghdr *nh;
 	union {
-		struct nlmsghdr	 nh;
-		char		 buf[8192];
+		struct nlmsghdr nh;
+		char buf[8192];
 	} rb;
-	static uint32_t		 seqno;
-	socklen_t		 nllen;
-	ssize_t			 n;
-	size_t			 left;
-	uint32_t		 seq;
-	int			 reads, rc;
+	static uint32_t seqno;
+	socklen_t nllen;
+	ssize_t n;
+	size_t left;
+	uint32_t seq;
+	int reads, rc;
 
 	seq = ++seqno ^ ((uint32_t)getpid() << 16);
 	memset(&msg, 0, sizeof(msg));
 	msg.nh.nlmsg_len = sizeof(msg);
 	msg.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	msg.nh.nlmsg_flags = NLM_F_REQUEST;	/* exact lookup, no dump */
+	msg.nh.nlmsg_flags = NLM_F_REQUEST; /* exact lookup, no dump */
 	msg.nh.nlmsg_seq = seq;
 	msg.req.sdiag_family = family;
 	msg.req.sdiag_protocol = IPPROTO_TCP;
@@ -279,7 +281,7 @@ diag_ask(int s, int family, const struct endpoint *peer,
 	memset(&nl, 0, sizeof(nl));
 	nl.nl_family = AF_NETLINK;
 	if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl,
-	    sizeof(nl)) != (ssize_t)sizeof(msg))
+	        sizeof(nl)) != (ssize_t)sizeof(msg))
 		return reason(err, errlen, "inet_diag request: %s",
 		    strerror(errno));
 
@@ -290,16 +292,18 @@ diag_ask(int s, int family, const struct endpoint *peer,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return reason(err, errlen, "inet_diag: no answer within "
-			    "%d ms", PEERUID_TIMEOUT_MS);
+			return reason(err, errlen,
+			    "inet_diag: no answer within "
+			    "%d ms",
+			    PEERUID_TIMEOUT_MS);
 		if (n == -1)
 			return reason(err, errlen, "inet_diag reply: %s",
 			    strerror(errno));
 		if (nl.nl_pid != 0)
-			continue;	/* only the kernel may answer */
+			continue; /* only the kernel may answer */
 		left = (size_t)n;
 		for (nh = &rb.nh; NLMSG_OK(nh, left);
-		    nh = NLMSG_NEXT(nh, left)) {
+		     nh = NLMSG_NEXT(nh, left)) {
 			rc = diag_reply(nh, seq, peer, self, uid, err, errlen);
 			if (rc <= 0)
 				return rc;
@@ -311,11 +315,11 @@ diag_ask(int s, int family, const struct endpoint *peer,
 int
 peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 {
-	struct sockaddr_storage	 pss, lss;
-	struct endpoint		 peer, self;
-	socklen_t		 len;
-	char			 pb[INET6_ADDRSTRLEN + 8], why[256];
-	int			 s, rc;
+	struct sockaddr_storage pss, lss;
+	struct endpoint peer, self;
+	socklen_t len;
+	char pb[INET6_ADDRSTRLEN + 8], why[256];
+	int s, rc;
 
 	len = sizeof(pss);
 	memset(&pss, 0, sizeof(pss));
@@ -331,7 +335,8 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 		return reason(err, errlen, "not a TCP/IP connection");
 	endpoint_str(&peer, pb, sizeof(pb));
 	if (!is_loopback(&peer.addr) && !is_local_address(&peer.addr))
-		return reason(err, errlen, "peer %s is not on this host (not a "
+		return reason(err, errlen,
+		    "peer %s is not on this host (not a "
 		    "loopback or local address); its uid cannot be known",
 		    pb);
 
@@ -342,8 +347,8 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 	 * is a dual-stack IPv6 socket: the kernel hashes both by the IPv4
 	 * 4-tuple.
 	 */
-	rc = diag_ask(s, is_v4(&peer.addr) ? AF_INET : AF_INET6, &peer,
-	    &self, uid, err, errlen);
+	rc = diag_ask(s, is_v4(&peer.addr) ? AF_INET : AF_INET6, &peer, &self,
+	    uid, err, errlen);
 	close(s);
 	if (rc == -1 && err != NULL && errlen > 0) {
 		snprintf(why, sizeof(why), "%s", err);

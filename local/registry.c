@@ -201,7 +201,7 @@ notify_all(struct registry *r, const struct reg_entry *e, bool added)
 	}
 	TAILQ_FOREACH_SAFE(w, &r->globs, link, next) {
 		if (tcl_string_match(w->pattern, w->patlen, e->name,
-		    e->namelen))
+		        e->namelen))
 			r->notify(w, e, added, r->arg);
 	}
 }
@@ -217,8 +217,8 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 		return -1;
 	}
 	if (len > REG_NAME_MAX) {
-		tbuf_printf(err, "name is %zu bytes long, the limit is %d",
-		    len, REG_NAME_MAX);
+		tbuf_printf(err, "name is %zu bytes long, the limit is %d", len,
+		    REG_NAME_MAX);
 		return -1;
 	}
 	for (i = 0; i < len; i++) {
@@ -241,7 +241,7 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 		tbuf_adds(err, "name \"");
 		tbuf_add(err, name, len);
 		tbuf_adds(err, "\" ends in a serial number; register the "
-		    "base name and the registry assigns the serial");
+		               "base name and the registry assigns the serial");
 		return -1;
 	}
 	return 0;
@@ -262,8 +262,7 @@ make_name(struct tbuf *out, const char *base, size_t baselen, int serial)
  * host span inside data.
  */
 static void
-port_from_data(const char *data, size_t datalen, int *port,
-    struct tbuf *host)
+port_from_data(const char *data, size_t datalen, int *port, struct tbuf *host)
 {
 	static __thread struct tlist l;
 	const char *err;
@@ -305,8 +304,7 @@ entry_new(const struct tbuf *name, const char *base, size_t baselen,
 	struct reg_entry *e;
 	char *p;
 
-	e = malloc(sizeof *e + name->len + baselen + host->len + data->len +
-	    4);
+	e = malloc(sizeof *e + name->len + baselen + host->len + data->len + 4);
 	if (e == NULL)
 		fatalx("out of memory");
 	memset(e, 0, sizeof *e);
@@ -351,13 +349,14 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 		if (registry_find(r, name.p, name.len) != NULL) {
 			/* Tk's rule: the lowest free serial. */
 			for (serial = 1, tries = 0; tries < REG_SERIAL_MAX;
-			    serial++, tries++) {
+			     serial++, tries++) {
 				make_name(&name, a->base, a->baselen, serial);
 				if (registry_find(r, name.p, name.len) == NULL)
 					break;
 			}
 			if (tries == REG_SERIAL_MAX) {
-				tbuf_printf(err, "too many instances of \"%.*s\"",
+				tbuf_printf(err,
+				    "too many instances of \"%.*s\"",
 				    (int)a->baselen, a->base);
 				return NULL;
 			}
@@ -475,7 +474,7 @@ entry_cmp(const void *a, const void *b)
 const struct reg_entry **
 registry_sorted(struct registry *r, const char *pat, size_t plen, size_t *n)
 {
-	struct sorted_ctx c = { NULL, 0, 0 };
+	struct sorted_ctx c = {NULL, 0, 0};
 
 	registry_match(r, pat, plen, sorted_collect, &c);
 	if (c.n > 1)
@@ -486,8 +485,8 @@ registry_sorted(struct registry *r, const char *pat, size_t plen, size_t *n)
 
 struct reg_watch *
 registry_watch_add(struct registry *r, enum reg_watch_kind kind,
-    const char *tag, size_t taglen, const char *pat, size_t plen,
-    void *owner, struct reg_watch_list *owner_list)
+    const char *tag, size_t taglen, const char *pat, size_t plen, void *owner,
+    struct reg_watch_list *owner_list)
 {
 	struct reg_watch *w = xcalloc(1, sizeof *w);
 

@@ -27,8 +27,8 @@
 
 /* glibc's sys/queue.h lacks the _SAFE iterators the BSDs have. */
 #ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                           \
-	for ((var) = TAILQ_FIRST((head));                                    \
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                             \
+	for ((var) = TAILQ_FIRST((head));                                      \
 	     (var) && ((tvar) = TAILQ_NEXT((var), field), 1); (var) = (tvar))
 #endif
 
@@ -49,7 +49,7 @@ struct reg_entry {
 	int serial;
 	int port; /* -1: none (a Bind whose data is not a comm id) */
 	uid_t uid;
-	pid_t pid; /* 0: unknown */
+	pid_t pid;     /* 0: unknown */
 	uint8_t scope; /* enum reg_scope */
 	bool nns;      /* made by Bind: DATA is the client's, port guessed */
 	time_t since;
@@ -74,8 +74,8 @@ struct reg_watch {
 	bool literal;
 	void *owner;
 	TAILQ_ENTRY(reg_watch) owner_link;
-	TAILQ_ENTRY(reg_watch) link;   /* glob list or literal bucket */
-	struct reg_watch_slot *slot;   /* literal: its bucket */
+	TAILQ_ENTRY(reg_watch) link; /* glob list or literal bucket */
+	struct reg_watch_slot *slot; /* literal: its bucket */
 };
 TAILQ_HEAD(reg_watch_list, reg_watch);
 
@@ -88,7 +88,7 @@ struct registry;
 struct reg_add {
 	const char *base;
 	size_t baselen;
-	bool nns;       /* Bind: exact name, refuse if taken */
+	bool nns;        /* Bind: exact name, refuse if taken */
 	int want_serial; /* Register: 0 any, else preferred serial */
 	int port;
 	const char *host;
@@ -122,8 +122,8 @@ const struct reg_entry **registry_sorted(struct registry *, const char *pat,
     size_t plen, size_t *n);
 
 struct reg_watch *registry_watch_add(struct registry *, enum reg_watch_kind,
-    const char *tag, size_t taglen, const char *pat, size_t plen,
-    void *owner, struct reg_watch_list *owner_list);
+    const char *tag, size_t taglen, const char *pat, size_t plen, void *owner,
+    struct reg_watch_list *owner_list);
 void registry_watch_remove(struct registry *, struct reg_watch *,
     struct reg_watch_list *owner_list);
 

@@ -102,7 +102,7 @@ peer_kill(struct peer *p)
 void
 peer_fail(struct peer *p, const char *fmt, ...)
 {
-	char    msg[512];
+	char msg[512];
 	va_list ap;
 
 	if (p->state == PEER_DEAD)
@@ -230,8 +230,8 @@ peer_hello(struct peer *p, const struct tlist *line)
 	bool ok = false;
 
 	tlist_init(&vers);
-	if (line->n >= 1 && tlist_parse(&vers, line->v[0].p, line->v[0].len,
-	    &err) == 0) {
+	if (line->n >= 1 &&
+	    tlist_parse(&vers, line->v[0].p, line->v[0].len, &err) == 0) {
 		for (i = 0; i < vers.n; i++)
 			if (strcmp(vers.v[i].p, "3") == 0)
 				ok = true;
@@ -239,7 +239,7 @@ peer_hello(struct peer *p, const struct tlist *line)
 	tlist_free(&vers);
 	if (!ok || line->n < 2) {
 		peer_fail(p, "first line is not a comm protocol offer "
-		    "with version 3");
+		             "with version 3");
 		return;
 	}
 	p->remote_port = atoi(line->v[1].p);
@@ -257,8 +257,8 @@ peer_reply(struct peer *p, const char *kind, int64_t serial, int code,
 	struct server *s = p->srv;
 
 	tbuf_reset(&s->out);
-	comm_format_reply(&s->out, kind, serial, code, result->p,
-	    result->len, NULL);
+	comm_format_reply(&s->out, kind, serial, code, result->p, result->len,
+	    NULL);
 	peer_write(p, &s->out);
 }
 
@@ -320,8 +320,8 @@ peer_message(struct peer *p, const struct tlist *m)
 		return;
 	}
 	if (m->n != 3) {
-		peer_fail(p, "\"%s\" message with %zu words instead of 3",
-		    kind, m->n);
+		peer_fail(p, "\"%s\" message with %zu words instead of 3", kind,
+		    m->n);
 		return;
 	}
 	serial = strtoll(m->v[1].p, &end, 10);
@@ -330,8 +330,8 @@ peer_message(struct peer *p, const struct tlist *m)
 		    m->v[1].p);
 		return;
 	}
-	if (comm_payload_command(m->v[2].p, m->v[2].len, &s->frags,
-	    &s->scratch, &s->words, &s->err) == -1) {
+	if (comm_payload_command(m->v[2].p, m->v[2].len, &s->frags, &s->scratch,
+	        &s->words, &s->err) == -1) {
 		tbuf_reset(&s->result);
 		tbuf_add(&s->result, s->err.p, s->err.len);
 		code = 1;
@@ -396,8 +396,8 @@ peer_read(evutil_socket_t fd, short ev, void *arg)
 		tbuf_reset(b);
 	tbuf_reserve(b, PEER_READ_CHUNK);
 	n = read(p->fd, b->p + b->len, PEER_READ_CHUNK);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-	    errno == EINTR))
+	if (n == -1 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
 		if (n == 0)
@@ -423,8 +423,8 @@ peer_read(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
-server_accept(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
 {
 	struct server *s = arg;
 	struct peer *p;
@@ -451,7 +451,8 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	if (uid != s->uid) {
 		log_warnx("refused %s: uid %ld is not the owner of this "
-		    "registry (uid %ld)", addr, (long)uid, (long)s->uid);
+		          "registry (uid %ld)",
+		    addr, (long)uid, (long)s->uid);
 		s->refused++;
 		close(fd);
 		return;
@@ -478,16 +479,15 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 	tbuf_init(&p->in);
 	tbuf_init(&p->out);
 	evutil_make_socket_nonblocking(fd);
-	p->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, peer_read,
-	    p);
-	p->ev_write = event_new(s->base, fd, EV_WRITE | EV_PERSIST,
-	    peer_writable, p);
+	p->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, peer_read, p);
+	p->ev_write =
+	    event_new(s->base, fd, EV_WRITE | EV_PERSIST, peer_writable, p);
 	if (p->ev_read == NULL || p->ev_write == NULL)
 		fatalx("event_new failed");
 	event_add(p->ev_read, NULL);
 	p->timer = evtimer_new(s->base, peer_handshake_timeout, p);
 	{
-		struct timeval tv = { s->o.handshake_timeout, 0 };
+		struct timeval tv = {s->o.handshake_timeout, 0};
 
 		evtimer_add(p->timer, &tv);
 	}
@@ -504,8 +504,8 @@ server_accept_error(struct evconnlistener *l, void *arg)
 }
 
 int
-server_init(struct server *s, struct event_base *base, int listen_fd,
-    int port, const char *host, const struct server_opts *o)
+server_init(struct server *s, struct event_base *base, int listen_fd, int port,
+    const char *host, const struct server_opts *o)
 {
 	memset(s, 0, sizeof *s);
 	s->base = base;

@@ -46,7 +46,7 @@ struct peer {
 	struct tbuf in;         /* bytes read, not yet framed */
 	struct tbuf out;        /* replies not yet written, from out_off */
 	size_t out_off;
-	bool dirty;             /* on srv->flush: has output to write */
+	bool dirty; /* on srv->flush: has output to write */
 	TAILQ_ENTRY(peer) flush_link;
 	enum peer_state state;
 	char addr[64]; /* "127.0.0.1:40312" for the log */
@@ -88,7 +88,7 @@ struct server {
 	struct tbuf note, payload; /* notifications (fan-out hot path) */
 	uint64_t note_change;      /* what note holds: change and kind */
 	int note_kind;
-	struct tbuf rbuf;          /* reads of peers with no partial input */
+	struct tbuf rbuf; /* reads of peers with no partial input */
 };
 
 int server_init(struct server *, struct event_base *, int listen_fd, int port,

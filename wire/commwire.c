@@ -14,12 +14,12 @@
 #include "commwire.h"
 
 enum {
-	FS_SPACE,      /* skipping whitespace before an element */
-	FS_BRACE,      /* inside {...}, depth > 0 */
-	FS_BRACE_END,  /* closing brace seen, need the separator */
-	FS_QUOTE,      /* inside "..." */
-	FS_QUOTE_END,  /* closing quote seen, need the separator */
-	FS_BARE,       /* bare word, ends at whitespace */
+	FS_SPACE,     /* skipping whitespace before an element */
+	FS_BRACE,     /* inside {...}, depth > 0 */
+	FS_BRACE_END, /* closing brace seen, need the separator */
+	FS_QUOTE,     /* inside "..." */
+	FS_QUOTE_END, /* closing quote seen, need the separator */
+	FS_BARE,      /* bare word, ends at whitespace */
 };
 
 void
@@ -82,8 +82,8 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
     size_t *consumed, struct tlist *msg, const char **err)
 {
 	static char errbuf[128];
-	size_t      i = f->pos;
-	int         c;
+	size_t i = f->pos;
+	int c;
 
 	for (; i < len; i++) {
 		if (i - f->start >= f->max) {
@@ -125,11 +125,13 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
 		case FS_BRACE_END:
 		case FS_QUOTE_END:
 			if (!tl_isspace(c)) {
-				*err = f->state == FS_BRACE_END ?
-				    "message in braces followed by garbage "
-				    "instead of a line end" :
-				    "message in quotes followed by garbage "
-				    "instead of a line end";
+				*err = f->state == FS_BRACE_END
+				           ? "message in braces followed by "
+				             "garbage "
+				             "instead of a line end"
+				           : "message in quotes followed by "
+				             "garbage "
+				             "instead of a line end";
 				framer_reset(f);
 				return COMM_FRAME_ERROR;
 			}
@@ -145,8 +147,8 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
 			if (c == '\\')
 				i++;
 			else if (tl_isspace(c))
-				return frame_done(f, buf, i, i + 1, 0,
-				    consumed, msg, err);
+				return frame_done(f, buf, i, i + 1, 0, consumed,
+				    msg, err);
 			break;
 		}
 	}
@@ -164,7 +166,7 @@ comm_frame_line(struct comm_framer *f, const char *buf, size_t len,
 {
 	static char errbuf[128];
 	const char *lf;
-	size_t      n = len < f->max ? len : f->max;
+	size_t n = len < f->max ? len : f->max;
 
 	lf = memchr(buf, '\n', n);
 	if (lf == NULL) {
@@ -219,7 +221,7 @@ comm_format_command(struct tbuf *payload, const char *const *words,
     const size_t *lens, size_t n)
 {
 	struct tbuf cmd;
-	size_t      i;
+	size_t i;
 
 	tbuf_init(&cmd);
 	for (i = 0; i < n; i++)
@@ -231,8 +233,8 @@ comm_format_command(struct tbuf *payload, const char *const *words,
 static __thread struct tbuf scratch_ret;
 
 void
-comm_format_reply(struct tbuf *out, const char *kind, int64_t serial,
-    int code, const char *result, size_t rlen, const char *errorcode)
+comm_format_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
+    const char *result, size_t rlen, const char *errorcode)
 {
 	tbuf_reset(&scratch_ret);
 	tl_append_str(&scratch_ret, 0, "return");
@@ -242,19 +244,17 @@ comm_format_reply(struct tbuf *out, const char *kind, int64_t serial,
 		tl_append_str(&scratch_ret, 0, "-errorinfo");
 		tl_append(&scratch_ret, 0, result, rlen);
 		tl_append_str(&scratch_ret, 0, "-errorcode");
-		tl_append_str(&scratch_ret, 0,
-		    errorcode ? errorcode : "NONE");
+		tl_append_str(&scratch_ret, 0, errorcode ? errorcode : "NONE");
 	}
 	tl_append(&scratch_ret, 0, result, rlen);
-	comm_format_message(out, kind, serial, scratch_ret.p,
-	    scratch_ret.len);
+	comm_format_message(out, kind, serial, scratch_ret.p, scratch_ret.len);
 }
 
 int
 comm_parse_return(const struct tlist *w, int *code, struct tl_elem *result)
 {
 	size_t i;
-	char  *end;
+	char *end;
 
 	/* return ?-opt value ...? RESULT: an odd count of words after
 	 * "return" is options plus the result. */

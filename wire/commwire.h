@@ -29,12 +29,12 @@ enum comm_frame_status {
 };
 
 struct comm_framer {
-	size_t max;   /* hard limit on one message, bytes */
+	size_t max; /* hard limit on one message, bytes */
 	/* incremental scan state over the caller's buffer */
 	size_t pos;   /* next byte to look at */
 	size_t start; /* first byte of the element (after whitespace) */
-	int    state;
-	int    depth;
+	int state;
+	int depth;
 };
 
 void comm_framer_init(struct comm_framer *, size_t max);

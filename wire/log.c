@@ -14,11 +14,11 @@
 
 #include "log.h"
 
-static const char	*log_progname;
-static int		 log_lvl = LOG_LVL_WARN;
-static FILE		*log_fp;
+static const char *log_progname;
+static int log_lvl = LOG_LVL_WARN;
+static FILE *log_fp;
 
-static void	vlog(const char *, va_list, const char *);
+static void vlog(const char *, va_list, const char *);
 
 void
 log_init(const char *progname, int level)
@@ -47,16 +47,16 @@ log_level(void)
 static void
 vlog(const char *fmt, va_list ap, const char *why)
 {
-	FILE		*fp = log_fp != NULL ? log_fp : stderr;
-	const char	*name;
-	char		 line[2048];
-	struct tm	 tm;
-	time_t		 now;
-	size_t		 len = 0;
-	int		 n;
+	FILE *fp = log_fp != NULL ? log_fp : stderr;
+	const char *name;
+	char line[2048];
+	struct tm tm;
+	time_t now;
+	size_t len = 0;
+	int n;
 
-	name = log_progname != NULL ? log_progname :
-	    program_invocation_short_name;
+	name =
+	    log_progname != NULL ? log_progname : program_invocation_short_name;
 	now = time(NULL);
 	if (gmtime_r(&now, &tm) != NULL)
 		len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
@@ -95,8 +95,8 @@ log_warnx(const char *fmt, ...)
 void
 log_warn(const char *fmt, ...)
 {
-	va_list	ap;
-	int	saved = errno;
+	va_list ap;
+	int saved = errno;
 
 	va_start(ap, fmt);
 	vlog(fmt, ap, strerror(saved));
@@ -142,8 +142,8 @@ fatalx(const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	va_list	ap;
-	int	saved = errno;
+	va_list ap;
+	int saved = errno;
 
 	va_start(ap, fmt);
 	vlog(fmt, ap, strerror(saved));

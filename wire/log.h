@@ -15,7 +15,7 @@ enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO = 1, LOG_LVL_DEBUG = 2 };
 void log_init(const char *progname, int level);
 /* Send lines to fp instead of stderr (the caller keeps fp open). */
 void log_to(FILE *fp);
-int  log_level(void);
+int log_level(void);
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -27,8 +27,7 @@ void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
  */
 int reason(char *err, size_t errlen, const char *, ...)
     __attribute__((format(printf, 3, 4)));
-void fatalx(const char *, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

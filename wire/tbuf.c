@@ -47,8 +47,8 @@ tbuf_reset(struct tbuf *b)
 void
 tbuf_reserve(struct tbuf *b, size_t extra)
 {
-	size_t	 need, ncap;
-	char	*np;
+	size_t need, ncap;
+	char *np;
 
 	if (extra > SIZE_MAX - b->len - 1)
 		fatalx("tbuf: size overflow");
@@ -106,9 +106,9 @@ tbuf_printf(struct tbuf *b, const char *fmt, ...)
 void
 tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap)
 {
-	va_list	ap2;
-	size_t	room;
-	int	n;
+	va_list ap2;
+	size_t room;
+	int n;
 
 	/* Try in the space we have; only a long result costs a second pass. */
 	room = b->cap > b->len ? b->cap - b->len : 0;

@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 struct tbuf {
-	char  *p;
+	char *p;
 	size_t len;
 	size_t cap;
 };

@@ -31,48 +31,48 @@
 
 /* A decoded backslash sequence (TclParseBackslash). */
 struct bsq {
-	size_t		len;	/* bytes read, backslash included */
-	uint32_t	cp;	/* the character (BSQ_CHAR, BSQ_UNI) */
-	int		how;
+	size_t len;  /* bytes read, backslash included */
+	uint32_t cp; /* the character (BSQ_CHAR, BSQ_UNI) */
+	int how;
 };
-#define BSQ_CHAR	0	/* emit cp */
-#define BSQ_UNI		1	/* emit cp; from \u, \U: may pair */
-#define BSQ_RAW		2	/* copy the bytes after the backslash */
+#define BSQ_CHAR 0 /* emit cp */
+#define BSQ_UNI  1 /* emit cp; from \u, \U: may pair */
+#define BSQ_RAW  2 /* copy the bytes after the backslash */
 
 /* Output state of one element being unescaped. */
 struct emit {
-	char	*o;
-	bool	 hi;	/* last written: a high surrogate from \u */
+	char *o;
+	bool hi; /* last written: a high surrogate from \u */
 };
 
-#define REFUSE_TAIL	": the registry takes literal commands only"
+#define REFUSE_TAIL ": the registry takes literal commands only"
 
-static void	 tlist_reset(struct tlist *);
-static void	 tlist_push(struct tlist *, const char *, size_t);
-static size_t	 utf8_seqlen(const unsigned char *, size_t);
-static char	*utf8_put(char *, uint32_t);
-static size_t	 parse_hex(const char *, size_t, uint32_t *);
-static void	 bs_scan(const char *, size_t, struct bsq *);
-static void	 emit_bs(struct emit *, const char *, const struct bsq *);
-static char	*collapse(char *, const char *, size_t);
-static void	 junk_message(struct tlist *, const char *, const char *,
-		     const char *, const char **);
-static int	 find_element(struct tlist *, const char *, size_t, size_t *,
-		     const char **);
-static int	 scan_element(const char *, size_t, bool);
-static bool	 script_space(int);
-static size_t	 skip_ws(const char *, size_t, size_t);
-static size_t	 skip_comments(const char *, size_t, size_t);
-static int	 refuse(struct tbuf *, const char *);
-static bool	 brace_in_comment(const char *, size_t, size_t);
-static int	 parse_bare(struct emit *, const char *, size_t, size_t *,
-		     struct tbuf *);
-static int	 parse_quoted(struct emit *, const char *, size_t, size_t *,
-		     struct tbuf *);
-static int	 parse_braced(struct emit *, const char *, size_t, size_t *,
-		     struct tbuf *);
-static int	 parse_words(struct tlist *, struct emit *, const char *,
-		     size_t, size_t *, struct tbuf *);
+static void tlist_reset(struct tlist *);
+static void tlist_push(struct tlist *, const char *, size_t);
+static size_t utf8_seqlen(const unsigned char *, size_t);
+static char *utf8_put(char *, uint32_t);
+static size_t parse_hex(const char *, size_t, uint32_t *);
+static void bs_scan(const char *, size_t, struct bsq *);
+static void emit_bs(struct emit *, const char *, const struct bsq *);
+static char *collapse(char *, const char *, size_t);
+static void junk_message(struct tlist *, const char *, const char *,
+    const char *, const char **);
+static int find_element(struct tlist *, const char *, size_t, size_t *,
+    const char **);
+static int scan_element(const char *, size_t, bool);
+static bool script_space(int);
+static size_t skip_ws(const char *, size_t, size_t);
+static size_t skip_comments(const char *, size_t, size_t);
+static int refuse(struct tbuf *, const char *);
+static bool brace_in_comment(const char *, size_t, size_t);
+static int parse_bare(struct emit *, const char *, size_t, size_t *,
+    struct tbuf *);
+static int parse_quoted(struct emit *, const char *, size_t, size_t *,
+    struct tbuf *);
+static int parse_braced(struct emit *, const char *, size_t, size_t *,
+    struct tbuf *);
+static int parse_words(struct tlist *, struct emit *, const char *, size_t,
+    size_t *, struct tbuf *);
 
 void
 tlist_init(struct tlist *l)
@@ -102,8 +102,8 @@ tlist_reset(struct tlist *l)
 static void
 tlist_push(struct tlist *l, const char *p, size_t len)
 {
-	struct tl_elem	*nv;
-	size_t		 ncap;
+	struct tl_elem *nv;
+	size_t ncap;
 
 	if (l->n == l->cap) {
 		ncap = l->cap == 0 ? 16 : l->cap * 2;
@@ -138,8 +138,8 @@ utf8_seqlen(const unsigned char *s, size_t n)
 		return s[0] == 0xe0 && s[1] < 0xa0 ? 0 : 3;
 	}
 	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		if (n < 4 || (s[1] & 0xc0) != 0x80 ||
-		    (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		    (s[3] & 0xc0) != 0x80)
 			return 0;
 		if ((s[0] == 0xf0 && s[1] < 0x90) ||
 		    (s[0] == 0xf4 && s[1] >= 0x90))
@@ -179,9 +179,9 @@ utf8_put(char *o, uint32_t cp)
 static size_t
 parse_hex(const char *s, size_t max, uint32_t *v)
 {
-	size_t	 i;
+	size_t i;
 	uint32_t r = 0;
-	int	 c;
+	int c;
 
 	for (i = 0; i < max; i++) {
 		c = (unsigned char)s[i];
@@ -205,8 +205,8 @@ parse_hex(const char *s, size_t max, uint32_t *v)
 static void
 bs_scan(const char *s, size_t n, struct bsq *b)
 {
-	size_t	k;
-	int	c;
+	size_t k;
+	int c;
 
 	b->how = BSQ_CHAR;
 	b->len = 2;
@@ -310,8 +310,8 @@ bs_scan(const char *s, size_t n, struct bsq *b)
 static void
 emit_bs(struct emit *e, const char *s, const struct bsq *b)
 {
-	const unsigned char	*h;
-	uint32_t		 hi;
+	const unsigned char *h;
+	uint32_t hi;
 
 	switch (b->how) {
 	case BSQ_RAW:
@@ -323,9 +323,9 @@ emit_bs(struct emit *e, const char *s, const struct bsq *b)
 		if (e->hi && b->cp >= 0xdc00 && b->cp <= 0xdfff) {
 			h = (const unsigned char *)e->o - 3;
 			hi = ((uint32_t)(h[0] & 0x0f) << 12) |
-			    ((uint32_t)(h[1] & 0x3f) << 6) | (h[2] & 0x3f);
-			e->o = utf8_put(e->o - 3, 0x10000 +
-			    ((hi - 0xd800) << 10) + (b->cp - 0xdc00));
+			     ((uint32_t)(h[1] & 0x3f) << 6) | (h[2] & 0x3f);
+			e->o = utf8_put(e->o - 3,
+			    0x10000 + ((hi - 0xd800) << 10) + (b->cp - 0xdc00));
 			e->hi = false;
 			return;
 		}
@@ -343,10 +343,10 @@ emit_bs(struct emit *e, const char *s, const struct bsq *b)
 static char *
 collapse(char *o, const char *s, size_t n)
 {
-	struct emit	 e = { o, false };
-	struct bsq	 b;
-	const char	*bs;
-	size_t		 i = 0;
+	struct emit e = {o, false};
+	struct bsq b;
+	const char *bs;
+	size_t i = 0;
 
 	while (i < n) {
 		if ((bs = memchr(s + i, '\\', n - i)) == NULL) {
@@ -379,12 +379,12 @@ static void
 junk_message(struct tlist *l, const char *what, const char *p,
     const char *limit, const char **err)
 {
-	const unsigned char	*q = (const unsigned char *)p;
-	const unsigned char	*lim = (const unsigned char *)limit;
-	struct tbuf		*m = &l->store;
-	size_t			 used = 0, k, ik;
-	uint32_t		 cp;
-	char			 hi[4]; /* a surrogate is 3 bytes; room for any */
+	const unsigned char *q = (const unsigned char *)p;
+	const unsigned char *lim = (const unsigned char *)limit;
+	struct tbuf *m = &l->store;
+	size_t used = 0, k, ik;
+	uint32_t cp;
+	char hi[4]; /* a surrogate is 3 bytes; room for any */
 
 	tbuf_reset(m);
 	tbuf_printf(m, "list element in %s followed by \"", what);
@@ -400,9 +400,9 @@ junk_message(struct tlist *l, const char *what, const char *p,
 		if (used + ik > 20) {
 			if (k == 4 && used + 3 <= 20) {
 				cp = (uint32_t)(q[0] & 0x07) << 18 |
-				    (uint32_t)(q[1] & 0x3f) << 12 |
-				    (uint32_t)(q[2] & 0x3f) << 6 |
-				    (q[3] & 0x3f);
+				     (uint32_t)(q[1] & 0x3f) << 12 |
+				     (uint32_t)(q[2] & 0x3f) << 6 |
+				     (q[3] & 0x3f);
 				utf8_put(hi, 0xd800 + ((cp - 0x10000) >> 10));
 				tbuf_add(m, hi, 3);
 			}
@@ -425,11 +425,11 @@ static int
 find_element(struct tlist *l, const char *s, size_t len, size_t *pos,
     const char **err)
 {
-	struct bsq	 b;
-	size_t		 p = *pos, start, size;
-	int		 braces = 0;
-	bool		 quotes = false, literal = true;
-	char		*o, *end;
+	struct bsq b;
+	size_t p = *pos, start, size;
+	int braces = 0;
+	bool quotes = false, literal = true;
+	char *o, *end;
 
 	while (p < len && tl_isspace((unsigned char)s[p]))
 		p++;
@@ -487,15 +487,15 @@ find_element(struct tlist *l, const char *s, size_t len, size_t *pos,
 			}
 			goto done;
 		default:
-			if (tl_isspace((unsigned char)s[p]) &&
-			    braces == 0 && !quotes) {
+			if (tl_isspace((unsigned char)s[p]) && braces == 0 &&
+			    !quotes) {
 				size = p - start;
 				goto done;
 			}
 			continue;
 		}
 	}
- done:
+done:
 	while (p < len && tl_isspace((unsigned char)s[p]))
 		p++;
 	*pos = p;
@@ -515,8 +515,8 @@ find_element(struct tlist *l, const char *s, size_t len, size_t *pos,
 int
 tlist_parse(struct tlist *l, const char *s, size_t len, const char **err)
 {
-	size_t	pos = 0;
-	int	r;
+	size_t pos = 0;
+	int r;
 
 	tlist_reset(l);
 	/* Unescaping never grows text; +1 per element pays for the NULs. */
@@ -537,18 +537,18 @@ tlist_parse(struct tlist *l, const char *s, size_t len, const char **err)
  * elements that need quoting only because of ']' or '"': escape the
  * specials but not the braces (a{b]c}d -> a{b\]c}d).
  */
-#define CONV_NONE	0
-#define CONV_BRACE	1
-#define CONV_ESCAPE	2
-#define CONV_MASK	3
+#define CONV_NONE   0
+#define CONV_BRACE  1
+#define CONV_ESCAPE 2
+#define CONV_MASK   3
 
 static int
 scan_element(const char *s, size_t len, bool first)
 {
-	size_t	i;
-	long	nest = 0;
-	bool	forbid_none = false, require_escape = false;
-	bool	prefer_escape = false, prefer_brace = false;
+	size_t i;
+	long nest = 0;
+	bool forbid_none = false, require_escape = false;
+	bool prefer_escape = false, prefer_brace = false;
 
 	if (len == 0)
 		return CONV_BRACE;
@@ -611,10 +611,10 @@ scan_element(const char *s, size_t len, bool first)
 void
 tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 {
-	const char	*end = s + len;
-	char		*o;
-	bool		 first;
-	int		 conv;
+	const char *end = s + len;
+	char *o;
+	bool first;
+	int conv;
 
 	first = out->len <= list_start;
 	/* Worst case: a space, then every byte escaped, or two braces. */
@@ -697,8 +697,8 @@ tl_append_str(struct tbuf *out, size_t list_start, const char *s)
 void
 tl_append_int(struct tbuf *out, size_t list_start, long long v)
 {
-	char	buf[32];
-	int	n;
+	char buf[32];
+	int n;
 
 	n = snprintf(buf, sizeof(buf), "%lld", v);
 	tl_append(out, list_start, buf, (size_t)n);
@@ -738,8 +738,8 @@ skip_ws(const char *s, size_t len, size_t p)
 static size_t
 skip_comments(const char *s, size_t len, size_t p)
 {
-	struct bsq	b;
-	size_t		q;
+	struct bsq b;
+	size_t q;
 
 	for (;;) {
 		p = skip_ws(s, len, p);
@@ -776,8 +776,8 @@ static int
 parse_bare(struct emit *e, const char *s, size_t len, size_t *pos,
     struct tbuf *err)
 {
-	struct bsq	b;
-	size_t		p = *pos;
+	struct bsq b;
+	size_t p = *pos;
 
 	while (p < len) {
 		switch (s[p]) {
@@ -791,10 +791,10 @@ parse_bare(struct emit *e, const char *s, size_t len, size_t *pos,
 			goto out;
 		case '$':
 			return refuse(err, "variable substitution is not"
-			    " allowed" REFUSE_TAIL);
+			                   " allowed" REFUSE_TAIL);
 		case '[':
 			return refuse(err, "command substitution is not"
-			    " allowed" REFUSE_TAIL);
+			                   " allowed" REFUSE_TAIL);
 		case '\\':
 			/* Backslash-newline separates words. */
 			if (p + 1 < len && s[p + 1] == '\n')
@@ -809,7 +809,7 @@ parse_bare(struct emit *e, const char *s, size_t len, size_t *pos,
 			break;
 		}
 	}
- out:
+out:
 	*pos = p;
 	return 0;
 }
@@ -819,8 +819,8 @@ static int
 parse_quoted(struct emit *e, const char *s, size_t len, size_t *pos,
     struct tbuf *err)
 {
-	struct bsq	b;
-	size_t		p = *pos + 1;
+	struct bsq b;
+	size_t p = *pos + 1;
 
 	for (;;) {
 		if (p == len)
@@ -831,10 +831,10 @@ parse_quoted(struct emit *e, const char *s, size_t len, size_t *pos,
 			return 0;
 		case '$':
 			return refuse(err, "variable substitution is not"
-			    " allowed" REFUSE_TAIL);
+			                   " allowed" REFUSE_TAIL);
 		case '[':
 			return refuse(err, "command substitution is not"
-			    " allowed" REFUSE_TAIL);
+			                   " allowed" REFUSE_TAIL);
 		case '\\':
 			bs_scan(s + p, len - p, &b);
 			emit_bs(e, s + p, &b);
@@ -856,8 +856,8 @@ parse_quoted(struct emit *e, const char *s, size_t len, size_t *pos,
 static bool
 brace_in_comment(const char *s, size_t open, size_t len)
 {
-	size_t	i;
-	bool	brace = false;
+	size_t i;
+	bool brace = false;
 
 	for (i = len - 1; i > open; i--) {
 		switch (s[i]) {
@@ -884,13 +884,14 @@ static int
 parse_braced(struct emit *e, const char *s, size_t len, size_t *pos,
     struct tbuf *err)
 {
-	struct bsq	b;
-	size_t		p = *pos + 1, level = 1;
+	struct bsq b;
+	size_t p = *pos + 1, level = 1;
 
 	for (;;) {
 		if (p == len) {
 			if (brace_in_comment(s, *pos, len))
-				return refuse(err, "missing close-brace:"
+				return refuse(err,
+				    "missing close-brace:"
 				    " possible unbalanced brace in comment");
 			return refuse(err, "missing close-brace");
 		}
@@ -928,9 +929,9 @@ static int
 parse_words(struct tlist *l, struct emit *e, const char *s, size_t len,
     size_t *pos, struct tbuf *err)
 {
-	size_t	 p = *pos;
-	char	*w;
-	int	 r;
+	size_t p = *pos;
+	char *w;
+	int r;
 
 	for (;;) {
 		p = skip_ws(s, len, p);
@@ -964,7 +965,7 @@ parse_words(struct tlist *l, struct emit *e, const char *s, size_t len,
 		/* {*} followed by a word is Tcl's argument expansion. */
 		if (e->o - w == 2 && w[0] == '*')
 			return refuse(err, "argument expansion {*} is not"
-			    " allowed" REFUSE_TAIL);
+			                   " allowed" REFUSE_TAIL);
 		return refuse(err, "extra characters after close-brace");
 	}
 	*pos = p;
@@ -975,9 +976,9 @@ int
 tl_parse_command(struct tlist *l, const char *script, size_t len,
     struct tbuf *err)
 {
-	struct emit	e;
-	size_t		p = 0;
-	bool		seen = false;
+	struct emit e;
+	size_t p = 0;
+	bool seen = false;
 
 	tlist_reset(l);
 	tbuf_reset(err);
@@ -1016,9 +1017,9 @@ tl_parse_command(struct tlist *l, const char *script, size_t len,
 void
 tl_concat(struct tbuf *out, const struct tlist *l)
 {
-	const char	*p;
-	size_t		 i, n, trimr;
-	bool		 sep = false;
+	const char *p;
+	size_t i, n, trimr;
+	bool sep = false;
 
 	for (i = 0; i < l->n; i++) {
 		p = l->v[i].p;

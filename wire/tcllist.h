@@ -25,14 +25,14 @@
  * but len is authoritative (elements may contain NUL). */
 struct tl_elem {
 	const char *p;
-	size_t      len;
+	size_t len;
 };
 
 struct tlist {
 	struct tl_elem *v;
-	size_t          n;
-	size_t          cap;
-	struct tbuf     store; /* unescaped element bytes */
+	size_t n;
+	size_t cap;
+	struct tbuf store; /* unescaped element bytes */
 };
 
 void tlist_init(struct tlist *);
@@ -79,7 +79,7 @@ static inline bool
 tl_isspace(int c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
-	    c == '\r';
+	       c == '\r';
 }
 
 #endif

@@ -31,42 +31,39 @@
 #include "tclmatch.h"
 
 struct match {
-	const unsigned char	*pat, *str;
-	size_t			 plen, slen;
-	unsigned char		*memo;	/* failed (star, offset) */
+	const unsigned char *pat, *str;
+	size_t plen, slen;
+	unsigned char *memo; /* failed (star, offset) */
 };
 
-#define MEMO_STACK	1024
+#define MEMO_STACK 1024
 
-static size_t	 decode(const unsigned char *, size_t, uint32_t *);
-static int32_t	 peek(const unsigned char *, size_t, size_t);
-static int32_t	 next(const unsigned char *, size_t, size_t *);
-static size_t	 count_stars(const unsigned char *, size_t);
-static bool	 match_class(struct match *, size_t *, int32_t);
-static bool	 match_at(struct match *, size_t, size_t, size_t);
+static size_t decode(const unsigned char *, size_t, uint32_t *);
+static int32_t peek(const unsigned char *, size_t, size_t);
+static int32_t next(const unsigned char *, size_t, size_t *);
+static size_t count_stars(const unsigned char *, size_t);
+static bool match_class(struct match *, size_t *, int32_t);
+static bool match_at(struct match *, size_t, size_t, size_t);
 
 /* One character: its length in bytes and code point. */
 static size_t
 decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
-	if (s[0] >= 0xc2 && s[0] <= 0xdf && n >= 2 &&
-	    (s[1] & 0xc0) == 0x80) {
+	if (s[0] >= 0xc2 && s[0] <= 0xdf && n >= 2 && (s[1] & 0xc0) == 0x80) {
 		*cp = (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
 		return 2;
 	}
-	if (s[0] >= 0xe0 && s[0] <= 0xef && n >= 3 &&
-	    (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 &&
-	    (s[0] != 0xe0 || s[1] >= 0xa0)) {
+	if (s[0] >= 0xe0 && s[0] <= 0xef && n >= 3 && (s[1] & 0xc0) == 0x80 &&
+	    (s[2] & 0xc0) == 0x80 && (s[0] != 0xe0 || s[1] >= 0xa0)) {
 		*cp = (uint32_t)(s[0] & 0x0f) << 12 |
-		    (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+		      (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
 		return 3;
 	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4 && n >= 4 &&
-	    (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 &&
-	    (s[3] & 0xc0) == 0x80) {
+	if (s[0] >= 0xf0 && s[0] <= 0xf4 && n >= 4 && (s[1] & 0xc0) == 0x80 &&
+	    (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80) {
 		*cp = (uint32_t)(s[0] & 0x07) << 18 |
-		    (uint32_t)(s[1] & 0x3f) << 12 |
-		    (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
+		      (uint32_t)(s[1] & 0x3f) << 12 |
+		      (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
 		if (*cp >= 0x10000 && *cp <= 0x10ffff)
 			return 4;
 	}
@@ -105,8 +102,8 @@ next(const unsigned char *s, size_t n, size_t *off)
 static size_t
 count_stars(const unsigned char *s, size_t n)
 {
-	const unsigned char	*p, *end = s + n;
-	size_t			 k = 0;
+	const unsigned char *p, *end = s + n;
+	size_t k = 0;
 
 	while ((p = memchr(s, '*', (size_t)(end - s))) != NULL) {
 		k++;
@@ -154,8 +151,8 @@ match_class(struct match *m, size_t *p, int32_t ch)
 static bool
 match_at(struct match *m, size_t p, size_t prank, size_t s)
 {
-	size_t	from = p, rank, bit;
-	int32_t	pc, sc;
+	size_t from = p, rank, bit;
+	int32_t pc, sc;
 
 	for (;;) {
 		pc = peek(m->pat, m->plen, p);
@@ -174,7 +171,8 @@ match_at(struct match *m, size_t p, size_t prank, size_t s)
 				/* Cruise to the next place a literal fits. */
 				if (pc != '[' && pc != '?' && pc != '\\') {
 					while ((sc = peek(m->str, m->slen,
-					    s)) >= 0 && sc != pc)
+					            s)) >= 0 &&
+					       sc != pc)
 						next(m->str, m->slen, &s);
 				}
 				bit = (rank - 1) * (m->slen + 1) + s;
@@ -211,10 +209,10 @@ match_at(struct match *m, size_t p, size_t prank, size_t s)
 bool
 tcl_string_match(const char *pat, size_t plen, const char *str, size_t slen)
 {
-	unsigned char	stack[MEMO_STACK];
-	struct match	m;
-	size_t		nstars, bytes;
-	bool		r;
+	unsigned char stack[MEMO_STACK];
+	struct match m;
+	size_t nstars, bytes;
+	bool r;
 
 	m.pat = (const unsigned char *)pat;
 	m.plen = plen;

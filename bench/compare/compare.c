@@ -73,19 +73,19 @@
 /* Options and small helpers                                            */
 
 enum tkind { T_COMMREGD, T_NNSD, T_DBUS, T_ECHO, NT };
-static const char *const tname[NT] = { "commregd", "nnsd", "dbus-daemon",
-	"echo floor" };
+static const char *const tname[NT] = {"commregd", "nnsd", "dbus-daemon",
+    "echo floor"};
 
 static struct {
 	const char *commregd, *echod, *nnsd, *dbus;
 	const char *wrap; /* command put before commregd (profilers) */
-	int rounds;      /* steady-state rounds (phase A) */
-	int reg_rounds;  /* registration rounds (phase B) */
-	int fan_reps;    /* triggers per target and pattern kind (phase C) */
-	double slice;    /* seconds per measure per target per round */
-	int names;       /* names held during phase A */
+	int rounds;       /* steady-state rounds (phase A) */
+	int reg_rounds;   /* registration rounds (phase B) */
+	int fan_reps;     /* triggers per target and pattern kind (phase C) */
+	double slice;     /* seconds per measure per target per round */
+	int names;        /* names held during phase A */
 	int watchers;
-	int idle;        /* idle connections (phase D) */
+	int idle; /* idle connections (phase D) */
 	int mem_names;
 	const char *phases;
 	const char *only; /* phase A: only these measures (profiling) */
@@ -93,8 +93,24 @@ static struct {
 	int verbose;
 	int pin; /* 0 never, 1 for the idle test (default), 2 always */
 } opt = {
-	COMMREGD_PATH, ECHOD_PATH, "/usr/bin/nnsd", "dbus-daemon", NULL,
-	8, 3, 15, 0.15, 1000, 1000, 10000, 10000, "ABCD", NULL, NULL, 0, 1,
+    COMMREGD_PATH,
+    ECHOD_PATH,
+    "/usr/bin/nnsd",
+    "dbus-daemon",
+    NULL,
+    8,
+    3,
+    15,
+    0.15,
+    1000,
+    1000,
+    10000,
+    10000,
+    "ABCD",
+    NULL,
+    NULL,
+    0,
+    1,
 };
 
 /* CPUs for pinning: the client on the first CPU we may use, servers on
@@ -140,8 +156,7 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-static void __attribute__((format(printf, 1, 2)))
-note(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...)
 {
 	va_list ap;
 	static double t0;
@@ -216,8 +231,8 @@ median(struct samples *s)
 struct target {
 	enum tkind kind;
 	pid_t pid;
-	int port;          /* TCP targets */
-	char sock[512];    /* dbus: unix socket path */
+	int port;       /* TCP targets */
+	char sock[512]; /* dbus: unix socket path */
 	char dir[256];
 	bool running;
 };
@@ -296,7 +311,7 @@ static int
 read_line(int fd, char *buf, size_t n, int timeout_ms)
 {
 	size_t len = 0;
-	struct pollfd p = { fd, POLLIN, 0 };
+	struct pollfd p = {fd, POLLIN, 0};
 	double end = now_us() + timeout_ms * 1e3;
 	ssize_t r;
 
@@ -369,8 +384,11 @@ target_start(struct target *t, enum tkind kind)
 	memset(t, 0, sizeof *t);
 	t->kind = kind;
 	snprintf(t->dir, sizeof t->dir, "%s/%s-%d", workdir,
-	    kind == T_COMMREGD ? "commregd" : kind == T_NNSD ? "nnsd" :
-	    kind == T_DBUS ? "dbus" : "echo", ++instance_seq);
+	    kind == T_COMMREGD ? "commregd"
+	    : kind == T_NNSD   ? "nnsd"
+	    : kind == T_DBUS   ? "dbus"
+	                       : "echo",
+	    ++instance_seq);
 	if (mkdir(t->dir, 0700) == -1)
 		die("mkdir %s: %s", t->dir, strerror(errno));
 	snprintf(log, sizeof log, "%s/stderr.log", t->dir);
@@ -382,8 +400,9 @@ target_start(struct target *t, enum tkind kind)
 
 		/* --wrap "valgrind --tool=callgrind": the words go first. */
 		if (opt.wrap != NULL && (w = strdup(opt.wrap)) != NULL)
-			for (tok = strtok_r(w, " ", &save); tok != NULL &&
-			    n < 26; tok = strtok_r(NULL, " ", &save))
+			for (tok = strtok_r(w, " ", &save);
+			     tok != NULL && n < 26;
+			     tok = strtok_r(NULL, " ", &save))
 				argv[n++] = tok;
 		argv[n++] = (char *)opt.commregd;
 		argv[n++] = "--home";
@@ -397,7 +416,7 @@ target_start(struct target *t, enum tkind kind)
 		break;
 	}
 	case T_NNSD: {
-		char *argv[] = { (char *)opt.nnsd, "-port", portbuf, NULL };
+		char *argv[] = {(char *)opt.nnsd, "-port", portbuf, NULL};
 
 		t->port = free_port();
 		snprintf(portbuf, sizeof portbuf, "%d", t->port);
@@ -410,8 +429,8 @@ target_start(struct target *t, enum tkind kind)
 	}
 	case T_DBUS: {
 		char conf[2048], path[600], arg[700];
-		char *argv[] = { (char *)opt.dbus, arg, "--nofork",
-			"--print-address", NULL };
+		char *argv[] = {(char *)opt.dbus, arg, "--nofork",
+		    "--print-address", NULL};
 
 		snprintf(t->sock, sizeof t->sock, "%s/bus", t->dir);
 		/* The session bus's own limits (essentially none), without
@@ -442,7 +461,8 @@ target_start(struct target *t, enum tkind kind)
 		    "  <limit name=\"max_match_rules_per_connection\">50000"
 		    "</limit>\n"
 		    "  <limit name=\"max_replies_per_connection\">50000"
-		    "</limit>\n</busconfig>\n", t->sock);
+		    "</limit>\n</busconfig>\n",
+		    t->sock);
 		snprintf(path, sizeof path, "%s/bus.conf", t->dir);
 		write_file(path, conf);
 		snprintf(arg, sizeof arg, "--config-file=%s", path);
@@ -453,7 +473,7 @@ target_start(struct target *t, enum tkind kind)
 		break;
 	}
 	case T_ECHO: {
-		char *argv[] = { (char *)opt.echod, NULL };
+		char *argv[] = {(char *)opt.echod, NULL};
 
 		t->pid = spawn(argv, &outfd, log);
 		if (read_line(outfd, line, sizeof line, 10000) == -1)
@@ -564,8 +584,8 @@ reqset_mark(struct reqset *rs)
 {
 	if (rs->n + 1 >= rs->cap) {
 		rs->cap *= 2;
-		if ((rs->off = realloc(rs->off, (rs->cap + 1) *
-		    sizeof *rs->off)) == NULL)
+		if ((rs->off = realloc(rs->off,
+		         (rs->cap + 1) * sizeof *rs->off)) == NULL)
 			die("out of memory");
 	}
 	rs->off[++rs->n] = rs->b.len;
@@ -598,7 +618,7 @@ dbus_req(struct tbuf *out, const char *method, int type1, const void *a1,
 	if (m == NULL)
 		die("dbus_message_new_method_call");
 	if (type1 != DBUS_TYPE_INVALID && !dbus_message_append_args(m, type1,
-	    a1, type2, a2, DBUS_TYPE_INVALID))
+	                                      a1, type2, a2, DBUS_TYPE_INVALID))
 		die("dbus_message_append_args");
 	dbus_message_set_serial(m, dbus_serial_next++);
 	if (!dbus_message_marshal(m, &buf, &len))
@@ -762,12 +782,13 @@ reqset_add(struct reqset *rs, enum op op, const char *name, int port,
 				w[n++] = name;
 			break;
 		case OP_WATCH:
-			w[n++] = cr ? "Commreg/Watch" :
-			    "Search/Continuous/Start";
+			w[n++] =
+			    cr ? "Commreg/Watch" : "Search/Continuous/Start";
 			w[n++] = name;
 			w[n++] = parg;
 			if (!cr)
-				kind = "async"; /* as tcllib's client sends it */
+				kind =
+				    "async"; /* as tcllib's client sends it */
 			break;
 		case OP_BROADCAST:
 			die("broadcast is the echo floor's");
@@ -804,7 +825,8 @@ reqset_add(struct reqset *rs, enum op op, const char *name, int port,
 			break;
 		case OP_WATCH:
 			dbus_name(dn, sizeof dn, parg);
-			snprintf(rule, sizeof rule, "type='signal',sender='"
+			snprintf(rule, sizeof rule,
+			    "type='signal',sender='"
 			    "org.freedesktop.DBus',interface='org.freedesktop."
 			    "DBus',member='NameOwnerChanged',%s='%s'",
 			    strchr(parg, '*') ? "arg0namespace" : "arg0", dn);
@@ -901,10 +923,10 @@ struct conn {
 	enum tkind kind;
 	struct tbuf in;
 	size_t off;
-	size_t chunk;      /* bytes to make room for before each read */
+	size_t chunk; /* bytes to make room for before each read */
 	struct comm_framer fr;
 	long replies, events, errors;
-	bool want_owner;   /* dbus: replies are RequestName's, must be 1 */
+	bool want_owner; /* dbus: replies are RequestName's, must be 1 */
 	long sent;
 	bool dead;
 	char lasterr[160];
@@ -939,8 +961,8 @@ conn_parse(struct conn *c)
 			if (st == COMM_FRAME_MORE)
 				break;
 			if (st == COMM_FRAME_ERROR)
-				die("%s sent a bad message: %s",
-				    tname[c->kind], err);
+				die("%s sent a bad message: %s", tname[c->kind],
+				    err);
 			c->off += consumed;
 			if (g_msg.n != 3)
 				continue;
@@ -957,8 +979,8 @@ conn_parse(struct conn *c)
 		break;
 	case T_DBUS:
 		for (;;) {
-			const unsigned char *h = (const unsigned char *)
-			    c->in.p + c->off;
+			const unsigned char *h =
+			    (const unsigned char *)c->in.p + c->off;
 			size_t avail = c->in.len - c->off;
 			uint32_t body, fields;
 			size_t total;
@@ -978,17 +1000,19 @@ conn_parse(struct conn *c)
 					/* RequestName's answer: 1 is "now the
 					 * primary owner"; 3 "already owned". */
 					size_t b = 16 + (((size_t)fields + 7) &
-					    ~(size_t)7);
+					                    ~(size_t)7);
 					uint32_t v = 0;
 
 					if (body >= 4)
 						memcpy(&v, h + b, 4);
-					if (v != DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER)
-						conn_seterr(c, "RequestName did "
-						    "not make us the owner", 37);
+					if (v !=
+					    DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER)
+						conn_seterr(c,
+						    "RequestName did "
+						    "not make us the owner",
+						    37);
 				}
-			}
-			else if (h[1] == DBUS_MESSAGE_TYPE_ERROR) {
+			} else if (h[1] == DBUS_MESSAGE_TYPE_ERROR) {
 				c->replies++;
 				conn_seterr(c, "D-Bus error reply", 17);
 			} else if (h[1] == DBUS_MESSAGE_TYPE_SIGNAL)
@@ -1076,8 +1100,8 @@ conn_send(struct conn *c, const struct reqset *rs, long k, long cnt)
 		size_t i = (size_t)(k % (long)rs->n);
 		size_t m = rs->n - i < (size_t)cnt ? rs->n - i : (size_t)cnt;
 
-		conn_write(c, rs->b.p + rs->off[i], rs->off[i + m] -
-		    rs->off[i]);
+		conn_write(c, rs->b.p + rs->off[i],
+		    rs->off[i + m] - rs->off[i]);
 		k += (long)m;
 		cnt -= (long)m;
 	}
@@ -1087,14 +1111,15 @@ conn_send(struct conn *c, const struct reqset *rs, long k, long cnt)
 static void
 conn_wait(struct conn *c, long replies, long events)
 {
-	struct pollfd p = { c->fd, POLLIN, 0 };
+	struct pollfd p = {c->fd, POLLIN, 0};
 
 	conn_parse(c);
 	while (c->replies < replies || c->events < events) {
 		if (poll(&p, 1, 20000) <= 0)
 			die("%s: no answer within 20 s (have %ld of %ld "
-			    "replies, %ld of %ld events)", tname[c->kind],
-			    c->replies, replies, c->events, events);
+			    "replies, %ld of %ld events)",
+			    tname[c->kind], c->replies, replies, c->events,
+			    events);
 		if (conn_fill(c) == -1)
 			die("%s closed the connection (%s)", tname[c->kind],
 			    c->lasterr);
@@ -1107,7 +1132,7 @@ conn_close(struct conn *c)
 {
 	/* RST, not FIN: thousands of connections closed in a burst must
 	 * not leave thousands of TIME_WAIT ports behind. */
-	struct linger l = { 1, 0 };
+	struct linger l = {1, 0};
 
 	if (c->fd != -1) {
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -1128,8 +1153,7 @@ dbus_hello_init(void)
 
 	tbuf_init(&b);
 	tbuf_adds(&b, "BEGIN\r\n");
-	dbus_req(&b, "Hello", DBUS_TYPE_INVALID, NULL, DBUS_TYPE_INVALID,
-	    NULL);
+	dbus_req(&b, "Hello", DBUS_TYPE_INVALID, NULL, DBUS_TYPE_INVALID, NULL);
 	if (b.len > sizeof dbus_hello)
 		die("Hello too long");
 	memcpy(dbus_hello, b.p, b.len);
@@ -1166,8 +1190,8 @@ conn_connect(struct conn *c, const struct target *t)
 			die("socket path too long: %s", t->sock);
 		memcpy(sun.sun_path, t->sock, strlen(t->sock) + 1);
 		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (c->fd == -1 || connect(c->fd, (struct sockaddr *)&sun,
-		    sizeof sun) == -1)
+		if (c->fd == -1 ||
+		    connect(c->fd, (struct sockaddr *)&sun, sizeof sun) == -1)
 			return -1;
 	} else {
 		struct sockaddr_in sin;
@@ -1187,8 +1211,8 @@ conn_connect(struct conn *c, const struct target *t)
 			src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
 			setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
 			    &one, sizeof one);
-			if (bind(c->fd, (struct sockaddr *)&src,
-			    sizeof src) == -1)
+			if (bind(c->fd, (struct sockaddr *)&src, sizeof src) ==
+			    -1)
 				return -1;
 		}
 		if (connect(c->fd, (struct sockaddr *)&sin, sizeof sin) == -1)
@@ -1276,8 +1300,8 @@ hs_recv(struct conn *c, int stage)
 		if (read_through_lf(c, line, sizeof line) == -1)
 			return -1;
 		if (strncmp(line, "{vers 3}", 8) != 0)
-			die("%s answered the offer with \"%s\"",
-			    tname[c->kind], line);
+			die("%s answered the offer with \"%s\"", tname[c->kind],
+			    line);
 		return 0;
 	case T_ECHO:
 		return read_through_lf(c, line, sizeof line);
@@ -1293,7 +1317,7 @@ hs_recv(struct conn *c, int stage)
 		/* stage 1: the Hello reply (NameAcquired may follow; it is
 		 * counted as an event and forgotten by the caller). */
 		{
-			struct pollfd p = { c->fd, POLLIN, 0 };
+			struct pollfd p = {c->fd, POLLIN, 0};
 
 			conn_parse(c);
 			while (c->replies < 1) {
@@ -1397,8 +1421,8 @@ run_rtt(struct conn *c, const struct reqset *rs, long max_n, double max_s,
  * the whole call at most max_s seconds.  cs[k] NULL: not measured.
  */
 static void
-run_rtt_multi(struct conn *const *cs, const struct reqset *const *rs,
-    int nt, const long *max_n, double max_s, struct samples *const *out)
+run_rtt_multi(struct conn *const *cs, const struct reqset *const *rs, int nt,
+    const long *max_n, double max_s, struct samples *const *out)
 {
 	double end = now_us() + max_s * 1e6, t0, t1;
 	long i, *done = xcalloc((size_t)nt, sizeof *done);
@@ -1444,11 +1468,11 @@ struct drive_res {
  * from the first write to the last reply.
  */
 static struct drive_res
-drive(struct conn *cs, int nc, struct reqset *const *rs, int depth,
-    long limit, double dur)
+drive(struct conn *cs, int nc, struct reqset *const *rs, int depth, long limit,
+    double dur)
 {
 	struct epoll_event ev, *evs;
-	struct drive_res res = { 0, 0 };
+	struct drive_res res = {0, 0};
 	double t0, tend;
 	long *base, pending;
 	bool sending = true;
@@ -1484,8 +1508,7 @@ drive(struct conn *cs, int nc, struct reqset *const *rs, int depth,
 		pending = 0;
 		for (i = 0; i < nc; i++)
 			if (cs[i].fd != -1)
-				pending += base[i] + cs[i].sent -
-				    cs[i].replies;
+				pending += base[i] + cs[i].sent - cs[i].replies;
 		if (pending == 0 && (!sending || limit > 0)) {
 			bool more = false;
 
@@ -1500,14 +1523,16 @@ drive(struct conn *cs, int nc, struct reqset *const *rs, int depth,
 		n = epoll_wait(ep, evs, nc, 20000);
 		if (n <= 0)
 			die("%s: no progress within 20 s (%ld replies "
-			    "pending)", tname[cs[0].kind], pending);
+			    "pending)",
+			    tname[cs[0].kind], pending);
 		for (int k = 0; k < n; k++) {
 			struct conn *c = &cs[evs[k].data.u32];
 			long before = c->replies, got, more;
 
 			if (conn_fill(c) == -1)
 				die("%s closed a connection while measuring "
-				    "(%s)", tname[c->kind], c->lasterr);
+				    "(%s)",
+				    tname[c->kind], c->lasterr);
 			conn_parse(c);
 			got = c->replies - before;
 			if (!sending || got == 0)
@@ -1541,26 +1566,26 @@ drive(struct conn *cs, int nc, struct reqset *const *rs, int depth,
 /* Results                                                              */
 
 enum measure {
-	M_RTT,          /* lookup RTT, samples */
-	M_NNS_RTT,      /* Search NAME RTT */
-	M_SEARCH_ALL,   /* Search * RTT */
-	M_PIPE,         /* ops/s per round */
-	M_CONC,         /* ops/s per round */
-	M_REG1K,        /* ms per round */
-	M_REG10K,       /* ms per round */
-	M_FAN_LIT,      /* ms per trigger */
+	M_RTT,        /* lookup RTT, samples */
+	M_NNS_RTT,    /* Search NAME RTT */
+	M_SEARCH_ALL, /* Search * RTT */
+	M_PIPE,       /* ops/s per round */
+	M_CONC,       /* ops/s per round */
+	M_REG1K,      /* ms per round */
+	M_REG10K,     /* ms per round */
+	M_FAN_LIT,    /* ms per trigger */
 	M_FAN_GLOB,
-	M_IDLE_NONE,    /* RTT samples with no idle connections */
-	M_IDLE_WITH,    /* RTT samples with the idle connections */
-	M_IDLE_REFN,    /* reference echo floor, during M_IDLE_NONE */
-	M_IDLE_REFW,    /* reference echo floor, during M_IDLE_WITH */
-	M_RTT_B2B,      /* lookup RTT, back to back on one target */
+	M_IDLE_NONE, /* RTT samples with no idle connections */
+	M_IDLE_WITH, /* RTT samples with the idle connections */
+	M_IDLE_REFN, /* reference echo floor, during M_IDLE_NONE */
+	M_IDLE_REFW, /* reference echo floor, during M_IDLE_WITH */
+	M_RTT_B2B,   /* lookup RTT, back to back on one target */
 	NM,
 };
 
 static struct samples res[NM][NT];
-static double kb_per_name[NT] = { NAN, NAN, NAN, NAN };
-static double kb_per_conn[NT] = { NAN, NAN, NAN, NAN };
+static double kb_per_name[NT] = {NAN, NAN, NAN, NAN};
+static double kb_per_conn[NT] = {NAN, NAN, NAN, NAN};
 static long hwm_names[NT][2], hwm_idle[NT][2];
 static int idle_open[NT];
 static char idle_note[NT][160];
@@ -1629,8 +1654,8 @@ steady_setup(struct steady *s, enum tkind kind)
 			int k = (i + j * 97) % opt.names;
 
 			held_name(name, sizeof name, k);
-			reqset_add(&s->concrs[j], OP_LOOKUP, name,
-			    held_port(k), NULL);
+			reqset_add(&s->concrs[j], OP_LOOKUP, name, held_port(k),
+			    NULL);
 		}
 		s->concp[j] = &s->concrs[j];
 	}
@@ -1720,7 +1745,7 @@ steady_tput_round(struct steady *s, bool warm)
 	double sl = warm ? 0.03 : opt.slice;
 
 	if (want("b2b")) {
-		struct samples junk = { 0 };
+		struct samples junk = {0};
 
 		run_rtt(s->rtt, &s->lookup, 4000, sl,
 		    warm ? &junk : &res[M_RTT_B2B][k]);
@@ -1785,7 +1810,7 @@ register_names(struct target *t, int n, const char *prefix)
 
 struct fan {
 	struct target *t;
-	struct conn *w;     /* watchers */
+	struct conn *w; /* watchers */
 	int nw;
 	int ep;
 	struct conn *trig;
@@ -1952,7 +1977,7 @@ mem_names(enum tkind kind)
 		reqset_free(&rs[j]);
 		reqset_init(&rs[j], kind);
 		for (i = j * 1000; i < opt.mem_names && i < (j + 1) * 1000;
-		    i++) {
+		     i++) {
 			snprintf(name, sizeof name, "mem-%05d", i);
 			reqset_add(&rs[j], OP_REGISTER, name, 30000 + i % 30000,
 			    NULL);
@@ -1987,10 +2012,10 @@ idle_rtt(struct conn *probe, const struct reqset *rs, struct conn *refc,
     const struct reqset *refrs, enum measure m, enum measure mref,
     enum tkind kind, bool warm)
 {
-	struct conn *cs[2] = { probe, refc };
-	const struct reqset *r[2] = { rs, refrs };
-	struct samples *out[2] = { &res[m][kind], &res[mref][kind] };
-	long max_n[2] = { warm ? 200 : 3000, warm ? 200 : 3000 };
+	struct conn *cs[2] = {probe, refc};
+	const struct reqset *r[2] = {rs, refrs};
+	struct samples *out[2] = {&res[m][kind], &res[mref][kind]};
+	long max_n[2] = {warm ? 200 : 3000, warm ? 200 : 3000};
 
 	if (warm)
 		out[0] = out[1] = NULL;
@@ -2028,8 +2053,7 @@ mem_idle(enum tkind kind, struct conn *refc, const struct reqset *refrs,
 	reqset_init(&rs, kind);
 	reqset_add(&rs, OP_LOOKUP, "probe-app", 4242, NULL);
 	probe = conn_open1(&t);
-	idle_rtt(probe, &rs, refc, refrs, M_IDLE_NONE, M_IDLE_REFN, kind,
-	    true);
+	idle_rtt(probe, &rs, refc, refrs, M_IDLE_NONE, M_IDLE_REFN, kind, true);
 	idle_rtt(probe, &rs, refc, refrs, M_IDLE_NONE, M_IDLE_REFN, kind,
 	    false);
 	if (opt.verbose)
@@ -2052,8 +2076,7 @@ mem_idle(enum tkind kind, struct conn *refc, const struct reqset *refrs,
 		    tname[kind], ok, opt.idle);
 	note("%s: %d idle connections open, VmHWM %ld kB -> %ld kB",
 	    tname[kind], ok, h0, h1);
-	idle_rtt(probe, &rs, refc, refrs, M_IDLE_WITH, M_IDLE_REFW, kind,
-	    true);
+	idle_rtt(probe, &rs, refc, refrs, M_IDLE_WITH, M_IDLE_REFW, kind, true);
 	idle_rtt(probe, &rs, refc, refrs, M_IDLE_WITH, M_IDLE_REFW, kind,
 	    false);
 	if (opt.verbose)
@@ -2064,8 +2087,7 @@ mem_idle(enum tkind kind, struct conn *refc, const struct reqset *refrs,
 		conn_close(&idle[i]);
 	free(idle);
 	usleep(300000);
-	idle_rtt(probe, &rs, refc, refrs, M_IDLE_NONE, M_IDLE_REFN, kind,
-	    true);
+	idle_rtt(probe, &rs, refc, refrs, M_IDLE_NONE, M_IDLE_REFN, kind, true);
 	idle_rtt(probe, &rs, refc, refrs, M_IDLE_NONE, M_IDLE_REFN, kind,
 	    false);
 	if (opt.verbose)
@@ -2186,7 +2208,7 @@ med(enum measure m, enum tkind k)
 static double
 paired_ratio(enum measure m, enum tkind a, enum tkind b)
 {
-	struct samples r = { 0 };
+	struct samples r = {0};
 	size_t i, n = res[m][a].n < res[m][b].n ? res[m][a].n : res[m][b].n;
 	double v;
 
@@ -2219,14 +2241,14 @@ static void
 cpu_mark(struct cpu_mark *m)
 {
 	unsigned long long u = 0, n = 0, sy = 0, idle = 0, io = 0, irq = 0,
-	    sirq = 0, st = 0;
+	                   sirq = 0, st = 0;
 	struct rusage self, kids;
 	double hz = (double)sysconf(_SC_CLK_TCK);
 	FILE *fp = fopen("/proc/stat", "r");
 
 	if (fp != NULL) {
 		if (fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
-		    &u, &n, &sy, &idle, &io, &irq, &sirq, &st) != 8)
+		        &u, &n, &sy, &idle, &io, &irq, &sirq, &st) != 8)
 			u = n = sy = st = 0;
 		fclose(fp);
 	}
@@ -2235,9 +2257,9 @@ cpu_mark(struct cpu_mark *m)
 	getrusage(RUSAGE_SELF, &self);
 	getrusage(RUSAGE_CHILDREN, &kids);
 	m->ours = self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6 +
-	    self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6 +
-	    kids.ru_utime.tv_sec + kids.ru_utime.tv_usec / 1e6 +
-	    kids.ru_stime.tv_sec + kids.ru_stime.tv_usec / 1e6;
+	          self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6 +
+	          kids.ru_utime.tv_sec + kids.ru_utime.tv_usec / 1e6 +
+	          kids.ru_stime.tv_sec + kids.ru_stime.tv_usec / 1e6;
 	m->wall = now_us() / 1e6;
 }
 
@@ -2303,9 +2325,9 @@ report(void)
 		stop_all(); /* reap the targets: their CPU time is ours */
 		cpu_mark(&e);
 		cap = (e.wall - mark_start.wall) *
-		    (double)sysconf(_SC_NPROCESSORS_ONLN);
+		      (double)sysconf(_SC_NPROCESSORS_ONLN);
 		other = (e.machine - mark_start.machine) -
-		    (e.ours - mark_start.ours);
+		        (e.ours - mark_start.ours);
 		steal = e.steal - mark_start.steal;
 		if (other < 0)
 			other = 0;
@@ -2320,25 +2342,25 @@ report(void)
 		    cpu_client, cpu_server);
 	else if (cpu_client >= 0)
 		printf("Not pinned, except the idle-connection latency test "
-		    "(client on CPU %d, servers on CPU %d).  ", cpu_client,
-		    cpu_server);
+		       "(client on CPU %d, servers on CPU %d).  ",
+		    cpu_client, cpu_server);
 	else
 		printf("Not pinned to CPUs.  ");
 	printf("Other processes used %.0f%% of the machine's CPU time during "
-	    "the run (steal %.0f%%); load average at start %s, at end %s.  "
-	    "Rounds: %d steady "
-	    "(%.2f s per measure), %d registration, %d fan-out triggers per "
-	    "pattern; %d names held.\n"
-	    "Latencies in µs as median / p99; throughput in requests/s "
-	    "(median of rounds); times in ms as median / p99.\n\n",
+	       "the run (steal %.0f%%); load average at start %s, at end %s.  "
+	       "Rounds: %d steady "
+	       "(%.2f s per measure), %d registration, %d fan-out triggers per "
+	       "pattern; %d names held.\n"
+	       "Latencies in µs as median / p99; throughput in requests/s "
+	       "(median of rounds); times in ms as median / p99.\n\n",
 	    100 * other_share, 100 * steal_share, load_start, load_end,
-	    opt.rounds, opt.slice, opt.reg_rounds,
-	    opt.fan_reps, opt.names);
+	    opt.rounds, opt.slice, opt.reg_rounds, opt.fan_reps, opt.names);
 	if (other_share + steal_share > 0.10)
 		printf("**Warning: other work took %.0f%% of the machine "
-		    "during the run; these numbers measure that contention "
-		    "as much as the targets.  Run again on a quiet "
-		    "machine.**\n\n", 100 * (other_share + steal_share));
+		       "during the run; these numbers measure that contention "
+		       "as much as the targets.  Run again on a quiet "
+		       "machine.**\n\n",
+		    100 * (other_share + steal_share));
 	printf("| measure | commregd | nnsd | dbus-daemon | echo floor |\n");
 	printf("|---|---|---|---|---|\n");
 	row_lat("lookup round trip, targets interleaved, µs", M_RTT, true);
@@ -2362,10 +2384,11 @@ report(void)
 	row_lat("fan-out to 1,000 watchers, literal name, ms to last",
 	    M_FAN_LIT, true);
 	row_lat("fan-out to 1,000 watchers, glob (dbus: arg0namespace), ms "
-	    "to last", M_FAN_GLOB, true);
+	        "to last",
+	    M_FAN_GLOB, true);
 	row_vals("memory per name (VmHWM, 10,000 names), KB", kb_per_name, "");
-	row_vals("memory per idle connection (VmHWM, 10,000), KB",
-	    kb_per_conn, "");
+	row_vals("memory per idle connection (VmHWM, 10,000), KB", kb_per_conn,
+	    "");
 	printf("| idle connections actually open |");
 	for (k = 0; k < NT; k++)
 		if (idle_open[k])
@@ -2375,25 +2398,26 @@ report(void)
 	printf("\n");
 	row_lat("lookup round trip, no idle connections, µs", M_IDLE_NONE,
 	    true);
-	row_lat("lookup round trip, idle connections open, µs",
-	    M_IDLE_WITH, true);
+	row_lat("lookup round trip, idle connections open, µs", M_IDLE_WITH,
+	    true);
 	for (k = 0; k < NT; k++)
 		v[k] = idle_ratio(k);
 	row_vals("lookup round trip with / without idle connections "
-	    "(normalized by a reference floor)", v, "×");
+	         "(normalized by a reference floor)",
+	    v, "×");
 	printf("\nMemory detail (VmHWM before → after, kB):");
 	for (k = 0; k < NT; k++) {
 		if (hwm_names[k][1])
 			printf(" %s names %ld → %ld;", tname[k],
 			    hwm_names[k][0], hwm_names[k][1]);
 		if (hwm_idle[k][1])
-			printf(" %s idle %ld → %ld;", tname[k],
-			    hwm_idle[k][0], hwm_idle[k][1]);
+			printf(" %s idle %ld → %ld;", tname[k], hwm_idle[k][0],
+			    hwm_idle[k][1]);
 	}
 	printf("\n");
 	if (res[M_IDLE_REFN][T_COMMREGD].n)
 		printf("Reference floor during commregd's idle test: %.1f µs "
-		    "without, %.1f µs with (medians).\n",
+		       "without, %.1f µs with (medians).\n",
 		    median(&res[M_IDLE_REFN][T_COMMREGD]),
 		    median(&res[M_IDLE_REFW][T_COMMREGD]));
 	for (k = 0; k < NT; k++)
@@ -2401,8 +2425,10 @@ report(void)
 			printf("Note: %s.\n", idle_note[k]);
 	if (nnsd_fds_fanout > 0)
 		printf("nnsd had %d descriptors open during fan-out (Tcl 8.6's "
-		    "select() notifier stops at 1024, so nnsd gets no 10,000 "
-		    "idle connections).\n", nnsd_fds_fanout);
+		       "select() notifier stops at 1024, so nnsd gets no "
+		       "10,000 "
+		       "idle connections).\n",
+		    nnsd_fds_fanout);
 
 	printf("\n### Targets (issue 4), ratios from this run\n\n");
 	printf("| target | measured | goal | result |\n|---|---|---|---|\n");
@@ -2417,8 +2443,7 @@ report(void)
 		double ir = idle_ratio(T_COMMREGD);
 
 		target_line("lookup round trip / echo floor (interleaved)",
-		    c / e, "×", "≤ 1.2×", c / e <= 1.2,
-		    !isnan(c) && !isnan(e));
+		    c / e, "×", "≤ 1.2×", c / e <= 1.2, !isnan(c) && !isnan(e));
 		target_line("lookup round trip / echo floor (back to back)",
 		    cb / eb, "×", "≤ 1.2×", cb / eb <= 1.2,
 		    !isnan(cb) && !isnan(eb));
@@ -2427,11 +2452,11 @@ report(void)
 		target_line("pipelined lookups / nnsd (per round)", pipe_cn,
 		    "×", "≥ 20×", pipe_cn >= 20, !isnan(pipe_cn));
 		target_line("10,000 registrations: dbus-daemon's time / "
-		    "commregd's (per round)", reg_dc, "×", "≥ 5×",
-		    reg_dc >= 5, !isnan(reg_dc));
+		            "commregd's (per round)",
+		    reg_dc, "×", "≥ 5×", reg_dc >= 5, !isnan(reg_dc));
 		target_line("`Search *` over 1,000 names / one lookup "
-		    "(interleaved)", sa / c, "×", "≤ 3×", sa / c <= 3,
-		    !isnan(sa) && !isnan(c));
+		            "(interleaved)",
+		    sa / c, "×", "≤ 3×", sa / c <= 3, !isnan(sa) && !isnan(c));
 		target_line("fan-out to 1,000 watchers, literal, median", fl,
 		    " ms", "≤ 10 ms", fl <= 10, !isnan(fl));
 		target_line("fan-out to 1,000 watchers, glob, median", fg,
@@ -2443,17 +2468,20 @@ report(void)
 		    kb_per_conn[T_COMMREGD], " KB", "≤ 4 KB",
 		    kb_per_conn[T_COMMREGD] <= 4,
 		    !isnan(kb_per_conn[T_COMMREGD]));
-		target_line(idle_open[T_COMMREGD] < opt.idle ?
-		    "lookup with the idle connections (fewer than asked, "
-		    "see note) / none, normalized" :
-		    "lookup with 10,000 idle connections / none, normalized",
+		target_line(idle_open[T_COMMREGD] < opt.idle
+		                ? "lookup with the idle connections (fewer "
+		                  "than asked, "
+		                  "see note) / none, normalized"
+		                : "lookup with 10,000 idle connections / none, "
+		                  "normalized",
 		    ir, "×", "≤ 1.1×", ir <= 1.1, !isnan(ir));
 		printf("\n%d PASS, %d MISS.", npass, nmiss);
 		if (!isnan(fl) && !isnan(fe))
 			printf("  For scale: the echo floor's own fan-out (one "
-			    "write to each of 1,000 TCP connections) took %.1f "
-			    "ms, so commregd's is %.2f× the floor.", fe,
-			    fl / fe);
+			       "write to each of 1,000 TCP connections) took "
+			       "%.1f "
+			       "ms, so commregd's is %.2f× the floor.",
+			    fe, fl / fe);
 		printf("\n");
 	}
 }
@@ -2504,26 +2532,26 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "quick", no_argument, NULL, 'q' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "phases", required_argument, NULL, 'p' },
-		{ "only", required_argument, NULL, 'o' },
-		{ "commregd", required_argument, NULL, 'c' },
-		{ "echod", required_argument, NULL, 'e' },
-		{ "nnsd", required_argument, NULL, 'n' },
-		{ "dbus-daemon", required_argument, NULL, 'd' },
-		{ "workdir", required_argument, NULL, 'w' },
-		{ "wrap", required_argument, NULL, 'W' },
-		{ "no-pin", no_argument, NULL, 'P' },
-		{ "pin", no_argument, NULL, 'I' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"quick", no_argument, NULL, 'q'},
+	    {"rounds", required_argument, NULL, 'r'},
+	    {"phases", required_argument, NULL, 'p'},
+	    {"only", required_argument, NULL, 'o'},
+	    {"commregd", required_argument, NULL, 'c'},
+	    {"echod", required_argument, NULL, 'e'},
+	    {"nnsd", required_argument, NULL, 'n'},
+	    {"dbus-daemon", required_argument, NULL, 'd'},
+	    {"workdir", required_argument, NULL, 'w'},
+	    {"wrap", required_argument, NULL, 'W'},
+	    {"no-pin", no_argument, NULL, 'P'},
+	    {"pin", no_argument, NULL, 'I'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch, r, k, i;
 	double t_start = now_us();
 
 	while ((ch = getopt_long(argc, argv, "qr:p:o:c:e:n:d:w:W:vh", longopts,
-	    NULL)) != -1) {
+	            NULL)) != -1) {
 		switch (ch) {
 		case 'q':
 			opt.rounds = 3;
@@ -2612,7 +2640,8 @@ main(int argc, char **argv)
 		struct steady s[NT];
 
 		note("starting commregd, nnsd, dbus-daemon, echo floor; "
-		    "%d names each", opt.names);
+		     "%d names each",
+		    opt.names);
 		for (k = 0; k < NT; k++)
 			steady_setup(&s[k], (enum tkind)k);
 		if (strchr(opt.phases, 'A')) {
@@ -2667,7 +2696,8 @@ main(int argc, char **argv)
 
 					sample_add(&res[M_FAN_LIT][fp->t->kind],
 					    fan_once(fp, false, r));
-					sample_add(&res[M_FAN_GLOB][fp->t->kind],
+					sample_add(&res[M_FAN_GLOB]
+					               [fp->t->kind],
 					    fan_once(fp, true, r));
 				}
 			for (k = 0; k < nf; k++)
@@ -2683,7 +2713,8 @@ main(int argc, char **argv)
 		mem_names(T_NNSD);
 		mem_names(T_DBUS);
 		note("idle connections: %d (fresh commregd, dbus-daemon, echo "
-		    "floor)", opt.idle);
+		     "floor)",
+		    opt.idle);
 		{
 			struct target ref;
 			struct conn *refc;

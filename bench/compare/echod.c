@@ -99,8 +99,8 @@ conn_answer(struct conn *c, const char *buf, size_t len)
 	while ((lf = memchr(buf + start, '\n', len - start)) != NULL) {
 		size_t linelen = (size_t)(lf - (buf + start)) + 1;
 
-		for (r = 0, i = start; i < start + linelen &&
-		    buf[i] >= '0' && buf[i] <= '9'; i++)
+		for (r = 0, i = start;
+		     i < start + linelen && buf[i] >= '0' && buf[i] <= '9'; i++)
 			r = r * 10 + (size_t)(buf[i] - '0');
 		if (buf[start] == 'B') {
 			struct conn *o, *on;
@@ -110,7 +110,8 @@ conn_answer(struct conn *c, const char *buf, size_t len)
 				if (o == c)
 					continue;
 				grow(&o->out, &o->outcap, o->outlen + linelen);
-				memcpy(o->out + o->outlen, buf + start, linelen);
+				memcpy(o->out + o->outlen, buf + start,
+				    linelen);
 				o->outlen += linelen;
 				/* A peer gone: its own read event closes it. */
 				if (conn_flush(epfd, o) == -1)
@@ -121,7 +122,8 @@ conn_answer(struct conn *c, const char *buf, size_t len)
 			grow(&c->out, &c->outcap, c->outlen + linelen);
 			memcpy(c->out + c->outlen, buf + start, linelen);
 			if (buf[start] == 'B')
-				c->out[c->outlen] = 'b'; /* the sender's reply */
+				c->out[c->outlen] =
+				    'b'; /* the sender's reply */
 			c->outlen += linelen;
 		} else {
 			grow(&c->out, &c->outcap, c->outlen + r);
@@ -249,7 +251,7 @@ main(void)
 				int fd;
 
 				while ((fd = accept4(lfd, NULL, NULL,
-				    SOCK_NONBLOCK)) != -1) {
+				            SOCK_NONBLOCK)) != -1) {
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
 					    &one, sizeof one);
 					if ((c = calloc(1, sizeof *c)) == NULL)

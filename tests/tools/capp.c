@@ -42,18 +42,17 @@
 #include "commreg.h"
 
 struct capp {
-	struct event_base	*base;
-	struct commreg_async	*a;
-	int			 rc;
+	struct event_base *base;
+	struct commreg_async *a;
+	int rc;
 };
 
-static void
-say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 say(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
@@ -66,15 +65,15 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: capp [--home DIR] [--inprocess] [--commregd PATH] "
-	    "[-v] NAME...\n"
-	    "       capp [--home DIR] [--inprocess] [--commregd PATH] "
-	    "[-v] --watch PATTERN\n");
+	            "[-v] NAME...\n"
+	            "       capp [--home DIR] [--inprocess] [--commregd PATH] "
+	            "[-v] --watch PATTERN\n");
 }
 
 static void
 on_open(struct commreg_async *a, int status, const char *msg, void *arg)
 {
-	struct capp	*c = arg;
+	struct capp *c = arg;
 
 	if (status != 0) {
 		say("error %s", msg);
@@ -96,8 +95,8 @@ on_regained(struct commreg_async *a, int port, int hosted, void *arg)
 }
 
 static void
-on_renamed(struct commreg_async *a, struct commreg_reg *r,
-    const char *oldname, const char *newname, void *arg)
+on_renamed(struct commreg_async *a, struct commreg_reg *r, const char *oldname,
+    const char *newname, void *arg)
 {
 	say("renamed %s %s", oldname, newname);
 }
@@ -122,7 +121,7 @@ static void
 on_watch(struct commreg_async *a, struct commreg_watch *w,
     const struct commreg_watch_event *ev, void *arg)
 {
-	size_t	i;
+	size_t i;
 
 	switch (ev->what) {
 	case COMMREG_WATCH_SNAPSHOT:
@@ -149,7 +148,7 @@ on_watch(struct commreg_async *a, struct commreg_watch *w,
 static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
-	struct capp	*c = arg;
+	struct capp *c = arg;
 
 	event_base_loopbreak(c->base);
 }
@@ -158,7 +157,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 static void
 on_accept(evutil_socket_t fd, short ev, void *arg)
 {
-	int	s;
+	int s;
 
 	if ((s = accept(fd, NULL, NULL)) != -1)
 		close(s);
@@ -167,9 +166,9 @@ on_accept(evutil_socket_t fd, short ev, void *arg)
 static int
 comm_listen(int *port)
 {
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof sin;
-	int			s;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int s;
 
 	s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s == -1)
@@ -190,20 +189,20 @@ comm_listen(int *port)
 int
 main(int argc, char **argv)
 {
-	static const struct option	 longopts[] = {
-		{ "home", required_argument, NULL, 'H' },
-		{ "inprocess", no_argument, NULL, 'i' },
-		{ "commregd", required_argument, NULL, 'c' },
-		{ "watch", required_argument, NULL, 'w' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	static const struct option longopts[] = {
+	    {"home", required_argument, NULL, 'H'},
+	    {"inprocess", no_argument, NULL, 'i'},
+	    {"commregd", required_argument, NULL, 'c'},
+	    {"watch", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct commreg_async_opts	 o;
-	struct capp			 c;
-	struct event			*sigterm, *sigint, *acc;
-	const char			*watch = NULL;
-	char				 err[1024];
-	int				 ch, i, lfd, port;
+	struct commreg_async_opts o;
+	struct capp c;
+	struct event *sigterm, *sigint, *acc;
+	const char *watch = NULL;
+	char err[1024];
+	int ch, i, lfd, port;
 
 	memset(&o, 0, sizeof o);
 	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
@@ -262,7 +261,7 @@ main(int argc, char **argv)
 		commreg_async_watch(c.a, watch, on_watch, &c);
 	for (i = optind; i < argc; i++) {
 		if (commreg_async_register(c.a, argv[i], port, NULL,
-		    on_registered, &c) == NULL)
+		        on_registered, &c) == NULL)
 			say("error cannot register %s", argv[i]);
 	}
 

@@ -38,12 +38,12 @@ static void
 on_watch(struct commreg_async *a, struct commreg_watch *w,
     const struct commreg_watch_event *ev, void *arg)
 {
-	size_t	i;
+	size_t i;
 
 	switch (ev->what) {
 	case COMMREG_WATCH_SNAPSHOT:
-		printf("%s: %zu applications\n", ev->resync ?
-		    "after failover" : "now", ev->n);
+		printf("%s: %zu applications\n",
+		    ev->resync ? "after failover" : "now", ev->n);
 		for (i = 0; i < ev->n; i++)
 			printf("  %s on port %d\n", ev->entries[i].name,
 			    ev->entries[i].port);
@@ -74,8 +74,8 @@ on_regained(struct commreg_async *a, int port, int hosted, void *arg)
 }
 
 static void
-on_renamed(struct commreg_async *a, struct commreg_reg *r,
-    const char *oldname, const char *newname, void *arg)
+on_renamed(struct commreg_async *a, struct commreg_reg *r, const char *oldname,
+    const char *newname, void *arg)
 {
 	printf("now known as \"%s\" (\"%s\" was taken)\n", newname, oldname);
 }
@@ -89,11 +89,11 @@ on_sigint(evutil_socket_t sig, short what, void *base)
 int
 main(int argc, char **argv)
 {
-	struct commreg_async_opts	 o = { 0 };
-	struct commreg_async		*a;
-	struct event_base		*base;
-	struct event			*sig;
-	char				 err[512];
+	struct commreg_async_opts o = {0};
+	struct commreg_async *a;
+	struct event_base *base;
+	struct event *sig;
+	char err[512];
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: example_c NAME PORT\n");

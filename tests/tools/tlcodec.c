@@ -27,18 +27,18 @@
 #include "tcllist.h"
 
 struct input {
-	const char	*p;
-	size_t		 len;
-	size_t		 off;
+	const char *p;
+	size_t len;
+	size_t off;
 };
 
-static void	read_all(struct tbuf *);
-static int	next_record(struct input *, const char **, size_t *);
-static void	put_record(const char *, size_t);
-static size_t	record_count(struct input *);
-static void	do_format(struct input *, int);
-static void	do_parse(struct input *, int);
-static void	do_match(struct input *);
+static void read_all(struct tbuf *);
+static int next_record(struct input *, const char **, size_t *);
+static void put_record(const char *, size_t);
+static size_t record_count(struct input *);
+static void do_format(struct input *, int);
+static void do_parse(struct input *, int);
+static void do_match(struct input *);
 
 static void
 read_all(struct tbuf *b)
@@ -65,8 +65,8 @@ next_record(struct input *in, const char **p, size_t *len)
 
 	if (in->off == in->len)
 		return 0;
-	while (in->off < in->len && in->p[in->off] >= '0' &&
-	    in->p[in->off] <= '9')
+	while (
+	    in->off < in->len && in->p[in->off] >= '0' && in->p[in->off] <= '9')
 		n = n * 10 + (size_t)(in->p[in->off++] - '0');
 	if (in->off == in->len || in->p[in->off] != ':' ||
 	    n > in->len - in->off - 1)
@@ -89,8 +89,8 @@ put_record(const char *p, size_t len)
 static size_t
 record_count(struct input *in)
 {
-	const char	*p;
-	size_t		 len, i, n = 0;
+	const char *p;
+	size_t len, i, n = 0;
 
 	if (!next_record(in, &p, &len))
 		fatalx("missing element count");
@@ -103,10 +103,10 @@ record_count(struct input *in)
 static void
 do_format(struct input *in, int concat)
 {
-	struct tbuf	 out;
-	struct tlist	 l;
-	const char	*p;
-	size_t		 n, i, len;
+	struct tbuf out;
+	struct tlist l;
+	const char *p;
+	size_t n, i, len;
 
 	tbuf_init(&out);
 	tlist_init(&l);
@@ -124,8 +124,8 @@ do_format(struct input *in, int concat)
 			/* The input buffer does not move: point into it. */
 			if (l.n == l.cap) {
 				l.cap = l.cap ? 2 * l.cap : 16;
-				if ((l.v = realloc(l.v, l.cap *
-				    sizeof(*l.v))) == NULL)
+				if ((l.v = realloc(l.v,
+				         l.cap * sizeof(*l.v))) == NULL)
 					fatal("realloc");
 			}
 			l.v[l.n].p = p;
@@ -143,12 +143,12 @@ do_format(struct input *in, int concat)
 static void
 do_parse(struct input *in, int command)
 {
-	struct tlist	 l;
-	struct tbuf	 err;
-	const char	*p, *msg;
-	char		 head[32];
-	size_t		 len, i;
-	int		 r, n;
+	struct tlist l;
+	struct tbuf err;
+	const char *p, *msg;
+	char head[32];
+	size_t len, i;
+	int r, n;
 
 	tlist_init(&l);
 	tbuf_init(&err);
@@ -175,8 +175,8 @@ do_parse(struct input *in, int command)
 static void
 do_match(struct input *in)
 {
-	const char	*pat, *str;
-	size_t		 plen, slen;
+	const char *pat, *str;
+	size_t plen, slen;
 
 	while (next_record(in, &pat, &plen)) {
 		if (!next_record(in, &str, &slen))
@@ -189,13 +189,13 @@ do_match(struct input *in)
 int
 main(int argc, char *argv[])
 {
-	struct tbuf	all;
-	struct input	in;
+	struct tbuf all;
+	struct input in;
 
 	log_init("tlcodec", LOG_LVL_WARN);
 	if (argc != 2) {
 		fprintf(stderr, "usage: tlcodec format|parse|command|concat|"
-		    "match < records\n");
+		                "match < records\n");
 		return 2;
 	}
 	tbuf_init(&all);

@@ -9,11 +9,11 @@
 #include "test_async.h"
 
 struct t_call {
-	int	done;
-	int	status;
-	char	text[1024];
-	size_t	n;		/* list: entries */
-	char	names[1024];	/* list: names joined with "," */
+	int done;
+	int status;
+	char text[1024];
+	size_t n;         /* list: entries */
+	char names[1024]; /* list: names joined with "," */
 };
 
 static int
@@ -25,7 +25,7 @@ t_call_done(void *arg)
 static void
 t_lookup_cb(struct commreg_async *a, int status, const char *s, void *arg)
 {
-	struct t_call	*c = arg;
+	struct t_call *c = arg;
 
 	c->done = 1;
 	c->status = status;
@@ -36,8 +36,8 @@ static void
 t_list_cb(struct commreg_async *a, int status, const struct commreg_entry *v,
     size_t n, const char *msg, void *arg)
 {
-	struct t_call	*c = arg;
-	size_t		 i;
+	struct t_call *c = arg;
+	size_t i;
 
 	c->done = 1;
 	c->status = status;
@@ -46,10 +46,10 @@ t_list_cb(struct commreg_async *a, int status, const struct commreg_entry *v,
 	c->names[0] = '\0';
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			strncat(c->names, ",", sizeof c->names -
-			    strlen(c->names) - 1);
-		strncat(c->names, v[i].name, sizeof c->names -
-		    strlen(c->names) - 1);
+			strncat(c->names, ",",
+			    sizeof c->names - strlen(c->names) - 1);
+		strncat(c->names, v[i].name,
+		    sizeof c->names - strlen(c->names) - 1);
 	}
 }
 
@@ -57,7 +57,7 @@ static void
 t_call_cb(struct commreg_async *a, int status, const char *res, size_t len,
     void *arg)
 {
-	struct t_call	*c = arg;
+	struct t_call *c = arg;
 
 	c->done = 1;
 	c->status = status;
@@ -67,7 +67,7 @@ t_call_cb(struct commreg_async *a, int status, const char *res, size_t len,
 static void
 t_done_cb(struct commreg_async *a, int status, const char *msg, void *arg)
 {
-	struct t_call	*c = arg;
+	struct t_call *c = arg;
 
 	c->done = 1;
 	c->status = status;
@@ -76,15 +76,15 @@ t_done_cb(struct commreg_async *a, int status, const char *msg, void *arg)
 
 /* Lines-based conditions. */
 struct t_want {
-	struct t_log	*l;
-	const char	*line;
-	int		 count;
+	struct t_log *l;
+	const char *line;
+	int count;
 };
 
 static int
 t_has_line(void *arg)
 {
-	struct t_want	*w = arg;
+	struct t_want *w = arg;
 
 	return t_find(w->l, 0, w->line) >= 0;
 }
@@ -92,24 +92,24 @@ t_has_line(void *arg)
 static int
 t_lines_at_least(void *arg)
 {
-	struct t_want	*w = arg;
+	struct t_want *w = arg;
 
 	return w->l->n >= w->count;
 }
 
-static struct event_base	*base;
+static struct event_base *base;
 
 /* ---- opening ---------------------------------------------------------- */
 
 static void
 test_open_spawns_commregd_when_none_runs(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct t_log			 l;
-	char				 err[512];
-	long				 pid;
-	int				 port = 0;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct t_log l;
+	char err[512];
+	long pid;
+	int port = 0;
 
 	t_home_new();
 	t_opts(&o, &l, COMMREG_MODE_SPAWN);
@@ -131,9 +131,9 @@ test_open_spawns_commregd_when_none_runs(void)
 static void
 test_open_refuses_an_unsafe_tree(void)
 {
-	struct commreg_async_opts	 o;
-	struct t_log			 l;
-	char				 path[512], err[512] = "";
+	struct commreg_async_opts o;
+	struct t_log l;
+	char path[512], err[512] = "";
 
 	t_home_new();
 	snprintf(path, sizeof path, "%s/.tcl", t_home);
@@ -150,15 +150,15 @@ test_open_refuses_an_unsafe_tree(void)
 static void
 test_register_lookup_list_call(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct commreg_reg		*r1, *r2;
-	struct t_log			 l;
-	struct t_want			 w = { &l, NULL, 2 };
-	struct t_call			 c;
-	const char			*stats[1] = { "Commreg/Stats" };
-	char				 err[512], want[64];
-	int				 port;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct commreg_reg *r1, *r2;
+	struct t_log l;
+	struct t_want w = {&l, NULL, 2};
+	struct t_call c;
+	const char *stats[1] = {"Commreg/Stats"};
+	char err[512], want[64];
+	int port;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0 && port > 0);
@@ -166,8 +166,7 @@ test_register_lookup_list_call(void)
 	a = commreg_async_open(base, &o, err, sizeof err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	/* Made before the connection is up: they wait for it. */
-	r1 = commreg_async_register(a, "foo", 5555, NULL, t_on_registered,
-	    &l);
+	r1 = commreg_async_register(a, "foo", 5555, NULL, t_on_registered, &l);
 	r2 = commreg_async_register(a, "foo", 5556, "otherhost",
 	    t_on_registered, &l);
 	CU_ASSERT_FATAL(r1 != NULL && r2 != NULL);
@@ -177,8 +176,8 @@ test_register_lookup_list_call(void)
 	CU_ASSERT(t_find(&l, 0, "registered foo foo") >= 0);
 	CU_ASSERT(t_find(&l, 0, "registered foo foo #2") >= 0);
 	/* on_open comes once what was asked before is in place. */
-	CU_ASSERT(t_find(&l, 0, "registered foo foo #2") <
-	    t_find(&l, 0, "open 0 "));
+	CU_ASSERT(
+	    t_find(&l, 0, "registered foo foo #2") < t_find(&l, 0, "open 0 "));
 	CU_ASSERT_STRING_EQUAL(commreg_reg_name(r1), "foo");
 	CU_ASSERT_EQUAL(commreg_reg_serial(r1), 1);
 	CU_ASSERT_STRING_EQUAL(commreg_reg_name(r2), "foo #2");
@@ -234,12 +233,12 @@ test_register_lookup_list_call(void)
 static void
 test_refused_registration_says_why(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct t_log			 l;
-	struct t_want			 w = { &l, NULL, 0 };
-	char				 err[512];
-	int				 port;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct t_log l;
+	struct t_want w = {&l, NULL, 0};
+	char err[512];
+	int port;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
@@ -250,11 +249,12 @@ test_refused_registration_says_why(void)
 	commreg_async_register(a, "fine", 5555, NULL, t_on_registered, &l);
 	w.line = "open 0 ";
 	CU_ASSERT(t_loop_until(base, t_has_line, &w, T_WAIT_MS));
-	CU_ASSERT(t_find(&l, 0, "refused a\tb 1 name \"a\tb\" contains a "
-	    "control character") >= 0);
+	CU_ASSERT(t_find(&l, 0,
+	              "refused a\tb 1 name \"a\tb\" contains a "
+	              "control character") >= 0);
 	CU_ASSERT(t_find(&l, 0, "registered fine fine") >= 0);
-	CU_ASSERT_PTR_NULL(commreg_async_register(a, "bad", 0, NULL, NULL,
-	    NULL));
+	CU_ASSERT_PTR_NULL(
+	    commreg_async_register(a, "bad", 0, NULL, NULL, NULL));
 	commreg_async_close(a);
 	t_cleanup();
 }
@@ -262,22 +262,21 @@ test_refused_registration_says_why(void)
 static void
 test_unregister_drops_the_name(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct commreg_reg		*r;
-	struct t_log			 l;
-	struct t_want			 w = { &l, "registered gone gone", 0 };
-	struct t_call			 c;
-	char				 err[512];
-	int				 port;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct commreg_reg *r;
+	struct t_log l;
+	struct t_want w = {&l, "registered gone gone", 0};
+	struct t_call c;
+	char err[512];
+	int port;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
 	t_opts(&o, &l, COMMREG_MODE_SPAWN);
 	a = commreg_async_open(base, &o, err, sizeof err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-	r = commreg_async_register(a, "gone", 5555, NULL, t_on_registered,
-	    &l);
+	r = commreg_async_register(a, "gone", 5555, NULL, t_on_registered, &l);
 	CU_ASSERT(t_loop_until(base, t_has_line, &w, T_WAIT_MS));
 	memset(&c, 0, sizeof c);
 	CU_ASSERT_EQUAL(commreg_async_unregister(a, r, t_done_cb, &c), 0);
@@ -290,8 +289,7 @@ test_unregister_drops_the_name(void)
 
 	/* Unregistered before it was ever made: nothing reaches the
 	 * registry, the callback still comes (later, from the loop). */
-	r = commreg_async_register(a, "never", 5555, NULL, t_on_registered,
-	    &l);
+	r = commreg_async_register(a, "never", 5555, NULL, t_on_registered, &l);
 	memset(&c, 0, sizeof c);
 	CU_ASSERT_EQUAL(commreg_async_unregister(a, r, t_done_cb, &c), 0);
 	CU_ASSERT_FALSE(c.done);
@@ -311,16 +309,16 @@ test_unregister_drops_the_name(void)
 static void
 test_watch_snapshot_then_changes(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*wa, *ra;
-	struct commreg_watch		*w;
-	struct commreg_reg		*r;
-	struct t_log			 wl, rl;
-	struct t_want			 want = { &wl, NULL, 0 };
-	struct t_want			 rwant = { &rl, NULL, 0 };
-	struct t_call			 c;
-	char				 err[512];
-	int				 port, n;
+	struct commreg_async_opts o;
+	struct commreg_async *wa, *ra;
+	struct commreg_watch *w;
+	struct commreg_reg *r;
+	struct t_log wl, rl;
+	struct t_want want = {&wl, NULL, 0};
+	struct t_want rwant = {&rl, NULL, 0};
+	struct t_call c;
+	char err[512];
+	int port, n;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
@@ -338,8 +336,8 @@ test_watch_snapshot_then_changes(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
 	want.line = "add w.pre";
 	CU_ASSERT(t_loop_until(base, t_has_line, &want, T_WAIT_MS));
-	CU_ASSERT_EQUAL(t_find(&wl, 0, "snapshot 1"), t_find(&wl, 0,
-	    "add w.pre") - 1);
+	CU_ASSERT_EQUAL(t_find(&wl, 0, "snapshot 1"),
+	    t_find(&wl, 0, "add w.pre") - 1);
 
 	r = commreg_async_register(ra, "w.new", 5001, NULL, t_on_registered,
 	    &rl);
@@ -354,15 +352,14 @@ test_watch_snapshot_then_changes(void)
 	/* Unwatched: nothing more, even for matching names. */
 	CU_ASSERT_EQUAL(commreg_async_unwatch(wa, w), 0);
 	n = wl.n;
-	commreg_async_register(ra, "w.late", 5003, NULL, t_on_registered,
-	    &rl);
+	commreg_async_register(ra, "w.late", 5003, NULL, t_on_registered, &rl);
 	rwant.line = "registered w.late w.late";
 	CU_ASSERT(t_loop_until(base, t_has_line, &rwant, T_WAIT_MS));
 	t_loop_for(base, 100);
 	CU_ASSERT_EQUAL(wl.n, n);
 	/* And the registry forgot the watch. */
 	{
-		const char	*words[1] = { "Commreg/Stats" };
+		const char *words[1] = {"Commreg/Stats"};
 
 		memset(&c, 0, sizeof c);
 		commreg_async_call(wa, words, 1, t_call_cb, &c);
@@ -377,7 +374,7 @@ test_watch_snapshot_then_changes(void)
 static int
 t_count_prefix(const struct t_log *l, const char *prefix)
 {
-	int	i, n = 0;
+	int i, n = 0;
 
 	for (i = 0; i < l->n; i++) {
 		if (strncmp(l->line[i], prefix, strlen(prefix)) == 0)
@@ -389,12 +386,12 @@ t_count_prefix(const struct t_log *l, const char *prefix)
 static void
 test_watch_beyond_the_limit_is_refused(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct t_log			 l;
-	struct t_want			 w = { &l, NULL, 0 };
-	char				 err[512];
-	int				 port, i;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct t_log l;
+	struct t_want w = {&l, NULL, 0};
+	char err[512];
+	int port, i;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
@@ -407,8 +404,7 @@ test_watch_beyond_the_limit_is_refused(void)
 	w.line = "open 0 ";
 	CU_ASSERT(t_loop_until(base, t_has_line, &w, T_WAIT_MS));
 	CU_ASSERT_EQUAL(t_count_prefix(&l, "snapshot 0"), 256);
-	CU_ASSERT_EQUAL(t_count_prefix(&l, "watch error too many watches"),
-	    1);
+	CU_ASSERT_EQUAL(t_count_prefix(&l, "watch error too many watches"), 1);
 	CU_ASSERT_EQUAL(l.lost, 0);
 	commreg_async_close(a);
 	t_cleanup();
@@ -420,7 +416,7 @@ static void
 t_close_in_cb(struct commreg_async *a, struct commreg_reg *r, int status,
     const char *msg, void *arg)
 {
-	int	*n = arg;
+	int *n = arg;
 
 	(*n)++;
 	commreg_async_close(a);
@@ -435,11 +431,11 @@ t_int_set(void *arg)
 static void
 test_close_inside_a_callback(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct t_log			 l;
-	char				 err[512];
-	int				 port, n = 0;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct t_log l;
+	char err[512];
+	int port, n = 0;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
@@ -456,10 +452,10 @@ test_close_inside_a_callback(void)
 	/* The registry saw us go: both names are gone. */
 	t_loop_for(base, 50);
 	{
-		struct commreg_open_opts	 bo;
-		struct commreg_client		*c;
-		struct commreg_entry		*v;
-		size_t				 nv = 99;
+		struct commreg_open_opts bo;
+		struct commreg_client *c;
+		struct commreg_entry *v;
+		size_t nv = 99;
 
 		memset(&bo, 0, sizeof bo);
 		bo.home = t_home;
@@ -474,17 +470,18 @@ test_close_inside_a_callback(void)
 	t_cleanup();
 }
 
-/* ---- no registry to be had ------------------------------------------------ */
+/* ---- no registry to be had ------------------------------------------------
+ */
 
 static void
 test_open_gives_up_at_once_without_commregd(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct t_log			 l;
-	struct t_call			 c;
-	char				 err[512];
-	long long			 t0;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct t_log l;
+	struct t_call c;
+	char err[512];
+	long long t0;
 
 	t_home_new();
 	t_opts(&o, &l, COMMREG_MODE_SPAWN);
@@ -502,10 +499,10 @@ test_open_gives_up_at_once_without_commregd(void)
 	CU_ASSERT_EQUAL(c.status, -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(l.line[0], "refused x -1 no registry"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(c.text, "cannot run "
-	    "/nonexistent/commregd"));
+	                                      "/nonexistent/commregd"));
 	CU_ASSERT_EQUAL(commreg_async_lookup(a, "x", t_lookup_cb, &c), -1);
-	CU_ASSERT_PTR_NULL(commreg_async_register(a, "y", 5555, NULL, NULL,
-	    NULL));
+	CU_ASSERT_PTR_NULL(
+	    commreg_async_register(a, "y", 5555, NULL, NULL, NULL));
 	commreg_async_close(a);
 	t_cleanup();
 }
@@ -514,11 +511,11 @@ test_open_gives_up_at_once_without_commregd(void)
 static void
 test_open_retries_until_its_timeout(void)
 {
-	struct commreg_async_opts	 o;
-	struct commreg_async		*a;
-	struct t_log			 l;
-	char				 err[512];
-	long long			 t0, took;
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct t_log l;
+	char err[512];
+	long long t0, took;
 
 	t_home_new();
 	t_opts(&o, &l, COMMREG_MODE_SPAWN);
@@ -532,20 +529,21 @@ test_open_retries_until_its_timeout(void)
 	CU_ASSERT(took >= 600 && took < 3000);
 	CU_ASSERT_EQUAL(l.opened, -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(l.line[0], "/bin/false --detach failed "
-	    "(exit 1)"));
+	                                         "(exit 1)"));
 	commreg_async_close(a);
 	t_cleanup();
 }
 
-/* ---- the blocking interface, public form ---------------------------------- */
+/* ---- the blocking interface, public form ----------------------------------
+ */
 
 static void
 test_blocking_lookup_id(void)
 {
-	struct commreg_open_opts	 o;
-	struct commreg_client		*c;
-	char				 err[512], id[64], got[64];
-	int				 port;
+	struct commreg_open_opts o;
+	struct commreg_client *c;
+	char err[512], id[64], got[64];
+	int port;
 
 	t_home_new();
 	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
@@ -554,8 +552,8 @@ test_blocking_lookup_id(void)
 	o.commregd = COMMREG_TEST_COMMREGD;
 	c = commreg_open(&o, err, sizeof err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	CU_ASSERT_EQUAL(commreg_register(c, "blk", 4242, NULL, got,
-	    sizeof got), 0);
+	CU_ASSERT_EQUAL(commreg_register(c, "blk", 4242, NULL, got, sizeof got),
+	    0);
 	CU_ASSERT_STRING_EQUAL(got, "blk");
 	CU_ASSERT_EQUAL(commreg_lookup_id(c, "blk", id, sizeof id), 0);
 	CU_ASSERT_STRING_EQUAL(id, "4242 localhost");
@@ -570,9 +568,9 @@ test_blocking_lookup_id(void)
 static char *
 t_slurp(const char *path, size_t *len)
 {
-	FILE	*fp;
-	char	*buf = NULL;
-	long	 n;
+	FILE *fp;
+	char *buf = NULL;
+	long n;
 
 	if ((fp = fopen(path, "r")) == NULL)
 		return NULL;
@@ -587,10 +585,10 @@ t_slurp(const char *path, size_t *len)
 static void
 test_doc_shows_the_built_example(void)
 {
-	const char	*begin = "<!-- example_c.c begin -->\n```c\n";
-	const char	*end = "```\n<!-- example_c.c end -->";
-	char		*doc, *src, *b, *e;
-	size_t		 dlen = 0, slen = 0;
+	const char *begin = "<!-- example_c.c begin -->\n```c\n";
+	const char *end = "```\n<!-- example_c.c end -->";
+	char *doc, *src, *b, *e;
+	size_t dlen = 0, slen = 0;
 
 	doc = t_slurp(COMMREG_TEST_SRC "/docs/c-api.md", &dlen);
 	src = t_slurp(COMMREG_TEST_SRC "/tests/tools/example_c.c", &slen);
@@ -609,8 +607,8 @@ test_doc_shows_the_built_example(void)
 int
 main(void)
 {
-	CU_pSuite	s;
-	unsigned	failed;
+	CU_pSuite s;
+	unsigned failed;
 
 	(void)t_lines_at_least;
 	signal(SIGPIPE, SIG_IGN);
@@ -633,8 +631,7 @@ main(void)
 	    test_watch_snapshot_then_changes);
 	CU_add_test(s, "watch beyond the limit is refused",
 	    test_watch_beyond_the_limit_is_refused);
-	CU_add_test(s, "close inside a callback",
-	    test_close_inside_a_callback);
+	CU_add_test(s, "close inside a callback", test_close_inside_a_callback);
 	CU_add_test(s, "open gives up at once without commregd",
 	    test_open_gives_up_at_once_without_commregd);
 	CU_add_test(s, "open retries until its timeout",

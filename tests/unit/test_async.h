@@ -46,18 +46,18 @@
 /* Each test program uses some of the helpers below. */
 #pragma GCC diagnostic ignored "-Wunused-function"
 
-#define T_MAX_PIDS   32
-#define T_MAX_LINES  600
-#define T_WAIT_MS    10000
+#define T_MAX_PIDS  32
+#define T_MAX_LINES 600
+#define T_WAIT_MS   10000
 
-static char	t_home[256];
-static pid_t	t_pids[T_MAX_PIDS];
-static int	t_npids;
+static char t_home[256];
+static pid_t t_pids[T_MAX_PIDS];
+static int t_npids;
 
 static long long
 t_now_ms(void)
 {
-	struct timespec	t;
+	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
@@ -66,7 +66,7 @@ t_now_ms(void)
 static void
 t_sleep_ms(int ms)
 {
-	struct timespec	t = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&t, &t) == -1 && errno == EINTR)
 		;
@@ -77,15 +77,15 @@ t_sleep_ms(int ms)
 /* One line per callback, as capp prints them, for asserts and for
  * reading a failure. */
 struct t_log {
-	char	line[T_MAX_LINES][200];
-	int	n;
-	int	opened;		/* on_open: 1 ok, -1 failed */
-	int	lost;
-	int	regained;
-	int	regained_port;
-	int	hosted;
-	int	renamed;
-	int	errors;
+	char line[T_MAX_LINES][200];
+	int n;
+	int opened; /* on_open: 1 ok, -1 failed */
+	int lost;
+	int regained;
+	int regained_port;
+	int hosted;
+	int renamed;
+	int errors;
 };
 
 static void t_say(struct t_log *, const char *, ...)
@@ -94,7 +94,7 @@ static void t_say(struct t_log *, const char *, ...)
 static void
 t_say(struct t_log *l, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (l->n >= T_MAX_LINES)
 		return;
@@ -110,7 +110,7 @@ t_say(struct t_log *l, const char *fmt, ...)
 static int
 t_find(const struct t_log *l, int from, const char *s)
 {
-	int	i;
+	int i;
 
 	for (i = from; i < l->n; i++) {
 		if (strcmp(l->line[i], s) == 0)
@@ -122,7 +122,7 @@ t_find(const struct t_log *l, int from, const char *s)
 static void
 t_dump(const struct t_log *l, const char *what)
 {
-	int	i;
+	int i;
 
 	fprintf(stderr, "\n    %s:\n", what);
 	for (i = 0; i < l->n; i++)
@@ -132,7 +132,7 @@ t_dump(const struct t_log *l, const char *what)
 static void
 t_on_open(struct commreg_async *a, int status, const char *msg, void *arg)
 {
-	struct t_log	*l = arg;
+	struct t_log *l = arg;
 
 	l->opened = status == 0 ? 1 : -1;
 	t_say(l, "open %d %s", status, msg != NULL ? msg : "");
@@ -141,7 +141,7 @@ t_on_open(struct commreg_async *a, int status, const char *msg, void *arg)
 static void
 t_on_lost(struct commreg_async *a, const char *why, void *arg)
 {
-	struct t_log	*l = arg;
+	struct t_log *l = arg;
 
 	l->lost++;
 	t_say(l, "lost");
@@ -150,7 +150,7 @@ t_on_lost(struct commreg_async *a, const char *why, void *arg)
 static void
 t_on_regained(struct commreg_async *a, int port, int hosted, void *arg)
 {
-	struct t_log	*l = arg;
+	struct t_log *l = arg;
 
 	l->regained++;
 	l->regained_port = port;
@@ -162,7 +162,7 @@ static void
 t_on_renamed(struct commreg_async *a, struct commreg_reg *r,
     const char *oldname, const char *newname, void *arg)
 {
-	struct t_log	*l = arg;
+	struct t_log *l = arg;
 
 	l->renamed++;
 	t_say(l, "renamed %s %s", oldname, newname);
@@ -171,7 +171,7 @@ t_on_renamed(struct commreg_async *a, struct commreg_reg *r,
 static void
 t_on_error(struct commreg_async *a, const char *msg, void *arg)
 {
-	struct t_log	*l = arg;
+	struct t_log *l = arg;
 
 	l->errors++;
 	t_say(l, "error %s", msg);
@@ -181,7 +181,7 @@ static void
 t_on_registered(struct commreg_async *a, struct commreg_reg *r, int status,
     const char *msg, void *arg)
 {
-	struct t_log	*l = arg;
+	struct t_log *l = arg;
 
 	if (status == 0)
 		t_say(l, "registered %s %s", commreg_reg_base(r), msg);
@@ -195,9 +195,9 @@ static void
 t_on_watch(struct commreg_async *a, struct commreg_watch *w,
     const struct commreg_watch_event *ev, void *arg)
 {
-	struct t_log	*l = arg;
-	const char	*rs = ev->resync ? "resync " : "";
-	size_t		 i;
+	struct t_log *l = arg;
+	const char *rs = ev->resync ? "resync " : "";
+	size_t i;
 
 	switch (ev->what) {
 	case COMMREG_WATCH_SNAPSHOT:
@@ -231,9 +231,9 @@ t_cmp_str(const void *x, const void *y)
 static void
 t_view(const struct t_log *l, char *out, size_t len)
 {
-	const char	*names[T_MAX_LINES];
-	const char	*s;
-	int		 n = 0, i, j, k;
+	const char *names[T_MAX_LINES];
+	const char *s;
+	int n = 0, i, j, k;
 
 	for (i = 0; i < l->n; i++) {
 		s = l->line[i];
@@ -294,10 +294,10 @@ t_tick(evutil_socket_t fd, short ev, void *arg)
 static int
 t_loop_until(struct event_base *base, int (*cond)(void *), void *arg, int ms)
 {
-	struct event	*tick;
-	struct timeval	 tv = { 0, 5000 };
-	long long	 end = t_now_ms() + ms;
-	int		 ok;
+	struct event *tick;
+	struct timeval tv = {0, 5000};
+	long long end = t_now_ms() + ms;
+	int ok;
 
 	tick = event_new(base, -1, EV_PERSIST, t_tick, NULL);
 	event_add(tick, &tv);
@@ -343,7 +343,7 @@ t_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 static void
 t_home_new(void)
 {
-	const char	*tmp = getenv("TMPDIR");
+	const char *tmp = getenv("TMPDIR");
 
 	snprintf(t_home, sizeof t_home, "%s/commreg-async.XXXXXX",
 	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
@@ -371,7 +371,7 @@ t_alive(pid_t pid)
 static void
 t_kill_child(pid_t pid)
 {
-	int	i;
+	int i;
 
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
@@ -386,10 +386,10 @@ t_kill_child(pid_t pid)
 static long
 t_registry_pid(int *port)
 {
-	struct commreg_open_opts	 o;
-	struct commreg_client		*c;
-	char				 err[512];
-	long				 pid;
+	struct commreg_open_opts o;
+	struct commreg_client *c;
+	char err[512];
+	long pid;
 
 	memset(&o, 0, sizeof o);
 	o.home = t_home;
@@ -409,9 +409,9 @@ t_registry_pid(int *port)
 static int
 t_file_port(void)
 {
-	char	host[256], path[1024], buf[32];
-	ssize_t	n;
-	int	fd;
+	char host[256], path[1024], buf[32];
+	ssize_t n;
+	int fd;
 
 	if (election_hostname(host, sizeof host) == -1)
 		return -1;
@@ -430,12 +430,12 @@ t_file_port(void)
 static pid_t
 t_commregd_start(int *port)
 {
-	struct pollfd	pfd;
-	char		buf[32], *home_arg;
-	size_t		len = 0;
-	ssize_t		n;
-	pid_t		pid;
-	int		p[2], devnull;
+	struct pollfd pfd;
+	char buf[32], *home_arg;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+	int p[2], devnull;
 
 	if (pipe(p) == -1)
 		return -1;
@@ -475,10 +475,10 @@ t_commregd_start(int *port)
 static pid_t
 t_capp_start(const char *out, char *const args[])
 {
-	char	*argv[16];
-	char	 path[512];
-	pid_t	 pid;
-	int	 i, n = 0, fd;
+	char *argv[16];
+	char path[512];
+	pid_t pid;
+	int i, n = 0, fd;
 
 	snprintf(path, sizeof path, "%s/%s", t_home, out);
 	argv[n++] = (char *)"capp";
@@ -505,9 +505,9 @@ t_capp_start(const char *out, char *const args[])
 static int
 t_file_has_line(const char *out, const char *s)
 {
-	char	 path[512], line[512];
-	FILE	*fp;
-	int	 found = 0;
+	char path[512], line[512];
+	FILE *fp;
+	int found = 0;
 
 	snprintf(path, sizeof path, "%s/%s", t_home, out);
 	if ((fp = fopen(path, "r")) == NULL)
@@ -528,8 +528,8 @@ t_file_has_line(const char *out, const char *s)
 static void
 t_cleanup(void)
 {
-	long	pid;
-	int	i, tries;
+	long pid;
+	int i, tries;
 
 	for (i = 0; i < t_npids; i++) {
 		if (t_pids[i] > 0)
@@ -537,7 +537,7 @@ t_cleanup(void)
 	}
 	t_npids = 0;
 	for (tries = 0; tries < 10 && (pid = t_registry_pid(NULL)) > 0;
-	    tries++) {
+	     tries++) {
 		if (pid == (long)getpid())
 			break; /* hosted here: gone with its handle */
 		kill((pid_t)pid, SIGKILL);

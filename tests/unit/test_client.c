@@ -24,19 +24,21 @@
 
 /* The registry's side of the handshake and a Commreg/Hello reply. */
 #define VERS_LINE "{vers 3}\n"
-#define HELLO_REPLY "{reply 1 {return -code 0 {registry commreg version " \
-	"0.1.0 protocol 1 owner alice uid 1000 host box pid 42 port 4711 " \
+#define HELLO_REPLY                                                            \
+	"{reply 1 {return -code 0 {registry commreg version "                  \
+	"0.1.0 protocol 1 owner alice uid 1000 host box pid 42 port 4711 "     \
 	"scope user}}}\n"
 
-#define FOO2_DICT "name {foo #2} serial 2 base foo port 5555 host " \
-	"localhost data {5555 localhost} scope user uid 1000 pid 77 " \
+#define FOO2_DICT                                                              \
+	"name {foo #2} serial 2 base foo port 5555 host "                      \
+	"localhost data {5555 localhost} scope user uid 1000 pid 77 "          \
 	"since 1700000000"
 
 static void
 peer_write(int fd, const char *s)
 {
-	size_t	len = strlen(s), off = 0;
-	ssize_t	n;
+	size_t len = strlen(s), off = 0;
+	ssize_t n;
 
 	while (off < len) {
 		n = write(fd, s + off, len - off);
@@ -52,8 +54,8 @@ peer_write(int fd, const char *s)
 static void
 peer_drain(int fd, struct tbuf *b)
 {
-	char	buf[4096];
-	ssize_t	n;
+	char buf[4096];
+	ssize_t n;
 
 	tbuf_reset(b);
 	while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
@@ -67,10 +69,10 @@ peer_drain(int fd, struct tbuf *b)
 static struct commreg_client *
 attached(int *peer, size_t max_message, int reply_timeout_ms)
 {
-	struct commreg_open_opts	 o;
-	struct commreg_client		*c;
-	char				 err[256];
-	int				 sv[2];
+	struct commreg_open_opts o;
+	struct commreg_client *c;
+	char err[256];
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
 		return NULL;
@@ -91,7 +93,7 @@ attached(int *peer, size_t max_message, int reply_timeout_ms)
 static int
 call_lookup(struct commreg_client *c, const char *name, struct tbuf *r)
 {
-	const char	*w[2] = { "Commreg/Lookup", name };
+	const char *w[2] = {"Commreg/Lookup", name};
 
 	return commreg_call(c, w, NULL, 2, r);
 }
@@ -101,11 +103,12 @@ call_lookup(struct commreg_client *c, const char *name, struct tbuf *r)
 static void
 test_entry_parse_full(void)
 {
-	struct commreg_entry	e;
-	char			err[256];
+	struct commreg_entry e;
+	char err[256];
 
-	CU_ASSERT_EQUAL_FATAL(commreg_entry_parse(FOO2_DICT,
-	    strlen(FOO2_DICT), &e, err, sizeof err), 0);
+	CU_ASSERT_EQUAL_FATAL(commreg_entry_parse(FOO2_DICT, strlen(FOO2_DICT),
+	                          &e, err, sizeof err),
+	    0);
 	CU_ASSERT_STRING_EQUAL(e.name, "foo #2");
 	CU_ASSERT_EQUAL(e.serial, 2);
 	CU_ASSERT_STRING_EQUAL(e.base, "foo");
@@ -122,14 +125,15 @@ test_entry_parse_full(void)
 static void
 test_entry_bind_entry_has_empty_fields(void)
 {
-	const char		*d = "name app serial 1 base app port {} "
-				    "host {} data whatever scope user uid 1000 "
-				    "pid {} since 5 future yes";
-	struct commreg_entry	 e;
-	char			 err[256];
+	const char *d = "name app serial 1 base app port {} "
+	                "host {} data whatever scope user uid 1000 "
+	                "pid {} since 5 future yes";
+	struct commreg_entry e;
+	char err[256];
 
 	CU_ASSERT_EQUAL_FATAL(commreg_entry_parse(d, strlen(d), &e, err,
-	    sizeof err), 0);
+	                          sizeof err),
+	    0);
 	CU_ASSERT_STRING_EQUAL(e.name, "app");
 	CU_ASSERT_EQUAL(e.port, 0);
 	CU_ASSERT_STRING_EQUAL(e.host, "");
@@ -141,21 +145,22 @@ test_entry_bind_entry_has_empty_fields(void)
 static void
 test_entry_parse_rejects_bad_dicts(void)
 {
-	static const char	*bad[] = {
-		"name foo serial",            /* odd */
-		"serial 1 port 5",            /* no name */
-		"name foo port abc",          /* port not a number */
-		"name foo port 70000",        /* port out of range */
-		"name {foo",                  /* not a list */
+	static const char *bad[] = {
+	    "name foo serial",     /* odd */
+	    "serial 1 port 5",     /* no name */
+	    "name foo port abc",   /* port not a number */
+	    "name foo port 70000", /* port out of range */
+	    "name {foo",           /* not a list */
 	};
-	struct commreg_entry	 e;
-	char			 err[256];
-	size_t			 i;
+	struct commreg_entry e;
+	char err[256];
+	size_t i;
 
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';
-		CU_ASSERT_EQUAL(commreg_entry_parse(bad[i], strlen(bad[i]),
-		    &e, err, sizeof err), -1);
+		CU_ASSERT_EQUAL(commreg_entry_parse(bad[i], strlen(bad[i]), &e,
+		                    err, sizeof err),
+		    -1);
 		CU_ASSERT(err[0] != '\0');
 	}
 }
@@ -163,27 +168,29 @@ test_entry_parse_rejects_bad_dicts(void)
 static void
 test_entries_parse_list(void)
 {
-	const char		*l = "{" FOO2_DICT "} {name bar port 1 "
-				    "host h}";
-	struct commreg_entry	*v;
-	size_t			 n;
-	char			 err[256];
+	const char *l = "{" FOO2_DICT "} {name bar port 1 "
+	                "host h}";
+	struct commreg_entry *v;
+	size_t n;
+	char err[256];
 
-	CU_ASSERT_EQUAL_FATAL(commreg_entries_parse(l, strlen(l), &v, &n,
-	    err, sizeof err), 0);
+	CU_ASSERT_EQUAL_FATAL(commreg_entries_parse(l, strlen(l), &v, &n, err,
+	                          sizeof err),
+	    0);
 	CU_ASSERT_EQUAL_FATAL(n, 2);
 	CU_ASSERT_STRING_EQUAL(v[0].name, "foo #2");
 	CU_ASSERT_STRING_EQUAL(v[1].name, "bar");
 	CU_ASSERT_EQUAL(v[1].port, 1);
 	commreg_entries_free(v, n);
 
-	CU_ASSERT_EQUAL(commreg_entries_parse("", 0, &v, &n, err,
-	    sizeof err), 0);
+	CU_ASSERT_EQUAL(commreg_entries_parse("", 0, &v, &n, err, sizeof err),
+	    0);
 	CU_ASSERT_EQUAL(n, 0);
 	commreg_entries_free(v, n);
 
-	CU_ASSERT_EQUAL(commreg_entries_parse("{name a} {port 1}", 17, &v,
-	    &n, err, sizeof err), -1);
+	CU_ASSERT_EQUAL(commreg_entries_parse("{name a} {port 1}", 17, &v, &n,
+	                    err, sizeof err),
+	    -1);
 }
 
 /* ---- conversation ------------------------------------------------------ */
@@ -191,10 +198,10 @@ test_entries_parse_list(void)
 static void
 test_attach_says_hello(void)
 {
-	struct commreg_client		*c;
-	const struct commreg_hello	*h;
-	struct tbuf			 sent;
-	int				 peer;
+	struct commreg_client *c;
+	const struct commreg_hello *h;
+	struct tbuf sent;
+	int peer;
 
 	c = attached(&peer, 0, 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -208,7 +215,7 @@ test_attach_says_hello(void)
 	peer_drain(peer, &sent);
 	/* The comm v3 offer, our port 0, then the hello as send 1. */
 	CU_ASSERT(strncmp(sent.p, "3 0\n", 4) == 0 ||
-	    strncmp(sent.p, "{3 2} 0\n", 8) == 0);
+	          strncmp(sent.p, "{3 2} 0\n", 8) == 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, "{send 1 {{Commreg/Hello "));
 	tbuf_free(&sent);
 	commreg_close(c);
@@ -218,9 +225,9 @@ test_attach_says_hello(void)
 static void
 test_call_ok_reply(void)
 {
-	struct commreg_client	*c;
-	struct tbuf		 r, sent;
-	int			 peer;
+	struct commreg_client *c;
+	struct tbuf r, sent;
+	int peer;
 
 	c = attached(&peer, 0, 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -231,8 +238,8 @@ test_call_ok_reply(void)
 	CU_ASSERT_EQUAL(r.len, 14);
 	CU_ASSERT_STRING_EQUAL(r.p, "5555 localhost");
 	peer_drain(peer, &sent);
-	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p,
-	    "{send 2 {{Commreg/Lookup {foo #2}}}}\n"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(sent.p, "{send 2 {{Commreg/Lookup {foo #2}}}}\n"));
 	tbuf_free(&r);
 	tbuf_free(&sent);
 	commreg_close(c);
@@ -242,15 +249,15 @@ test_call_ok_reply(void)
 static void
 test_call_error_reply(void)
 {
-	struct commreg_client	*c;
-	struct tbuf		 r;
-	int			 peer;
+	struct commreg_client *c;
+	struct tbuf r;
+	int peer;
 
 	c = attached(&peer, 0, 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	peer_write(peer, "{reply 2 {return -code 1 -errorinfo "
-	    "{no application named \"foo\"} -errorcode NONE "
-	    "{no application named \"foo\"}}}\n");
+	                 "{no application named \"foo\"} -errorcode NONE "
+	                 "{no application named \"foo\"}}}\n");
 	tbuf_init(&r);
 	CU_ASSERT_EQUAL(commreg_lookup(c, "foo", &r), 1);
 	CU_ASSERT_STRING_EQUAL(r.p, "no application named \"foo\"");
@@ -268,20 +275,19 @@ test_call_error_reply(void)
 static void
 test_async_before_reply_is_queued(void)
 {
-	struct commreg_client	*c;
-	struct commreg_event	 ev;
-	struct tbuf		 r;
-	int			 peer;
+	struct commreg_client *c;
+	struct commreg_event ev;
+	struct tbuf r;
+	int peer;
 
 	c = attached(&peer, 0, 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	peer_write(peer,
-	    "{async 7 {{Commreg/Event w add {" FOO2_DICT "}}}}\n"
-	    "{async 8 {{Search/Continuous/Change t add "
-	    "{a {1 h} b x}}}}\n"
-	    "{reply 99 {return -code 0 stale}}\n"
-	    "{reply 2 {return -code 0 {5555 localhost}}}\n"
-	    "{async 9 {{Commreg/Event w remove {name gone}}}}\n");
+	peer_write(peer, "{async 7 {{Commreg/Event w add {" FOO2_DICT "}}}}\n"
+	                 "{async 8 {{Search/Continuous/Change t add "
+	                 "{a {1 h} b x}}}}\n"
+	                 "{reply 99 {return -code 0 stale}}\n"
+	                 "{reply 2 {return -code 0 {5555 localhost}}}\n"
+	                 "{async 9 {{Commreg/Event w remove {name gone}}}}\n");
 	tbuf_init(&r);
 	CU_ASSERT_EQUAL(call_lookup(c, "foo #2", &r), 0);
 	CU_ASSERT_STRING_EQUAL(r.p, "5555 localhost");
@@ -324,8 +330,8 @@ test_async_before_reply_is_queued(void)
 static pid_t
 slow_writer(int fd, const char *s)
 {
-	pid_t	pid;
-	size_t	i;
+	pid_t pid;
+	size_t i;
 
 	if ((pid = fork()) != 0)
 		return pid;
@@ -340,15 +346,15 @@ slow_writer(int fd, const char *s)
 static void
 test_reply_split_across_writes(void)
 {
-	struct commreg_client	*c;
-	struct tbuf		 r;
-	pid_t			 pid;
-	int			 peer, status;
+	struct commreg_client *c;
+	struct tbuf r;
+	pid_t pid;
+	int peer, status;
 
 	c = attached(&peer, 0, 5000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	pid = slow_writer(peer, "{reply 2 {return -code 0 "
-	    "{5555 {host with space}}}}\r\n");
+	                        "{5555 {host with space}}}}\r\n");
 	CU_ASSERT_FATAL(pid > 0);
 	tbuf_init(&r);
 	CU_ASSERT_EQUAL(call_lookup(c, "foo", &r), 0);
@@ -363,10 +369,10 @@ test_reply_split_across_writes(void)
 static void
 test_oversize_reply_is_refused(void)
 {
-	struct commreg_client	*c;
-	struct tbuf		 big, r;
-	pid_t			 pid;
-	int			 peer, status;
+	struct commreg_client *c;
+	struct tbuf big, r;
+	pid_t pid;
+	int peer, status;
 
 	c = attached(&peer, 1024, 5000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -395,10 +401,10 @@ test_oversize_reply_is_refused(void)
 static void
 test_closed_connection(void)
 {
-	struct commreg_client	*c;
-	struct commreg_event	 ev;
-	struct tbuf		 r;
-	int			 peer;
+	struct commreg_client *c;
+	struct commreg_event ev;
+	struct tbuf r;
+	int peer;
 
 	c = attached(&peer, 0, 5000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -415,9 +421,9 @@ test_closed_connection(void)
 static void
 test_reply_timeout(void)
 {
-	struct commreg_client	*c;
-	struct tbuf		 r;
-	int			 peer;
+	struct commreg_client *c;
+	struct tbuf r;
+	int peer;
 
 	c = attached(&peer, 0, 100);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -432,14 +438,14 @@ test_reply_timeout(void)
 static void
 test_command_from_registry_gets_error_reply(void)
 {
-	struct commreg_client	*c;
-	struct tbuf		 r, sent;
-	int			 peer;
+	struct commreg_client *c;
+	struct tbuf r, sent;
+	int peer;
 
 	c = attached(&peer, 0, 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	peer_write(peer, "{send 5 {{exit}}}\n"
-	    "{reply 2 {return -code 0 {}}}\n");
+	                 "{reply 2 {return -code 0 {}}}\n");
 	tbuf_init(&r);
 	tbuf_init(&sent);
 	CU_ASSERT_EQUAL(call_lookup(c, "foo", &r), 0);
@@ -458,13 +464,13 @@ test_command_from_registry_gets_error_reply(void)
 static void
 test_helpers_register_and_list(void)
 {
-	struct commreg_client	*c;
-	struct commreg_entry	*v;
-	struct commreg_stats	 st;
-	struct tbuf		 sent;
-	char			 assigned[64];
-	size_t			 n;
-	int			 peer;
+	struct commreg_client *c;
+	struct commreg_entry *v;
+	struct commreg_stats st;
+	struct tbuf sent;
+	char assigned[64];
+	size_t n;
+	int peer;
 
 	c = attached(&peer, 0, 2000);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -474,15 +480,17 @@ test_helpers_register_and_list(void)
 	 */
 	peer_write(peer, "{reply 2 {return -code 0 {foo #2}}}\n");
 	CU_ASSERT_EQUAL(commreg_register(c, "foo", 5555, "h", assigned,
-	    sizeof assigned), 0);
+	                    sizeof assigned),
+	    0);
 	CU_ASSERT_STRING_EQUAL(assigned, "foo #2");
-	peer_write(peer, "{reply 3 {return -code 0 {{name foo port 1} {"
-	    FOO2_DICT "}}}}\n");
+	peer_write(peer,
+	    "{reply 3 {return -code 0 {{name foo port 1} {" FOO2_DICT "}}}}\n");
 	CU_ASSERT_EQUAL_FATAL(commreg_list(c, "f*", &v, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 2);
 	CU_ASSERT_STRING_EQUAL(v[1].name, "foo #2");
 	commreg_entries_free(v, n);
-	peer_write(peer, "{reply 4 {return -code 0 {entries 2 connections 3 "
+	peer_write(peer,
+	    "{reply 4 {return -code 0 {entries 2 connections 3 "
 	    "watches 0 uptime 61 messages 9 refused 0 version 0.1.0}}}\n");
 	CU_ASSERT_EQUAL(commreg_stats(c, &st), 0);
 	CU_ASSERT_EQUAL(st.entries, 2);
@@ -495,12 +503,14 @@ test_helpers_register_and_list(void)
 		char want[128];
 
 		/* the registrant says its pid; the host only when given */
-		snprintf(want, sizeof want, "{send 2 {{Commreg/Register foo "
-		    "5555 -pid %ld -host h}}}\n", (long)getpid());
+		snprintf(want, sizeof want,
+		    "{send 2 {{Commreg/Register foo "
+		    "5555 -pid %ld -host h}}}\n",
+		    (long)getpid());
 		CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, want));
 	}
-	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p,
-	    "{send 3 {{Commreg/List f*}}}\n"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(sent.p, "{send 3 {{Commreg/List f*}}}\n"));
 	tbuf_free(&sent);
 	commreg_close(c);
 	close(peer);
@@ -510,19 +520,19 @@ test_helpers_register_and_list(void)
 static void
 test_attach_refuses_non_registry(void)
 {
-	static const char	*greet[] = {
-		/* a comm application without Commreg/Hello */
-		VERS_LINE "{reply 1 {return -code 1 -errorinfo x -errorcode "
-		    "NONE {invalid command name \"Commreg/Hello\"}}}\n",
-		/* something answering, but not a registry */
-		VERS_LINE "{reply 1 {return -code 0 {registry other}}}\n",
-		/* an old comm */
-		"{vers 2}\n",
+	static const char *greet[] = {
+	    /* a comm application without Commreg/Hello */
+	    VERS_LINE "{reply 1 {return -code 1 -errorinfo x -errorcode "
+	              "NONE {invalid command name \"Commreg/Hello\"}}}\n",
+	    /* something answering, but not a registry */
+	    VERS_LINE "{reply 1 {return -code 0 {registry other}}}\n",
+	    /* an old comm */
+	    "{vers 2}\n",
 	};
-	struct commreg_open_opts	 o;
-	char				 err[256];
-	size_t				 i;
-	int				 sv[2];
+	struct commreg_open_opts o;
+	char err[256];
+	size_t i;
+	int sv[2];
 
 	memset(&o, 0, sizeof o);
 	o.reply_timeout_ms = 2000;
@@ -530,8 +540,7 @@ test_attach_refuses_non_registry(void)
 		CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 		peer_write(sv[1], greet[i]);
 		err[0] = '\0';
-		CU_ASSERT_PTR_NULL(commreg_attach(sv[0], &o, err,
-		    sizeof err));
+		CU_ASSERT_PTR_NULL(commreg_attach(sv[0], &o, err, sizeof err));
 		CU_ASSERT(err[0] != '\0');
 		close(sv[1]);
 	}
@@ -540,8 +549,8 @@ test_attach_refuses_non_registry(void)
 int
 main(void)
 {
-	CU_pSuite	s;
-	unsigned int	failures;
+	CU_pSuite s;
+	unsigned int failures;
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init("test_client", LOG_LVL_WARN);

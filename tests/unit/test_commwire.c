@@ -27,8 +27,9 @@ frame_all(const char *stream, size_t len, size_t chunk, size_t max,
 	tbuf_init(&buf);
 	tbuf_reset(got);
 	while (fed < len || buf.len > 0) {
-		size_t take = chunk == 0 ? len - fed :
-		    (len - fed < chunk ? len - fed : chunk);
+		size_t take = chunk == 0
+		                  ? len - fed
+		                  : (len - fed < chunk ? len - fed : chunk);
 
 		tbuf_add(&buf, stream + fed, take);
 		fed += take;
@@ -64,19 +65,20 @@ static void
 test_split_at_every_byte(void)
 {
 	const char *s = "{send 8 {{Bind app {5555 host}}}}\n"
-			"{send 9 {Search *}}\r\n"
-			"{async 10 {{Search/Continuous/Start t {a\\}b}}}}\n";
+	                "{send 9 {Search *}}\r\n"
+	                "{async 10 {{Search/Continuous/Start t {a\\}b}}}}\n";
 	const char *want = "send|8|{Bind app {5555 host}}\n"
-			   "send|9|Search *\n"
-			   "async|10|{Search/Continuous/Start t {a\\}b}}\n";
+	                   "send|9|Search *\n"
+	                   "async|10|{Search/Continuous/Start t {a\\}b}}\n";
 	struct tbuf got;
 	const char *err = NULL;
 	size_t chunk;
 
 	tbuf_init(&got);
 	for (chunk = 0; chunk <= strlen(s); chunk++) {
-		CU_ASSERT_EQUAL_FATAL(frame_all(s, strlen(s), chunk, 4096,
-		    &got, &err), 3);
+		CU_ASSERT_EQUAL_FATAL(frame_all(s, strlen(s), chunk, 4096, &got,
+		                          &err),
+		    3);
 		CU_ASSERT_STRING_EQUAL(got.p, want);
 	}
 	tbuf_free(&got);
@@ -145,7 +147,8 @@ test_bare_and_quoted_elements(void)
 
 	tbuf_init(&got);
 	CU_ASSERT_EQUAL(frame_all("\"send 1 {Search a}\"\nvers\\ 3\n", 28, 1,
-	    4096, &got, &err), 2);
+	                    4096, &got, &err),
+	    2);
 	CU_ASSERT_STRING_EQUAL(got.p, "send|1|Search a\nvers|3\n");
 	tbuf_free(&got);
 }
@@ -161,9 +164,11 @@ test_handshake_line(void)
 	comm_framer_init(&f, 64);
 	tlist_init(&msg);
 	CU_ASSERT_EQUAL(comm_frame_line(&f, "{3 2} 4", 7, &consumed, &msg,
-	    &err), COMM_FRAME_MORE);
+	                    &err),
+	    COMM_FRAME_MORE);
 	CU_ASSERT_EQUAL(comm_frame_line(&f, "{3 2} 4711\r\n{vers", 17,
-	    &consumed, &msg, &err), COMM_FRAME_OK);
+	                    &consumed, &msg, &err),
+	    COMM_FRAME_OK);
 	CU_ASSERT_EQUAL(consumed, 12);
 	CU_ASSERT_EQUAL_FATAL(msg.n, 2);
 	CU_ASSERT_STRING_EQUAL(msg.v[0].p, "3 2");
@@ -172,8 +177,9 @@ test_handshake_line(void)
 		char big[100];
 
 		memset(big, 'x', sizeof big);
-		CU_ASSERT_EQUAL(comm_frame_line(&f, big, sizeof big,
-		    &consumed, &msg, &err), COMM_FRAME_ERROR);
+		CU_ASSERT_EQUAL(comm_frame_line(&f, big, sizeof big, &consumed,
+		                    &msg, &err),
+		    COMM_FRAME_ERROR);
 	}
 	tlist_free(&msg);
 }
@@ -182,7 +188,7 @@ static void
 test_formats_match_comm(void)
 {
 	struct tbuf out, payload;
-	const char *w[] = { "Bind", "app", "5555 host" };
+	const char *w[] = {"Bind", "app", "5555 host"};
 
 	tbuf_init(&out);
 	tbuf_init(&payload);
@@ -217,17 +223,18 @@ test_reply_round_trip(void)
 	tbuf_init(&out);
 	tlist_init(&msg);
 	tlist_init(&ret);
-	comm_format_reply(&out, "reply", 12, 1, "Name \"a b\" is {bound",
-	    20, NULL);
+	comm_format_reply(&out, "reply", 12, 1, "Name \"a b\" is {bound", 20,
+	    NULL);
 	comm_framer_init(&f, 4096);
 	CU_ASSERT_EQUAL_FATAL(comm_frame_next(&f, out.p, out.len, &consumed,
-	    &msg, &err), COMM_FRAME_OK);
+	                          &msg, &err),
+	    COMM_FRAME_OK);
 	CU_ASSERT_EQUAL(consumed, out.len);
 	CU_ASSERT_EQUAL_FATAL(msg.n, 3);
 	CU_ASSERT_STRING_EQUAL(msg.v[0].p, "reply");
 	CU_ASSERT_STRING_EQUAL(msg.v[1].p, "12");
-	CU_ASSERT_EQUAL_FATAL(tlist_parse(&ret, msg.v[2].p, msg.v[2].len,
-	    &err), 0);
+	CU_ASSERT_EQUAL_FATAL(tlist_parse(&ret, msg.v[2].p, msg.v[2].len, &err),
+	    0);
 	CU_ASSERT_EQUAL_FATAL(comm_parse_return(&ret, &code, &result), 0);
 	CU_ASSERT_EQUAL(code, 1);
 	CU_ASSERT_STRING_EQUAL(result.p, "Name \"a b\" is {bound");
@@ -261,8 +268,8 @@ test_payload_forms(void)
 	tlist_init(&w);
 	tbuf_init(&err);
 	/* nameserv's form: one fragment holding the command as a list */
-	CU_ASSERT_EQUAL_FATAL(payload_words("{Bind app {5555 host}}", &w,
-	    &err), 0);
+	CU_ASSERT_EQUAL_FATAL(payload_words("{Bind app {5555 host}}", &w, &err),
+	    0);
 	CU_ASSERT_EQUAL_FATAL(w.n, 3);
 	CU_ASSERT_STRING_EQUAL(w.v[2].p, "5555 host");
 	/* comm::comm send $id Search *: fragments concatenated */
@@ -297,7 +304,8 @@ main(void)
 	s = CU_add_suite("commwire", NULL, NULL);
 	CU_add_test(s, "a stream split at every byte frames the same",
 	    test_split_at_every_byte);
-	CU_add_test(s, "a thousand messages in one read", test_many_in_one_read);
+	CU_add_test(s, "a thousand messages in one read",
+	    test_many_in_one_read);
 	CU_add_test(s, "an oversize message is an error at the limit",
 	    test_oversize_is_an_error);
 	CU_add_test(s, "garbage after a braced message is an error",

@@ -8,7 +8,7 @@
  * cannot outlive the test, and every child is reaped (and killed first if
  * it is late).  Set COMMREG_TEST_DEBUG=1 to see the election's own trace.
  */
-#define _GNU_SOURCE	/* nftw() */
+#define _GNU_SOURCE /* nftw() */
 
 #include <sys/types.h>
 #include <sys/file.h>
@@ -37,25 +37,25 @@
 #include "log.h"
 
 /* Set by tests only: see local/election.c. */
-extern void	(*election_crash_hook)(const char *);
+extern void (*election_crash_hook)(const char *);
 
-#define RACERS		20
-#define CHILD_ALARM	30	/* seconds; no child outlives this */
-#define WAIT_MS		5000	/* election wait for live contenders */
+#define RACERS      20
+#define CHILD_ALARM 30   /* seconds; no child outlives this */
+#define WAIT_MS     5000 /* election wait for live contenders */
 
 struct report {
-	pid_t	 pid;
-	int	 result;
-	int	 port;
+	pid_t pid;
+	int result;
+	int port;
 };
 
-static char	 tmpdir[64];
-static char	 regdir[128];
+static char tmpdir[64];
+static char regdir[128];
 
 static long
 now_ms(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -64,7 +64,7 @@ now_ms(void)
 static void
 nap(int ms)
 {
-	struct timespec	 ts = { 0, ms * 1000000L };
+	struct timespec ts = {0, ms * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -102,10 +102,10 @@ port_path(char *buf, size_t len, const char *host)
 static const char *
 file_content(const char *host)
 {
-	static char	 buf[64];
-	char		 p[256];
-	ssize_t		 n;
-	int		 fd;
+	static char buf[64];
+	char p[256];
+	ssize_t n;
+	int fd;
 
 	port_path(p, sizeof(p), host);
 	buf[0] = '\0';
@@ -120,7 +120,7 @@ file_content(const char *host)
 static int
 says_port(const char *host, int port)
 {
-	char	 want[16];
+	char want[16];
 
 	snprintf(want, sizeof(want), "%d\n", port);
 	return strcmp(file_content(host), want) == 0;
@@ -130,8 +130,8 @@ says_port(const char *host, int port)
 static int
 is_locked(const char *host)
 {
-	char	 p[256];
-	int	 fd, locked;
+	char p[256];
+	int fd, locked;
 
 	port_path(p, sizeof(p), host);
 	if ((fd = open(p, O_RDONLY)) == -1)
@@ -145,9 +145,9 @@ is_locked(const char *host)
 static int
 count_temps(void)
 {
-	struct dirent	*de;
-	DIR		*d;
-	int		 n = 0;
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
 
 	if ((d = opendir(regdir)) == NULL)
 		return -1;
@@ -165,8 +165,8 @@ count_temps(void)
 static int
 reap(pid_t pid, int ms)
 {
-	long	 end = now_ms() + ms;
-	int	 status;
+	long end = now_ms() + ms;
+	int status;
 
 	while (now_ms() < end) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
@@ -181,7 +181,7 @@ reap(pid_t pid, int ms)
 static int
 read_within(int fd, void *buf, size_t len, int ms)
 {
-	struct pollfd	 pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
 	if (poll(&pfd, 1, ms) != 1)
 		return -1;
@@ -193,15 +193,15 @@ read_within(int fd, void *buf, size_t len, int ms)
 static void
 child_elect(const char *host, int wait_ms, int fd, int hold_fd)
 {
-	struct election_claim	 c;
-	struct report		 r;
-	char			 err[512], b;
+	struct election_claim c;
+	struct report r;
+	char err[512], b;
 
 	alarm(CHILD_ALARM);
 	r.pid = getpid();
 	r.port = 0;
-	r.result = election_run(regdir, host, wait_ms, &r.port, &c, err,
-	    sizeof(err));
+	r.result =
+	    election_run(regdir, host, wait_ms, &r.port, &c, err, sizeof(err));
 	if (r.result == ELECTION_ERROR)
 		fprintf(stderr, "child %ld: %s\n", (long)r.pid, err);
 	if (write(fd, &r, sizeof(r)) != sizeof(r))
@@ -219,9 +219,9 @@ child_elect(const char *host, int wait_ms, int fd, int hold_fd)
 static int
 win_and_die(const char *host)
 {
-	struct report	 r;
-	pid_t		 pid;
-	int		 p[2], status;
+	struct report r;
+	pid_t pid;
+	int p[2], status;
 
 	CU_ASSERT_FATAL(pipe(p) == 0);
 	if ((pid = fork()) == 0) {
@@ -244,15 +244,16 @@ win_and_die(const char *host)
 static void
 test_clean_start_wins(void)
 {
-	struct election_claim	 c;
-	struct sockaddr_in	 sin;
-	struct stat		 st;
-	socklen_t		 len = sizeof(sin);
-	char			 err[512], p[256];
-	int			 port = -1, s;
+	struct election_claim c;
+	struct sockaddr_in sin;
+	struct stat st;
+	socklen_t len = sizeof(sin);
+	char err[512], p[256];
+	int port = -1, s;
 
 	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-clean", WAIT_MS, &port,
-	    &c, err, sizeof(err)), ELECTION_WON);
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT(c.port > 0 && c.port == port);
 	CU_ASSERT(says_port("h-clean", c.port));
 	CU_ASSERT(is_locked("h-clean"));
@@ -262,8 +263,7 @@ test_clean_start_wins(void)
 	CU_ASSERT_EQUAL(count_temps(), 0);
 
 	/* Listening on 127.0.0.1, nonblocking, close-on-exec. */
-	CU_ASSERT(getsockname(c.listen_fd, (struct sockaddr *)&sin, &len) ==
-	    0);
+	CU_ASSERT(getsockname(c.listen_fd, (struct sockaddr *)&sin, &len) == 0);
 	CU_ASSERT(sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
 	CU_ASSERT(ntohs(sin.sin_port) == c.port);
 	CU_ASSERT(fcntl(c.listen_fd, F_GETFL) & O_NONBLOCK);
@@ -282,14 +282,15 @@ test_clean_start_wins(void)
 static void
 test_second_starter_finds_it(void)
 {
-	struct election_claim	 c, c2;
-	struct report		 r;
-	char			 err[512];
-	pid_t			 pid;
-	int			 p[2], port = -1, port2 = -1, status;
+	struct election_claim c, c2;
+	struct report r;
+	char err[512];
+	pid_t pid;
+	int p[2], port = -1, port2 = -1, status;
 
 	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-found", WAIT_MS, &port,
-	    &c, err, sizeof(err)), ELECTION_WON);
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT_FATAL(pipe(p) == 0);
 	if ((pid = fork()) == 0) {
 		close(p[0]);
@@ -307,7 +308,8 @@ test_second_starter_finds_it(void)
 
 	/* The same process asking again is told the same. */
 	CU_ASSERT_EQUAL(election_run(regdir, "h-found", WAIT_MS, &port2, &c2,
-	    err, sizeof(err)), ELECTION_FOUND);
+	                    err, sizeof(err)),
+	    ELECTION_FOUND);
 	CU_ASSERT_EQUAL(port2, port);
 	CU_ASSERT_EQUAL(c2.lock_fd, -1);
 	CU_ASSERT_EQUAL(c2.listen_fd, -1);
@@ -317,15 +319,16 @@ test_second_starter_finds_it(void)
 static void
 test_stale_file_same_port(void)
 {
-	struct election_claim	 c;
-	char			 err[512];
-	int			 old, port = -1;
+	struct election_claim c;
+	char err[512];
+	int old, port = -1;
 
 	old = win_and_die("h-stale");
 	CU_ASSERT_FATAL(old > 0);
 	CU_ASSERT(says_port("h-stale", old));
 	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-stale", WAIT_MS, &port,
-	    &c, err, sizeof(err)), ELECTION_WON);
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT_EQUAL(c.port, old);
 	CU_ASSERT(says_port("h-stale", old));
 	CU_ASSERT(is_locked("h-stale"));
@@ -335,10 +338,10 @@ test_stale_file_same_port(void)
 static void
 test_stale_port_taken_elsewhere(void)
 {
-	struct election_claim	 c;
-	struct sockaddr_in	 sin;
-	char			 err[512];
-	int			 old, port = -1, s;
+	struct election_claim c;
+	struct sockaddr_in sin;
+	char err[512];
+	int old, port = -1, s;
 
 	old = win_and_die("h-taken");
 	CU_ASSERT_FATAL(old > 0);
@@ -352,7 +355,8 @@ test_stale_port_taken_elsewhere(void)
 	CU_ASSERT_FATAL(listen(s, 1) == 0);
 
 	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-taken", WAIT_MS, &port,
-	    &c, err, sizeof(err)), ELECTION_WON);
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT(c.port > 0 && c.port != old);
 	CU_ASSERT(says_port("h-taken", c.port));
 	CU_ASSERT(is_locked("h-taken"));
@@ -368,9 +372,9 @@ test_stale_port_taken_elsewhere(void)
 static pid_t
 stuck_contender(const char *host)
 {
-	char	 p[256], b = 0;
-	pid_t	 pid;
-	int	 fds[2], fd;
+	char p[256], b = 0;
+	pid_t pid;
+	int fds[2], fd;
 
 	port_path(p, sizeof(p), host);
 	CU_ASSERT_FATAL(pipe(fds) == 0);
@@ -399,11 +403,11 @@ stuck_contender(const char *host)
 static void
 test_dead_contender_taken_over(void)
 {
-	struct election_claim	 c;
-	char			 err[512];
-	long			 t0;
-	pid_t			 pid;
-	int			 port = -1, status;
+	struct election_claim c;
+	char err[512];
+	long t0;
+	pid_t pid;
+	int port = -1, status;
 
 	pid = stuck_contender("h-dead");
 	CU_ASSERT_FATAL(pid > 0);
@@ -414,8 +418,9 @@ test_dead_contender_taken_over(void)
 	CU_ASSERT(WIFSIGNALED(status));
 
 	t0 = now_ms();
-	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-dead", WAIT_MS, &port,
-	    &c, err, sizeof(err)), ELECTION_WON);
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-dead", WAIT_MS, &port, &c,
+	                          err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT(now_ms() - t0 < 1000);
 	CU_ASSERT(says_port("h-dead", c.port));
 	election_release(&c);
@@ -424,18 +429,19 @@ test_dead_contender_taken_over(void)
 static void
 test_live_contender_times_out(void)
 {
-	struct election_claim	 c;
-	char			 err[512], p[256], pidstr[32];
-	long			 t0, took;
-	pid_t			 pid;
-	int			 port = -1;
+	struct election_claim c;
+	char err[512], p[256], pidstr[32];
+	long t0, took;
+	pid_t pid;
+	int port = -1;
 
 	pid = stuck_contender("h-stuck");
 	CU_ASSERT_FATAL(pid > 0);
 	t0 = now_ms();
 	err[0] = '\0';
 	CU_ASSERT_EQUAL(election_run(regdir, "h-stuck", 500, &port, &c, err,
-	    sizeof(err)), ELECTION_ERROR);
+	                    sizeof(err)),
+	    ELECTION_ERROR);
 	took = now_ms() - t0;
 	CU_ASSERT(took >= 400 && took < 3000);
 	port_path(p, sizeof(p), "h-stuck");
@@ -452,16 +458,16 @@ test_live_contender_times_out(void)
 static void
 test_twenty_racers_one_winner(void)
 {
-	struct report	 r[RACERS];
-	pid_t		 pids[RACERS];
-	long		 end;
-	int		 go[2], rep[2], hold[2], i, got, won, found, winner;
-	int		 status, bad = 0;
+	struct report r[RACERS];
+	pid_t pids[RACERS];
+	long end;
+	int go[2], rep[2], hold[2], i, got, won, found, winner;
+	int status, bad = 0;
 
 	CU_ASSERT_FATAL(pipe(go) == 0 && pipe(rep) == 0 && pipe(hold) == 0);
 	for (i = 0; i < RACERS; i++) {
 		if ((pids[i] = fork()) == 0) {
-			char	 b;
+			char b;
 
 			close(go[1]);
 			close(rep[0]);
@@ -479,12 +485,12 @@ test_twenty_racers_one_winner(void)
 	close(rep[1]);
 	close(hold[0]);
 	CU_ASSERT_EQUAL(i, RACERS);
-	close(go[1]);			/* go */
+	close(go[1]); /* go */
 
 	end = now_ms() + 2 * WAIT_MS;
 	for (got = 0; got < i && now_ms() < end; got++)
 		if (read_within(rep[0], &r[got], sizeof(r[got]),
-		    (int)(end - now_ms())) != sizeof(r[got]))
+		        (int)(end - now_ms())) != sizeof(r[got]))
 			break;
 	CU_ASSERT_EQUAL(got, RACERS);
 	won = found = 0;
@@ -505,7 +511,7 @@ test_twenty_racers_one_winner(void)
 		CU_ASSERT(says_port("h-race", r[winner].port));
 	CU_ASSERT_EQUAL(count_temps(), 0);
 
-	close(hold[1]);			/* the winner may go */
+	close(hold[1]); /* the winner may go */
 	close(rep[0]);
 	for (int k = 0; k < i; k++) {
 		status = reap(pids[k], WAIT_MS);
@@ -520,7 +526,7 @@ test_twenty_racers_one_winner(void)
 static void
 die_at(const char *step)
 {
-	const char	*want = getenv("COMMREG_TEST_DIE_AT");
+	const char *want = getenv("COMMREG_TEST_DIE_AT");
 
 	if (want != NULL && strcmp(want, step) == 0)
 		raise(SIGKILL);
@@ -533,11 +539,11 @@ die_at(const char *step)
 static void
 killed_at(const char *host, const char *step)
 {
-	struct election_claim	 c;
-	char			 err[512];
-	long			 t0;
-	pid_t			 pid;
-	int			 p[2], port = -1, status;
+	struct election_claim c;
+	char err[512];
+	long t0;
+	pid_t pid;
+	int p[2], port = -1, status;
 
 	CU_ASSERT_FATAL(pipe(p) == 0);
 	if ((pid = fork()) == 0) {
@@ -550,13 +556,14 @@ killed_at(const char *host, const char *step)
 	close(p[1]);
 	status = reap(pid, WAIT_MS);
 	close(p[0]);
-	CU_ASSERT(status != -1 && WIFSIGNALED(status) &&
-	    WTERMSIG(status) == SIGKILL);
+	CU_ASSERT(
+	    status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
 	t0 = now_ms();
 	err[0] = '\0';
 	CU_ASSERT_EQUAL_FATAL(election_run(regdir, host, WAIT_MS, &port, &c,
-	    err, sizeof(err)), ELECTION_WON);
+	                          err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT(now_ms() - t0 < 1000);
 	CU_ASSERT(says_port(host, c.port));
 	CU_ASSERT_EQUAL(count_temps(), 0);
@@ -584,9 +591,9 @@ test_killed_before_writing(void)
 static void
 test_killed_while_taking_over(void)
 {
-	struct election_claim	 c;
-	char			 err[512];
-	int			 old, port = -1;
+	struct election_claim c;
+	char err[512];
+	int old, port = -1;
 
 	/* A stale file; a starter dies right after binding its port. */
 	old = win_and_die("h-kill-over");
@@ -594,7 +601,8 @@ test_killed_while_taking_over(void)
 	killed_at("h-kill-over", "bound");
 	/* The dead holder's port survived both deaths. */
 	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-kill-over", WAIT_MS,
-	    &port, &c, err, sizeof(err)), ELECTION_WON);
+	                          &port, &c, err, sizeof(err)),
+	    ELECTION_WON);
 	CU_ASSERT_EQUAL(c.port, old);
 	election_release(&c);
 }
@@ -602,22 +610,26 @@ test_killed_while_taking_over(void)
 static void
 test_refuses_bad_names_and_files(void)
 {
-	struct election_claim	 c;
-	char			 err[512], p[256];
-	int			 port, fd;
+	struct election_claim c;
+	char err[512], p[256];
+	int port, fd;
 
 	CU_ASSERT_EQUAL(election_run(regdir, "../escape", WAIT_MS, &port, &c,
-	    err, sizeof(err)), ELECTION_ERROR);
+	                    err, sizeof(err)),
+	    ELECTION_ERROR);
 	CU_ASSERT_EQUAL(election_run(regdir, "", WAIT_MS, &port, &c, err,
-	    sizeof(err)), ELECTION_ERROR);
-	CU_ASSERT_EQUAL(election_run(regdir, ".hidden", WAIT_MS, &port, &c,
-	    err, sizeof(err)), ELECTION_ERROR);
+	                    sizeof(err)),
+	    ELECTION_ERROR);
+	CU_ASSERT_EQUAL(election_run(regdir, ".hidden", WAIT_MS, &port, &c, err,
+	                    sizeof(err)),
+	    ELECTION_ERROR);
 
 	port_path(p, sizeof(p), "h-symlink");
 	CU_ASSERT_FATAL(symlink("/dev/null", p) == 0);
 	err[0] = '\0';
 	CU_ASSERT_EQUAL(election_run(regdir, "h-symlink", WAIT_MS, &port, &c,
-	    err, sizeof(err)), ELECTION_ERROR);
+	                    err, sizeof(err)),
+	    ELECTION_ERROR);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, p));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "symbolic link"));
 
@@ -627,8 +639,9 @@ test_refuses_bad_names_and_files(void)
 	CU_ASSERT(fchmod(fd, 0644) == 0 && write(fd, "1234\n", 5) == 5);
 	close(fd);
 	err[0] = '\0';
-	CU_ASSERT_EQUAL(election_run(regdir, "h-0644", WAIT_MS, &port, &c,
-	    err, sizeof(err)), ELECTION_ERROR);
+	CU_ASSERT_EQUAL(election_run(regdir, "h-0644", WAIT_MS, &port, &c, err,
+	                    sizeof(err)),
+	    ELECTION_ERROR);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, p));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "0644"));
 	printf("\n    message: %s ", err);
@@ -637,7 +650,7 @@ test_refuses_bad_names_and_files(void)
 static void
 test_hostname_is_short(void)
 {
-	char	 h[256];
+	char h[256];
 
 	CU_ASSERT_EQUAL_FATAL(election_hostname(h, sizeof(h)), 0);
 	CU_ASSERT(h[0] != '\0');
@@ -647,40 +660,41 @@ test_hostname_is_short(void)
 int
 main(void)
 {
-	CU_pSuite	 s;
-	int		 rc;
+	CU_pSuite s;
+	int rc;
 
-	log_init("test_election", getenv("COMMREG_TEST_DEBUG") != NULL ?
-	    LOG_LVL_DEBUG : LOG_LVL_WARN);
+	log_init("test_election", getenv("COMMREG_TEST_DEBUG") != NULL
+	                              ? LOG_LVL_DEBUG
+	                              : LOG_LVL_WARN);
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	s = CU_add_suite("election", suite_init, suite_clean);
 	if (s == NULL ||
 	    CU_add_test(s, "clean start wins", test_clean_start_wins) == NULL ||
 	    CU_add_test(s, "second starter finds the registry",
-	    test_second_starter_finds_it) == NULL ||
+	        test_second_starter_finds_it) == NULL ||
 	    CU_add_test(s, "stale file: won on the same port",
-	    test_stale_file_same_port) == NULL ||
+	        test_stale_file_same_port) == NULL ||
 	    CU_add_test(s, "stale file, port taken: won on another port",
-	    test_stale_port_taken_elsewhere) == NULL ||
+	        test_stale_port_taken_elsewhere) == NULL ||
 	    CU_add_test(s, "dead contender is taken over",
-	    test_dead_contender_taken_over) == NULL ||
+	        test_dead_contender_taken_over) == NULL ||
 	    CU_add_test(s, "live contender that never finishes: error",
-	    test_live_contender_times_out) == NULL ||
+	        test_live_contender_times_out) == NULL ||
 	    CU_add_test(s, "20 racers: one winner, 19 find it",
-	    test_twenty_racers_one_winner) == NULL ||
+	        test_twenty_racers_one_winner) == NULL ||
 	    CU_add_test(s, "starter killed after link",
-	    test_killed_after_link) == NULL ||
+	        test_killed_after_link) == NULL ||
 	    CU_add_test(s, "starter killed after bind",
-	    test_killed_after_bind) == NULL ||
+	        test_killed_after_bind) == NULL ||
 	    CU_add_test(s, "starter killed before writing the port",
-	    test_killed_before_writing) == NULL ||
+	        test_killed_before_writing) == NULL ||
 	    CU_add_test(s, "starter killed while taking over",
-	    test_killed_while_taking_over) == NULL ||
+	        test_killed_while_taking_over) == NULL ||
 	    CU_add_test(s, "bad host names and port files are refused",
-	    test_refuses_bad_names_and_files) == NULL ||
+	        test_refuses_bad_names_and_files) == NULL ||
 	    CU_add_test(s, "hostname has no domain part",
-	    test_hostname_is_short) == NULL) {
+	        test_hostname_is_short) == NULL) {
 		CU_cleanup_registry();
 		return 1;
 	}

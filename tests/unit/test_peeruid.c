@@ -25,15 +25,15 @@
 
 #include "peeruid.h"
 
-#define FOREIGN_UID	65534	/* nobody */
-#define WAIT_MS		5000
+#define FOREIGN_UID 65534 /* nobody */
+#define WAIT_MS     5000
 
 /* Any address as a sockaddr, port 0. */
 static socklen_t
 make_addr(struct sockaddr_storage *ss, int family, const char *addr)
 {
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET) {
@@ -59,9 +59,9 @@ set_port(struct sockaddr_storage *ss, int port)
 static int
 listener(int family, const char *addr, int *port)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-	int			 s, off = 0;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int s, off = 0;
 
 	if ((s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
@@ -73,18 +73,18 @@ listener(int family, const char *addr, int *port)
 		close(s);
 		return -1;
 	}
-	*port = ntohs(ss.ss_family == AF_INET ?
-	    ((struct sockaddr_in *)&ss)->sin_port :
-	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+	*port = ntohs(ss.ss_family == AF_INET
+	                  ? ((struct sockaddr_in *)&ss)->sin_port
+	                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	return s;
 }
 
 static int
 connect_to(int family, const char *addr, int port)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-	int			 s;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int s;
 
 	if ((s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
@@ -100,7 +100,7 @@ connect_to(int family, const char *addr, int port)
 static int
 accept_within(int ls, int ms)
 {
-	struct pollfd	 pfd = { .fd = ls, .events = POLLIN };
+	struct pollfd pfd = {.fd = ls, .events = POLLIN};
 
 	if (poll(&pfd, 1, ms) != 1)
 		return -1;
@@ -115,9 +115,9 @@ accept_within(int ls, int ms)
 static int
 check_pair(int lfamily, const char *laddr, int cfamily, const char *caddr)
 {
-	char	 err[256];
-	uid_t	 uid;
-	int	 ls, cs, as, port;
+	char err[256];
+	uid_t uid;
+	int ls, cs, as, port;
 
 	if ((ls = listener(lfamily, laddr, &port)) == -1)
 		return -1;
@@ -172,24 +172,25 @@ test_v4_mapped_is_our_uid(void)
 	if (check_pair(AF_INET6, "::", AF_INET, "127.0.0.1") == -1)
 		printf("\n    skipped: no dual-stack IPv6 socket here ");
 	/* IPv6 client to a v4-mapped address of an IPv4 listener. */
-	if (check_pair(AF_INET, "127.0.0.1", AF_INET6,
-	    "::ffff:127.0.0.1") == -1)
+	if (check_pair(AF_INET, "127.0.0.1", AF_INET6, "::ffff:127.0.0.1") ==
+	    -1)
 		printf("\n    skipped: no v4-mapped IPv6 client here ");
 }
 
 static void
 test_local_nonloopback_address(void)
 {
-	struct ifaddrs	*ifa, *i;
-	char		 a[INET_ADDRSTRLEN];
+	struct ifaddrs *ifa, *i;
+	char a[INET_ADDRSTRLEN];
 
 	CU_ASSERT_FATAL(getifaddrs(&ifa) == 0);
 	a[0] = '\0';
 	for (i = ifa; i != NULL && a[0] == '\0'; i = i->ifa_next) {
 		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET)
 			continue;
-		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->
-		    sin_addr, a, sizeof(a));
+		inet_ntop(AF_INET,
+		    &((struct sockaddr_in *)i->ifa_addr)->sin_addr, a,
+		    sizeof(a));
 		if (strncmp(a, "127.", 4) == 0)
 			a[0] = '\0';
 	}
@@ -206,10 +207,10 @@ test_local_nonloopback_address(void)
 static void
 test_foreign_uid(void)
 {
-	char	 err[256], c;
-	uid_t	 uid;
-	pid_t	 pid;
-	int	 ls, as, port, status;
+	char err[256], c;
+	uid_t uid;
+	pid_t pid;
+	int ls, as, port, status;
 
 	if (geteuid() != 0) {
 		printf("\n    skipped: needs root to run a client as uid %d ",
@@ -221,9 +222,9 @@ test_foreign_uid(void)
 	pid = fork();
 	CU_ASSERT_FATAL(pid != -1);
 	if (pid == 0) {
-		int	 cs;
+		int cs;
 
-		alarm(10);	/* never outlive the test */
+		alarm(10); /* never outlive the test */
 		if (setgid(FOREIGN_UID) == -1 || setuid(FOREIGN_UID) == -1)
 			_exit(2);
 		if ((cs = connect_to(AF_INET, "127.0.0.1", port)) == -1)
@@ -253,10 +254,10 @@ test_foreign_uid(void)
 static void
 test_refusals_give_a_reason(void)
 {
-	char	 err[256], c;
-	uid_t	 uid;
-	int	 sv[2], s, ls, cs, as, port, n;
-	struct pollfd	 pfd;
+	char err[256], c;
+	uid_t uid;
+	int sv[2], s, ls, cs, as, port, n;
+	struct pollfd pfd;
 
 	/* Not connected. */
 	s = socket(AF_INET, SOCK_STREAM, 0);
@@ -290,7 +291,7 @@ test_refusals_give_a_reason(void)
 	pfd.events = POLLIN;
 	CU_ASSERT(poll(&pfd, 1, WAIT_MS) == 1);
 	n = read(as, &c, 1);
-	CU_ASSERT_EQUAL(n, 0);		/* the FIN has arrived */
+	CU_ASSERT_EQUAL(n, 0); /* the FIN has arrived */
 	err[0] = '\0';
 	uid = 12345;
 	CU_ASSERT_EQUAL(peeruid_lookup(as, &uid, err, sizeof(err)), -1);
@@ -299,7 +300,6 @@ test_refusals_give_a_reason(void)
 	printf("\n    closed peer: %s ", err);
 	close(as);
 	close(ls);
-
 }
 
 /*
@@ -309,9 +309,9 @@ test_refusals_give_a_reason(void)
 static int
 fake_connection(const char *to, int port)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-	int			 s, one = 1;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int s, one = 1;
 
 	if ((s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
@@ -328,9 +328,9 @@ fake_connection(const char *to, int port)
 static void
 test_no_real_peer_is_refused(void)
 {
-	char	 err[256];
-	uid_t	 uid = 12345;
-	int	 s, ls, port;
+	char err[256];
+	uid_t uid = 12345;
+	int s, ls, port;
 
 	if (geteuid() != 0) {
 		printf("\n    skipped: needs root for TCP repair mode ");
@@ -351,7 +351,7 @@ test_no_real_peer_is_refused(void)
 	/* A loopback "peer" that does not exist. */
 	ls = listener(AF_INET, "127.0.0.1", &port);
 	CU_ASSERT_FATAL(ls != -1);
-	close(ls);		/* the port is free again */
+	close(ls); /* the port is free again */
 	s = fake_connection("127.0.0.1", port);
 	CU_ASSERT_FATAL(s != -1);
 	err[0] = '\0';
@@ -376,27 +376,27 @@ test_no_real_peer_is_refused(void)
 int
 main(void)
 {
-	CU_pSuite	 s;
-	int		 rc;
+	CU_pSuite s;
+	int rc;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	s = CU_add_suite("peeruid", NULL, NULL);
 	if (s == NULL ||
 	    CU_add_test(s, "IPv4 loopback peer is our uid",
-	    test_ipv4_loopback_is_our_uid) == NULL ||
+	        test_ipv4_loopback_is_our_uid) == NULL ||
 	    CU_add_test(s, "IPv6 loopback peer is our uid",
-	    test_ipv6_loopback_is_our_uid) == NULL ||
+	        test_ipv6_loopback_is_our_uid) == NULL ||
 	    CU_add_test(s, "v4-mapped peer is our uid",
-	    test_v4_mapped_is_our_uid) == NULL ||
+	        test_v4_mapped_is_our_uid) == NULL ||
 	    CU_add_test(s, "peer via our own non-loopback address",
-	    test_local_nonloopback_address) == NULL ||
-	    CU_add_test(s, "peer running as another uid",
-	    test_foreign_uid) == NULL ||
+	        test_local_nonloopback_address) == NULL ||
+	    CU_add_test(s, "peer running as another uid", test_foreign_uid) ==
+	        NULL ||
 	    CU_add_test(s, "refusals give a reason",
-	    test_refusals_give_a_reason) == NULL ||
+	        test_refusals_give_a_reason) == NULL ||
 	    CU_add_test(s, "remote, absent or listening peer is refused",
-	    test_no_real_peer_is_refused) == NULL) {
+	        test_no_real_peer_is_refused) == NULL) {
 		CU_cleanup_registry();
 		return 1;
 	}

@@ -57,7 +57,7 @@ nns_bind(struct registry *r, const char *name, const char *data,
 static void
 test_second_instance_gets_serial_2(void)
 {
-	struct seen s = { "" };
+	struct seen s = {""};
 	struct registry *r = registry_new(record, &s);
 	struct reg_entry_list a, b, c;
 	struct reg_entry *e1, *e2, *e3;
@@ -167,7 +167,8 @@ test_names_are_checked(void)
 
 		memset(big, 'n', sizeof big);
 		CU_ASSERT_EQUAL(registry_check_name(big, sizeof big, true,
-		    &err), -1);
+		                    &err),
+		    -1);
 	}
 	tbuf_free(&err);
 }
@@ -175,7 +176,7 @@ test_names_are_checked(void)
 static void
 test_watchers_are_told(void)
 {
-	struct seen s = { "" };
+	struct seen s = {""};
 	struct registry *r = registry_new(record, &s);
 	struct reg_entry_list a;
 	struct reg_watch_list wl;
@@ -186,8 +187,7 @@ test_watchers_are_told(void)
 	TAILQ_INIT(&wl);
 	tbuf_init(&err);
 	registry_watch_add(r, REG_WATCH_COMMREG, "all", 3, "*", 1, NULL, &wl);
-	registry_watch_add(r, REG_WATCH_COMMREG, "lit", 3, "foo", 3, NULL,
-	    &wl);
+	registry_watch_add(r, REG_WATCH_COMMREG, "lit", 3, "foo", 3, NULL, &wl);
 	registry_watch_add(r, REG_WATCH_NNS, "glob", 4, "f?o*", 4, NULL, &wl);
 	registry_watch_add(r, REG_WATCH_NNS, "none", 4, "bar", 3, NULL, &wl);
 	CU_ASSERT_EQUAL(registry_watch_count(r), 4);
@@ -226,8 +226,8 @@ test_match_and_sorted(void)
 	/* enough to make the table grow a few times */
 	for (i = 0; i < 3000; i++) {
 		snprintf(name, sizeof name, "app%04d", 2999 - i);
-		CU_ASSERT_PTR_NOT_NULL_FATAL(reg(r, name, 0, 1000 + i, &a,
-		    &err));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(
+		    reg(r, name, 0, 1000 + i, &a, &err));
 	}
 	v = registry_sorted(r, "app1*", 5, &n);
 	CU_ASSERT_EQUAL(n, 1000);

@@ -4,7 +4,7 @@
  * reached through a symbolic link is refused with a message that names the
  * path and the fix.
  */
-#define _GNU_SOURCE	/* nftw() */
+#define _GNU_SOURCE /* nftw() */
 
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -21,9 +21,9 @@
 
 #include "safepath.h"
 
-#define FOREIGN_UID	65534	/* nobody */
+#define FOREIGN_UID 65534 /* nobody */
 
-static char	 tmpdir[64];
+static char tmpdir[64];
 
 static void
 path_in(char *buf, size_t len, const char *name)
@@ -34,7 +34,7 @@ path_in(char *buf, size_t len, const char *name)
 static mode_t
 mode_of(const char *path)
 {
-	struct stat	 st;
+	struct stat st;
 
 	if (lstat(path, &st) == -1)
 		return (mode_t)-1;
@@ -64,14 +64,15 @@ suite_clean(void)
 static void
 test_tree_created_0700(void)
 {
-	char	 home[128], p[256], regdir[256], err[512];
-	mode_t	 old;
+	char home[128], p[256], regdir[256], err[512];
+	mode_t old;
 
 	path_in(home, sizeof(home), "home-a");
 	CU_ASSERT_FATAL(mkdir(home, 0700) == 0);
 	old = umask(022);
-	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir,
-	    sizeof(regdir), err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir, sizeof(regdir),
+	                    err, sizeof(err)),
+	    0);
 	umask(old);
 	snprintf(p, sizeof(p), "%s/.tcl/comm/registry", home);
 	CU_ASSERT_STRING_EQUAL(regdir, p);
@@ -84,21 +85,23 @@ test_tree_created_0700(void)
 	CU_ASSERT_EQUAL(mode_of(p), 0700);
 
 	/* A second run accepts what the first one made. */
-	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir,
-	    sizeof(regdir), err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir, sizeof(regdir),
+	                    err, sizeof(err)),
+	    0);
 }
 
 static void
 test_tree_0700_whatever_the_umask(void)
 {
-	char	 home[128], p[256], regdir[256], err[512];
-	mode_t	 old;
+	char home[128], p[256], regdir[256], err[512];
+	mode_t old;
 
 	path_in(home, sizeof(home), "home-umask");
 	CU_ASSERT_FATAL(mkdir(home, 0700) == 0);
 	old = umask(0);
-	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir,
-	    sizeof(regdir), err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir, sizeof(regdir),
+	                    err, sizeof(err)),
+	    0);
 	umask(0777);
 	snprintf(p, sizeof(p), "%s/d-0777", tmpdir);
 	CU_ASSERT_EQUAL(safe_dir(p, geteuid(), err, sizeof(err)), 0);
@@ -112,7 +115,7 @@ test_tree_0700_whatever_the_umask(void)
 static void
 refuse_dir_mode(const char *name, mode_t mode, const char *want)
 {
-	char	 p[256], err[512];
+	char p[256], err[512];
 
 	path_in(p, sizeof(p), name);
 	CU_ASSERT_FATAL(mkdir(p, 0700) == 0);
@@ -123,7 +126,7 @@ refuse_dir_mode(const char *name, mode_t mode, const char *want)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 700"));
 	printf("\n    message: %s ", err);
-	CU_ASSERT_EQUAL(mode_of(p), mode);	/* checked, never "fixed" */
+	CU_ASSERT_EQUAL(mode_of(p), mode); /* checked, never "fixed" */
 }
 
 static void
@@ -143,7 +146,7 @@ test_refuses_group_writable_dir(void)
 static void
 test_refuses_symlinked_dir(void)
 {
-	char	 real[256], link[256], home[128], regdir[256], err[512];
+	char real[256], link[256], home[128], regdir[256], err[512];
 
 	path_in(real, sizeof(real), "real-dir");
 	path_in(link, sizeof(link), "link-dir");
@@ -161,8 +164,9 @@ test_refuses_symlinked_dir(void)
 	snprintf(link, sizeof(link), "%s/.tcl", home);
 	CU_ASSERT_FATAL(symlink(real, link) == 0);
 	err[0] = '\0';
-	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir,
-	    sizeof(regdir), err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir, sizeof(regdir),
+	                    err, sizeof(err)),
+	    -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, link));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "symbolic link"));
 
@@ -176,8 +180,8 @@ test_refuses_symlinked_dir(void)
 static void
 test_refuses_non_directory(void)
 {
-	char	 p[256], err[512];
-	int	 fd;
+	char p[256], err[512];
+	int fd;
 
 	path_in(p, sizeof(p), "plain-file");
 	fd = open(p, O_CREAT | O_WRONLY | O_EXCL, 0600);
@@ -191,21 +195,22 @@ test_refuses_non_directory(void)
 static void
 test_missing_parent(void)
 {
-	char	 p[256], err[512];
+	char p[256], err[512];
 
 	path_in(p, sizeof(p), "no-such/child");
 	CU_ASSERT_EQUAL(safe_dir(p, geteuid(), err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, p));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "parent"));
-	CU_ASSERT_EQUAL(safe_comm_tree("relative/home", geteuid(), p,
-	    sizeof(p), err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(safe_comm_tree("relative/home", geteuid(), p, sizeof(p),
+	                    err, sizeof(err)),
+	    -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "relative/home"));
 }
 
 static void
 test_parent_dir_rules(void)
 {
-	char	 p[256], err[512];
+	char p[256], err[512];
 
 	/* ~/.tcl may be readable by others, never writable. */
 	path_in(p, sizeof(p), "tcl-0755");
@@ -223,8 +228,8 @@ test_parent_dir_rules(void)
 static void
 test_file_modes(void)
 {
-	char	 p[256], err[512];
-	int	 fd;
+	char p[256], err[512];
+	int fd;
 
 	path_in(p, sizeof(p), "port-file");
 	fd = open(p, O_CREAT | O_RDWR | O_EXCL | O_NOFOLLOW, 0600);
@@ -243,8 +248,8 @@ test_file_modes(void)
 	/* A directory is not a file. */
 	fd = open(tmpdir, O_RDONLY | O_DIRECTORY);
 	CU_ASSERT_FATAL(fd != -1);
-	CU_ASSERT_EQUAL(safe_file_fd(fd, tmpdir, geteuid(), err,
-	    sizeof(err)), -1);
+	CU_ASSERT_EQUAL(safe_file_fd(fd, tmpdir, geteuid(), err, sizeof(err)),
+	    -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
 	close(fd);
 }
@@ -252,8 +257,8 @@ test_file_modes(void)
 static void
 test_refuses_foreign_owner(void)
 {
-	char	 p[256], f[256], home[128], tcl[256], regdir[256], err[512];
-	int	 fd;
+	char p[256], f[256], home[128], tcl[256], regdir[256], err[512];
+	int fd;
 
 	if (geteuid() != 0) {
 		printf("\n    skipped: needs root to chown to uid %d ",
@@ -286,8 +291,9 @@ test_refuses_foreign_owner(void)
 	CU_ASSERT_FATAL(mkdir(tcl, 0700) == 0);
 	CU_ASSERT_FATAL(chown(tcl, FOREIGN_UID, (gid_t)-1) == 0);
 	err[0] = '\0';
-	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir,
-	    sizeof(regdir), err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(safe_comm_tree(home, geteuid(), regdir, sizeof(regdir),
+	                    err, sizeof(err)),
+	    -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, tcl));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "owned by uid"));
 }
@@ -295,33 +301,33 @@ test_refuses_foreign_owner(void)
 int
 main(void)
 {
-	CU_pSuite	 s;
-	int		 rc;
+	CU_pSuite s;
+	int rc;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	s = CU_add_suite("safepath", suite_init, suite_clean);
 	if (s == NULL ||
 	    CU_add_test(s, "tree is created 0700", test_tree_created_0700) ==
-	    NULL ||
+	        NULL ||
 	    CU_add_test(s, "tree is 0700 whatever the umask",
-	    test_tree_0700_whatever_the_umask) == NULL ||
+	        test_tree_0700_whatever_the_umask) == NULL ||
 	    CU_add_test(s, "refuses a 0755 directory", test_refuses_0755_dir) ==
-	    NULL ||
+	        NULL ||
 	    CU_add_test(s, "refuses a group/other-accessible directory",
-	    test_refuses_group_writable_dir) == NULL ||
+	        test_refuses_group_writable_dir) == NULL ||
 	    CU_add_test(s, "refuses a symlinked directory",
-	    test_refuses_symlinked_dir) == NULL ||
+	        test_refuses_symlinked_dir) == NULL ||
 	    CU_add_test(s, "refuses a file where a directory belongs",
-	    test_refuses_non_directory) == NULL ||
-	    CU_add_test(s, "missing parent is reported",
-	    test_missing_parent) == NULL ||
+	        test_refuses_non_directory) == NULL ||
+	    CU_add_test(s, "missing parent is reported", test_missing_parent) ==
+	        NULL ||
 	    CU_add_test(s, "~/.tcl may be readable, not writable",
-	    test_parent_dir_rules) == NULL ||
+	        test_parent_dir_rules) == NULL ||
 	    CU_add_test(s, "file 0644 is refused, 0600 accepted",
-	    test_file_modes) == NULL ||
+	        test_file_modes) == NULL ||
 	    CU_add_test(s, "refuses a foreign owner",
-	    test_refuses_foreign_owner) == NULL) {
+	        test_refuses_foreign_owner) == NULL) {
 		CU_cleanup_registry();
 		return 1;
 	}

@@ -13,45 +13,51 @@
 #include "tcllist.h"
 
 /* A string literal as pointer and length: literals may hold NUL. */
-#define S(x)	{ (x), sizeof(x) - 1 }
+#define S(x)                                                                   \
+	{                                                                      \
+		(x), sizeof(x) - 1                                             \
+	}
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Checks report the line of the case, not of the helper. */
-#define PARSE_OK(in, ...) do {						\
-	static const struct tl_elem want_[] = { __VA_ARGS__ };		\
-	check_parse(__LINE__, in, sizeof(in) - 1, want_, NELEM(want_));	\
-} while (0)
-#define PARSE_NONE(in)							\
-	check_parse(__LINE__, in, sizeof(in) - 1, NULL, 0)
-#define PARSE_ERR(in, msg)						\
-	check_parse_err(__LINE__, in, sizeof(in) - 1, msg)
-#define FORMAT(want, ...) do {						\
-	static const struct tl_elem in_[] = { __VA_ARGS__ };		\
-	check_format(__LINE__, in_, NELEM(in_), want, sizeof(want) - 1); \
-} while (0)
-#define CMD_OK(in, ...) do {						\
-	static const struct tl_elem want_[] = { __VA_ARGS__ };		\
-	check_cmd(__LINE__, in, sizeof(in) - 1, want_, NELEM(want_));	\
-} while (0)
-#define CMD_NONE(in)							\
-	check_cmd(__LINE__, in, sizeof(in) - 1, NULL, 0)
-#define CMD_ERR(in, msg)						\
-	check_cmd_err(__LINE__, in, sizeof(in) - 1, msg)
-#define CONCAT(want, ...) do {						\
-	static const struct tl_elem in_[] = { __VA_ARGS__ };		\
-	check_concat(__LINE__, in_, NELEM(in_), want, sizeof(want) - 1); \
-} while (0)
+#define PARSE_OK(in, ...)                                                      \
+	do {                                                                   \
+		static const struct tl_elem want_[] = {__VA_ARGS__};           \
+		check_parse(__LINE__, in, sizeof(in) - 1, want_,               \
+		    NELEM(want_));                                             \
+	} while (0)
+#define PARSE_NONE(in)     check_parse(__LINE__, in, sizeof(in) - 1, NULL, 0)
+#define PARSE_ERR(in, msg) check_parse_err(__LINE__, in, sizeof(in) - 1, msg)
+#define FORMAT(want, ...)                                                      \
+	do {                                                                   \
+		static const struct tl_elem in_[] = {__VA_ARGS__};             \
+		check_format(__LINE__, in_, NELEM(in_), want,                  \
+		    sizeof(want) - 1);                                         \
+	} while (0)
+#define CMD_OK(in, ...)                                                        \
+	do {                                                                   \
+		static const struct tl_elem want_[] = {__VA_ARGS__};           \
+		check_cmd(__LINE__, in, sizeof(in) - 1, want_, NELEM(want_));  \
+	} while (0)
+#define CMD_NONE(in)     check_cmd(__LINE__, in, sizeof(in) - 1, NULL, 0)
+#define CMD_ERR(in, msg) check_cmd_err(__LINE__, in, sizeof(in) - 1, msg)
+#define CONCAT(want, ...)                                                      \
+	do {                                                                   \
+		static const struct tl_elem in_[] = {__VA_ARGS__};             \
+		check_concat(__LINE__, in_, NELEM(in_), want,                  \
+		    sizeof(want) - 1);                                         \
+	} while (0)
 
 #define REFUSED ": the registry takes literal commands only"
 
-static struct tlist	l;
-static struct tbuf	buf, err;
+static struct tlist l;
+static struct tbuf buf, err;
 
 static void
 check(int line, int ok, const char *what)
 {
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line,
-	    what, __FILE__, "", CU_FALSE);
+	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, what,
+	    __FILE__, "", CU_FALSE);
 }
 
 static int
@@ -74,8 +80,8 @@ static void
 check_parse(int line, const char *in, size_t len, const struct tl_elem *want,
     size_t n)
 {
-	const char	*e = NULL;
-	int		 r;
+	const char *e = NULL;
+	int r;
 
 	r = tlist_parse(&l, in, len, &e);
 	check(line, r == 0, "tlist_parse succeeds");
@@ -85,8 +91,8 @@ check_parse(int line, const char *in, size_t len, const struct tl_elem *want,
 static void
 check_parse_err(int line, const char *in, size_t len, const char *msg)
 {
-	const char	*e = NULL;
-	int		 r;
+	const char *e = NULL;
+	int r;
 
 	r = tlist_parse(&l, in, len, &e);
 	check(line, r == -1 && l.n == 0, "tlist_parse fails");
@@ -98,17 +104,20 @@ static void
 check_format(int line, const struct tl_elem *in, size_t n, const char *want,
     size_t wlen)
 {
-	const char	*e;
-	size_t		 i;
+	const char *e;
+	size_t i;
 
 	tbuf_reset(&buf);
 	for (i = 0; i < n; i++)
 		tl_append(&buf, 0, in[i].p, in[i].len);
-	check(line, buf.len == wlen && memcmp(buf.p, want, wlen) == 0 &&
-	    buf.p[buf.len] == '\0', "tl_append output");
+	check(line,
+	    buf.len == wlen && memcmp(buf.p, want, wlen) == 0 &&
+	        buf.p[buf.len] == '\0',
+	    "tl_append output");
 	/* And it must read back as the same elements. */
-	check(line, tlist_parse(&l, buf.p, buf.len, &e) == 0 &&
-	    same_elems(&l, in, n), "tl_append round trip");
+	check(line,
+	    tlist_parse(&l, buf.p, buf.len, &e) == 0 && same_elems(&l, in, n),
+	    "tl_append round trip");
 }
 
 static void
@@ -134,15 +143,16 @@ check_cmd_err(int line, const char *in, size_t len, const char *msg)
 	tbuf_adds(&err, "stale text that must go: ");
 	r = tl_parse_command(&l, in, len, &err);
 	check(line, r == -1 && l.n == 0, "tl_parse_command refuses");
-	check(line, r == -1 && strcmp(err.p, msg) == 0 &&
-	    err.len == strlen(msg), "tl_parse_command message");
+	check(line,
+	    r == -1 && strcmp(err.p, msg) == 0 && err.len == strlen(msg),
+	    "tl_parse_command message");
 }
 
 static void
 check_concat(int line, const struct tl_elem *in, size_t n, const char *want,
     size_t wlen)
 {
-	struct tlist	t;
+	struct tlist t;
 
 	t.v = (struct tl_elem *)in;
 	t.n = t.cap = n;
@@ -166,9 +176,12 @@ test_parse_basic(void)
 	PARSE_OK("{} \"\" {}", S(""), S(""), S(""));
 	PARSE_OK("{a b} \"c d\" e", S("a b"), S("c d"), S("e"));
 	/* Unicode white space does not separate. */
-	PARSE_OK("a\xc2\xa0" "b", S("a\xc2\xa0" "b"));
-	PARSE_OK("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80",
-	    S("caf\xc3\xa9"), S("\xe4\xb8\xad"), S("\xf0\x9f\x98\x80"));
+	PARSE_OK("a\xc2\xa0"
+	         "b",
+	    S("a\xc2\xa0"
+	      "b"));
+	PARSE_OK("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80", S("caf\xc3\xa9"),
+	    S("\xe4\xb8\xad"), S("\xf0\x9f\x98\x80"));
 }
 
 static void
@@ -231,13 +244,16 @@ test_parse_backslash(void)
 	PARSE_OK("\\0", S("\0"));
 	PARSE_OK("\\8", S("8"));
 	/* \u: 1 to 4 hex digits, UTF-8 out. */
-	PARSE_OK("\\u00e9\\u4e2d\\u41\\u", S("\xc3\xa9\xe4\xb8\xad" "Au"));
-	PARSE_OK("\\u00e9f", S("\xc3\xa9" "f"));
+	PARSE_OK("\\u00e9\\u4e2d\\u41\\u", S("\xc3\xa9\xe4\xb8\xad"
+	                                     "Au"));
+	PARSE_OK("\\u00e9f", S("\xc3\xa9"
+	                       "f"));
 	PARSE_OK("\\u0", S("\0"));
 	/* \U: up to 8 digits but never past 0x10FFFF. */
 	PARSE_OK("\\U41\\U", S("AU"));
 	PARSE_OK("\\U0000004142", S("A42"));
-	PARSE_OK("\\U110000", S("\xef\xbf\xbd" "0"));
+	PARSE_OK("\\U110000", S("\xef\xbf\xbd"
+	                        "0"));
 	/* A NUL byte is an ordinary character, escaped or not. */
 	PARSE_OK("a\0b \\\0", S("a\0b"), S("\0"));
 }
@@ -252,7 +268,10 @@ test_parse_nonbmp(void)
 {
 	PARSE_OK("\\U1F600", S("\xef\xbf\xbd"));
 	PARSE_OK("\\U10FFFF", S("\xef\xbf\xbd"));
-	PARSE_OK("\\\xf0\x9f\x98\x80" "a", S("\xef\xbf\xbd" "a"));
+	PARSE_OK("\\\xf0\x9f\x98\x80"
+	         "a",
+	    S("\xef\xbf\xbd"
+	      "a"));
 	PARSE_OK("\\uD83D\\uDE00", S("\xf0\x9f\x98\x80"));
 	PARSE_OK("\\U0000D83D\\U0000DE00", S("\xf0\x9f\x98\x80"));
 	PARSE_OK("\\uDBFF\\uDFFF", S("\xf4\x8f\xbf\xbf"));
@@ -310,10 +329,10 @@ test_parse_errors(void)
 static void
 test_parse_reuse(void)
 {
-	struct tbuf	 in;
-	const char	*e;
-	size_t		 i;
-	int		 ok = 1;
+	struct tbuf in;
+	const char *e;
+	size_t i;
+	int ok = 1;
 
 	tbuf_init(&in);
 	for (i = 0; i < 1000; i++)
@@ -324,7 +343,7 @@ test_parse_reuse(void)
 		tbuf_reset(&buf);
 		tbuf_printf(&buf, "e%zu", i);
 		ok &= l.v[2 * i].len == buf.len &&
-		    strcmp(l.v[2 * i].p, buf.p) == 0;
+		      strcmp(l.v[2 * i].p, buf.p) == 0;
 		tbuf_reset(&buf);
 		tbuf_printf(&buf, "A%zu", i);
 		ok &= strcmp(l.v[2 * i + 1].p, buf.p) == 0;
@@ -391,7 +410,7 @@ test_format_start(void)
 	tl_append_int(&buf, 7, -42);
 	tl_append_int(&buf, 7, 9223372036854775807LL);
 	CU_ASSERT_STRING_EQUAL(buf.p, "prefix {#x} {y z} -42 "
-	    "9223372036854775807");
+	                              "9223372036854775807");
 
 	/* A nested list: the inner one is one element of the outer. */
 	tbuf_reset(&buf);
@@ -456,8 +475,8 @@ test_command(void)
 	CMD_OK("a {*};", S("a"), S("*"));
 	/* NUL and non-ASCII are ordinary. */
 	CMD_OK("a\0b \"c\0\" {\0}", S("a\0b"), S("c\0"), S("\0"));
-	CMD_OK("Commreg/Register caf\xc3\xa9 \\u00e9",
-	    S("Commreg/Register"), S("caf\xc3\xa9"), S("\xc3\xa9"));
+	CMD_OK("Commreg/Register caf\xc3\xa9 \\u00e9", S("Commreg/Register"),
+	    S("caf\xc3\xa9"), S("\xc3\xa9"));
 	CMD_OK("a \\uD83D\\uDE00", S("a"), S("\xf0\x9f\x98\x80"));
 	CMD_OK("a b\\", S("a"), S("b\\"));
 }
@@ -487,7 +506,7 @@ test_command_syntax(void)
 	CMD_ERR("a {b", "missing close-brace");
 	CMD_ERR("a {b\\}", "missing close-brace");
 	CMD_ERR("a {b\n # x {\n", "missing close-brace:"
-	    " possible unbalanced brace in comment");
+	                          " possible unbalanced brace in comment");
 	CMD_ERR("a \"b", "missing \"");
 	CMD_ERR("a \"b\\\"", "missing \"");
 	CMD_ERR("a \"b\"c", "extra characters after close-quote");
@@ -511,7 +530,11 @@ test_concat(void)
 	CONCAT("a\\\t b", S("a\\\t\t"), S("b"));
 	CONCAT("a\\ b", S("a\\"), S("b"));
 	/* Only list white space is trimmed. */
-	CONCAT("\xc2\xa0" "a \0", S("\xc2\xa0" "a"), S("\0"));
+	CONCAT("\xc2\xa0"
+	       "a \0",
+	    S("\xc2\xa0"
+	      "a"),
+	    S("\0"));
 	/* The comm payload of nameserv's Bind: one fragment. */
 	CONCAT("Bind app {5555 host}", S("Bind app {5555 host}"));
 	/* No elements: nothing appended; otherwise no leading space. */
@@ -520,7 +543,7 @@ test_concat(void)
 	l.n = 0;
 	tl_concat(&buf, &l);
 	CU_ASSERT_STRING_EQUAL(buf.p, "x");
-	CU_ASSERT(tlist_parse(&l, "y", 1, &(const char *){ NULL }) == 0);
+	CU_ASSERT(tlist_parse(&l, "y", 1, &(const char *){NULL}) == 0);
 	tl_concat(&buf, &l);
 	CU_ASSERT_STRING_EQUAL(buf.p, "xy");
 }
@@ -529,26 +552,26 @@ int
 main(void)
 {
 	static const struct {
-		const char	*name;
-		void		(*fn)(void);
+		const char *name;
+		void (*fn)(void);
 	} tests[] = {
-		{ "parse: basics", test_parse_basic },
-		{ "parse: braces", test_parse_braces },
-		{ "parse: quotes", test_parse_quotes },
-		{ "parse: every backslash sequence", test_parse_backslash },
-		{ "parse: beyond the BMP", test_parse_nonbmp },
-		{ "parse: errors", test_parse_errors },
-		{ "parse: memory reuse", test_parse_reuse },
-		{ "format: Tcl_Merge quoting", test_format },
-		{ "format: list_start and nesting", test_format_start },
-		{ "command: literal words", test_command },
-		{ "command: refusals", test_command_refused },
-		{ "command: Tcl syntax errors", test_command_syntax },
-		{ "concat", test_concat },
+	    {"parse: basics", test_parse_basic},
+	    {"parse: braces", test_parse_braces},
+	    {"parse: quotes", test_parse_quotes},
+	    {"parse: every backslash sequence", test_parse_backslash},
+	    {"parse: beyond the BMP", test_parse_nonbmp},
+	    {"parse: errors", test_parse_errors},
+	    {"parse: memory reuse", test_parse_reuse},
+	    {"format: Tcl_Merge quoting", test_format},
+	    {"format: list_start and nesting", test_format_start},
+	    {"command: literal words", test_command},
+	    {"command: refusals", test_command_refused},
+	    {"command: Tcl syntax errors", test_command_syntax},
+	    {"concat", test_concat},
 	};
-	CU_pSuite	suite;
-	size_t		i;
-	unsigned	failures, error;
+	CU_pSuite suite;
+	size_t i;
+	unsigned failures, error;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;

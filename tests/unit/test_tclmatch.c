@@ -13,7 +13,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Literals as pointer and length: they may hold NUL. */
-#define MATCH(pat, str, want)						\
+#define MATCH(pat, str, want)                                                  \
 	check(__LINE__, pat, sizeof(pat) - 1, str, sizeof(str) - 1, want)
 
 static void
@@ -152,8 +152,7 @@ test_utf8(void)
 	MATCH("[\xf0\x9f\x98\x80]", "\xf0\x9f\x98\x80", 1);
 	MATCH("[\xf0\x9f\x98\x80]?", "\xf0\x9f\x98\x80", 0);
 	MATCH("[\xee\x80\x80-\xf0\x9f\x98\x80]", "\xef\x80\x80", 1);
-	MATCH("[\xf0\x90\x80\x80-\xf0\x9f\x98\x81]", "\xf0\x9f\x98\x80",
-	    1);
+	MATCH("[\xf0\x90\x80\x80-\xf0\x9f\x98\x81]", "\xf0\x9f\x98\x80", 1);
 	MATCH("[\x01-\xef\xbf\xbf]", "\xf0\x9f\x98\x80", 0);
 	/* Not UTF-8: a byte is a character of its own value. */
 	MATCH("?", "\xe9", 1);
@@ -169,9 +168,9 @@ test_utf8(void)
 static void
 test_backtracking(void)
 {
-	char	s[256], p[128];
-	clock_t	t0;
-	size_t	i;
+	char s[256], p[128];
+	clock_t t0;
+	size_t i;
 
 	memset(s, 'a', sizeof(s));
 	for (i = 0; i + 2 < sizeof(p); i += 2) {
@@ -210,21 +209,21 @@ int
 main(void)
 {
 	static const struct {
-		const char	*name;
-		void		(*fn)(void);
+		const char *name;
+		void (*fn)(void);
 	} tests[] = {
-		{ "literal", test_literal },
-		{ "star", test_star },
-		{ "question mark", test_question },
-		{ "brackets", test_brackets },
-		{ "backslash", test_backslash },
-		{ "UTF-8 characters and NUL", test_utf8 },
-		{ "backtracking stays polynomial", test_backtracking },
-		{ "tcl_pattern_is_literal", test_is_literal },
+	    {"literal", test_literal},
+	    {"star", test_star},
+	    {"question mark", test_question},
+	    {"brackets", test_brackets},
+	    {"backslash", test_backslash},
+	    {"UTF-8 characters and NUL", test_utf8},
+	    {"backtracking stays polynomial", test_backtracking},
+	    {"tcl_pattern_is_literal", test_is_literal},
 	};
-	CU_pSuite	suite;
-	size_t		i;
-	unsigned	failures, error;
+	CU_pSuite suite;
+	size_t i;
+	unsigned failures, error;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
