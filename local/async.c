@@ -72,37 +72,37 @@
 #include "tbuf.h"
 
 /* Backoff between attempts (see the top of the file). */
-#define RETRY_FIRST_MIN_MS	10
-#define RETRY_FIRST_MAX_MS	100
-#define RETRY_CAP_MS		1000
+#define RETRY_FIRST_MIN_MS 10
+#define RETRY_FIRST_MAX_MS 100
+#define RETRY_CAP_MS       1000
 /*
  * A registry being elected by someone else: look again this soon (it
  * listens within milliseconds), at most this many times in a row.
  */
-#define RETRY_SOON_MIN_MS	10
-#define RETRY_SOON_MAX_MS	60
-#define RETRY_SOON_MAX		20
+#define RETRY_SOON_MIN_MS 10
+#define RETRY_SOON_MAX_MS 60
+#define RETRY_SOON_MAX    20
 /* An outage this old is reported through on_error at each failed try;
  * a loaded machine may need seconds for a failover that then works. */
-#define OUTAGE_REPORT_MS	10000
+#define OUTAGE_REPORT_MS 10000
 /* Child watch where pidfd_open(2) is missing. */
-#define CHILD_POLL_MS		10
+#define CHILD_POLL_MS 10
 
 enum async_state {
-	A_IDLE,		/* the retry timer runs */
-	A_CONNECTING,	/* TCP connect in progress */
-	A_HELLO,	/* handshake and Commreg/Hello sent */
-	A_SPAWNING,	/* commregd --detach runs */
-	A_RESTORING,	/* registrations and watches being made again */
+	A_IDLE,       /* the retry timer runs */
+	A_CONNECTING, /* TCP connect in progress */
+	A_HELLO,      /* handshake and Commreg/Hello sent */
+	A_SPAWNING,   /* commregd --detach runs */
+	A_RESTORING,  /* registrations and watches being made again */
 	A_READY,
-	A_FAILED,	/* open gave up */
+	A_FAILED, /* open gave up */
 };
 
 enum req_kind {
 	REQ_HELLO,
-	REQ_REGISTER,	/* of a struct commreg_reg */
-	REQ_WATCH,	/* of a struct commreg_watch */
-	REQ_FORGET,	/* Unregister/Unwatch nobody waits for */
+	REQ_REGISTER, /* of a struct commreg_reg */
+	REQ_WATCH,    /* of a struct commreg_watch */
+	REQ_FORGET,   /* Unregister/Unwatch nobody waits for */
 	REQ_UNREGISTER,
 	REQ_CALL,
 	REQ_LOOKUP,
@@ -112,148 +112,148 @@ enum req_kind {
 /* One request: queued (serial 0), in flight, or done and waiting for the
  * deferred callback. */
 struct areq {
-	TAILQ_ENTRY(areq)	 link;
-	struct commreg_async	*a;
-	enum req_kind		 kind;
-	int64_t			 serial;
-	int			 restore;	/* counts toward restoring */
-	char			**words;	/* user requests: sent again */
-	size_t			 nwords;
-	struct event		*timer;		/* its deadline */
-	struct commreg_reg	*reg;
-	struct commreg_watch	*watch;
+	TAILQ_ENTRY(areq) link;
+	struct commreg_async *a;
+	enum req_kind kind;
+	int64_t serial;
+	int restore;  /* counts toward restoring */
+	char **words; /* user requests: sent again */
+	size_t nwords;
+	struct event *timer; /* its deadline */
+	struct commreg_reg *reg;
+	struct commreg_watch *watch;
 	union {
-		commreg_done_cb		done;
-		commreg_lookup_cb	lookup;
-		commreg_list_cb		list;
-		commreg_call_cb		call;
+		commreg_done_cb done;
+		commreg_lookup_cb lookup;
+		commreg_list_cb list;
+		commreg_call_cb call;
 	} cb;
-	void			*arg;
-	int			 status;	/* when done before any reply */
-	char			*message;
+	void *arg;
+	int status; /* when done before any reply */
+	char *message;
 };
 TAILQ_HEAD(areq_list, areq);
 
 struct commreg_reg {
 	TAILQ_ENTRY(commreg_reg) link;
-	struct commreg_async	*a;
-	char			*base;
-	char			*host;		/* NULL: the registry's default */
-	int			 port;
-	char			*name;		/* assigned; "" until then */
-	long			 serial;
-	struct areq		*req;		/* Register in flight */
-	commreg_reg_cb		 cb;
-	void			*arg;
-	int			 told;		/* cb reported the outcome */
-	int			 dead;
+	struct commreg_async *a;
+	char *base;
+	char *host; /* NULL: the registry's default */
+	int port;
+	char *name; /* assigned; "" until then */
+	long serial;
+	struct areq *req; /* Register in flight */
+	commreg_reg_cb cb;
+	void *arg;
+	int told; /* cb reported the outcome */
+	int dead;
 };
 TAILQ_HEAD(reg_list, commreg_reg);
 
 struct commreg_watch {
 	TAILQ_ENTRY(commreg_watch) link;
-	struct commreg_async	*a;
-	char			 tag[32];
-	char			*pattern;
-	commreg_watch_cb	 cb;
-	void			*arg;
-	struct areq		*req;		/* Watch in flight */
-	int			 live;		/* snapshot on this connection */
-	int			 had;		/* a snapshot on any connection */
+	struct commreg_async *a;
+	char tag[32];
+	char *pattern;
+	commreg_watch_cb cb;
+	void *arg;
+	struct areq *req; /* Watch in flight */
+	int live;         /* snapshot on this connection */
+	int had;          /* a snapshot on any connection */
 	/* The view: entries sorted by name (binary search on events). */
-	struct commreg_entry	*view;
-	size_t			 nview;
-	size_t			 capview;
-	int			 dead;
+	struct commreg_entry *view;
+	size_t nview;
+	size_t capview;
+	int dead;
 };
 TAILQ_HEAD(watch_list, commreg_watch);
 
 /* One run of commregd --detach. */
 struct spawn {
-	TAILQ_ENTRY(spawn)	 link;
-	struct commreg_async	*a;
-	pid_t			 pid;
-	int			 errfd;
-	int			 pidfd;		/* -1: poll with a timer */
-	struct event		*ev_exit;
-	struct event		*ev_err;
-	struct event		*timeout;
-	struct tbuf		 msg;		/* its stderr */
-	int			 abandoned;	/* timed out; only reap it */
-	char			 path[PATH_MAX];
+	TAILQ_ENTRY(spawn) link;
+	struct commreg_async *a;
+	pid_t pid;
+	int errfd;
+	int pidfd; /* -1: poll with a timer */
+	struct event *ev_exit;
+	struct event *ev_err;
+	struct event *timeout;
+	struct tbuf msg; /* its stderr */
+	int abandoned;   /* timed out; only reap it */
+	char path[PATH_MAX];
 };
 TAILQ_HEAD(spawn_list, spawn);
 
 struct commreg_async {
-	struct event_base	*base;
+	struct event_base *base;
 	struct commreg_async_opts o;
-	char			*home;
-	char			*commregd;
-	enum async_state	 state;
-	int			 depth;		/* entries into the library */
-	int			 closing;
-	int			 opened;	/* on_open said 0 */
-	int			 outage;	/* lost, not yet restored */
-	long long		 open_ms;
-	long long		 outage_ms;
-	int			 attempt;	/* failed tries in a row */
-	int			 elected;	/* this try elected already */
-	int			 soon;		/* next try after RETRY_SOON */
-	int			 nsoon;		/* such tries in a row */
-	char			 path[PATH_MAX]; /* the port file */
-	char			 gate[PATH_MAX]; /* regdir, see spawn_gate_take */
-	int			 gate_fd;
-	uint64_t		 rng;
-	char			 why[512];	/* the last failure */
+	char *home;
+	char *commregd;
+	enum async_state state;
+	int depth; /* entries into the library */
+	int closing;
+	int opened; /* on_open said 0 */
+	int outage; /* lost, not yet restored */
+	long long open_ms;
+	long long outage_ms;
+	int attempt;         /* failed tries in a row */
+	int elected;         /* this try elected already */
+	int soon;            /* next try after RETRY_SOON */
+	int nsoon;           /* such tries in a row */
+	char path[PATH_MAX]; /* the port file */
+	char gate[PATH_MAX]; /* regdir, see spawn_gate_take */
+	int gate_fd;
+	uint64_t rng;
+	char why[512]; /* the last failure */
 
 	/* The connection. */
-	int			 fd;
-	int			 port;
-	struct commreg_client	*conn;
-	struct event		*ev_connect;
-	struct event		*ev_read;
-	struct event		*ev_write;
-	struct commreg_hello	 hello;
-	int			 restore_left;
+	int fd;
+	int port;
+	struct commreg_client *conn;
+	struct event *ev_connect;
+	struct event *ev_read;
+	struct event *ev_write;
+	struct commreg_hello hello;
+	int restore_left;
 
-	struct event		*retry;
-	struct event		*deferred;
+	struct event *retry;
+	struct event *deferred;
 
-	struct spawn		*spawn;		/* the one being waited for */
-	struct spawn_list	 spawns;	/* all, abandoned ones too */
+	struct spawn *spawn;      /* the one being waited for */
+	struct spawn_list spawns; /* all, abandoned ones too */
 
 	/* The registry this process hosts (COMMREG_MODE_INPROCESS). */
-	struct server		*srv;
-	struct election_claim	 claim;
+	struct server *srv;
+	struct election_claim claim;
 
-	struct areq_list	 reqs;		/* queued and in flight */
-	struct areq_list	 done;		/* for the deferred callback */
-	struct reg_list		 regs;
-	struct watch_list	 watches;
-	struct reg_list		 dead_regs;
-	struct watch_list	 dead_watches;
-	unsigned		 next_tag;
+	struct areq_list reqs; /* queued and in flight */
+	struct areq_list done; /* for the deferred callback */
+	struct reg_list regs;
+	struct watch_list watches;
+	struct reg_list dead_regs;
+	struct watch_list dead_watches;
+	unsigned next_tag;
 };
 
-static void	attempt(struct commreg_async *);
-static void	attempt_failed(struct commreg_async *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	elect(struct commreg_async *);
-static void	conn_start(struct commreg_async *, int);
-static void	conn_check(struct commreg_async *);
-static void	hook_reply(void *, int64_t, int, const char *, size_t);
-static void	hook_event(void *, struct commreg_event *);
-static void	async_free(struct commreg_async *);
-static void	spawn_gate_release(struct commreg_async *);
+static void attempt(struct commreg_async *);
+static void attempt_failed(struct commreg_async *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void elect(struct commreg_async *);
+static void conn_start(struct commreg_async *, int);
+static void conn_check(struct commreg_async *);
+static void hook_reply(void *, int64_t, int, const char *, size_t);
+static void hook_event(void *, struct commreg_event *);
+static void async_free(struct commreg_async *);
+static void spawn_gate_release(struct commreg_async *);
 
-static const struct client_hooks async_hooks = { hook_reply, hook_event };
+static const struct client_hooks async_hooks = {hook_reply, hook_event};
 
 /* ---- small helpers ------------------------------------------------------ */
 
 static long long
 now_ms(void)
 {
-	struct timespec	t;
+	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
@@ -262,7 +262,7 @@ now_ms(void)
 static struct timeval
 tv_ms(int ms)
 {
-	struct timeval	tv;
+	struct timeval tv;
 
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -272,7 +272,7 @@ tv_ms(int ms)
 static char *
 xstrdup(const char *s)
 {
-	char	*p;
+	char *p;
 
 	if ((p = strdup(s)) == NULL)
 		fatal("%s", __func__);
@@ -282,7 +282,7 @@ xstrdup(const char *s)
 static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (errlen == 0)
 		return;
@@ -295,7 +295,7 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 static unsigned
 rnd(struct commreg_async *a, unsigned n)
 {
-	uint64_t	x = a->rng;
+	uint64_t x = a->rng;
 
 	x ^= x >> 12;
 	x ^= x << 25;
@@ -314,9 +314,9 @@ timeout_of(int v, int dflt)
 static long
 serial_of(const char *base, const char *name)
 {
-	size_t	 bl = strlen(base);
-	char	*end;
-	long	 n;
+	size_t bl = strlen(base);
+	char *end;
+	long n;
 
 	if (strcmp(base, name) == 0)
 		return 1;
@@ -363,8 +363,8 @@ watch_free(struct commreg_watch *w)
 static void
 leave(struct commreg_async *a)
 {
-	struct commreg_reg	*r;
-	struct commreg_watch	*w;
+	struct commreg_reg *r;
+	struct commreg_watch *w;
 
 	if (--a->depth > 0)
 		return;
@@ -382,12 +382,12 @@ leave(struct commreg_async *a)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void	req_timeout(evutil_socket_t, short, void *);
+static void req_timeout(evutil_socket_t, short, void *);
 
 static struct areq *
 req_new(struct commreg_async *a, enum req_kind kind)
 {
-	struct areq	*q;
+	struct areq *q;
 
 	if ((q = calloc(1, sizeof *q)) == NULL)
 		fatal("%s", __func__);
@@ -401,7 +401,7 @@ req_new(struct commreg_async *a, enum req_kind kind)
 static void
 req_words(struct areq *q, const char *const *w, size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	if ((q->words = calloc(n, sizeof *q->words)) == NULL)
 		fatal("%s", __func__);
@@ -413,7 +413,7 @@ req_words(struct areq *q, const char *const *w, size_t n)
 static void
 req_free(struct areq *q)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < q->nwords; i++)
 		free(q->words[i]);
@@ -426,8 +426,8 @@ req_free(struct areq *q)
 static void
 req_arm(struct areq *q)
 {
-	struct timeval	tv = tv_ms(timeout_of(q->a->o.reply_timeout_ms,
-			    COMMREG_REPLY_TIMEOUT_MS));
+	struct timeval tv = tv_ms(
+	    timeout_of(q->a->o.reply_timeout_ms, COMMREG_REPLY_TIMEOUT_MS));
 
 	evtimer_add(q->timer, &tv);
 }
@@ -478,7 +478,7 @@ static void
 req_fail_cb(struct commreg_async *a, struct areq *q, int status,
     const char *message)
 {
-	const char	*m = message != NULL ? message : "";
+	const char *m = message != NULL ? message : "";
 
 	switch (q->kind) {
 	case REQ_UNREGISTER:
@@ -505,8 +505,8 @@ req_fail_cb(struct commreg_async *a, struct areq *q, int status,
 static void
 deferred_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct commreg_async	*a = arg;
-	struct areq		*q;
+	struct commreg_async *a = arg;
+	struct areq *q;
 
 	enter(a);
 	while (!a->closing && (q = TAILQ_FIRST(&a->done)) != NULL) {
@@ -520,10 +520,10 @@ deferred_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 req_timeout(evutil_socket_t fd, short ev, void *arg)
 {
-	struct areq		*q = arg;
-	struct commreg_async	*a = q->a;
-	char			 why[128];
-	int			 ms;
+	struct areq *q = arg;
+	struct commreg_async *a = q->a;
+	char why[128];
+	int ms;
 
 	enter(a);
 	ms = timeout_of(a->o.reply_timeout_ms, COMMREG_REPLY_TIMEOUT_MS);
@@ -556,15 +556,16 @@ req_timeout(evutil_socket_t fd, short ev, void *arg)
 	leave(a);
 }
 
-/* ---- registrations --------------------------------------------------------- */
+/* ---- registrations ---------------------------------------------------------
+ */
 
 static void
 reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 {
-	const char	*w[9];
-	char		 port[16], pid[24], serial[24];
-	size_t		 n = 0;
-	struct areq	*q;
+	const char *w[9];
+	char port[16], pid[24], serial[24];
+	size_t n = 0;
+	struct areq *q;
 
 	snprintf(port, sizeof port, "%d", r->port);
 	snprintf(pid, sizeof pid, "%ld", (long)getpid());
@@ -596,8 +597,8 @@ reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 static void
 forget(struct commreg_async *a, const char *cmd, const char *arg)
 {
-	const char	*w[2] = { cmd, arg };
-	struct areq	*q;
+	const char *w[2] = {cmd, arg};
+	struct areq *q;
 
 	if (!connected(a))
 		return;
@@ -624,7 +625,7 @@ static void
 reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
     const char *res, size_t len)
 {
-	char	*old, *name;
+	char *old, *name;
 
 	r->req = NULL;
 	if (!ok) {
@@ -639,10 +640,12 @@ reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
 		free(r->name);
 		r->name = xstrdup("");
 		if (a->o.on_error != NULL) {
-			char	msg[1024];
+			char msg[1024];
 
-			snprintf(msg, sizeof msg, "cannot register \"%s\" "
-			    "again: %.*s", r->base, (int)len, res);
+			snprintf(msg, sizeof msg,
+			    "cannot register \"%s\" "
+			    "again: %.*s",
+			    r->base, (int)len, res);
 			a->o.on_error(a, msg, a->o.arg);
 		}
 		return;
@@ -667,13 +670,14 @@ reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
 	free(old);
 }
 
-/* ---- watches ----------------------------------------------------------------- */
+/* ---- watches
+ * ----------------------------------------------------------------- */
 
 static void
 watch_send(struct commreg_async *a, struct commreg_watch *w, int restore)
 {
-	const char	*words[3] = { "Commreg/Watch", w->tag, w->pattern };
-	struct areq	*q;
+	const char *words[3] = {"Commreg/Watch", w->tag, w->pattern};
+	struct areq *q;
 
 	q = req_new(a, REQ_WATCH);
 	q->watch = w;
@@ -702,8 +706,8 @@ watch_kill(struct commreg_async *a, struct commreg_watch *w)
 static size_t
 view_find(const struct commreg_watch *w, const char *name, int *found)
 {
-	size_t	lo = 0, hi = w->nview, mid;
-	int	c;
+	size_t lo = 0, hi = w->nview, mid;
+	int c;
 
 	*found = 0;
 	while (lo < hi) {
@@ -725,8 +729,8 @@ view_find(const struct commreg_watch *w, const char *name, int *found)
 static void
 view_put(struct commreg_watch *w, struct commreg_entry *e)
 {
-	size_t	i;
-	int	found;
+	size_t i;
+	int found;
 
 	i = view_find(w, e->name, &found);
 	if (found) {
@@ -735,8 +739,8 @@ view_put(struct commreg_watch *w, struct commreg_entry *e)
 	} else {
 		if (w->nview == w->capview) {
 			w->capview = w->capview == 0 ? 16 : w->capview * 2;
-			w->view = reallocarray(w->view, w->capview,
-			    sizeof *w->view);
+			w->view =
+			    reallocarray(w->view, w->capview, sizeof *w->view);
 			if (w->view == NULL)
 				fatal("%s", __func__);
 		}
@@ -751,8 +755,8 @@ view_put(struct commreg_watch *w, struct commreg_entry *e)
 static void
 view_drop(struct commreg_watch *w, const char *name)
 {
-	size_t	i;
-	int	found;
+	size_t i;
+	int found;
 
 	i = view_find(w, name, &found);
 	if (!found)
@@ -766,7 +770,7 @@ view_drop(struct commreg_watch *w, const char *name)
 static int
 cmp_entry_name(const void *x, const void *y)
 {
-	const struct commreg_entry	*a = x, *b = y;
+	const struct commreg_entry *a = x, *b = y;
 
 	return strcmp(a->name, b->name);
 }
@@ -776,14 +780,14 @@ static int
 entry_same(const struct commreg_entry *x, const struct commreg_entry *y)
 {
 	return x->port == y->port && x->pid == y->pid &&
-	    strcmp(x->host, y->host) == 0 && strcmp(x->data, y->data) == 0;
+	       strcmp(x->host, y->host) == 0 && strcmp(x->data, y->data) == 0;
 }
 
 static int
 watch_emit(struct commreg_async *a, struct commreg_watch *w,
     enum commreg_watch_what what, int resync, const struct commreg_entry *e)
 {
-	struct commreg_watch_event	ev;
+	struct commreg_watch_event ev;
 
 	memset(&ev, 0, sizeof ev);
 	ev.what = what;
@@ -803,10 +807,10 @@ static void
 watch_snapshot(struct commreg_async *a, struct commreg_watch *w,
     struct commreg_entry *v, size_t n)
 {
-	struct commreg_watch_event	 ev;
-	struct commreg_entry		*old = w->view;
-	size_t				 nold = w->nview, i, j;
-	int				 resync = w->had, c;
+	struct commreg_watch_event ev;
+	struct commreg_entry *old = w->view;
+	size_t nold = w->nview, i, j;
+	int resync = w->had, c;
 
 	if (n > 1)
 		qsort(v, n, sizeof *v, cmp_entry_name);
@@ -850,10 +854,10 @@ static void
 watch_reply(struct commreg_async *a, struct commreg_watch *w, int ok,
     const char *res, size_t len)
 {
-	struct commreg_watch_event	 ev;
-	struct commreg_entry		*v;
-	char				 why[256], *msg;
-	size_t				 n;
+	struct commreg_watch_event ev;
+	struct commreg_entry *v;
+	char why[256], *msg;
+	size_t n;
 
 	w->req = NULL;
 	if (!ok) {
@@ -878,7 +882,7 @@ watch_reply(struct commreg_async *a, struct commreg_watch *w, int ok,
 static struct commreg_watch *
 watch_by_tag(struct commreg_async *a, const char *tag)
 {
-	struct commreg_watch	*w;
+	struct commreg_watch *w;
 
 	TAILQ_FOREACH(w, &a->watches, link) {
 		if (strcmp(w->tag, tag) == 0)
@@ -889,7 +893,7 @@ watch_by_tag(struct commreg_async *a, const char *tag)
 
 /* ---- wire hooks (called inside client_read_ready) ------------------------ */
 
-static void	restored(struct commreg_async *);
+static void restored(struct commreg_async *);
 
 static void
 restore_done(struct commreg_async *a)
@@ -901,19 +905,20 @@ restore_done(struct commreg_async *a)
 static void
 hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 {
-	char	err[512];
+	char err[512];
 
 	memset(&a->hello, 0, sizeof a->hello);
 	a->hello.uid = a->hello.pid = -1;
 	if (!ok || client_hello_parse(&a->hello, res, len) == -1) {
-		snprintf(err, sizeof err, "port %d: peer is not a commreg "
-		    "registry (Commreg/Hello: %.*s)", a->port,
-		    (int)(len > 200 ? 200 : len), res);
+		snprintf(err, sizeof err,
+		    "port %d: peer is not a commreg "
+		    "registry (Commreg/Hello: %.*s)",
+		    a->port, (int)(len > 200 ? 200 : len), res);
 		client_abort(a->conn, err);
 		return;
 	}
-	if (client_check_owner(a->fd, a->port, &a->hello, err,
-	    sizeof err) == -1) {
+	if (client_check_owner(a->fd, a->port, &a->hello, err, sizeof err) ==
+	    -1) {
 		client_abort(a->conn, err);
 		return;
 	}
@@ -922,8 +927,8 @@ hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 	a->state = A_RESTORING;
 	a->restore_left = 1; /* held until everything is sent */
 	{
-		struct commreg_reg	*r;
-		struct commreg_watch	*w;
+		struct commreg_reg *r;
+		struct commreg_watch *w;
 
 		TAILQ_FOREACH(r, &a->regs, link) {
 			reg_send(a, r, 1);
@@ -940,12 +945,12 @@ hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 static void
 hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 {
-	struct commreg_async	*a = arg;
-	struct commreg_entry	*v;
-	struct areq		*q;
-	char			 why[256];
-	size_t			 n;
-	int			 ok = code == 0 || code == 2, status;
+	struct commreg_async *a = arg;
+	struct commreg_entry *v;
+	struct areq *q;
+	char why[256];
+	size_t n;
+	int ok = code == 0 || code == 2, status;
 
 	if (a->closing)
 		return;
@@ -969,7 +974,7 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 		if (q->reg != NULL)
 			reg_reply(a, q->reg, ok, res, len);
 		else if (ok) {
-			char	*name = strndup(res, len);
+			char *name = strndup(res, len);
 
 			if (name == NULL)
 				fatal("%s", __func__);
@@ -1004,8 +1009,8 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 			req_fail_cb(a, q, 1, res);
 			break;
 		}
-		if (commreg_entries_parse(res, len, &v, &n, why,
-		    sizeof why) == -1) {
+		if (commreg_entries_parse(res, len, &v, &n, why, sizeof why) ==
+		    -1) {
 			req_fail_cb(a, q, -1, why);
 			break;
 		}
@@ -1020,8 +1025,8 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 static void
 hook_event(void *arg, struct commreg_event *ev)
 {
-	struct commreg_async	*a = arg;
-	struct commreg_watch	*w;
+	struct commreg_async *a = arg;
+	struct commreg_watch *w;
 
 	if (a->closing || ev->nns || (w = watch_by_tag(a, ev->tag)) == NULL) {
 		commreg_event_clear(ev);
@@ -1031,14 +1036,14 @@ hook_event(void *arg, struct commreg_event *ev)
 		if (watch_emit(a, w, COMMREG_WATCH_ADD, 0, &ev->entry) == 0)
 			view_put(w, &ev->entry);
 	} else {
-		if (watch_emit(a, w, COMMREG_WATCH_REMOVE, 0,
-		    &ev->entry) == 0)
+		if (watch_emit(a, w, COMMREG_WATCH_REMOVE, 0, &ev->entry) == 0)
 			view_drop(w, ev->entry.name);
 	}
 	commreg_event_clear(ev);
 }
 
-/* ---- the connection -------------------------------------------------------- */
+/* ---- the connection --------------------------------------------------------
+ */
 
 /* Close the socket and its events; requests are the caller's business. */
 static void
@@ -1067,8 +1072,8 @@ conn_drop(struct commreg_async *a)
 static void
 reqs_reset(struct commreg_async *a)
 {
-	struct areq		*q, *qn;
-	struct commreg_watch	*w;
+	struct areq *q, *qn;
+	struct commreg_watch *w;
 
 	TAILQ_FOREACH_SAFE(q, &a->reqs, link, qn) {
 		switch (q->kind) {
@@ -1102,7 +1107,7 @@ reqs_reset(struct commreg_async *a)
 static void
 lost(struct commreg_async *a, const char *reason)
 {
-	enum async_state	was = a->state;
+	enum async_state was = a->state;
 
 	conn_drop(a);
 	reqs_reset(a);
@@ -1112,8 +1117,7 @@ lost(struct commreg_async *a, const char *reason)
 	if (was == A_READY)
 		a->attempt = 0;
 	snprintf(a->why, sizeof a->why, "%s", reason);
-	if ((was == A_RESTORING || was == A_READY) && a->opened &&
-	    !a->outage) {
+	if ((was == A_RESTORING || was == A_READY) && a->opened && !a->outage) {
 		a->outage = 1;
 		a->outage_ms = now_ms();
 		log_debug("async: registry lost: %s", reason);
@@ -1121,6 +1125,9 @@ lost(struct commreg_async *a, const char *reason)
 			a->o.on_lost(a, reason, a->o.arg);
 		if (a->closing)
 			return;
+	} else if (!a->opened) {
+		/* Never open: no on_lost; on_open comes once it is back. */
+		log_debug("async: registry lost while opening: %s", reason);
 	}
 	attempt_failed(a, "%s", reason);
 }
@@ -1129,7 +1136,7 @@ lost(struct commreg_async *a, const char *reason)
 static void
 conn_check(struct commreg_async *a)
 {
-	char	reason[512];
+	char reason[512];
 
 	if (a->closing || a->conn == NULL || !client_is_dead(a->conn))
 		return;
@@ -1149,7 +1156,7 @@ conn_check(struct commreg_async *a)
 static void
 read_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct commreg_async	*a = arg;
+	struct commreg_async *a = arg;
 
 	enter(a);
 	client_read_ready(a->conn);
@@ -1162,7 +1169,7 @@ read_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 write_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct commreg_async	*a = arg;
+	struct commreg_async *a = arg;
 
 	enter(a);
 	client_write_ready(a->conn);
@@ -1175,12 +1182,11 @@ write_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 connect_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct commreg_async	*a = arg;
-	struct areq		*q;
-	const char		*w[2] = { "Commreg/Hello",
-				    COMMREG_CLIENT_VERSION };
-	socklen_t		 sl = sizeof(int);
-	int			 soerr = 0;
+	struct commreg_async *a = arg;
+	struct areq *q;
+	const char *w[2] = {"Commreg/Hello", COMMREG_CLIENT_VERSION};
+	socklen_t sl = sizeof(int);
+	int soerr = 0;
 
 	enter(a);
 	if (ev & EV_TIMEOUT)
@@ -1198,8 +1204,8 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	event_free(a->ev_connect);
 	a->ev_connect = NULL;
 	a->conn = client_start(a->fd, a->o.max_message, &async_hooks, a);
-	a->ev_read = event_new(a->base, a->fd, EV_READ | EV_PERSIST, read_cb,
-	    a);
+	a->ev_read =
+	    event_new(a->base, a->fd, EV_READ | EV_PERSIST, read_cb, a);
 	a->ev_write = event_new(a->base, a->fd, EV_WRITE, write_cb, a);
 	if (a->ev_read == NULL || a->ev_write == NULL)
 		fatalx("event_new failed");
@@ -1216,12 +1222,11 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 conn_start(struct commreg_async *a, int port)
 {
-	struct timeval	tv = tv_ms(timeout_of(a->o.connect_timeout_ms,
-			    COMMREG_CONNECT_TIMEOUT_MS));
+	struct timeval tv = tv_ms(
+	    timeout_of(a->o.connect_timeout_ms, COMMREG_CONNECT_TIMEOUT_MS));
 
 	a->port = port;
-	if ((a->fd = client_connect_start(port, a->why,
-	    sizeof a->why)) == -1) {
+	if ((a->fd = client_connect_start(port, a->why, sizeof a->why)) == -1) {
 		elect(a);
 		return;
 	}
@@ -1232,12 +1237,13 @@ conn_start(struct commreg_async *a, int port)
 	event_add(a->ev_connect, &tv);
 }
 
-/* ---- attempts ------------------------------------------------------------------ */
+/* ---- attempts
+ * ------------------------------------------------------------------ */
 
 static void
 retry_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct commreg_async	*a = arg;
+	struct commreg_async *a = arg;
 
 	enter(a);
 	a->elected = 0;
@@ -1248,24 +1254,26 @@ retry_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 attempt_schedule(struct commreg_async *a)
 {
-	struct timeval	tv;
-	unsigned	base;
-	int		ms;
+	struct timeval tv;
+	unsigned base;
+	int ms;
 
 	if (a->soon) {
 		a->soon = 0;
 		a->state = A_IDLE;
-		tv = tv_ms(RETRY_SOON_MIN_MS + (int)rnd(a, RETRY_SOON_MAX_MS -
-		    RETRY_SOON_MIN_MS + 1));
+		tv = tv_ms(
+		    RETRY_SOON_MIN_MS +
+		    (int)rnd(a, RETRY_SOON_MAX_MS - RETRY_SOON_MIN_MS + 1));
 		evtimer_add(a->retry, &tv);
 		return;
 	}
 	if (a->attempt == 0)
-		ms = RETRY_FIRST_MIN_MS + (int)rnd(a, RETRY_FIRST_MAX_MS -
-		    RETRY_FIRST_MIN_MS + 1);
+		ms = RETRY_FIRST_MIN_MS +
+		     (int)rnd(a, RETRY_FIRST_MAX_MS - RETRY_FIRST_MIN_MS + 1);
 	else {
-		base = a->attempt >= 4 ? RETRY_CAP_MS :
-		    (unsigned)RETRY_FIRST_MAX_MS << (a->attempt - 1);
+		base = a->attempt >= 4
+		           ? RETRY_CAP_MS
+		           : (unsigned)RETRY_FIRST_MAX_MS << (a->attempt - 1);
 		if (base > RETRY_CAP_MS)
 			base = RETRY_CAP_MS;
 		ms = (int)(base / 2 + rnd(a, base / 2 + 1));
@@ -1276,14 +1284,14 @@ attempt_schedule(struct commreg_async *a)
 	evtimer_add(a->retry, &tv);
 }
 
-static void	open_failed(struct commreg_async *);
+static void open_failed(struct commreg_async *);
 
 static void
 attempt_failed(struct commreg_async *a, const char *fmt, ...)
 {
-	va_list		ap;
-	char		msg[sizeof a->why], report[sizeof a->why + 64];
-	long long	now = now_ms();
+	va_list ap;
+	char msg[sizeof a->why], report[sizeof a->why + 64];
+	long long now = now_ms();
 
 	/* Through msg: the argument may be a->why itself. */
 	va_start(ap, fmt);
@@ -1293,7 +1301,7 @@ attempt_failed(struct commreg_async *a, const char *fmt, ...)
 	conn_drop(a);
 	log_debug("async: attempt %d: %s", a->attempt, a->why);
 	if (!a->opened && now - a->open_ms >= timeout_of(a->o.open_timeout_ms,
-	    COMMREG_OPEN_TIMEOUT_MS)) {
+	                                          COMMREG_OPEN_TIMEOUT_MS)) {
 		open_failed(a);
 		return;
 	}
@@ -1330,13 +1338,13 @@ attempt_fatal(struct commreg_async *a, const char *msg)
 static void
 attempt(struct commreg_async *a)
 {
-	enum client_find	r;
-	char			regdir[PATH_MAX], host[256], path[PATH_MAX];
-	char			err[512];
-	int			port;
+	enum client_find r;
+	char regdir[PATH_MAX], host[256], path[PATH_MAX];
+	char err[512];
+	int port;
 
 	if (client_registry_path(a->home, regdir, sizeof regdir, host,
-	    sizeof host, path, sizeof path, err, sizeof err) == -1) {
+	        sizeof host, path, sizeof path, err, sizeof err) == -1) {
 		attempt_fatal(a, err);
 		return;
 	}
@@ -1356,7 +1364,8 @@ attempt(struct commreg_async *a)
 	elect(a);
 }
 
-/* ---- electing: spawn ---------------------------------------------------------- */
+/* ---- electing: spawn
+ * ---------------------------------------------------------- */
 
 static void
 spawn_free(struct spawn *sp)
@@ -1378,7 +1387,7 @@ spawn_free(struct spawn *sp)
 static void
 spawn_err_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct spawn	*sp = arg;
+	struct spawn *sp = arg;
 
 	/* At EOF stop listening; a detached daemon may keep it open. */
 	if (client_spawn_collect(sp->errfd, &sp->msg) == 0)
@@ -1388,11 +1397,11 @@ spawn_err_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 spawn_exit_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct spawn		*sp = arg;
-	struct commreg_async	*a = sp->a;
-	char			 err[512];
-	pid_t			 w;
-	int			 status = 0, rc;
+	struct spawn *sp = arg;
+	struct commreg_async *a = sp->a;
+	char err[512];
+	pid_t w;
+	int status = 0, rc;
 
 	do
 		w = waitpid(sp->pid, &status, WNOHANG);
@@ -1426,17 +1435,16 @@ spawn_exit_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 spawn_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct spawn		*sp = arg;
-	struct commreg_async	*a = sp->a;
+	struct spawn *sp = arg;
+	struct commreg_async *a = sp->a;
 
 	enter(a);
 	kill(sp->pid, SIGTERM);
 	sp->abandoned = 1; /* reaped by spawn_exit_cb */
 	a->spawn = NULL;
 	spawn_gate_release(a);
-	attempt_failed(a, "%s --detach did not finish within %d ms",
-	    sp->path, timeout_of(a->o.spawn_timeout_ms,
-	    COMMREG_SPAWN_TIMEOUT_MS));
+	attempt_failed(a, "%s --detach did not finish within %d ms", sp->path,
+	    timeout_of(a->o.spawn_timeout_ms, COMMREG_SPAWN_TIMEOUT_MS));
 	leave(a);
 }
 
@@ -1464,7 +1472,7 @@ pidfd_open_(pid_t pid)
 static int
 spawn_gate_take(struct commreg_async *a)
 {
-	int	fd;
+	int fd;
 
 	if (a->gate_fd != -1 || a->gate[0] == '\0')
 		return 0;
@@ -1491,9 +1499,9 @@ spawn_gate_release(struct commreg_async *a)
 static void
 spawn_start(struct commreg_async *a)
 {
-	struct spawn	*sp;
-	struct timeval	 tv;
-	char		 err[512];
+	struct spawn *sp;
+	struct timeval tv;
+	char err[512];
 
 	if ((sp = calloc(1, sizeof *sp)) == NULL)
 		fatal("%s", __func__);
@@ -1501,7 +1509,7 @@ spawn_start(struct commreg_async *a)
 	sp->pidfd = sp->errfd = -1;
 	tbuf_init(&sp->msg);
 	if (client_spawn_commregd(a->home, a->commregd, &sp->pid, &sp->errfd,
-	    sp->path, sizeof sp->path, err, sizeof err) == -1) {
+	        sp->path, sizeof sp->path, err, sizeof err) == -1) {
 		spawn_gate_release(a);
 		spawn_free(sp);
 		attempt_fatal(a, err);
@@ -1513,13 +1521,13 @@ spawn_start(struct commreg_async *a)
 	 * Neither touches SIGCHLD, which belongs to the application.
 	 */
 	if ((sp->pidfd = pidfd_open_(sp->pid)) != -1) {
-		sp->ev_exit = event_new(a->base, sp->pidfd, EV_READ,
-		    spawn_exit_cb, sp);
+		sp->ev_exit =
+		    event_new(a->base, sp->pidfd, EV_READ, spawn_exit_cb, sp);
 		if (sp->ev_exit != NULL)
 			event_add(sp->ev_exit, NULL);
 	} else {
-		sp->ev_exit = event_new(a->base, -1, EV_PERSIST,
-		    spawn_exit_cb, sp);
+		sp->ev_exit =
+		    event_new(a->base, -1, EV_PERSIST, spawn_exit_cb, sp);
 		tv = tv_ms(CHILD_POLL_MS);
 		if (sp->ev_exit != NULL)
 			event_add(sp->ev_exit, &tv);
@@ -1530,30 +1538,30 @@ spawn_start(struct commreg_async *a)
 	if (sp->ev_exit == NULL || sp->ev_err == NULL || sp->timeout == NULL)
 		fatalx("event_new failed");
 	event_add(sp->ev_err, NULL);
-	tv = tv_ms(timeout_of(a->o.spawn_timeout_ms,
-	    COMMREG_SPAWN_TIMEOUT_MS));
+	tv = tv_ms(timeout_of(a->o.spawn_timeout_ms, COMMREG_SPAWN_TIMEOUT_MS));
 	evtimer_add(sp->timeout, &tv);
 	TAILQ_INSERT_TAIL(&a->spawns, sp, link);
 	a->spawn = sp;
 	a->state = A_SPAWNING;
 }
 
-/* ---- electing: in process -------------------------------------------------- */
+/* ---- electing: in process --------------------------------------------------
+ */
 
 /* We won: serve the registry on the application's loop. */
 static int
 host_start(struct commreg_async *a, struct election_claim *claim,
     const char *host)
 {
-	struct server_opts	 so;
-	struct server		*srv;
-	struct passwd		*pw;
+	struct server_opts so;
+	struct server *srv;
+	struct passwd *pw;
 
 	if ((srv = calloc(1, sizeof *srv)) == NULL)
 		fatal("%s", __func__);
 	server_default_opts(&so);
 	if (server_init(srv, a->base, claim->listen_fd, claim->port, host,
-	    &so) == -1) {
+	        &so) == -1) {
 		/* Only allocations fail here; undo what was made. */
 		if (srv->listener != NULL) {
 			evconnlistener_free(srv->listener);
@@ -1579,13 +1587,13 @@ host_start(struct commreg_async *a, struct election_claim *claim,
 static void
 elect_inprocess(struct commreg_async *a)
 {
-	struct election_claim	claim;
-	char			regdir[PATH_MAX], host[256], path[PATH_MAX];
-	char			err[512];
-	int			port;
+	struct election_claim claim;
+	char regdir[PATH_MAX], host[256], path[PATH_MAX];
+	char err[512];
+	int port;
 
 	if (client_registry_path(a->home, regdir, sizeof regdir, host,
-	    sizeof host, path, sizeof path, err, sizeof err) == -1) {
+	        sizeof host, path, sizeof path, err, sizeof err) == -1) {
 		attempt_failed(a, "%s", err);
 		return;
 	}
@@ -1593,8 +1601,7 @@ elect_inprocess(struct commreg_async *a)
 	 * wait_ms 0: a contender at work makes election_run return at once
 	 * instead of sleeping in our loop; the retry timer waits instead.
 	 */
-	switch (election_run(regdir, host, 0, &port, &claim, err,
-	    sizeof err)) {
+	switch (election_run(regdir, host, 0, &port, &claim, err, sizeof err)) {
 	case ELECTION_ERROR:
 		attempt_failed(a, "%s", err);
 		return;
@@ -1606,8 +1613,7 @@ elect_inprocess(struct commreg_async *a)
 	}
 	if (host_start(a, &claim, host) == -1) {
 		election_release(&claim);
-		attempt_failed(a, "cannot serve the registry on port %d",
-		    port);
+		attempt_failed(a, "cannot serve the registry on port %d", port);
 		return;
 	}
 	conn_start(a, port);
@@ -1646,21 +1652,23 @@ elect(struct commreg_async *a)
 		attempt_failed(a, "another client is starting commregd");
 		return;
 	}
-	log_debug("async: electing (%s): %s", a->o.mode ==
-	    COMMREG_MODE_INPROCESS ? "in process" : "spawn", a->why);
+	log_debug("async: electing (%s): %s",
+	    a->o.mode == COMMREG_MODE_INPROCESS ? "in process" : "spawn",
+	    a->why);
 	if (a->o.mode == COMMREG_MODE_INPROCESS)
 		elect_inprocess(a);
 	else
 		spawn_start(a);
 }
 
-/* ---- restored, failed ---------------------------------------------------------- */
+/* ---- restored, failed
+ * ---------------------------------------------------------- */
 
 static void
 restored(struct commreg_async *a)
 {
-	struct areq	*q;
-	int		 was_outage = a->outage;
+	struct areq *q;
+	int was_outage = a->outage;
 
 	a->state = A_READY;
 	a->attempt = 0;
@@ -1679,8 +1687,7 @@ restored(struct commreg_async *a)
 		log_debug("async: registry regained on port %d%s", a->port,
 		    a->srv != NULL ? ", hosted here" : "");
 		if (a->o.on_regained != NULL)
-			a->o.on_regained(a, a->port, a->srv != NULL,
-			    a->o.arg);
+			a->o.on_regained(a, a->port, a->srv != NULL, a->o.arg);
 	}
 }
 
@@ -1688,11 +1695,11 @@ restored(struct commreg_async *a)
 static void
 open_failed(struct commreg_async *a)
 {
-	struct commreg_watch_event	 ev;
-	struct commreg_reg		*r;
-	struct commreg_watch		*w;
-	struct areq			*q;
-	char				 why[600];
+	struct commreg_watch_event ev;
+	struct commreg_reg *r;
+	struct commreg_watch *w;
+	struct areq *q;
+	char why[600];
 
 	snprintf(why, sizeof why, "no registry: %s", a->why);
 	a->state = A_FAILED;
@@ -1735,18 +1742,19 @@ open_failed(struct commreg_async *a)
 		a->o.on_open(a, -1, why, a->o.arg);
 }
 
-/* ---- the public face --------------------------------------------------------- */
+/* ---- the public face
+ * --------------------------------------------------------- */
 
 struct commreg_async *
 commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
     char *err, size_t errlen)
 {
-	struct commreg_async	*a;
-	struct sigaction	 sa;
-	const char		*home;
-	char			 regdir[PATH_MAX], host[256], path[PATH_MAX];
-	struct timeval		 now = { 0, 0 };
-	uint64_t		 seed;
+	struct commreg_async *a;
+	struct sigaction sa;
+	const char *home;
+	char regdir[PATH_MAX], host[256], path[PATH_MAX];
+	struct timeval now = {0, 0};
+	uint64_t seed;
 
 	if (base == NULL) {
 		set_err(err, errlen, "no event_base");
@@ -1757,8 +1765,8 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 		return NULL;
 	}
 	/* An unsafe tree does not get better by retrying: say it now. */
-	if (client_registry_path(home, regdir, sizeof regdir, host,
-	    sizeof host, path, sizeof path, err, errlen) == -1)
+	if (client_registry_path(home, regdir, sizeof regdir, host, sizeof host,
+	        path, sizeof path, err, errlen) == -1)
 		return NULL;
 	if ((a = calloc(1, sizeof *a)) == NULL)
 		fatal("%s", __func__);
@@ -1781,7 +1789,7 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	TAILQ_INIT(&a->dead_watches);
 	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
 		seed = (uint64_t)a->open_ms ^ ((uint64_t)getpid() << 32) ^
-		    (uint64_t)(uintptr_t)a;
+		       (uint64_t)(uintptr_t)a;
 	a->rng = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
 	a->retry = evtimer_new(base, retry_cb, a);
 	a->deferred = event_new(base, -1, 0, deferred_cb, a);
@@ -1799,10 +1807,10 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 static void
 async_free(struct commreg_async *a)
 {
-	struct spawn		*sp;
-	struct areq		*q;
-	struct commreg_reg	*r;
-	struct commreg_watch	*w;
+	struct spawn *sp;
+	struct areq *q;
+	struct commreg_reg *r;
+	struct commreg_watch *w;
 
 	conn_drop(a);
 	spawn_gate_release(a);
@@ -1898,7 +1906,7 @@ struct commreg_reg *
 commreg_async_register(struct commreg_async *a, const char *name, int port,
     const char *host, commreg_reg_cb cb, void *arg)
 {
-	struct commreg_reg	*r;
+	struct commreg_reg *r;
 
 	if (!usable(a) || name == NULL || port < 1 || port > 65535)
 		return NULL;
@@ -1949,8 +1957,8 @@ int
 commreg_async_unregister(struct commreg_async *a, struct commreg_reg *r,
     commreg_done_cb cb, void *arg)
 {
-	const char	*w[2] = { "Commreg/Unregister", NULL };
-	struct areq	*q;
+	const char *w[2] = {"Commreg/Unregister", NULL};
+	struct areq *q;
 
 	if (a == NULL || a->closing || r == NULL || r->dead)
 		return -1;
@@ -1973,10 +1981,10 @@ commreg_async_unregister(struct commreg_async *a, struct commreg_reg *r,
 
 /* A user request: sent now when connected, else when restored. */
 static int
-user_request(struct commreg_async *a, enum req_kind kind,
-    const char *const *w, size_t n, void *cb, void *arg)
+user_request(struct commreg_async *a, enum req_kind kind, const char *const *w,
+    size_t n, void *cb, void *arg)
 {
-	struct areq	*q;
+	struct areq *q;
 
 	if (!usable(a))
 		return -1;
@@ -2007,7 +2015,7 @@ int
 commreg_async_lookup(struct commreg_async *a, const char *name,
     commreg_lookup_cb cb, void *arg)
 {
-	const char	*w[2] = { "Commreg/Lookup", name };
+	const char *w[2] = {"Commreg/Lookup", name};
 
 	if (name == NULL)
 		return -1;
@@ -2018,17 +2026,17 @@ int
 commreg_async_list(struct commreg_async *a, const char *pattern,
     commreg_list_cb cb, void *arg)
 {
-	const char	*w[2] = { "Commreg/List", pattern };
+	const char *w[2] = {"Commreg/List", pattern};
 
-	return user_request(a, REQ_LIST, w, pattern != NULL ? 2 : 1,
-	    (void *)cb, arg);
+	return user_request(a, REQ_LIST, w, pattern != NULL ? 2 : 1, (void *)cb,
+	    arg);
 }
 
 int
-commreg_async_call(struct commreg_async *a, const char *const *words,
-    size_t n, commreg_call_cb cb, void *arg)
+commreg_async_call(struct commreg_async *a, const char *const *words, size_t n,
+    commreg_call_cb cb, void *arg)
 {
-	size_t	i;
+	size_t i;
 
 	if (words == NULL || n == 0)
 		return -1;
@@ -2043,7 +2051,7 @@ struct commreg_watch *
 commreg_async_watch(struct commreg_async *a, const char *pattern,
     commreg_watch_cb cb, void *arg)
 {
-	struct commreg_watch	*w;
+	struct commreg_watch *w;
 
 	if (!usable(a))
 		return NULL;
