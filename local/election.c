@@ -248,7 +248,41 @@ listen_on(int port, int *bound)
 	return s;
 }
 
-/* Listen on the remembered port if it is free, else wherever the OS says. */
+/*
+ * A new registry's port is picked below the kernel's ephemeral range
+ * (ip_local_port_range): a port the OS hands out for bind(0) is also one
+ * it hands out as the source port of outgoing connections, so after the
+ * registry dies one of its clients' reconnects could occupy it and stop
+ * the next registry from coming back where clients look for it.  Random
+ * tries, bounded; the caller falls back to letting the OS choose.
+ */
+static int
+listen_outside_ephemeral(int *bound)
+{
+	FILE *fp;
+	unsigned lo = 32768, hi = 60999, r;
+	int s, i, port;
+
+	if ((fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) !=
+	    NULL) {
+		if (fscanf(fp, "%u %u", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(fp);
+	}
+	if (lo <= 20000 + 1024)
+		return -1; /* no room below the range: let the OS choose */
+	r = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (i = 0; i < 16; i++) {
+		r = r * 1103515245u + 12345u;
+		port = 20000 + (int)((r >> 8) % (lo - 20000));
+		if ((s = listen_on(port, bound)) != -1)
+			return s;
+	}
+	return -1;
+}
+
+/* Listen on the remembered port if it is free, else on a port of our
+ * choosing, else wherever the OS says. */
 static int
 listen_claim(struct election *e, struct election_claim *c)
 {
@@ -263,6 +297,8 @@ listen_claim(struct election *e, struct election_claim *c)
 			log_debug("election: remembered port %d is taken",
 			    e->remembered);
 	}
+	if (s == -1)
+		s = listen_outside_ephemeral(&port);
 	if (s == -1 && (s = listen_on(0, &port)) == -1)
 		return say(e, "cannot listen on 127.0.0.1: %s",
 		    strerror(errno));
