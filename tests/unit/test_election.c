@@ -266,6 +266,18 @@ test_clean_start_wins(void)
 	CU_ASSERT(getsockname(c.listen_fd, (struct sockaddr *)&sin, &len) == 0);
 	CU_ASSERT(sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
 	CU_ASSERT(ntohs(sin.sin_port) == c.port);
+	/* A new port comes from below the ephemeral range, where no
+	 * client's outgoing connection can be given it (election.c). */
+	{
+		FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+		unsigned lo = 0, hi = 0;
+
+		if (fp != NULL && fscanf(fp, "%u %u", &lo, &hi) == 2 &&
+		    lo > 20000 + 1024)
+			CU_ASSERT(c.port >= 20000 && (unsigned)c.port < lo);
+		if (fp != NULL)
+			fclose(fp);
+	}
 	CU_ASSERT(fcntl(c.listen_fd, F_GETFL) & O_NONBLOCK);
 	CU_ASSERT(fcntl(c.listen_fd, F_GETFD) & FD_CLOEXEC);
 	CU_ASSERT(fcntl(c.lock_fd, F_GETFD) & FD_CLOEXEC);
