@@ -28,6 +28,16 @@
  * events the application missed).  Only then is the application told it
  * has the registry back.
  *
+ * Private registries (TCL_COMM_REGPORT, docs/private.md): the first
+ * attempt of a handle connects to that port; if no registry answers
+ * there, the handle forgets it and goes on as above.  If one does, the
+ * handle is bound to it: when it is lost the handle is orphaned instead
+ * of electing (a private registry lives as long as its process group).
+ * Orphaned, it tells each registration lost, ends the watches and
+ * answers lookups of names it knew (COMMREG_STALE) from a small memory
+ * of comm ids kept, only for bound handles, from the lookups, lists and
+ * watches it saw.
+ *
  * Nothing here waits: connects, the spawn's exit (a pidfd, or a 10 ms
  * poll timer where pidfds are missing), replies and timeouts are events.
  * What does run to completion inside one callback is short: posix_spawn,
@@ -95,8 +105,13 @@ enum async_state {
 	A_SPAWNING,   /* commregd --detach runs */
 	A_RESTORING,  /* registrations and watches being made again */
 	A_READY,
-	A_FAILED, /* open gave up */
+	A_FAILED,   /* open gave up */
+	A_ORPHANED, /* its private registry is gone (never re-elected) */
 };
+
+/* Names a handle bound to a private registry remembers, for lookups
+ * once that registry is gone; when full, the oldest is forgotten. */
+#define KNOWN_MAX 4096
 
 enum req_kind {
 	REQ_HELLO,
@@ -233,6 +248,18 @@ struct commreg_async {
 	struct reg_list dead_regs;
 	struct watch_list dead_watches;
 	unsigned next_tag;
+
+	/* TCL_COMM_REGPORT: the port to try first (0: none, or it did not
+	 * answer), whether this try is it, and the one bound to. */
+	int priv_port;
+	int priv_trying;
+	int private;
+	/* name -> comm id, oldest first (bound handles only). */
+	struct known {
+		char *name;
+		char *commid;
+	} * known;
+	size_t nknown;
 };
 
 static void attempt(struct commreg_async *);
@@ -245,6 +272,7 @@ static void hook_reply(void *, int64_t, int, const char *, size_t);
 static void hook_event(void *, struct commreg_event *);
 static void async_free(struct commreg_async *);
 static void spawn_gate_release(struct commreg_async *);
+static void open_failed(struct commreg_async *);
 
 static const struct client_hooks async_hooks = {hook_reply, hook_event};
 
@@ -556,6 +584,86 @@ req_timeout(evutil_socket_t fd, short ev, void *arg)
 	leave(a);
 }
 
+/* ---- what a bound handle knows ---------------------------------------------
+ */
+
+static ssize_t
+known_find(const struct commreg_async *a, const char *name)
+{
+	size_t i;
+
+	/* Newest first: what was just learned is what is asked again. */
+	for (i = a->nknown; i > 0; i--) {
+		if (strcmp(a->known[i - 1].name, name) == 0)
+			return (ssize_t)i - 1;
+	}
+	return -1;
+}
+
+static void
+known_drop(struct commreg_async *a, const char *name)
+{
+	ssize_t i;
+
+	if (!a->private || (i = known_find(a, name)) == -1)
+		return;
+	free(a->known[i].name);
+	free(a->known[i].commid);
+	memmove(&a->known[i], &a->known[i + 1],
+	    (a->nknown - (size_t)i - 1) * sizeof *a->known);
+	a->nknown--;
+}
+
+static void
+known_put(struct commreg_async *a, const char *name, const char *commid)
+{
+	if (!a->private)
+		return;
+	known_drop(a, name);
+	if (a->known == NULL &&
+	    (a->known = calloc(KNOWN_MAX, sizeof *a->known)) == NULL)
+		fatal("%s", __func__);
+	if (a->nknown == KNOWN_MAX) {
+		free(a->known[0].name);
+		free(a->known[0].commid);
+		memmove(&a->known[0], &a->known[1],
+		    (KNOWN_MAX - 1) * sizeof *a->known);
+		a->nknown--;
+	}
+	a->known[a->nknown].name = xstrdup(name);
+	a->known[a->nknown].commid = xstrdup(commid);
+	a->nknown++;
+}
+
+/* An entry's comm id, as Commreg/Lookup gives it. */
+static void
+known_entry(struct commreg_async *a, const struct commreg_entry *e)
+{
+	char id[320];
+
+	if (!a->private || e->port <= 0)
+		return;
+	if (e->host[0] != '\0')
+		snprintf(id, sizeof id, "%d %s", e->port, e->host);
+	else
+		snprintf(id, sizeof id, "%d", e->port);
+	known_put(a, e->name, id);
+}
+
+static void
+known_free(struct commreg_async *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nknown; i++) {
+		free(a->known[i].name);
+		free(a->known[i].commid);
+	}
+	free(a->known);
+	a->known = NULL;
+	a->nknown = 0;
+}
+
 /* ---- registrations ---------------------------------------------------------
  */
 
@@ -814,6 +922,8 @@ watch_snapshot(struct commreg_async *a, struct commreg_watch *w,
 
 	if (n > 1)
 		qsort(v, n, sizeof *v, cmp_entry_name);
+	for (i = 0; i < n; i++)
+		known_entry(a, &v[i]);
 	w->view = v;
 	w->nview = w->capview = n;
 	w->had = 1;
@@ -922,6 +1032,12 @@ hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 		client_abort(a->conn, err);
 		return;
 	}
+	if (a->priv_trying) {
+		a->priv_trying = 0;
+		a->private = a->port;
+		log_debug("async: bound to the private registry on port %d",
+		    a->port);
+	}
 	log_debug("async: registry on port %d, pid %ld%s", a->port,
 	    a->hello.pid, a->srv != NULL ? " (this process)" : "");
 	a->state = A_RESTORING;
@@ -997,6 +1113,8 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 			q->cb.done(a, status, ok ? NULL : res, q->arg);
 		break;
 	case REQ_LOOKUP:
+		if (ok && q->nwords == 2)
+			known_put(a, q->words[1], res);
 		if (q->cb.lookup != NULL)
 			q->cb.lookup(a, status, res, q->arg);
 		break;
@@ -1013,6 +1131,12 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 		    -1) {
 			req_fail_cb(a, q, -1, why);
 			break;
+		}
+		{
+			size_t i;
+
+			for (i = 0; i < n; i++)
+				known_entry(a, &v[i]);
 		}
 		if (q->cb.list != NULL)
 			q->cb.list(a, 0, v, n, NULL, q->arg);
@@ -1032,6 +1156,10 @@ hook_event(void *arg, struct commreg_event *ev)
 		commreg_event_clear(ev);
 		return;
 	}
+	if (ev->type == COMMREG_EVENT_ADD)
+		known_entry(a, &ev->entry);
+	else
+		known_drop(a, ev->entry.name);
 	if (ev->type == COMMREG_EVENT_ADD) {
 		if (watch_emit(a, w, COMMREG_WATCH_ADD, 0, &ev->entry) == 0)
 			view_put(w, &ev->entry);
@@ -1104,11 +1232,17 @@ reqs_reset(struct commreg_async *a)
 		w->live = 0;
 }
 
+static void orphan(struct commreg_async *, const char *);
+
 static void
 lost(struct commreg_async *a, const char *reason)
 {
 	enum async_state was = a->state;
 
+	if (a->private) {
+		orphan(a, reason);
+		return;
+	}
 	conn_drop(a);
 	reqs_reset(a);
 	a->state = A_IDLE;
@@ -1130,6 +1264,88 @@ lost(struct commreg_async *a, const char *reason)
 		log_debug("async: registry lost while opening: %s", reason);
 	}
 	attempt_failed(a, "%s", reason);
+}
+
+/* A request that can no longer go anywhere: a lookup of a name the
+ * handle knew is answered from memory, anything else fails. */
+static void
+orphan_answer(struct commreg_async *a, struct areq *q)
+{
+	char msg[sizeof a->why + 320];
+	ssize_t i;
+
+	if (q->kind == REQ_LOOKUP && q->nwords == 2 &&
+	    (i = known_find(a, q->words[1])) != -1) {
+		req_finish_later(a, q, COMMREG_STALE, a->known[i].commid);
+		return;
+	}
+	if (q->kind == REQ_LOOKUP && q->nwords == 2)
+		snprintf(msg, sizeof msg, "%s; \"%.256s\" was never seen",
+		    a->why, q->words[1]);
+	else
+		snprintf(msg, sizeof msg, "%s", a->why);
+	req_finish_later(a, q, -1, msg);
+}
+
+/*
+ * The private registry this handle was bound to is gone.  It is not
+ * re-elected, neither here nor by the other members of its group: the
+ * group's room is closed.  Comm connections between the applications do
+ * not need it and carry on; what depended on the registry is told, once.
+ */
+static void
+orphan(struct commreg_async *a, const char *reason)
+{
+	struct commreg_watch_event ev;
+	struct commreg_reg *r;
+	struct commreg_watch *w;
+	struct areq *q;
+
+	char msg[sizeof a->why + 96];
+
+	/* Through msg: reason may be a->why itself. */
+	snprintf(msg, sizeof msg,
+	    "the private registry on port %d (%s) is gone: %.400s", a->private,
+	    COMMREG_ENV_REGPORT, reason);
+	snprintf(a->why, sizeof a->why, "%.500s", msg);
+	conn_drop(a);
+	reqs_reset(a);
+	if (!a->opened) {
+		open_failed(a);
+		return;
+	}
+	a->state = A_ORPHANED;
+	log_debug("async: %s", a->why);
+	if (a->o.on_lost != NULL) {
+		a->o.on_lost(a, a->why, a->o.arg);
+		if (a->closing)
+			return;
+	}
+	while ((q = TAILQ_FIRST(&a->reqs)) != NULL) {
+		TAILQ_REMOVE(&a->reqs, q, link);
+		orphan_answer(a, q);
+	}
+	while ((r = TAILQ_FIRST(&a->regs)) != NULL) {
+		reg_kill(a, r);
+		if (!r->told) {
+			r->told = 1;
+			if (r->cb != NULL)
+				r->cb(a, r, -1, a->why, r->arg);
+		} else if (a->o.on_reg_lost != NULL)
+			a->o.on_reg_lost(a, r, a->why, a->o.arg);
+		if (a->closing)
+			return;
+	}
+	while ((w = TAILQ_FIRST(&a->watches)) != NULL) {
+		watch_kill(a, w);
+		memset(&ev, 0, sizeof ev);
+		ev.what = COMMREG_WATCH_ERROR;
+		ev.message = a->why;
+		if (w->cb != NULL)
+			w->cb(a, w, &ev, w->arg);
+		if (a->closing)
+			return;
+	}
 }
 
 /* The client is dead: find out what that means in this state. */
@@ -1343,6 +1559,14 @@ attempt(struct commreg_async *a)
 	char err[512];
 	int port;
 
+	/* The note's rule: TCL_COMM_REGPORT first, the port file after. */
+	if (a->priv_port > 0 && !a->private) {
+		a->priv_trying = 1;
+		log_debug("async: trying %s=%d", COMMREG_ENV_REGPORT,
+		    a->priv_port);
+		conn_start(a, a->priv_port);
+		return;
+	}
 	if (client_registry_path(a->home, regdir, sizeof regdir, host,
 	        sizeof host, path, sizeof path, err, sizeof err) == -1) {
 		attempt_fatal(a, err);
@@ -1624,6 +1848,16 @@ elect_inprocess(struct commreg_async *a)
 static void
 elect(struct commreg_async *a)
 {
+	if (a->priv_trying) {
+		/* No registry where TCL_COMM_REGPORT says: as usual from now
+		 * on, and never that port again. */
+		log_warnx("%s=%d: %s; using the user registry",
+		    COMMREG_ENV_REGPORT, a->priv_port, a->why);
+		a->priv_trying = 0;
+		a->priv_port = 0;
+		attempt(a);
+		return;
+	}
 	if (a->elected) {
 		attempt_failed(a, "%s", a->why);
 		return;
@@ -1752,9 +1986,10 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	struct commreg_async *a;
 	struct sigaction sa;
 	const char *home;
-	char regdir[PATH_MAX], host[256], path[PATH_MAX];
+	char regdir[PATH_MAX], host[256], path[PATH_MAX], why[128];
 	struct timeval now = {0, 0};
 	uint64_t seed;
+	int priv_port = 0;
 
 	if (base == NULL) {
 		set_err(err, errlen, "no event_base");
@@ -1764,8 +1999,12 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 		set_err(err, errlen, "no home directory (HOME is not set)");
 		return NULL;
 	}
-	/* An unsafe tree does not get better by retrying: say it now. */
-	if (client_registry_path(home, regdir, sizeof regdir, host, sizeof host,
+	if (client_env_regport(&priv_port, why, sizeof why) == -1)
+		log_warnx("%s", why);
+	/* An unsafe tree does not get better by retrying: say it now (a
+	 * group with a private registry may never need the tree). */
+	if (priv_port == 0 &&
+	    client_registry_path(home, regdir, sizeof regdir, host, sizeof host,
 	        path, sizeof path, err, errlen) == -1)
 		return NULL;
 	if ((a = calloc(1, sizeof *a)) == NULL)
@@ -1779,6 +2018,7 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	a->o.commregd = a->commregd;
 	a->fd = -1;
 	a->gate_fd = -1;
+	a->priv_port = priv_port;
 	a->open_ms = now_ms();
 	TAILQ_INIT(&a->spawns);
 	TAILQ_INIT(&a->reqs);
@@ -1856,6 +2096,7 @@ async_free(struct commreg_async *a)
 		TAILQ_REMOVE(&a->dead_watches, w, link);
 		watch_free(w);
 	}
+	known_free(a);
 	event_free(a->retry);
 	event_free(a->deferred);
 	free(a->home);
@@ -1896,10 +2137,23 @@ commreg_async_hosting(const struct commreg_async *a)
 	return a->srv != NULL;
 }
 
+int
+commreg_async_private(const struct commreg_async *a)
+{
+	return a->private;
+}
+
+int
+commreg_async_orphaned(const struct commreg_async *a)
+{
+	return a->state == A_ORPHANED;
+}
+
 static int
 usable(const struct commreg_async *a)
 {
-	return a != NULL && !a->closing && a->state != A_FAILED;
+	return a != NULL && !a->closing && a->state != A_FAILED &&
+	       a->state != A_ORPHANED;
 }
 
 struct commreg_reg *
@@ -1979,14 +2233,15 @@ commreg_async_unregister(struct commreg_async *a, struct commreg_reg *r,
 	return 0;
 }
 
-/* A user request: sent now when connected, else when restored. */
+/* A user request: sent now when connected, else when restored; once
+ * orphaned, answered from what the handle knows. */
 static int
 user_request(struct commreg_async *a, enum req_kind kind, const char *const *w,
     size_t n, void *cb, void *arg)
 {
 	struct areq *q;
 
-	if (!usable(a))
+	if (a == NULL || a->closing || a->state == A_FAILED)
 		return -1;
 	enter(a);
 	q = req_new(a, kind);
@@ -2003,10 +2258,14 @@ user_request(struct commreg_async *a, enum req_kind kind, const char *const *w,
 	}
 	q->arg = arg;
 	req_words(q, w, n);
-	TAILQ_INSERT_TAIL(&a->reqs, q, link);
-	if (a->state == A_READY)
-		req_send_words(a, q);
-	req_arm(q);
+	if (a->state == A_ORPHANED)
+		orphan_answer(a, q);
+	else {
+		TAILQ_INSERT_TAIL(&a->reqs, q, link);
+		if (a->state == A_READY)
+			req_send_words(a, q);
+		req_arm(q);
+	}
 	leave(a);
 	return 0;
 }

@@ -1511,8 +1511,8 @@ registry_find(const char *path, const struct commreg_open_opts *o,
  * Where commregd is: option, environment, beside us, where the build
  * installs it, PATH.
  */
-static void
-commregd_path(const char *opt, char *buf, size_t len)
+void
+client_commregd_path(const char *opt, char *buf, size_t len)
 {
 	const char *s;
 	char self[PATH_MAX], *slash;
@@ -1542,7 +1542,33 @@ commregd_path(const char *opt, char *buf, size_t len)
 	snprintf(buf, len, "commregd");
 }
 
-/* environ with HOME replaced, so commregd looks where we looked. */
+int
+client_env_regport(int *port, char *err, size_t errlen)
+{
+	const char *s = getenv(COMMREG_ENV_REGPORT);
+	char *end;
+	long v;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 65535) {
+		set_err(err, errlen,
+		    "%s=\"%.32s\" is not a port number; using the user "
+		    "registry",
+		    COMMREG_ENV_REGPORT, s);
+		return -1;
+	}
+	*port = (int)v;
+	return 1;
+}
+
+/*
+ * environ with HOME replaced, so commregd looks where we looked, and
+ * without TCL_COMM_REGPORT: a user registry has no business with the
+ * private registry of whoever happened to start it.
+ */
 static char **
 spawn_env(const char *home)
 {
@@ -1555,7 +1581,9 @@ spawn_env(const char *home)
 	if ((env = calloc(n + 2, sizeof *env)) == NULL)
 		fatal("%s", __func__);
 	for (i = 0; i < n; i++) {
-		if (strncmp(environ[i], "HOME=", 5) != 0)
+		if (strncmp(environ[i], "HOME=", 5) != 0 &&
+		    strncmp(environ[i], COMMREG_ENV_REGPORT "=",
+		        sizeof COMMREG_ENV_REGPORT) != 0)
 			env[j++] = environ[i];
 	}
 	len = snprintf(NULL, 0, "HOME=%s", home);
@@ -1601,7 +1629,7 @@ client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
 	pid_t pid;
 	int p[2], rc;
 
-	commregd_path(commregd, path, plen);
+	client_commregd_path(commregd, path, plen);
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		set_err(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
@@ -1781,8 +1809,21 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 	const char *home;
 	char regdir[PATH_MAX], host[256], path[PATH_MAX];
 	char why[512];
-	int attempt, no_spawn = o != NULL && o->no_spawn;
+	int attempt, no_spawn = o != NULL && o->no_spawn, port;
 
+	/* The note's rule: TCL_COMM_REGPORT first; unreachable, as usual. */
+	switch (client_env_regport(&port, why, sizeof why)) {
+	case 1:
+		if ((c = commreg_connect_port(port, o, why, sizeof why)) !=
+		    NULL)
+			return c;
+		log_warnx("%s=%d: %s; using the user registry",
+		    COMMREG_ENV_REGPORT, port, why);
+		break;
+	case -1:
+		log_warnx("%s", why);
+		break;
+	}
 	if ((home = client_home_dir(o != NULL ? o->home : NULL)) == NULL) {
 		set_err(err, errlen, "no home directory (HOME is not set)");
 		return NULL;

@@ -115,6 +115,18 @@ const char *client_home_dir(const char *opt);
 int client_registry_path(const char *home, char *regdir, size_t rdlen,
     char *host, size_t hlen, char *path, size_t plen, char *err, size_t errlen);
 
+/* Where commregd is: opt, $COMMREG_COMMREGD, beside this program, the
+ * installed one, else "commregd" (PATH). */
+void client_commregd_path(const char *opt, char *buf, size_t len);
+
+/*
+ * The private registry's port from TCL_COMM_REGPORT: 1 with *port, 0 when
+ * the variable is unset or empty, -1 (err says why) when it is not a
+ * port number, which callers report and then ignore.
+ */
+#define COMMREG_ENV_REGPORT "TCL_COMM_REGPORT"
+int client_env_regport(int *port, char *err, size_t errlen);
+
 /*
  * Start `commregd --detach` with HOME=home (stdin and stdout /dev/null,
  * stderr into a pipe whose read end, nonblocking, is *errfd).  path gets

@@ -7,6 +7,8 @@
  *                                      hold a registration until killed
  *   commreg watch [PATTERN]            registrations as they come and go
  *   commreg status                     is a registry running, and how
+ *   commreg run [--semi] [--] CMD [ARG...]
+ *                                      CMD with a private registry
  *
  * Each subcommand is one row in a table (as tmux's cmd-*.c entries); the
  * work is done by the client library, which finds the registry and starts
@@ -16,12 +18,19 @@
  * the registry: it is elected again and they carry on.
  *
  * Exit status: 0 success, 1 the registry said no or could not be reached,
- * 2 usage error, 3 (status only) no registry is running.
+ * 2 usage error, 3 (status only) no registry is running; run exits with
+ * its command's status (docs/private.md).
  */
+#define _GNU_SOURCE /* pipe2 */
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +51,13 @@
 #define EXIT_REGISTRY 1
 #define EXIT_USAGE    2
 #define EXIT_NONE     3
+/* run: as env(1), nice(1) and the shells do. */
+#define EXIT_RUN_SELF     125 /* the private registry did not start */
+#define EXIT_RUN_NOEXEC   126
+#define EXIT_RUN_NOTFOUND 127
+/* How long run waits for its registry to listen, and to stop. */
+#define RUN_START_MS 10000
+#define RUN_STOP_MS  2000
 
 struct cmd_ctx {
 	struct commreg_open_opts opts;
@@ -356,8 +372,22 @@ register_done(struct commreg_async *a, struct commreg_reg *r, int status,
 static void
 register_lost(struct commreg_async *a, const char *why, void *arg)
 {
-	fprintf(stderr, "commreg: registry lost (%s); finding a new one\n",
-	    why);
+	if (commreg_async_orphaned(a))
+		fprintf(stderr, "commreg: %s\n", why);
+	else
+		fprintf(stderr,
+		    "commreg: registry lost (%s); finding a new "
+		    "one\n",
+		    why);
+}
+
+/* A private registry is not re-elected: the name is gone for good. */
+static void
+register_gone(struct commreg_async *a, struct commreg_reg *r, const char *why,
+    void *arg)
+{
+	fprintf(stderr, "commreg: lost \"%s\"\n", commreg_reg_name(r));
+	hold_end(arg, EXIT_REGISTRY);
 }
 
 static void
@@ -392,6 +422,7 @@ cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 	o.on_lost = register_lost;
 	o.on_regained = register_regained;
 	o.on_renamed = register_renamed;
+	o.on_reg_lost = register_gone;
 	if (hold_open(&h, &o) == -1)
 		return EXIT_REGISTRY;
 	/* The name lives as long as the handle: hold it. */
@@ -538,6 +569,202 @@ cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* ---- run -----------------------------------------------------------------
+ */
+
+static volatile sig_atomic_t run_child;
+
+static void
+run_forward(int sig)
+{
+	if (run_child > 0)
+		kill(run_child, sig);
+}
+
+/* The registry's child side: its own process group (a ^C meant for the
+ * command must not stop the room under it), gone with us (PDEATHSIG). */
+static void
+run_exec_registry(const char *path, int semi, int fd, pid_t parent,
+    const char *home)
+{
+	char *argv[6];
+	int n = 0, null;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(EXIT_RUN_SELF);
+	if (dup2(fd, 3) == -1)
+		_exit(EXIT_RUN_SELF);
+	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0) {
+		dup2(null, 0);
+		close(null);
+	}
+	if (home != NULL)
+		setenv("HOME", home, 1);
+	argv[n++] = (char *)"commregd";
+	argv[n++] = (char *)(semi ? "--semi" : "--private");
+	argv[n++] = (char *)"--ready-fd";
+	argv[n++] = (char *)"3";
+	if (log_level() >= LOG_LVL_DEBUG)
+		argv[n++] = (char *)"-v";
+	argv[n] = NULL;
+	if (strchr(path, '/') != NULL)
+		execv(path, argv);
+	else
+		execvp(path, argv);
+	fprintf(stderr, "commreg run: cannot run %s: %s\n", path,
+	    strerror(errno));
+	_exit(EXIT_RUN_SELF);
+}
+
+/* Read "PORT\n" from the registry within RUN_START_MS; -1 if it died. */
+static int
+run_read_port(int fd)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	char line[16];
+	size_t len = 0;
+	ssize_t n;
+	char *end;
+	long v;
+
+	while (len < sizeof line - 1) {
+		if (poll(&pfd, 1, RUN_START_MS) <= 0)
+			return -1;
+		if ((n = read(fd, line + len, sizeof line - 1 - len)) <= 0) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			break;
+		}
+		len += (size_t)n;
+		if (memchr(line, '\n', len) != NULL)
+			break;
+	}
+	line[len] = '\0';
+	v = strtol(line, &end, 10);
+	if (end == line || *end != '\n' || v < 1 || v > 65535)
+		return -1;
+	return (int)v;
+}
+
+static void
+run_stop_registry(pid_t pid)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+	int i;
+
+	kill(pid, SIGTERM);
+	for (i = 0; i < RUN_STOP_MS / 10; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	log_warnx("the private registry (pid %ld) did not stop; killing it",
+	    (long)pid);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * commreg run [--semi] [--] CMD [ARG...]: a private registry for CMD and
+ * everything it starts, as dbus-run-session gives a bus.  Parsed here,
+ * not by cmd_run: everything from CMD on is CMD's.
+ */
+static int
+cmd_private_run(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	const struct cmd_entry *ce = ctx->ce;
+	struct sigaction sa, ign;
+	char path[PATH_MAX], num[16];
+	pid_t self = getpid(), reg, cmd;
+	int i, semi = 0, pfd[2], port, status;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(argv[i], "--semi") == 0)
+			semi = 1;
+		else if (strcmp(argv[i], "-h") == 0 ||
+		         strcmp(argv[i], "--help") == 0) {
+			cmd_usage(stdout, ce);
+			return 0;
+		} else
+			return usage_error(ce, "run: unknown option %s",
+			    argv[i]);
+	}
+	if (i >= argc)
+		return usage_error(ce, "run: no command given");
+
+	client_commregd_path(ctx->opts.commregd, path, sizeof path);
+	if (pipe2(pfd, O_CLOEXEC) == -1) {
+		fprintf(stderr, "commreg run: pipe: %s\n", strerror(errno));
+		return EXIT_RUN_SELF;
+	}
+	if ((reg = fork()) == -1) {
+		fprintf(stderr, "commreg run: fork: %s\n", strerror(errno));
+		return EXIT_RUN_SELF;
+	}
+	if (reg == 0)
+		run_exec_registry(path, semi, pfd[1], self, ctx->opts.home);
+	close(pfd[1]);
+	port = run_read_port(pfd[0]);
+	close(pfd[0]);
+	if (port == -1) {
+		fprintf(stderr,
+		    "commreg run: the private registry (%s) did not "
+		    "start\n",
+		    path);
+		run_stop_registry(reg);
+		return EXIT_RUN_SELF;
+	}
+	snprintf(num, sizeof num, "%d", port);
+	setenv(COMMREG_ENV_REGPORT, num, 1);
+	log_debug("%s registry on port %d, pid %ld",
+	    semi ? "semi-private" : "private", port, (long)reg);
+
+	/* As system(3): the terminal's ^C and ^\ are for the command;
+	 * a TERM or HUP sent to us is passed on to it. */
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGQUIT, &ign, NULL);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = run_forward;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	if ((cmd = fork()) == -1) {
+		fprintf(stderr, "commreg run: fork: %s\n", strerror(errno));
+		run_stop_registry(reg);
+		return EXIT_RUN_SELF;
+	}
+	if (cmd == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		execvp(argv[i], argv + i);
+		fprintf(stderr, "commreg run: %s: %s\n", argv[i],
+		    strerror(errno));
+		_exit(errno == ENOENT ? EXIT_RUN_NOTFOUND : EXIT_RUN_NOEXEC);
+	}
+	run_child = cmd;
+	while (waitpid(cmd, &status, 0) == -1) {
+		if (errno != EINTR) {
+			status = EXIT_RUN_SELF << 8;
+			break;
+		}
+	}
+	run_child = 0;
+	run_stop_registry(reg);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
 /* ---- table and option parsing ------------------------------------------- */
 
 static const struct cmd_entry cmd_table[] = {
@@ -571,6 +798,15 @@ static const struct cmd_entry cmd_table[] = {
         "Show the port, pid, owner, entries, connections and uptime of\n"
         "the user registry.  Does not start one: exit 3 when none runs.\n",
         0, 0, 0, cmd_status},
+    {"run", "[--semi] [--] CMD [ARG...]", "run CMD with a private registry",
+        "Start a private registry, run CMD with TCL_COMM_REGPORT set to\n"
+        "its port, and when CMD exits stop the registry and exit with\n"
+        "CMD's status (128+N if a signal N ended it; 125 if the registry\n"
+        "did not start, 126/127 if CMD cannot be run).  Applications\n"
+        "started by CMD register there and see only each other; with\n"
+        "--semi they also see the user registry's applications, which do\n"
+        "not see them.  See docs/private.md.\n",
+        1, 1 << 20, 0, cmd_private_run},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -679,8 +915,13 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		return usage_error(NULL, "%s", "no command given");
 	for (ce = cmd_table; ce->name != NULL; ce++) {
-		if (strcmp(ce->name, argv[optind]) == 0)
-			return cmd_run(&ctx, ce, argc - optind, argv + optind);
+		if (strcmp(ce->name, argv[optind]) != 0)
+			continue;
+		if (ce->exec == cmd_private_run) {
+			ctx.ce = ce;
+			return ce->exec(&ctx, argc - optind, argv + optind);
+		}
+		return cmd_run(&ctx, ce, argc - optind, argv + optind);
 	}
 	return usage_error(NULL, "unknown command \"%s\"", argv[optind]);
 }

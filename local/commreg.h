@@ -22,6 +22,13 @@
  *    process), registers every name again with its old serial where it is
  *    still free, and re-establishes every watch with a fresh snapshot.
  *
+ * Private registries (docs/private.md): when the environment variable
+ * TCL_COMM_REGPORT holds a port, both interfaces use the registry there
+ * instead; when nothing (or no registry) answers there, they find the
+ * user registry as usual.  A handle that did reach a private registry is
+ * bound to it: when that registry goes away it is not re-elected (its
+ * process group is over); see on_reg_lost and COMMREG_STALE below.
+ *
  * All strings are UTF-8 and NUL-terminated.  The library is not
  * thread-safe: use one handle from one thread (the event loop's).
  *
@@ -245,6 +252,11 @@ typedef void (*commreg_regained_cb)(struct commreg_async *, int port,
  * its serial was taken meanwhile ("foo #2" -> "foo #3"). */
 typedef void (*commreg_renamed_cb)(struct commreg_async *, struct commreg_reg *,
     const char *oldname, const char *newname, void *arg);
+/* The private registry (TCL_COMM_REGPORT) this handle used is gone, and
+ * with it this registration; reg is freed when the callback returns.
+ * Called for each registration after on_lost. */
+typedef void (*commreg_reg_lost_cb)(struct commreg_async *,
+    struct commreg_reg *, const char *reason, void *arg);
 /* Something failed that no request waits for: a registration refused on
  * re-registration, or no registry for more than 10 s (then each failed
  * try is reported; by then tries come about once a second). */
@@ -269,6 +281,7 @@ struct commreg_async_opts {
 	commreg_renamed_cb on_renamed;
 	commreg_error_cb on_error;
 	void *arg;
+	commreg_reg_lost_cb on_reg_lost;
 };
 
 /*
@@ -292,6 +305,12 @@ int commreg_async_connected(const struct commreg_async *);
 /* The registry's port (0 while none), and whether this process hosts it. */
 int commreg_async_port(const struct commreg_async *);
 int commreg_async_hosting(const struct commreg_async *);
+/* The port of the private registry (TCL_COMM_REGPORT) this handle is
+ * bound to; 0: it uses the user registry (or has not connected yet). */
+int commreg_async_private(const struct commreg_async *);
+/* 1 once that private registry is gone: registrations, watches and
+ * lists fail from then on; lookups answer from memory (COMMREG_STALE). */
+int commreg_async_orphaned(const struct commreg_async *);
 
 /*
  * Register name for the comm port `port` on host (NULL: localhost).  cb
@@ -319,7 +338,15 @@ typedef void (*commreg_done_cb)(struct commreg_async *, int status,
 int commreg_async_unregister(struct commreg_async *, struct commreg_reg *,
     commreg_done_cb cb, void *arg);
 
-/* Commreg/Lookup: status 0 with the comm id "PORT HOST". */
+/*
+ * Commreg/Lookup: status 0 with the comm id "PORT HOST".  Once the
+ * private registry of the handle is gone, a name this handle learned
+ * before (from a lookup, a list or a watch, and not seen removed since)
+ * is answered from memory with status COMMREG_STALE: the application may
+ * well still be there (comm connections do not need the registry), but
+ * nobody can tell; any other name gets -1.
+ */
+#define COMMREG_STALE 2
 typedef void (*commreg_lookup_cb)(struct commreg_async *, int status,
     const char *commid_or_message, void *arg);
 int commreg_async_lookup(struct commreg_async *, const char *name,

@@ -7,6 +7,12 @@
  * Runs in the foreground; --detach is how applications start it: the
  * parent returns once the registry listens, so the caller can connect
  * right away.
+ *
+ * With --private (or --semi) it is instead the private registry of one
+ * process group, started by `commreg run` (docs/private.md): no port
+ * file, no election, a port of its own that the group learns through
+ * TCL_COMM_REGPORT; --semi adds the link to the registry above
+ * (upstream.c), whose applications the group then sees too.
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -27,6 +33,7 @@
 #include "log.h"
 #include "safepath.h"
 #include "server.h"
+#include "upstream.h"
 
 static void
 usage(FILE *fp)
@@ -35,11 +42,22 @@ usage(FILE *fp)
 	    "usage: commregd [--detach] [--home DIR] [--max-message BYTES]\n"
 	    "                [--wait MS] [--handshake-timeout S]\n"
 	    "                [--max-output BYTES] [-v]\n"
+	    "       commregd --private|--semi [--port N] [--ready-fd FD] ...\n"
 	    "\n"
 	    "The comm registry for this user on this host.  Finds the live\n"
 	    "registry through ~/.tcl/comm/registry/HOST or becomes it.\n"
 	    "\n"
 	    "  --detach           run in the background once listening\n"
+	    "  --private          a private registry (commreg run): no port\n"
+	    "                     file, no election; its group sees only\n"
+	    "                     itself\n"
+	    "  --semi             a semi-private one: the group also sees\n"
+	    "                     the registry above (TCL_COMM_REGPORT, else\n"
+	    "                     the user registry); nothing goes up\n"
+	    "  --port N           private: listen on 127.0.0.1:N (default:\n"
+	    "                     a port the system chooses)\n"
+	    "  --ready-fd FD      private: write \"PORT\\n\" to FD once\n"
+	    "                     listening, then close it\n"
 	    "  --home DIR         use DIR instead of $HOME\n"
 	    "  --max-message N    largest message accepted (default %d)\n"
 	    "  --wait MS          how long to wait for a contender (3000)\n"
@@ -121,6 +139,84 @@ raise_fd_limit(struct server_opts *o)
 	log_debug("connection limit %zu", o->max_conns);
 }
 
+static void
+ready(int fd, int port)
+{
+	char line[16];
+	int n = snprintf(line, sizeof line, "%d\n", port);
+
+	if (fd == -1) {
+		fputs(line, stdout);
+		fflush(stdout);
+		return;
+	}
+	if (write(fd, line, (size_t)n) != n)
+		log_warn("telling the parent we are ready");
+	close(fd);
+}
+
+/*
+ * A private registry: it serves its group (same uid, as every registry
+ * here) on its own port until told to stop.  Its log goes to stderr,
+ * the terminal of whoever ran `commreg run`, so it says only what needs
+ * saying unless -v.
+ */
+static int
+serve_private(int semi, int want_port, int ready_fd, const char *home,
+    int verbose, struct server_opts *opts)
+{
+	struct server srv;
+	struct event_base *base;
+	struct event *sigterm, *sigint;
+	struct upstream *up = NULL;
+	struct passwd *pw;
+	char host[256], err[512];
+	int fd, port;
+
+	if (!verbose)
+		log_init("commregd", LOG_LVL_WARN);
+	if ((fd = election_listen(want_port, &port)) == -1)
+		fatal("cannot listen on 127.0.0.1:%d", want_port);
+	if (election_hostname(host, sizeof host) == -1)
+		fatal("gethostname");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	raise_fd_limit(opts);
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if (server_init(&srv, base, fd, port, host, opts) == -1)
+		fatalx("cannot listen on port %d", port);
+	pw = getpwuid(getuid());
+	snprintf(srv.owner, sizeof srv.owner, "%s",
+	    pw ? pw->pw_name : "unknown");
+	srv.scope = REG_SCOPE_PRIVATE;
+	srv.kind = semi ? "semi-private" : "private";
+	if (semi) {
+		srv.mirror = registry_new(NULL, NULL);
+		if ((up = upstream_start(&srv, home, err, sizeof err)) == NULL)
+			fatalx("%s", err);
+	}
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("%s registry for %s listening on 127.0.0.1:%d (pid %ld)",
+	    srv.kind, srv.owner, port, (long)getpid());
+	ready(ready_fd, port);
+
+	event_base_dispatch(base);
+
+	upstream_free(up);
+	server_free(&srv);
+	if (srv.mirror != NULL)
+		registry_free(srv.mirror);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	log_info("stopped");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -131,6 +227,10 @@ main(int argc, char **argv)
 	    {"wait", required_argument, NULL, 'w'},
 	    {"handshake-timeout", required_argument, NULL, 'T'},
 	    {"max-output", required_argument, NULL, 'O'},
+	    {"private", no_argument, NULL, 'P'},
+	    {"semi", no_argument, NULL, 'S'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"ready-fd", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -143,6 +243,7 @@ main(int argc, char **argv)
 	const char *home = NULL;
 	char regdir[4096], logpath[4400], host[256], err[512];
 	int ch, do_detach = 0, wait_ms = 3000, port, ready_fd = -1;
+	int private = 0, semi = 0, want_port = 0, verbose = 0;
 	char *end;
 
 	log_init("commregd", LOG_LVL_INFO);
@@ -198,6 +299,36 @@ main(int argc, char **argv)
 			break;
 		case 'v':
 			log_init("commregd", LOG_LVL_DEBUG);
+			verbose = 1;
+			break;
+		case 'S':
+			semi = 1;
+			/* FALLTHROUGH */
+		case 'P':
+			private
+			= 1;
+			break;
+		case 'p':
+			want_port = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || want_port < 0 ||
+			    want_port > 65535) {
+				fprintf(stderr,
+				    "commregd: --port: \"%s\" is not a "
+				    "port number\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+			ready_fd = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || ready_fd < 3 ||
+			    fcntl(ready_fd, F_GETFD) == -1) {
+				fprintf(stderr,
+				    "commregd: --ready-fd: \"%s\" is not an "
+				    "open descriptor above 2\n",
+				    optarg);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -213,6 +344,19 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!private && (want_port != 0 || ready_fd != -1)) {
+		fprintf(stderr, "commregd: --port and --ready-fd are for "
+		                "--private and --semi\n");
+		return 2;
+	}
+	if (private && do_detach) {
+		fprintf(stderr, "commregd: a private registry runs in the "
+		                "foreground (commreg run starts it)\n");
+		return 2;
+	}
+	if (private)
+		return serve_private(semi, want_port, ready_fd, home, verbose,
+		    &opts);
 
 	pw = getpwuid(getuid());
 	if (home == NULL)

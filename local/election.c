@@ -248,6 +248,12 @@ listen_on(int port, int *bound)
 	return s;
 }
 
+int
+election_listen(int port, int *bound)
+{
+	return listen_on(port, bound);
+}
+
 /*
  * A new registry's port is picked below the kernel's ephemeral range
  * (ip_local_port_range): a port the OS hands out for bind(0) is also one

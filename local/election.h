@@ -57,6 +57,11 @@ enum election_result election_run(const char *regdir, const char *host,
  * file stays as the remembered port), release the lock. */
 void election_release(struct election_claim *);
 
+/* A listening socket on 127.0.0.1:port (0: the OS chooses), as the
+ * election makes it; -1 with errno.  For private registries, which have
+ * no port file and no election. */
+int election_listen(int port, int *bound);
+
 /* Short hostname as the port file name uses it (no domain part). */
 int election_hostname(char *buf, size_t len);
 

@@ -42,6 +42,7 @@ cmd_bind(struct cmd_ctx *c)
 	a.data = w->v[2].p;
 	a.datalen = w->v[2].len;
 	a.uid = p->uid;
+	a.scope = c->srv->scope;
 	if (registry_add(c->srv->reg, &a, p, &p->entries, c->result) == NULL)
 		return 1;
 	p->nentries++;
@@ -64,6 +65,7 @@ cmd_release(struct cmd_ctx *c)
 struct search_ctx {
 	struct tbuf *out;
 	size_t start;
+	struct registry *shadow; /* entries named here hide the mirror's */
 };
 
 static void
@@ -71,17 +73,36 @@ search_add(const struct reg_entry *e, void *arg)
 {
 	struct search_ctx *sc = arg;
 
+	if (sc->shadow != NULL &&
+	    registry_find(sc->shadow, e->name, e->namelen) != NULL)
+		return;
 	tl_append(sc->out, sc->start, e->name, e->namelen);
 	tl_append(sc->out, sc->start, e->data, e->datalen);
+}
+
+/*
+ * nns Search answers a dict, where a name may appear once: a
+ * semi-private registry's own entries, then the mirror's that no own
+ * entry hides.
+ */
+static void
+search_all(struct server *s, const char *pat, size_t plen, struct tbuf *out)
+{
+	struct search_ctx sc = {out, 0, NULL};
+
+	registry_match(s->reg, pat, plen, search_add, &sc);
+	if (s->mirror != NULL) {
+		sc.shadow = s->reg;
+		registry_match(s->mirror, pat, plen, search_add, &sc);
+	}
 }
 
 static int
 cmd_search(struct cmd_ctx *c)
 {
-	struct search_ctx sc = {c->result, 0};
 	const struct tl_elem *pat = &c->words->v[1];
 
-	registry_match(c->srv->reg, pat->p, pat->len, search_add, &sc);
+	search_all(c->srv, pat->p, pat->len, c->result);
 	return 0;
 }
 
@@ -118,7 +139,6 @@ cmd_search_start(struct cmd_ctx *c)
 	const struct tlist *w = c->words;
 	struct peer *p = c->peer;
 	struct tbuf snap;
-	struct search_ctx sc;
 	const char *words[4];
 	size_t lens[4];
 
@@ -134,9 +154,7 @@ cmd_search_start(struct cmd_ctx *c)
 	/* The first Change carries the current matches, empty or not
 	 * (nns_protocol, Search/Continuous). */
 	tbuf_init(&snap);
-	sc.out = &snap;
-	sc.start = 0;
-	registry_match(c->srv->reg, w->v[2].p, w->v[2].len, search_add, &sc);
+	search_all(c->srv, w->v[2].p, w->v[2].len, &snap);
 	words[0] = "Search/Continuous/Change";
 	lens[0] = strlen(words[0]);
 	words[1] = w->v[1].p;
@@ -192,7 +210,14 @@ cmd_hello(struct cmd_ctx *c)
 	tl_append_str(r, 0, "port");
 	tl_append_int(r, 0, s->port);
 	tl_append_str(r, 0, "scope");
-	tl_append_str(r, 0, "user");
+	tl_append_str(r, 0, s->kind != NULL ? s->kind : "user");
+	if (s->mirror != NULL) {
+		tl_append_str(r, 0, "upstream");
+		if (s->upstream_port > 0)
+			tl_append_int(r, 0, s->upstream_port);
+		else
+			tl_append_str(r, 0, "");
+	}
 	return 0;
 }
 
@@ -210,6 +235,33 @@ parse_port(const struct tl_elem *e, int *port, struct tbuf *err)
 	}
 	*port = (int)v;
 	return 0;
+}
+
+/*
+ * A registration may name the scope it wants; only the one this
+ * registry serves is possible here, and saying so beats silently
+ * offering an application to fewer (or more) peers than it asked for.
+ */
+static int
+scope_check(struct server *s, const struct tl_elem *val, struct tbuf *err)
+{
+	enum reg_scope want;
+
+	if (registry_scope_parse(val->p, &want) == 0 && want == s->scope)
+		return 0;
+	if (s->scope == REG_SCOPE_PRIVATE)
+		tbuf_printf(err,
+		    "scope \"%.32s\" is not served here: this is a private "
+		    "registry (TCL_COMM_REGPORT), whose entries only its own "
+		    "process group sees (scope private)",
+		    val->p);
+	else
+		tbuf_printf(err,
+		    "scope \"%.32s\" is not served here: this registry "
+		    "offers scope user (host and global need the host "
+		    "gateway)",
+		    val->p);
+	return -1;
 }
 
 static int
@@ -230,6 +282,7 @@ cmd_register(struct cmd_ctx *c)
 	a.baselen = w->v[1].len;
 	a.host = "localhost";
 	a.uid = p->uid;
+	a.scope = c->srv->scope;
 	if (parse_port(&w->v[2], &a.port, c->result) == -1)
 		return 1;
 	if ((w->n - 3) % 2 != 0) {
@@ -246,15 +299,8 @@ cmd_register(struct cmd_ctx *c)
 			a.data = val->p;
 			a.datalen = val->len;
 		} else if (arg_is(o, "-scope")) {
-			if (!arg_is(val, "user")) {
-				tbuf_printf(c->result,
-				    "scope \"%.32s\" is not "
-				    "served here: this registry offers scope "
-				    "user (host and global need the host "
-				    "gateway)",
-				    val->p);
+			if (scope_check(c->srv, val, c->result) == -1)
 				return 1;
-			}
 		} else if (arg_is(o, "-serial")) {
 			v = strtol(val->p, &end, 10);
 			if (end == val->p || *end != '\0' || v < 1 ||
@@ -323,6 +369,8 @@ cmd_lookup(struct cmd_ctx *c)
 	struct reg_entry *e;
 
 	e = registry_find(c->srv->reg, name->p, name->len);
+	if (e == NULL && c->srv->mirror != NULL)
+		e = registry_find(c->srv->mirror, name->p, name->len);
 	if (e == NULL) {
 		tbuf_adds(c->result, "no application named \"");
 		tbuf_add(c->result, name->p, name->len);
@@ -339,26 +387,30 @@ cmd_lookup(struct cmd_ctx *c)
 	return 0;
 }
 
+/* The entries matching pat, sorted by name: a semi-private registry's
+ * own first, then its mirror's (the entries say which by their scope). */
 static void
-format_entries(struct tbuf *out, const struct reg_entry **v, size_t n)
+format_sorted(struct server *s, const char *pat, size_t plen, struct tbuf *out)
 {
-	size_t i, start = out->len;
+	struct registry *regs[2] = {s->reg, s->mirror};
+	const struct reg_entry **v;
+	size_t i, j, n, start = out->len;
 
-	for (i = 0; i < n; i++)
-		registry_format_entry(out, start, v[i]);
+	for (i = 0; i < 2 && regs[i] != NULL; i++) {
+		v = registry_sorted(regs[i], pat, plen, &n);
+		for (j = 0; j < n; j++)
+			registry_format_entry(out, start, v[j]);
+		free(v);
+	}
 }
 
 static int
 cmd_list(struct cmd_ctx *c)
 {
 	const struct tlist *w = c->words;
-	const struct reg_entry **v;
-	size_t n;
 
-	v = registry_sorted(c->srv->reg, w->n > 1 ? w->v[1].p : "*",
-	    w->n > 1 ? w->v[1].len : 1, &n);
-	format_entries(c->result, v, n);
-	free(v);
+	format_sorted(c->srv, w->n > 1 ? w->v[1].p : "*",
+	    w->n > 1 ? w->v[1].len : 1, c->result);
 	return 0;
 }
 
@@ -367,8 +419,6 @@ cmd_watch(struct cmd_ctx *c)
 {
 	const struct tlist *w = c->words;
 	struct peer *p = c->peer;
-	const struct reg_entry **v;
-	size_t n;
 
 	if (watch_find(p, REG_WATCH_COMMREG, &w->v[1]) != NULL) {
 		tbuf_printf(c->result,
@@ -384,9 +434,7 @@ cmd_watch(struct cmd_ctx *c)
 	p->nwatches++;
 	/* The snapshot is the reply, so it is on the wire before any event
 	 * of this watch (docs/protocol.md §4). */
-	v = registry_sorted(c->srv->reg, w->v[2].p, w->v[2].len, &n);
-	format_entries(c->result, v, n);
-	free(v);
+	format_sorted(c->srv, w->v[2].p, w->v[2].len, c->result);
 	return 0;
 }
 
@@ -416,6 +464,10 @@ cmd_stats(struct cmd_ctx *c)
 	tl_append_int(r, 0, (long long)s->refused);
 	tl_append_str(r, 0, "version");
 	tl_append_str(r, 0, COMMREG_VERSION);
+	if (s->mirror != NULL) {
+		tl_append_str(r, 0, "upstream_entries");
+		tl_append_int(r, 0, (long long)registry_count(s->mirror));
+	}
 	return 0;
 }
 

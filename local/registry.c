@@ -332,9 +332,21 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	int serial = 1, tries, port;
 	size_t h;
 
-	if (registry_check_name(a->base, a->baselen, a->nns, err) == -1)
+	if (a->copy) {
+		if (registry_check_name(a->name, a->namelen, true, err) == -1)
+			return NULL;
+		if (registry_find(r, a->name, a->namelen) != NULL) {
+			tbuf_adds(err, "\"");
+			tbuf_add(err, a->name, a->namelen);
+			tbuf_adds(err, "\" is there already");
+			return NULL;
+		}
+		tbuf_reset(&name);
+		tbuf_add(&name, a->name, a->namelen);
+		serial = a->want_serial;
+	} else if (registry_check_name(a->base, a->baselen, a->nns, err) == -1)
 		return NULL;
-	if (a->nns) {
+	else if (a->nns) {
 		if (registry_find(r, a->base, a->baselen) != NULL) {
 			/* tcllib's exact text, which clients match on. */
 			tbuf_adds(err, "Name \"");
@@ -365,7 +377,11 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 
 	tbuf_reset(&host);
 	tbuf_reset(&data);
-	if (a->nns) {
+	if (a->copy) {
+		port = a->port > 0 ? a->port : -1;
+		tbuf_adds(&host, a->host != NULL ? a->host : "");
+		tbuf_add(&data, a->data, a->datalen);
+	} else if (a->nns) {
 		/* A Bind's data is the client's own. */
 		tbuf_add(&data, a->data, a->datalen);
 		port_from_data(a->data, a->datalen, &port, &host);
@@ -386,7 +402,7 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	e->nns = a->nns;
 	e->uid = a->uid;
 	e->pid = a->pid;
-	e->since = time(NULL);
+	e->since = a->since != 0 ? a->since : time(NULL);
 	e->owner = owner;
 
 	if (r->count >= r->nbuckets)
@@ -542,14 +558,34 @@ registry_watch_count(const struct registry *r)
 	return r->nwatches;
 }
 
+void
+registry_announce(struct registry *r, const struct reg_entry *e, bool added)
+{
+	notify_all(r, e, added);
+}
+
 const char *
 registry_scope_name(enum reg_scope s)
 {
 	switch (s) {
 	case REG_SCOPE_USER:
 		return "user";
+	case REG_SCOPE_PRIVATE:
+		return "private";
 	}
 	return "user";
+}
+
+int
+registry_scope_parse(const char *s, enum reg_scope *scope)
+{
+	if (strcmp(s, "user") == 0)
+		*scope = REG_SCOPE_USER;
+	else if (strcmp(s, "private") == 0)
+		*scope = REG_SCOPE_PRIVATE;
+	else
+		return -1;
+	return 0;
 }
 
 void

@@ -34,7 +34,11 @@
 
 #define REG_NAME_MAX 255
 
-enum reg_scope { REG_SCOPE_USER = 0 };
+/*
+ * Who an entry is offered to: the user's applications (a user registry),
+ * or only the process group of a private registry (docs/private.md).
+ */
+enum reg_scope { REG_SCOPE_USER = 0, REG_SCOPE_PRIVATE = 1 };
 
 struct reg_entry {
 	/* Strings point into the same allocation as the struct
@@ -88,6 +92,14 @@ struct registry;
 struct reg_add {
 	const char *base;
 	size_t baselen;
+	/*
+	 * copy: an entry of another registry (a semi-private registry's
+	 * mirror): name, want_serial, port, host and data are taken as they
+	 * are, and a name already present is refused.
+	 */
+	bool copy;
+	const char *name;
+	size_t namelen;
 	bool nns;        /* Bind: exact name, refuse if taken */
 	int want_serial; /* Register: 0 any, else preferred serial */
 	int port;
@@ -97,6 +109,7 @@ struct reg_add {
 	enum reg_scope scope;
 	uid_t uid;
 	pid_t pid;
+	time_t since; /* 0: now (a copy keeps its origin's time) */
 };
 
 struct registry *registry_new(reg_notify_fn, void *arg);
@@ -131,6 +144,13 @@ void registry_watch_remove(struct registry *, struct reg_watch *,
 int registry_check_name(const char *name, size_t len, bool nns,
     struct tbuf *err);
 
+/*
+ * Tell this registry's watches of an entry that lives elsewhere (a
+ * semi-private registry's copy of its upstream's entries, upstream.c):
+ * the same notifications as an add or remove here, nothing stored.
+ */
+void registry_announce(struct registry *, const struct reg_entry *, bool added);
+
 size_t registry_count(const struct registry *);
 /* Which change is being notified: the same number for every watch told
  * of one add or remove, so a notifier can format it once. */
@@ -145,5 +165,7 @@ void registry_format_entry(struct tbuf *out, size_t list_start,
  * dict starts a list so nothing may precede it in d. */
 void registry_entry_dict(struct tbuf *d, const struct reg_entry *);
 const char *registry_scope_name(enum reg_scope);
+/* "user" or "private" to the enum; -1 for anything else. */
+int registry_scope_parse(const char *, enum reg_scope *);
 
 #endif

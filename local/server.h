@@ -79,6 +79,17 @@ struct server {
 	char host[256];
 	int port;
 	time_t started;
+	/*
+	 * What kind of registry this is (zero: a user registry).  A private
+	 * one (commreg run) gives its entries scope private; a semi-private
+	 * one also answers from mirror, its copy of the registry above it,
+	 * kept by upstream.c; its own entries come first and shadow the
+	 * mirror's of the same name.
+	 */
+	enum reg_scope scope;
+	const char *kind;        /* Hello's scope: NULL is "user" */
+	struct registry *mirror; /* NULL unless semi-private */
+	int upstream_port;       /* 0: none connected */
 	uint64_t messages;
 	uint64_t refused;
 
