@@ -40,7 +40,7 @@ server_default_opts(struct server_opts *o)
 #define PEER_KEEP_OUT 4096
 
 static void peer_read(evutil_socket_t, short, void *);
-static void server_flush(struct server *);
+/* server_flush is public (server.h). */
 static void peer_writable(evutil_socket_t, short, void *);
 
 static void
@@ -115,27 +115,55 @@ peer_fail(struct peer *p, const char *fmt, ...)
 	peer_kill(p);
 }
 
-static void
-peer_write(struct peer *p, const struct tbuf *b)
+/* May p be given more output?  A client that never reads would make us
+ * hold its replies forever; it loses its connection instead.  What counts
+ * is what is still queued, so one reply larger than the limit (a big
+ * listing) still goes to a client that reads. */
+static bool
+peer_out_ok(struct peer *p)
 {
 	size_t queued;
 
 	if (p->state == PEER_DEAD)
-		return;
+		return false;
 	queued = p->out.len - p->out_off;
 	if (queued > p->srv->o.max_output) {
-		/* A client that never reads would make us hold its replies
-		 * forever; it loses its connection instead.  What counts is
-		 * what is still queued, so one reply larger than the limit
-		 * (a big listing) still goes to a client that reads. */
 		peer_fail(p, "not reading: %zu bytes already queued", queued);
-		return;
+		return false;
 	}
-	tbuf_add(&p->out, b->p, b->len);
+	return true;
+}
+
+/* p->out has new bytes: write them before this callback returns. */
+static void
+peer_out_added(struct peer *p)
+{
 	if (!p->dirty) {
 		p->dirty = true;
 		TAILQ_INSERT_TAIL(&p->srv->flush, p, flush_link);
 	}
+}
+
+/*
+ * Queue b (one of the server's scratch buffers).  A big message to a peer
+ * with nothing queued is not copied: the peer takes b's memory and b gets
+ * the peer's (empty) buffer; peer_flush gives the big one back.
+ */
+static void
+peer_write(struct peer *p, struct tbuf *b)
+{
+	struct tbuf t;
+
+	if (!peer_out_ok(p))
+		return;
+	if (p->out.len == 0 && b->len > PEER_KEEP_OUT) {
+		t = p->out;
+		p->out = *b;
+		*b = t;
+		tbuf_reset(b);
+	} else
+		tbuf_add(&p->out, b->p, b->len);
+	peer_out_added(p);
 }
 
 /* Write what the kernel takes now; arm the write event for the rest. */
@@ -162,7 +190,16 @@ peer_flush(struct peer *p)
 		peer_kill(p);
 		return;
 	}
-	/* Keep a small buffer for the next reply; give a big one back. */
+	/* Keep a small buffer for the next reply.  A big one becomes the
+	 * server's output scratch if that is smaller (so the next big reply
+	 * is formatted without growing a buffer), else it is freed. */
+	if (p->out.cap > PEER_KEEP_OUT && p->out.cap > p->srv->out.cap) {
+		struct tbuf t = p->srv->out;
+
+		p->srv->out = p->out;
+		p->out = t;
+		tbuf_reset(&p->srv->out);
+	}
 	if (p->out.cap > PEER_KEEP_OUT)
 		tbuf_free(&p->out);
 	else
@@ -173,7 +210,7 @@ peer_flush(struct peer *p)
 }
 
 /* Write every peer that was given output in this callback. */
-static void
+void
 server_flush(struct server *s)
 {
 	struct peer *p;
@@ -195,20 +232,112 @@ peer_writable(evutil_socket_t fd, short ev, void *arg)
 		peer_flush(p);
 }
 
+/*
+ * One change is told to every watcher of it in the same words; only the
+ * serial differs from one connection to the next.  The words of the last
+ * notification and its message after the serial are kept (per thread, so
+ * any number of servers may share them), and each further watcher costs
+ * a comparison and a copy.  Notifications above NOTE_CACHE_MAX bytes (a
+ * Search/Continuous snapshot, sent once) are formatted as they come.
+ */
+#define NOTE_CACHE_MAX 4096
+#define NOTE_HEAD      "{async "
+
+static __thread struct tbuf note_words; /* n, then each length and word */
+static __thread struct tbuf note_tail;  /* " PAYLOAD}\n" */
+
+static size_t
+word_len(const char *const *words, const size_t *lens, size_t i)
+{
+	return lens != NULL ? lens[i] : strlen(words[i]);
+}
+
+static bool
+note_same(const char *const *words, const size_t *lens, size_t n)
+{
+	const char *k = note_words.p, *end = k + note_words.len;
+	size_t i, len;
+
+	if (note_words.len < sizeof len)
+		return false;
+	memcpy(&len, k, sizeof len);
+	k += sizeof len;
+	if (len != n)
+		return false;
+	for (i = 0; i < n; i++) {
+		if ((size_t)(end - k) < sizeof len)
+			return false;
+		memcpy(&len, k, sizeof len);
+		k += sizeof len;
+		if (len != word_len(words, lens, i) ||
+		    (size_t)(end - k) < len || memcmp(k, words[i], len) != 0)
+			return false;
+		k += len;
+	}
+	return k == end;
+}
+
+static void
+note_keep(struct server *s, const char *const *words, const size_t *lens,
+    size_t n)
+{
+	size_t i, len;
+
+	/* The message with serial 0 is NOTE_HEAD "0" and the tail. */
+	tbuf_reset(&s->out);
+	comm_format_message(&s->out, "async", 0, s->payload.p, s->payload.len);
+	if (s->out.len < sizeof NOTE_HEAD ||
+	    memcmp(s->out.p, NOTE_HEAD "0", sizeof NOTE_HEAD) != 0)
+		fatalx("peer_send_async: unexpected message form");
+	tbuf_reset(&note_tail);
+	tbuf_add(&note_tail, s->out.p + sizeof NOTE_HEAD,
+	    s->out.len - sizeof NOTE_HEAD);
+	tbuf_reset(&note_words);
+	tbuf_add(&note_words, &n, sizeof n);
+	for (i = 0; i < n; i++) {
+		len = word_len(words, lens, i);
+		tbuf_add(&note_words, &len, sizeof len);
+		tbuf_add(&note_words, words[i], len);
+	}
+}
+
 void
 peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
     size_t n)
 {
 	struct server *s = p->srv;
+	size_t i, total = 0;
+	char *o;
 
-	if (p->state != PEER_READY)
+	if (p->state != PEER_READY || !peer_out_ok(p))
 		return;
-	tbuf_reset(&s->payload);
-	comm_format_command(&s->payload, words, lens, n);
-	tbuf_reset(&s->out);
-	comm_format_message(&s->out, "async", ++p->out_serial, s->payload.p,
-	    s->payload.len);
-	peer_write(p, &s->out);
+	for (i = 0; i < n; i++)
+		total += word_len(words, lens, i);
+	if (total > NOTE_CACHE_MAX) {
+		tbuf_reset(&s->payload);
+		comm_format_command(&s->payload, words, lens, n);
+		tbuf_reset(&s->out);
+		comm_format_message(&s->out, "async", ++p->out_serial,
+		    s->payload.p, s->payload.len);
+		peer_write(p, &s->out);
+		return;
+	}
+	if (!note_same(words, lens, n)) {
+		tbuf_reset(&s->payload);
+		comm_format_command(&s->payload, words, lens, n);
+		note_keep(s, words, lens, n);
+	}
+	/* NOTE_HEAD, the serial, the tail: straight into the peer's buffer. */
+	tbuf_reserve(&p->out, sizeof NOTE_HEAD + TL_INT_MAX + note_tail.len);
+	o = p->out.p + p->out.len;
+	memcpy(o, NOTE_HEAD, sizeof NOTE_HEAD - 1);
+	o += sizeof NOTE_HEAD - 1;
+	o += tl_format_int(o, ++p->out_serial);
+	memcpy(o, note_tail.p, note_tail.len);
+	o += note_tail.len;
+	*o = '\0';
+	p->out.len = (size_t)(o - p->out.p);
+	peer_out_added(p);
 }
 
 static void

@@ -109,6 +109,10 @@ void server_free(struct server *);
 /* Send an async command to a peer (notifications). */
 void peer_send_async(struct peer *, const char *const *words,
     const size_t *lens, size_t n);
+/* Write what peers were given outside the server's own callbacks (a
+ * semi-private registry's upstream events): it does so itself when its
+ * callbacks return. */
+void server_flush(struct server *);
 /* Mark a peer dead with a logged reason; it is freed later. */
 void peer_fail(struct peer *, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

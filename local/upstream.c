@@ -180,6 +180,8 @@ on_watch(struct commreg_async *a, struct commreg_watch *w,
 		mirror_clear(up);
 		break;
 	}
+	/* This runs in the library's callback, not the server's. */
+	server_flush(up->srv);
 }
 
 static void
@@ -237,6 +239,7 @@ grace_cb(evutil_socket_t fd, short ev, void *arg)
 
 	log_info("upstream: not back within %d ms", UPSTREAM_GRACE_MS);
 	mirror_clear(up);
+	server_flush(up->srv);
 }
 
 static void

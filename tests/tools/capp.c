@@ -4,6 +4,7 @@
  *
  *   capp [--home DIR] [--inprocess] [--commregd PATH] [-v] NAME...
  *   capp [--home DIR] [--inprocess] [--commregd PATH] [-v] --watch PATTERN
+ *   ... [--lookup NAME]...    look NAME up at each SIGUSR1
  *
  * It listens on 127.0.0.1 (its "comm port": connections are accepted and
  * closed), registers each NAME with that port and prints one line per
@@ -16,6 +17,11 @@
  *                               hosted: this process serves it now
  *   renamed OLD NEW             a name came back with another serial
  *   error TEXT                  something failed
+ *   private PORT                bound to the private registry on PORT
+ *                               (TCL_COMM_REGPORT), said once open
+ *   dropped NAME REASON         that private registry is gone, and NAME
+ *   lookup NAME ok|stale|error RESULT
+ *                               a lookup's answer (--lookup, SIGUSR1)
  *
  * With --watch: "snapshot N", then one "add NAME" or "remove NAME" per
  * change.  The view starts empty and each snapshot is followed by the
@@ -41,10 +47,14 @@
 
 #include "commreg.h"
 
+#define MAX_LOOKUPS 8
+
 struct capp {
 	struct event_base *base;
 	struct commreg_async *a;
 	int rc;
+	const char *lookups[MAX_LOOKUPS];
+	int nlookups;
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -79,6 +89,41 @@ on_open(struct commreg_async *a, int status, const char *msg, void *arg)
 		say("error %s", msg);
 		c->rc = 1;
 		event_base_loopbreak(c->base);
+		return;
+	}
+	if (commreg_async_private(a))
+		say("private %d", commreg_async_private(a));
+}
+
+static void
+on_reg_lost(struct commreg_async *a, struct commreg_reg *r, const char *why,
+    void *arg)
+{
+	say("dropped %s %s", commreg_reg_name(r), why);
+}
+
+static void
+on_lookup(struct commreg_async *a, int status, const char *res, void *arg)
+{
+	const char *name = arg;
+
+	say("lookup %s %s %s", name,
+	    status == 0               ? "ok"
+	    : status == COMMREG_STALE ? "stale"
+	                              : "error",
+	    res);
+}
+
+static void
+on_usr1(evutil_socket_t sig, short ev, void *arg)
+{
+	struct capp *c = arg;
+	int i;
+
+	for (i = 0; i < c->nlookups; i++) {
+		if (commreg_async_lookup(c->a, c->lookups[i], on_lookup,
+		        (void *)c->lookups[i]) == -1)
+			say("lookup %s error not possible", c->lookups[i]);
 	}
 }
 
@@ -194,17 +239,19 @@ main(int argc, char **argv)
 	    {"inprocess", no_argument, NULL, 'i'},
 	    {"commregd", required_argument, NULL, 'c'},
 	    {"watch", required_argument, NULL, 'w'},
+	    {"lookup", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct commreg_async_opts o;
 	struct capp c;
-	struct event *sigterm, *sigint, *acc;
+	struct event *sigterm, *sigint, *sigusr1, *acc;
 	const char *watch = NULL;
 	char err[1024];
 	int ch, i, lfd, port;
 
 	memset(&o, 0, sizeof o);
+	memset(&c, 0, sizeof c);
 	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H':
@@ -218,6 +265,13 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			watch = optarg;
+			break;
+		case 'l':
+			if (c.nlookups == MAX_LOOKUPS) {
+				usage(stderr);
+				return 2;
+			}
+			c.lookups[c.nlookups++] = optarg;
 			break;
 		case 'v':
 			commreg_set_log_level(2);
@@ -235,7 +289,6 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	memset(&c, 0, sizeof c);
 	if ((c.base = event_base_new()) == NULL) {
 		say("error event_base_new failed");
 		return 1;
@@ -252,6 +305,7 @@ main(int argc, char **argv)
 	o.on_regained = on_regained;
 	o.on_renamed = on_renamed;
 	o.on_error = on_error;
+	o.on_reg_lost = on_reg_lost;
 	o.arg = &c;
 	if ((c.a = commreg_async_open(c.base, &o, err, sizeof err)) == NULL) {
 		say("error %s", err);
@@ -269,11 +323,14 @@ main(int argc, char **argv)
 	sigint = evsignal_new(c.base, SIGINT, on_signal, &c);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	sigusr1 = evsignal_new(c.base, SIGUSR1, on_usr1, &c);
+	evsignal_add(sigusr1, NULL);
 	event_base_dispatch(c.base);
 
 	commreg_async_close(c.a);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sigusr1);
 	event_free(acc);
 	close(lfd);
 	event_base_free(c.base);
