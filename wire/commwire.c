@@ -82,7 +82,7 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
     size_t *consumed, struct tlist *msg, const char **err)
 {
 	static char errbuf[128];
-	size_t i = f->pos;
+	size_t i = f->pos, lim;
 	int c;
 
 	for (; i < len; i++) {
@@ -115,11 +115,19 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
 			}
 			break;
 		case FS_BRACE:
+			/* Only braces and backslashes count here: jump to the
+			 * next one, but not past the size limit. */
+			lim = len - f->start > f->max ? f->start + f->max : len;
+			if ((i = tl_find_brace(buf, i, lim)) == lim) {
+				i--; /* the loop checks lim next */
+				break;
+			}
+			c = (unsigned char)buf[i];
 			if (c == '\\')
 				i++; /* \{ and \} do not count (Tcl rule) */
 			else if (c == '{')
 				f->depth++;
-			else if (c == '}' && --f->depth == 0)
+			else if (--f->depth == 0)
 				f->state = FS_BRACE_END;
 			break;
 		case FS_BRACE_END:
@@ -201,53 +209,86 @@ comm_format_vers(struct tbuf *out, int version)
 	tbuf_printf(out, "{vers %d}\n", version);
 }
 
-static __thread struct tbuf scratch_msg;
+/*
+ * Why the formatters below write the outer list levels without scanning
+ * them: an element quoted by tl_append (as is, in braces, or escaped) is
+ * balanced by construction.  Scanned as Tcl does (TclScanElement), its
+ * braces never close more than they opened and end even, it holds no
+ * backslash-newline and does not end in a lone backslash, and it ends
+ * where a backslash sequence ends.  A list of such elements joined by
+ * spaces is balanced the same way, and it holds a space, so Tcl_Merge
+ * quotes it in braces: "{" LIST "}", whatever the elements are.  Only the
+ * one caller-supplied text (the payload, the result) has to be scanned.
+ * tests/unit/test_commwire.c checks this against the three-level
+ * formatting on random input.
+ */
+
+/* "{KIND SERIAL " as [list [list KIND SERIAL ...]] begins. */
+static size_t
+message_head(struct tbuf *out, const char *kind, int64_t serial)
+{
+	size_t inner;
+	char *o;
+
+	tbuf_addc(out, '{');
+	inner = out->len;
+	tl_append_str(out, inner, kind);
+	tbuf_reserve(out, 1 + TL_INT_MAX);
+	o = out->p + out->len;
+	*o++ = ' ';
+	o += tl_format_int(o, serial);
+	*o = '\0';
+	out->len = (size_t)(o - out->p);
+	return inner;
+}
 
 void
 comm_format_message(struct tbuf *out, const char *kind, int64_t serial,
     const char *payload, size_t plen)
 {
-	tbuf_reset(&scratch_msg);
-	tl_append_str(&scratch_msg, 0, kind);
-	tl_append_int(&scratch_msg, 0, serial);
-	tl_append(&scratch_msg, 0, payload, plen);
-	/* The extra list level is comm's: puts [list [list ...]]. */
-	tl_append(out, out->len, scratch_msg.p, scratch_msg.len);
-	tbuf_addc(out, '\n');
+	size_t inner;
+
+	/* comm writes puts $fid [list [list $cmd $ser $payload]]. */
+	inner = message_head(out, kind, serial);
+	tl_append(out, inner, payload, plen);
+	tbuf_add(out, "}\n", 2);
 }
+
+static __thread struct tbuf scratch_cmd;
 
 void
 comm_format_command(struct tbuf *payload, const char *const *words,
     const size_t *lens, size_t n)
 {
-	struct tbuf cmd;
 	size_t i;
 
-	tbuf_init(&cmd);
+	tbuf_reset(&scratch_cmd);
 	for (i = 0; i < n; i++)
-		tl_append(&cmd, 0, words[i], lens ? lens[i] : strlen(words[i]));
-	tl_append(payload, payload->len, cmd.p, cmd.len);
-	tbuf_free(&cmd);
+		tl_append(&scratch_cmd, 0, words[i],
+		    lens ? lens[i] : strlen(words[i]));
+	tl_append(payload, payload->len, scratch_cmd.p, scratch_cmd.len);
 }
-
-static __thread struct tbuf scratch_ret;
 
 void
 comm_format_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
     const char *result, size_t rlen, const char *errorcode)
 {
-	tbuf_reset(&scratch_ret);
-	tl_append_str(&scratch_ret, 0, "return");
-	tl_append_str(&scratch_ret, 0, "-code");
-	tl_append_int(&scratch_ret, 0, code);
+	size_t script;
+
+	/* The payload is the script "return -code CODE ... RESULT", a list
+	 * of quoted words, braced as a whole (see above). */
+	message_head(out, kind, serial);
+	tbuf_add(out, " {return -code", 14);
+	script = out->len - 12; /* at "return" */
+	tl_append_int(out, script, code);
 	if (code == 1) {
-		tl_append_str(&scratch_ret, 0, "-errorinfo");
-		tl_append(&scratch_ret, 0, result, rlen);
-		tl_append_str(&scratch_ret, 0, "-errorcode");
-		tl_append_str(&scratch_ret, 0, errorcode ? errorcode : "NONE");
+		tl_append_str(out, script, "-errorinfo");
+		tl_append(out, script, result, rlen);
+		tl_append_str(out, script, "-errorcode");
+		tl_append_str(out, script, errorcode ? errorcode : "NONE");
 	}
-	tl_append(&scratch_ret, 0, result, rlen);
-	comm_format_message(out, kind, serial, scratch_ret.p, scratch_ret.len);
+	tl_append(out, script, result, rlen);
+	tbuf_add(out, "}}\n", 3);
 }
 
 int

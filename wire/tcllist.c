@@ -29,6 +29,13 @@
 #include "tbuf.h"
 #include "tcllist.h"
 
+/* 16 bytes at a time where the compiler offers SSE2 (every x86-64);
+ * TCLLIST_NO_SIMD builds the portable loop alone, to test it. */
+#if defined(__SSE2__) && !defined(TCLLIST_NO_SIMD)
+#define TL_SIMD 1
+#include <emmintrin.h>
+#endif
+
 /* A decoded backslash sequence (TclParseBackslash). */
 struct bsq {
 	size_t len;  /* bytes read, backslash included */
@@ -444,6 +451,10 @@ find_element(struct tlist *l, const char *s, size_t len, size_t *pos,
 	}
 	start = p;
 	for (;; p++) {
+		/* In braces only braces and backslashes count: skip the rest
+		 * 16 bytes at a time. */
+		if (braces != 0)
+			p = tl_find_brace(s, p, len);
 		if (p == len) {
 			if (braces != 0) {
 				*err = "unmatched open brace in list";
@@ -542,13 +553,86 @@ tlist_parse(struct tlist *l, const char *s, size_t len, const char **err)
 #define CONV_ESCAPE 2
 #define CONV_MASK   3
 
+/*
+ * Bytes that matter to TclScanElement.  SE_BRACEQ bytes make an element
+ * need quoting and prefer braces; SE_MASKQ bytes (']' and '"') need
+ * quoting and prefer backslashes.  Once braces are preferred, only '{',
+ * '}' and '\' can still change the outcome.
+ */
+#define SE_OPEN   1
+#define SE_CLOSE  2
+#define SE_BS     3
+#define SE_MASKQ  4
+#define SE_BRACEQ 5
+
+static const unsigned char se_class[256] = {
+    ['{'] = SE_OPEN,
+    ['}'] = SE_CLOSE,
+    ['\\'] = SE_BS,
+    [']'] = SE_MASKQ,
+    ['"'] = SE_MASKQ,
+    ['['] = SE_BRACEQ,
+    ['$'] = SE_BRACEQ,
+    [';'] = SE_BRACEQ,
+    [' '] = SE_BRACEQ,
+    ['\f'] = SE_BRACEQ,
+    ['\n'] = SE_BRACEQ,
+    ['\r'] = SE_BRACEQ,
+    ['\t'] = SE_BRACEQ,
+    ['\v'] = SE_BRACEQ,
+};
+
+#ifdef TL_SIMD
+/* Bit k set when p[k] is '{', '}' or '\'. */
+static inline unsigned
+brace_mask16(const char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i m = _mm_or_si128(
+	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
+	        _mm_cmpeq_epi8(v, _mm_set1_epi8('}'))),
+	    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+
+	return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
+size_t
+tl_find_brace(const char *s, size_t i, size_t len)
+{
+#ifdef TL_SIMD
+	unsigned m;
+
+	for (; i + 16 <= len; i += 16) {
+		if ((m = brace_mask16(s + i)) != 0)
+			return i + (size_t)__builtin_ctz(m);
+	}
+	if (i < len && len >= 16) {
+		/* The last 16 bytes, minus those already seen. */
+		m = brace_mask16(s + len - 16) >> (i - (len - 16));
+		return m != 0 ? i + (size_t)__builtin_ctz(m) : len;
+	}
+#endif
+	for (; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (se_class[c] >= SE_OPEN && se_class[c] <= SE_BS)
+			return i;
+	}
+	return len;
+}
+
+/*
+ * TclScanElement.  A final backslash, a backslash-newline or a '}' that
+ * closes more than was opened can only be escaped, whatever follows, so
+ * they end the scan at once.
+ */
 static int
 scan_element(const char *s, size_t len, bool first)
 {
-	size_t i;
+	size_t i = 0;
 	long nest = 0;
-	bool forbid_none = false, require_escape = false;
-	bool prefer_escape = false, prefer_brace = false;
+	bool forbid_none = false, prefer_escape = false, prefer_brace = false;
 
 	if (len == 0)
 		return CONV_BRACE;
@@ -556,42 +640,28 @@ scan_element(const char *s, size_t len, bool first)
 		prefer_brace = true;
 	if (s[0] == '{' || s[0] == '"')
 		forbid_none = prefer_brace = true;
-	for (i = 0; i < len; i++) {
-		switch (s[i]) {
-		case '{':
+	for (; i < len && !prefer_brace; i++) {
+		switch (se_class[(unsigned char)s[i]]) {
+		case 0:
+			break;
+		case SE_OPEN:
 			nest++;
 			break;
-		case '}':
+		case SE_CLOSE:
 			if (--nest < 0)
-				require_escape = true;
+				return CONV_ESCAPE;
 			break;
-		case ']':
-		case '"':
+		case SE_MASKQ:
 			forbid_none = prefer_escape = true;
 			break;
-		case '[':
-		case '$':
-		case ';':
-		case ' ':
-		case '\f':
-		case '\n':
-		case '\r':
-		case '\t':
-		case '\v':
+		case SE_BRACEQ:
 			forbid_none = prefer_brace = true;
 			break;
-		case '\\':
+		default: /* SE_BS */
 			/* A final backslash or backslash-newline cannot be
 			 * braced: both would change meaning. */
-			if (i + 1 == len) {
-				require_escape = true;
-				break;
-			}
-			if (s[i + 1] == '\n') {
-				require_escape = true;
-				i++;
-				break;
-			}
+			if (i + 1 == len || s[i + 1] == '\n')
+				return CONV_ESCAPE;
 			if (s[i + 1] == '{' || s[i + 1] == '}' ||
 			    s[i + 1] == '\\')
 				i++;
@@ -599,7 +669,29 @@ scan_element(const char *s, size_t len, bool first)
 			break;
 		}
 	}
-	if (nest != 0 || require_escape)
+	/* Braces preferred (or the end): only the nesting is left to see. */
+	while ((i = tl_find_brace(s, i, len)) < len) {
+		switch (s[i]) {
+		case '{':
+			nest++;
+			i++;
+			break;
+		case '}':
+			if (--nest < 0)
+				return CONV_ESCAPE;
+			i++;
+			break;
+		default:
+			if (i + 1 == len || s[i + 1] == '\n')
+				return CONV_ESCAPE;
+			i += s[i + 1] == '{' || s[i + 1] == '}' ||
+			             s[i + 1] == '\\'
+			         ? 2
+			         : 1;
+			break;
+		}
+	}
+	if (nest != 0)
 		return CONV_ESCAPE;
 	if (!forbid_none)
 		return CONV_NONE;
@@ -617,20 +709,17 @@ tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 	int conv;
 
 	first = out->len <= list_start;
-	/* Worst case: a space, then every byte escaped, or two braces. */
-	tbuf_reserve(out, 2 * len + 3);
+	conv = scan_element(s, len, first);
+	if (first && len > 0 && s[0] == '#' && conv != CONV_ESCAPE)
+		conv = CONV_BRACE; /* [eval] would see a comment */
+	/* A space, then the element: as is, in braces, or every byte
+	 * escaped at worst. */
+	tbuf_reserve(out, 1 + (conv == CONV_NONE    ? len
+	                          : conv == CONV_BRACE ? len + 2
+	                                               : 2 * len));
 	o = out->p + out->len;
 	if (!first)
 		*o++ = ' ';
-	conv = scan_element(s, len, first);
-	if (first && len > 0 && s[0] == '#') {
-		/* A leading '#' would make [eval] see a comment. */
-		if (conv == CONV_ESCAPE) {
-			*o++ = '\\';
-			*o++ = *s++;
-		} else
-			conv = CONV_BRACE;
-	}
 	switch (conv) {
 	case CONV_NONE:
 		memcpy(o, s, len);
@@ -643,6 +732,11 @@ tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 		*o++ = '}';
 		break;
 	default:
+		if (first && len > 0 && s[0] == '#') {
+			/* A leading '#' would make [eval] see a comment. */
+			*o++ = '\\';
+			*o++ = *s++;
+		}
 		for (; s < end; s++) {
 			switch (*s) {
 			case ']':
@@ -694,14 +788,37 @@ tl_append_str(struct tbuf *out, size_t list_start, const char *s)
 	tl_append(out, list_start, s, strlen(s));
 }
 
+size_t
+tl_format_int(char *buf, long long v)
+{
+	char tmp[TL_INT_MAX];
+	char *e = tmp + sizeof tmp, *p = e;
+	unsigned long long u =
+	    v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	memcpy(buf, p, (size_t)(e - p));
+	return (size_t)(e - p);
+}
+
 void
 tl_append_int(struct tbuf *out, size_t list_start, long long v)
 {
-	char buf[32];
-	int n;
+	char *o;
 
-	n = snprintf(buf, sizeof(buf), "%lld", v);
-	tl_append(out, list_start, buf, (size_t)n);
+	/* Digits and a minus sign never need quoting, even first. */
+	tbuf_reserve(out, 1 + TL_INT_MAX);
+	o = out->p + out->len;
+	if (out->len > list_start)
+		*o++ = ' ';
+	o += tl_format_int(o, v);
+	*o = '\0';
+	out->len = (size_t)(o - out->p);
 }
 
 /*

@@ -58,6 +58,21 @@ void tl_append_str(struct tbuf *out, size_t list_start, const char *s);
 void tl_append_int(struct tbuf *out, size_t list_start, long long v);
 
 /*
+ * An integer as Tcl writes it (decimal, '-' when negative), into buf,
+ * which has room for TL_INT_MAX bytes; no NUL.  Returns the length.
+ * Such a string never needs quoting in a list.
+ */
+#define TL_INT_MAX 24
+size_t tl_format_int(char *buf, long long v);
+
+/*
+ * The first index k >= i with s[k] one of '{', '}', '\' (the only bytes
+ * that count inside braces), or len when there is none.  16 bytes per
+ * step where SSE2 is available.
+ */
+size_t tl_find_brace(const char *s, size_t i, size_t len);
+
+/*
  * Parse script[0..len) as exactly one Tcl command made of literal words
  * (Tcl's script rules: braces, double quotes, backslash sequences including
  * backslash-newline, '#' comments, ';' and newline as command separators).
