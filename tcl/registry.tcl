@@ -16,6 +16,13 @@
 # snapshot reach the application.  All of that runs from the event loop
 # with callbacks; nothing in it waits in vwait.  docs/tcl.md is the
 # user's guide.
+#
+# A private registry (`commreg run -- CMD` gives CMD's process group one,
+# named by the environment variable TCL_COMM_REGPORT) is used instead
+# when it answers.  It is never replaced: when it goes, its group is over,
+# so the package drops every registration, ends every watch and becomes
+# "orphaned"; lookups are then answered from what it remembers (marked
+# stale with `lookup -stale VAR`) and everything else fails.
 
 package require Tcl 8.6
 package require comm 4.6
@@ -36,9 +43,13 @@ namespace eval ::comm::registry {
     variable optnames {-home -commregd -command -timeout -grace}
 
     # Connection.  state: idle (no registry connection; the next call
-    # finds one), connecting (a call is finding it), connected, or
-    # recovering (lost, getting it back from the event loop).
+    # finds one), connecting (a call is finding it), connected,
+    # recovering (lost, getting it back from the event loop), or
+    # orphaned (the private registry we were bound to is gone; only
+    # disconnect leaves this state).
     variable state idle
+    variable private 0      ;# 1: bound to the TCL_COMM_REGPORT registry
+    variable gone ""        ;# orphaned: why, as calls report it
     variable link ""        ;# the private comm channel
     variable sid ""         ;# the registry's comm id, {PORT 127.0.0.1}
     variable regport ""     ;# its port
@@ -82,6 +93,14 @@ namespace eval ::comm::registry {
     variable spawnout
     array set spawnout {}
     variable giveup_ms 30000
+
+    # What a private registry told us of other applications (name -> comm
+    # id), from lookups, lists and watches, so that lookups can still be
+    # answered once it is gone.  Kept only while bound to a private
+    # registry.  Bounded: at most known_max names; when full, the oldest
+    # (the one learnt or confirmed longest ago) is evicted to make room.
+    variable known {}
+    variable known_max 4096
 
     # Notifications for the application, delivered in order from the
     # event loop: {watch TOKEN TYPE ENTRY} or {life EVENT ARG...}.
@@ -150,16 +169,83 @@ proc ::comm::registry::unregister {name} {
     return
 }
 
-# lookup NAME -> comm id {PORT HOST}, ready for `comm::comm send`
-proc ::comm::registry::lookup {name} {
+# lookup ?-stale VARNAME? NAME -> comm id {PORT HOST}, ready for
+# `comm::comm send`.  With -stale, VARNAME (in the caller) is set to 1
+# when the answer comes from memory because the private registry is
+# gone, else 0.
+proc ::comm::registry::lookup {args} {
+    variable state
+    variable private
+    variable known
+    switch -exact -- [llength $args] {
+        1 { set name [lindex $args 0] }
+        3 {
+            if {[lindex $args 0] ne "-stale"} {
+                return -code error "bad option \"[lindex $args 0]\": must be -stale"
+            }
+            upvar 1 [lindex $args 1] stale
+            set stale 0
+            set name [lindex $args 2]
+        }
+        default {
+            return -code error {wrong # args: should be "comm::registry::lookup ?-stale varName? name"}
+        }
+    }
+    if {$state eq "orphaned"} {
+        if {[dict exists $known $name]} {
+            set stale 1
+            return [dict get $known $name]
+        }
+        Gone "; \"$name\" was never seen while it lived"
+    }
     Connect
-    return [Call [::list Commreg/Lookup $name]]
+    if {[catch {Call [::list Commreg/Lookup $name]} id opts]} {
+        if {$private && [string match "no application named *" $id]} {
+            Forget $name
+        }
+        return -options $opts $id
+    }
+    if {$private} {
+        Remember $name $id
+    }
+    return $id
 }
 
 # list ?PATTERN? -> entry dicts (docs/protocol.md §4), sorted by name
 proc ::comm::registry::list {{pattern *}} {
+    variable private
+    variable known
     Connect
-    return [Call [::list Commreg/List $pattern]]
+    set entries [Call [::list Commreg/List $pattern]]
+    if {$private} {
+        # Names matching PATTERN that are not in the answer are gone.
+        set seen {}
+        foreach e $entries {
+            if {![catch {dict get $e name} name]} {
+                dict set seen $name 1
+            }
+        }
+        foreach name [dict keys $known] {
+            if {![dict exists $seen $name] && [string match $pattern $name]} {
+                Forget $name
+            }
+        }
+        foreach e $entries {
+            RememberEntry $e
+        }
+    }
+    return $entries
+}
+
+# status -> dict state (idle, connecting, connected, recovering or
+# orphaned), port (the registry's, or "") and private (1 when bound to
+# the private registry TCL_COMM_REGPORT names).
+proc ::comm::registry::status {} {
+    variable state
+    variable regport
+    variable private
+    set port [expr {$state in {connected recovering orphaned} ? $regport : ""}]
+    return [dict create state $state port $port private $private]
 }
 
 # watch PATTERN CMD -> token.  CMD is called with "add ENTRY" for every
@@ -277,6 +363,10 @@ proc ::comm::registry::disconnect {} {
     variable state
     variable gen
     variable owed
+    variable private
+    variable gone
+    variable known
+    variable regport
     incr gen
     CancelRecovery
     foreach tag [array names wcmd] {
@@ -287,6 +377,12 @@ proc ::comm::registry::disconnect {} {
     set state idle
     set owed 0
     DropConnection
+    # Orphaned or not, start over: the next call looks at
+    # TCL_COMM_REGPORT again.
+    set private 0
+    set gone ""
+    set known {}
+    set regport ""
     return
 }
 
@@ -447,8 +543,39 @@ proc ::comm::registry::Open {port} {
     set helloed 1
 }
 
-# Find the registry, starting commregd when there is none; bounded.
+# The private registry's port from TCL_COMM_REGPORT: "" when it is not
+# set (or empty), else the port; an error (the notification's text) when
+# it is not a port number.
+proc ::comm::registry::EnvRegport {} {
+    if {![info exists ::env(TCL_COMM_REGPORT)]} { return "" }
+    set v $::env(TCL_COMM_REGPORT)
+    if {$v eq ""} { return "" }
+    if {[regexp {^[0-9]{1,5}$} $v] && [scan $v %d port] == 1
+        && $port >= 1 && $port <= 65535} {
+        return $port
+    }
+    if {[string length $v] > 64} {
+        set v "[string range $v 0 63]..."
+    }
+    error "TCL_COMM_REGPORT=\"$v\" is not a port number; using the user registry"
+}
+
+# Find the registry: the private one TCL_COMM_REGPORT names if it
+# answers (then we are bound to it), else the user's, starting commregd
+# when there is none; bounded.
 proc ::comm::registry::Discover {} {
+    variable private
+    set private 0
+    if {[catch EnvRegport port]} {
+        Notify life error $port
+    } elseif {$port ne ""} {
+        if {![catch {Open $port} err]} {
+            set private 1
+            return
+        }
+        # The design note: "when it cannot be reached, normal start-up".
+        Notify life error "TCL_COMM_REGPORT=$port: $err; using the user registry"
+    }
     set why ""
     for {set i 0} {$i < 4} {incr i} {
         set port [ReadPortFile]
@@ -479,6 +606,7 @@ proc ::comm::registry::Connect {} {
     variable rec
     variable helloed
     if {$state eq "connected"} return
+    if {$state eq "orphaned"} Gone
     if {$state eq "connecting"} {
         # This call runs in an event handler, inside the event loop of
         # the call that is connecting (an outer frame: it cannot finish
@@ -505,9 +633,19 @@ proc ::comm::registry::Connect {} {
         # Start from scratch next time (nothing half restored stays).
         DropConnection
         set state idle
+        set ::comm::registry::private 0
         return -options $opts $err
     }
     Regained
+}
+
+# Fail the way every call fails once the private registry is gone
+# (MORE is appended to the message).
+proc ::comm::registry::Gone {{more ""}} {
+    variable gone
+    variable regport
+    return -code error -level 2 -errorcode [::list COMMREG ORPHANED $regport] \
+        "$gone$more"
 }
 
 # ---------------------------------------------------------------------------
@@ -670,6 +808,12 @@ proc ::comm::registry::Event {args} {
     lassign $args tag type entry
     if {![info exists wcmd($tag)]} return
     if {[catch {dict get $entry name} name]} return
+    if {$::comm::registry::private} {
+        switch -exact -- $type {
+            add { RememberEntry $entry }
+            remove { Forget $name }
+        }
+    }
     switch -exact -- $type {
         add {
             if {[dict exists $wpending($tag) $name]} {
@@ -728,6 +872,9 @@ proc ::comm::registry::Resnapshot {tag args} {
     foreach entry $snapshot {
         if {[catch {dict get $entry name} name]} continue
         dict set wknown($tag) $name $entry
+        if {$::comm::registry::private} {
+            RememberEntry $entry
+        }
         if {[dict exists $view $name]} {
             set old [dict get $view $name]
             dict unset view $name
@@ -809,7 +956,89 @@ proc ::comm::registry::Lost {} {
         set ::comm::registry::helloed 0
         return
     }
-    BeginRecovery [expr {[info exists reason] ? $reason : "connection lost"}]
+    if {$state eq "orphaned"} return
+    set why [expr {[info exists reason] ? $reason : "connection lost"}]
+    if {$::comm::registry::private} {
+        Orphan $why
+        return
+    }
+    BeginRecovery $why
+}
+
+# The private registry is gone: it is never replaced (its group is
+# over), so there is nothing to recover.  Tell lost, drop every
+# registration (telling each), end every watch (keeping its last view
+# for `entries`), and fail later calls but lookups of names we knew.
+proc ::comm::registry::Orphan {why} {
+    variable state
+    variable gen
+    variable regs
+    variable wtimer
+    variable wknown
+    variable wpending
+    variable gone
+    variable regport
+    variable owed
+    incr gen
+    CancelRecovery
+    set state orphaned
+    set owed 0
+    set gone "the private registry on port $regport is gone (TCL_COMM_REGPORT): $why"
+    incr ::comm::registry::stamp
+    Notify life lost $gone
+    foreach id [RegIds] {
+        set name [dict get $regs($id) name]
+        unset regs($id)
+        Notify life dropped $name $gone
+    }
+    # No event can come any more (the connection is closed); a grace
+    # timer cannot be running (there is no failover here), but be sure.
+    foreach tag [array names wtimer] {
+        after cancel $wtimer($tag)
+        unset wtimer($tag)
+        set wknown($tag) [dict merge $wpending($tag) $wknown($tag)]
+        set wpending($tag) {}
+    }
+}
+
+# ---------------------------------------------------------------------------
+# What a private registry told us (see `known` above)
+
+# The comm id Commreg/Lookup gives for ENTRY (docs/protocol.md §4): PORT
+# HOST, or the DATA of an nns entry without both.
+proc ::comm::registry::IdOf {entry} {
+    if {[catch {dict get $entry port} port] || [catch {dict get $entry host} host]
+        || $port eq "" || $host eq ""} {
+        if {[catch {dict get $entry data} data]} { return "" }
+        return $data
+    }
+    return [::list $port $host]
+}
+
+proc ::comm::registry::Remember {name id} {
+    variable known
+    variable known_max
+    if {$id eq ""} return
+    # Re-inserted, so that the dict's order is oldest first.
+    dict unset known $name
+    while {[dict size $known] >= $known_max && [dict size $known]} {
+        dict for {oldest -} $known break
+        dict unset known $oldest
+    }
+    if {$known_max > 0} {
+        dict set known $name $id
+    }
+}
+
+proc ::comm::registry::RememberEntry {entry} {
+    if {![catch {dict get $entry name} name]} {
+        Remember $name [IdOf $entry]
+    }
+}
+
+proc ::comm::registry::Forget {name} {
+    variable known
+    dict unset known $name
 }
 
 proc ::comm::registry::BeginRecovery {why} {
