@@ -289,4 +289,26 @@ main {
         }
         check_equal "no group name reached a user-registry watcher" {} $bad
     }
+
+    test semi_private_rides_out_a_user_registry_failover {
+        lassign [group_start $home --semi] g gport
+        set w [spawn -home $home env TCL_COMM_REGPORT=$gport [commreg_path] watch]
+        check_equal "group watch: userapp" {add userapp 4001 localhost} [readline $w]
+        set uport_before [file_port $home]
+        exec kill -KILL $upid
+        # userapp's holder elects a new user registry on the same port
+        # and registers again; the group's copy is kept meanwhile.
+        set ok [wait_until {[dict get [creg $home "" lookup userapp] code] == 0} 8000]
+        check "the user registry is back with userapp" {$ok}
+        check_equal "on the same port" $uport_before [file_port $home]
+        set u3 [hold $home "" user3 4003]
+        check_equal "the group sees a new user app after the failover" \
+            {add user3 4003 localhost} [readline $w]
+        set r [creg $home $gport lookup userapp]
+        check_equal "lookup through the group" "4001 localhost" [string trim [dict get $r out]]
+        check_equal "the group's watcher saw no flicker" {} [readlines_for $w 300]
+        stop $u3
+        stop $w
+        stop $g
+    }
 }
