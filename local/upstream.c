@@ -9,7 +9,13 @@
  * entries, and the group's watchers should not see every user
  * application go and come back.  If it is not back by then, the copy is
  * dropped and the watchers are told.
+ *
+ * The same patience after a failover: the fresh snapshot may come before
+ * the applications of the upstream have registered again there (they
+ * are re-electing it too), so an entry missing from it is held for
+ * UPSTREAM_GRACE_MS and dropped only if it has not come back by then.
  */
+#define _GNU_SOURCE /* reallocarray */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +38,10 @@ struct upstream {
 	struct reg_entry_list entries; /* the mirror's, all ours */
 	struct event *grace;           /* drops the copy when it fires */
 	struct event *reopen;          /* opens the link again */
+	/* Missing from a resync snapshot, not back yet (names). */
+	char **held;
+	size_t nheld;
+	struct event *holdover; /* drops what is still held */
 };
 
 static void up_open(struct upstream *);
@@ -115,6 +125,45 @@ mirror_remove(struct upstream *up, const char *name)
 		mirror_drop(up, e);
 }
 
+static void
+held_clear(struct upstream *up)
+{
+	size_t i;
+
+	for (i = 0; i < up->nheld; i++)
+		free(up->held[i]);
+	free(up->held);
+	up->held = NULL;
+	up->nheld = 0;
+}
+
+/* name came back (or went for good): no longer held. */
+static void
+held_forget(struct upstream *up, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < up->nheld; i++) {
+		if (strcmp(up->held[i], name) == 0) {
+			free(up->held[i]);
+			up->held[i] = up->held[--up->nheld];
+			return;
+		}
+	}
+}
+
+static void
+held_add(struct upstream *up, const char *name)
+{
+	char **v;
+
+	v = reallocarray(up->held, up->nheld + 1, sizeof *up->held);
+	if (v == NULL || (v[up->nheld] = strdup(name)) == NULL)
+		fatal("%s", __func__);
+	up->held = v;
+	up->nheld++;
+}
+
 static int
 cmp_name(const void *x, const void *y)
 {
@@ -123,10 +172,17 @@ cmp_name(const void *x, const void *y)
 	return strcmp(a->name, b->name);
 }
 
-/* Make the copy what the snapshot says, telling only the differences. */
+/*
+ * Make the copy what the snapshot says, telling only the differences;
+ * after a failover (resync), what the snapshot lacks is held, not
+ * dropped (see the top of the file).
+ */
 static void
-mirror_sync(struct upstream *up, const struct commreg_entry *v, size_t n)
+mirror_sync(struct upstream *up, const struct commreg_entry *v, size_t n,
+    int resync)
 {
+	struct timeval tv = {UPSTREAM_GRACE_MS / 1000,
+	    (UPSTREAM_GRACE_MS % 1000) * 1000};
 	struct commreg_entry *sorted, key;
 	struct reg_entry *e, *next;
 	size_t i;
@@ -141,13 +197,43 @@ mirror_sync(struct upstream *up, const struct commreg_entry *v, size_t n)
 	memset(&key, 0, sizeof key);
 	TAILQ_FOREACH_SAFE(e, &up->entries, owner_link, next) {
 		key.name = (char *)e->name;
-		if (n == 0 ||
-		    bsearch(&key, sorted, n, sizeof *sorted, cmp_name) == NULL)
+		if (n > 0 &&
+		    bsearch(&key, sorted, n, sizeof *sorted, cmp_name) != NULL)
+			continue;
+		if (resync)
+			held_add(up, e->name);
+		else
 			mirror_drop(up, e);
 	}
 	for (i = 0; i < n; i++)
 		mirror_put(up, &v[i]);
 	free(sorted);
+	if (up->nheld > 0)
+		evtimer_add(up->holdover, &tv);
+}
+
+static void
+holdover_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream *up = arg;
+	size_t i, n = 0;
+
+	for (i = 0; i < up->nheld; i++) {
+		struct reg_entry *e;
+
+		e = registry_find(up->srv->mirror, up->held[i],
+		    strlen(up->held[i]));
+		if (e != NULL) {
+			mirror_drop(up, e);
+			n++;
+		}
+	}
+	held_clear(up);
+	if (n > 0)
+		log_info("upstream: %zu entries did not come back after "
+		         "the failover",
+		    n);
+	server_flush(up->srv);
 }
 
 static void
@@ -163,15 +249,19 @@ on_watch(struct commreg_async *a, struct commreg_watch *w,
 	switch (ev->what) {
 	case COMMREG_WATCH_SNAPSHOT:
 		evtimer_del(up->grace);
+		evtimer_del(up->holdover);
+		held_clear(up);
 		up->srv->upstream_port = commreg_async_port(a);
-		mirror_sync(up, ev->entries, ev->n);
+		mirror_sync(up, ev->entries, ev->n, ev->resync);
 		log_debug("upstream: %zu entries from port %d", ev->n,
 		    up->srv->upstream_port);
 		break;
 	case COMMREG_WATCH_ADD:
+		held_forget(up, ev->entry->name);
 		mirror_put(up, ev->entry);
 		break;
 	case COMMREG_WATCH_REMOVE:
+		held_forget(up, ev->entry->name);
 		mirror_remove(up, ev->entry->name);
 		break;
 	case COMMREG_WATCH_ERROR:
@@ -238,6 +328,8 @@ grace_cb(evutil_socket_t fd, short ev, void *arg)
 	struct upstream *up = arg;
 
 	log_info("upstream: not back within %d ms", UPSTREAM_GRACE_MS);
+	evtimer_del(up->holdover);
+	held_clear(up);
 	mirror_clear(up);
 	server_flush(up->srv);
 }
@@ -286,7 +378,8 @@ upstream_start(struct server *srv, const char *home, char *err, size_t errlen)
 	TAILQ_INIT(&up->entries);
 	up->grace = evtimer_new(srv->base, grace_cb, up);
 	up->reopen = evtimer_new(srv->base, reopen_cb, up);
-	if (up->grace == NULL || up->reopen == NULL)
+	up->holdover = evtimer_new(srv->base, holdover_cb, up);
+	if (up->grace == NULL || up->reopen == NULL || up->holdover == NULL)
 		fatalx("event_new failed");
 	up_open(up);
 	if (up->a == NULL && err != NULL)
@@ -308,6 +401,8 @@ upstream_free(struct upstream *up)
 		registry_remove(up->srv->mirror, e, &up->entries);
 	event_free(up->grace);
 	event_free(up->reopen);
+	event_free(up->holdover);
+	held_clear(up);
 	free(up->home);
 	free(up);
 }

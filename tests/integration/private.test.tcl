@@ -294,19 +294,33 @@ main {
         lassign [group_start $home --semi] g gport
         set w [spawn -home $home env TCL_COMM_REGPORT=$gport [commreg_path] watch]
         check_equal "group watch: userapp" {add userapp 4001 localhost} [readline $w]
+        set ghost [hold $home "" ghost 4004]
+        check_equal "group watch: ghost" {add ghost 4004 localhost} [readline $w]
         set uport_before [file_port $home]
+        # ghost dies with the registry and does not come back: stopped
+        # first, so that the dying registry cannot see it go.
+        exec kill -STOP [spawn_pid $ghost]
         exec kill -KILL $upid
         # userapp's holder elects a new user registry on the same port
         # and registers again; the group's copy is kept meanwhile.
         set ok [wait_until {[dict get [creg $home "" lookup userapp] code] == 0} 8000]
         check "the user registry is back with userapp" {$ok}
         check_equal "on the same port" $uport_before [file_port $home]
+        exec kill -KILL [spawn_pid $ghost]
         set u3 [hold $home "" user3 4003]
         check_equal "the group sees a new user app after the failover" \
             {add user3 4003 localhost} [readline $w]
         set r [creg $home $gport lookup userapp]
         check_equal "lookup through the group" "4001 localhost" [string trim [dict get $r out]]
-        check_equal "the group's watcher saw no flicker" {} [readlines_for $w 300]
+        set seen [readlines_for $w 300]
+        check_equal "the group's watcher saw no flicker of userapp" {} \
+            [lsearch -all -inline $seen *userapp*]
+        # ghost is held for the grace (3 s), then its removal is told.
+        if {[llength $seen] == 0} { set seen [list [readline $w 6000]] }
+        check_equal "ghost's removal is told after the grace" \
+            {remove ghost 4004 localhost} [lindex $seen 0]
+        set r [creg $home $gport lookup ghost]
+        check_equal "ghost is gone from the group's view" 1 [dict get $r code]
         stop $u3
         stop $w
         stop $g
