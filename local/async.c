@@ -28,6 +28,13 @@
  * events the application missed).  Only then is the application told it
  * has the registry back.
  *
+ * Host and global registrations (commreg_async_register_scope) carry
+ * `-scope S`, on every re-registration too; the user registry has the
+ * host gateway judge them.  The gateway may withdraw one later: the
+ * registry then sends `Commreg/Withdrawn NAME REASON` (through client.h's
+ * command hook), and the registration is dropped, so that no failover
+ * makes it again, and reported through on_reg_lost.
+ *
  * Private registries (TCL_COMM_REGPORT, docs/private.md): the first
  * attempt of a handle connects to that port; if no registry answers
  * there, the handle forgets it and goes on as above.  If one does, the
@@ -80,6 +87,7 @@
 #include "log.h"
 #include "server.h"
 #include "tbuf.h"
+#include "tcllist.h"
 
 /* Backoff between attempts (see the top of the file). */
 #define RETRY_FIRST_MIN_MS 10
@@ -153,7 +161,8 @@ struct commreg_reg {
 	TAILQ_ENTRY(commreg_reg) link;
 	struct commreg_async *a;
 	char *base;
-	char *host; /* NULL: the registry's default */
+	char *host;  /* NULL: the registry's default */
+	char *scope; /* NULL: user (no -scope sent) */
 	int port;
 	char *name; /* assigned; "" until then */
 	long serial;
@@ -270,11 +279,13 @@ static void conn_start(struct commreg_async *, int);
 static void conn_check(struct commreg_async *);
 static void hook_reply(void *, int64_t, int, const char *, size_t);
 static void hook_event(void *, struct commreg_event *);
+static void hook_command(void *, const struct tlist *);
 static void async_free(struct commreg_async *);
 static void spawn_gate_release(struct commreg_async *);
 static void open_failed(struct commreg_async *);
 
-static const struct client_hooks async_hooks = {hook_reply, hook_event};
+static const struct client_hooks async_hooks = {hook_reply, hook_event,
+    hook_command};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -367,6 +378,7 @@ reg_free(struct commreg_reg *r)
 {
 	free(r->base);
 	free(r->host);
+	free(r->scope);
 	free(r->name);
 	free(r);
 }
@@ -670,7 +682,7 @@ known_free(struct commreg_async *a)
 static void
 reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 {
-	const char *w[9];
+	const char *w[11];
 	char port[16], pid[24], serial[24];
 	size_t n = 0;
 	struct areq *q;
@@ -685,6 +697,10 @@ reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 	if (r->host != NULL) {
 		w[n++] = "-host";
 		w[n++] = r->host;
+	}
+	if (r->scope != NULL) {
+		w[n++] = "-scope";
+		w[n++] = r->scope;
 	}
 	/* After failover: ask for the serial we had (docs/protocol.md §4). */
 	if (r->serial > 0) {
@@ -1168,6 +1184,68 @@ hook_event(void *arg, struct commreg_event *ev)
 			view_drop(w, ev->entry.name);
 	}
 	commreg_event_clear(ev);
+}
+
+static int
+word_is(const struct tl_elem *e, const char *s)
+{
+	return e->len == strlen(s) && memcmp(e->p, s, e->len) == 0;
+}
+
+/*
+ * Commreg/Withdrawn NAME REASON: the host gateway withdrew our host or
+ * global registration NAME (its policy changed) and the registry removed
+ * the entry.  The registration is dropped, so no failover brings it
+ * back, and the application told through on_reg_lost.
+ */
+static void
+withdrawn(struct commreg_async *a, const struct tlist *words)
+{
+	struct commreg_reg *r;
+	char *name, *reason;
+
+	if (words->n < 2 || words->n > 3) {
+		log_debug("async: ignoring malformed Commreg/Withdrawn");
+		return;
+	}
+	if ((name = strndup(words->v[1].p, words->v[1].len)) == NULL)
+		fatal("%s", __func__);
+	if (words->n == 3 && words->v[2].len > 0)
+		reason = strndup(words->v[2].p, words->v[2].len);
+	else
+		reason = strdup("withdrawn by the host gateway");
+	if (reason == NULL)
+		fatal("%s", __func__);
+	TAILQ_FOREACH(r, &a->regs, link) {
+		if (r->told && r->name[0] != '\0' && strcmp(r->name, name) == 0)
+			break;
+	}
+	if (r == NULL)
+		log_debug("async: Commreg/Withdrawn of \"%s\", not ours", name);
+	else {
+		log_info("registration \"%s\" withdrawn: %s", name, reason);
+		reg_kill(a, r);
+		if (a->o.on_reg_lost != NULL)
+			a->o.on_reg_lost(a, r, reason, a->o.arg);
+	}
+	free(name);
+	free(reason);
+}
+
+/* An async command other than the watch events (client.h). */
+static void
+hook_command(void *arg, const struct tlist *words)
+{
+	struct commreg_async *a = arg;
+
+	if (a->closing || words->n == 0)
+		return;
+	if (word_is(&words->v[0], "Commreg/Withdrawn"))
+		withdrawn(a, words);
+	else
+		log_debug("async: ignoring async %.*s",
+		    (int)(words->v[0].len > 100 ? 100 : words->v[0].len),
+		    words->v[0].p);
 }
 
 /* ---- the connection --------------------------------------------------------
@@ -2160,15 +2238,26 @@ struct commreg_reg *
 commreg_async_register(struct commreg_async *a, const char *name, int port,
     const char *host, commreg_reg_cb cb, void *arg)
 {
+	return commreg_async_register_scope(a, name, port, host, NULL, cb, arg);
+}
+
+struct commreg_reg *
+commreg_async_register_scope(struct commreg_async *a, const char *name,
+    int port, const char *host, const char *scope, commreg_reg_cb cb, void *arg)
+{
 	struct commreg_reg *r;
 
-	if (!usable(a) || name == NULL || port < 1 || port > 65535)
+	if (!usable(a) || name == NULL || port < 1 || port > 65535 ||
+	    (scope != NULL && scope[0] == '\0'))
 		return NULL;
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		fatal("%s", __func__);
 	r->a = a;
 	r->base = xstrdup(name);
 	r->host = host != NULL ? xstrdup(host) : NULL;
+	/* user is the registry's default: not said, as before scopes. */
+	r->scope =
+	    scope != NULL && strcmp(scope, "user") != 0 ? xstrdup(scope) : NULL;
 	r->port = port;
 	r->name = xstrdup("");
 	r->cb = cb;

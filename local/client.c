@@ -225,6 +225,7 @@ commreg_entry_clear(struct commreg_entry *e)
 	free(e->host);
 	free(e->data);
 	free(e->scope);
+	free(e->user);
 	memset(e, 0, sizeof *e);
 }
 
@@ -258,6 +259,7 @@ entry_defaults(struct commreg_entry *e)
 	e->host = elem_strdup(&empty);
 	e->data = elem_strdup(&empty);
 	e->scope = elem_strdup(&empty);
+	e->user = elem_strdup(&empty);
 	e->uid = -1;
 	e->pid = -1;
 }
@@ -297,6 +299,8 @@ entry_field(struct commreg_entry *e, const struct tl_elem *key,
 		return entry_field_str(&e->data, val);
 	if (elem_is(key, "scope"))
 		return entry_field_str(&e->scope, val);
+	if (elem_is(key, "user"))
+		return entry_field_str(&e->user, val);
 	if (elem_is(key, "serial")) {
 		if (entry_field_num(&n, 0, val) == -1)
 			return -1;
@@ -635,6 +639,8 @@ client_async(struct commreg_client *c, const struct tl_elem *payload)
 		client_commreg_event(c, &c->words);
 	else if (elem_is(&c->words.v[0], "Search/Continuous/Change"))
 		client_nns_change(c, &c->words);
+	else if (c->hooks != NULL && c->hooks->command != NULL)
+		c->hooks->command(c->hook_arg, &c->words);
 	else
 		log_debug("client: ignoring async %.*s",
 		    trace_len(c->words.v[0].len), c->words.v[0].p);
@@ -1032,6 +1038,40 @@ commreg_register(struct commreg_client *c, const char *name, int port,
 		w[n++] = "-host";
 		w[n++] = host;
 	}
+	tbuf_init(&r);
+	rc = commreg_call(c, w, NULL, n, &r);
+	if (rc == 0 && alen > 0)
+		snprintf(assigned, alen, "%.*s", (int)r.len, r.p);
+	tbuf_free(&r);
+	return rc;
+}
+
+/* commreg_register with -scope S, unless scope is NULL or "user". */
+int
+commreg_register_scope(struct commreg_client *c, const char *name, int port,
+    const char *host, const char *scope, char *assigned, size_t alen)
+{
+	const char *w[9];
+	char pbuf[16], pidbuf[24];
+	struct tbuf r;
+	size_t n = 0;
+	int rc;
+
+	if (scope == NULL || strcmp(scope, "user") == 0)
+		return commreg_register(c, name, port, host, assigned, alen);
+	snprintf(pbuf, sizeof pbuf, "%d", port);
+	snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
+	w[n++] = "Commreg/Register";
+	w[n++] = name;
+	w[n++] = pbuf;
+	w[n++] = "-pid";
+	w[n++] = pidbuf;
+	if (host != NULL) {
+		w[n++] = "-host";
+		w[n++] = host;
+	}
+	w[n++] = "-scope";
+	w[n++] = scope;
 	tbuf_init(&r);
 	rc = commreg_call(c, w, NULL, n, &r);
 	if (rc == 0 && alen > 0)

@@ -32,6 +32,8 @@
 #include "commreg.h"
 #include "tbuf.h"
 
+struct tlist;
+
 /* The project version, defined by the build (CMakeLists.txt). */
 #define COMMREG_CLIENT_VERSION COMMREG_VERSION
 
@@ -65,6 +67,9 @@ struct client_hooks {
 	/* A decoded Commreg/Event or Search/Continuous/Change; the hook
 	 * owns ev (commreg_event_clear). */
 	void (*event)(void *, struct commreg_event *ev);
+	/* Optional: any other async command (Commreg/Withdrawn ...), as
+	 * its words, valid during the call.  NULL: logged and ignored. */
+	void (*command)(void *, const struct tlist *words);
 };
 
 /* Wrap a connected (or connecting) nonblocking fd; the comm handshake

@@ -3,7 +3,7 @@
  *
  *   commreg list [PATTERN]             who is registered
  *   commreg lookup NAME                the comm id of NAME
- *   commreg register NAME PORT [--host H]
+ *   commreg register NAME PORT [--host H] [--scope user|host|global]
  *                                      hold a registration until killed
  *   commreg watch [PATTERN]            registrations as they come and go
  *   commreg status                     is a registry running, and how
@@ -17,7 +17,8 @@
  * side (commreg.h) in a libevent loop, so that they survive the loss of
  * the registry: it is elected again and they carry on.
  *
- * Exit status: 0 success, 1 the registry said no or could not be reached,
+ * Exit status: 0 success, 1 the registry said no or could not be reached
+ * (or, for register, the name was lost or withdrawn),
  * 2 usage error, 3 (status only) no registry is running; run exits with
  * its command's status (docs/private.md).
  */
@@ -63,6 +64,7 @@ struct cmd_ctx {
 	struct commreg_open_opts opts;
 	const struct cmd_entry *ce; /* the running subcommand */
 	const char *host;           /* register --host */
+	const char *scope;          /* register --scope */
 };
 
 struct cmd_entry {
@@ -72,7 +74,7 @@ struct cmd_entry {
 	const char *help;
 	int minargs;
 	int maxargs;
-	int has_host;
+	int reg_opts; /* takes --host and --scope */
 	int (*exec)(struct cmd_ctx *, int, char **);
 };
 
@@ -268,11 +270,15 @@ format_since(long long since, char *buf, size_t len)
 		strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/*
+ * NAME PORT HOST PID SINCE; with a USER column before PID when some
+ * entry says whose it is (host and global entries, docs/protocol.md §4).
+ */
 static void
 print_table(struct commreg_entry *v, size_t n)
 {
-	int wname = 4, whost = 4, w;
-	char port[16], pid[24], since[32];
+	int wname = 4, whost = 4, wuser = 0, w;
+	char port[16], pid[24], since[32], user[300];
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -280,17 +286,25 @@ print_table(struct commreg_entry *v, size_t n)
 			wname = w;
 		if ((w = (int)strlen(v[i].host)) > whost)
 			whost = w;
+		if (v[i].user[0] != '\0' &&
+		    (w = (int)strlen(v[i].user)) > wuser)
+			wuser = w;
 	}
-	printf("%-*s %5s %-*s %7s %s\n", wname, "NAME", "PORT", whost, "HOST",
-	    "PID", "SINCE");
+	if (wuser > 0 && wuser < 4)
+		wuser = 4;
+	snprintf(user, sizeof user, "%-*s ", wuser, "USER");
+	printf("%-*s %5s %-*s %s%7s %s\n", wname, "NAME", "PORT", whost, "HOST",
+	    wuser > 0 ? user : "", "PID", "SINCE");
 	for (i = 0; i < n; i++) {
 		snprintf(port, sizeof port, "%d", v[i].port);
 		snprintf(pid, sizeof pid, "%ld", v[i].pid);
 		format_since(v[i].since, since, sizeof since);
-		printf("%-*s %5s %-*s %7s %s\n", wname, v[i].name,
+		snprintf(user, sizeof user, "%-*s ", wuser,
+		    v[i].user[0] != '\0' ? v[i].user : "-");
+		printf("%-*s %5s %-*s %s%7s %s\n", wname, v[i].name,
 		    v[i].port > 0 ? port : "-", whost,
 		    v[i].host[0] != '\0' ? v[i].host : "-",
-		    v[i].pid >= 0 ? pid : "-", since);
+		    wuser > 0 ? user : "", v[i].pid >= 0 ? pid : "-", since);
 	}
 }
 
@@ -381,12 +395,19 @@ register_lost(struct commreg_async *a, const char *why, void *arg)
 		    why);
 }
 
-/* A private registry is not re-elected: the name is gone for good. */
+/*
+ * The name is gone for good: its private registry is (never re-elected),
+ * or the host gateway withdrew it (a host or global registration).
+ */
 static void
 register_gone(struct commreg_async *a, struct commreg_reg *r, const char *why,
     void *arg)
 {
-	fprintf(stderr, "commreg: lost \"%s\"\n", commreg_reg_name(r));
+	if (commreg_async_orphaned(a))
+		fprintf(stderr, "commreg: lost \"%s\"\n", commreg_reg_name(r));
+	else
+		fprintf(stderr, "commreg: withdrawn \"%s\": %s\n",
+		    commreg_reg_name(r), why);
 	hold_end(arg, EXIT_REGISTRY);
 }
 
@@ -426,8 +447,8 @@ cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 	if (hold_open(&h, &o) == -1)
 		return EXIT_REGISTRY;
 	/* The name lives as long as the handle: hold it. */
-	if (commreg_async_register(h.a, argv[0], port, ctx->host, register_done,
-	        &h) == NULL) {
+	if (commreg_async_register_scope(h.a, argv[0], port, ctx->host,
+	        ctx->scope, register_done, &h) == NULL) {
 		fprintf(stderr, "commreg: cannot register \"%s\"\n", argv[0]);
 		h.rc = EXIT_REGISTRY;
 		commreg_async_close(h.a);
@@ -771,20 +792,30 @@ static const struct cmd_entry cmd_table[] = {
     {"list", "[PATTERN]", "list registered applications",
         "List the applications registered with the user registry whose\n"
         "names match PATTERN (Tcl string match; default *), sorted by\n"
-        "name, as a table: NAME PORT HOST PID SINCE.\n",
+        "name, as a table: NAME PORT HOST PID SINCE.  When some entry\n"
+        "belongs to another user (scope host or global, named NAME@USER)\n"
+        "a USER column comes before PID.\n",
         0, 1, 0, cmd_list},
     {"lookup", "NAME", "print the comm id (PORT HOST) of NAME",
         "Print the comm id \"PORT HOST\" of the application NAME; exit 1\n"
         "if no application has that name.\n",
         1, 1, 0, cmd_lookup},
-    {"register", "NAME PORT [--host H]",
+    {"register", "NAME PORT [--host H] [--scope user|host|global]",
         "register NAME and hold it until killed",
         "Register NAME for the comm port PORT (on host H, default\n"
         "localhost), print the assigned name (\"NAME\" or \"NAME #2\"...)\n"
         "and hold the registration until SIGTERM or SIGINT (exit 0).\n"
         "When the registry goes away, a new one is elected on the same\n"
         "port and the name registered again with its serial; if that\n"
-        "serial was taken meanwhile, \"renamed OLD NEW\" is printed.\n",
+        "serial was taken meanwhile, \"renamed OLD NEW\" is printed.\n"
+        "\n"
+        "--scope user (the default) registers for this user only; host\n"
+        "and global make it visible to every user of the host: the user\n"
+        "registry asks the host gateway, whose policy may refuse it\n"
+        "(\"refused by the host gateway: REASON\", exit 1).  If the\n"
+        "gateway withdraws it later, commreg says on stderr\n"
+        "  commreg: withdrawn \"NAME\": REASON\n"
+        "and exits 1.\n",
         2, 2, 1, cmd_register},
     {"watch", "[PATTERN]", "print registrations as they come and go",
         "Print \"add NAME PORT HOST\" for each application matching\n"
@@ -814,6 +845,7 @@ enum {
 	OPT_HOME = 256,
 	OPT_COMMREGD,
 	OPT_HOST,
+	OPT_SCOPE,
 };
 
 static const struct option long_options[] = {
@@ -822,6 +854,7 @@ static const struct option long_options[] = {
     {"home", required_argument, NULL, OPT_HOME},
     {"commregd", required_argument, NULL, OPT_COMMREGD},
     {"host", required_argument, NULL, OPT_HOST},
+    {"scope", required_argument, NULL, OPT_SCOPE},
     {NULL, 0, NULL, 0},
 };
 
@@ -853,11 +886,21 @@ bad_option(const struct cmd_entry *ce, int ch, char **argv)
 	if (ch == ':')
 		return usage_error(ce, "option %s needs a value",
 		    argv[optind - 1]);
-	if (ch == OPT_HOST)
-		return usage_error(ce, "option --host is only for register");
+	if (ch == OPT_HOST || ch == OPT_SCOPE)
+		return usage_error(ce, "option --%s is only for register",
+		    ch == OPT_HOST ? "host" : "scope");
 	if (ch == '?' && optopt != 0)
 		return usage_error(ce, "unknown option -%c", optopt);
 	return usage_error(ce, "unknown option %s", argv[optind - 1]);
+}
+
+/* The scopes a registration may ask for (docs/protocol.md §4); private
+ * is what a private registry serves (and gives without asking). */
+static int
+scope_valid(const char *s)
+{
+	return strcmp(s, "user") == 0 || strcmp(s, "host") == 0 ||
+	       strcmp(s, "global") == 0 || strcmp(s, "private") == 0;
 }
 
 /* Options of a subcommand may come anywhere after its name. */
@@ -876,8 +919,17 @@ cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc, char **argv)
 		}
 		if (common_option(ctx, ch) == 0)
 			continue;
-		if (ch == OPT_HOST && ce->has_host) {
+		if (ch == OPT_HOST && ce->reg_opts) {
 			ctx->host = optarg;
+			continue;
+		}
+		if (ch == OPT_SCOPE && ce->reg_opts) {
+			if (!scope_valid(optarg))
+				return usage_error(ce,
+				    "bad scope \"%s\" (want user, host or "
+				    "global)",
+				    optarg);
+			ctx->scope = optarg;
 			continue;
 		}
 		return bad_option(ce, ch, argv);

@@ -29,6 +29,14 @@
  * bound to it: when that registry goes away it is not re-elected (its
  * process group is over); see on_reg_lost and COMMREG_STALE below.
  *
+ * Host and global scope: a registration may ask to be seen by every user
+ * of the host (commreg_async_register_scope, commreg_register_scope).
+ * The application still talks only to its user registry, which forwards
+ * the registration to the host gateway; the gateway judges it by the
+ * administrator's policy and its verdict is the reply.  The gateway may
+ * withdraw it later (on_reg_lost).  Other users' entries then appear in
+ * lists, watches and lookups as "foo@alice" (commreg_entry.user).
+ *
  * All strings are UTF-8 and NUL-terminated.  The library is not
  * thread-safe: use one handle from one thread (the event loop's).
  *
@@ -73,16 +81,18 @@ void commreg_set_log_level(int level);
  * (port) or -1 (uid, pid).
  */
 struct commreg_entry {
-	char *name; /* "foo", "foo #2" */
+	char *name; /* "foo", "foo #2"; another user's: "foo@alice" */
 	long serial;
 	char *base; /* the requested name */
 	int port;
 	char *host;
 	char *data;  /* nns DATA, "PORT HOST" for Commreg/Register */
-	char *scope; /* "user" */
+	char *scope; /* "user", "private", "host", "global" */
 	long uid;
 	long pid;
 	long long since; /* Unix time of registration */
+	char *user;      /* the owner's login name (host and global
+	                    entries); "" when the registry sent none */
 };
 
 /* Parse one entry dict; unknown keys are skipped.  -1 with err. */
@@ -181,6 +191,16 @@ const struct commreg_hello *commreg_hello_info(const struct commreg_client *);
 /* Commreg/Register NAME PORT ?-host H? (host NULL: localhost). */
 int commreg_register(struct commreg_client *, const char *name, int port,
     const char *host, char *assigned, size_t alen);
+/*
+ * The same with ?-scope S?: scope NULL or "user" is commreg_register;
+ * "host" or "global" make the user registry ask the host gateway, whose
+ * refusal is status 1 with a message starting "refused by the host
+ * gateway: " (or saying no gateway is configured or reachable).  The
+ * blocking interface is not told when the gateway later withdraws such
+ * a registration (Commreg/Withdrawn); the asynchronous one is.
+ */
+int commreg_register_scope(struct commreg_client *, const char *name, int port,
+    const char *host, const char *scope, char *assigned, size_t alen);
 int commreg_unregister(struct commreg_client *, const char *name);
 /* Commreg/Lookup: the comm id "PORT HOST" of name into commid. */
 int commreg_lookup_id(struct commreg_client *, const char *name, char *commid,
@@ -252,9 +272,17 @@ typedef void (*commreg_regained_cb)(struct commreg_async *, int port,
  * its serial was taken meanwhile ("foo #2" -> "foo #3"). */
 typedef void (*commreg_renamed_cb)(struct commreg_async *, struct commreg_reg *,
     const char *oldname, const char *newname, void *arg);
-/* The private registry (TCL_COMM_REGPORT) this handle used is gone, and
- * with it this registration; reg is freed when the callback returns.
- * Called for each registration after on_lost. */
+/*
+ * A held registration is gone for good, and is not made again after a
+ * failover; reg is freed when the callback returns.  Either
+ *  - the private registry (TCL_COMM_REGPORT) this handle used is gone,
+ *    and with it this registration (commreg_async_orphaned() is then 1;
+ *    called for each registration after on_lost); or
+ *  - the host gateway withdrew this host or global registration (its
+ *    policy changed; Commreg/Withdrawn NAME REASON): reason is the
+ *    registry's REASON, commreg_reg_name(reg) the name withdrawn.  The
+ *    registry has removed the entry already; the handle carries on.
+ */
 typedef void (*commreg_reg_lost_cb)(struct commreg_async *,
     struct commreg_reg *, const char *reason, void *arg);
 /* Something failed that no request waits for: a registration refused on
@@ -324,6 +352,18 @@ typedef void (*commreg_reg_cb)(struct commreg_async *, struct commreg_reg *,
     int status, const char *name_or_message, void *arg);
 struct commreg_reg *commreg_async_register(struct commreg_async *,
     const char *name, int port, const char *host, commreg_reg_cb cb, void *arg);
+/*
+ * The same with a scope: NULL or "user" is commreg_async_register; any
+ * other (host, global) is sent as `-scope S`, at first and after every
+ * failover.  For host and global the user registry asks the host
+ * gateway, whose verdict is the reply: cb gets status 1 with a message
+ * starting "refused by the host gateway: " (or saying no gateway is
+ * configured or reachable).  When the gateway withdraws it later,
+ * on_reg_lost says so and the registration is dropped.
+ */
+struct commreg_reg *commreg_async_register_scope(struct commreg_async *,
+    const char *name, int port, const char *host, const char *scope,
+    commreg_reg_cb cb, void *arg);
 /* The assigned name ("" until registered), the requested one, its serial
  * (0 until registered) and the cb's arg. */
 const char *commreg_reg_name(const struct commreg_reg *);

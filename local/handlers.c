@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gwlink.h"
 #include "handlers.h"
 #include "log.h"
 
@@ -243,25 +244,55 @@ parse_port(const struct tl_elem *e, int *port, struct tbuf *err)
  * offering an application to fewer (or more) peers than it asked for.
  */
 static int
-scope_check(struct server *s, const struct tl_elem *val, struct tbuf *err)
+scope_check(struct server *s, const struct tl_elem *val, enum reg_scope *scope,
+    struct tbuf *err)
 {
 	enum reg_scope want;
+	char why[300];
 
-	if (registry_scope_parse(val->p, &want) == 0 && want == s->scope)
-		return 0;
-	if (s->scope == REG_SCOPE_PRIVATE)
+	if (registry_scope_parse(val->p, &want) == -1) {
+		tbuf_printf(err,
+		    "bad scope \"%.32s\": must be user, host or global",
+		    val->p);
+		return -1;
+	}
+	if (s->scope == REG_SCOPE_PRIVATE) {
+		if (want == REG_SCOPE_PRIVATE)
+			return 0;
 		tbuf_printf(err,
 		    "scope \"%.32s\" is not served here: this is a private "
 		    "registry (TCL_COMM_REGPORT), whose entries only its own "
 		    "process group sees (scope private)",
 		    val->p);
-	else
+		return -1;
+	}
+	if (want == REG_SCOPE_USER) {
+		*scope = want;
+		return 0;
+	}
+	if (want == REG_SCOPE_PRIVATE) {
+		tbuf_adds(err, "scope private is for private registries "
+		               "(commreg run); this is the user registry");
+		return -1;
+	}
+	/* host and global: the host gateway's to grant (docs/gateway.md). */
+	if (s->gw == NULL) {
 		tbuf_printf(err,
-		    "scope \"%.32s\" is not served here: this registry "
-		    "offers scope user (host and global need the host "
-		    "gateway)",
+		    "scope \"%s\" needs the host gateway, and none is "
+		    "configured on this host (no [gateway] in the host "
+		    "configuration)",
 		    val->p);
-	return -1;
+		return -1;
+	}
+	if (!gwlink_ready(s->gw, why, sizeof why)) {
+		tbuf_printf(err,
+		    "scope \"%s\" needs the host gateway, which cannot be "
+		    "reached: %s",
+		    val->p, why);
+		return -1;
+	}
+	*scope = want;
+	return 0;
 }
 
 static int
@@ -299,7 +330,7 @@ cmd_register(struct cmd_ctx *c)
 			a.data = val->p;
 			a.datalen = val->len;
 		} else if (arg_is(o, "-scope")) {
-			if (scope_check(c->srv, val, c->result) == -1)
+			if (scope_check(c->srv, val, &a.scope, c->result) == -1)
 				return 1;
 		} else if (arg_is(o, "-serial")) {
 			v = strtol(val->p, &end, 10);
@@ -334,10 +365,13 @@ cmd_register(struct cmd_ctx *c)
 	    NULL)
 		return 1;
 	p->nentries++;
-	tbuf_reset(c->result);
-	tbuf_add(c->result, e->name, e->namelen);
 	log_debug("peer %s registered \"%s\" port %d", p->addr, e->name,
 	    e->port);
+	/* Offered to the host: the reply is the gateway's verdict. */
+	if (e->scope >= REG_SCOPE_HOST)
+		return gwlink_register(c->srv->gw, c, e);
+	tbuf_reset(c->result);
+	tbuf_add(c->result, e->name, e->namelen);
 	return 0;
 }
 
@@ -371,6 +405,24 @@ cmd_lookup(struct cmd_ctx *c)
 	e = registry_find(c->srv->reg, name->p, name->len);
 	if (e == NULL && c->srv->mirror != NULL)
 		e = registry_find(c->srv->mirror, name->p, name->len);
+	/* NAME@ME is my own NAME. */
+	if (e == NULL) {
+		size_t olen = strlen(c->srv->owner);
+
+		if (name->len > olen + 1 &&
+		    name->p[name->len - olen - 1] == '@' &&
+		    memcmp(name->p + name->len - olen, c->srv->owner, olen) ==
+		        0)
+			e = registry_find(c->srv->reg, name->p,
+			    name->len - olen - 1);
+	}
+	/* Other users' names, and the rest of the world: the gateway's. */
+	if (e == NULL && c->srv->gw != NULL) {
+		char why[8];
+
+		if (gwlink_ready(c->srv->gw, why, sizeof why))
+			return gwlink_lookup(c->srv->gw, c, name->p, name->len);
+	}
 	if (e == NULL) {
 		tbuf_adds(c->result, "no application named \"");
 		tbuf_add(c->result, name->p, name->len);
@@ -387,8 +439,9 @@ cmd_lookup(struct cmd_ctx *c)
 	return 0;
 }
 
-/* The entries matching pat, sorted by name: a semi-private registry's
- * own first, then its mirror's (the entries say which by their scope). */
+/* The entries matching pat, sorted by name: the registry's own first,
+ * then its mirror's that no own entry hides (the entries say which by
+ * their scope). */
 static void
 format_sorted(struct server *s, const char *pat, size_t plen, struct tbuf *out)
 {
@@ -398,8 +451,13 @@ format_sorted(struct server *s, const char *pat, size_t plen, struct tbuf *out)
 
 	for (i = 0; i < 2 && regs[i] != NULL; i++) {
 		v = registry_sorted(regs[i], pat, plen, &n);
-		for (j = 0; j < n; j++)
+		for (j = 0; j < n; j++) {
+			/* An own entry hides the mirror's of its name. */
+			if (i == 1 && registry_find(s->reg, v[j]->name,
+			                  v[j]->namelen) != NULL)
+				continue;
 			registry_format_entry(out, start, v[j]);
+		}
 		free(v);
 	}
 }

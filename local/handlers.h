@@ -8,22 +8,6 @@
 
 #include "server.h"
 
-struct cmd_ctx {
-	struct peer *peer;
-	struct server *srv;
-	const struct tlist *words; /* words[0] is the command name */
-	struct tbuf *result;       /* reply text, or error message */
-};
-
-struct cmd_entry {
-	const char *name;
-	int min_args; /* not counting the name */
-	int max_args; /* -1: unbounded */
-	const char *usage;
-	/* Returns 0 (ok) or 1 (error; result holds the message). */
-	int (*exec)(struct cmd_ctx *);
-};
-
 const struct cmd_entry *cmd_find(const char *name, size_t len);
 
 /* Called by the registry for every change a watch matches. */

@@ -36,6 +36,11 @@ struct registry {
 
 	reg_notify_fn notify;
 	void *arg;
+	struct {
+		void (*fn)(const struct reg_entry *, bool, void *);
+		void *arg;
+	} observers[REG_OBSERVERS_MAX];
+	bool announcing;  /* observers watch only what is stored here */
 	uint64_t changes; /* counts adds and removes (registry_change) */
 };
 
@@ -186,24 +191,40 @@ slot_drop(struct registry *r, struct reg_watch_slot *s)
 }
 
 static void
+notify_observers(struct registry *r, const struct reg_entry *e, bool added)
+{
+	size_t i;
+
+	if (r->announcing)
+		return;
+	for (i = 0; i < REG_OBSERVERS_MAX; i++)
+		if (r->observers[i].fn != NULL)
+			r->observers[i].fn(e, added, r->observers[i].arg);
+}
+
+/* Watches first, then observers: what an observer announces in turn (a
+ * mirror's entry shown again) must reach the watchers after the change
+ * that caused it. */
+static void
 notify_all(struct registry *r, const struct reg_entry *e, bool added)
 {
 	struct reg_watch_slot *s;
 	struct reg_watch *w, *next;
 
 	r->changes++;
-	if (r->notify == NULL || r->nwatches == 0)
-		return;
-	s = slot_find(r, e->name, e->namelen, false);
-	if (s != NULL) {
-		TAILQ_FOREACH_SAFE(w, &s->watches, link, next)
-			r->notify(w, e, added, r->arg);
+	if (r->notify != NULL && r->nwatches > 0) {
+		s = slot_find(r, e->name, e->namelen, false);
+		if (s != NULL) {
+			TAILQ_FOREACH_SAFE(w, &s->watches, link, next)
+				r->notify(w, e, added, r->arg);
+		}
+		TAILQ_FOREACH_SAFE(w, &r->globs, link, next) {
+			if (tcl_string_match(w->pattern, w->patlen, e->name,
+			        e->namelen))
+				r->notify(w, e, added, r->arg);
+		}
 	}
-	TAILQ_FOREACH_SAFE(w, &r->globs, link, next) {
-		if (tcl_string_match(w->pattern, w->patlen, e->name,
-		        e->namelen))
-			r->notify(w, e, added, r->arg);
-	}
+	notify_observers(r, e, added);
 }
 
 int
@@ -233,6 +254,13 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 	}
 	if (nns)
 		return 0;
+	if (memchr(name, '@', len) != NULL) {
+		tbuf_adds(err, "name \"");
+		tbuf_add(err, name, len);
+		tbuf_adds(err, "\" contains \"@\", which addresses another "
+		               "user's entry (NAME@USER)");
+		return -1;
+	}
 	/* "foo #3" is how serials are written: a base must not look like
 	 * one, or two applications could end up with the same name. */
 	for (j = len; j > 0 && name[j - 1] >= '0' && name[j - 1] <= '9'; j--)
@@ -561,7 +589,37 @@ registry_watch_count(const struct registry *r)
 void
 registry_announce(struct registry *r, const struct reg_entry *e, bool added)
 {
+	bool was = r->announcing;
+
+	r->announcing = true;
 	notify_all(r, e, added);
+	r->announcing = was;
+}
+
+void
+registry_observe(struct registry *r,
+    void (*fn)(const struct reg_entry *, bool, void *), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < REG_OBSERVERS_MAX; i++) {
+		if (r->observers[i].fn == NULL) {
+			r->observers[i].fn = fn;
+			r->observers[i].arg = arg;
+			return;
+		}
+	}
+	fatalx("registry_observe: more than %d observers", REG_OBSERVERS_MAX);
+}
+
+void
+registry_unobserve(struct registry *r, void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < REG_OBSERVERS_MAX; i++)
+		if (r->observers[i].arg == arg)
+			r->observers[i].fn = NULL;
 }
 
 const char *
@@ -572,6 +630,10 @@ registry_scope_name(enum reg_scope s)
 		return "user";
 	case REG_SCOPE_PRIVATE:
 		return "private";
+	case REG_SCOPE_HOST:
+		return "host";
+	case REG_SCOPE_GLOBAL:
+		return "global";
 	}
 	return "user";
 }
@@ -583,6 +645,10 @@ registry_scope_parse(const char *s, enum reg_scope *scope)
 		*scope = REG_SCOPE_USER;
 	else if (strcmp(s, "private") == 0)
 		*scope = REG_SCOPE_PRIVATE;
+	else if (strcmp(s, "host") == 0)
+		*scope = REG_SCOPE_HOST;
+	else if (strcmp(s, "global") == 0)
+		*scope = REG_SCOPE_GLOBAL;
 	else
 		return -1;
 	return 0;
@@ -617,6 +683,17 @@ registry_entry_dict(struct tbuf *d, const struct reg_entry *e)
 		tl_append_str(d, 0, "");
 	tl_append_str(d, 0, "since");
 	tl_append_int(d, 0, (long long)e->since);
+	/* Entries offered to the host are named NAME@USER by the gateway
+	 * (docs/gateway.md): say whose they are. */
+	if (e->scope >= REG_SCOPE_HOST) {
+		const char *at = memchr(e->name, '@', e->namelen);
+
+		if (at != NULL) {
+			tl_append_str(d, 0, "user");
+			tl_append(d, 0, at + 1,
+			    e->namelen - (size_t)(at + 1 - e->name));
+		}
+	}
 }
 
 void

@@ -36,9 +36,16 @@
 
 /*
  * Who an entry is offered to: the user's applications (a user registry),
- * or only the process group of a private registry (docs/private.md).
+ * only the process group of a private registry (docs/private.md), every
+ * user of the host, or beyond it (through the host gateway,
+ * docs/gateway.md).
  */
-enum reg_scope { REG_SCOPE_USER = 0, REG_SCOPE_PRIVATE = 1 };
+enum reg_scope {
+	REG_SCOPE_USER = 0,
+	REG_SCOPE_PRIVATE = 1,
+	REG_SCOPE_HOST = 2,
+	REG_SCOPE_GLOBAL = 3,
+};
 
 struct reg_entry {
 	/* Strings point into the same allocation as the struct
@@ -150,6 +157,17 @@ int registry_check_name(const char *name, size_t len, bool nns,
  * the same notifications as an add or remove here, nothing stored.
  */
 void registry_announce(struct registry *, const struct reg_entry *, bool added);
+/*
+ * More parties told of every add and remove of what is stored here,
+ * after the watches: the user registry's link to the host gateway,
+ * which must withdraw there what goes here, and a mirror, which shows its
+ * own entry of a name again when the registry's goes.  At most
+ * REG_OBSERVERS_MAX; registry_unobserve drops those with that arg.
+ */
+#define REG_OBSERVERS_MAX 4
+void registry_observe(struct registry *,
+    void (*fn)(const struct reg_entry *, bool added, void *), void *arg);
+void registry_unobserve(struct registry *, void *arg);
 
 size_t registry_count(const struct registry *);
 /* Which change is being notified: the same number for every watch told
@@ -165,7 +183,8 @@ void registry_format_entry(struct tbuf *out, size_t list_start,
  * dict starts a list so nothing may precede it in d. */
 void registry_entry_dict(struct tbuf *d, const struct reg_entry *);
 const char *registry_scope_name(enum reg_scope);
-/* "user" or "private" to the enum; -1 for anything else. */
+/* "user", "private", "host", "global" to the enum; -1 for anything
+ * else. */
 int registry_scope_parse(const char *, enum reg_scope *);
 
 #endif

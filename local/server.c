@@ -4,6 +4,7 @@
  * handlers.c, the table in registry.c.
  */
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -50,6 +51,15 @@ peer_free(struct peer *p)
 	struct reg_watch *w, *wn;
 	struct reg_entry *e, *en;
 
+	struct pending *q;
+
+	/* Replies still owed to it go nowhere. */
+	while ((q = TAILQ_FIRST(&p->pendings)) != NULL) {
+		TAILQ_REMOVE(&p->pendings, q, link);
+		q->peer = NULL;
+	}
+	if (s->ops != NULL && s->ops->gone != NULL)
+		s->ops->gone(p);
 	/* Watches first: a closing client is not told of its own names. */
 	TAILQ_FOREACH_SAFE(w, &p->watches, owner_link, wn)
 		registry_watch_remove(s->reg, w, &p->watches);
@@ -386,9 +396,50 @@ peer_reply(struct peer *p, const char *kind, int64_t serial, int code,
 	struct server *s = p->srv;
 
 	tbuf_reset(&s->out);
-	comm_format_reply(&s->out, kind, serial, code, result->p, result->len,
-	    NULL);
+	/* A result the handler wrote as a list (Search, List, ...) is quoted
+	 * without scanning it again.  Only the server's own result buffer is
+	 * asked: other callers may hand over a tbuf made by hand. */
+	if (result == &s->result && result->listed == result->len)
+		comm_format_reply_list(&s->out, kind, serial, code, result->p,
+		    result->len, NULL);
+	else
+		comm_format_reply(&s->out, kind, serial, code, result->p,
+		    result->len, NULL);
 	peer_write(p, &s->out);
+}
+
+struct pending *
+pending_new(struct cmd_ctx *c, void *arg)
+{
+	struct pending *q;
+
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		fatalx("out of memory");
+	q->peer = c->peer;
+	q->serial = c->serial;
+	q->kind = c->kind;
+	q->arg = arg;
+	TAILQ_INSERT_TAIL(&c->peer->pendings, q, link);
+	return q;
+}
+
+void
+pending_reply(struct pending *q, int code, const char *result, size_t len)
+{
+	struct peer *p = q->peer;
+	struct tbuf r;
+
+	if (p != NULL) {
+		TAILQ_REMOVE(&p->pendings, q, link);
+		if (q->kind != NULL && p->state == PEER_READY &&
+		    peer_out_ok(p)) {
+			r.p = (char *)(uintptr_t)result;
+			r.len = len;
+			peer_reply(p, q->kind, q->serial, code, &r);
+			server_flush(p->srv);
+		}
+	}
+	free(q);
 }
 
 /* Run one literal command; result holds the reply text. */
@@ -403,7 +454,9 @@ peer_exec(struct peer *p, const struct tlist *w)
 	tbuf_reset(&s->result);
 	if (w->n == 0)
 		return 0; /* Tcl evaluates an empty script to "" */
-	c = cmd_find(w->v[0].p, w->v[0].len);
+	c = s->ops != NULL && s->ops->find != NULL
+	        ? s->ops->find(w->v[0].p, w->v[0].len)
+	        : cmd_find(w->v[0].p, w->v[0].len);
 	if (c == NULL) {
 		/* Tcl's own words, which Tcl clients may match on. */
 		tbuf_adds(&s->result, "invalid command name \"");
@@ -421,6 +474,8 @@ peer_exec(struct peer *p, const struct tlist *w)
 	ctx.srv = s;
 	ctx.words = w;
 	ctx.result = &s->result;
+	ctx.serial = s->cur_serial;
+	ctx.kind = s->cur_kind;
 	return c->exec(&ctx);
 }
 
@@ -459,6 +514,8 @@ peer_message(struct peer *p, const struct tlist *m)
 		    m->v[1].p);
 		return;
 	}
+	s->cur_serial = serial;
+	s->cur_kind = is_async ? NULL : is_send ? "reply" : "callback";
 	if (comm_payload_command(m->v[2].p, m->v[2].len, &s->frags, &s->scratch,
 	        &s->words, &s->err) == -1) {
 		tbuf_reset(&s->result);
@@ -466,6 +523,8 @@ peer_message(struct peer *p, const struct tlist *m)
 		code = 1;
 	} else
 		code = peer_exec(p, &s->words);
+	if (code == CMD_PENDING)
+		return;
 	if (code == 1)
 		log_debug("peer %s: error reply: %s", p->addr, s->result.p);
 	if (!is_async)
@@ -567,8 +626,33 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
 		snprintf(addr, sizeof addr, "%s:%d", host,
 		    ntohs(sin->sin_port));
-	} else
+	} else if (sa->sa_family == AF_UNIX)
+		snprintf(addr, sizeof addr, "unix#%llu",
+		    (unsigned long long)++s->accepted);
+	else
 		snprintf(addr, sizeof addr, "(family %d)", sa->sa_family);
+
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		fatalx("out of memory");
+	p->srv = s;
+	p->fd = fd;
+	p->gid = (gid_t)-1;
+	snprintf(p->addr, sizeof p->addr, "%s", addr);
+	TAILQ_INIT(&p->pendings);
+	if (s->ops != NULL && s->ops->admit != NULL) {
+		if (s->npeers >= s->o.max_conns)
+			snprintf(err, sizeof err,
+			    "already %zu connections (limit)", s->npeers);
+		else if (s->ops->admit(s, p, err, sizeof err) == 0)
+			goto admitted;
+		log_warnx("refused %s: %s", addr, err);
+		s->refused++;
+		free(p);
+		close(fd);
+		return;
+	}
+	free(p);
+	p = NULL;
 
 	/* Trust is decided here, before a single byte is read: the kernel
 	 * says who owns the other end (docs/security.md). */
@@ -599,8 +683,11 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		fatalx("out of memory");
 	p->srv = s;
 	p->uid = uid;
-	p->state = PEER_HANDSHAKE;
+	p->gid = (gid_t)-1;
 	snprintf(p->addr, sizeof p->addr, "%s", addr);
+	TAILQ_INIT(&p->pendings);
+admitted:
+	p->state = PEER_HANDSHAKE;
 	comm_framer_init(&p->fr, s->o.max_message);
 	TAILQ_INIT(&p->entries);
 	TAILQ_INIT(&p->watches);
@@ -636,7 +723,17 @@ int
 server_init(struct server *s, struct event_base *base, int listen_fd, int port,
     const char *host, const struct server_opts *o)
 {
+	return server_init_ops(s, NULL, NULL, base, listen_fd, port, host, o);
+}
+
+int
+server_init_ops(struct server *s, const struct server_ops *ops, void *data,
+    struct event_base *base, int listen_fd, int port, const char *host,
+    const struct server_opts *o)
+{
 	memset(s, 0, sizeof *s);
+	s->ops = ops;
+	s->data = data;
 	s->base = base;
 	s->o = *o;
 	s->uid = getuid();
@@ -656,7 +753,10 @@ server_init(struct server *s, struct event_base *base, int listen_fd, int port,
 	tbuf_init(&s->note);
 	tbuf_init(&s->payload);
 	tbuf_init(&s->rbuf);
-	s->reg = registry_new(handlers_notify, s);
+	s->reg =
+	    registry_new(ops != NULL && ops->notify != NULL ? ops->notify
+	                                                    : handlers_notify,
+	        s);
 	s->reaper = event_new(base, -1, 0, server_reap, s);
 	s->listener = evconnlistener_new(base, server_accept, s,
 	    LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);

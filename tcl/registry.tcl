@@ -23,6 +23,11 @@
 # so the package drops every registration, ends every watch and becomes
 # "orphaned"; lookups are then answered from what it remembers (marked
 # stale with `lookup -stale VAR`) and everything else fails.
+#
+# A registration with -scope host or global is judged by the host
+# gateway, through the user registry; the gateway may withdraw it later
+# (Commreg/Withdrawn), and the package then forgets it and tells the
+# application `dropped NAME REASON`.
 
 package require Tcl 8.6
 package require comm 4.6
@@ -125,7 +130,14 @@ proc ::comm::registry::register {args} {
     set scope ""
     foreach {o v} [lrange $args 0 end-1] {
         switch -exact -- $o {
-            -scope { set scope $v }
+            -scope {
+                # private: what a private registry serves (and gives
+                # anyway); host and global: judged by the host gateway.
+                if {$v ni {user host global private}} {
+                    return -code error "bad scope \"$v\": must be user, host or global"
+                }
+                set scope $v
+            }
             -port {
                 if {![string is integer -strict $v] || $v < 1 || $v > 65535} {
                     return -code error "expected a port number 1-65535 but got \"$v\""
@@ -496,11 +508,12 @@ proc ::comm::registry::MakeLink {} {
     variable link
     if {$link ne "" && [llength [info commands $link]]} return
     # As tcllib's nameserv: a comm channel of our own whose interpreter
-    # holds nothing but the command the registry sends us.  It does not
+    # holds nothing but the commands the registry sends us.  It does not
     # listen: nobody but the registry, on the connection we open, has
     # anything to tell it.
     set ip [interp::createEmpty]
     interp alias $ip Commreg/Event {} ::comm::registry::Event
+    interp alias $ip Commreg/Withdrawn {} ::comm::registry::Withdrawn
     set link [::comm::comm new ::comm::registry::link \
                   -listen 0 -local 1 -interp $ip]
     $link hook lost ::comm::registry::Lost
@@ -769,6 +782,28 @@ proc ::comm::registry::Reregistered {id code result} {
         dict set regs($id) serial [SerialOf [dict get $regs($id) base] $result]
         Notify life renamed $old $result
     }
+}
+
+# Commreg/Withdrawn NAME REASON, sent by the registry: the host gateway
+# withdrew our host or global registration NAME (its policy changed) and
+# the registry has removed the entry.  Forget it, so that no failover
+# registers it again, and tell the application as when a private registry
+# dies.
+proc ::comm::registry::Withdrawn {args} {
+    variable regs
+    if {[llength $args] < 1 || [llength $args] > 2} return
+    lassign $args name reason
+    if {$reason eq ""} {
+        set reason "withdrawn by the host gateway"
+    }
+    foreach id [RegIds] {
+        if {[dict get $regs($id) name] eq $name} {
+            unset regs($id)
+            Notify life dropped $name $reason
+            return
+        }
+    }
+    return
 }
 
 # ---------------------------------------------------------------------------

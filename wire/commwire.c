@@ -7,6 +7,7 @@
  * byte at a time costs one pass, not one pass per byte.  Only when the
  * element is complete is it handed to the list parser.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,20 +116,14 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
 			}
 			break;
 		case FS_BRACE:
-			/* Only braces and backslashes count here: jump to the
-			 * next one, but not past the size limit. */
+			/* Only braces and backslashes count here (\{ and \} do
+			 * not): count them up to the close or the limit. */
 			lim = len - f->start > f->max ? f->start + f->max : len;
-			if ((i = tl_find_brace(buf, i, lim)) == lim) {
-				i--; /* the loop checks lim next */
-				break;
-			}
-			c = (unsigned char)buf[i];
-			if (c == '\\')
-				i++; /* \{ and \} do not count (Tcl rule) */
-			else if (c == '{')
-				f->depth++;
-			else if (--f->depth == 0)
-				f->state = FS_BRACE_END;
+			i = tl_match_brace(buf, i, lim, &f->depth);
+			if (i < lim)
+				f->state = FS_BRACE_END; /* i is the '}' */
+			else
+				i--; /* the loop checks where it stopped */
 			break;
 		case FS_BRACE_END:
 		case FS_QUOTE_END:
@@ -266,13 +261,15 @@ comm_format_command(struct tbuf *payload, const char *const *words,
 	for (i = 0; i < n; i++)
 		tl_append(&scratch_cmd, 0, words[i],
 		    lens ? lens[i] : strlen(words[i]));
-	tl_append(payload, payload->len, scratch_cmd.p, scratch_cmd.len);
+	tl_append_list(payload, payload->len, scratch_cmd.p, scratch_cmd.len);
 }
 
-void
-comm_format_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
-    const char *result, size_t rlen, const char *errorcode)
+static void
+format_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
+    const char *result, size_t rlen, const char *errorcode, bool listed)
 {
+	void (*append)(struct tbuf *, size_t, const char *, size_t) =
+	    listed ? tl_append_list : tl_append;
 	size_t script;
 
 	/* The payload is the script "return -code CODE ... RESULT", a list
@@ -283,12 +280,26 @@ comm_format_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
 	tl_append_int(out, script, code);
 	if (code == 1) {
 		tl_append_str(out, script, "-errorinfo");
-		tl_append(out, script, result, rlen);
+		append(out, script, result, rlen);
 		tl_append_str(out, script, "-errorcode");
 		tl_append_str(out, script, errorcode ? errorcode : "NONE");
 	}
-	tl_append(out, script, result, rlen);
+	append(out, script, result, rlen);
 	tbuf_add(out, "}}\n", 3);
+}
+
+void
+comm_format_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
+    const char *result, size_t rlen, const char *errorcode)
+{
+	format_reply(out, kind, serial, code, result, rlen, errorcode, false);
+}
+
+void
+comm_format_reply_list(struct tbuf *out, const char *kind, int64_t serial,
+    int code, const char *result, size_t rlen, const char *errorcode)
+{
+	format_reply(out, kind, serial, code, result, rlen, errorcode, true);
 }
 
 int

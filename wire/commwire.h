@@ -81,6 +81,10 @@ void comm_format_command(struct tbuf *payload, const char *const *words,
  */
 void comm_format_reply(struct tbuf *out, const char *kind, int64_t serial,
     int code, const char *result, size_t rlen, const char *errorcode);
+/* The same for a result that is a list written by tl_append (a tbuf with
+ * listed == len, tbuf.h): the same bytes, without scanning the result. */
+void comm_format_reply_list(struct tbuf *out, const char *kind, int64_t serial,
+    int code, const char *result, size_t rlen, const char *errorcode);
 
 /*
  * Decode a reply payload "return -code N ?-opt val ...? RESULT" (already

@@ -26,6 +26,7 @@ tbuf_init(struct tbuf *b)
 	b->p = tbuf_empty;
 	b->len = 0;
 	b->cap = 0;
+	b->listed = 0;
 }
 
 void
@@ -40,12 +41,13 @@ void
 tbuf_reset(struct tbuf *b)
 {
 	b->len = 0;
+	b->listed = 0;
 	if (b->cap != 0)
 		b->p[0] = '\0';
 }
 
 void
-tbuf_reserve(struct tbuf *b, size_t extra)
+tbuf_grow(struct tbuf *b, size_t extra)
 {
 	size_t need, ncap;
 	char *np;
@@ -137,5 +139,6 @@ tbuf_consume(struct tbuf *b, size_t n)
 	}
 	memmove(b->p, b->p + n, b->len - n);
 	b->len -= n;
+	b->listed = 0;
 	b->p[b->len] = '\0';
 }

@@ -18,13 +18,32 @@ struct tbuf {
 	char *p;
 	size_t len;
 	size_t cap;
+	/*
+	 * How far the bytes are known to be one Tcl list written by
+	 * tl_append alone, from offset 0 (tcllist.h).  When listed == len
+	 * the whole buffer is such a list, and quoting it as an element needs
+	 * no scan.  Only tl_append (and tl_append_int, tl_append_str) move
+	 * it forward; every other append leaves it behind len, and reset and
+	 * consume set it to 0.  A tbuf made by hand, not by tbuf_init, must
+	 * not be asked.
+	 */
+	size_t listed;
 };
 
 void tbuf_init(struct tbuf *);
 void tbuf_free(struct tbuf *);
 /* Forget the contents, keep the memory (hot paths reuse one buffer). */
 void tbuf_reset(struct tbuf *);
-void tbuf_reserve(struct tbuf *, size_t extra);
+/* Room for extra more bytes and the NUL.  Inline where there is room
+ * already, which on a hot path is nearly always. */
+void tbuf_grow(struct tbuf *, size_t extra);
+static inline void
+tbuf_reserve(struct tbuf *b, size_t extra)
+{
+	if (extra < b->cap - b->len) /* cap > len always holds once grown */
+		return;
+	tbuf_grow(b, extra);
+}
 void tbuf_add(struct tbuf *, const void *, size_t);
 void tbuf_addc(struct tbuf *, char);
 void tbuf_adds(struct tbuf *, const char *);

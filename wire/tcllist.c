@@ -450,11 +450,20 @@ find_element(struct tlist *l, const char *s, size_t len, size_t *pos,
 		p++;
 	}
 	start = p;
+	if (braces != 0) {
+		/* In braces only braces and backslashes count. */
+		if ((p = tl_match_brace(s, p, len, &braces)) >= len) {
+			*err = "unmatched open brace in list";
+			return -1;
+		}
+		size = p - start;
+		if (++p < len && !tl_isspace((unsigned char)s[p])) {
+			junk_message(l, "braces", s + p, s + len, err);
+			return -1;
+		}
+		goto done;
+	}
 	for (;; p++) {
-		/* In braces only braces and backslashes count: skip the rest
-		 * 16 bytes at a time. */
-		if (braces != 0)
-			p = tl_find_brace(s, p, len);
 		if (p == len) {
 			if (braces != 0) {
 				*err = "unmatched open brace in list";
@@ -583,43 +592,233 @@ static const unsigned char se_class[256] = {
 };
 
 #ifdef TL_SIMD
-/* Bit k set when p[k] is '{', '}' or '\'. */
-static inline unsigned
-brace_mask16(const char *p)
+static inline __m128i
+eq8(__m128i v, char c)
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i m = _mm_or_si128(
-	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
-	        _mm_cmpeq_epi8(v, _mm_set1_epi8('}'))),
-	    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+	return _mm_cmpeq_epi8(v, _mm_set1_epi8(c));
+}
 
-	return (unsigned)_mm_movemask_epi8(m);
+/* Bits set in x, without the library call that __builtin_popcountll
+ * becomes where the CPU baseline has no POPCNT. */
+static inline int
+pop64(uint64_t x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
+/* Bit k of *o, *c, *b set where p[k] is '{', '}', '\'; n is 16 or 64. */
+static inline void
+brace_bits(const char *p, size_t n, uint64_t *o, uint64_t *c, uint64_t *b)
+{
+	__m128i v;
+	size_t k;
+
+	*o = *c = *b = 0;
+	for (k = 0; k < n; k += 16) {
+		v = _mm_loadu_si128((const __m128i *)(const void *)(p + k));
+		*o |= (uint64_t)(unsigned)_mm_movemask_epi8(eq8(v, '{')) << k;
+		*c |= (uint64_t)(unsigned)_mm_movemask_epi8(eq8(v, '}')) << k;
+		*b |= (uint64_t)(unsigned)_mm_movemask_epi8(eq8(v, '\\')) << k;
+	}
+}
+
+/* Bytes by class, one bit per byte: braces and backslashes
+ * (SE_OPEN..SE_BS), SE_BRACEQ and SE_MASKQ. */
+struct se_masks {
+	unsigned brace, braceq, maskq;
+};
+
+static inline void
+se_classify_v(__m128i v, struct se_masks *m)
+{
+	/* \t \n \v \f \r are 9..13: v - 9 <= 4, unsigned. */
+	__m128i t = _mm_sub_epi8(v, _mm_set1_epi8(9));
+	__m128i ws = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(4)), t);
+
+	m->brace = (unsigned)_mm_movemask_epi8(
+	    _mm_or_si128(_mm_or_si128(eq8(v, '{'), eq8(v, '}')), eq8(v, '\\')));
+	m->braceq = (unsigned)_mm_movemask_epi8(
+	    _mm_or_si128(_mm_or_si128(_mm_or_si128(eq8(v, ' '), eq8(v, '[')),
+	                     _mm_or_si128(eq8(v, '$'), eq8(v, ';'))),
+	        ws));
+	m->maskq =
+	    (unsigned)_mm_movemask_epi8(_mm_or_si128(eq8(v, ']'), eq8(v, '"')));
+}
+
+/*
+ * The n <= 16 bytes at p.  Shorter than a block, they are read in two
+ * overlapping halves (the first and the last 8 or 4 bytes) into registers,
+ * the overlap shifted out: never past the end, and without the stall of
+ * storing a padded copy and loading it at once.  Lanes past n are NUL,
+ * which is no special.
+ */
+static inline void
+se_classify(const char *p, size_t n, struct se_masks *m)
+{
+	uint64_t a8, b8;
+	uint32_t a4, b4;
+
+	if (n == 16) {
+		se_classify_v(_mm_loadu_si128((const __m128i *)(const void *)p),
+		    m);
+		return;
+	}
+	if (n > 8) {
+		memcpy(&a8, p, 8);
+		memcpy(&b8, p + n - 8, 8);
+		b8 >>= 8 * (16 - n); /* keep bytes 8..n-1 */
+	} else if (n >= 4) {
+		memcpy(&a4, p, 4);
+		memcpy(&b4, p + n - 4, 4);
+		a8 = a4 | ((uint64_t)b4 >> (8 * (8 - n))) << 32;
+		b8 = 0;
+	} else {
+		a8 = (unsigned char)p[0];
+		if (n > 1)
+			a8 |= (uint64_t)(unsigned char)p[1] << 8;
+		if (n > 2)
+			a8 |= (uint64_t)(unsigned char)p[2] << 16;
+		b8 = 0;
+	}
+	se_classify_v(_mm_set_epi64x((long long)b8, (long long)a8), m);
+}
+#endif
+
+/*
+ * Brace counting, 64 (or at the end 16) bytes at a time.  In a block
+ * without a backslash the braces are all that counts: deeper than the
+ * block is long, nothing in it can close the element, and only the counts
+ * matter; otherwise its braces are taken one by one from the bit masks.  A
+ * block with a backslash goes byte by byte, as does the tail.
+ */
+#ifdef TL_SIMD
+static inline size_t
+simd_block(size_t left)
+{
+	return left >= 64 ? 64 : left >= 16 ? 16 : 0;
 }
 #endif
 
 size_t
-tl_find_brace(const char *s, size_t i, size_t len)
+tl_match_brace(const char *s, size_t i, size_t len, int *depth)
 {
+	int d = *depth, c;
+	size_t stop;
 #ifdef TL_SIMD
-	unsigned m;
-
-	for (; i + 16 <= len; i += 16) {
-		if ((m = brace_mask16(s + i)) != 0)
-			return i + (size_t)__builtin_ctz(m);
-	}
-	if (i < len && len >= 16) {
-		/* The last 16 bytes, minus those already seen. */
-		m = brace_mask16(s + len - 16) >> (i - (len - 16));
-		return m != 0 ? i + (size_t)__builtin_ctz(m) : len;
-	}
+	uint64_t o, cl, b, bits;
+	size_t n;
+	int k;
 #endif
-	for (; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
 
-		if (se_class[c] >= SE_OPEN && se_class[c] <= SE_BS)
-			return i;
+	while (i < len) {
+		stop = len;
+#ifdef TL_SIMD
+		if ((n = simd_block(len - i)) != 0) {
+			brace_bits(s + i, n, &o, &cl, &b);
+			if (b == 0) {
+				if (d > (int)n)
+					d += pop64(o) - pop64(cl);
+				else {
+					for (bits = o | cl; bits != 0;
+					     bits &= bits - 1) {
+						k = __builtin_ctzll(bits);
+						d += (int)(o >> k & 1) * 2 - 1;
+						if (d == 0) {
+							*depth = 0;
+							return i + (size_t)k;
+						}
+					}
+				}
+				i += n;
+				continue;
+			}
+			stop = i + n;
+		}
+#endif
+		for (; i < stop; i++) {
+			c = (unsigned char)s[i];
+			if (c == '\\')
+				i++; /* "\{" and "\}" do not count */
+			else if (c == '{')
+				d++;
+			else if (c == '}' && --d == 0) {
+				*depth = 0;
+				return i;
+			}
+		}
 	}
-	return len;
+	*depth = d;
+	return i;
+}
+
+/*
+ * The rest of TclScanElement once braces are preferred: from s[i], only
+ * the nesting and the backslashes that forbid braces are left to see.
+ * Returns false when the element must be escaped (a '}' closing more than
+ * was opened, a final backslash, a backslash-newline), else true with
+ * *nest the final depth.
+ */
+static bool
+scan_nest(const char *s, size_t i, size_t len, long *nest)
+{
+	long d = *nest;
+	size_t stop;
+#ifdef TL_SIMD
+	uint64_t o, c, b, bits;
+	size_t n;
+#endif
+
+	while (i < len) {
+		stop = len;
+#ifdef TL_SIMD
+		if ((n = simd_block(len - i)) != 0) {
+			brace_bits(s + i, n, &o, &c, &b);
+			if (b == 0) {
+				if (d >= (long)n)
+					d += pop64(o) - pop64(c);
+				else {
+					for (bits = o | c; bits != 0;
+					     bits &= bits - 1) {
+						d +=
+						    (long)(o >> __builtin_ctzll(
+						                    bits) &
+						           1) *
+						        2 -
+						    1;
+						if (d < 0)
+							return false;
+					}
+				}
+				i += n;
+				continue;
+			}
+			stop = i + n;
+		}
+#endif
+		for (; i < stop; i++) {
+			switch (s[i]) {
+			case '{':
+				d++;
+				break;
+			case '}':
+				if (--d < 0)
+					return false;
+				break;
+			case '\\':
+				if (i + 1 == len || s[i + 1] == '\n')
+					return false;
+				if (s[i + 1] == '{' || s[i + 1] == '}' ||
+				    s[i + 1] == '\\')
+					i++;
+				break;
+			}
+		}
+	}
+	*nest = d;
+	return true;
 }
 
 /*
@@ -640,6 +839,28 @@ scan_element(const char *s, size_t len, bool first)
 		prefer_brace = true;
 	if (s[0] == '{' || s[0] == '"')
 		forbid_none = prefer_brace = true;
+#ifdef TL_SIMD
+	/* 16 bytes at a time up to the first brace or backslash: the bytes
+	 * before it only set flags. */
+	while (i < len && !prefer_brace) {
+		struct se_masks m;
+		size_t n = len - i < 16 ? len - i : 16;
+		unsigned before;
+
+		se_classify(s + i, n, &m);
+		before =
+		    m.brace != 0 ? (1u << __builtin_ctz(m.brace)) - 1 : 0xffffu;
+		if ((m.braceq & before) != 0)
+			forbid_none = prefer_brace = true;
+		if ((m.maskq & before) != 0)
+			forbid_none = prefer_escape = true;
+		if (m.brace != 0) {
+			i += (size_t)__builtin_ctz(m.brace);
+			break;
+		}
+		i += n;
+	}
+#endif
 	for (; i < len && !prefer_brace; i++) {
 		switch (se_class[(unsigned char)s[i]]) {
 		case 0:
@@ -670,27 +891,8 @@ scan_element(const char *s, size_t len, bool first)
 		}
 	}
 	/* Braces preferred (or the end): only the nesting is left to see. */
-	while ((i = tl_find_brace(s, i, len)) < len) {
-		switch (s[i]) {
-		case '{':
-			nest++;
-			i++;
-			break;
-		case '}':
-			if (--nest < 0)
-				return CONV_ESCAPE;
-			i++;
-			break;
-		default:
-			if (i + 1 == len || s[i + 1] == '\n')
-				return CONV_ESCAPE;
-			i += s[i + 1] == '{' || s[i + 1] == '}' ||
-			             s[i + 1] == '\\'
-			         ? 2
-			         : 1;
-			break;
-		}
-	}
+	if (!scan_nest(s, i, len, &nest))
+		return CONV_ESCAPE;
 	if (nest != 0)
 		return CONV_ESCAPE;
 	if (!forbid_none)
@@ -700,21 +902,38 @@ scan_element(const char *s, size_t len, bool first)
 	return CONV_BRACE;
 }
 
+/* memcpy, but a short element (most are) in two overlapping moves, not
+ * a library call. */
+static inline char *
+copy_bytes(char *o, const char *s, size_t len)
+{
+	if (len >= 8 && len <= 16) {
+		memcpy(o, s, 8);
+		memcpy(o + len - 8, s + len - 8, 8);
+	} else if (len >= 4 && len < 8) {
+		memcpy(o, s, 4);
+		memcpy(o + len - 4, s + len - 4, 4);
+	} else
+		memcpy(o, s, len);
+	return o + len;
+}
+
 void
 tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 {
 	const char *end = s + len;
 	char *o;
-	bool first;
+	bool first, listed;
 	int conv;
 
 	first = out->len <= list_start;
+	listed = list_start == 0 && out->listed == out->len;
 	conv = scan_element(s, len, first);
 	if (first && len > 0 && s[0] == '#' && conv != CONV_ESCAPE)
 		conv = CONV_BRACE; /* [eval] would see a comment */
 	/* A space, then the element: as is, in braces, or every byte
 	 * escaped at worst. */
-	tbuf_reserve(out, 1 + (conv == CONV_NONE    ? len
+	tbuf_reserve(out, 1 + (conv == CONV_NONE       ? len
 	                          : conv == CONV_BRACE ? len + 2
 	                                               : 2 * len));
 	o = out->p + out->len;
@@ -722,13 +941,11 @@ tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 		*o++ = ' ';
 	switch (conv) {
 	case CONV_NONE:
-		memcpy(o, s, len);
-		o += len;
+		o = copy_bytes(o, s, len);
 		break;
 	case CONV_BRACE:
 		*o++ = '{';
-		memcpy(o, s, len);
-		o += len;
+		o = copy_bytes(o, s, len);
 		*o++ = '}';
 		break;
 	default:
@@ -780,6 +997,37 @@ tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 	}
 	*o = '\0';
 	out->len = (size_t)(o - out->p);
+	if (listed)
+		out->listed = out->len;
+}
+
+/*
+ * An element that is itself a list written by tl_append: balanced by
+ * construction (commwire.c says why), so when it holds a space Tcl_Merge
+ * braces it, and no scan is needed to know.
+ */
+void
+tl_append_list(struct tbuf *out, size_t list_start, const char *s, size_t len)
+{
+	bool listed = list_start == 0 && out->listed == out->len;
+	char *o;
+
+	if (len == 0 || memchr(s, ' ', len) == NULL) {
+		tl_append(out, list_start, s, len);
+		return;
+	}
+	tbuf_reserve(out, len + 3);
+	o = out->p + out->len;
+	if (out->len > list_start)
+		*o++ = ' ';
+	*o++ = '{';
+	memcpy(o, s, len);
+	o += len;
+	*o++ = '}';
+	*o = '\0';
+	out->len = (size_t)(o - out->p);
+	if (listed)
+		out->listed = out->len;
 }
 
 void
@@ -810,6 +1058,7 @@ void
 tl_append_int(struct tbuf *out, size_t list_start, long long v)
 {
 	char *o;
+	bool listed = list_start == 0 && out->listed == out->len;
 
 	/* Digits and a minus sign never need quoting, even first. */
 	tbuf_reserve(out, 1 + TL_INT_MAX);
@@ -819,6 +1068,8 @@ tl_append_int(struct tbuf *out, size_t list_start, long long v)
 	o += tl_format_int(o, v);
 	*o = '\0';
 	out->len = (size_t)(o - out->p);
+	if (listed)
+		out->listed = out->len;
 }
 
 /*

@@ -58,6 +58,15 @@ void tl_append_str(struct tbuf *out, size_t list_start, const char *s);
 void tl_append_int(struct tbuf *out, size_t list_start, long long v);
 
 /*
+ * tl_append for s[0..len) known to be a list that tl_append wrote (a tbuf
+ * whose listed == len, see tbuf.h).  Same output, but such a list is
+ * balanced by construction, so when it holds a space it is braced
+ * without a scan.  Given anything else it may quote wrongly.
+ */
+void tl_append_list(struct tbuf *out, size_t list_start, const char *s,
+    size_t len);
+
+/*
  * An integer as Tcl writes it (decimal, '-' when negative), into buf,
  * which has room for TL_INT_MAX bytes; no NUL.  Returns the length.
  * Such a string never needs quoting in a list.
@@ -66,11 +75,14 @@ void tl_append_int(struct tbuf *out, size_t list_start, long long v);
 size_t tl_format_int(char *buf, long long v);
 
 /*
- * The first index k >= i with s[k] one of '{', '}', '\' (the only bytes
- * that count inside braces), or len when there is none.  16 bytes per
- * step where SSE2 is available.
+ * Inside braces, as TclFindElement counts them: from s[i], with *depth
+ * braces open, find the '}' that closes the last one; a backslash makes
+ * the byte after it not count.  Returns its index (and *depth 0), or,
+ * when s[i..len) does not close them, where the scan stopped with *depth
+ * updated: len, or len + 1 when s[len - 1] is a backslash (the byte it
+ * escapes is still to come).  16 bytes per step where SSE2 is available.
  */
-size_t tl_find_brace(const char *s, size_t i, size_t len);
+size_t tl_match_brace(const char *s, size_t i, size_t len, int *depth);
 
 /*
  * Parse script[0..len) as exactly one Tcl command made of literal words

@@ -147,13 +147,19 @@ main {
         set b [hold $home $gport grpB 4202]
         set c [hold $home $gport userapp 4203]
         # The group's own first, then the user registry's.
-        set ok [wait_until {[llength [list_names [dict get [creg $home $gport list] out]]] == 4}]
+        set ok [wait_until {[llength [list_names [dict get [creg $home $gport list] out]]] == 3}]
         set r [creg $home $gport list]
-        check_equal "merged list, the group's own first" \
-            {grpA grpB userapp userapp} [list_names [dict get $r out]]
+        check_equal "merged list, the group's own first, hiding the user's userapp" \
+            {grpA grpB userapp} [list_names [dict get $r out]]
+        check_match "the group's userapp is the one listed" "*4203*" [dict get $r out]
         set r [creg $home $gport lookup userapp]
         check_equal "own userapp shadows the user's" "4203 localhost" [string trim [dict get $r out]]
+        set w0 [spawn -home $home env TCL_COMM_REGPORT=$gport [commreg_path] watch userapp]
+        check_equal "a group watcher sees the group's userapp" {add userapp 4203 localhost} [readline $w0]
         stop $c
+        check_equal "it goes" {remove userapp 4203 localhost} [readline $w0]
+        check_equal "and the user's shows again" {add userapp 4001 localhost} [readline $w0]
+        stop $w0
         set r [creg $home $gport lookup userapp]
         check_equal "then the user's userapp answers" "4001 localhost" [string trim [dict get $r out]]
         check_equal "nns Search inside: each name once" {grpA grpB userapp} [lsort [nns_names $gport]]

@@ -5,6 +5,7 @@
  *   capp [--home DIR] [--inprocess] [--commregd PATH] [-v] NAME...
  *   capp [--home DIR] [--inprocess] [--commregd PATH] [-v] --watch PATTERN
  *   ... [--lookup NAME]...    look NAME up at each SIGUSR1
+ *   ... [--scope S]           register with scope S (user, host, global)
  *
  * It listens on 127.0.0.1 (its "comm port": connections are accepted and
  * closed), registers each NAME with that port and prints one line per
@@ -19,7 +20,8 @@
  *   error TEXT                  something failed
  *   private PORT                bound to the private registry on PORT
  *                               (TCL_COMM_REGPORT), said once open
- *   dropped NAME REASON         that private registry is gone, and NAME
+ *   dropped NAME REASON         that private registry is gone, and NAME;
+ *                               or the host gateway withdrew NAME
  *   lookup NAME ok|stale|error RESULT
  *                               a lookup's answer (--lookup, SIGUSR1)
  *
@@ -75,9 +77,10 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: capp [--home DIR] [--inprocess] [--commregd PATH] "
-	            "[-v] NAME...\n"
+	            "[--scope S] [-v] NAME...\n"
 	            "       capp [--home DIR] [--inprocess] [--commregd PATH] "
-	            "[-v] --watch PATTERN\n");
+	            "[-v] --watch PATTERN\n"
+	            "  either with [--lookup NAME]...: looked up at SIGUSR1\n");
 }
 
 static void
@@ -240,13 +243,14 @@ main(int argc, char **argv)
 	    {"commregd", required_argument, NULL, 'c'},
 	    {"watch", required_argument, NULL, 'w'},
 	    {"lookup", required_argument, NULL, 'l'},
+	    {"scope", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct commreg_async_opts o;
 	struct capp c;
 	struct event *sigterm, *sigint, *sigusr1, *acc;
-	const char *watch = NULL;
+	const char *watch = NULL, *scope = NULL;
 	char err[1024];
 	int ch, i, lfd, port;
 
@@ -265,6 +269,9 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			watch = optarg;
+			break;
+		case 's':
+			scope = optarg;
 			break;
 		case 'l':
 			if (c.nlookups == MAX_LOOKUPS) {
@@ -314,8 +321,8 @@ main(int argc, char **argv)
 	if (watch != NULL)
 		commreg_async_watch(c.a, watch, on_watch, &c);
 	for (i = optind; i < argc; i++) {
-		if (commreg_async_register(c.a, argv[i], port, NULL,
-		        on_registered, &c) == NULL)
+		if (commreg_async_register_scope(c.a, argv[i], port, NULL,
+		        scope, on_registered, &c) == NULL)
 			say("error cannot register %s", argv[i]);
 	}
 

@@ -1,7 +1,7 @@
 # tclapp: a Tcl comm application that uses the comm::registry package,
 # for the tests (tcl_package, failover and others).
 #
-#   tclsh tclapp.tcl ?-home DIR? ?-commregd PATH? ?-grace MS? ?-watch PATTERN? ?--? NAME...
+#   tclsh tclapp.tcl ?-home DIR? ?-commregd PATH? ?-grace MS? ?-scope SCOPE? ?-watch PATTERN? ?--? NAME...
 #
 # Starts comm (the default channel listens), registers each NAME through
 # the package and then runs until killed, printing one line per happening
@@ -12,6 +12,11 @@
 #   regained PORT                 ... and everything is back, registry on PORT
 #   renamed OLD NEW               a name came back under another serial
 #   error TEXT                    a call failed (or the package said so)
+#   dropped NAME REASON           NAME is gone for good: its private
+#                                 registry died, or the host gateway
+#                                 withdrew it (-scope host or global)
+#
+# -scope SCOPE is passed to every register (user, host or global).
 #
 # With -watch PATTERN (instead of, or besides, names) it also watches:
 #
@@ -54,12 +59,13 @@ proc greet {who} {
 }
 
 proc usage {} {
-    puts stderr "usage: tclsh tclapp.tcl ?-home DIR? ?-commregd PATH? ?-grace MS? ?-watch PATTERN? ?--? NAME..."
+    puts stderr "usage: tclsh tclapp.tcl ?-home DIR? ?-commregd PATH? ?-grace MS? ?-scope SCOPE? ?-watch PATTERN? ?--? NAME..."
     exit 2
 }
 
 set conf {}
 set pattern ""
+set regopts {}
 while {[llength $argv]} {
     set a [lindex $argv 0]
     if {$a eq "--"} {
@@ -72,6 +78,7 @@ while {[llength $argv]} {
     switch -exact -- $a {
         -home - -commregd - -grace { lappend conf $a $v }
         -watch { set pattern $v }
+        -scope { lappend regopts -scope $v }
         default usage
     }
     set argv [lrange $argv 2 end]
@@ -85,7 +92,7 @@ proc bgerror {msg} {
 
 comm::registry::configure -command lifecycle {*}$conf
 foreach name $argv {
-    if {[catch {comm::registry::register $name} assigned]} {
+    if {[catch {comm::registry::register {*}$regopts $name} assigned]} {
         out error $assigned
     } else {
         out registered $name $assigned

@@ -8,6 +8,15 @@
  */
 #include "test_async.h"
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "commwire.h"
+#include "tbuf.h"
+#include "tcllist.h"
+
 struct t_call {
 	int done;
 	int status;
@@ -534,6 +543,575 @@ test_open_retries_until_its_timeout(void)
 	t_cleanup();
 }
 
+/* ---- host and global scope ------------------------------------------------
+ */
+
+static void
+t_on_reg_lost(struct commreg_async *a, struct commreg_reg *r, const char *why,
+    void *arg)
+{
+	struct t_log *l = arg;
+
+	t_say(l, "dropped %s %s", commreg_reg_name(r), why);
+}
+
+/* A user registry with no gateway configured says so, as status 1. */
+static void
+test_register_scope_host_needs_the_gateway(void)
+{
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct commreg_open_opts bo;
+	struct commreg_client *c;
+	struct t_log l;
+	struct t_want w = {&l, "open 0 ", 0};
+	char err[512], got[64], want[64];
+	int port, i, found = 0;
+
+	t_home_new();
+	CU_ASSERT_FATAL(t_commregd_start(&port) > 0);
+	t_opts(&o, &l, COMMREG_MODE_SPAWN);
+	a = commreg_async_open(base, &o, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL(commreg_async_register_scope(a, "wide", 5555,
+	    NULL, "host", t_on_registered, &l));
+	CU_ASSERT_PTR_NOT_NULL(commreg_async_register_scope(a, "mine", 5555,
+	    NULL, "user", t_on_registered, &l));
+	CU_ASSERT_PTR_NULL(commreg_async_register_scope(a, "empty", 5555, NULL,
+	    "", t_on_registered, &l));
+	CU_ASSERT(t_loop_until(base, t_has_line, &w, T_WAIT_MS));
+	CU_ASSERT(t_find(&l, 0, "registered mine mine") >= 0);
+	snprintf(want, sizeof want, "refused wide 1 ");
+	for (i = 0; i < l.n; i++) {
+		if (strncmp(l.line[i], want, strlen(want)) == 0) {
+			found = 1;
+			CU_ASSERT_PTR_NOT_NULL(strstr(l.line[i], "gateway"));
+		}
+	}
+	CU_ASSERT(found);
+	if (!found)
+		t_dump(&l, "callbacks");
+	commreg_async_close(a);
+
+	/* The blocking interface alike. */
+	memset(&bo, 0, sizeof bo);
+	bo.home = t_home;
+	bo.no_spawn = 1;
+	c = commreg_open(&bo, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(commreg_register_scope(c, "wide", 5555, NULL, "global",
+	                    got, sizeof got),
+	    1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(commreg_error(c), "gateway"));
+	CU_ASSERT_EQUAL(commreg_register_scope(c, "mine", 5555, NULL, "user",
+	                    got, sizeof got),
+	    0);
+	CU_ASSERT_STRING_EQUAL(got, "mine");
+	commreg_close(c);
+	t_cleanup();
+}
+
+/*
+ * A registry the test plays, on the test's loop, for what commregd does
+ * not do yet: it answers Commreg/Hello as a registry, Commreg/Register
+ * with the name asked for and anything else with "", records every
+ * command, and sends what the test tells it to.  One connection at a
+ * time; found through the port file in t_home.
+ */
+struct t_fake {
+	evutil_socket_t lfd;
+	int port;
+	struct event *ev_accept;
+	int fd;
+	struct event *ev_read;
+	struct tbuf in;
+	struct comm_framer framer;
+	int greeted; /* the client's offer line read */
+	struct tlist msg, frags, words;
+	struct tbuf scratch, why;
+	int conns;
+	int64_t serial;
+	char got[64][300]; /* commands received, words joined by "|" */
+	int ngot;
+};
+
+static void
+t_fake_write(struct t_fake *f, const struct tbuf *b)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (f->fd != -1 && off < b->len) {
+		n = send(f->fd, b->p + off, b->len - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		off += (size_t)n;
+	}
+}
+
+static void
+t_fake_drop(struct t_fake *f)
+{
+	if (f->ev_read != NULL)
+		event_free(f->ev_read);
+	f->ev_read = NULL;
+	if (f->fd != -1)
+		close(f->fd);
+	f->fd = -1;
+	tbuf_reset(&f->in);
+	f->greeted = 0;
+}
+
+static void
+t_fake_message(struct t_fake *f)
+{
+	const struct tl_elem *kind;
+	struct tbuf out, res;
+	char line[300];
+	long long serial;
+	size_t i;
+
+	if (f->msg.n != 3)
+		return;
+	kind = &f->msg.v[0];
+	if (strcmp(kind->p, "send") != 0 && strcmp(kind->p, "command") != 0 &&
+	    strcmp(kind->p, "async") != 0)
+		return;
+	serial = atoll(f->msg.v[1].p);
+	if (comm_payload_command(f->msg.v[2].p, f->msg.v[2].len, &f->frags,
+	        &f->scratch, &f->words, &f->why) == -1 ||
+	    f->words.n == 0)
+		return;
+	line[0] = '\0';
+	for (i = 0; i < f->words.n; i++) {
+		if (i > 0)
+			strncat(line, "|", sizeof line - strlen(line) - 1);
+		strncat(line, f->words.v[i].p, sizeof line - strlen(line) - 1);
+	}
+	if (f->ngot < 64)
+		snprintf(f->got[f->ngot++], sizeof f->got[0], "%s", line);
+	if (getenv("COMMREG_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "[fake] %s\n", line);
+	if (strcmp(kind->p, "async") == 0)
+		return;
+	tbuf_init(&res);
+	if (strcmp(f->words.v[0].p, "Commreg/Hello") == 0)
+		tbuf_printf(&res,
+		    "registry commreg version 0.0.0 protocol 1 owner test "
+		    "uid %ld host testhost pid %ld port %d scope user",
+		    (long)getuid(), (long)getpid(), f->port);
+	else if (strcmp(f->words.v[0].p, "Commreg/Register") == 0 &&
+	         f->words.n > 1)
+		tbuf_add(&res, f->words.v[1].p, f->words.v[1].len);
+	tbuf_init(&out);
+	comm_format_reply(&out,
+	    strcmp(kind->p, "command") == 0 ? "callback" : "reply", serial, 0,
+	    res.p != NULL ? res.p : "", res.len, NULL);
+	t_fake_write(f, &out);
+	tbuf_free(&out);
+	tbuf_free(&res);
+}
+
+static void
+t_fake_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct t_fake *f = arg;
+	enum comm_frame_status st;
+	struct tbuf vers;
+	const char *why;
+	char buf[4096];
+	size_t used;
+	ssize_t n;
+
+	n = recv(f->fd, buf, sizeof buf, MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		t_fake_drop(f);
+		return;
+	}
+	tbuf_add(&f->in, buf, (size_t)n);
+	while (f->fd != -1 && f->in.len > 0) {
+		if (!f->greeted)
+			st = comm_frame_line(&f->framer, f->in.p, f->in.len,
+			    &used, &f->msg, &why);
+		else
+			st = comm_frame_next(&f->framer, f->in.p, f->in.len,
+			    &used, &f->msg, &why);
+		if (st != COMM_FRAME_OK) {
+			if (st == COMM_FRAME_ERROR)
+				t_fake_drop(f);
+			return;
+		}
+		tbuf_consume(&f->in, used);
+		if (!f->greeted) {
+			/* As commregd: {vers 3} once the offer is in. */
+			f->greeted = 1;
+			comm_framer_init(&f->framer, COMM_DEFAULT_MAX_MESSAGE);
+			tbuf_init(&vers);
+			comm_format_vers(&vers, 3);
+			t_fake_write(f, &vers);
+			tbuf_free(&vers);
+		} else
+			t_fake_message(f);
+	}
+}
+
+static void
+t_fake_accept(evutil_socket_t lfd, short ev, void *arg)
+{
+	struct t_fake *f = arg;
+	int s;
+
+	if ((s = accept(lfd, NULL, NULL)) == -1)
+		return;
+	t_fake_drop(f);
+	f->fd = s;
+	f->conns++;
+	comm_framer_init(&f->framer, COMM_DEFAULT_MAX_MESSAGE);
+	f->ev_read = event_new(base, s, EV_READ | EV_PERSIST, t_fake_read, f);
+	event_add(f->ev_read, NULL);
+}
+
+/* Listen on loopback and write the port file of t_home. */
+static int
+t_fake_start(struct t_fake *f)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	char regdir[512], host[256], path[1024], err[512], line[16];
+	int fd;
+
+	memset(f, 0, sizeof *f);
+	f->fd = -1;
+	tbuf_init(&f->in);
+	tbuf_init(&f->scratch);
+	tbuf_init(&f->why);
+	tlist_init(&f->msg);
+	tlist_init(&f->frags);
+	tlist_init(&f->words);
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (f->lfd == -1 ||
+	    bind(f->lfd, (struct sockaddr *)&sin, sizeof sin) == -1 ||
+	    listen(f->lfd, 8) == -1 ||
+	    getsockname(f->lfd, (struct sockaddr *)&sin, &len) == -1)
+		return -1;
+	f->port = ntohs(sin.sin_port);
+	f->ev_accept =
+	    event_new(base, f->lfd, EV_READ | EV_PERSIST, t_fake_accept, f);
+	event_add(f->ev_accept, NULL);
+	if (client_registry_path(t_home, regdir, sizeof regdir, host,
+	        sizeof host, path, sizeof path, err, sizeof err) == -1) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+		return -1;
+	snprintf(line, sizeof line, "%d\n", f->port);
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void
+t_fake_stop(struct t_fake *f)
+{
+	t_fake_drop(f);
+	if (f->ev_accept != NULL)
+		event_free(f->ev_accept);
+	if (f->lfd != -1)
+		close(f->lfd);
+	tbuf_free(&f->in);
+	tbuf_free(&f->scratch);
+	tbuf_free(&f->why);
+	tlist_free(&f->msg);
+	tlist_free(&f->frags);
+	tlist_free(&f->words);
+}
+
+/* Send the client `Commreg/Withdrawn NAME REASON` as an async command. */
+static void
+t_fake_withdraw(struct t_fake *f, const char *name, const char *reason)
+{
+	const char *w[3] = {"Commreg/Withdrawn", name, reason};
+	struct tbuf payload, out;
+
+	tbuf_init(&payload);
+	tbuf_init(&out);
+	comm_format_command(&payload, w, NULL, 3);
+	comm_format_message(&out, "async", ++f->serial, payload.p, payload.len);
+	t_fake_write(f, &out);
+	tbuf_free(&payload);
+	tbuf_free(&out);
+}
+
+/* Index of the first command received from `from` on that starts with
+ * prefix, or -1. */
+static int
+t_fake_got(const struct t_fake *f, int from, const char *prefix)
+{
+	int i;
+
+	for (i = from; i < f->ngot; i++) {
+		if (strncmp(f->got[i], prefix, strlen(prefix)) == 0)
+			return i;
+	}
+	return -1;
+}
+
+struct t_fake_want {
+	const struct t_fake *f;
+	int from;
+	const char *prefix;
+};
+
+static int
+t_fake_has(void *arg)
+{
+	struct t_fake_want *w = arg;
+
+	return t_fake_got(w->f, w->from, w->prefix) >= 0;
+}
+
+static int
+t_is_lost(void *arg)
+{
+	return ((struct t_log *)arg)->lost > 0;
+}
+
+#define T_WITHDRAW_REASON                                                      \
+	"refused by rule \"no-low-ports\" (/etc/tcl/comm/10-policy.ini:12): "  \
+	"port 5555 is below 10000"
+
+/*
+ * The gateway withdraws one of two host registrations: on_reg_lost says
+ * so, the handle carries on, and after a failover only the other one is
+ * made again, with its scope.
+ */
+static void
+test_withdrawn_registration_is_dropped(void)
+{
+	struct commreg_async_opts o;
+	struct commreg_async *a;
+	struct commreg_reg *wd, *keep;
+	struct t_fake f;
+	struct t_log l;
+	struct t_want w = {&l, "open 0 ", 0};
+	struct t_fake_want fw;
+	char err[512], want[400];
+	int from;
+
+	t_home_new();
+	CU_ASSERT_FATAL(t_fake_start(&f) == 0);
+	t_opts(&o, &l, COMMREG_MODE_SPAWN);
+	o.commregd = "/bin/false"; /* the fake is the only registry */
+	o.on_reg_lost = t_on_reg_lost;
+	a = commreg_async_open(base, &o, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	wd = commreg_async_register_scope(a, "wd", 5555, NULL, "host",
+	    t_on_registered, &l);
+	keep = commreg_async_register_scope(a, "keep", 5556, NULL, "global",
+	    t_on_registered, &l);
+	CU_ASSERT_FATAL(wd != NULL && keep != NULL);
+	CU_ASSERT(t_loop_until(base, t_has_line, &w, T_WAIT_MS));
+	CU_ASSERT(t_find(&l, 0, "registered wd wd") >= 0);
+	CU_ASSERT(t_find(&l, 0, "registered keep keep") >= 0);
+	snprintf(want, sizeof want,
+	    "Commreg/Register|wd|5555|-pid|%ld|-scope|host", (long)getpid());
+	CU_ASSERT(t_fake_got(&f, 0, want) >= 0);
+	snprintf(want, sizeof want,
+	    "Commreg/Register|keep|5556|-pid|%ld|-scope|global",
+	    (long)getpid());
+	CU_ASSERT(t_fake_got(&f, 0, want) >= 0);
+
+	/* Someone else's name: not ours, nothing happens. */
+	t_fake_withdraw(&f, "other", "whatever");
+	t_fake_withdraw(&f, "wd", T_WITHDRAW_REASON);
+	w.line = "dropped wd " T_WITHDRAW_REASON;
+	CU_ASSERT(t_loop_until(base, t_has_line, &w, T_WAIT_MS));
+	CU_ASSERT_EQUAL(t_find(&l, 0, "dropped other whatever"), -1);
+	CU_ASSERT_EQUAL(l.lost, 0);
+	CU_ASSERT(commreg_async_connected(a));
+	CU_ASSERT_FALSE(commreg_async_orphaned(a));
+	CU_ASSERT_STRING_EQUAL(commreg_reg_name(keep), "keep");
+
+	/* Failover: the registry (the fake) drops the connection, the
+	 * handle finds it again through the port file. */
+	from = f.ngot;
+	t_fake_drop(&f);
+	CU_ASSERT(t_loop_until(base, t_is_lost, &l, T_WAIT_MS));
+	CU_ASSERT(t_loop_until(base, t_is_regained, &l, T_WAIT_MS));
+	CU_ASSERT_EQUAL(f.conns, 2);
+	snprintf(want, sizeof want,
+	    "Commreg/Register|keep|5556|-pid|%ld|-scope|global|-serial|1",
+	    (long)getpid());
+	fw.f = &f;
+	fw.from = from;
+	fw.prefix = want;
+	CU_ASSERT(t_loop_until(base, t_fake_has, &fw, T_WAIT_MS));
+	CU_ASSERT_EQUAL(t_fake_got(&f, from, "Commreg/Register|wd|"), -1);
+	CU_ASSERT_STRING_EQUAL(commreg_reg_name(keep), "keep");
+	commreg_async_close(a);
+	t_fake_stop(&f);
+	t_cleanup();
+}
+
+/* ---- the Tcl package: scope checks and withdrawal ------------------------ */
+
+/* Run a Tcl script with the source tree's package first on the path;
+ * its stdout (up to len) into out.  -1 when tclsh cannot be run. */
+static int
+t_tclsh(const char *script, char *out, size_t len)
+{
+	char path[512];
+	size_t n = 0, r;
+	FILE *fp;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/script.tcl", t_home);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+		return -1;
+	if (write(fd, script, strlen(script)) != (ssize_t)strlen(script)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(path, sizeof path, "tclsh %s/script.tcl </dev/null 2>&1",
+	    t_home);
+	if ((fp = popen(path, "r")) == NULL)
+		return -1;
+	while (n + 1 < len && (r = fread(out + n, 1, len - 1 - n, fp)) > 0)
+		n += r;
+	out[n] = '\0';
+	return pclose(fp) == 0 ? 0 : -1;
+}
+
+static void
+test_tcl_package_checks_the_scope(void)
+{
+	char script[2048], out[2048];
+
+	t_home_new();
+	/* No registry is needed (nor started: /bin/false) to say no. */
+	snprintf(script, sizeof script,
+	    "set auto_path [linsert $auto_path 0 {%s/tcl}]\n"
+	    "package require comm::registry\n"
+	    "comm::registry::configure -home {%s} -commregd /bin/false\n"
+	    "puts [list [catch {comm::registry::register -port 4711 "
+	    "-scope bogus x} m] $m]\n"
+	    "puts [list [catch {comm::registry::register -port 4711 "
+	    "-scope {} x} m] $m]\n",
+	    COMMREG_TEST_SRC, t_home);
+	CU_ASSERT_EQUAL(t_tclsh(script, out, sizeof out), 0);
+	CU_ASSERT_STRING_EQUAL(out,
+	    "1 {bad scope \"bogus\": must be user, host or global}\n"
+	    "1 {bad scope \"\": must be user, host or global}\n");
+	t_cleanup();
+}
+
+/* Does the file `out` in t_home hold a line starting with s? */
+static int
+t_file_has_prefix(const char *out, const char *s)
+{
+	char path[512], line[1024];
+	FILE *fp;
+	int found = 0;
+
+	snprintf(path, sizeof path, "%s/%s", t_home, out);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof line, fp) != NULL)
+		found = strncmp(line, s, strlen(s)) == 0;
+	fclose(fp);
+	return found;
+}
+
+struct t_file_want {
+	const char *out;
+	const char *line;
+};
+
+static int
+t_file_want_has(void *arg)
+{
+	struct t_file_want *w = arg;
+
+	return t_file_has_prefix(w->out, w->line);
+}
+
+/*
+ * tests/tools/tclapp.tcl registers two names with -scope host at the
+ * fake; a withdrawal of one is `dropped NAME REASON`, and after a
+ * failover only the other is registered again, with its scope.
+ */
+static void
+test_tcl_package_forgets_a_withdrawn_name(void)
+{
+	struct t_fake f;
+	struct t_file_want fw = {"tclapp.out", NULL};
+	struct t_fake_want gw;
+	char app[512], libpath[600], out[512];
+	pid_t pid;
+	int from, fd, i;
+
+	t_home_new();
+	CU_ASSERT_FATAL(t_fake_start(&f) == 0);
+	snprintf(app, sizeof app, "%s/tests/tools/tclapp.tcl",
+	    COMMREG_TEST_SRC);
+	snprintf(libpath, sizeof libpath, "TCLLIBPATH=%s/tcl",
+	    COMMREG_TEST_SRC);
+	snprintf(out, sizeof out, "%s/tclapp.out", t_home);
+	CU_ASSERT_FATAL((pid = fork()) != -1);
+	if (pid == 0) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		unsetenv("TCL_COMM_REGPORT");
+		putenv(libpath);
+		/* /bin/true as commregd: the fake is the registry. */
+		execlp("tclsh", "tclsh", app, "-home", t_home, "-commregd",
+		    "/bin/true", "-scope", "host", "wd", "keep", (char *)NULL);
+		_exit(127);
+	}
+	t_note_pid(pid);
+	fw.line = "registered keep keep";
+	CU_ASSERT_FATAL(t_loop_until(base, t_file_want_has, &fw, T_WAIT_MS));
+	CU_ASSERT(t_file_has_prefix("tclapp.out", "registered wd wd"));
+	i = t_fake_got(&f, 0, "Commreg/Register|wd|");
+	CU_ASSERT(i >= 0);
+	if (i >= 0)
+		CU_ASSERT_PTR_NOT_NULL(strstr(f.got[i], "|-scope|host"));
+
+	t_fake_withdraw(&f, "wd", T_WITHDRAW_REASON);
+	fw.line = "dropped wd {" T_WITHDRAW_REASON "}";
+	CU_ASSERT(t_loop_until(base, t_file_want_has, &fw, T_WAIT_MS));
+
+	from = f.ngot;
+	t_fake_drop(&f);
+	fw.line = "regained ";
+	CU_ASSERT(t_loop_until(base, t_file_want_has, &fw, T_WAIT_MS));
+	gw.f = &f;
+	gw.from = from;
+	gw.prefix = "Commreg/Register|keep|";
+	CU_ASSERT(t_loop_until(base, t_fake_has, &gw, T_WAIT_MS));
+	i = t_fake_got(&f, from, "Commreg/Register|keep|");
+	if (i >= 0)
+		CU_ASSERT_PTR_NOT_NULL(
+		    strstr(f.got[i], "|-scope|host|-serial|1"));
+	CU_ASSERT_EQUAL(t_fake_got(&f, from, "Commreg/Register|wd|"), -1);
+	t_kill_child(pid);
+	t_fake_stop(&f);
+	t_cleanup();
+}
+
 /* ---- the blocking interface, public form ----------------------------------
  */
 
@@ -636,6 +1214,14 @@ main(void)
 	    test_open_gives_up_at_once_without_commregd);
 	CU_add_test(s, "open retries until its timeout",
 	    test_open_retries_until_its_timeout);
+	CU_add_test(s, "register_scope host needs the gateway",
+	    test_register_scope_host_needs_the_gateway);
+	CU_add_test(s, "withdrawn registration is dropped",
+	    test_withdrawn_registration_is_dropped);
+	CU_add_test(s, "Tcl package checks the scope",
+	    test_tcl_package_checks_the_scope);
+	CU_add_test(s, "Tcl package forgets a withdrawn name",
+	    test_tcl_package_forgets_a_withdrawn_name);
 	CU_add_test(s, "blocking lookup_id", test_blocking_lookup_id);
 	CU_add_test(s, "docs/c-api.md shows the built example",
 	    test_doc_shows_the_built_example);

@@ -21,6 +21,7 @@
 #include "client.h"
 #include "log.h"
 #include "tbuf.h"
+#include "tcllist.h"
 
 /* The registry's side of the handshake and a Commreg/Hello reply. */
 #define VERS_LINE "{vers 3}\n"
@@ -119,7 +120,29 @@ test_entry_parse_full(void)
 	CU_ASSERT_EQUAL(e.uid, 1000);
 	CU_ASSERT_EQUAL(e.pid, 77);
 	CU_ASSERT_EQUAL(e.since, 1700000000LL);
+	CU_ASSERT_STRING_EQUAL(e.user, ""); /* not sent: "" */
 	commreg_entry_clear(&e);
+}
+
+/* Another user's host entry: NAME@USER, with the owner in `user`. */
+static void
+test_entry_parse_user(void)
+{
+	const char *d = "name foo@alice serial 1 base foo port 6000 "
+	                "host localhost data {6000 localhost} scope host "
+	                "uid 1001 pid 9 since 5 user alice";
+	struct commreg_entry e;
+	char err[256];
+
+	CU_ASSERT_EQUAL_FATAL(commreg_entry_parse(d, strlen(d), &e, err,
+	                          sizeof err),
+	    0);
+	CU_ASSERT_STRING_EQUAL(e.name, "foo@alice");
+	CU_ASSERT_STRING_EQUAL(e.scope, "host");
+	CU_ASSERT_STRING_EQUAL(e.user, "alice");
+	CU_ASSERT_EQUAL(e.uid, 1001);
+	commreg_entry_clear(&e);
+	CU_ASSERT_PTR_NULL(e.user);
 }
 
 static void
@@ -516,6 +539,155 @@ test_helpers_register_and_list(void)
 	close(peer);
 }
 
+/* -scope S goes out unless the scope is the default, user. */
+static void
+test_register_scope(void)
+{
+	struct commreg_client *c;
+	struct tbuf sent;
+	char assigned[64], want[160];
+	int peer;
+
+	c = attached(&peer, 0, 2000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	peer_write(peer, "{reply 2 {return -code 0 wide}}\n");
+	CU_ASSERT_EQUAL(commreg_register_scope(c, "wide", 5555, NULL, "host",
+	                    assigned, sizeof assigned),
+	    0);
+	CU_ASSERT_STRING_EQUAL(assigned, "wide");
+	peer_write(peer, "{reply 3 {return -code 1 -errorinfo x -errorcode "
+	                 "NONE {refused by the host gateway: no}}}\n");
+	CU_ASSERT_EQUAL(commreg_register_scope(c, "all", 5555, "h", "global",
+	                    assigned, sizeof assigned),
+	    1);
+	CU_ASSERT_STRING_EQUAL(commreg_error(c),
+	    "refused by the host gateway: no");
+	peer_write(peer, "{reply 4 {return -code 0 mine}}\n");
+	CU_ASSERT_EQUAL(commreg_register_scope(c, "mine", 5555, NULL, "user",
+	                    assigned, sizeof assigned),
+	    0);
+	peer_write(peer, "{reply 5 {return -code 0 also}}\n");
+	CU_ASSERT_EQUAL(commreg_register_scope(c, "also", 5555, NULL, NULL,
+	                    assigned, sizeof assigned),
+	    0);
+	tbuf_init(&sent);
+	peer_drain(peer, &sent);
+	snprintf(want, sizeof want,
+	    "{send 2 {{Commreg/Register wide 5555 -pid %ld -scope host}}}\n",
+	    (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, want));
+	snprintf(want, sizeof want,
+	    "{send 3 {{Commreg/Register all 5555 -pid %ld -host h -scope "
+	    "global}}}\n",
+	    (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, want));
+	snprintf(want, sizeof want,
+	    "{send 4 {{Commreg/Register mine 5555 -pid %ld}}}\n",
+	    (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, want));
+	snprintf(want, sizeof want,
+	    "{send 5 {{Commreg/Register also 5555 -pid %ld}}}\n",
+	    (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, want));
+	tbuf_free(&sent);
+	commreg_close(c);
+	close(peer);
+}
+
+/* What the event-loop driver's hooks saw. */
+struct hook_rec {
+	int events;
+	int commands;
+	char command[256]; /* the last one's words, joined by "|" */
+};
+
+static void
+rec_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
+{
+}
+
+static void
+rec_event(void *arg, struct commreg_event *ev)
+{
+	struct hook_rec *r = arg;
+
+	r->events++;
+	commreg_event_clear(ev);
+}
+
+static void
+rec_command(void *arg, const struct tlist *words)
+{
+	struct hook_rec *r = arg;
+	size_t i;
+
+	r->commands++;
+	r->command[0] = '\0';
+	for (i = 0; i < words->n; i++) {
+		if (i > 0)
+			strncat(r->command, "|",
+			    sizeof r->command - strlen(r->command) - 1);
+		strncat(r->command, words->v[i].p,
+		    sizeof r->command - strlen(r->command) - 1);
+	}
+}
+
+/* An async command other than the watch events goes to the command
+ * hook; without one it is ignored, and the connection stays good. */
+static void
+test_hook_gets_other_async_commands(void)
+{
+	static const struct client_hooks with = {rec_reply, rec_event,
+	    rec_command};
+	static const struct client_hooks without = {rec_reply, rec_event, NULL};
+	const struct client_hooks *hooks[2] = {&with, &without};
+	struct commreg_client *c;
+	struct hook_rec r;
+	int sv[2], i;
+
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+		memset(&r, 0, sizeof r);
+		c = client_start(sv[0], 0, hooks[i], &r);
+		peer_write(sv[1],
+		    VERS_LINE "{async 1 {{Commreg/Withdrawn {wide #2} "
+		              "{refused by rule \"x\"}}}}\n"
+		              "{async 2 {{Commreg/Event w add {name a}}}}\n");
+		client_read_ready(c);
+		CU_ASSERT_FALSE(client_is_dead(c));
+		CU_ASSERT_EQUAL(r.events, 1);
+		if (i == 0) {
+			CU_ASSERT_EQUAL(r.commands, 1);
+			CU_ASSERT_STRING_EQUAL(r.command,
+			    "Commreg/Withdrawn|wide #2|refused by rule \"x\"");
+		} else
+			CU_ASSERT_EQUAL(r.commands, 0);
+		commreg_close(c);
+		close(sv[1]);
+	}
+}
+
+/* The blocking interface has no hook: such a command is dropped. */
+static void
+test_blocking_ignores_withdrawn(void)
+{
+	struct commreg_client *c;
+	struct commreg_event ev;
+	struct tbuf r;
+	int peer;
+
+	c = attached(&peer, 0, 2000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	peer_write(peer, "{async 5 {{Commreg/Withdrawn wide gone}}}\n"
+	                 "{reply 2 {return -code 0 {1 h}}}\n");
+	tbuf_init(&r);
+	CU_ASSERT_EQUAL(call_lookup(c, "x", &r), 0);
+	CU_ASSERT_EQUAL(commreg_next_event(c, 0, &ev), 0);
+	tbuf_free(&r);
+	commreg_close(c);
+	close(peer);
+}
+
 /* The peer at the port must prove it is a registry. */
 static void
 test_attach_refuses_non_registry(void)
@@ -562,6 +734,7 @@ main(void)
 	    test_entry_bind_entry_has_empty_fields);
 	CU_add_test(s, "entry_parse_rejects_bad_dicts",
 	    test_entry_parse_rejects_bad_dicts);
+	CU_add_test(s, "entry_parse_user", test_entry_parse_user);
 	CU_add_test(s, "entries_parse_list", test_entries_parse_list);
 	CU_add_test(s, "attach_says_hello", test_attach_says_hello);
 	CU_add_test(s, "call_ok_reply", test_call_ok_reply);
@@ -580,6 +753,11 @@ main(void)
 	    test_helpers_register_and_list);
 	CU_add_test(s, "attach_refuses_non_registry",
 	    test_attach_refuses_non_registry);
+	CU_add_test(s, "register_scope", test_register_scope);
+	CU_add_test(s, "hook_gets_other_async_commands",
+	    test_hook_gets_other_async_commands);
+	CU_add_test(s, "blocking_ignores_withdrawn",
+	    test_blocking_ignores_withdrawn);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures();

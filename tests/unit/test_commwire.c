@@ -243,6 +243,211 @@ test_reply_round_trip(void)
 	tbuf_free(&out);
 }
 
+static unsigned long rnd_state = 20240611;
+
+static unsigned
+rnd(unsigned n)
+{
+	rnd_state = rnd_state * 6364136223846793005UL + 1442695040888963407UL;
+	return (unsigned)((rnd_state >> 33) % n);
+}
+
+/* Random text, from plain to dense in what Tcl quotes. */
+static void
+rnd_text(struct tbuf *t, size_t max)
+{
+	static const char special[] = "{}\\\\\"][$; \t\n\r#";
+	size_t len = rnd(3) == 0 ? rnd(20) : rnd((unsigned)max), i;
+	unsigned density = 1 + rnd(40);
+
+	tbuf_reset(t);
+	for (i = 0; i < len; i++) {
+		if (rnd(density) == 0)
+			tbuf_addc(t, special[rnd(sizeof special - 1)]);
+		else if (rnd(100) == 0)
+			tbuf_addc(t, (char)rnd(256));
+		else
+			tbuf_addc(t, (char)('a' + rnd(26)));
+	}
+}
+
+/*
+ * The formatters write the two outer list levels without scanning them
+ * (commwire.c says why).  Reference: every level quoted by tl_append, as
+ * Tcl_Merge would, which is how they were written before.
+ */
+static void
+ref_message(struct tbuf *out, const char *kind, int64_t serial,
+    const char *payload, size_t plen)
+{
+	struct tbuf m;
+
+	tbuf_init(&m);
+	tl_append_str(&m, 0, kind);
+	tl_append_int(&m, 0, serial);
+	tl_append(&m, 0, payload, plen);
+	tl_append(out, out->len, m.p, m.len);
+	tbuf_addc(out, '\n');
+	tbuf_free(&m);
+}
+
+static void
+ref_reply(struct tbuf *out, const char *kind, int64_t serial, int code,
+    const char *result, size_t rlen, const char *errorcode)
+{
+	struct tbuf r;
+
+	tbuf_init(&r);
+	tl_append_str(&r, 0, "return");
+	tl_append_str(&r, 0, "-code");
+	tl_append_int(&r, 0, code);
+	if (code == 1) {
+		tl_append_str(&r, 0, "-errorinfo");
+		tl_append(&r, 0, result, rlen);
+		tl_append_str(&r, 0, "-errorcode");
+		tl_append_str(&r, 0, errorcode ? errorcode : "NONE");
+	}
+	tl_append(&r, 0, result, rlen);
+	ref_message(out, kind, serial, r.p, r.len);
+	tbuf_free(&r);
+}
+
+static void
+test_formats_random(void)
+{
+	static const char *const kinds[] = {"send", "async", "reply",
+	    "callback", "#x", "", "a b", "{"};
+	struct tbuf got, want, t, w2, payload, lst;
+	const char *words[3], *ec;
+	size_t lens[3], bad = 0;
+	int64_t serial;
+	int k, j, code;
+
+	tbuf_init(&got);
+	tbuf_init(&want);
+	tbuf_init(&t);
+	tbuf_init(&w2);
+	tbuf_init(&payload);
+	tbuf_init(&lst);
+	for (k = 0; k < 50000; k++) {
+		const char *kind = kinds[rnd(sizeof kinds / sizeof kinds[0])];
+
+		serial =
+		    rnd(4) == 0 ? -(int64_t)rnd(1000) : (int64_t)rnd(1u << 31);
+		rnd_text(&t, 300);
+		/* Sometimes after an earlier message, as in an out buffer. */
+		tbuf_reset(&got);
+		tbuf_reset(&want);
+		if (rnd(2)) {
+			tbuf_adds(&got, "{x}\n");
+			tbuf_adds(&want, "{x}\n");
+		}
+		switch (rnd(4)) {
+		case 0: /* a raw payload */
+			comm_format_message(&got, kind, serial, t.p, t.len);
+			ref_message(&want, kind, serial, t.p, t.len);
+			break;
+		case 1: /* a command, as peer_send_async makes it */
+			rnd_text(&w2, 40);
+			words[0] = "Commreg/Event";
+			lens[0] = 13;
+			words[1] = w2.p;
+			lens[1] = w2.len;
+			words[2] = t.p;
+			lens[2] = t.len;
+			tbuf_reset(&payload);
+			comm_format_command(&payload, words, lens, 3);
+			/* The payload: the command list, quoted once more. */
+			tbuf_reset(&lst);
+			for (j = 0; j < 3; j++)
+				tl_append(&lst, 0, words[j], lens[j]);
+			tbuf_reset(&w2);
+			tl_append(&w2, 0, lst.p, lst.len);
+			if (w2.len != payload.len ||
+			    memcmp(w2.p, payload.p, w2.len) != 0)
+				bad++;
+			comm_format_message(&got, kind, serial, payload.p,
+			    payload.len);
+			ref_message(&want, kind, serial, payload.p,
+			    payload.len);
+			break;
+		case 2:
+			code = (int)rnd(3);
+			rnd_text(&w2, 20);
+			ec = rnd(2) ? w2.p : NULL;
+			comm_format_reply(&got, kind, serial, code, t.p, t.len,
+			    ec);
+			ref_reply(&want, kind, serial, code, t.p, t.len, ec);
+			break;
+		default: /* a result that is a list tl_append wrote */
+			code = (int)rnd(3);
+			tbuf_reset(&lst);
+			for (j = (int)rnd(5); j > 0; j--) {
+				rnd_text(&w2, 60);
+				tl_append(&lst, 0, w2.p, w2.len);
+			}
+			CU_ASSERT_EQUAL(lst.listed, lst.len);
+			comm_format_reply_list(&got, kind, serial, code, lst.p,
+			    lst.len, NULL);
+			ref_reply(&want, kind, serial, code, lst.p, lst.len,
+			    NULL);
+			break;
+		}
+		if (got.len != want.len || memcmp(got.p, want.p, got.len) != 0)
+			if (bad++ < 5)
+				fprintf(stderr, "differs:\n%s%s", got.p,
+				    want.p);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	tbuf_free(&got);
+	tbuf_free(&want);
+	tbuf_free(&t);
+	tbuf_free(&w2);
+	tbuf_free(&payload);
+	tbuf_free(&lst);
+}
+
+/*
+ * Big messages dense in braces, fed whole, in random chunks and a byte at
+ * a time, with limits around their size: the framer jumps from brace to
+ * brace, and must find the same messages and the same limit errors.
+ */
+static void
+test_frame_random(void)
+{
+	struct tbuf stream, t, got0, got;
+	const char *err = NULL;
+	size_t max, chunk;
+	int k, i, n0, n;
+
+	tbuf_init(&stream);
+	tbuf_init(&t);
+	tbuf_init(&got0);
+	tbuf_init(&got);
+	for (k = 0; k < 300; k++) {
+		tbuf_reset(&stream);
+		for (i = 0; i < 4; i++) {
+			rnd_text(&t, 2000);
+			comm_format_reply(&stream, "reply", i, (int)rnd(2), t.p,
+			    t.len, NULL);
+		}
+		max = rnd(2) ? 1 << 20 : 100 + rnd(6000);
+		n0 = frame_all(stream.p, stream.len, 0, max, &got0, &err);
+		chunk = 1 + rnd(k % 10 == 0 ? 1 : 200);
+		n = frame_all(stream.p, stream.len, chunk, max, &got, &err);
+		CU_ASSERT_EQUAL(n, n0);
+		if (n0 == 4)
+			CU_ASSERT(got.len == got0.len &&
+			          memcmp(got.p, got0.p, got.len) == 0);
+		if (max == 1 << 20)
+			CU_ASSERT_EQUAL(n0, 4);
+	}
+	tbuf_free(&stream);
+	tbuf_free(&t);
+	tbuf_free(&got0);
+	tbuf_free(&got);
+}
+
 static int
 payload_words(const char *payload, struct tlist *words, struct tbuf *err)
 {
@@ -317,6 +522,10 @@ main(void)
 	CU_add_test(s, "messages are written as comm writes them",
 	    test_formats_match_comm);
 	CU_add_test(s, "an error reply round-trips", test_reply_round_trip);
+	CU_add_test(s, "formats equal Tcl_Merge at every level, random",
+	    test_formats_random);
+	CU_add_test(s, "big random messages frame alike in any chunks",
+	    test_frame_random);
 	CU_add_test(s, "payload forms and refused substitution",
 	    test_payload_forms);
 	CU_basic_set_mode(CU_BRM_VERBOSE);

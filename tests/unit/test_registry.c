@@ -1,5 +1,6 @@
 /*
- * The registry table (local/registry.c): names, serials, watches.
+ * The registry table (local/registry.c): names, serials, watches, and
+ * what a semi-private registry's mirror needs (copies, announcements).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@ struct seen {
 	char log[4096];
 };
 
+/* The entry of the last notification record() got. */
+static const struct reg_entry *last_told;
+
 static void
 record(struct reg_watch *w, const struct reg_entry *e, bool added, void *arg)
 {
@@ -22,6 +26,7 @@ record(struct reg_watch *w, const struct reg_entry *e, bool added, void *arg)
 
 	snprintf(s->log + n, sizeof s->log - n, "%s:%s %s;", w->tag,
 	    added ? "add" : "remove", e->name);
+	last_told = e;
 }
 
 static struct reg_entry *
@@ -276,6 +281,221 @@ test_entry_dict_fields(void)
 	registry_free(r);
 }
 
+/* An entry of another registry, as upstream.c copies it into the mirror. */
+static struct reg_entry *
+copy(struct registry *r, const char *name, const char *base, int serial,
+    int port, const char *host, const char *data, struct reg_entry_list *owner,
+    struct tbuf *err)
+{
+	struct reg_add a;
+
+	memset(&a, 0, sizeof a);
+	a.copy = true;
+	a.name = name;
+	a.namelen = strlen(name);
+	a.base = base;
+	a.baselen = strlen(base);
+	a.want_serial = serial;
+	a.port = port;
+	a.host = host;
+	a.data = data;
+	a.datalen = strlen(data);
+	a.nns = port <= 0;
+	a.scope = REG_SCOPE_USER;
+	a.uid = 1234;
+	a.pid = 4321;
+	a.since = 1000000000;
+	return registry_add(r, &a, owner, owner, err);
+}
+
+static void
+test_copy_keeps_what_it_is_given(void)
+{
+	struct seen s = {""};
+	struct registry *r = registry_new(record, &s);
+	struct reg_entry_list a, b;
+	struct reg_watch_list wl;
+	struct reg_entry *e, *e2;
+	struct tbuf err;
+
+	TAILQ_INIT(&a);
+	TAILQ_INIT(&b);
+	TAILQ_INIT(&wl);
+	tbuf_init(&err);
+	registry_watch_add(r, REG_WATCH_COMMREG, "all", 3, "*", 1, NULL, &wl);
+
+	/* A name with a serial, which a Register would refuse, no lower
+	 * serial present, data that differs from the comm id: all kept. */
+	e = copy(r, "foo #3", "foo", 3, 4711, "otherhost", "custom data", &a,
+	    &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_STRING_EQUAL(e->name, "foo #3");
+	CU_ASSERT_STRING_EQUAL(e->base, "foo");
+	CU_ASSERT_EQUAL(e->serial, 3);
+	CU_ASSERT_EQUAL(e->port, 4711);
+	CU_ASSERT_STRING_EQUAL(e->host, "otherhost");
+	CU_ASSERT_STRING_EQUAL(e->data, "custom data");
+	CU_ASSERT_EQUAL(e->datalen, 11);
+	CU_ASSERT_EQUAL(e->scope, REG_SCOPE_USER);
+	CU_ASSERT_EQUAL(e->uid, 1234);
+	CU_ASSERT_EQUAL(e->pid, 4321);
+	CU_ASSERT_EQUAL(e->since, 1000000000);
+	CU_ASSERT_FALSE(e->nns);
+	CU_ASSERT_PTR_EQUAL(registry_find(r, "foo #3", 6), e);
+	CU_ASSERT_PTR_NULL(registry_find(r, "foo", 3));
+	/* added like any entry: the registry's own watches are told */
+	CU_ASSERT_STRING_EQUAL(s.log, "all:add foo #3;");
+	CU_ASSERT_EQUAL(registry_count(r), 1);
+
+	/* the same name again is refused, and says why */
+	s.log[0] = '\0';
+	CU_ASSERT_PTR_NULL(
+	    copy(r, "foo #3", "foo", 3, 4712, "h", "x", &b, &err));
+	CU_ASSERT_STRING_EQUAL(err.p, "\"foo #3\" is there already");
+	CU_ASSERT_EQUAL(registry_count(r), 1);
+	CU_ASSERT_STRING_EQUAL(s.log, "");
+	CU_ASSERT_PTR_EQUAL(registry_find(r, "foo #3", 6), e);
+	CU_ASSERT_EQUAL(e->port, 4711);
+
+	/* a Register of the base beside it is not disturbed by the copy:
+	 * serial 3 is taken, so the lowest free one is given */
+	e2 = reg(r, "foo", 3, 5000, &b, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e2);
+	CU_ASSERT_STRING_EQUAL(e2->name, "foo");
+
+	/* and an empty name is still refused */
+	CU_ASSERT_PTR_NULL(copy(r, "", "", 1, 1, "h", "", &b, &err));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.p, "empty"));
+	CU_ASSERT_EQUAL(registry_count(r), 2);
+
+	while (!TAILQ_EMPTY(&wl))
+		registry_watch_remove(r, TAILQ_FIRST(&wl), &wl);
+	while (!TAILQ_EMPTY(&a))
+		registry_remove(r, TAILQ_FIRST(&a), &a);
+	while (!TAILQ_EMPTY(&b))
+		registry_remove(r, TAILQ_FIRST(&b), &b);
+	CU_ASSERT_EQUAL(registry_count(r), 0);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
+test_copy_without_port(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list a;
+	struct reg_entry *e;
+	struct tbuf err, out;
+	struct tlist l;
+	const char *perr;
+
+	TAILQ_INIT(&a);
+	tbuf_init(&err);
+	tbuf_init(&out);
+	tlist_init(&l);
+	/* An nns Bind of the registry above: no port.  Its data looks like
+	 * a comm id, but a copy takes the port as given, not from the data
+	 * (a Bind here would). */
+	e = copy(r, "svc", "svc", 1, 0, NULL, "5555 elsewhere", &a, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->port, -1);
+	CU_ASSERT_STRING_EQUAL(e->host, "");
+	CU_ASSERT_STRING_EQUAL(e->data, "5555 elsewhere");
+	CU_ASSERT_TRUE(e->nns);
+	/* a negative port is "none" too */
+	e = copy(r, "svc2", "svc2", 1, -7, "", "d", &a, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->port, -1);
+	/* and the dict says so with an empty port */
+	registry_entry_dict(&out, e);
+	CU_ASSERT_EQUAL_FATAL(tlist_parse(&l, out.p, out.len, &perr), 0);
+	CU_ASSERT_EQUAL_FATAL(l.n, 20);
+	CU_ASSERT_STRING_EQUAL(l.v[6].p, "port");
+	CU_ASSERT_STRING_EQUAL(l.v[7].p, "");
+	CU_ASSERT_STRING_EQUAL(l.v[19].p, "1000000000");
+	tlist_free(&l);
+	tbuf_free(&out);
+	while (!TAILQ_EMPTY(&a))
+		registry_remove(r, TAILQ_FIRST(&a), &a);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+static void
+test_announce_tells_watches_stores_nothing(void)
+{
+	struct seen s = {""};
+	struct registry *r = registry_new(record, &s);
+	struct registry *m = registry_new(NULL, NULL); /* the mirror */
+	struct reg_entry_list own, mirrored;
+	struct reg_watch_list wl;
+	struct reg_entry *e, *mine;
+	struct tbuf err;
+	uint64_t before;
+
+	TAILQ_INIT(&own);
+	TAILQ_INIT(&mirrored);
+	TAILQ_INIT(&wl);
+	tbuf_init(&err);
+	mine = reg(r, "local", 0, 1, &own, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mine);
+	registry_watch_add(r, REG_WATCH_COMMREG, "all", 3, "*", 1, NULL, &wl);
+	registry_watch_add(r, REG_WATCH_COMMREG, "lit", 3, "ext", 3, NULL, &wl);
+	registry_watch_add(r, REG_WATCH_NNS, "glob", 4, "e?t*", 4, NULL, &wl);
+	registry_watch_add(r, REG_WATCH_NNS, "none", 4, "other", 5, NULL, &wl);
+	registry_watch_add(r, REG_WATCH_COMMREG, "noglob", 6, "z*", 2, NULL,
+	    &wl);
+
+	e = copy(m, "ext", "ext", 1, 4001, "localhost", "4001 localhost",
+	    &mirrored, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_STRING_EQUAL(s.log, ""); /* the mirror has no watches */
+
+	before = registry_change(r);
+	registry_announce(r, e, true);
+	CU_ASSERT_STRING_EQUAL(s.log, "lit:add ext;all:add ext;glob:add ext;");
+	/* the watchers get the foreign entry itself */
+	CU_ASSERT_PTR_EQUAL(last_told, e);
+	/* one change, so a notifier formats it once for all watchers */
+	CU_ASSERT_EQUAL(registry_change(r), before + 1);
+	/* nothing is stored here */
+	CU_ASSERT_EQUAL(registry_count(r), 1);
+	CU_ASSERT_PTR_NULL(registry_find(r, "ext", 3));
+	CU_ASSERT_EQUAL(registry_count(m), 1);
+
+	s.log[0] = '\0';
+	registry_announce(r, e, false);
+	CU_ASSERT_STRING_EQUAL(s.log,
+	    "lit:remove ext;all:remove ext;glob:remove ext;");
+	CU_ASSERT_EQUAL(registry_change(r), before + 2);
+	CU_ASSERT_EQUAL(registry_count(r), 1);
+	CU_ASSERT_PTR_EQUAL(registry_find(r, "local", 5), mine);
+	/* nor is anything taken away: the mirror's entry is the mirror's */
+	CU_ASSERT_PTR_EQUAL(registry_find(m, "ext", 3), e);
+
+	/* a foreign entry matching no watch: nobody is told */
+	s.log[0] = '\0';
+	e = copy(m, "quiet", "quiet", 1, 4002, "localhost", "4002 localhost",
+	    &mirrored, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	registry_announce(r, e, true);
+	CU_ASSERT_STRING_EQUAL(s.log, "all:add quiet;");
+	s.log[0] = '\0';
+	while (!TAILQ_EMPTY(&wl))
+		registry_watch_remove(r, TAILQ_FIRST(&wl), &wl);
+	registry_announce(r, e, false);
+	CU_ASSERT_STRING_EQUAL(s.log, "");
+	CU_ASSERT_EQUAL(registry_count(r), 1);
+
+	while (!TAILQ_EMPTY(&mirrored))
+		registry_remove(m, TAILQ_FIRST(&mirrored), &mirrored);
+	while (!TAILQ_EMPTY(&own))
+		registry_remove(r, TAILQ_FIRST(&own), &own);
+	registry_free(m);
+	registry_free(r);
+	tbuf_free(&err);
+}
+
 int
 main(void)
 {
@@ -297,6 +517,12 @@ main(void)
 	CU_add_test(s, "match and sorted listing over 3000 names",
 	    test_match_and_sorted);
 	CU_add_test(s, "entry dict fields", test_entry_dict_fields);
+	CU_add_test(s, "a copy keeps name, serial, port, host and data",
+	    test_copy_keeps_what_it_is_given);
+	CU_add_test(s, "a copy without a port has port -1",
+	    test_copy_without_port);
+	CU_add_test(s, "announce tells the watches and stores nothing",
+	    test_announce_tells_watches_stores_nothing);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() || CU_get_error();

@@ -5,6 +5,7 @@
  * against a live tclsh on random input; these pin the edge cases down by
  * name).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <CUnit/Basic.h>
@@ -429,6 +430,306 @@ test_format_start(void)
 	CU_ASSERT_STRING_EQUAL(buf.p, "send 8 {Bind app {5555 host}}");
 }
 
+/*
+ * The formatter scans 16 bytes at a time; this is the byte-by-byte
+ * TclScanElement / TclConvertElement it replaced (itself checked against
+ * tclsh), kept as the reference for random strings of every length
+ * around the block size.
+ */
+static int
+ref_scan(const char *s, size_t len, int first)
+{
+	size_t i;
+	long nest = 0;
+	int forbid_none = 0, require_escape = 0, prefer_escape = 0;
+	int prefer_brace = 0;
+
+	if (len == 0)
+		return 1;
+	if (first && s[0] == '#')
+		prefer_brace = 1;
+	if (s[0] == '{' || s[0] == '"')
+		forbid_none = prefer_brace = 1;
+	for (i = 0; i < len; i++) {
+		switch (s[i]) {
+		case '{':
+			nest++;
+			break;
+		case '}':
+			if (--nest < 0)
+				require_escape = 1;
+			break;
+		case ']':
+		case '"':
+			forbid_none = prefer_escape = 1;
+			break;
+		case '[':
+		case '$':
+		case ';':
+		case ' ':
+		case '\f':
+		case '\n':
+		case '\r':
+		case '\t':
+		case '\v':
+			forbid_none = prefer_brace = 1;
+			break;
+		case '\\':
+			if (i + 1 == len) {
+				require_escape = 1;
+				break;
+			}
+			if (s[i + 1] == '\n') {
+				require_escape = 1;
+				i++;
+				break;
+			}
+			if (s[i + 1] == '{' || s[i + 1] == '}' ||
+			    s[i + 1] == '\\')
+				i++;
+			forbid_none = prefer_brace = 1;
+			break;
+		}
+	}
+	if (nest != 0 || require_escape)
+		return 2;
+	if (!forbid_none)
+		return 0;
+	if (prefer_escape && !prefer_brace)
+		return 3;
+	return 1;
+}
+
+static void
+ref_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
+{
+	int first = out->len <= list_start, conv = ref_scan(s, len, first);
+	size_t i = 0;
+
+	if (!first)
+		tbuf_addc(out, ' ');
+	if (first && len > 0 && s[0] == '#') {
+		if (conv == 2) {
+			tbuf_add(out, "\\#", 2);
+			i = 1;
+		} else
+			conv = 1;
+	}
+	if (conv == 0) {
+		tbuf_add(out, s, len);
+		return;
+	}
+	if (conv == 1) {
+		tbuf_addc(out, '{');
+		tbuf_add(out, s, len);
+		tbuf_addc(out, '}');
+		return;
+	}
+	for (; i < len; i++) {
+		const char *esc = strchr("][$; \\\"", s[i]);
+
+		if (s[i] != '\0' && esc != NULL)
+			tbuf_addc(out, '\\');
+		else if ((s[i] == '{' || s[i] == '}') && conv == 2)
+			tbuf_addc(out, '\\');
+		else if (s[i] != '\0' && strchr("\f\n\r\t\v", s[i]) != NULL) {
+			tbuf_addc(out, '\\');
+			tbuf_addc(out,
+			    "fnrtv"[strchr("\f\n\r\t\v", s[i]) - "\f\n\r\t\v"]);
+			continue;
+		}
+		tbuf_addc(out, s[i]);
+	}
+}
+
+static unsigned long rnd_state = 20240611;
+
+static unsigned
+rnd(unsigned n)
+{
+	rnd_state = rnd_state * 6364136223846793005UL + 1442695040888963407UL;
+	return (unsigned)((rnd_state >> 33) % n);
+}
+
+/* A random string, some runs plain, some dense in specials. */
+static size_t
+rnd_string(char *s, size_t max)
+{
+	static const char special[] = "{}\\\\\"][$; \t\n\r\v\f#";
+	size_t len = rnd(4) == 0 ? rnd(40) : rnd((unsigned)max), i;
+	unsigned density = 1 + rnd(30);
+
+	for (i = 0; i < len; i++) {
+		if (rnd(density) == 0)
+			s[i] = special[rnd(sizeof special - 1)];
+		else if (rnd(50) == 0)
+			s[i] = (char)rnd(256);
+		else
+			s[i] = (char)('a' + rnd(26));
+	}
+	return len;
+}
+
+static void
+test_format_random(void)
+{
+	struct tbuf got, want;
+	char s[200];
+	size_t len, n, bad = 0;
+	int k, j;
+
+	tbuf_init(&got);
+	tbuf_init(&want);
+	for (k = 0; k < 200000; k++) {
+		tbuf_reset(&got);
+		tbuf_reset(&want);
+		/* A short list: the first element gets the '#' rule. */
+		n = 1 + rnd(3);
+		for (j = 0; j < (int)n; j++) {
+			len = rnd_string(s, sizeof s);
+			tl_append(&got, 0, s, len);
+			ref_append(&want, 0, s, len);
+		}
+		if (got.len != want.len ||
+		    memcmp(got.p, want.p, got.len) != 0 ||
+		    got.p[got.len] != '\0') {
+			if (bad++ < 5)
+				fprintf(stderr, "format differs: [%s] [%s]\n",
+				    got.p, want.p);
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	tbuf_free(&got);
+	tbuf_free(&want);
+}
+
+/* listed follows tl_append, and nothing else; tl_append_list gives what
+ * tl_append gives for every list tl_append wrote. */
+static void
+test_listed(void)
+{
+	struct tbuf l1, got, want;
+	char s[200];
+	size_t len, bad = 0;
+	int k, j, n;
+
+	tbuf_init(&l1);
+	tbuf_init(&got);
+	tbuf_init(&want);
+	CU_ASSERT_EQUAL(l1.listed, l1.len); /* empty: a list */
+	tl_append_str(&l1, 0, "a b");
+	tl_append_int(&l1, 0, 7);
+	CU_ASSERT_EQUAL(l1.listed, l1.len);
+	tbuf_addc(&l1, 'x');
+	CU_ASSERT(l1.listed != l1.len);
+	tl_append_str(&l1, 0, "c");
+	CU_ASSERT(l1.listed != l1.len);
+	tbuf_reset(&l1);
+	CU_ASSERT_EQUAL(l1.listed, 0);
+	tbuf_adds(&l1, "prefix ");
+	tl_append_str(&l1, 7, "a"); /* a list, but not from 0 */
+	CU_ASSERT(l1.listed != l1.len);
+	tbuf_reset(&l1);
+	tl_append_str(&l1, 0, "a");
+	tl_append_str(&l1, 0, "b");
+	tbuf_consume(&l1, 2);
+	CU_ASSERT(l1.listed != l1.len);
+	tbuf_printf(&l1, "%s", "");
+	for (k = 0; k < 100000; k++) {
+		tbuf_reset(&l1);
+		n = (int)rnd(4);
+		for (j = 0; j < n; j++) {
+			len = rnd_string(s, sizeof s);
+			tl_append(&l1, 0, s, len);
+		}
+		if (l1.listed != l1.len) {
+			bad++;
+			continue;
+		}
+		tbuf_reset(&got);
+		tbuf_reset(&want);
+		if (rnd(2)) {
+			tl_append_str(&got, 0, "x");
+			tl_append_str(&want, 0, "x");
+		}
+		tl_append_list(&got, 0, l1.p, l1.len);
+		tl_append(&want, 0, l1.p, l1.len);
+		if (got.len != want.len ||
+		    memcmp(got.p, want.p, got.len) != 0 ||
+		    got.listed != want.listed) {
+			if (bad++ < 5)
+				fprintf(stderr,
+				    "list element differs: [%s] [%s]\n", got.p,
+				    want.p);
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	tbuf_free(&l1);
+	tbuf_free(&got);
+	tbuf_free(&want);
+}
+
+static size_t
+ref_match(const char *s, size_t i, size_t len, int *depth)
+{
+	for (; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '{')
+			++*depth;
+		else if (s[i] == '}' && --*depth == 0)
+			return i;
+	}
+	return i;
+}
+
+static void
+test_match_brace(void)
+{
+	char s[200];
+	size_t len, i, want, got, bad = 0;
+	int k, d0, dw, dg;
+
+	for (k = 0; k < 200000; k++) {
+		len = rnd_string(s, sizeof s);
+		i = len ? rnd((unsigned)len + 1) : 0;
+		d0 = 1 + (int)rnd(k % 2 ? 3 : 30);
+		dw = dg = d0;
+		want = ref_match(s, i, len, &dw);
+		got = tl_match_brace(s, i, len, &dg);
+		if (got != want || dg != (want < len ? 0 : dw)) {
+			if (bad++ < 5)
+				fprintf(stderr,
+				    "match_brace from %zu depth %d in "
+				    "%zu bytes: %zu/%d, want %zu/%d\n",
+				    i, d0, len, got, dg, want, dw);
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void
+test_format_int(void)
+{
+	static const long long v[] = {0, 1, -1, 9, 10, -10, 99, 100, 12345,
+	    2147483647LL, -2147483648LL, 9223372036854775807LL,
+	    -9223372036854775807LL - 1};
+	char got[TL_INT_MAX + 1], want[32];
+	size_t i, n;
+
+	for (i = 0; i < NELEM(v); i++) {
+		n = tl_format_int(got, v[i]);
+		got[n] = '\0';
+		snprintf(want, sizeof want, "%lld", v[i]);
+		CU_ASSERT_STRING_EQUAL(got, want);
+		tbuf_reset(&buf);
+		tl_append_int(&buf, 0, v[i]);
+		tl_append_int(&buf, 0, v[i]);
+		CU_ASSERT_EQUAL(buf.len, 2 * n + 1);
+		CU_ASSERT(buf.p[buf.len] == '\0');
+	}
+}
+
 /* ------------------------------------------------------------ commands */
 
 static void
@@ -564,6 +865,11 @@ main(void)
 	    {"parse: memory reuse", test_parse_reuse},
 	    {"format: Tcl_Merge quoting", test_format},
 	    {"format: list_start and nesting", test_format_start},
+	    {"format: random strings against the byte-wise scan",
+	        test_format_random},
+	    {"parse: tl_match_brace", test_match_brace},
+	    {"format: listed, tl_append_list", test_listed},
+	    {"format: integers", test_format_int},
 	    {"command: literal words", test_command},
 	    {"command: refusals", test_command_refused},
 	    {"command: Tcl syntax errors", test_command_syntax},

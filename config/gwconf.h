@@ -1,0 +1,156 @@
+/*
+ * The host's comm configuration: the *.ini files of /etc/tcl/comm
+ * (docs/config.md).
+ *
+ * One directory, read by the host gateway (commgwd: its sockets, TLS
+ * files, admission policy, quotas, remote gateways) and by every user
+ * registry (where the gateway's Unix socket is).  Files are read in
+ * lexical order with inih through a reader of our own, so that every
+ * message can name file:line and the offending word, and an over-long
+ * line is an error rather than a silent split.  The whole set is parsed
+ * into one struct gwconf, validated whole, and only then handed over:
+ * nothing half-loaded is ever used (a reload that fails keeps the old
+ * configuration).
+ *
+ * Trust: a file or directory writable by anyone but its owner (and, for
+ * the gateway running as root, owned by anyone but root) is refused, as
+ * is a TLS key readable by group or other, with a message saying which
+ * file and why.
+ *
+ * This module knows nothing of sockets.
+ */
+#ifndef CONFIG_GWCONF_H
+#define CONFIG_GWCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define GWCONF_DIR_DEFAULT "/etc/tcl/comm"
+/* Points the directory elsewhere (tests, an unprivileged demo); the
+ * daemons' --config-dir option wins over it. */
+#define GWCONF_DIR_ENV "TCL_COMM_CONFIG_DIR"
+#define GWCONF_SOCKET_DEFAULT "/run/tcl-comm/gateway.sock"
+/* inih's Debian build stops at 200; our reader refuses longer lines. */
+#define GWCONF_LINE_MAX 1024
+
+/* Scopes an entry may be offered in beyond its user (bit set). */
+#define GWCONF_SCOPE_HOST   0x1
+#define GWCONF_SCOPE_GLOBAL 0x2
+
+enum gwconf_action { GWCONF_ALLOW, GWCONF_DENY };
+
+struct gwconf_ports {
+	int lo, hi; /* inclusive, 1..65535 */
+};
+
+/*
+ * [rule NAME]: one admission rule.  Every condition given must hold for
+ * the rule to match (and); within one key, any listed value (or).  A
+ * condition not given matches everything.  Rules are tried in order
+ * (files in lexical order, sections in file order): the first match
+ * decides.  See policy.h for what happens when none matches.
+ */
+struct gwconf_rule {
+	char *name;
+	char *file; /* where it was defined, for messages */
+	int line;
+	enum gwconf_action action;
+	uid_t *uids; /* users = alice bob (resolved at load) */
+	size_t nuids;
+	gid_t *gids; /* groups = staff (resolved at load) */
+	size_t ngids;
+	char **names; /* names = foo* bar (Tcl string match patterns) */
+	size_t nnames;
+	struct gwconf_ports *ports; /* ports = 1024-65535 7000 */
+	size_t nports;
+	unsigned scopes; /* scopes = host global (0: any) */
+	char *message;   /* message = ... (optional, told on deny) */
+};
+
+/* [quota]: the default, and per user or group (the largest applies). */
+struct gwconf_quota {
+	bool group; /* gid, else uid */
+	uid_t uid;
+	gid_t gid;
+	int max_entries;
+};
+
+/* [remote NAME]: another gateway (step 6; parsed and validated now). */
+struct gwconf_remote {
+	char *name;
+	char *file;
+	int line;
+	char *host; /* address = HOST:PORT */
+	int port;
+	char *peer_name;    /* peer_name = the name its certificate must carry */
+	char **exports;     /* export = patterns of our global names it gets */
+	size_t nexports;
+	char **imports;     /* import = patterns of its names we take */
+	size_t nimports;
+	bool upstream;      /* upstream = yes: our parent in the tree */
+	bool reexport;      /* reexport = yes: pass on what others gave us */
+};
+
+struct gwconf {
+	char *dir;
+	char **files; /* the files read, in order */
+	size_t nfiles;
+
+	/* [gateway] */
+	char *socket_path; /* socket = (default GWCONF_SOCKET_DEFAULT) */
+	char *run_as;      /* user = tclcomm (NULL: stay who we are) */
+	char *listen_host; /* listen = HOST:PORT, TLS for remotes (NULL: none) */
+	int listen_port;
+	char *certificate; /* certificate, key, ca: PEM files */
+	char *key;
+	char *ca;
+	int max_connections;   /* default 1024 */
+	int max_message;       /* bytes, default 65536 */
+	int handshake_timeout; /* seconds, default 10 */
+	int lookup_timeout_ms; /* forwarded lookups, default 2000 */
+
+	struct gwconf_rule *rules;
+	size_t nrules;
+	int quota_default; /* [quota] default = N, default 32 */
+	struct gwconf_quota *quotas;
+	size_t nquotas;
+	struct gwconf_remote *remotes;
+	size_t nremotes;
+};
+
+/* Messages of a failed load: "file:line: what is wrong", each one line. */
+struct gwconf_errors {
+	char **v;
+	size_t n;
+};
+
+enum gwconf_mode {
+	/* A user registry: only the gateway's socket matters; key files are
+	 * not looked at (it cannot read them anyway). */
+	GWCONF_CLIENT,
+	/* The gateway: everything, TLS files included. */
+	GWCONF_GATEWAY,
+};
+
+/*
+ * Load and validate every *.ini in dir (NULL: $TCL_COMM_CONFIG_DIR, else
+ * GWCONF_DIR_DEFAULT).  Returns the configuration, or NULL with at least
+ * one message in errs (all the errors found, not only the first).  A
+ * missing directory is not an error for GWCONF_CLIENT (*missing set, no
+ * gateway configured) and is one for GWCONF_GATEWAY.
+ */
+struct gwconf *gwconf_load(const char *dir, enum gwconf_mode,
+    bool *missing, struct gwconf_errors *errs);
+void gwconf_free(struct gwconf *);
+void gwconf_errors_free(struct gwconf_errors *);
+/* The directory gwconf_load(NULL, ...) reads. */
+const char *gwconf_default_dir(void);
+
+/* Parse a whole configuration from memory, as one file named `name`
+ * (the fuzzer and unit tests; no file trust checks, no name resolution
+ * beyond getpwnam/getgrnam). */
+struct gwconf *gwconf_parse_string(const char *name, const char *text,
+    enum gwconf_mode, struct gwconf_errors *errs);
+
+#endif

@@ -1,0 +1,558 @@
+/*
+ * The user registry's link to the host gateway (gwlink.h).
+ *
+ * One connection, over the gateway's Unix socket, driven by the wire
+ * code of client.c from the server's event loop.  Requests in flight are
+ * matched to their replies by serial; each may carry a reply owed to an
+ * application (struct pending), which is answered when the gateway's
+ * comes, or with an error when the link drops or the gateway is slow.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "client.h"
+#include "commwire.h"
+#include "gwlink.h"
+#include "log.h"
+#include "mirror.h"
+#include "registry.h"
+#include "tcllist.h"
+
+#define GW_RETRY_MIN_MS 100
+#define GW_RETRY_MAX_MS 2000
+#define GW_TIMEOUT_MS   5000 /* a verdict or a forwarded lookup */
+#define GW_MAX_MESSAGE  (16 * 1024 * 1024)
+#define GW_WATCH_TAG    "gwlink"
+
+enum gw_state { GW_IDLE, GW_CONNECTING, GW_HELLO, GW_READY };
+
+enum gwreq_kind { GWQ_HELLO, GWQ_WATCH, GWQ_REGISTER, GWQ_FORGET, GWQ_LOOKUP };
+
+struct gwreq {
+	TAILQ_ENTRY(gwreq) link;
+	struct gwlink *gw;
+	enum gwreq_kind kind;
+	int64_t serial;
+	struct pending *pend; /* an application's reply, or NULL */
+	char *name;           /* GWQ_REGISTER: the local entry */
+	struct event *timer;
+};
+TAILQ_HEAD(gwreq_list, gwreq);
+
+struct gwlink {
+	struct server *srv;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	enum gw_state state;
+	int fd;
+	struct commreg_client *conn;
+	struct event *ev_io;    /* read, persistent */
+	struct event *ev_write; /* armed while output waits */
+	struct event *retry;
+	int attempt;
+	bool had_snapshot;
+	bool withdrawing; /* removing what the gateway withdrew */
+	char why[256];    /* why not ready */
+	struct mirror m;
+	struct gwreq_list reqs;
+};
+
+static void gw_connect(struct gwlink *);
+static void gw_lost(struct gwlink *, const char *);
+
+static void
+req_free(struct gwreq *q)
+{
+	if (q->timer != NULL)
+		event_free(q->timer);
+	free(q->name);
+	free(q);
+}
+
+/* Answer the application behind q, if any, with an error. */
+static void
+req_fail(struct gwreq *q, const char *why)
+{
+	char msg[512];
+	struct reg_entry *e;
+	struct server *s = q->gw->srv;
+
+	if (q->kind == GWQ_REGISTER && q->name != NULL &&
+	    (e = registry_find(s->reg, q->name, strlen(q->name))) != NULL &&
+	    e->scope >= REG_SCOPE_HOST && e->owner != NULL) {
+		struct peer *p = e->owner;
+
+		q->gw->withdrawing = true;
+		registry_remove(s->reg, e, &p->entries);
+		q->gw->withdrawing = false;
+		p->nentries--;
+	}
+	if (q->pend != NULL) {
+		snprintf(msg, sizeof msg, "%s", why);
+		pending_reply(q->pend, 1, msg, strlen(msg));
+		q->pend = NULL;
+	}
+}
+
+static void
+req_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwreq *q = arg;
+	struct gwlink *gw = q->gw;
+
+	TAILQ_REMOVE(&gw->reqs, q, link);
+	req_fail(q, "the host gateway did not answer in time");
+	req_free(q);
+	server_flush(gw->srv);
+}
+
+static void
+flush_out(struct gwlink *gw)
+{
+	if (gw->conn != NULL && client_output_pending(gw->conn) > 0)
+		event_add(gw->ev_write, NULL);
+}
+
+static struct gwreq *
+send_req(struct gwlink *gw, enum gwreq_kind kind, const char *const *w,
+    size_t n, struct pending *pend)
+{
+	struct gwreq *q;
+	struct timeval tv = {GW_TIMEOUT_MS / 1000, 0};
+
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		fatal("%s", __func__);
+	q->gw = gw;
+	q->kind = kind;
+	q->pend = pend;
+	q->serial = client_send(gw->conn, w, NULL, n);
+	if (pend != NULL || kind == GWQ_HELLO) {
+		q->timer = evtimer_new(gw->srv->base, req_timeout, q);
+		evtimer_add(q->timer, &tv);
+	}
+	TAILQ_INSERT_TAIL(&gw->reqs, q, link);
+	flush_out(gw);
+	return q;
+}
+
+/* The Commreg/Register words for a local entry. */
+static struct gwreq *
+send_register(struct gwlink *gw, const struct reg_entry *e,
+    struct pending *pend)
+{
+	const char *w[12];
+	char port[16], pid[24];
+	size_t n = 0;
+	struct gwreq *q;
+
+	snprintf(port, sizeof port, "%d", e->port);
+	w[n++] = "Commreg/Register";
+	w[n++] = e->name;
+	w[n++] = port;
+	w[n++] = "-scope";
+	w[n++] = registry_scope_name(e->scope);
+	w[n++] = "-host";
+	w[n++] = e->host;
+	if (e->pid > 0) {
+		snprintf(pid, sizeof pid, "%ld", (long)e->pid);
+		w[n++] = "-pid";
+		w[n++] = pid;
+	}
+	q = send_req(gw, GWQ_REGISTER, w, n, pend);
+	if ((q->name = strdup(e->name)) == NULL)
+		fatal("%s", __func__);
+	return q;
+}
+
+/* The gateway took something back: the owner is told, the entry goes. */
+static void
+withdraw_local(struct gwlink *gw, const char *name, const char *reason)
+{
+	struct server *s = gw->srv;
+	struct reg_entry *e;
+	struct peer *p;
+	const char *w[3];
+
+	e = registry_find(s->reg, name, strlen(name));
+	if (e == NULL || e->scope < REG_SCOPE_HOST || e->owner == NULL)
+		return;
+	p = e->owner;
+	log_info("gateway withdrew \"%s\" of peer %s: %s", name, p->addr,
+	    reason);
+	w[0] = "Commreg/Withdrawn";
+	w[1] = name;
+	w[2] = reason;
+	peer_send_async(p, w, NULL, 3);
+	gw->withdrawing = true;
+	registry_remove(s->reg, e, &p->entries);
+	gw->withdrawing = false;
+	p->nentries--;
+}
+
+/* ---- replies and events ------------------------------------------------ */
+
+static void
+on_hello(struct gwlink *gw, int ok, const char *res, size_t len)
+{
+	struct tlist d;
+	const char *err;
+	bool is_gw = false;
+	size_t i;
+	const char *w[3] = {"Commreg/Watch", GW_WATCH_TAG, "*"};
+
+	tlist_init(&d);
+	if (ok && tlist_parse(&d, res, len, &err) == 0 && d.n % 2 == 0) {
+		for (i = 0; i < d.n; i += 2)
+			if (strcmp(d.v[i].p, "gateway") == 0 &&
+			    strcmp(d.v[i + 1].p, "commgwd") == 0)
+				is_gw = true;
+	}
+	tlist_free(&d);
+	if (!is_gw) {
+		gw_lost(gw, "the peer on the gateway socket is not commgwd");
+		return;
+	}
+	gw->state = GW_READY;
+	gw->attempt = 0;
+	log_info("host gateway: linked through %s", gw->path);
+	/* Everything held here with scope host or global, again: after a
+	 * gateway restart nothing is lost for good. */
+	{
+		const struct reg_entry **v;
+		size_t n, j;
+
+		v = registry_sorted(gw->srv->reg, "*", 1, &n);
+		for (j = 0; j < n; j++)
+			if (v[j]->scope >= REG_SCOPE_HOST)
+				send_register(gw, v[j], NULL);
+		free((void *)v);
+	}
+	send_req(gw, GWQ_WATCH, w, 3, NULL);
+}
+
+static void
+on_register(struct gwlink *gw, struct gwreq *q, int ok, const char *res,
+    size_t len)
+{
+	char msg[600];
+
+	if (ok) {
+		if (q->pend != NULL)
+			pending_reply(q->pend, 0, q->name, strlen(q->name));
+		q->pend = NULL;
+		return;
+	}
+	snprintf(msg, sizeof msg, "refused by the host gateway: %.*s",
+	    (int)(len > 500 ? 500 : len), res);
+	if (q->pend == NULL) {
+		/* A republication the gateway no longer accepts. */
+		withdraw_local(gw, q->name, msg);
+		return;
+	}
+	req_fail(q, msg);
+}
+
+static void
+hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
+{
+	struct gwlink *gw = arg;
+	struct commreg_entry *v;
+	struct gwreq *q;
+	char why[256];
+	size_t n;
+	int ok = code == 0;
+
+	TAILQ_FOREACH(q, &gw->reqs, link)
+		if (q->serial == serial)
+			break;
+	if (q == NULL)
+		return;
+	TAILQ_REMOVE(&gw->reqs, q, link);
+	switch (q->kind) {
+	case GWQ_HELLO:
+		on_hello(gw, ok, res, len);
+		break;
+	case GWQ_WATCH:
+		if (!ok) {
+			log_warnx("host gateway: watch refused: %.*s", (int)len,
+			    res);
+			break;
+		}
+		if (commreg_entries_parse(res, len, &v, &n, why, sizeof why) ==
+		    -1) {
+			log_warnx("host gateway: bad snapshot: %s", why);
+			break;
+		}
+		mirror_snapshot(&gw->m, v, n, gw->had_snapshot);
+		gw->had_snapshot = true;
+		commreg_entries_free(v, n);
+		break;
+	case GWQ_REGISTER:
+		on_register(gw, q, ok, res, len);
+		break;
+	case GWQ_FORGET:
+		break;
+	case GWQ_LOOKUP:
+		if (q->pend != NULL)
+			pending_reply(q->pend, ok ? 0 : 1, res, len);
+		q->pend = NULL;
+		break;
+	}
+	req_free(q);
+}
+
+static void
+hook_event(void *arg, struct commreg_event *ev)
+{
+	struct gwlink *gw = arg;
+
+	if (!ev->nns && strcmp(ev->tag, GW_WATCH_TAG) == 0) {
+		if (ev->type == COMMREG_EVENT_ADD)
+			mirror_put(&gw->m, &ev->entry);
+		else
+			mirror_remove(&gw->m, ev->entry.name);
+	}
+	commreg_event_clear(ev);
+}
+
+static void
+hook_command(void *arg, const struct tlist *w)
+{
+	struct gwlink *gw = arg;
+
+	if (w->n == 3 && strcmp(w->v[0].p, "Commreg/Withdrawn") == 0)
+		withdraw_local(gw, w->v[1].p, w->v[2].p);
+	else
+		log_debug("host gateway: ignoring async %s", w->v[0].p);
+}
+
+static const struct client_hooks gw_hooks = {hook_reply, hook_event,
+    hook_command};
+
+/* ---- the connection ------------------------------------------------------ */
+
+static void
+schedule_retry(struct gwlink *gw)
+{
+	struct timeval tv;
+	int ms = GW_RETRY_MIN_MS << (gw->attempt < 5 ? gw->attempt : 5);
+
+	if (ms > GW_RETRY_MAX_MS)
+		ms = GW_RETRY_MAX_MS;
+	ms = ms / 2 + (int)(arc4random_uniform((uint32_t)ms / 2 + 1));
+	gw->attempt++;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(gw->retry, &tv);
+}
+
+static void
+drop_conn(struct gwlink *gw)
+{
+	if (gw->ev_io != NULL)
+		event_free(gw->ev_io);
+	if (gw->ev_write != NULL)
+		event_free(gw->ev_write);
+	gw->ev_io = gw->ev_write = NULL;
+	if (gw->conn != NULL)
+		commreg_close(gw->conn);
+	else if (gw->fd != -1)
+		close(gw->fd);
+	gw->conn = NULL;
+	gw->fd = -1;
+}
+
+static void
+gw_lost(struct gwlink *gw, const char *why)
+{
+	struct gwreq *q;
+	char msg[400];
+
+	if (gw->state == GW_READY)
+		log_warnx("host gateway: link lost: %s", why);
+	else if (gw->attempt == 0)
+		log_info("host gateway: %s", why);
+	snprintf(gw->why, sizeof gw->why, "%s", why);
+	drop_conn(gw);
+	if (gw->state == GW_READY)
+		mirror_lost(&gw->m);
+	gw->state = GW_IDLE;
+	snprintf(msg, sizeof msg, "lost the host gateway: %s", why);
+	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
+		TAILQ_REMOVE(&gw->reqs, q, link);
+		/* A verdict that will not come: the application is told, and
+		 * the name it was not given goes (a republication, whose
+		 * application got its answer long ago, stays to be offered
+		 * again on the next link). */
+		if (q->kind != GWQ_REGISTER || q->pend != NULL)
+			req_fail(q, msg);
+		req_free(q);
+	}
+	server_flush(gw->srv);
+	schedule_retry(gw);
+}
+
+static void
+check_dead(struct gwlink *gw)
+{
+	if (gw->conn != NULL && client_is_dead(gw->conn))
+		gw_lost(gw, commreg_error(gw->conn));
+}
+
+static void
+io_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwlink *gw = arg;
+
+	if (ev & EV_WRITE)
+		client_write_ready(gw->conn);
+	if (ev & EV_READ)
+		client_read_ready(gw->conn);
+	check_dead(gw);
+	if (gw->conn != NULL)
+		flush_out(gw);
+	server_flush(gw->srv);
+}
+
+static void
+connected(struct gwlink *gw)
+{
+	const char *w[2] = {"Commreg/Hello", COMMREG_CLIENT_VERSION};
+
+	gw->conn = client_start(gw->fd, GW_MAX_MESSAGE, &gw_hooks, gw);
+	gw->ev_io =
+	    event_new(gw->srv->base, gw->fd, EV_READ | EV_PERSIST, io_cb, gw);
+	gw->ev_write = event_new(gw->srv->base, gw->fd, EV_WRITE, io_cb, gw);
+	if (gw->ev_io == NULL || gw->ev_write == NULL)
+		fatalx("event_new failed");
+	event_add(gw->ev_io, NULL);
+	gw->state = GW_HELLO;
+	send_req(gw, GWQ_HELLO, w, 2, NULL);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	gw_connect(arg);
+}
+
+/* A Unix socket connect is immediate: done or refused at once. */
+static void
+gw_connect(struct gwlink *gw)
+{
+	struct sockaddr_un sun;
+	char why[300];
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", gw->path);
+	gw->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (gw->fd == -1 ||
+	    (connect(gw->fd, (struct sockaddr *)&sun, sizeof sun) == -1 &&
+	        errno != EINPROGRESS)) {
+		snprintf(why, sizeof why, "connect to %s: %s", gw->path,
+		    strerror(errno));
+		gw->state = GW_CONNECTING;
+		gw_lost(gw, why);
+		return;
+	}
+	connected(gw);
+}
+
+/* ---- the registry's side ----------------------------------------------- */
+
+/* An entry offered to the host went here: withdraw it there too. */
+static void
+observe(const struct reg_entry *e, bool added, void *arg)
+{
+	struct gwlink *gw = arg;
+	const char *w[2] = {"Commreg/Unregister", e->name};
+
+	if (added || e->scope < REG_SCOPE_HOST || gw->withdrawing ||
+	    gw->state != GW_READY)
+		return;
+	send_req(gw, GWQ_FORGET, w, 2, NULL);
+}
+
+/* The copy is of other users' entries: our own are here already. */
+static bool
+skip_own(const struct commreg_entry *c, void *arg)
+{
+	struct gwlink *gw = arg;
+
+	return c->uid == (long)gw->srv->uid;
+}
+
+bool
+gwlink_ready(const struct gwlink *gw, char *err, size_t errlen)
+{
+	if (gw->state == GW_READY)
+		return true;
+	snprintf(err, errlen, "%s",
+	    gw->why[0] != '\0' ? gw->why : "not linked yet");
+	return false;
+}
+
+int
+gwlink_register(struct gwlink *gw, struct cmd_ctx *c, const struct reg_entry *e)
+{
+	send_register(gw, e, pending_new(c, NULL));
+	return CMD_PENDING;
+}
+
+int
+gwlink_lookup(struct gwlink *gw, struct cmd_ctx *c, const char *name,
+    size_t len)
+{
+	const char *w[2] = {"Commreg/Lookup", name};
+
+	(void)len;
+	send_req(gw, GWQ_LOOKUP, w, 2, pending_new(c, NULL));
+	return CMD_PENDING;
+}
+
+struct gwlink *
+gwlink_start(struct server *srv, const char *socket_path)
+{
+	struct gwlink *gw;
+
+	if ((gw = calloc(1, sizeof *gw)) == NULL)
+		fatal("%s", __func__);
+	gw->srv = srv;
+	gw->fd = -1;
+	snprintf(gw->path, sizeof gw->path, "%s", socket_path);
+	TAILQ_INIT(&gw->reqs);
+	mirror_init(&gw->m, srv, "host gateway");
+	gw->m.skip = skip_own;
+	gw->m.arg = gw;
+	if ((gw->retry = evtimer_new(srv->base, retry_cb, gw)) == NULL)
+		fatalx("event_new failed");
+	registry_observe(srv->reg, observe, gw);
+	gw_connect(gw);
+	return gw;
+}
+
+void
+gwlink_free(struct gwlink *gw)
+{
+	struct gwreq *q;
+
+	if (gw == NULL)
+		return;
+	registry_unobserve(gw->srv->reg, gw);
+	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
+		TAILQ_REMOVE(&gw->reqs, q, link);
+		req_free(q);
+	}
+	drop_conn(gw);
+	mirror_free(&gw->m);
+	event_free(gw->retry);
+	free(gw);
+}
