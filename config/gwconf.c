@@ -971,7 +971,10 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	if (ld->kind == SEC_SKIP)
 		return 1; /* the header was reported */
 	if ((set = find_setter(ld, key)) == NULL) {
-		err_line(ld, "unknown key \"%s\" in %s", key, ld->title);
+		err_line(ld, "unknown key \"%s\" in %s%s", key, ld->title,
+		    ld->kind == SEC_QUOTA
+		        ? " (default, user NAME or group NAME)"
+		        : "");
 		return 1;
 	}
 	if (key_seen(ld, key, &first)) {
@@ -1074,9 +1077,8 @@ judge_line(struct loader *ld, char *line)
 		err_line(ld, "missing key before '='");
 		return "";
 	}
-	if (*p == ':') {
-		char *eq = strchr(p, '=');
-		size_t n = eq != NULL ? (size_t)(eq - start) : strlen(start);
+	if (*p == ':' && strchr(p, '=') != NULL) {
+		size_t n = (size_t)(strchr(p, '=') - start);
 
 		while (n > 0 && is_space((unsigned char)start[n - 1]))
 			n--;

@@ -68,7 +68,10 @@ struct gwconf_rule {
 	char *message;   /* message = ... (optional, told on deny) */
 };
 
-/* [quota]: the default, and per user or group (the largest applies). */
+/* [quota]: the default, and per user or group (the largest applies):
+ *   default = 32
+ *   user alice = 64        (a name or a numeric uid)
+ *   group staff = 128      (a name or a numeric gid) */
 struct gwconf_quota {
 	bool group; /* gid, else uid */
 	uid_t uid;
@@ -93,8 +96,9 @@ struct gwconf_remote {
 };
 
 struct gwconf {
-	char *dir;
-	char **files; /* the files read, in order */
+	char *dir;    /* NULL from gwconf_parse_string */
+	char **files; /* the files read, in order (the name given, for
+	               * gwconf_parse_string) */
 	size_t nfiles;
 
 	/* [gateway] */
@@ -119,7 +123,9 @@ struct gwconf {
 	size_t nremotes;
 };
 
-/* Messages of a failed load: "file:line: what is wrong", each one line. */
+/* Messages of a failed load: "file:line: what is wrong", each one line
+ * ("file: what is wrong" for a file or directory refused as a whole).
+ * Start from {0}; gwconf_errors_free() empties it for the next load. */
 struct gwconf_errors {
 	char **v;
 	size_t n;
@@ -135,10 +141,18 @@ enum gwconf_mode {
 
 /*
  * Load and validate every *.ini in dir (NULL: $TCL_COMM_CONFIG_DIR, else
- * GWCONF_DIR_DEFAULT).  Returns the configuration, or NULL with at least
- * one message in errs (all the errors found, not only the first).  A
- * missing directory is not an error for GWCONF_CLIENT (*missing set, no
- * gateway configured) and is one for GWCONF_GATEWAY.
+ * GWCONF_DIR_DEFAULT): regular files whose names end in ".ini" and do not
+ * start with ".", in strcmp order.  Returns the configuration, or NULL
+ * with at least one message appended to errs (all the errors found, not
+ * only the first; errs may be NULL).
+ *
+ * A missing directory sets *missing (missing may be NULL).  For
+ * GWCONF_CLIENT it is not an error: the result is a configuration of
+ * defaults (socket_path GWCONF_SOCKET_DEFAULT, no files).  For
+ * GWCONF_GATEWAY it is one: NULL, with "DIR: no such directory".
+ *
+ * Not thread-safe (inih's line buffer size is a global of Debian's build,
+ * set for the duration of each parse).
  */
 struct gwconf *gwconf_load(const char *dir, enum gwconf_mode,
     bool *missing, struct gwconf_errors *errs);

@@ -34,12 +34,18 @@ struct policy_req {
 
 struct policy_verdict {
 	bool allow;
-	const struct gwconf_rule *rule; /* the rule that decided, or NULL */
+	/* The rule that decided, or NULL when a default did (no rule
+	 * matched) or the quota refused what a rule allowed. */
+	const struct gwconf_rule *rule;
 	/* One line for the application and the log, e.g.
 	 *   refused by rule "no-low-ports" (/etc/tcl/comm/10-policy.ini:12):
 	 *   ports below 1024 are not offered
 	 *   refused: quota of 32 entries reached for user alice
-	 *   refused: no rule allows scope global */
+	 *   refused: no rule allows scope global
+	 *   allowed by rule "staff" (/etc/tcl/comm/10-policy.ini:30)
+	 *   allowed: no rule matched, and scope host needs none
+	 * ("uid 1234" instead of "user alice" when the system has no name
+	 * for it). */
 	char why[512];
 };
 

@@ -30,6 +30,8 @@
 #include <event2/event.h>
 
 #include "election.h"
+#include "gwconf.h"
+#include "gwlink.h"
 #include "log.h"
 #include "safepath.h"
 #include "server.h"
@@ -66,6 +68,9 @@ usage(FILE *fp)
 	    "                     connecting (10)\n"
 	    "  --max-output N     close a peer that leaves N bytes of\n"
 	    "                     replies unread (8388608)\n"
+	    "  --config-dir DIR   the host configuration (where the host\n"
+	    "                     gateway is; default $TCL_COMM_CONFIG_DIR,\n"
+	    "                     else /etc/tcl/comm)\n"
 	    "  -v                 debug logging\n"
 	    "  -h, --help         this text\n",
 	    COMM_DEFAULT_MAX_MESSAGE);
@@ -161,6 +166,35 @@ ready(int fd, int port)
  * the terminal of whoever ran `commreg run`, so it says only what needs
  * saying unless -v.
  */
+/*
+ * The host gateway, if this host has one: the configuration says where
+ * its socket is.  A configuration with errors is reported and the
+ * registry runs without the gateway (scope user works as ever).
+ */
+static void
+link_gateway(struct server *srv, const char *dir)
+{
+	struct gwconf_errors errs = {NULL, 0};
+	struct gwconf *conf;
+	bool missing = false;
+	size_t i;
+
+	conf = gwconf_load(dir, GWCONF_CLIENT, &missing, &errs);
+	if (conf == NULL) {
+		for (i = 0; i < errs.n; i++)
+			log_warnx("%s", errs.v[i]);
+		log_warnx("host configuration refused: running without the "
+		          "host gateway");
+		gwconf_errors_free(&errs);
+		return;
+	}
+	if (!missing) {
+		srv->mirror = registry_new(NULL, NULL);
+		srv->gw = gwlink_start(srv, conf->socket_path);
+	}
+	gwconf_free(conf);
+}
+
 static int
 serve_private(int semi, int want_port, int ready_fd, const char *home,
     int verbose, struct server_opts *opts)
@@ -231,6 +265,7 @@ main(int argc, char **argv)
 	    {"semi", no_argument, NULL, 'S'},
 	    {"port", required_argument, NULL, 'p'},
 	    {"ready-fd", required_argument, NULL, 'R'},
+	    {"config-dir", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -244,6 +279,7 @@ main(int argc, char **argv)
 	char regdir[4096], logpath[4400], host[256], err[512];
 	int ch, do_detach = 0, wait_ms = 3000, port, ready_fd = -1;
 	int private = 0, semi = 0, want_port = 0, verbose = 0;
+	const char *config_dir = NULL;
 	char *end;
 
 	log_init("commregd", LOG_LVL_INFO);
@@ -318,6 +354,9 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			break;
+		case 'C':
+			config_dir = optarg;
 			break;
 		case 'R':
 			ready_fd = (int)strtol(optarg, &end, 10);
@@ -397,6 +436,7 @@ main(int argc, char **argv)
 		fatalx("cannot listen on port %d", claim.port);
 	snprintf(srv.owner, sizeof srv.owner, "%s",
 	    pw ? pw->pw_name : "unknown");
+	link_gateway(&srv, config_dir);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	/* Step 1 has no configuration to reload; HUP must not kill us. */
@@ -418,7 +458,10 @@ main(int argc, char **argv)
 
 	event_base_dispatch(base);
 
+	gwlink_free(srv.gw);
 	server_free(&srv);
+	if (srv.mirror != NULL)
+		registry_free(srv.mirror);
 	claim.listen_fd = -1; /* closed with the listener */
 	election_release(&claim);
 	event_free(sigterm);

@@ -249,7 +249,7 @@ on_register(struct gwlink *gw, struct gwreq *q, int ok, const char *res,
 		q->pend = NULL;
 		return;
 	}
-	snprintf(msg, sizeof msg, "refused by the host gateway: %.*s",
+	snprintf(msg, sizeof msg, "host gateway: %.*s",
 	    (int)(len > 500 ? 500 : len), res);
 	if (q->pend == NULL) {
 		/* A republication the gateway no longer accepts. */
@@ -476,7 +476,7 @@ observe(const struct reg_entry *e, bool added, void *arg)
 	const char *w[2] = {"Commreg/Unregister", e->name};
 
 	if (added || e->scope < REG_SCOPE_HOST || gw->withdrawing ||
-	    gw->state != GW_READY)
+	    (gw->state != GW_READY && gw->state != GW_HELLO))
 		return;
 	send_req(gw, GWQ_FORGET, w, 2, NULL);
 }
@@ -493,7 +493,9 @@ skip_own(const struct commreg_entry *c, void *arg)
 bool
 gwlink_ready(const struct gwlink *gw, char *err, size_t errlen)
 {
-	if (gw->state == GW_READY)
+	/* Greeting in flight counts: the gateway answers in order, so a
+	 * request sent now is judged after the hello. */
+	if (gw->state == GW_READY || gw->state == GW_HELLO)
 		return true;
 	snprintf(err, errlen, "%s",
 	    gw->why[0] != '\0' ? gw->why : "not linked yet");

@@ -595,3 +595,34 @@ handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
 	lens[3] = body->len;
 	peer_send_async(w->owner, words, lens, 4);
 }
+
+/* The host gateway serves these as a user registry does (handlers.h). */
+int
+handlers_list(struct cmd_ctx *c)
+{
+	return cmd_list(c);
+}
+
+int
+handlers_watch(struct cmd_ctx *c)
+{
+	return cmd_watch(c);
+}
+
+int
+handlers_unwatch(struct cmd_ctx *c)
+{
+	return cmd_unwatch(c);
+}
+
+int
+handlers_stats(struct cmd_ctx *c)
+{
+	return cmd_stats(c);
+}
+
+int
+handlers_protocol_version(struct cmd_ctx *c)
+{
+	return cmd_protocol_version(c);
+}

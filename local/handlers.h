@@ -14,4 +14,11 @@ const struct cmd_entry *cmd_find(const char *name, size_t len);
 void handlers_notify(struct reg_watch *, const struct reg_entry *, bool added,
     void *arg);
 
+/* Commands a host gateway serves as a user registry does (gateway/). */
+int handlers_list(struct cmd_ctx *);
+int handlers_watch(struct cmd_ctx *);
+int handlers_unwatch(struct cmd_ctx *);
+int handlers_stats(struct cmd_ctx *);
+int handlers_protocol_version(struct cmd_ctx *);
+
 #endif

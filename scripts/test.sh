@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test of commreg: install what is missing, build twice (plain
-# with -Werror, then ASan+UBSan), run ctest on both, and run the fuzzer
-# for a bounded time when clang is there.  Exits non-zero on any failure.
+# with -Werror, then ASan+UBSan), run ctest on both, and run the fuzzers
+# (the wire's, then the configuration's) for a bounded time when clang is
+# there.  Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -36,6 +37,20 @@ if command -v clang >/dev/null 2>&1; then
   else
     tail -n 40 build/fuzz/fuzz.log
     echo "fuzz: FAILED"
+    status=1
+  fi
+  # The /etc/tcl/comm parser and the policy (fuzz/config-fuzzer.c).
+  cmake --build build/fuzz -j "$jobs" --target config-fuzzer
+  mkdir -p build/fuzz/config-corpus
+  cp fuzz/config-corpus/* build/fuzz/config-corpus/ 2>/dev/null || true
+  if build/fuzz/fuzz/config-fuzzer -max_total_time="${COMMREG_CONFIG_FUZZ_SECONDS:-30}" \
+      -dict=fuzz/config-fuzzer.dict -max_len=4096 build/fuzz/config-corpus \
+      > build/fuzz/config-fuzz.log 2>&1; then
+    tail -n 2 build/fuzz/config-fuzz.log
+    echo "config fuzz: no crash in ${COMMREG_CONFIG_FUZZ_SECONDS:-30} s"
+  else
+    tail -n 40 build/fuzz/config-fuzz.log
+    echo "config fuzz: FAILED"
     status=1
   fi
 fi

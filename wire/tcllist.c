@@ -1039,19 +1039,24 @@ tl_append_str(struct tbuf *out, size_t list_start, const char *s)
 size_t
 tl_format_int(char *buf, long long v)
 {
-	char tmp[TL_INT_MAX];
-	char *e = tmp + sizeof tmp, *p = e;
 	unsigned long long u =
 	    v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	unsigned long long t = u;
+	size_t n = v < 0, k;
 
+	/* Count the digits, then write them from the last one. */
 	do {
-		*--p = (char)('0' + u % 10);
+		n++;
+		t /= 10;
+	} while (t != 0);
+	k = n;
+	do {
+		buf[--k] = (char)('0' + u % 10);
 		u /= 10;
 	} while (u != 0);
 	if (v < 0)
-		*--p = '-';
-	memcpy(buf, p, (size_t)(e - p));
-	return (size_t)(e - p);
+		buf[0] = '-';
+	return n;
 }
 
 void
@@ -1139,15 +1144,40 @@ refuse(struct tbuf *err, const char *msg)
 	return -1;
 }
 
+/* The bytes a bare word in a script ends at or treats specially. */
+static const bool bare_special[256] = {
+    [' '] = true,
+    ['\t'] = true,
+    ['\v'] = true,
+    ['\f'] = true,
+    ['\r'] = true,
+    ['\n'] = true,
+    [';'] = true,
+    ['$'] = true,
+    ['['] = true,
+    ['\\'] = true,
+};
+
 /* A bare word: backslash substitution; '$' and '[' refused. */
 static int
 parse_bare(struct emit *e, const char *s, size_t len, size_t *pos,
     struct tbuf *err)
 {
 	struct bsq b;
-	size_t p = *pos;
+	size_t p = *pos, q;
 
 	while (p < len) {
+		/* A run of bytes that stand for themselves, copied at once. */
+		for (q = p; q < len && !bare_special[(unsigned char)s[q]]; q++)
+			;
+		if (q > p) {
+			memcpy(e->o, s + p, q - p);
+			e->o += q - p;
+			e->hi = false;
+			p = q;
+			if (p == len)
+				break;
+		}
 		switch (s[p]) {
 		case ' ':
 		case '\t':
@@ -1253,8 +1283,17 @@ parse_braced(struct emit *e, const char *s, size_t len, size_t *pos,
     struct tbuf *err)
 {
 	struct bsq b;
-	size_t p = *pos + 1, level = 1;
+	size_t p = *pos + 1, level = 1, end;
+	int depth = 1;
 
+	/* No backslash up to the close: the word is the bytes as they are. */
+	end = tl_match_brace(s, p, len, &depth);
+	if (end < len && memchr(s + p, '\\', end - p) == NULL) {
+		memcpy(e->o, s + p, end - p);
+		e->o += end - p;
+		*pos = end + 1;
+		return 0;
+	}
 	for (;;) {
 		if (p == len) {
 			if (brace_in_comment(s, *pos, len))

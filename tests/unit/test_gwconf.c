@@ -322,6 +322,50 @@ test_line_too_long(void)
 	gwconf_free(c);
 }
 
+/* inih's own limits do not show: a section name past its 50 bytes, a
+ * value past its 200, a byte order mark; a NUL byte is an error. */
+static void
+test_inih_limits_hidden(void)
+{
+	char text[1200], name[81], dir[256], f[300], want[1100];
+	const char *w[1] = {want};
+	FILE *fp;
+	struct gwconf_errors e = {0};
+	struct gwconf *c;
+
+	memset(name, 'n', 80);
+	name[80] = '\0';
+	snprintf(text, sizeof(text),
+	    "\xef\xbb\xbf[rule %s]\naction = allow\nnames = ", name);
+	memset(text + strlen(text), 'p', 900);
+	snprintf(text + strlen(text) + 900, 100, "\n");
+	c = gwconf_parse_string("t.ini", text, GWCONF_CLIENT, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->rules[0].name, name);
+	CU_ASSERT_EQUAL(strlen(c->rules[0].names[0]), 900);
+	gwconf_free(c);
+
+	/* Two rules whose names share their first 60 bytes are two rules. */
+	snprintf(text, sizeof(text),
+	    "[rule %sA]\naction = allow\n[rule %sB]\naction = deny\n", name,
+	    name);
+	c = gwconf_parse_string("t.ini", text, GWCONF_CLIENT, &e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->nrules, 2);
+	gwconf_free(c);
+
+	make_dir(dir, sizeof(dir), "nul");
+	write_file(dir, "10-nul.ini", "[quota]\ndefault = 3", 0644);
+	snprintf(f, sizeof(f), "%s/10-nul.ini", dir);
+	fp = fopen(f, "a");
+	CU_ASSERT_FATAL(fp != NULL);
+	fwrite("\0\n", 1, 2, fp);
+	fclose(fp);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", f);
+	expect_load_errors(dir, GWCONF_CLIENT, w, 1);
+}
+
 static void
 test_key_outside_section(void)
 {
@@ -909,6 +953,7 @@ main(void)
 	    {"duplicate section across files",
 	        test_duplicate_section_across_files},
 	    {"line longer than 1024 bytes", test_line_too_long},
+	    {"inih's limits do not show", test_inih_limits_hidden},
 	    {"key outside any section", test_key_outside_section},
 	    {"rule without action", test_rule_without_action},
 	    {"remote without address or peer_name",

@@ -1,0 +1,245 @@
+/*
+ * commgwd: the host gateway (gateway.h, docs/gateway.md).
+ *
+ *   commgwd [--config-dir DIR] [-v]        serve, in the foreground
+ *   commgwd [--config-dir DIR] --check-config
+ *                                          validate and exit 0 or 1
+ *
+ * Reads the *.ini files of /etc/tcl/comm (or DIR, or $TCL_COMM_CONFIG_DIR),
+ * opens its Unix socket, then drops to the configured unprivileged user:
+ * nothing after that needs root.  SIGHUP reloads the configuration without
+ * dropping a connection; SIGTERM and SIGINT stop it.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "gateway.h"
+#include "gwconf.h"
+#include "log.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: commgwd [--config-dir DIR] [--check-config] [-v]\n"
+	    "\n"
+	    "The host gateway for Tcl comm registries.  Reads DIR/*.ini\n"
+	    "(default: $%s, else %s).\n"
+	    "\n"
+	    "  --config-dir DIR   read the configuration from DIR\n"
+	    "  -t, --check-config validate the configuration and exit:\n"
+	    "                     0 if it is good, 1 with the errors\n"
+	    "  -v                 debug logging\n"
+	    "  -h, --help         this text\n",
+	    GWCONF_DIR_ENV, GWCONF_DIR_DEFAULT);
+}
+
+static void
+print_errors(const struct gwconf_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		fprintf(stderr, "commgwd: %s\n", errs->v[i]);
+}
+
+/*
+ * The socket everyone on the host may connect to (the kernel tells us
+ * who did).  A stale socket of a dead gateway is replaced; a live one,
+ * or anything that is not a socket, is left alone and we stop.
+ */
+static int
+open_socket(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	char dir[sizeof sun.sun_path];
+	int fd, probe;
+
+	if (strlen(path) >= sizeof sun.sun_path)
+		fatalx("socket path %s is too long", path);
+	snprintf(dir, sizeof dir, "%s", path);
+	dirname(dir);
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+		fatal("mkdir %s", dir);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			fatalx("%s exists and is not a socket; not touching it",
+			    path);
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0)
+			fatalx("another gateway is serving %s", path);
+		if (probe != -1)
+			close(probe);
+		if (unlink(path) == -1)
+			fatal("unlink stale socket %s", path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		fatal("socket");
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1)
+		fatal("bind %s", path);
+	if (chmod(path, 0666) == -1)
+		fatal("chmod %s", path);
+	if (listen(fd, 128) == -1)
+		fatal("listen %s", path);
+	return fd;
+}
+
+/* Sockets are open: become the configured user for good. */
+static void
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL)
+		return;
+	if (geteuid() != 0) {
+		log_warnx("not started as root: staying uid %lu (user = %s "
+		          "applies to a gateway started as root)",
+		    (unsigned long)geteuid(), user);
+		return;
+	}
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s (the [gateway] user) does not exist", user);
+	if (initgroups(pw->pw_name, pw->pw_gid) == -1 ||
+	    setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
+		fatal("dropping privileges to %s", user);
+	if (setuid(0) != -1)
+		fatalx("could regain root after dropping to %s", user);
+	log_info("running as %s (uid %lu)", user, (unsigned long)pw->pw_uid);
+}
+
+static struct gateway gw;
+
+static void
+on_stop(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(arg);
+}
+
+static void
+on_hup(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("SIGHUP: reloading the configuration");
+	gateway_reload(&gw);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config-dir", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct gwconf_errors errs = {NULL, 0};
+	struct server_opts opts;
+	struct gwconf *conf;
+	struct event_base *base;
+	struct event *sigterm, *sigint, *sighup;
+	const char *dir = NULL;
+	bool missing = false;
+	int ch, check = 0, fd;
+
+	log_init("commgwd", LOG_LVL_INFO);
+	while ((ch = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			dir = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'v':
+			log_init("commgwd", LOG_LVL_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "commgwd: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		return 2;
+	}
+	if (dir == NULL)
+		dir = gwconf_default_dir();
+	conf = gwconf_load(dir, GWCONF_GATEWAY, &missing, &errs);
+	if (conf == NULL) {
+		print_errors(&errs);
+		gwconf_errors_free(&errs);
+		if (check)
+			fprintf(stderr, "commgwd: %s: configuration refused\n",
+			    dir);
+		return 1;
+	}
+	if (check) {
+		printf("commgwd: %s: configuration OK (%zu files, %zu rules, "
+		       "%zu remotes)\n",
+		    conf->dir, conf->nfiles, conf->nrules, conf->nremotes);
+		gwconf_free(conf);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	fd = open_socket(conf->socket_path);
+	drop_privileges(conf->run_as);
+
+	server_default_opts(&opts);
+	opts.max_conns = (size_t)conf->max_connections;
+	opts.max_message = (size_t)conf->max_message;
+	opts.handshake_timeout = conf->handshake_timeout;
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if (gateway_init(&gw, base, fd, conf, dir, &opts) == -1)
+		fatalx("cannot serve %s", conf->socket_path);
+	sigterm = evsignal_new(base, SIGTERM, on_stop, base);
+	sigint = evsignal_new(base, SIGINT, on_stop, base);
+	sighup = evsignal_new(base, SIGHUP, on_hup, NULL);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	evsignal_add(sighup, NULL);
+	log_info("host gateway on %s: %zu files, %zu rules (pid %ld)",
+	    conf->socket_path, conf->nfiles, conf->nrules, (long)getpid());
+	printf("ready\n");
+	fflush(stdout);
+
+	event_base_dispatch(base);
+
+	/* The socket goes with us when we may remove it; else the next
+	 * gateway finds it stale. */
+	unlink(gw.conf->socket_path);
+	gateway_free(&gw);
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(sighup);
+	event_base_free(base);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,569 @@
+/*
+ * The host gateway's registry: who may connect, the commands, and
+ * reloading the policy (gateway.h).
+ *
+ * Entries are stored under NAME@USER (the user registry's own name for
+ * it, then its owner's login), so two users' "editor" never collide and
+ * one user's can be addressed exactly; a bare name resolves to the
+ * asker's own first, then to the first by name of any user
+ * (docs/gateway.md).
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway.h"
+#include "handlers.h"
+#include "log.h"
+#include "policy.h"
+#include "portowner.h"
+#include "registry.h"
+#include "tcllist.h"
+
+static struct gateway *
+gw_of(struct server *s)
+{
+	return s->data;
+}
+
+/* ---- users ----------------------------------------------------------- */
+
+static struct gw_user *
+user_find(struct gateway *g, uid_t uid)
+{
+	struct gw_user *u;
+
+	TAILQ_FOREACH(u, &g->users, link)
+		if (u->uid == uid)
+			return u;
+	return NULL;
+}
+
+/* The user's name and groups come from the system's databases, asked
+ * once per user while it has a connection or an entry here. */
+static struct gw_user *
+user_get(struct gateway *g, uid_t uid, gid_t gid)
+{
+	struct gw_user *u;
+	struct passwd *pw;
+	int n;
+
+	if ((u = user_find(g, uid)) != NULL)
+		return u;
+	if ((u = calloc(1, sizeof *u)) == NULL)
+		fatal("%s", __func__);
+	u->uid = uid;
+	u->gid = gid;
+	if ((pw = getpwuid(uid)) != NULL) {
+		snprintf(u->name, sizeof u->name, "%s", pw->pw_name);
+		n = (int)(sizeof u->groups / sizeof u->groups[0]);
+		if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &n) != -1)
+			u->ngroups = (size_t)n;
+	} else
+		snprintf(u->name, sizeof u->name, "%lu", (unsigned long)uid);
+	TAILQ_INSERT_TAIL(&g->users, u, link);
+	return u;
+}
+
+static void
+user_put(struct gateway *g, struct gw_user *u)
+{
+	if (u->conns > 0 || u->entries > 0)
+		return;
+	TAILQ_REMOVE(&g->users, u, link);
+	free(u);
+}
+
+/* Every add and remove of an entry: the owner's count (quotas). */
+static void
+count_entries(const struct reg_entry *e, bool added, void *arg)
+{
+	struct gateway *g = arg;
+	struct gw_user *u;
+
+	if ((u = user_find(g, e->uid)) == NULL)
+		return;
+	u->entries += added ? 1 : -1;
+	user_put(g, u);
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+/* The kernel says who connected; nothing the peer says about itself is
+ * believed (docs/security.md). */
+static int
+gw_admit(struct server *s, struct peer *p, char *err, size_t errlen)
+{
+	struct gateway *g = gw_of(s);
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	struct gw_user *u;
+
+	if (getsockopt(p->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
+		return reason(err, errlen, "SO_PEERCRED: %s", strerror(errno));
+	u = user_get(g, cr.uid, cr.gid);
+	if (u->conns >= GW_CONNS_PER_UID) {
+		reason(err, errlen,
+		    "uid %lu already holds %d connections (the limit)",
+		    (unsigned long)cr.uid, u->conns);
+		user_put(g, u);
+		return -1;
+	}
+	u->conns++;
+	p->uid = cr.uid;
+	p->gid = cr.gid;
+	p->pid = cr.pid;
+	p->data = u;
+	snprintf(p->addr, sizeof p->addr, "%.40s(pid %ld)", u->name,
+	    (long)cr.pid);
+	return 0;
+}
+
+static void
+gw_gone(struct peer *p)
+{
+	struct gw_user *u = p->data;
+
+	if (u == NULL)
+		return;
+	u->conns--;
+	/* Its entries go next (server.c), and with them the user record
+	 * (count_entries) if nothing else holds it. */
+	if (u->entries == 0)
+		user_put(gw_of(p->srv), u);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int
+gw_hello(struct cmd_ctx *c)
+{
+	struct gateway *g = gw_of(c->srv);
+	struct gw_user *u = c->peer->data;
+	struct tbuf *r = c->result;
+
+	tl_append_str(r, 0, "gateway");
+	tl_append_str(r, 0, "commgwd");
+	tl_append_str(r, 0, "version");
+	tl_append_str(r, 0, COMMREG_VERSION);
+	tl_append_str(r, 0, "protocol");
+	tl_append_int(r, 0, 1);
+	tl_append_str(r, 0, "host");
+	tl_append_str(r, 0, g->host);
+	tl_append_str(r, 0, "user");
+	tl_append_str(r, 0, u->name);
+	tl_append_str(r, 0, "uid");
+	tl_append_int(r, 0, (long long)u->uid);
+	return CMD_OK;
+}
+
+/* "foo #3" -> base length and serial 3; "foo" -> 1. */
+static size_t
+split_serial(const char *name, size_t len, int *serial)
+{
+	size_t j = len;
+
+	while (j > 0 && name[j - 1] >= '0' && name[j - 1] <= '9')
+		j--;
+	if (j < len && j >= 2 && name[j - 1] == '#' && name[j - 2] == ' ' &&
+	    len - j < 8) {
+		*serial = atoi(name + j);
+		return j - 2;
+	}
+	*serial = 1;
+	return len;
+}
+
+static void
+full_name(struct tbuf *b, const char *name, size_t len, const char *user)
+{
+	tbuf_reset(b);
+	tbuf_add(b, name, len);
+	tbuf_addc(b, '@');
+	tbuf_adds(b, user);
+}
+
+static int
+gw_register(struct cmd_ctx *c)
+{
+	struct gateway *g = gw_of(c->srv);
+	const struct tlist *w = c->words;
+	struct peer *p = c->peer;
+	struct gw_user *u = p->data;
+	struct policy_req req;
+	struct policy_verdict v;
+	struct reg_add a;
+	struct reg_entry *e;
+	struct tbuf full, data;
+	const char *scope = "host", *host = "localhost", *d = NULL;
+	char err[300], *end;
+	size_t i, baselen;
+	long port, pid = 0;
+	int serial, rc = CMD_ERROR;
+
+	port = strtol(w->v[2].p, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535) {
+		tbuf_printf(c->result,
+		    "expected a port number 1-65535 but got \"%.32s\"",
+		    w->v[2].p);
+		return CMD_ERROR;
+	}
+	if ((w->n - 3) % 2 != 0) {
+		tbuf_printf(c->result, "value for \"%.32s\" missing",
+		    w->v[w->n - 1].p);
+		return CMD_ERROR;
+	}
+	for (i = 3; i + 1 < w->n; i += 2) {
+		const char *o = w->v[i].p, *val = w->v[i + 1].p;
+
+		if (strcmp(o, "-scope") == 0)
+			scope = val;
+		else if (strcmp(o, "-host") == 0)
+			host = val;
+		else if (strcmp(o, "-data") == 0)
+			d = val;
+		else if (strcmp(o, "-pid") == 0)
+			pid = strtol(val, NULL, 10);
+		else {
+			tbuf_printf(c->result,
+			    "bad option \"%.32s\": must be -data, -host, -pid "
+			    "or -scope",
+			    o);
+			return CMD_ERROR;
+		}
+	}
+	memset(&req, 0, sizeof req);
+	if (strcmp(scope, "host") == 0)
+		req.scope = GWCONF_SCOPE_HOST;
+	else if (strcmp(scope, "global") == 0)
+		req.scope = GWCONF_SCOPE_GLOBAL;
+	else {
+		tbuf_printf(c->result,
+		    "scope \"%.32s\" is not the gateway's: host or global",
+		    scope);
+		return CMD_ERROR;
+	}
+	if (strlen(host) > 255 || strpbrk(host, " \t\r\n{}\"\\") != NULL) {
+		tbuf_adds(c->result, "bad host name");
+		return CMD_ERROR;
+	}
+	baselen = split_serial(w->v[1].p, w->v[1].len, &serial);
+	tbuf_init(&full);
+	tbuf_init(&data);
+	tbuf_add(&full, w->v[1].p, baselen);
+	if (registry_check_name(full.p, full.len, false, c->result) == -1)
+		goto out;
+
+	req.uid = p->uid;
+	req.gid = p->gid;
+	req.groups = u->groups;
+	req.ngroups = u->ngroups;
+	req.name = full.p;
+	req.port = (int)port;
+	req.entries = u->entries;
+	policy_admit(g->conf, &req, &v);
+	if (!v.allow) {
+		log_info("refused \"%s\" port %ld scope %s for %s: %s",
+		    w->v[1].p, port, scope, u->name, v.why);
+		tbuf_adds(c->result, v.why);
+		g->refused_regs++;
+		goto out;
+	}
+	/* Whatever the rules say: the port must be this user's. */
+	if (portowner_check((int)port, p->uid, err, sizeof err) == -1) {
+		log_info("refused \"%s\" port %ld for %s: %s", w->v[1].p, port,
+		    u->name, err);
+		tbuf_printf(c->result,
+		    "refused: the port must be a listening TCP socket of "
+		    "uid %lu: %s",
+		    (unsigned long)p->uid, err);
+		g->refused_regs++;
+		goto out;
+	}
+
+	full_name(&full, w->v[1].p, w->v[1].len, u->name);
+	/* The same offer again on the same link (a user registry that
+	 * republishes what it sent while greeting us): already granted. */
+	e = registry_find(c->srv->reg, full.p, full.len);
+	if (e != NULL && e->owner == p && e->port == (int)port) {
+		tbuf_reset(c->result);
+		tbuf_add(c->result, w->v[1].p, w->v[1].len);
+		rc = CMD_OK;
+		goto out;
+	}
+	if (d != NULL)
+		tbuf_adds(&data, d);
+	else {
+		tl_append_int(&data, 0, port);
+		tl_append_str(&data, 0, host);
+	}
+	memset(&a, 0, sizeof a);
+	a.copy = true;
+	a.name = full.p;
+	a.namelen = full.len;
+	a.base = w->v[1].p;
+	a.baselen = baselen;
+	a.want_serial = serial;
+	a.port = (int)port;
+	a.host = host;
+	a.data = data.p;
+	a.datalen = data.len;
+	a.scope = req.scope == GWCONF_SCOPE_GLOBAL ? REG_SCOPE_GLOBAL
+	                                           : REG_SCOPE_HOST;
+	a.uid = p->uid;
+	a.pid = pid > 0 ? (pid_t)pid : p->pid;
+	if (p->nentries >= c->srv->o.max_names) {
+		tbuf_printf(c->result,
+		    "too many names on this connection "
+		    "(limit %zu)",
+		    c->srv->o.max_names);
+		goto out;
+	}
+	if ((e = registry_add(c->srv->reg, &a, p, &p->entries, c->result)) ==
+	    NULL)
+		goto out;
+	p->nentries++;
+	g->admitted++;
+	log_info("admitted \"%s\" port %ld scope %s%s%s", e->name, port, scope,
+	    v.rule != NULL ? " by rule " : "",
+	    v.rule != NULL ? v.rule->name : "");
+	tbuf_reset(c->result);
+	tbuf_add(c->result, w->v[1].p, w->v[1].len);
+	rc = CMD_OK;
+out:
+	tbuf_free(&full);
+	tbuf_free(&data);
+	return rc;
+}
+
+static int
+gw_unregister(struct cmd_ctx *c)
+{
+	struct peer *p = c->peer;
+	struct gw_user *u = p->data;
+	struct reg_entry *e;
+	struct tbuf full;
+
+	tbuf_init(&full);
+	full_name(&full, c->words->v[1].p, c->words->v[1].len, u->name);
+	e = registry_find(c->srv->reg, full.p, full.len);
+	tbuf_free(&full);
+	if (e == NULL || e->owner != p) {
+		tbuf_printf(c->result, "\"%.255s\" is not registered here",
+		    c->words->v[1].p);
+		return CMD_ERROR;
+	}
+	registry_remove(c->srv->reg, e, &p->entries);
+	p->nentries--;
+	return CMD_OK;
+}
+
+/* NAME@USER exactly; a bare NAME: the asker's own, else the first by
+ * name among the other users'. */
+static struct reg_entry *
+resolve(struct server *s, struct gw_user *u, const char *name, size_t len)
+{
+	struct reg_entry *e;
+	const struct reg_entry **v;
+	struct tbuf b;
+	size_t i, n;
+
+	if (memchr(name, '@', len) != NULL)
+		return registry_find(s->reg, name, len);
+	tbuf_init(&b);
+	full_name(&b, name, len, u->name);
+	e = registry_find(s->reg, b.p, b.len);
+	if (e == NULL) {
+		/* The name, glob-quoted, then "@*". */
+		tbuf_reset(&b);
+		for (i = 0; i < len; i++) {
+			if (strchr("*?[]\\", name[i]) != NULL)
+				tbuf_addc(&b, '\\');
+			tbuf_addc(&b, name[i]);
+		}
+		tbuf_adds(&b, "@*");
+		v = registry_sorted(s->reg, b.p, b.len, &n);
+		if (n > 0)
+			e = (struct reg_entry *)v[0];
+		free((void *)v);
+	}
+	tbuf_free(&b);
+	return e;
+}
+
+static int
+gw_lookup(struct cmd_ctx *c)
+{
+	const struct tl_elem *name = &c->words->v[1];
+	struct reg_entry *e;
+
+	e = resolve(c->srv, c->peer->data, name->p, name->len);
+	if (e == NULL) {
+		tbuf_printf(c->result,
+		    "no application named \"%.255s\" on this host", name->p);
+		return CMD_ERROR;
+	}
+	if (e->port > 0) {
+		tl_append_int(c->result, 0, e->port);
+		tl_append_str(c->result, 0, e->host);
+	} else
+		tbuf_add(c->result, e->data, e->datalen);
+	return CMD_OK;
+}
+
+static const struct cmd_entry gw_table[] = {
+    {"Commreg/Hello", 0, 1, "?clientversion?", gw_hello},
+    {"Commreg/Register", 2, -1, "name port ?-option value ...?", gw_register},
+    {"Commreg/Unregister", 1, 1, "name", gw_unregister},
+    {"Commreg/Lookup", 1, 1, "name", gw_lookup},
+    {"Commreg/List", 0, 1, "?pattern?", handlers_list},
+    {"Commreg/Watch", 2, 2, "tag pattern", handlers_watch},
+    {"Commreg/Unwatch", 1, 1, "tag", handlers_unwatch},
+    {"Commreg/Stats", 0, 0, "", handlers_stats},
+    {"ProtocolVersion", 0, 0, "", handlers_protocol_version},
+};
+
+static const struct cmd_entry *
+gw_find(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof gw_table / sizeof gw_table[0]; i++)
+		if (strlen(gw_table[i].name) == len &&
+		    memcmp(gw_table[i].name, name, len) == 0)
+			return &gw_table[i];
+	return NULL;
+}
+
+static const struct server_ops gw_ops = {
+    .find = gw_find,
+    .admit = gw_admit,
+    .notify = NULL, /* watchers are told as by a user registry */
+    .gone = gw_gone,
+};
+
+/* ---- reload ------------------------------------------------------------ */
+
+/* The policy no longer allows e: its owner is told, then it goes. */
+static void
+withdraw(struct gateway *g, struct reg_entry *e, const char *why)
+{
+	struct peer *p = e->owner;
+	const char *at = strrchr(e->name, '@');
+	const char *w[3];
+	size_t lens[3];
+
+	log_info("withdrawn \"%s\": %s", e->name, why);
+	w[0] = "Commreg/Withdrawn";
+	lens[0] = strlen(w[0]);
+	w[1] = e->name; /* the owner's own name for it: before the '@' */
+	lens[1] = at != NULL ? (size_t)(at - e->name) : e->namelen;
+	w[2] = why;
+	lens[2] = strlen(why);
+	peer_send_async(p, w, lens, 3);
+	registry_remove(g->srv.reg, e, &p->entries);
+	p->nentries--;
+	g->withdrawn++;
+}
+
+void
+gateway_reload(struct gateway *g)
+{
+	struct gwconf_errors errs = {NULL, 0};
+	struct gwconf *conf, *old;
+	const struct reg_entry **v;
+	struct policy_req req;
+	struct policy_verdict verdict;
+	struct gw_user *u;
+	struct reg_entry *e;
+	size_t i, n, gone = 0;
+	bool missing = false;
+
+	conf = gwconf_load(g->config_dir, GWCONF_GATEWAY, &missing, &errs);
+	if (conf == NULL) {
+		for (i = 0; i < errs.n; i++)
+			log_warnx("reload: %s", errs.v[i]);
+		log_warnx("reload failed: keeping the configuration in use");
+		gwconf_errors_free(&errs);
+		return;
+	}
+	old = g->conf;
+	g->conf = conf;
+	gwconf_free(old);
+
+	/* Judge every entry again, in name order, counting each user's
+	 * admitted entries afresh for the quotas. */
+	TAILQ_FOREACH(u, &g->users, link)
+		u->judged = 0;
+	v = registry_sorted(g->srv.reg, "*", 1, &n);
+	for (i = 0; i < n; i++) {
+		e = (struct reg_entry *)v[i];
+		if ((u = user_find(g, e->uid)) == NULL)
+			continue;
+		memset(&req, 0, sizeof req);
+		req.uid = e->uid;
+		req.gid = u->gid;
+		req.groups = u->groups;
+		req.ngroups = u->ngroups;
+		req.name = e->base;
+		req.port = e->port;
+		req.scope = e->scope == REG_SCOPE_GLOBAL ? GWCONF_SCOPE_GLOBAL
+		                                         : GWCONF_SCOPE_HOST;
+		req.entries = u->judged;
+		policy_admit(conf, &req, &verdict);
+		if (verdict.allow) {
+			u->judged++;
+			continue;
+		}
+		withdraw(g, e, verdict.why);
+		gone++;
+	}
+	free((void *)v);
+	server_flush(&g->srv);
+	log_info("configuration reloaded from %s: %zu files, %zu rules; "
+	         "%zu entries withdrawn",
+	    conf->dir, conf->nfiles, conf->nrules, gone);
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+int
+gateway_init(struct gateway *g, struct event_base *base, int listen_fd,
+    struct gwconf *conf, const char *config_dir, const struct server_opts *o)
+{
+	memset(g, 0, sizeof *g);
+	g->base = base;
+	g->conf = conf;
+	g->config_dir = config_dir;
+	TAILQ_INIT(&g->users);
+	if (gethostname(g->host, sizeof g->host) == -1)
+		snprintf(g->host, sizeof g->host, "localhost");
+	g->host[sizeof g->host - 1] = '\0';
+	if (server_init_ops(&g->srv, &gw_ops, g, base, listen_fd, 0, g->host,
+	        o) == -1)
+		return -1;
+	snprintf(g->srv.owner, sizeof g->srv.owner, "commgwd");
+	g->srv.kind = "gateway";
+	registry_observe(g->srv.reg, count_entries, g);
+	return 0;
+}
+
+void
+gateway_free(struct gateway *g)
+{
+	struct gw_user *u;
+
+	server_free(&g->srv);
+	while ((u = TAILQ_FIRST(&g->users)) != NULL) {
+		TAILQ_REMOVE(&g->users, u, link);
+		free(u);
+	}
+	gwconf_free(g->conf);
+}
