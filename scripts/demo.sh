@@ -63,4 +63,77 @@ TCL
   sleep 0.2
   grep refused "$HOME"/.tcl/comm/log/*.log 2>/dev/null | tail -n 1 | sed 's/^/   [log] /' || true
 fi
+say "A private room: 'commreg run --semi' gives a process tree its own registry"
+"$bin/commreg" run --semi -- sh -c "
+  echo \"   inside: TCL_COMM_REGPORT=\$TCL_COMM_REGPORT\"
+  '$bin/commreg' register helper 4100 >/dev/null & h=\$!
+  sleep 0.5
+  echo '   inside, commreg list (the group first, then the user registry):'
+  '$bin/commreg' list | sed 's/^/     /'
+  kill \$h; wait \$h 2>/dev/null"
+echo "   outside, commreg list: the group's 'helper' never shows up here:"
+"$bin/commreg" list | sed 's/^/     /'
+
+say "The host gateway: the sysadmin's policy for offering applications to every user"
+gwdir=$(mktemp -d /tmp/commreg-gw.XXXXXX)
+chmod 755 "$gwdir"
+printf '[gateway]\nsocket = %s/gateway.sock\n' "$gwdir" >"$gwdir/00-gateway.ini"
+cat >"$gwdir/10-policy.ini" <<'EOF'
+[rule no-low-ports]
+action = deny
+ports = 1-1023
+message = ports below 1024 are not offered to the host
+EOF
+chmod 644 "$gwdir"/*.ini
+gwbin=$PWD/build/demo/gateway/commgwd
+"$gwbin" --config-dir "$gwdir" --check-config
+"$gwbin" --config-dir "$gwdir" 2> >(sed -u 's/^/   [gateway] /') >/dev/null &
+gwpid=$!; pids+=($gwpid)
+sleep 0.3
+# A user registry reads the host configuration when it starts: a fresh
+# session (another throwaway HOME) of the same user, with the variable set.
+export TCL_COMM_CONFIG_DIR=$gwdir
+home2=$(mktemp -d /tmp/commreg-demo2.XXXXXX)
+printf '%s\n' 'set s [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]' \
+  'puts [lindex [fconfigure $s -sockname] 2]; flush stdout' 'vwait forever' \
+  >"$gwdir/listener.tcl"
+exec 3< <(exec tclsh "$gwdir/listener.tcl")
+pids+=($!)
+read -r boardport <&3
+echo "   a board application listens on port $boardport and offers itself to the host:"
+HOME=$home2 "$bin/commreg" register board "$boardport" --scope host 2>&1 |
+  sed -u 's/^/   [board] /' &
+pids+=($!)
+sleep 1
+echo "   the sysadmin's rule refuses a low port; the gateway itself refuses a port"
+echo "   that is no listening socket of ours, whatever the rules say:"
+HOME=$home2 "$bin/commreg" register lowport 80 --scope host 2>&1 | sed 's/^/     /' || true
+HOME=$home2 "$bin/commreg" register elsewhere $((boardport + 1)) --scope host 2>&1 |
+  sed 's/^/     /' || true
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+  nhome=$(mktemp -d /tmp/commreg-nobody.XXXXXX); chown nobody "$nhome"; chmod 755 "$gwdir"
+  echo "   user nobody's own registry lists it as board@$(id -un):"
+  setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$nhome" \
+    TCL_COMM_CONFIG_DIR="$gwdir" COMMREG_COMMREGD="$COMMREG_COMMREGD" \
+    "$bin/commreg" list 2>&1 | sed 's/^/     /' || true
+  setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$nhome" \
+    "$bin/commreg" status >/dev/null 2>&1 || true
+fi
+echo "   the sysadmin now denies 'board' and reloads (SIGHUP): it is withdrawn, its holder told:"
+cat >>"$gwdir/10-policy.ini" <<'EOF'
+
+[rule no-boards]
+action = deny
+names = board*
+message = boards are closed for the night
+EOF
+kill -HUP "$gwpid"; sleep 1
+HOME=$home2 "$bin/commreg" list | sed 's/^/     /'
+kill "$gwpid" 2>/dev/null || true
+pkill -f "HOME=$nhome" 2>/dev/null || true
+for p in $(pgrep commregd); do
+  if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qE "^HOME=($home2|${nhome:-/nonexistent})$"; then kill "$p"; fi
+done
+rm -rf "$gwdir" "$home2" "${nhome:-}"
+
 say "Done. Try it yourself: build/demo/local/commreg --help"
