@@ -1123,7 +1123,7 @@ reader_next(char *str, int num, void *stream)
 			line[n++] = (char)c;
 		total++;
 	}
-	if (!any)
+	if (!any || num < 2)
 		return NULL;
 	ld->line++;
 	if (n > 0 && n == total && line[n - 1] == '\r')
@@ -1143,7 +1143,7 @@ reader_next(char *str, int num, void *stream)
 		feed = judge_line(ld, l);
 	}
 	flen = strlen(feed);
-	if (num < 2 || flen + 2 > (size_t)num) {
+	if (flen + 2 > (size_t)num) {
 		/* Only with an inih built otherwise than Debian's. */
 		err_line(ld, "line longer than %d bytes", num - 2);
 		feed = "";
