@@ -229,6 +229,7 @@ serve_private(int semi, int want_port, int ready_fd, const char *home,
 		srv.mirror = registry_new(NULL, NULL);
 		if ((up = upstream_start(&srv, home, err, sizeof err)) == NULL)
 			fatalx("%s", err);
+		srv.up = up;
 	}
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -240,6 +241,7 @@ serve_private(int semi, int want_port, int ready_fd, const char *home,
 
 	event_base_dispatch(base);
 
+	srv.up = NULL;
 	upstream_free(up);
 	server_free(&srv);
 	if (srv.mirror != NULL)

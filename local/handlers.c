@@ -12,6 +12,7 @@
 #include "gwlink.h"
 #include "handlers.h"
 #include "log.h"
+#include "upstream.h"
 
 static int
 arg_is(const struct tl_elem *e, const char *s)
@@ -416,6 +417,11 @@ cmd_lookup(struct cmd_ctx *c)
 			e = registry_find(c->srv->reg, name->p,
 			    name->len - olen - 1);
 	}
+	/* A semi-private registry asks the one above (which may ask its
+	 * gateway) for what neither it nor its copy holds. */
+	if (e == NULL && c->srv->up != NULL &&
+	    upstream_lookup(c->srv->up, c, name->p) == CMD_PENDING)
+		return CMD_PENDING;
 	/* Other users' names, and the rest of the world: the gateway's. */
 	if (e == NULL && c->srv->gw != NULL) {
 		char why[8];

@@ -151,6 +151,7 @@ struct server {
 	struct registry *mirror; /* a copy of the upstream's or the gateway's
 	                            entries, or NULL */
 	struct gwlink *gw;       /* user registry: its host gateway */
+	struct upstream *up;     /* semi-private: the registry above */
 	int upstream_port;       /* 0: none connected */
 	uint64_t messages;
 	uint64_t refused;

@@ -135,6 +135,29 @@ up_open(struct upstream *up)
 	up->w = commreg_async_watch(up->a, "*", on_watch, up);
 }
 
+static void
+on_lookup(struct commreg_async *a, int status, const char *res, void *arg)
+{
+	struct pending *q = arg;
+
+	pending_reply(q, status == 0 ? 0 : 1, res, strlen(res));
+}
+
+int
+upstream_lookup(struct upstream *up, struct cmd_ctx *c, const char *name)
+{
+	struct pending *q;
+
+	if (up->a == NULL || !commreg_async_connected(up->a))
+		return CMD_ERROR;
+	q = pending_new(c, NULL);
+	if (commreg_async_lookup(up->a, name, on_lookup, q) == -1) {
+		pending_reply(q, 1, "", 0);
+		return CMD_PENDING;
+	}
+	return CMD_PENDING;
+}
+
 struct upstream *
 upstream_start(struct server *srv, const char *home, char *err, size_t errlen)
 {

@@ -20,6 +20,11 @@ struct upstream;
  * err when it cannot start at all (no home, an unsafe ~/.tcl/comm). */
 struct upstream *upstream_start(struct server *, const char *home, char *err,
     size_t errlen);
+/* Ask the registry above for a name this one does not know (another
+ * user's, through its host gateway).  Returns CMD_PENDING, or CMD_ERROR
+ * with nothing sent when the link is down. */
+int upstream_lookup(struct upstream *, struct cmd_ctx *, const char *name);
+
 /* Close the link and drop the mirror's entries, silently: for shutdown,
  * before server_free. */
 void upstream_free(struct upstream *);

@@ -163,6 +163,11 @@ main {
         set r [creg $home $gport lookup userapp]
         check_equal "then the user's userapp answers" "4001 localhost" [string trim [dict get $r out]]
         check_equal "nns Search inside: each name once" {grpA grpB userapp} [lsort [nns_names $gport]]
+        # What neither the group nor its copy holds is asked above: the
+        # user registry answers NAME@USER of its own user.
+        set me [exec id -un]
+        set r [creg $home $gport lookup userapp@$me]
+        check_equal "a lookup the group cannot answer goes up" "4001 localhost" [string trim [dict get $r out]]
 
         # A watch in the group sees the user's applications come and go.
         set w [spawn -home $home env TCL_COMM_REGPORT=$gport [commreg_path] watch user*]
