@@ -384,7 +384,8 @@ gw_lost(struct gwlink *gw, const char *why)
 	if (gw->state == GW_READY)
 		mirror_lost(&gw->m);
 	gw->state = GW_IDLE;
-	snprintf(msg, sizeof msg, "lost the host gateway: %s", why);
+	/* why may live in the client just freed: use our copy. */
+	snprintf(msg, sizeof msg, "lost the host gateway: %s", gw->why);
 	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
 		TAILQ_REMOVE(&gw->reqs, q, link);
 		/* A verdict that will not come: the application is told, and

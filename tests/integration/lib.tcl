@@ -1337,3 +1337,329 @@ proc ::t::one_commregd {home {ms 5000}} {
 # The procs above came after the import at the end of the original
 # helpers: import again (only what is new to ::).
 namespace eval :: { namespace import ::t::* }
+
+# ---------------------------------------------------------------------------
+# The host gateway (commgwd) and the users who talk to it
+# (gateway.test.tcl, gateway_reload.test.tcl).
+#
+# A "user" here is a dict: name uid gid home conf bin; every process of
+# it runs with HOME, TCL_COMM_CONFIG_DIR=conf and COMMREG_COMMREGD set,
+# through setpriv when it is another uid than ours (its PID stays the one
+# we started, so it is ended by PID as everything else).
+
+# The commgwd beside the commregd in use (build*/local -> build*/gateway).
+proc ::t::gw_path {} {
+    return [file join [file dirname [find_bin]] gateway commgwd]
+}
+
+# A directory every user can read and traverse (0755) holding copies of
+# commregd, commreg, capp and the Tcl package: the build directory may
+# not be reachable by other users.  Made once per run.
+proc ::t::gw_bindir {} {
+    variable gw_bindir_
+    if {[info exists gw_bindir_] && [file isdirectory $gw_bindir_]} {
+        return $gw_bindir_
+    }
+    set d [tempdir gwbin 0755]
+    foreach src [list [commregd_path] [commreg_path] [file join [tools_dir] capp]] {
+        set dst [file join $d [file tail $src]]
+        file copy -force -- $src $dst
+        file attributes $dst -permissions 0755
+    }
+    file mkdir [file join $d tcl]
+    file attributes [file join $d tcl] -permissions 0755
+    foreach f [glob -directory [file join [src_dir] tcl] *.tcl] {
+        set dst [file join $d tcl [file tail $f]]
+        file copy -force -- $f $dst
+        file attributes $dst -permissions 0644
+    }
+    set gw_bindir_ $d
+    return $d
+}
+
+# A configuration directory (0755) with FILES (a dict file name -> text,
+# each written 0644) and a socket path in a directory of its own.
+# Returns the directory; the socket path is [gw_socket DIR].
+proc ::t::gw_confdir {files {socket ""}} {
+    set d [tempdir gwconf 0755]
+    if {$socket eq ""} {
+        set socket [file join [tempdir gwsock 0755] gw.sock]
+    }
+    set ::t::gw_socket_($d) $socket
+    dict for {name text} $files {
+        set text [string map [list @SOCKET@ $socket @DIR@ $d] $text]
+        write_file [file join $d $name] $text 0644
+        file attributes [file join $d $name] -permissions 0644
+    }
+    return $d
+}
+
+proc ::t::gw_socket {dir} { return $::t::gw_socket_($dir) }
+
+# (Re)write one file of a configuration directory (0644 unless PERM).
+proc ::t::gw_write {dir name text {perm 0644}} {
+    set text [string map [list @SOCKET@ [gw_socket $dir] @DIR@ $dir] $text]
+    set tmp [file join $dir .$name.tmp]
+    write_file $tmp $text $perm
+    file attributes $tmp -permissions $perm
+    file rename -force -- $tmp [file join $dir $name]
+}
+
+# Start commgwd on DIR and wait for its "ready".  Returns its channel
+# (stderr, its log, is [spawn_err CH]); raises an error if it is not
+# ready in time.
+proc ::t::gw_start {dir args} {
+    set ch [spawn [gw_path] --config-dir $dir {*}$args]
+    set l [readline $ch [slow 10000]]
+    if {$l ne "ready"} {
+        error "commgwd on $dir: [show $l] instead of ready; log:\n[spawn_err $ch]"
+    }
+    return $ch
+}
+
+proc ::t::gw_pid {ch} { return [spawn_pid $ch] }
+proc ::t::gw_log {ch} { return [gw_err $ch] }
+
+# What a spawned process wrote to stderr, also after gw_exit_code.
+proc ::t::gw_err {ch} {
+    if {[info exists ::t::spawned($ch)]} { return [spawn_err $ch] }
+    if {[info exists ::t::gw_errfile_($ch)]} { return [read_file $::t::gw_errfile_($ch)] }
+    return ""
+}
+
+# Wait until the gateway's log (from offset FROM) matches the regexp RE.
+proc ::t::gw_wait_log {ch re {ms 5000} {from 0}} {
+    return [wait_until {[regexp -- $re [string range [::t::gw_log $ch] $from end]]} [slow $ms] 20]
+}
+
+proc ::t::gw_log_mark {ch} { return [string length [gw_log $ch]] }
+
+proc ::t::gw_signal {ch sig} {
+    exec kill -$sig [gw_pid $ch]
+}
+
+# A user for config DIR: NAME "" is ourselves.  A fresh HOME (0700, the
+# user's own).
+proc ::t::gw_user {name conf} {
+    set home [tempdir home 0700]
+    if {$name eq ""} {
+        set uid [exec id -u]
+        set gid [exec id -g]
+        set name [exec id -un]
+        set self 1
+    } else {
+        set uid [exec id -u $name]
+        set gid [exec id -g $name]
+        exec chown $uid:$gid $home
+        set self 0
+    }
+    return [dict create name $name uid $uid gid $gid home $home conf $conf \
+                self $self bin [gw_bindir]]
+}
+
+# The command line running CMD ARG... as user U with its environment.
+proc ::t::gw_cmd {u args} {
+    set cmd {}
+    if {![dict get $u self]} {
+        lappend cmd setpriv --reuid=[dict get $u uid] --regid=[dict get $u gid] \
+            --init-groups
+    }
+    lappend cmd env HOME=[dict get $u home] \
+        TCL_COMM_CONFIG_DIR=[dict get $u conf] \
+        COMMREG_COMMREGD=[file join [dict get $u bin] commregd] \
+        TCLLIBPATH=[list [file join [dict get $u bin] tcl]]
+    return [list {*}$cmd {*}$args]
+}
+
+proc ::t::gw_bin {u exe} { return [file join [dict get $u bin] $exe] }
+
+# Start U's registry (commregd in the foreground, log to a file) and wait
+# until it serves.  Returns its PID; stopped when the scope ends.
+proc ::t::gw_registry {u} {
+    set home [dict get $u home]
+    set log [newfile commregd-[dict get $u name]].log
+    set pid [exec {*}[gw_cmd $u [gw_bin $u commregd] --home $home] \
+                 </dev/null >& $log &]
+    remember $pid
+    set ::t::daemon_log($pid) $log
+    watch_log "commregd of [dict get $u name] (pid $pid)" $log
+    defer [list ::t::kill_proc $pid]
+    wait_ready $home $pid -timeout [slow 10000]
+    return $pid
+}
+
+# Wait until U's registry says it is linked to the gateway (its log).
+proc ::t::gw_linked {u pid {ms 5000} {from 0}} {
+    return [wait_until {[string first "host gateway: linked" \
+        [string range [::t::daemon_log $pid] $from end]] >= 0} [slow $ms] 20]
+}
+
+# `commreg ARG...` as U, to its end: dict code out err.
+proc ::t::gw_commreg {u args} {
+    return [run -timeout 20 {*}[gw_cmd $u [gw_bin $u commreg] \
+                                    --home [dict get $u home] {*}$args]]
+}
+
+# `commreg register NAME PORT --scope SCOPE` as U.  Returns a dict:
+# ok 1 ch CHANNEL (it holds the name; stop it to let go) when it printed
+# the name, else ok 0 line WHAT-IT-PRINTED err STDERR code EXIT.
+proc ::t::gw_register {u name port {scope host}} {
+    set ch [spawn {*}[gw_cmd $u [gw_bin $u commreg] --home [dict get $u home] \
+                          register $name $port --scope $scope]]
+    set l [readline $ch [slow 10000]]
+    if {$l eq $name} {
+        return [dict create ok 1 ch $ch]
+    }
+    set errfile [dict get $::t::spawned($ch) err]
+    set code [gw_exit_code $ch [slow 5000]]
+    if {$code eq ""} {
+        set code timeout
+        stop $ch
+    }
+    set err [read_file $errfile]
+    return [dict create ok 0 line $l err [string trim $err] code $code]
+}
+
+# The exit status of a spawned process that ended (closing its channel),
+# or "" when it still runs after MS ms.
+proc ::t::gw_exit_code {ch {ms 5000}} {
+    set pid [spawn_pid $ch]
+    if {![wait_until {![::t::alive $pid]} $ms]} { return "" }
+    catch {fconfigure $ch -blocking 1}
+    set code 0
+    if {[catch {close $ch} msg opts]} {
+        set ec [dict get $opts -errorcode]
+        set code [expr {[lindex $ec 0] eq "CHILDSTATUS" ? [lindex $ec 2] : -1}]
+    }
+    set ::t::gw_errfile_($ch) [dict get $::t::spawned($ch) err]
+    unset -nocomplain ::t::spawned($ch)
+    return $code
+}
+
+# capp as U (app_lines, app_count ... work on the channel).
+proc ::t::gw_capp {u args} {
+    set ch [spawn {*}[gw_cmd $u [gw_bin $u capp] --home [dict get $u home] \
+                          --commregd [gw_bin $u commregd] {*}$args]]
+    set names {}
+    for {set i 0} {$i < [llength $args]} {incr i} {
+        set a [lindex $args $i]
+        if {$a in {--scope --watch --lookup}} {
+            incr i
+        } elseif {![string match --* $a]} {
+            lappend names $a
+        }
+    }
+    set ::t::applines($ch) {}
+    set ::t::appinfo($ch) [dict create kind c names $names \
+        pid [spawn_pid $ch] t0 [clock milliseconds] eof 0]
+    fileevent $ch readable [list ::t::app_drain $ch]
+    return $ch
+}
+
+# Wait until app CH printed a line matching PATTERN (from line FROM).
+proc ::t::gw_app_wait {ch pattern {ms 10000} {from 0}} {
+    return [wait_until {[::t::app_count $ch $pattern $from] > 0} [slow $ms] 20]
+}
+
+# The first line of app CH matching PATTERN, or "".
+proc ::t::gw_app_line {ch pattern {from 0}} {
+    set l [lsearch -inline -glob [app_lines $ch $from] $pattern]
+    return $l
+}
+
+# A TCP listener on 127.0.0.1 owned by U (a tclsh printing its port).
+# Returns {channel port}.
+proc ::t::gw_listener {u} {
+    set f [newfile listener].tcl
+    write_file $f {
+        set s [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
+        puts [lindex [fconfigure $s -sockname] 2]
+        flush stdout
+        vwait forever
+    } 0644
+    set ch [spawn {*}[gw_cmd $u [info nameofexecutable] $f]]
+    set port [readline $ch [slow 10000]]
+    if {![string is integer -strict $port]} {
+        error "listener of [dict get $u name]: [show $port] [spawn_err $ch]"
+    }
+    return [list $ch $port]
+}
+
+# `commreg list` as U, as a list of dicts name port host user pid (user
+# "" when the table has no USER column).
+proc ::t::gw_list {u {pattern *}} {
+    set r [gw_commreg $u list $pattern]
+    if {[dict get $r code] != 0} {
+        error "commreg list as [dict get $u name]: [dict get $r err]"
+    }
+    set lines [split [string trimright [dict get $r out] \n] \n]
+    set hasuser [expr {[lsearch -exact [lindex $lines 0] USER] >= 0}]
+    set rows {}
+    foreach l [lrange $lines 1 end] {
+        # Names here have no spaces: the columns are words.
+        if {$hasuser} {
+            lassign $l name port host user pid
+        } else {
+            lassign $l name port host pid
+            set user ""
+        }
+        lappend rows [dict create name $name port $port host $host user $user pid $pid]
+    }
+    return $rows
+}
+
+proc ::t::gw_list_names {u {pattern *}} {
+    if {[catch {gw_list $u $pattern} rows]} { return [list <error $rows>] }
+    return [lmap r $rows { dict get $r name }]
+}
+
+# The row of NAME in U's list, or {}.
+proc ::t::gw_row {u name} {
+    if {[catch {gw_list $u} rows]} { return {} }
+    foreach r $rows {
+        if {[dict get $r name] eq $name} { return $r }
+    }
+    return {}
+}
+
+# Run the Tcl package as U: `comm::registry::register ARGS` in a fresh
+# tclsh; returns {0 ASSIGNED} or {1 ERROR-MESSAGE} (or {timeout ...}).
+proc ::t::gw_tcl_register {u args} {
+    set f [newfile tclreg].tcl
+    write_file $f {
+        package require comm
+        package require comm::registry
+        comm::registry::configure -home $env(HOME) -commregd $env(COMMREG_COMMREGD)
+        set code [catch {comm::registry::register {*}$argv} res]
+        puts [list $code $res]
+        flush stdout
+        if {$code == 0} { vwait forever }
+        exit 0
+    } 0644
+    set ch [spawn {*}[gw_cmd $u [info nameofexecutable] $f {*}$args]]
+    set l [readline $ch [slow 15000]]
+    if {[string match <*> $l]} {
+        return [list timeout "$l [spawn_err $ch]" $ch]
+    }
+    return [list {*}$l $ch]
+}
+
+# Make a throwaway group (removed at the end of the run).
+proc ::t::gw_groupadd {name} {
+    set r [run groupadd $name]
+    if {[dict get $r code] != 0} { error "groupadd $name: [dict get $r err]" }
+    on_cleanup [list catch [list exec groupdel $name 2>@1]]
+}
+
+# Make a throwaway user with primary group GROUP and supplementary
+# groups SUPP, no home of its own (removed at the end of the run; its
+# processes are ended before).
+proc ::t::gw_useradd {name group {supp {}}} {
+    set cmd [list useradd -M -N -g $group -d /nonexistent -s /usr/sbin/nologin]
+    if {[llength $supp]} { lappend cmd -G [join $supp ,] }
+    set r [run {*}$cmd $name]
+    if {[dict get $r code] != 0} { error "useradd $name: [dict get $r err]" }
+    on_cleanup [list catch [list exec userdel $name 2>@1]]
+}
+
+namespace eval :: { namespace import ::t::* }
