@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "fed.h"
 #include "gateway.h"
 #include "gwconf.h"
 #include "log.h"
@@ -219,6 +220,13 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	if (gateway_init(&gw, base, fd, conf, dir, &opts) == -1)
 		fatalx("cannot serve %s", conf->socket_path);
+	{
+		char err[512];
+
+		gw.fed = fed_start(&gw, err, sizeof err);
+		if (gw.fed == NULL && err[0] != '\0')
+			fatalx("federation: %s", err);
+	}
 	sigterm = evsignal_new(base, SIGTERM, on_stop, base);
 	sigint = evsignal_new(base, SIGINT, on_stop, base);
 	sighup = evsignal_new(base, SIGHUP, on_hup, NULL);

@@ -44,9 +44,12 @@ struct gateway {
 	struct gwconf *conf; /* swapped whole on reload */
 	const char *config_dir;
 	struct gw_user_list users;
+	struct fed *fed; /* links with other gateways, or NULL */
 	char host[256];
 	uint64_t admitted, refused_regs, withdrawn;
 };
+
+struct fed;
 
 int gateway_init(struct gateway *, struct event_base *, int listen_fd,
     struct gwconf *, const char *config_dir, const struct server_opts *);

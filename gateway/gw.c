@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fed.h"
 #include "gateway.h"
 #include "handlers.h"
 #include "log.h"
@@ -390,7 +391,11 @@ resolve(struct server *s, struct gw_user *u, const char *name, size_t len)
 		}
 		tbuf_adds(&b, "@*");
 		v = registry_sorted(s->reg, b.p, b.len, &n);
-		if (n > 0)
+		/* This host's before those learned from other gateways. */
+		for (i = 0; i < n && e == NULL; i++)
+			if (v[i]->path[0] == '\0')
+				e = (struct reg_entry *)v[i];
+		if (e == NULL && n > 0)
 			e = (struct reg_entry *)v[0];
 		free((void *)v);
 	}
@@ -405,6 +410,11 @@ gw_lookup(struct cmd_ctx *c)
 	struct reg_entry *e;
 
 	e = resolve(c->srv, c->peer->data, name->p, name->len);
+	/* Not on this host: the gateways linked to it may know. */
+	if (e == NULL && gw_of(c->srv)->fed != NULL &&
+	    fed_lookup(gw_of(c->srv)->fed, c, name->p, name->len) ==
+	        CMD_PENDING)
+		return CMD_PENDING;
 	if (e == NULL) {
 		tbuf_printf(c->result,
 		    "no application named \"%.255s\" on this host", name->p);
@@ -494,6 +504,9 @@ gateway_reload(struct gateway *g)
 		gwconf_errors_free(&errs);
 		return;
 	}
+	/* The links hold the old configuration's remotes: made again. */
+	fed_free(g->fed);
+	g->fed = NULL;
 	old = g->conf;
 	g->conf = conf;
 	gwconf_free(old);
@@ -526,6 +539,13 @@ gateway_reload(struct gateway *g)
 		gone++;
 	}
 	free((void *)v);
+	{
+		char err[512];
+
+		g->fed = fed_start(g, err, sizeof err);
+		if (g->fed == NULL && err[0] != '\0')
+			log_warnx("federation: %s", err);
+	}
 	server_flush(&g->srv);
 	log_info("configuration reloaded from %s: %zu files, %zu rules; "
 	         "%zu entries withdrawn",
@@ -560,6 +580,8 @@ gateway_free(struct gateway *g)
 {
 	struct gw_user *u;
 
+	fed_free(g->fed);
+	g->fed = NULL;
 	server_free(&g->srv);
 	while ((u = TAILQ_FIRST(&g->users)) != NULL) {
 		TAILQ_REMOVE(&g->users, u, link);

@@ -327,12 +327,14 @@ put_string(char *p, const char *src, size_t len)
 
 static struct reg_entry *
 entry_new(const struct tbuf *name, const char *base, size_t baselen,
-    const struct tbuf *host, const struct tbuf *data)
+    const struct tbuf *host, const struct tbuf *data, const char *path)
 {
 	struct reg_entry *e;
+	size_t pathlen = path != NULL ? strlen(path) : 0;
 	char *p;
 
-	e = malloc(sizeof *e + name->len + baselen + host->len + data->len + 4);
+	e = malloc(sizeof *e + name->len + baselen + host->len + data->len +
+	           pathlen + 5);
 	if (e == NULL)
 		fatalx("out of memory");
 	memset(e, 0, sizeof *e);
@@ -347,7 +349,9 @@ entry_new(const struct tbuf *name, const char *base, size_t baselen,
 	p = put_string(p, host->p, host->len);
 	e->data = p;
 	e->datalen = data->len;
-	put_string(p, data->p, data->len);
+	p = put_string(p, data->p, data->len);
+	e->path = p;
+	put_string(p, path, pathlen);
 	return e;
 }
 
@@ -423,7 +427,7 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 			tl_append_str(&data, 0, a->host);
 		}
 	}
-	e = entry_new(&name, a->base, a->baselen, &host, &data);
+	e = entry_new(&name, a->base, a->baselen, &host, &data, a->path);
 	e->port = port;
 	e->serial = serial;
 	e->scope = a->scope;
@@ -675,7 +679,10 @@ registry_entry_dict(struct tbuf *d, const struct reg_entry *e)
 	tl_append_str(d, 0, "scope");
 	tl_append_str(d, 0, registry_scope_name(e->scope));
 	tl_append_str(d, 0, "uid");
-	tl_append_int(d, 0, (long long)e->uid);
+	if (e->uid != (uid_t)-1)
+		tl_append_int(d, 0, (long long)e->uid);
+	else
+		tl_append_str(d, 0, ""); /* a user of another host */
 	tl_append_str(d, 0, "pid");
 	if (e->pid > 0)
 		tl_append_int(d, 0, (long long)e->pid);
@@ -684,7 +691,17 @@ registry_entry_dict(struct tbuf *d, const struct reg_entry *e)
 	tl_append_str(d, 0, "since");
 	tl_append_int(d, 0, (long long)e->since);
 	/* Entries offered to the host are named NAME@USER by the gateway
-	 * (docs/gateway.md): say whose they are. */
+	 * (docs/gateway.md): say whose they are; those of other hosts are
+	 * NAME@USER@ORIGIN and say where they came through. */
+	if (e->path[0] != '\0') {
+		const char *sp = strchr(e->path, ' ');
+
+		tl_append_str(d, 0, "origin");
+		tl_append(d, 0, e->path,
+		    sp != NULL ? (size_t)(sp - e->path) : strlen(e->path));
+		tl_append_str(d, 0, "path");
+		tl_append_str(d, 0, e->path);
+	}
 	if (e->scope >= REG_SCOPE_HOST) {
 		const char *at = memchr(e->name, '@', e->namelen);
 

@@ -54,6 +54,8 @@ struct reg_entry {
 	const char *base;
 	const char *host; /* "" when none */
 	const char *data; /* nns data; for Register: "PORT HOST" or -data */
+	const char *path; /* federation: the gateways it came through, the
+	                     origin first ("" for an entry of this host) */
 	uint32_t namelen;
 	uint32_t baselen;
 	uint32_t datalen;
@@ -116,7 +118,8 @@ struct reg_add {
 	enum reg_scope scope;
 	uid_t uid;
 	pid_t pid;
-	time_t since; /* 0: now (a copy keeps its origin's time) */
+	time_t since;     /* 0: now (a copy keeps its origin's time) */
+	const char *path; /* NULL: none (see struct reg_entry) */
 };
 
 struct registry *registry_new(reg_notify_fn, void *arg);

@@ -1,0 +1,1135 @@
+/*
+ * Federation links (fed.h).
+ *
+ * One struct flink per TLS connection, through libevent's OpenSSL
+ * bufferevents.  On a link we opened (to a [remote]) we send
+ * Gateway/Hello and Gateway/Watch and keep what comes back in the
+ * gateway's registry, owned by the link; on a link we accepted we answer
+ * those, then send Gateway/Event for every change of what that remote is
+ * given (a registry observer).  Lookups the host cannot answer go out on
+ * every link we opened.
+ *
+ * Names: a global entry "calc@ann" of this gateway travels as
+ * "calc@ann@SELF", SELF being the name our certificate carries (its first
+ * DNS subjectAltName, else its CN), with the comm id's host replaced by
+ * the address we listen on, so that an application elsewhere can
+ * connect.  Patterns of export and import match the application's name,
+ * the part before the first "@".
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "commreg.h"
+#include "commwire.h"
+#include "fed.h"
+#include "gateway.h"
+#include "log.h"
+#include "registry.h"
+#include "tcllist.h"
+#include "tclmatch.h"
+
+#define FED_RETRY_MIN_MS 500
+#define FED_RETRY_MAX_MS 30000
+#define FED_HANDSHAKE_S  10
+#define FED_MAX_MESSAGE  (16 * 1024 * 1024)
+#define FED_WATCH_TAG    "fed"
+
+enum flink_state { FL_CONNECTING, FL_HANDSHAKE, FL_HELLO, FL_READY };
+
+/* A lookup sent out on the links: answered once. */
+struct flookup {
+	struct pending *q; /* NULL once answered */
+	int outstanding;
+	struct event *timer;
+	char name[256];
+};
+
+/* A request of ours on one link, waiting for its reply. */
+struct freq {
+	TAILQ_ENTRY(freq) link;
+	int64_t serial;
+	enum { FQ_HELLO, FQ_WATCH, FQ_LOOKUP } kind;
+	struct flookup *lk;
+};
+TAILQ_HEAD(freq_list, freq);
+
+struct flink {
+	TAILQ_ENTRY(flink) link;
+	struct fed *f;
+	const struct gwconf_remote
+	    *r; /* NULL: an accepted link not yet known */
+	bool outgoing;
+	enum flink_state state;
+	struct bufferevent *bev;
+	char addr[96];
+	struct comm_framer fr;
+	struct tlist msg, frags, words;
+	struct tbuf scratch, err, out, payload;
+	int64_t serial;
+	struct freq_list reqs;
+	bool watching;                 /* accepted: the peer watches */
+	struct reg_entry_list learned; /* opened: what it gave us */
+	struct event *retry;           /* opened: the next try */
+	int attempt;
+};
+TAILQ_HEAD(flink_list, flink);
+
+struct fed {
+	struct gateway *g;
+	SSL_CTX *ctx;
+	char self[256];
+	char advertise[256];
+	struct evconnlistener *listener;
+	struct flink_list links;
+};
+
+static void link_open(struct flink *);
+static void link_close(struct flink *, const char *why);
+
+/* ---- names and filters ------------------------------------------------- */
+
+/* The application's name: before the first '@'. */
+static size_t
+app_len(const char *name)
+{
+	const char *at = strchr(name, '@');
+
+	return at != NULL ? (size_t)(at - name) : strlen(name);
+}
+
+static bool
+patterns_match(char *const *pats, size_t n, const char *name)
+{
+	size_t i, len = app_len(name);
+
+	for (i = 0; i < n; i++)
+		if (tcl_string_match(pats[i], strlen(pats[i]), name, len))
+			return true;
+	return false;
+}
+
+/* Is gateway `who` on the space-separated path? */
+static bool
+path_has(const char *path, const char *who)
+{
+	size_t n = strlen(who);
+	const char *p = path;
+
+	while ((p = strstr(p, who)) != NULL) {
+		if ((p == path || p[-1] == ' ') &&
+		    (p[n] == ' ' || p[n] == '\0'))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* May remote r be given entry e? */
+static bool
+exportable(const struct fed *f, const struct gwconf_remote *r,
+    const struct reg_entry *e)
+{
+	if (e->scope != REG_SCOPE_GLOBAL ||
+	    !patterns_match(r->exports, r->nexports, e->name))
+		return false;
+	if (e->path[0] == '\0')
+		return true;
+	/* Learned elsewhere: passed on only where configured, and never
+	 * back to a gateway it came through. */
+	return r->reexport && !path_has(e->path, r->peer_name) &&
+	       !path_has(e->path, f->self);
+}
+
+/* Entry e as it travels: its name, comm id and path seen from outside. */
+static void
+export_dict(const struct fed *f, const struct reg_entry *e, struct tbuf *d)
+{
+	bool local = e->path[0] == '\0';
+	const char *host = local ? f->advertise : e->host;
+
+	tbuf_reset(d);
+	tl_append_str(d, 0, "name");
+	if (local) {
+		struct tbuf n;
+
+		tbuf_init(&n);
+		tbuf_add(&n, e->name, e->namelen);
+		tbuf_addc(&n, '@');
+		tbuf_adds(&n, f->self);
+		tl_append(d, 0, n.p, n.len);
+		tbuf_free(&n);
+	} else
+		tl_append(d, 0, e->name, e->namelen);
+	tl_append_str(d, 0, "serial");
+	tl_append_int(d, 0, e->serial);
+	tl_append_str(d, 0, "base");
+	tl_append(d, 0, e->base, e->baselen);
+	tl_append_str(d, 0, "port");
+	tl_append_int(d, 0, e->port > 0 ? e->port : 0);
+	tl_append_str(d, 0, "host");
+	tl_append_str(d, 0, host);
+	tl_append_str(d, 0, "data");
+	if (e->port > 0) {
+		struct tbuf id;
+
+		tbuf_init(&id);
+		tl_append_int(&id, 0, e->port);
+		tl_append_str(&id, 0, host);
+		tl_append(d, 0, id.p, id.len);
+		tbuf_free(&id);
+	} else
+		tl_append(d, 0, e->data, e->datalen);
+	tl_append_str(d, 0, "scope");
+	tl_append_str(d, 0, "global");
+	tl_append_str(d, 0, "pid");
+	if (e->pid > 0)
+		tl_append_int(d, 0, (long long)e->pid);
+	else
+		tl_append_str(d, 0, "");
+	tl_append_str(d, 0, "since");
+	tl_append_int(d, 0, (long long)e->since);
+	tl_append_str(d, 0, "path");
+	if (local)
+		tl_append_str(d, 0, f->self);
+	else {
+		struct tbuf p;
+
+		tbuf_init(&p);
+		tbuf_adds(&p, e->path);
+		tbuf_addc(&p, ' ');
+		tbuf_adds(&p, f->self);
+		tl_append(d, 0, p.p, p.len);
+		tbuf_free(&p);
+	}
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void
+link_write(struct flink *l, const struct tbuf *b)
+{
+	bufferevent_write(l->bev, b->p, b->len);
+}
+
+static int64_t
+link_send(struct flink *l, const char *kind, const char *const *w,
+    const size_t *lens, size_t n)
+{
+	int64_t serial = ++l->serial;
+
+	tbuf_reset(&l->payload);
+	comm_format_command(&l->payload, w, lens, n);
+	tbuf_reset(&l->out);
+	comm_format_message(&l->out, kind, serial, l->payload.p,
+	    l->payload.len);
+	link_write(l, &l->out);
+	return serial;
+}
+
+static void
+link_reply(struct flink *l, int64_t serial, int code, const struct tbuf *r)
+{
+	tbuf_reset(&l->out);
+	comm_format_reply(&l->out, "reply", serial, code, r->p, r->len, NULL);
+	link_write(l, &l->out);
+}
+
+static void
+send_req(struct flink *l, int kind, const char *const *w, size_t n,
+    struct flookup *lk)
+{
+	struct freq *q;
+
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		fatal("%s", __func__);
+	q->kind = kind;
+	q->lk = lk;
+	q->serial = link_send(l, "send", w, NULL, n);
+	TAILQ_INSERT_TAIL(&l->reqs, q, link);
+}
+
+/* A change the remote behind accepted link l may be told of. */
+static void
+tell(struct flink *l, const struct reg_entry *e, bool added)
+{
+	const char *w[4];
+	size_t lens[4];
+	struct tbuf d;
+
+	tbuf_init(&d);
+	export_dict(l->f, e, &d);
+	w[0] = "Gateway/Event";
+	w[1] = FED_WATCH_TAG;
+	w[2] = added ? "add" : "remove";
+	w[3] = d.p;
+	lens[0] = strlen(w[0]);
+	lens[1] = strlen(w[1]);
+	lens[2] = strlen(w[2]);
+	lens[3] = d.len;
+	link_send(l, "async", w, lens, 4);
+	tbuf_free(&d);
+}
+
+/* Every change of the registry: each remote is told what it is given. */
+static void
+observe(const struct reg_entry *e, bool added, void *arg)
+{
+	struct fed *f = arg;
+	struct flink *l;
+
+	TAILQ_FOREACH(l, &f->links, link)
+		if (!l->outgoing && l->watching && l->r != NULL &&
+		    exportable(f, l->r, e))
+			tell(l, e, added);
+}
+
+/* ---- what a remote gives us -------------------------------------------- */
+
+static void
+learn(struct flink *l, const struct tl_elem *dict)
+{
+	struct fed *f = l->f;
+	struct commreg_entry c;
+	struct reg_add a;
+	struct tbuf err;
+	char why[200], *path = NULL;
+	struct tlist d;
+	const char *perr;
+	size_t i;
+
+	/* The path is not in commreg_entry: take it from the dict. */
+	tlist_init(&d);
+	if (tlist_parse(&d, dict->p, dict->len, &perr) == 0 && d.n % 2 == 0)
+		for (i = 0; i < d.n; i += 2)
+			if (strcmp(d.v[i].p, "path") == 0)
+				path = strdup(d.v[i + 1].p);
+	tlist_free(&d);
+	memset(&c, 0, sizeof c);
+	if (commreg_entry_parse(dict->p, dict->len, &c, why, sizeof why) ==
+	        -1 ||
+	    path == NULL || path[0] == '\0') {
+		log_warnx("remote %s: bad entry: %s", l->r->name,
+		    path == NULL ? "no path" : why);
+		goto out;
+	}
+	if (path_has(path, f->self) ||
+	    !patterns_match(l->r->imports, l->r->nimports, c.name) ||
+	    strchr(c.name, '@') == NULL)
+		goto out; /* a loop, not imported, or not a federated name */
+	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL)
+		goto out; /* the same entry by another way: first wins */
+	memset(&a, 0, sizeof a);
+	a.copy = true;
+	a.name = c.name;
+	a.namelen = strlen(c.name);
+	a.base = c.base[0] != '\0' ? c.base : c.name;
+	a.baselen = strlen(a.base);
+	a.want_serial = c.serial > 0 ? (int)c.serial : 1;
+	a.port = c.port;
+	a.host = c.host;
+	a.data = c.data;
+	a.datalen = strlen(c.data);
+	a.nns = c.port <= 0;
+	a.scope = REG_SCOPE_GLOBAL;
+	a.uid = (uid_t)-1;
+	a.pid = c.pid > 0 ? (pid_t)c.pid : 0;
+	a.since = (time_t)c.since;
+	a.path = path;
+	tbuf_init(&err);
+	if (registry_add(f->g->srv.reg, &a, l, &l->learned, &err) == NULL)
+		log_warnx("remote %s: entry \"%s\" not taken: %.*s", l->r->name,
+		    c.name, (int)err.len, err.p);
+	tbuf_free(&err);
+out:
+	commreg_entry_clear(&c);
+	free(path);
+}
+
+static void
+unlearn(struct flink *l, const struct tl_elem *dict)
+{
+	struct commreg_entry c;
+	struct reg_entry *e;
+	char why[200];
+
+	if (commreg_entry_parse(dict->p, dict->len, &c, why, sizeof why) == -1)
+		return;
+	e = registry_find(l->f->g->srv.reg, c.name, strlen(c.name));
+	if (e != NULL && e->owner == l)
+		registry_remove(l->f->g->srv.reg, e, &l->learned);
+	commreg_entry_clear(&c);
+}
+
+static void
+forget_all(struct flink *l)
+{
+	struct reg_entry *e;
+	size_t n = 0;
+
+	while ((e = TAILQ_FIRST(&l->learned)) != NULL) {
+		registry_remove(l->f->g->srv.reg, e, &l->learned);
+		n++;
+	}
+	if (n > 0)
+		log_info("remote %s: dropped the %zu entries it gave us",
+		    l->r->name, n);
+	server_flush(&l->f->g->srv);
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+static void
+lookup_done(struct flookup *lk)
+{
+	if (lk->q != NULL || lk->outstanding > 0)
+		return;
+	event_free(lk->timer);
+	free(lk);
+}
+
+static void
+lookup_answer(struct flookup *lk, int code, const char *res, size_t len)
+{
+	char msg[400];
+
+	if (lk->q == NULL)
+		return;
+	if (code != 0) {
+		snprintf(msg, sizeof msg,
+		    "no application named \"%s\" on this host or the "
+		    "gateways linked to it",
+		    lk->name);
+		res = msg;
+		len = strlen(msg);
+	}
+	pending_reply(lk->q, code, res, len);
+	lk->q = NULL;
+}
+
+static void
+lookup_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct flookup *lk = arg;
+
+	lookup_answer(lk, 1, NULL, 0);
+	lookup_done(lk);
+}
+
+int
+fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
+{
+	const char *w[2] = {"Commreg/Lookup", name};
+	struct flookup *lk;
+	struct flink *l;
+	struct timeval tv;
+	int ms = f->g->conf->lookup_timeout_ms;
+
+	(void)len;
+	TAILQ_FOREACH(l, &f->links, link)
+		if (l->outgoing && l->state == FL_READY)
+			break;
+	if (l == NULL)
+		return CMD_ERROR;
+	if ((lk = calloc(1, sizeof *lk)) == NULL)
+		fatal("%s", __func__);
+	snprintf(lk->name, sizeof lk->name, "%s", name);
+	lk->q = pending_new(c, NULL);
+	lk->timer = evtimer_new(f->g->base, lookup_timeout, lk);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(lk->timer, &tv);
+	TAILQ_FOREACH(l, &f->links, link) {
+		if (!l->outgoing || l->state != FL_READY)
+			continue;
+		lk->outstanding++;
+		send_req(l, FQ_LOOKUP, w, 2, lk);
+	}
+	return CMD_PENDING;
+}
+
+/* A lookup from a remote: among what it is given, the exact travelling
+ * name or the first with that application name. */
+static int
+answer_lookup(struct flink *l, const char *name, struct tbuf *r)
+{
+	const struct reg_entry **v;
+	const struct reg_entry *hit = NULL;
+	struct tbuf d;
+	struct tlist dl;
+	const char *err;
+	size_t i, n;
+
+	v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
+	tbuf_init(&d);
+	tlist_init(&dl);
+	for (i = 0; i < n && hit == NULL; i++) {
+		if (!exportable(l->f, l->r, v[i]))
+			continue;
+		export_dict(l->f, v[i], &d);
+		if (tlist_parse(&dl, d.p, d.len, &err) == 0 && dl.n > 1 &&
+		    (strcmp(dl.v[1].p, name) == 0 ||
+		        (strchr(name, '@') == NULL &&
+		            app_len(v[i]->name) == strlen(name) &&
+		            strncmp(v[i]->name, name, strlen(name)) == 0)))
+			hit = v[i];
+	}
+	free((void *)v);
+	tlist_free(&dl);
+	tbuf_free(&d);
+	if (hit == NULL) {
+		tbuf_printf(r, "no application named \"%.255s\" here", name);
+		return 1;
+	}
+	tl_append_int(r, 0, hit->port);
+	tl_append_str(r, 0, hit->path[0] == '\0' ? l->f->advertise : hit->host);
+	return 0;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* A command on a link we accepted. */
+static void
+serve(struct flink *l, int64_t serial, const struct tlist *w)
+{
+	const struct reg_entry **v;
+	struct tbuf r, d;
+	size_t i, n, start;
+	int code = 0;
+
+	tbuf_init(&r);
+	if (w->n == 2 && strcmp(w->v[0].p, "Gateway/Hello") == 0) {
+		tl_append_str(&r, 0, "gateway");
+		tl_append_str(&r, 0, "commgwd");
+		tl_append_str(&r, 0, "name");
+		tl_append_str(&r, 0, l->f->self);
+		tl_append_str(&r, 0, "version");
+		tl_append_str(&r, 0, COMMREG_VERSION);
+	} else if (w->n == 1 && strcmp(w->v[0].p, "Gateway/Watch") == 0) {
+		/* The snapshot is the reply, written before any event. */
+		size_t given = 0;
+
+		v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
+		tbuf_init(&d);
+		start = r.len;
+		for (i = 0; i < n; i++) {
+			if (!exportable(l->f, l->r, v[i]))
+				continue;
+			export_dict(l->f, v[i], &d);
+			tl_append(&r, start, d.p, d.len);
+			given++;
+		}
+		tbuf_free(&d);
+		free((void *)v);
+		l->watching = true;
+		log_info("remote %s watches: %zu entries given", l->r->name,
+		    given);
+	} else if (w->n == 2 && strcmp(w->v[0].p, "Commreg/Lookup") == 0)
+		code = answer_lookup(l, w->v[1].p, &r);
+	else {
+		tbuf_printf(&r, "invalid command name \"%.64s\"",
+		    w->n > 0 ? w->v[0].p : "");
+		code = 1;
+	}
+	link_reply(l, serial, code, &r);
+	tbuf_free(&r);
+}
+
+/* A reply on a link we opened. */
+static void
+replied(struct flink *l, int64_t serial, const struct tl_elem *payload)
+{
+	struct tl_elem result;
+	struct freq *q;
+	const char *why;
+	int code;
+	size_t i;
+
+	TAILQ_FOREACH(q, &l->reqs, link)
+		if (q->serial == serial)
+			break;
+	if (q == NULL)
+		return;
+	TAILQ_REMOVE(&l->reqs, q, link);
+	if (tlist_parse(&l->words, payload->p, payload->len, &why) == -1 ||
+	    comm_parse_return(&l->words, &code, &result) == -1) {
+		free(q);
+		link_close(l, "malformed reply");
+		return;
+	}
+	switch (q->kind) {
+	case FQ_HELLO:
+		if (code != 0) {
+			free(q);
+			link_close(l, "it did not greet us as a gateway");
+			return;
+		}
+		break;
+	case FQ_WATCH:
+		if (code != 0) {
+			log_warnx("remote %s: watch refused: %s", l->r->name,
+			    result.p);
+			break;
+		}
+		l->state = FL_READY;
+		l->attempt = 0;
+		forget_all(l); /* a fresh snapshot replaces what was */
+		if (tlist_parse(&l->frags, result.p, result.len, &why) == 0)
+			for (i = 0; i < l->frags.n; i++)
+				learn(l, &l->frags.v[i]);
+		log_info("remote %s: linked, %zu entries offered", l->r->name,
+		    l->frags.n);
+		server_flush(&l->f->g->srv);
+		break;
+	case FQ_LOOKUP:
+		q->lk->outstanding--;
+		if (code == 0)
+			lookup_answer(q->lk, 0, result.p, result.len);
+		else if (q->lk->outstanding == 0)
+			lookup_answer(q->lk, 1, NULL, 0);
+		lookup_done(q->lk);
+		break;
+	}
+	free(q);
+}
+
+static void
+event_msg(struct flink *l, const struct tl_elem *payload)
+{
+	if (comm_payload_command(payload->p, payload->len, &l->frags,
+	        &l->scratch, &l->words, &l->err) == -1 ||
+	    l->words.n != 4 || strcmp(l->words.v[0].p, "Gateway/Event") != 0)
+		return;
+	if (strcmp(l->words.v[2].p, "add") == 0)
+		learn(l, &l->words.v[3]);
+	else
+		unlearn(l, &l->words.v[3]);
+	server_flush(&l->f->g->srv);
+}
+
+static void
+message(struct flink *l)
+{
+	const struct tlist *m = &l->msg;
+	int64_t serial;
+	char *end;
+
+	if (m->n != 3)
+		return;
+	serial = strtoll(m->v[1].p, &end, 10);
+	if (strcmp(m->v[0].p, "reply") == 0 && l->outgoing)
+		replied(l, serial, &m->v[2]);
+	else if (strcmp(m->v[0].p, "async") == 0 && l->outgoing)
+		event_msg(l, &m->v[2]);
+	else if (strcmp(m->v[0].p, "send") == 0 && !l->outgoing) {
+		struct tlist *w = &l->words;
+
+		if (comm_payload_command(m->v[2].p, m->v[2].len, &l->frags,
+		        &l->scratch, w, &l->err) == -1) {
+			tbuf_reset(&l->scratch);
+			tbuf_add(&l->scratch, l->err.p, l->err.len);
+			link_reply(l, serial, 1, &l->scratch);
+			return;
+		}
+		serve(l, serial, w);
+	}
+}
+
+/* The handshake line: {3 2} PORT from who opened, {vers 3} back. */
+static void
+handshake(struct flink *l)
+{
+	const char *w[2] = {"Gateway/Hello", l->f->self};
+	const char *ww[1] = {"Gateway/Watch"};
+
+	if (l->outgoing) {
+		if (l->msg.n != 2 || strcmp(l->msg.v[0].p, "vers") != 0 ||
+		    strcmp(l->msg.v[1].p, "3") != 0) {
+			link_close(l, "no comm handshake");
+			return;
+		}
+		l->state = FL_HELLO;
+		send_req(l, FQ_HELLO, w, 2, NULL);
+		send_req(l, FQ_WATCH, ww, 1, NULL);
+		return;
+	}
+	tbuf_reset(&l->out);
+	comm_format_vers(&l->out, 3);
+	link_write(l, &l->out);
+	l->state = FL_READY;
+	bufferevent_set_timeouts(l->bev, NULL, NULL);
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct flink *l = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	enum comm_frame_status st;
+	const char *err = NULL;
+	size_t len, used;
+	char *buf;
+
+	while ((len = evbuffer_get_length(in)) > 0) {
+		buf = (char *)evbuffer_pullup(in, -1);
+		/* The offer {3 2} PORT is a line; {vers 3} back is a
+		 * message like any other. */
+		if (!l->outgoing && l->state == FL_CONNECTING)
+			st = comm_frame_line(&l->fr, buf, len, &used, &l->msg,
+			    &err);
+		else
+			st = comm_frame_next(&l->fr, buf, len, &used, &l->msg,
+			    &err);
+		if (st == COMM_FRAME_MORE)
+			return;
+		if (st == COMM_FRAME_ERROR) {
+			link_close(l, err != NULL ? err : "framing error");
+			return;
+		}
+		evbuffer_drain(in, used);
+		if (l->state == FL_HANDSHAKE ||
+		    (!l->outgoing && l->state == FL_CONNECTING))
+			handshake(l);
+		else
+			message(l);
+		if (l->bev == NULL)
+			return; /* closed meanwhile */
+	}
+}
+
+/* Why a TLS link failed, as OpenSSL says it. */
+static void
+tls_reason(struct flink *l, short what, char *buf, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
+	unsigned long e;
+	long vr;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	/* A link the other end closed after a good handshake is just that;
+	 * OpenSSL calls it an unexpected EOF. */
+	if ((what & BEV_EVENT_EOF) && ssl != NULL &&
+	    SSL_is_init_finished(ssl)) {
+		while (bufferevent_get_openssl_error(l->bev) != 0)
+			;
+		snprintf(buf, len, "closed by the other end");
+		return;
+	}
+	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK)
+		off += (size_t)snprintf(buf, len,
+		    "certificate verify failed: %s; ",
+		    X509_verify_cert_error_string(vr));
+	while (
+	    (e = bufferevent_get_openssl_error(l->bev)) != 0 && off < len - 1) {
+		char one[256];
+
+		ERR_error_string_n(e, one, sizeof one);
+		off += (size_t)snprintf(buf + off, len - off, "%s; ", one);
+	}
+	if (off == 0)
+		snprintf(buf, len, "%s",
+		    (what & BEV_EVENT_EOF)       ? "closed by the other end"
+		    : (what & BEV_EVENT_TIMEOUT) ? "timed out"
+		                                 : "connection error");
+	else if (off >= 2 && off < len)
+		buf[off - 2] = '\0';
+}
+
+/* An accepted link's certificate must be one of our remotes'. */
+static const struct gwconf_remote *
+identify(struct flink *l)
+{
+	const struct gwconf *conf = l->f->g->conf;
+	SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
+	X509 *cert = SSL_get_peer_certificate(ssl);
+	const struct gwconf_remote *r = NULL;
+	size_t i;
+
+	if (cert == NULL)
+		return NULL;
+	for (i = 0; i < conf->nremotes && r == NULL; i++)
+		if (X509_check_host(cert, conf->remotes[i].peer_name, 0, 0,
+		        NULL) == 1)
+			r = &conf->remotes[i];
+	X509_free(cert);
+	return r;
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct flink *l = arg;
+	char why[600];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (l->outgoing) {
+			tbuf_reset(&l->out);
+			comm_format_hello(&l->out, 0);
+			link_write(l, &l->out);
+			l->state = FL_HANDSHAKE;
+			bufferevent_set_timeouts(l->bev, NULL, NULL);
+			return;
+		}
+		if ((l->r = identify(l)) == NULL) {
+			log_warnx("refused link from %s: its certificate "
+			          "names no [remote] of ours",
+			    l->addr);
+			link_close(l, NULL);
+			return;
+		}
+		log_info("link from %s: remote %s", l->addr, l->r->name);
+		return;
+	}
+	tls_reason(l, what, why, sizeof why);
+	if (!l->outgoing && l->r == NULL)
+		log_warnx("refused link from %s: %s", l->addr, why);
+	link_close(l, why);
+}
+
+/* ---- life of a link ------------------------------------------------------ */
+
+static struct flink *
+link_new(struct fed *f, const struct gwconf_remote *r, bool outgoing)
+{
+	struct flink *l;
+
+	if ((l = calloc(1, sizeof *l)) == NULL)
+		fatal("%s", __func__);
+	l->f = f;
+	l->r = r;
+	l->outgoing = outgoing;
+	comm_framer_init(&l->fr, FED_MAX_MESSAGE);
+	tlist_init(&l->msg);
+	tlist_init(&l->frags);
+	tlist_init(&l->words);
+	tbuf_init(&l->scratch);
+	tbuf_init(&l->err);
+	tbuf_init(&l->out);
+	tbuf_init(&l->payload);
+	TAILQ_INIT(&l->reqs);
+	TAILQ_INIT(&l->learned);
+	TAILQ_INSERT_TAIL(&f->links, l, link);
+	return l;
+}
+
+static void
+link_free(struct flink *l)
+{
+	TAILQ_REMOVE(&l->f->links, l, link);
+	if (l->retry != NULL)
+		event_free(l->retry);
+	tlist_free(&l->msg);
+	tlist_free(&l->frags);
+	tlist_free(&l->words);
+	tbuf_free(&l->scratch);
+	tbuf_free(&l->err);
+	tbuf_free(&l->out);
+	tbuf_free(&l->payload);
+	free(l);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	link_open(arg);
+}
+
+/* The link is over: what it gave goes, what waits on it is answered,
+ * and a link of ours is tried again later. */
+static void
+link_close(struct flink *l, const char *why)
+{
+	struct freq *q;
+	struct timeval tv;
+	int ms;
+
+	if (l->bev != NULL) {
+		bufferevent_free(l->bev);
+		l->bev = NULL;
+	}
+	while ((q = TAILQ_FIRST(&l->reqs)) != NULL) {
+		TAILQ_REMOVE(&l->reqs, q, link);
+		if (q->kind == FQ_LOOKUP) {
+			q->lk->outstanding--;
+			if (q->lk->outstanding == 0)
+				lookup_answer(q->lk, 1, NULL, 0);
+			lookup_done(q->lk);
+		}
+		free(q);
+	}
+	if (!l->outgoing) {
+		if (l->r != NULL && why != NULL)
+			log_info("remote %s: link from %s closed: %s",
+			    l->r->name, l->addr, why);
+		link_free(l);
+		return;
+	}
+	if (why != NULL)
+		log_warnx("remote %s (%s): %s %s", l->r->name, l->addr,
+		    l->state == FL_READY ? "link lost:" : "cannot link:", why);
+	forget_all(l);
+	l->state = FL_CONNECTING;
+	comm_framer_init(&l->fr, FED_MAX_MESSAGE);
+	ms = FED_RETRY_MIN_MS << (l->attempt < 6 ? l->attempt : 6);
+	if (ms > FED_RETRY_MAX_MS)
+		ms = FED_RETRY_MAX_MS;
+	ms = ms / 2 + (int)arc4random_uniform((uint32_t)ms / 2 + 1);
+	l->attempt++;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(l->retry, &tv);
+}
+
+static int
+resolve_addr(const char *host, int port, struct sockaddr_storage *ss,
+    socklen_t *sl)
+{
+	struct addrinfo hints, *res;
+	char p[16];
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(p, sizeof p, "%d", port);
+	if (getaddrinfo(host, p, &hints, &res) != 0)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sl = (socklen_t)res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void
+link_open(struct flink *l)
+{
+	struct fed *f = l->f;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct timeval tv = {FED_HANDSHAKE_S, 0};
+	SSL *ssl;
+
+	snprintf(l->addr, sizeof l->addr, "%.80s:%d", l->r->host, l->r->port);
+	if (resolve_addr(l->r->host, l->r->port, &ss, &sl) == -1) {
+		link_close(l, "cannot resolve its address");
+		return;
+	}
+	if ((ssl = SSL_new(f->ctx)) == NULL)
+		fatalx("SSL_new failed");
+	/* Its certificate must carry the name we expect, checked in the
+	 * handshake. */
+	SSL_set1_host(ssl, l->r->peer_name);
+	SSL_set_tlsext_host_name(ssl, l->r->peer_name);
+	l->bev = bufferevent_openssl_socket_new(f->g->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (l->bev == NULL)
+		fatalx("bufferevent_openssl_socket_new failed");
+	bufferevent_setcb(l->bev, read_cb, NULL, event_cb, l);
+	bufferevent_set_timeouts(l->bev, &tv, &tv);
+	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+	l->state = FL_CONNECTING;
+	if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss,
+	        (int)sl) == -1)
+		link_close(l, "connect failed");
+}
+
+static void
+accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct fed *f = arg;
+	struct timeval tv = {FED_HANDSHAKE_S, 0};
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	struct flink *l;
+	SSL *ssl;
+
+	l = link_new(f, NULL, false);
+	if (getnameinfo(sa, (socklen_t)salen, host, sizeof host, serv,
+	        sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(l->addr, sizeof l->addr, "%.64s:%.16s", host, serv);
+	if ((ssl = SSL_new(f->ctx)) == NULL)
+		fatalx("SSL_new failed");
+	l->bev = bufferevent_openssl_socket_new(f->g->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (l->bev == NULL) {
+		close(fd);
+		link_free(l);
+		return;
+	}
+	bufferevent_setcb(l->bev, read_cb, NULL, event_cb, l);
+	bufferevent_set_timeouts(l->bev, &tv, &tv);
+	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- setting up -------------------------------------------------------- */
+
+/* Our name: the first DNS subjectAltName of our certificate, else its
+ * CN. */
+static void
+own_name(SSL_CTX *ctx, char *buf, size_t len)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx);
+	GENERAL_NAMES *names;
+	int i;
+
+	buf[0] = '\0';
+	if (cert == NULL)
+		return;
+	names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+		GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+
+		if (g->type == GEN_DNS) {
+			snprintf(buf, len, "%.*s",
+			    ASN1_STRING_length(g->d.dNSName),
+			    (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+			break;
+		}
+	}
+	GENERAL_NAMES_free(names);
+	if (buf[0] == '\0')
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+		    NID_commonName, buf, (int)len);
+}
+
+static int
+tls_setup(struct fed *f, const struct gwconf *c, char *err, size_t errlen)
+{
+	char e[256];
+
+	if ((f->ctx = SSL_CTX_new(TLS_method())) == NULL)
+		return reason(err, errlen, "SSL_CTX_new failed");
+	SSL_CTX_set_min_proto_version(f->ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(f->ctx, c->certificate) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(f->ctx, c->key, SSL_FILETYPE_PEM) !=
+	        1 ||
+	    SSL_CTX_check_private_key(f->ctx) != 1 ||
+	    SSL_CTX_load_verify_locations(f->ctx, c->ca, NULL) != 1) {
+		ERR_error_string_n(ERR_get_error(), e, sizeof e);
+		return reason(err, errlen, "TLS files (%s, %s, %s): %s",
+		    c->certificate, c->key, c->ca, e);
+	}
+	/* Certificates in both directions, from our CA only. */
+	SSL_CTX_set_verify(f->ctx,
+	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	own_name(f->ctx, f->self, sizeof f->self);
+	if (f->self[0] == '\0')
+		return reason(err, errlen,
+		    "%s carries no DNS name or CN to call this gateway by",
+		    c->certificate);
+	return 0;
+}
+
+struct fed *
+fed_start(struct gateway *g, char *err, size_t errlen)
+{
+	const struct gwconf *c = g->conf;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct fed *f;
+	struct flink *l;
+	size_t i;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (c->listen_host == NULL && c->nremotes == 0)
+		return NULL;
+	if ((f = calloc(1, sizeof *f)) == NULL)
+		fatal("%s", __func__);
+	f->g = g;
+	TAILQ_INIT(&f->links);
+	if (tls_setup(f, c, err, errlen) == -1) {
+		fed_free(f);
+		return NULL;
+	}
+	if (c->listen_host != NULL && strcmp(c->listen_host, "0.0.0.0") != 0 &&
+	    strcmp(c->listen_host, "::") != 0)
+		snprintf(f->advertise, sizeof f->advertise, "%s",
+		    c->listen_host);
+	else
+		snprintf(f->advertise, sizeof f->advertise, "%s", g->host);
+	if (c->listen_host != NULL) {
+		if (resolve_addr(c->listen_host, c->listen_port, &ss, &sl) ==
+		        -1 ||
+		    (f->listener = evconnlistener_new_bind(g->base, accept_cb,
+		         f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+		         (struct sockaddr *)&ss, (int)sl)) == NULL) {
+			reason(err, errlen, "cannot listen on %s:%d",
+			    c->listen_host, c->listen_port);
+			fed_free(f);
+			return NULL;
+		}
+	}
+	registry_observe(g->srv.reg, observe, f);
+	for (i = 0; i < c->nremotes; i++) {
+		l = link_new(f, &c->remotes[i], true);
+		if ((l->retry = evtimer_new(g->base, retry_cb, l)) == NULL)
+			fatalx("event_new failed");
+		link_open(l);
+	}
+	log_info("federation: this gateway is %s, listening on %s:%d, %zu "
+	         "remotes",
+	    f->self, c->listen_host != NULL ? c->listen_host : "(none)",
+	    c->listen_port, c->nremotes);
+	return f;
+}
+
+void
+fed_free(struct fed *f)
+{
+	struct flink *l;
+
+	if (f == NULL)
+		return;
+	registry_unobserve(f->g->srv.reg, f);
+	while ((l = TAILQ_FIRST(&f->links)) != NULL) {
+		if (l->bev != NULL) {
+			bufferevent_free(l->bev);
+			l->bev = NULL;
+		}
+		l->outgoing = false; /* no retry */
+		if (l->r != NULL) {
+			struct reg_entry *e;
+
+			while ((e = TAILQ_FIRST(&l->learned)) != NULL)
+				registry_remove(f->g->srv.reg, e, &l->learned);
+		}
+		{
+			struct freq *q;
+
+			while ((q = TAILQ_FIRST(&l->reqs)) != NULL) {
+				TAILQ_REMOVE(&l->reqs, q, link);
+				if (q->kind == FQ_LOOKUP) {
+					q->lk->outstanding--;
+					if (q->lk->outstanding == 0)
+						lookup_answer(q->lk, 1, NULL,
+						    0);
+					lookup_done(q->lk);
+				}
+				free(q);
+			}
+		}
+		link_free(l);
+	}
+	if (f->listener != NULL)
+		evconnlistener_free(f->listener);
+	if (f->ctx != NULL)
+		SSL_CTX_free(f->ctx);
+	free(f);
+}

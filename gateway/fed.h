@@ -1,0 +1,37 @@
+/*
+ * Federation: this gateway's links with other gateways over TLS
+ * (docs/federation.md, ARCHITECTURE §1, §4, §7).
+ *
+ * Every link is one TLS connection carrying the comm wire protocol, both
+ * ends presenting a certificate of the configured CA.  A gateway
+ * connects to each [remote] and imports over that connection (it watches
+ * what the other exports to it); it accepts connections on `listen` and
+ * exports over those.  Entries travel with their path, the gateways they
+ * came through, origin first: nothing goes back to a gateway on its path,
+ * and what was learned from one remote is passed to another only when
+ * that remote's section says reexport = yes.  Everything learned over a
+ * link is soft state: it goes the moment the link does, and comes back
+ * with the full resynchronisation of the next link.
+ */
+#ifndef GATEWAY_FED_H
+#define GATEWAY_FED_H
+
+#include <stddef.h>
+
+#include "server.h"
+
+struct gateway;
+struct fed;
+
+/* Start listening and linking as the configuration says.  NULL without
+ * err set when it asks for no federation; NULL with err on a failure
+ * (certificate or key unusable, listen address taken). */
+struct fed *fed_start(struct gateway *, char *err, size_t errlen);
+void fed_free(struct fed *);
+
+/* A lookup the host cannot answer: every linked gateway is asked at
+ * once, the first answer wins, and none within lookup_timeout_ms is a
+ * miss.  CMD_PENDING, or CMD_ERROR (nothing asked) when none is linked. */
+int fed_lookup(struct fed *, struct cmd_ctx *, const char *name, size_t len);
+
+#endif
