@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config clang
-  libevent-dev libinih-dev libssl-dev libcunit1-dev
+  libevent-dev libinih-dev libssl-dev libcunit1-dev openssl
   tcl8.6 tcllib
   passwd util-linux procps iproute2
   dbus libdbus-1-dev
