@@ -4,6 +4,7 @@
  * handlers.c, the table in registry.c.
  */
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -389,17 +390,77 @@ peer_hello(struct peer *p, const struct tlist *line)
 	peer_write(p, &s->out);
 }
 
+/*
+ * A big reply whose result is a list, to a peer with nothing queued:
+ * written now, with writev, from the result itself (the message is head,
+ * result, tail), so its bytes are not copied into an output buffer.  What
+ * the kernel does not take is queued as usual.  False when it does not
+ * apply; the caller formats the reply.
+ */
+static bool
+peer_reply_direct(struct peer *p, const char *kind, int64_t serial,
+    const struct tbuf *result)
+{
+	struct server *s = p->srv;
+	struct iovec iov[3];
+	size_t total, done, i;
+	ssize_t n;
+
+	if (p->out.len != 0 || !peer_out_ok(p))
+		return p->state == PEER_DEAD; /* a failed peer: nothing more */
+	tbuf_reset(&s->out);
+	tbuf_reset(&s->payload);
+	if (!comm_format_reply_parts(&s->out, &s->payload, kind, serial,
+	        result->p, result->len))
+		return false;
+	iov[0].iov_base = s->out.p;
+	iov[0].iov_len = s->out.len;
+	iov[1].iov_base = result->p;
+	iov[1].iov_len = result->len;
+	iov[2].iov_base = s->payload.p;
+	iov[2].iov_len = s->payload.len;
+	total = s->out.len + result->len + s->payload.len;
+	do
+		n = writev(p->fd, iov, 3);
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		log_debug("peer %s: write: %s", p->addr, strerror(errno));
+		peer_kill(p);
+		return true;
+	}
+	done = n > 0 ? (size_t)n : 0;
+	if (done == total)
+		return true;
+	/* Queue the rest; the flush arms the write event. */
+	for (i = 0; i < 3; i++) {
+		if (done >= iov[i].iov_len) {
+			done -= iov[i].iov_len;
+			continue;
+		}
+		tbuf_add(&p->out, (const char *)iov[i].iov_base + done,
+		    iov[i].iov_len - done);
+		done = 0;
+	}
+	peer_out_added(p);
+	return true;
+}
+
 static void
 peer_reply(struct peer *p, const char *kind, int64_t serial, int code,
     const struct tbuf *result)
 {
 	struct server *s = p->srv;
+	bool listed;
 
-	tbuf_reset(&s->out);
 	/* A result the handler wrote as a list (Search, List, ...) is quoted
 	 * without scanning it again.  Only the server's own result buffer is
 	 * asked: other callers may hand over a tbuf made by hand. */
-	if (result == &s->result && result->listed == result->len)
+	listed = result == &s->result && result->listed == result->len;
+	if (listed && code == 0 && result->len > PEER_KEEP_OUT &&
+	    peer_reply_direct(p, kind, serial, result))
+		return;
+	tbuf_reset(&s->out);
+	if (listed)
 		comm_format_reply_list(&s->out, kind, serial, code, result->p,
 		    result->len, NULL);
 	else

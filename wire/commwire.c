@@ -37,6 +37,7 @@ framer_reset(struct comm_framer *f)
 	f->pos = f->start = 0;
 	f->depth = 0;
 	f->state = FS_SPACE;
+	f->open1 = f->close1 = 0;
 }
 
 /* Thread-local scratch so the hot path does not allocate per message. */
@@ -49,9 +50,30 @@ static __thread struct tbuf scratch_elem;
  * stream is a Tcl list and any element form is legal).
  */
 static int
-frame_words(const char *buf, size_t start, size_t end, int braced,
-    struct tlist *msg, const char **err)
+frame_words(const char *buf, size_t start, size_t end, int braced, size_t open1,
+    size_t close1, struct tlist *msg, const char **err)
 {
+	size_t a = start + 1, z = end - 1, q;
+	bool plain;
+
+	/*
+	 * The usual message, {KIND SERIAL {PAYLOAD}}: the framer saw where
+	 * the last element in braces opens and closes.  When the words
+	 * before it are plain and only white space follows it, the payload
+	 * (all but a few bytes of a big reply) is not scanned a second time.
+	 */
+	if (braced && open1 > a && close1 > open1 && close1 < z &&
+	    tl_isspace((unsigned char)buf[open1 - 1])) {
+		plain = true;
+		for (q = close1 + 1; q < z; q++) /* white space after it */
+			plain = plain && tl_isspace((unsigned char)buf[q]);
+		for (q = a; q < open1; q++) /* plain words before it */
+			plain = plain && buf[q] != '{' && buf[q] != '}' &&
+			        buf[q] != '"' && buf[q] != '\\';
+		if (plain)
+			return tlist_parse_braced_tail(msg, buf + a, z - a,
+			    open1 - a, close1 - a, err);
+	}
 	if (braced)
 		return tlist_parse(msg, buf + start + 1, end - start - 2, err);
 	if (tlist_parse(msg, buf + start, end - start, err) == -1)
@@ -69,10 +91,10 @@ static enum comm_frame_status
 frame_done(struct comm_framer *f, const char *buf, size_t end, size_t sep,
     int braced, size_t *consumed, struct tlist *msg, const char **err)
 {
-	size_t start = f->start;
+	size_t start = f->start, open1 = f->open1, close1 = f->close1;
 
 	framer_reset(f);
-	if (frame_words(buf, start, end, braced, msg, err) == -1)
+	if (frame_words(buf, start, end, braced, open1, close1, msg, err) == -1)
 		return COMM_FRAME_ERROR;
 	*consumed = sep;
 	return COMM_FRAME_OK;
@@ -104,6 +126,7 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
 				continue;
 			}
 			f->start = i;
+			f->open1 = f->close1 = 0;
 			if (c == '{') {
 				f->state = FS_BRACE;
 				f->depth = 1;
@@ -119,7 +142,8 @@ comm_frame_next(struct comm_framer *f, const char *buf, size_t len,
 			/* Only braces and backslashes count here (\{ and \} do
 			 * not): count them up to the close or the limit. */
 			lim = len - f->start > f->max ? f->start + f->max : len;
-			i = tl_match_brace(buf, i, lim, &f->depth);
+			i = tl_match_brace_mark(buf, i, lim, &f->depth,
+			    &f->open1, &f->close1);
 			if (i < lim)
 				f->state = FS_BRACE_END; /* i is the '}' */
 			else
@@ -218,7 +242,8 @@ comm_format_vers(struct tbuf *out, int version)
  * formatting on random input.
  */
 
-/* "{KIND SERIAL " as [list [list KIND SERIAL ...]] begins. */
+/* "{KIND SERIAL", as [list [list KIND SERIAL ...]] begins; returns
+ * where the inner list starts. */
 static size_t
 message_head(struct tbuf *out, const char *kind, int64_t serial)
 {
@@ -300,6 +325,19 @@ comm_format_reply_list(struct tbuf *out, const char *kind, int64_t serial,
     int code, const char *result, size_t rlen, const char *errorcode)
 {
 	format_reply(out, kind, serial, code, result, rlen, errorcode, true);
+}
+
+bool
+comm_format_reply_parts(struct tbuf *head, struct tbuf *tail, const char *kind,
+    int64_t serial, const char *result, size_t rlen)
+{
+	/* tl_append_list braces such a result as it is: "{" RESULT "}". */
+	if (rlen == 0 || memchr(result, ' ', rlen) == NULL)
+		return false;
+	message_head(head, kind, serial);
+	tbuf_add(head, " {return -code 0 {", 18);
+	tbuf_add(tail, "}}}\n", 4);
+	return true;
 }
 
 int

@@ -14,6 +14,7 @@
 #ifndef WIRE_COMMWIRE_H
 #define WIRE_COMMWIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@ struct comm_framer {
 	size_t start; /* first byte of the element (after whitespace) */
 	int state;
 	int depth;
+	/* In a braced message: the last '{' opening, and the last '}'
+	 * closing, an element of the message itself (depth 1 <-> 2). */
+	size_t open1, close1;
 };
 
 void comm_framer_init(struct comm_framer *, size_t max);
@@ -85,6 +89,17 @@ void comm_format_reply(struct tbuf *out, const char *kind, int64_t serial,
  * listed == len, tbuf.h): the same bytes, without scanning the result. */
 void comm_format_reply_list(struct tbuf *out, const char *kind, int64_t serial,
     int code, const char *result, size_t rlen, const char *errorcode);
+
+/*
+ * A reply with code 0 whose result is a list written by tl_append, as
+ * three pieces: head, then the result's own bytes, then tail are the
+ * bytes comm_format_reply_list writes, so the result need not be copied
+ * (the server writes the three with writev).  Appends to head and tail;
+ * false, with nothing appended, when the result is not written as it is
+ * (no space in it: it may need quoting).
+ */
+bool comm_format_reply_parts(struct tbuf *head, struct tbuf *tail,
+    const char *kind, int64_t serial, const char *result, size_t rlen);
 
 /*
  * Decode a reply payload "return -code N ?-opt val ...? RESULT" (already

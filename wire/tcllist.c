@@ -29,8 +29,9 @@
 #include "tbuf.h"
 #include "tcllist.h"
 
-/* 16 bytes at a time where the compiler offers SSE2 (every x86-64);
- * TCLLIST_NO_SIMD builds the portable loop alone, to test it. */
+/* Scans go 16 or 64 bytes at a time where the compiler offers SSE2
+ * (every x86-64); TCLLIST_NO_SIMD builds the portable loops alone, to
+ * test them. */
 #if defined(__SSE2__) && !defined(TCLLIST_NO_SIMD)
 #define TL_SIMD 1
 #include <emmintrin.h>
@@ -551,6 +552,32 @@ tlist_parse(struct tlist *l, const char *s, size_t len, const char **err)
 	return 0;
 }
 
+int
+tlist_parse_braced_tail(struct tlist *l, const char *s, size_t len, size_t open,
+    size_t close, const char **err)
+{
+	size_t pos = 0;
+	int r;
+	char *o;
+
+	tlist_reset(l);
+	tbuf_reserve(&l->store, len + 1);
+	while ((r = find_element(l, s, open, &pos, err)) == 1)
+		;
+	if (r < 0) {
+		l->n = 0;
+		return -1;
+	}
+	/* The braced element's bytes, literal. */
+	o = l->store.p + l->store.len;
+	memcpy(o, s + open + 1, close - open - 1);
+	o[close - open - 1] = '\0';
+	tlist_push(l, o, close - open - 1);
+	l->store.len += close - open;
+	l->store.p[l->store.len] = '\0';
+	return 0;
+}
+
 /*
  * Formatting: TclScanElement chooses one of four ways to write an element,
  * TclConvertElement writes it.  CONV_MASK is Tcl's historical mode for
@@ -702,8 +729,11 @@ simd_block(size_t left)
 }
 #endif
 
-size_t
-tl_match_brace(const char *s, size_t i, size_t len, int *depth)
+/* With track, *open1 and *close1 follow the last '{' that took the depth
+ * from 1 to 2 and the last '}' that took it from 2 to 1. */
+static inline size_t
+match_brace(const char *s, size_t i, size_t len, int *depth, bool track,
+    size_t *open1, size_t *close1)
 {
 	int d = *depth, c;
 	size_t stop;
@@ -719,13 +749,19 @@ tl_match_brace(const char *s, size_t i, size_t len, int *depth)
 		if ((n = simd_block(len - i)) != 0) {
 			brace_bits(s + i, n, &o, &cl, &b);
 			if (b == 0) {
-				if (d > (int)n)
+				/* (Tracking: not even down to 1.) */
+				if (d > (int)n + (track ? 1 : 0))
 					d += pop64(o) - pop64(cl);
 				else {
 					for (bits = o | cl; bits != 0;
 					     bits &= bits - 1) {
 						k = __builtin_ctzll(bits);
 						d += (int)(o >> k & 1) * 2 - 1;
+						if (track && d == 2 &&
+						    (o >> k & 1))
+							*open1 = i + (size_t)k;
+						if (track && d == 1)
+							*close1 = i + (size_t)k;
 						if (d == 0) {
 							*depth = 0;
 							return i + (size_t)k;
@@ -742,16 +778,34 @@ tl_match_brace(const char *s, size_t i, size_t len, int *depth)
 			c = (unsigned char)s[i];
 			if (c == '\\')
 				i++; /* "\{" and "\}" do not count */
-			else if (c == '{')
-				d++;
-			else if (c == '}' && --d == 0) {
-				*depth = 0;
-				return i;
+			else if (c == '{') {
+				if (++d == 2 && track)
+					*open1 = i;
+			} else if (c == '}') {
+				if (--d == 0) {
+					*depth = 0;
+					return i;
+				}
+				if (d == 1 && track)
+					*close1 = i;
 			}
 		}
 	}
 	*depth = d;
 	return i;
+}
+
+size_t
+tl_match_brace(const char *s, size_t i, size_t len, int *depth)
+{
+	return match_brace(s, i, len, depth, false, NULL, NULL);
+}
+
+size_t
+tl_match_brace_mark(const char *s, size_t i, size_t len, int *depth,
+    size_t *open1, size_t *close1)
+{
+	return match_brace(s, i, len, depth, true, open1, close1);
 }
 
 /*
@@ -928,7 +982,25 @@ tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 
 	first = out->len <= list_start;
 	listed = list_start == 0 && out->listed == out->len;
-	conv = scan_element(s, len, first);
+	conv = -1;
+#ifdef TL_SIMD
+	if (len - 1 < 16) {
+		/* Most elements are short and hold no brace or backslash:
+		 * then one look at their bytes decides, as scan_element
+		 * would. */
+		struct se_masks m;
+
+		se_classify(s, len, &m);
+		if (m.brace == 0)
+			conv = m.braceq != 0 || s[0] == '"' ||
+			               (first && s[0] == '#')
+			           ? CONV_BRACE
+			       : m.maskq != 0 ? CONV_MASK
+			                      : CONV_NONE;
+	}
+#endif
+	if (conv < 0)
+		conv = scan_element(s, len, first);
 	if (first && len > 0 && s[0] == '#' && conv != CONV_ESCAPE)
 		conv = CONV_BRACE; /* [eval] would see a comment */
 	/* A space, then the element: as is, in braces, or every byte

@@ -80,9 +80,24 @@ size_t tl_format_int(char *buf, long long v);
  * the byte after it not count.  Returns its index (and *depth 0), or,
  * when s[i..len) does not close them, where the scan stopped with *depth
  * updated: len, or len + 1 when s[len - 1] is a backslash (the byte it
- * escapes is still to come).  16 bytes per step where SSE2 is available.
+ * escapes is still to come).  64 bytes per step where SSE2 is available.
  */
 size_t tl_match_brace(const char *s, size_t i, size_t len, int *depth);
+/* The same, and *open1 / *close1 set to the index of every '{' that takes
+ * the depth from 1 to 2 and every '}' that takes it from 2 to 1 (so they
+ * end as the last ones). */
+size_t tl_match_brace_mark(const char *s, size_t i, size_t len, int *depth,
+    size_t *open1, size_t *close1);
+
+/*
+ * tlist_parse(s, len) for a caller who knows that s[open] opens a braced
+ * element whose matching brace is s[close], that only white space follows
+ * it, and that s[0..open) holds no brace, quote or backslash and ends in
+ * white space: s[0..open) is parsed, the element's bytes are taken
+ * without a scan.
+ */
+int tlist_parse_braced_tail(struct tlist *, const char *s, size_t len,
+    size_t open, size_t close, const char **err);
 
 /*
  * Parse script[0..len) as exactly one Tcl command made of literal words

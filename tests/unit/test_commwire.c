@@ -408,6 +408,49 @@ test_formats_random(void)
 }
 
 /*
+ * The server formats a notification once and splices each watcher's
+ * serial in (local/server.c, peer_send_async): the message for serial S
+ * must be "{async ", S, then what follows "{async 0" in the message for
+ * serial 0, whatever the payload.
+ */
+static void
+test_serial_splice(void)
+{
+	struct tbuf t, zero, got, want;
+	char digits[TL_INT_MAX];
+	int64_t serial;
+	size_t bad = 0;
+	int k;
+
+	tbuf_init(&t);
+	tbuf_init(&zero);
+	tbuf_init(&got);
+	tbuf_init(&want);
+	for (k = 0; k < 20000; k++) {
+		rnd_text(&t, 300);
+		serial =
+		    rnd(3) == 0 ? (int64_t)rnd(10) : (int64_t)rnd(1u << 31);
+		tbuf_reset(&zero);
+		comm_format_message(&zero, "async", 0, t.p, t.len);
+		CU_ASSERT_FATAL(
+		    zero.len > 8 && memcmp(zero.p, "{async 0", 8) == 0);
+		tbuf_reset(&got);
+		tbuf_adds(&got, "{async ");
+		tbuf_add(&got, digits, tl_format_int(digits, serial));
+		tbuf_add(&got, zero.p + 8, zero.len - 8);
+		tbuf_reset(&want);
+		comm_format_message(&want, "async", serial, t.p, t.len);
+		if (got.len != want.len || memcmp(got.p, want.p, got.len) != 0)
+			bad++;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	tbuf_free(&t);
+	tbuf_free(&zero);
+	tbuf_free(&got);
+	tbuf_free(&want);
+}
+
+/*
  * Big messages dense in braces, fed whole, in random chunks and a byte at
  * a time, with limits around their size: the framer jumps from brace to
  * brace, and must find the same messages and the same limit errors.
@@ -428,8 +471,49 @@ test_frame_random(void)
 		tbuf_reset(&stream);
 		for (i = 0; i < 4; i++) {
 			rnd_text(&t, 2000);
+			if (k % 5 == 0) {
+				/* Nested deeper than a 64-byte block is long.
+				 */
+				int d, deep = 60 + (int)rnd(100);
+
+				tbuf_reset(&t);
+				for (d = 0; d < deep; d++)
+					tbuf_adds(&t, rnd(4) ? "{a " : "{");
+				for (d = 0; d < deep; d++)
+					tbuf_adds(&t, rnd(3) ? "} b" : "}");
+			}
 			comm_format_reply(&stream, "reply", i, (int)rnd(2), t.p,
 			    t.len, NULL);
+		}
+		/* Each message alone: the words must be what tlist_parse
+		 * makes of the braced element, in one pass or two. */
+		{
+			struct comm_framer f;
+			struct tlist m, ref;
+			size_t off = 0, used;
+			const char *e1 = NULL, *e2 = NULL;
+
+			comm_framer_init(&f, 1 << 20);
+			tlist_init(&m);
+			tlist_init(&ref);
+			while (off < stream.len &&
+			       comm_frame_next(&f, stream.p + off,
+			           stream.len - off, &used, &m,
+			           &e1) == COMM_FRAME_OK) {
+				CU_ASSERT_FATAL(stream.p[off] == '{');
+				CU_ASSERT_FATAL(
+				    tlist_parse(&ref, stream.p + off + 1,
+				        used - 3, &e2) == 0);
+				CU_ASSERT(m.n == ref.n);
+				for (i = 0; i < (int)m.n && i < (int)ref.n; i++)
+					CU_ASSERT(m.v[i].len == ref.v[i].len &&
+					          memcmp(m.v[i].p, ref.v[i].p,
+					              m.v[i].len) == 0);
+				off += used;
+			}
+			CU_ASSERT_EQUAL(off, stream.len);
+			tlist_free(&m);
+			tlist_free(&ref);
 		}
 		max = rnd(2) ? 1 << 20 : 100 + rnd(6000);
 		n0 = frame_all(stream.p, stream.len, 0, max, &got0, &err);
@@ -526,6 +610,8 @@ main(void)
 	    test_formats_random);
 	CU_add_test(s, "big random messages frame alike in any chunks",
 	    test_frame_random);
+	CU_add_test(s, "a serial spliced into a formatted notification",
+	    test_serial_splice);
 	CU_add_test(s, "payload forms and refused substitution",
 	    test_payload_forms);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
