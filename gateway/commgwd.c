@@ -210,12 +210,14 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	fd = open_socket(conf->socket_path);
-	drop_privileges(conf->run_as);
 
 	server_default_opts(&opts);
 	opts.max_conns = (size_t)conf->max_connections;
 	opts.max_message = (size_t)conf->max_message;
 	opts.handshake_timeout = conf->handshake_timeout;
+	/* One user registry carries all its user's names: the quota, not
+	 * a per-connection limit, bounds them here. */
+	opts.max_names = 1u << 24;
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if (gateway_init(&gw, base, fd, conf, dir, &opts) == -1)
@@ -223,10 +225,13 @@ main(int argc, char **argv)
 	{
 		char err[512];
 
-		gw.fed = fed_start(&gw, err, sizeof err);
+		/* The key and a low listen port need root: before the
+		 * drop. */
+		gw.fed = fed_start(&gw, NULL, err, sizeof err);
 		if (gw.fed == NULL && err[0] != '\0')
 			fatalx("federation: %s", err);
 	}
+	drop_privileges(conf->run_as);
 	sigterm = evsignal_new(base, SIGTERM, on_stop, base);
 	sigint = evsignal_new(base, SIGINT, on_stop, base);
 	sighup = evsignal_new(base, SIGHUP, on_hup, NULL);

@@ -19,6 +19,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +96,9 @@ TAILQ_HEAD(flink_list, flink);
 struct fed {
 	struct gateway *g;
 	SSL_CTX *ctx;
+	char *cert, *key, *ca; /* what ctx was made of */
+	char *listen_host;     /* what listener listens on */
+	int listen_port;
 	char self[256];
 	char advertise[256];
 	struct evconnlistener *listener;
@@ -440,11 +446,23 @@ fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
 	struct timeval tv;
 	int ms = f->g->conf->lookup_timeout_ms;
 
+	struct flink *up = NULL;
+	int asked = 0;
+
 	(void)len;
+	/* With a parent in the tree, a miss goes up only (it knows what the
+	 * site knows); else to every gateway we link to.  Either way only
+	 * where our import patterns would take the answer. */
 	TAILQ_FOREACH(l, &f->links, link)
-		if (l->outgoing && l->state == FL_READY)
-			break;
-	if (l == NULL)
+		if (l->outgoing && l->state == FL_READY && l->r->upstream &&
+		    patterns_match(l->r->imports, l->r->nimports, name))
+			up = l;
+	TAILQ_FOREACH(l, &f->links, link)
+		if (l->outgoing && l->state == FL_READY &&
+		    (up == NULL || l == up) &&
+		    patterns_match(l->r->imports, l->r->nimports, name))
+			asked++;
+	if (asked == 0)
 		return CMD_ERROR;
 	if ((lk = calloc(1, sizeof *lk)) == NULL)
 		fatal("%s", __func__);
@@ -455,7 +473,9 @@ fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(lk->timer, &tv);
 	TAILQ_FOREACH(l, &f->links, link) {
-		if (!l->outgoing || l->state != FL_READY)
+		if (!l->outgoing || l->state != FL_READY ||
+		    (up != NULL && l != up) ||
+		    !patterns_match(l->r->imports, l->r->nimports, name))
 			continue;
 		lk->outstanding++;
 		send_req(l, FQ_LOOKUP, w, 2, lk);
@@ -739,10 +759,16 @@ tls_reason(struct flink *l, short what, char *buf, size_t len)
 	    (e = bufferevent_get_openssl_error(l->bev)) != 0 && off < len - 1) {
 		char one[256];
 
+		/* Library 0 carries system errno values, said below. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
 		ERR_error_string_n(e, one, sizeof one);
 		off += (size_t)snprintf(buf + off, len - off, "%s; ", one);
 	}
-	if (off == 0)
+	if (off == 0 && (what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
+		snprintf(buf, len, "%s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if (off == 0)
 		snprintf(buf, len, "%s",
 		    (what & BEV_EVENT_EOF)       ? "closed by the other end"
 		    : (what & BEV_EVENT_TIMEOUT) ? "timed out"
@@ -914,6 +940,25 @@ resolve_addr(const char *host, int port, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/*
+ * Small messages both ways (a reply, an event): no Nagle, or the
+ * handshake's last message waits for a delayed ACK; and keepalives, so a
+ * peer that vanished without a FIN is noticed within minutes.
+ */
+static void
+tune_socket(evutil_socket_t fd)
+{
+	int one = 1, idle = 60, intvl = 10, cnt = 6;
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
 static void
 link_open(struct flink *l)
 {
@@ -944,8 +989,11 @@ link_open(struct flink *l)
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
 	l->state = FL_CONNECTING;
 	if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss,
-	        (int)sl) == -1)
+	        (int)sl) == -1) {
 		link_close(l, "connect failed");
+		return;
+	}
+	tune_socket(bufferevent_getfd(l->bev));
 }
 
 static void
@@ -958,6 +1006,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	struct flink *l;
 	SSL *ssl;
 
+	tune_socket(fd);
 	l = link_new(f, NULL, false);
 	if (getnameinfo(sa, (socklen_t)salen, host, sizeof host, serv,
 	        sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
@@ -1036,8 +1085,27 @@ tls_setup(struct fed *f, const struct gwconf *c, char *err, size_t errlen)
 	return 0;
 }
 
+static bool
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		fatal("%s", __func__);
+	return d;
+}
+
 struct fed *
-fed_start(struct gateway *g, char *err, size_t errlen)
+fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 {
 	const struct gwconf *c = g->conf;
 	struct sockaddr_storage ss;
@@ -1048,23 +1116,45 @@ fed_start(struct gateway *g, char *err, size_t errlen)
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (c->listen_host == NULL && c->nremotes == 0)
+	if (c->listen_host == NULL && c->nremotes == 0) {
+		fed_free(old);
 		return NULL;
+	}
 	if ((f = calloc(1, sizeof *f)) == NULL)
 		fatal("%s", __func__);
 	f->g = g;
 	TAILQ_INIT(&f->links);
-	if (tls_setup(f, c, err, errlen) == -1) {
+	if (old != NULL && old->ctx != NULL &&
+	    same(old->cert, c->certificate) && same(old->key, c->key) &&
+	    same(old->ca, c->ca)) {
+		f->ctx = old->ctx;
+		old->ctx = NULL;
+		snprintf(f->self, sizeof f->self, "%s", old->self);
+	} else if (tls_setup(f, c, err, errlen) == -1) {
+		fed_free(old);
 		fed_free(f);
 		return NULL;
 	}
+	f->cert = dup_or_null(c->certificate);
+	f->key = dup_or_null(c->key);
+	f->ca = dup_or_null(c->ca);
+	if (old != NULL && old->listener != NULL &&
+	    same(old->listen_host, c->listen_host) &&
+	    old->listen_port == c->listen_port) {
+		f->listener = old->listener;
+		old->listener = NULL;
+		evconnlistener_set_cb(f->listener, accept_cb, f);
+	}
+	fed_free(old);
 	if (c->listen_host != NULL && strcmp(c->listen_host, "0.0.0.0") != 0 &&
 	    strcmp(c->listen_host, "::") != 0)
 		snprintf(f->advertise, sizeof f->advertise, "%s",
 		    c->listen_host);
 	else
 		snprintf(f->advertise, sizeof f->advertise, "%s", g->host);
-	if (c->listen_host != NULL) {
+	f->listen_host = dup_or_null(c->listen_host);
+	f->listen_port = c->listen_port;
+	if (c->listen_host != NULL && f->listener == NULL) {
 		if (resolve_addr(c->listen_host, c->listen_port, &ss, &sl) ==
 		        -1 ||
 		    (f->listener = evconnlistener_new_bind(g->base, accept_cb,
@@ -1091,45 +1181,47 @@ fed_start(struct gateway *g, char *err, size_t errlen)
 }
 
 void
-fed_free(struct fed *f)
+fed_stop_links(struct fed *f)
 {
 	struct flink *l;
+	struct freq *q;
+	struct reg_entry *e;
 
-	if (f == NULL)
-		return;
 	registry_unobserve(f->g->srv.reg, f);
 	while ((l = TAILQ_FIRST(&f->links)) != NULL) {
 		if (l->bev != NULL) {
 			bufferevent_free(l->bev);
 			l->bev = NULL;
 		}
-		l->outgoing = false; /* no retry */
-		if (l->r != NULL) {
-			struct reg_entry *e;
-
-			while ((e = TAILQ_FIRST(&l->learned)) != NULL)
-				registry_remove(f->g->srv.reg, e, &l->learned);
-		}
-		{
-			struct freq *q;
-
-			while ((q = TAILQ_FIRST(&l->reqs)) != NULL) {
-				TAILQ_REMOVE(&l->reqs, q, link);
-				if (q->kind == FQ_LOOKUP) {
-					q->lk->outstanding--;
-					if (q->lk->outstanding == 0)
-						lookup_answer(q->lk, 1, NULL,
-						    0);
-					lookup_done(q->lk);
-				}
-				free(q);
+		while ((e = TAILQ_FIRST(&l->learned)) != NULL)
+			registry_remove(f->g->srv.reg, e, &l->learned);
+		while ((q = TAILQ_FIRST(&l->reqs)) != NULL) {
+			TAILQ_REMOVE(&l->reqs, q, link);
+			if (q->kind == FQ_LOOKUP) {
+				q->lk->outstanding--;
+				if (q->lk->outstanding == 0)
+					lookup_answer(q->lk, 1, NULL, 0);
+				lookup_done(q->lk);
 			}
+			free(q);
 		}
 		link_free(l);
 	}
+}
+
+void
+fed_free(struct fed *f)
+{
+	if (f == NULL)
+		return;
+	fed_stop_links(f);
 	if (f->listener != NULL)
 		evconnlistener_free(f->listener);
 	if (f->ctx != NULL)
 		SSL_CTX_free(f->ctx);
+	free(f->cert);
+	free(f->key);
+	free(f->ca);
+	free(f->listen_host);
 	free(f);
 }

@@ -25,9 +25,16 @@ struct fed;
 
 /* Start listening and linking as the configuration says.  NULL without
  * err set when it asks for no federation; NULL with err on a failure
- * (certificate or key unusable, listen address taken). */
-struct fed *fed_start(struct gateway *, char *err, size_t errlen);
+ * (certificate or key unusable, listen address taken).  On reload, old
+ * (then freed) gives its TLS context and listener to the new one when
+ * the files and the address are unchanged: the gateway no longer has
+ * the privileges to open them again. */
+struct fed *fed_start(struct gateway *, struct fed *old, char *err,
+    size_t errlen);
 void fed_free(struct fed *);
+/* Close every link (what they gave goes); the TLS context and listener
+ * stay for fed_start(..., old, ...). */
+void fed_stop_links(struct fed *);
 
 /* A lookup the host cannot answer: every linked gateway is asked at
  * once, the first answer wins, and none within lookup_timeout_ms is a

@@ -495,6 +495,7 @@ gateway_reload(struct gateway *g)
 	struct reg_entry *e;
 	size_t i, n, gone = 0;
 	bool missing = false;
+	struct fed *oldfed;
 
 	conf = gwconf_load(g->config_dir, GWCONF_GATEWAY, &missing, &errs);
 	if (conf == NULL) {
@@ -504,9 +505,12 @@ gateway_reload(struct gateway *g)
 		gwconf_errors_free(&errs);
 		return;
 	}
-	/* The links hold the old configuration's remotes: made again. */
-	fed_free(g->fed);
+	/* The links hold the old configuration's remotes: made again
+	 * below, keeping the TLS context and listener. */
+	oldfed = g->fed;
 	g->fed = NULL;
+	if (oldfed != NULL)
+		fed_stop_links(oldfed);
 	old = g->conf;
 	g->conf = conf;
 	gwconf_free(old);
@@ -542,7 +546,7 @@ gateway_reload(struct gateway *g)
 	{
 		char err[512];
 
-		g->fed = fed_start(g, err, sizeof err);
+		g->fed = fed_start(g, oldfed, err, sizeof err);
 		if (g->fed == NULL && err[0] != '\0')
 			log_warnx("federation: %s", err);
 	}

@@ -195,6 +195,39 @@ link_gateway(struct server *srv, const char *dir)
 	gwconf_free(conf);
 }
 
+static void
+gateway_wait_over(evutil_socket_t fd, short ev, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/*
+ * Say we are ready only with the host's view: the first copy of the
+ * gateway's entries, or GATEWAY_WAIT_MS without it (a gateway that is
+ * down must not hold up the user's applications).
+ */
+#define GATEWAY_WAIT_MS 1000
+static void
+wait_gateway(struct event_base *base, struct server *srv)
+{
+	struct timeval tv = {GATEWAY_WAIT_MS / 1000,
+	    (GATEWAY_WAIT_MS % 1000) * 1000};
+	struct event *t;
+	int over = 0;
+
+	if (srv->gw == NULL)
+		return;
+	t = evtimer_new(base, gateway_wait_over, &over);
+	evtimer_add(t, &tv);
+	while (!over && !gwlink_settled(srv->gw))
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(t);
+	if (!gwlink_settled(srv->gw))
+		log_info("host gateway: no copy of its entries within %d ms; "
+		         "serving meanwhile",
+		    GATEWAY_WAIT_MS);
+}
+
 static int
 serve_private(int semi, int want_port, int ready_fd, const char *home,
     int verbose, struct server_opts *opts)
@@ -439,6 +472,7 @@ main(int argc, char **argv)
 	snprintf(srv.owner, sizeof srv.owner, "%s",
 	    pw ? pw->pw_name : "unknown");
 	link_gateway(&srv, config_dir);
+	wait_gateway(base, &srv);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	/* Step 1 has no configuration to reload; HUP must not kill us. */

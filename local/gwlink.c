@@ -503,6 +503,12 @@ gwlink_ready(const struct gwlink *gw, char *err, size_t errlen)
 	return false;
 }
 
+bool
+gwlink_settled(const struct gwlink *gw)
+{
+	return gw->had_snapshot || gw->state == GW_IDLE;
+}
+
 int
 gwlink_register(struct gwlink *gw, struct cmd_ctx *c, const struct reg_entry *e)
 {

@@ -30,6 +30,10 @@ void gwlink_free(struct gwlink *);
 /* Connected and greeted; else why not into err. */
 bool gwlink_ready(const struct gwlink *, char *err, size_t errlen);
 
+/* Has the first copy of the gateway's entries arrived, or is there no
+ * gateway to wait for (not reachable now)? */
+bool gwlink_settled(const struct gwlink *);
+
 /* Offer e (just added here, scope host or global) to the gateway; the
  * verdict answers c.  Returns CMD_PENDING. */
 int gwlink_register(struct gwlink *, struct cmd_ctx *c,
