@@ -1,0 +1,288 @@
+#!/bin/bash
+# bench/federation/run.sh [BUILD_DIR]: the federation benchmark
+# (docs/performance.md, "Federation").  Builds commgwd, commregd, commreg
+# and fedbench (RelWithDebInfo, into BUILD_DIR, default build-bench/),
+# makes a throwaway CA and three gateway certificates, starts three
+# gateways in a line on 127.0.0.2, .3 and .4 (gw2 -> gw3 -> gw4, gw3
+# passing on with reexport = yes), each with its own user registry, and
+# measures:
+#   (a) registration on host 2 -> seen by a watch on host 3 (one hop) and
+#       on host 4 (two hops), FEDBENCH_N times (100);
+#   (b) resynchronisation of FEDBENCH_FILL entries (10000), registered on
+#       host 2: SIGHUP of gw3 (its links are made again) -> all back in a
+#       watch on host 3; restart of gw3, the middle -> all back on host 4;
+#       FEDBENCH_RESYNC_RUNS times each (3);
+#   (c) TLS links per second that gw3 accepts: TCP connect, mutual TLS
+#       handshake, the comm offer and gw3's answer, close; FEDBENCH_TLS_S
+#       seconds (5) each: one client as a gateway would link, one that
+#       acknowledges at once (TCP_QUICKACK), two of those at once.
+# Prints a markdown table on stdout, progress on stderr, exits 0 (a row
+# that failed says so); about a minute, plus the build.
+# Must run as root or as any user that may use 127.0.0.2-4 (Linux routes
+# all of 127/8 to lo).  BENCH_NO_BUILD=1 uses BUILD_DIR as it is;
+# FEDBENCH_KEEP=1 keeps the work directory (logs, configuration).
+set -eu
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$src/build-bench}
+N=${FEDBENCH_N:-100}
+FILL=${FEDBENCH_FILL:-10000}
+RR=${FEDBENCH_RESYNC_RUNS:-3}
+TLS_S=${FEDBENCH_TLS_S:-5}
+
+say() { echo "fedbench: $(date +%T) $*" >&2; }
+
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+	mkdir -p "$build"
+	if ! { cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+	    cmake --build "$build" -j"$(nproc)" --target commgwd commregd \
+	        commreg fedbench; } >"$build/bench-federation-build.log" 2>&1
+	then
+		cat "$build/bench-federation-build.log" >&2
+		say "build failed"
+		exit 1
+	fi
+fi
+GWD=$build/gateway/commgwd
+REGD=$build/local/commregd
+FB=$build/bench/federation/fedbench
+for p in "$GWD" "$REGD" "$FB"; do
+	[ -x "$p" ] || { say "missing $p"; exit 1; }
+done
+
+work=$(mktemp -d /tmp/fedbench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}" $(cat "$work/gw3.pid" 2>/dev/null); do
+		kill "$p" 2>/dev/null || true
+	done
+	# user registries a client may have started after all (none should)
+	for p in $(pgrep -x commregd 2>/dev/null); do
+		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+		    grep -q "^HOME=$work/" && kill "$p" 2>/dev/null
+	done
+	sleep 0.2
+	if [ -z "${FEDBENCH_KEEP:-}" ]; then rm -rf "$work"; else say "kept $work"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# A port for the three listeners (one per address), away from the usual.
+port=$((20000 + $$ % 20000))
+
+say "certificates in $work"
+cd "$work"
+{
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+	    -nodes -keyout ca.key -subj "/CN=fedbench CA" -days 2 -out ca.crt
+	for n in 2 3 4; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		    -nodes -keyout gw$n.key -subj "/CN=gw$n.test" -out gw$n.csr
+		printf 'subjectAltName=DNS:gw%s.test\nextendedKeyUsage=serverAuth,clientAuth\n' \
+		    $n >gw$n.ext
+		openssl x509 -req -in gw$n.csr -CA ca.crt -CAkey ca.key \
+		    -CAcreateserial -days 2 -extfile gw$n.ext -out gw$n.crt
+		chmod 600 gw$n.key
+	done
+} >certs.log 2>&1
+
+# gw2 and gw4 link to gw3; gw3 links to both and passes on.
+remote() { # NAME N REEXPORT
+	printf '[remote %s]\naddress = 127.0.0.%s:%s\npeer_name = gw%s.test\nexport = *\nimport = *\nreexport = %s\n\n' \
+	    "$1" "$2" "$port" "$2" "$3"
+}
+for n in 2 3 4; do
+	d=$work/etc$n
+	mkdir -p "$d" "$work/home$n"
+	chmod 755 "$d"
+	cat >"$d/00-gateway.ini" <<EOF
+[gateway]
+socket = $work/gw$n.sock
+listen = 127.0.0.$n:$port
+certificate = $work/gw$n.crt
+key = $work/gw$n.key
+ca = $work/ca.crt
+
+[rule bench]
+action = allow
+scopes = global
+
+[quota]
+default = 20000
+EOF
+	case $n in
+	2 | 4) remote site 3 no >"$d/30-remotes.ini" ;;
+	3) { remote gw2 2 yes; remote gw4 4 yes; } >"$d/30-remotes.ini" ;;
+	esac
+	chmod 644 "$d"/*.ini
+done
+
+start_gw() { # N
+	"$GWD" --config-dir "$work/etc$1" >/dev/null 2>>"$work/gw$1.log" &
+	echo $! >"$work/gw$1.pid"
+	pids+=($!)
+}
+start_gw 3
+start_gw 2
+start_gw 4
+# The restart of (b): its own script, since fedbench runs it.
+cat >"$work/restart3.sh" <<EOF
+#!/bin/sh
+p=\$(cat $work/gw3.pid)
+kill \$p
+# gone, or a zombie its parent has not reaped yet
+while s=\$(cut -d' ' -f3 /proc/\$p/stat 2>/dev/null) && [ "\$s" != Z ]; do
+	sleep 0.005
+done
+date +%s.%N >$work/restart.t
+"$GWD" --config-dir "$work/etc3" >/dev/null 2>>"$work/gw3.log" &
+echo \$! >$work/gw3.pid
+EOF
+chmod 755 "$work/restart3.sh"
+# One user registry per "host" (its own HOME), and on host 2 as many
+# more as the fill needs: the gateway takes at most 1024 names on one
+# connection, and a user registry passes all its global names to the
+# gateway on one connection.
+nfill=$(((FILL + 999) / 1000))
+fillhomes=()
+for i in $(seq "$nfill"); do
+	mkdir -p "$work/home2-$i"
+	fillhomes+=("$work/home2-$i")
+done
+startreg() { # HOME N
+	"$REGD" --home "$1" --config-dir "$work/etc$2" \
+	    --max-message 67108864 >/dev/null 2>>"$work/reg$2.log" &
+	pids+=($!)
+}
+for n in 2 3 4; do startreg "$work/home$n" $n; done
+for h in "${fillhomes[@]}"; do startreg "$h" 2; done
+export COMMREG_COMMREGD=/bin/false # every registry is started above
+# all links up: gw3 says "linked" twice, gw2 and gw4 once
+for i in $(seq 100); do
+	a=$(grep -c ': linked' "$work/gw3.log" || true)
+	b=$(grep -c ': linked' "$work/gw2.log" || true)
+	c=$(grep -c ': linked' "$work/gw4.log" || true)
+	[ "$a" -ge 2 ] && [ "$b" -ge 1 ] && [ "$c" -ge 1 ] && break
+	sleep 0.1
+done
+sleep 0.5
+
+# ---- numbers -------------------------------------------------------------
+stats() { # values on stdin -> "median p99 max"
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "- - -"; exit }
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		r = int(0.99 * NR + 0.999999); if (r < 1) r = 1
+		printf "%.1f %.1f %.1f\n", m, v[r], v[NR] }'
+}
+rows=()
+row() { rows+=("| $* |"); }
+
+say "(a) propagation, $N registrations"
+if out=$("$FB" latency "$N" "$work/home2" "$work/home3" "$work/home4") &&
+    [ "${out%% *}" = ok ]; then
+	one=$(echo "$out" | cut -d'|' -f2 | tr ' ' '\n' | grep . | stats)
+	two=$(echo "$out" | cut -d'|' -f3 | tr ' ' '\n' | grep . | stats)
+	set -- $one
+	row "register on host 2 → watch on host 3 (1 hop) | $N | $1 | $2 | $3 | ms"
+	set -- $two
+	row "register on host 2 → watch on host 4 (2 hops, reexport) | $N | $1 | $2 | $3 | ms"
+else
+	row "propagation | $N | - | - | - | failed: $out"
+fi
+
+say "(b) registering $FILL global names on host 2"
+"$FB" fill "$FILL" "${fillhomes[@]}" >"$work/fill.out" 2>&1 &
+fillpid=$!
+pids+=("$fillpid")
+for i in $(seq 600); do
+	[ -s "$work/fill.out" ] && break
+	sleep 0.1
+done
+read -r st secs <"$work/fill.out" || true
+if [ "$st" = ok ]; then
+	row "register $FILL global names on host 2 ($nfill user registries) | 1 | $(awk -v s="$secs" 'BEGIN{printf "%.0f", s*1000}') | | | ms, one after another, through the gateway's admission"
+	for what in hup restart; do
+		if [ $what = hup ]; then
+			label="resync $FILL: SIGHUP gw3 (links remade) → all on host 3"
+			home=$work/home3
+		else
+			label="resync $FILL: restart gw3 (middle) → all on host 4"
+			home=$work/home4
+		fi
+		v=()
+		v2=()
+		notes=""
+		for r in $(seq "$RR"); do
+			if [ $what = hup ]; then
+				cmd="kill -HUP \$(cat $work/gw3.pid)"
+			else
+				cmd="$work/restart3.sh"
+			fi
+			say "(b) $what, run $r"
+			out=$("$FB" resync "$FILL" "$home" 120 "$cmd") || true
+			set -- $out
+			if [ "${1:-}" = ok ]; then
+				v+=("$2")
+				[ $what = restart ] && v2+=("$(awk -v a="$4" \
+				    -v b="$(cat "$work/restart.t")" \
+				    'BEGIN{printf "%.1f", (a - b) * 1000}')")
+			else
+				notes="$notes run $r: $out;"
+			fi
+			sleep 1
+		done
+		s=$(printf '%s\n' "${v[@]}" | grep . | stats)
+		set -- $s
+		row "$label | ${#v[@]}/$RR | $1 | | $3 | ms${notes:+; $notes}"
+		if [ ${#v2[@]} -gt 0 ]; then
+			s=$(printf '%s\n' "${v2[@]}" | stats)
+			set -- $s
+			row "… of which: new gw3 process started → all on host 4 | ${#v2[@]}/$RR | $1 | | $3 | ms (before that: SIGTERM until the old gw3 has exited)"
+		fi
+	done
+else
+	row "register $FILL global names | 0 | - | - | - | failed: $(cat "$work/fill.out")"
+fi
+kill "$fillpid" 2>/dev/null || true
+
+say "(c) TLS links to gw3, ${TLS_S} s each"
+# One client as a gateway links (it acknowledges when the kernel likes:
+# delayed ACKs), then clients that acknowledge at once (TCP_QUICKACK),
+# which shows what the gateway itself costs; see docs/performance.md.
+tlsrun() { "$FB" tls 127.0.0.3 "$port" "$work/gw2.crt" "$work/gw2.key" \
+    "$work/ca.crt" gw3.test "$TLS_S"; }
+tlsrow() { # LABEL OUTPUT...
+	local label=$1 nl=0 rate=0 o t h
+	shift
+	local outs=("$@")
+	for o in "${outs[@]}"; do
+		if [ "${o%% *}" != ok ]; then
+			row "$label | - | - | - | - | failed: $o"
+			return
+		fi
+		set -- $o
+		nl=$((nl + $2))
+		rate=$(awk -v r="$rate" -v n="$2" -v s="$3" 'BEGIN{print r + n/s}')
+	done
+	t=$(printf '%s\n' "${outs[@]}" | cut -d'|' -f2 | tr ' ' '\n' | grep . | stats)
+	h=$(printf '%s\n' "${outs[@]}" | cut -d'|' -f3 | tr ' ' '\n' | grep . | stats)
+	set -- $t
+	row "$label | $nl | $1 | $2 | $3 | ms per link (TCP+TLS alone: median ${h%% *}); **$(printf '%.0f' "$rate") links/s**"
+}
+out=$(tlsrun) || true
+tlsrow "TLS link to gw3, 1 client, delayed ACKs: connect → mutual TLS → offer answered → close" "$out"
+out=$(FEDBENCH_QUICKACK=1 tlsrun) || true
+tlsrow "TLS link to gw3, 1 client, TCP_QUICKACK" "$out"
+FEDBENCH_QUICKACK=1 tlsrun >"$work/tls1.out" &
+t1=$!
+out2=$(FEDBENCH_QUICKACK=1 tlsrun) || true
+wait $t1 || true
+tlsrow "TLS link to gw3, 2 clients at once, TCP_QUICKACK" "$(cat "$work/tls1.out")" "$out2"
+
+echo "| benchmark | n | median | p99 | max | unit, notes |"
+echo "|---|---:|---:|---:|---:|---|"
+printf '%s\n' "${rows[@]}"
+say "done ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+exit 0
