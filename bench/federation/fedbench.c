@@ -151,15 +151,17 @@ latency(int n, const char *reghome, char **whomes, int nw)
 			for (left = nw; left > 0;) {
 				for (k = 0; k < nw; k++) {
 					while (!seen[k] &&
-					    (rc = commreg_next_event(w[k], 0,
-					         &ev)) == 1) {
-						if ((ev.type == COMMREG_EVENT_ADD) ==
+					       (rc = commreg_next_event(w[k], 0,
+					            &ev)) == 1) {
+						if ((ev.type ==
+						        COMMREG_EVENT_ADD) ==
 						        !remove &&
 						    strncmp(ev.entry.name, pfx,
 						        strlen(pfx)) == 0) {
 							if (!remove)
 								t[k * n + i] =
-								    now_ms() - t0;
+								    now_ms() -
+								    t0;
 							seen[k] = 1;
 							left--;
 						}
@@ -208,7 +210,8 @@ on_term(int sig)
 static int
 fill(int n, char **homes, int nh)
 {
-	int port = listener(), i, nc = (n + NAMES_PER_CONN - 1) / NAMES_PER_CONN;
+	int port = listener(), i,
+	    nc = (n + NAMES_PER_CONN - 1) / NAMES_PER_CONN;
 	struct commreg_client **c = calloc((size_t)nc, sizeof *c);
 	char name[64], assigned[256];
 	double t0 = now_ms();
@@ -231,8 +234,8 @@ fill(int n, char **homes, int nh)
 	while (!stop)
 		for (i = 0; i < nc && !stop; i++)
 			if (commreg_dispatch(c[i], 100 / nc + 1) == -1)
-				fail("registry lost: %s%s",
-				    commreg_error(c[i]), "");
+				fail("registry lost: %s%s", commreg_error(c[i]),
+				    "");
 	return 0;
 }
 
@@ -256,7 +259,7 @@ resync(int n, const char *home, int timeout_s, const char *cmd)
 	deadline = now_ms() + timeout_s * 1e3;
 	for (;;) { /* the starting state: all N */
 		while (count < (size_t)n &&
-		    (rc = commreg_next_event(w, 200, &ev)) == 1) {
+		       (rc = commreg_next_event(w, 200, &ev)) == 1) {
 			count += ev.type == COMMREG_EVENT_ADD ? 1 : -1;
 			commreg_event_clear(&ev);
 		}
@@ -318,7 +321,7 @@ tls(const char *host, int port, const char *cert, const char *key,
 	size_t nv = 0, cap = 0, i;
 	char buf[64];
 	int one = 1, quickack = getenv("FEDBENCH_QUICKACK") != NULL &&
-					  getenv("FEDBENCH_QUICKACK")[0] != '\0';
+	                        getenv("FEDBENCH_QUICKACK")[0] != '\0';
 
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
@@ -356,8 +359,8 @@ tls(const char *host, int port, const char *cert, const char *key,
 				    sizeof one);
 			k = SSL_read(ssl, buf + got, (int)sizeof buf - got - 1);
 			if (k <= 0)
-				fail("no answer to the offer (refused?)%s%s", "",
-				    "");
+				fail("no answer to the offer (refused?)%s%s",
+				    "", "");
 			got += k;
 		}
 		buf[got] = '\0';
