@@ -1,0 +1,374 @@
+# Federation of host gateways over TLS (step 6; docs/config.md [gateway]
+# listen/certificate/key/ca and [remote NAME], docs/gateway.md): entries
+# of scope global cross from one gateway to another, filtered by export
+# and import, through a tree of gateways with reexport, never back to
+# their origin; every kind of peer that should be refused is refused and
+# logged; a link that drops takes what it brought with it, and comes back
+# by itself.
+#
+# Every "host" is this machine: gateway N is gwN.test on 127.0.0.N with a
+# certificate from tests/tools/mkcerts.sh, and its users' registries run
+# with their own HOME and TCL_COMM_CONFIG_DIR.  Needs openssl on PATH.
+# Runs as root (as in CI: the configuration files are then root's, as the
+# gateway requires) or as any user (everything is then that user's).
+#
+#   certificates      mkcerts.sh's output is what the others rely on
+#   two_gateways      gw2 <-> gw3: a global entry of gw2 on gw3's host as
+#                     NAME@USER@gw2.test with host 127.0.0.2 (lookup exact
+#                     and bare, list with scope global, watch add/remove);
+#                     scope host stays home; export and import filters
+#                     (list, watch and forwarded lookups alike); a lookup
+#                     of a name nobody has fails within lookup_timeout_ms,
+#                     also when the other gateway does not answer at all;
+#                     a local name wins over a federated one
+#   refusals          no client certificate, TLS 1.1, plain TCP, a
+#                     certificate of another CA, the wrong name, an
+#                     expired certificate: each logged by the accepting
+#                     gateway with the peer and the reason, and nothing
+#                     crosses; a connecting gateway checks the listener's
+#                     name too
+#   tree              gw2 -> gw3 <- gw4 (gw3 the upstream of both):
+#                     with reexport on gw3, gw4 sees gw2's entry (origin
+#                     gw2.test) and gw2 sees gw4's; nothing comes back to
+#                     its origin; without reexport, nothing passes gw3
+#   middle_killed     SIGKILL of gw3: gw4's host is told the entry went,
+#                     promptly; gw3 restarted: gw4 sees it again (bounded)
+#
+# FED_ONLY="two_gateways tree" (glob patterns) runs only those scenarios.
+source [file join [file dirname [info script]] lib.tcl]
+source [file join [file dirname [info script]] federation_lib.tcl]
+
+main {
+    if {![file executable [gw_path]]} {
+        skip "commgwd is not built ([gw_path])"
+    }
+    if {[auto_execok openssl] eq ""} {
+        skip "openssl is not on PATH (apt-get install openssl): the certificates cannot be made"
+    }
+    if {[capp_path] eq ""} {
+        skip "capp is not built ([file join [tools_dir] capp])"
+    }
+    if {[catch {::fed::free_port 2}]} {
+        skip "cannot bind 127.0.0.2 (loopback addresses beyond 127.0.0.1 are needed)"
+    }
+    set me [exec id -un]
+
+    ::fed::test certificates {
+        # mkcerts.sh made everything, quietly, and what it made is what the
+        # other scenarios rely on.
+        set c [::fed::certs]
+        foreach f {ca rogue-ca gw1 gw2 gw3 gw4 gw5 gw6 rogue expired wrongname} {
+            check "$f.crt and $f.key exist" {[file exists $c/$f.crt] && [file exists $c/$f.key]}
+            check_equal "$f.key is mode 0600" 0600 [perm $c/$f.key]
+        }
+        set r [run openssl verify -CAfile $c/ca.crt $c/gw2.crt $c/gw3.crt $c/gw4.crt]
+        check_equal "gw2..gw4 verify against ca.crt" 0 [dict get $r code]
+        set r [run openssl x509 -in $c/gw3.crt -noout -ext subjectAltName,extendedKeyUsage]
+        check_regexp "gw3: DNS:gw3.test first, IP 127.0.0.3" {DNS:gw3\.test, IP Address:127\.0\.0\.3} [dict get $r out]
+        check_regexp "gw3: server and client auth" {Server Authentication, TLS Web Client Authentication} [dict get $r out]
+        set r [run openssl verify -CAfile $c/ca.crt $c/rogue.crt]
+        check "rogue.crt does not verify against ca.crt" {[dict get $r code] != 0}
+        set r [run openssl verify -CAfile $c/ca.crt $c/expired.crt]
+        check_regexp "expired.crt: expired" {certificate has expired} "[dict get $r out][dict get $r err]"
+        set r [run openssl verify -CAfile $c/ca.crt -verify_hostname gw5.test $c/wrongname.crt]
+        check "wrongname.crt is not gw5.test" {[dict get $r code] != 0}
+    }
+
+    ::fed::test two_gateways {
+        # gw2 exports calc, imp-* and hostapp; gw3 imports calc and hostapp:
+        #   calc     global  -> seen on gw3
+        #   noexp    global  -> not exported by gw2
+        #   imp-x    global  -> exported, not imported by gw3
+        #   hostapp  host    -> scope host never leaves the host
+        #   back     global on gw3 -> seen on gw2 (the link works both ways)
+        # mark: exported and imported, registered after the ones that must
+        # not cross; once it is on gw3's host, they had their chance.
+        # ghost-*: exported and imported, but nobody has such a name (the
+        # lookups that must go out to gw2 and come back empty).
+        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 export "calc imp-* hostapp mark ghost-*" import *]]
+        set d3 [::fed::conf 3 -remotes [::fed::remote gw2 export * import "calc hostapp mark ghost-*"]]
+        set g2 [::fed::start $d2]
+        set g3 [::fed::start $d3]
+        set h2 [::fed::host $d2]
+        set h3 [::fed::host $d3]
+        set w3 [::fed::watch $h3 *]
+
+        set calc [::fed::app $h2 calc]
+        set cport [::fed::field [gw_row $h2 calc] port]
+        check "calc's port is known on gw2's host" {[string is integer -strict $cport]}
+        set g "calc@$me@gw2.test"
+        check "gw3's host lists $g" {[::fed::wait_name $h3 $g 10000]}
+        set row [gw_row $h3 $g]
+        check_equal "its port is calc's, its host gw2's listen address" \
+            [list $cport 127.0.0.2] [list [::fed::field $row port] [::fed::field $row host]]
+        set e [::fed::entry $h3 $g]
+        check_equal "its scope is global" global [::fed::field $e scope]
+        check_equal "lookup $g" "$cport 127.0.0.2" [::fed::lookup $h3 $g]
+        check_equal "lookup calc (no local calc)" "$cport 127.0.0.2" [::fed::lookup $h3 calc]
+        check "watch on gw3's host: add $g $cport 127.0.0.2" {[::fed::watch_wait $w3 add $g]}
+        check_equal "the add line" [list add $g $cport 127.0.0.2] [::fed::watch_line $w3 add $g]
+        check "gw2's own list keeps it as calc" {[::fed::has $h2 calc] && ![::fed::has $h2 $g]}
+
+        # The other way.
+        set back [::fed::app $h3 back]
+        check "gw2's host lists back@$me@gw3.test" {[::fed::wait_name $h2 back@$me@gw3.test 10000]}
+        check_equal "its host is gw3's listen address" 127.0.0.3 [::fed::field [gw_row $h2 back@$me@gw3.test] host]
+
+        # What must not cross.
+        set noexp [::fed::app $h2 noexp]
+        set impx [::fed::app $h2 imp-x]
+        set hostapp [::fed::app $h2 hostapp host]
+        set mark [::fed::app $h2 mark]
+        check "mark reached gw3's host" {[::fed::wait_name $h3 mark@$me@gw2.test 10000]}
+        pause [slow 1500]
+        set l3 [::fed::names $h3]
+        check "noexp (not in gw2's export) is not on gw3's host" {[lsearch -glob $l3 noexp*] < 0}
+        check "imp-x (not in gw3's import) is not on gw3's host" {[lsearch -glob $l3 imp-*] < 0}
+        check "hostapp (scope host) is not on gw3's host" {[lsearch -glob $l3 hostapp*] < 0}
+        foreach n [list noexp@$me@gw2.test hostapp@$me@gw2.test] {
+            check_match "lookup $n on gw3's host fails" "error: *" [::fed::lookup $h3 $n]
+        }
+        check_match "lookup noexp on gw3's host fails" "error: *" [::fed::lookup $h3 noexp]
+        check_match "lookup hostapp on gw3's host fails" "error: *" [::fed::lookup $h3 hostapp]
+        check_match "lookup imp-x on gw3's host fails (not imported)" "error: *" [::fed::lookup $h3 imp-x]
+        check "the watch on gw3's host never saw them" {
+            [llength [::fed::watch_line $w3 add noexp@$me@gw2.test]] == 0
+            && [llength [::fed::watch_line $w3 add imp-x@$me@gw2.test]] == 0
+            && [llength [::fed::watch_line $w3 add hostapp@$me@gw2.test]] == 0}
+
+        # A name nobody has: the lookup is forwarded (ghost-* is imported
+        # from gw2) and fails within lookup_timeout_ms (1500 here) plus a
+        # margin.
+        set t0 [clock milliseconds]
+        set r [::fed::lookup $h3 ghost-1]
+        set dt [expr {[clock milliseconds] - $t0}]
+        check_match "lookup of an unknown name fails" "error: *" $r
+        check "and within the lookup timeout (took $dt ms)" {$dt < [slow 4500]}
+        # The same while gw2 does not answer at all (stopped): the forwarded
+        # lookup is given up after lookup_timeout_ms, not before.
+        gw_signal $g2 STOP
+        set t0 [clock milliseconds]
+        set r [::fed::lookup $h3 ghost-2]
+        set dt [expr {[clock milliseconds] - $t0}]
+        gw_signal $g2 CONT
+        check_match "lookup while gw2 is stopped: fails" "error: *" $r
+        check "after lookup_timeout_ms (1500), not much later (took $dt ms)" {
+            $dt >= 1400 && $dt < [slow 4500]}
+        check "gw3's host still has calc from gw2 afterwards" {[::fed::wait_name $h3 $g 5000]}
+
+        # A local name wins over the federated one.
+        set local [gw_register $h3 calc [::fed::field [gw_row $h3 back] port] user]
+        check_equal "a local calc (scope user) on gw3's host" 1 [::fed::field $local ok]
+        check_equal "lookup calc on gw3's host: the local one" \
+            "[::fed::field [gw_row $h3 back] port] localhost" [::fed::lookup $h3 calc]
+        check_equal "lookup $g still gives gw2's" "$cport 127.0.0.2" [::fed::lookup $h3 $g]
+        catch {stop [dict get $local ch]}
+
+        # calc exits: gone from gw3's host, the watch told.
+        app_kill $calc
+        check "watch on gw3's host: remove $g" {[::fed::watch_wait $w3 remove $g 8000]}
+        check "gw3's host no longer lists it" {[::fed::wait_name $h3 $g 5000 0]}
+        check_match "lookup $g fails now" "error: *" [::fed::lookup $h3 $g]
+        check "back still on gw2's host" {[::fed::has $h2 back@$me@gw3.test]}
+        check "both gateways alive" {[alive [gw_pid $g2]] && [alive [gw_pid $g3]]}
+    }
+
+    ::fed::test refusals {
+        # gw2 accepts links from gw5, gw7 and gw9 by its [remote] sections
+        # (their addresses lead nowhere: only what comes in is tested).  The
+        # peers present the wrong thing; each is refused at gw2 and logged
+        # with the peer and the reason, and nothing crosses either way.
+        set nowhere5 127.0.0.5:[::fed::free_port 5]
+        set nowhere7 127.0.0.7:[::fed::free_port 7]
+        set nowhere9 127.0.0.9:[::fed::free_port 9]
+        set d2 [::fed::conf 2 -remotes [concat \
+            [::fed::remote g5 address $nowhere5 peer_name gw5.test export * import *] \
+            [::fed::remote g7 address $nowhere7 peer_name gw7.test export * import *] \
+            [::fed::remote g9 address $nowhere9 peer_name gw9.test export * import *]]]
+        set g2 [::fed::start $d2]
+        set h2 [::fed::host $d2]
+        set secret [::fed::app $h2 secret]
+        check "gw2 listens on [::fed::addr 2]" {[::fed::listening 2]}
+
+        # No client certificate.
+        set m [gw_log_mark $g2]
+        set r [::fed::s_client 2]
+        check "no client certificate: refused, logged with the reason" {
+            [::fed::wait_log $g2 {certificate} 8000 $m]}
+        set lines [::fed::log_lines $g2 {certificate} $m]
+        check_regexp "no client certificate: the line says none was given" \
+            {(?i)\m(no|none|without|missing|not|required|absent|did not)\M} [join $lines \n]
+
+        # TLS 1.1 is refused, with a certificate gw2 accepts over TLS 1.2
+        # (gw5.test is one of its remotes).
+        set m [gw_log_mark $g2]
+        set r [::fed::s_client 2 -tls1_1 -cipher DEFAULT@SECLEVEL=0 \
+                   -cert [::fed::cert gw5 crt] -key [::fed::cert gw5 key]]
+        check "TLS 1.1: refused, logged" {
+            [::fed::wait_log $g2 {protocol|version|tls|ssl|handshake} 8000 $m]}
+        check "TLS 1.1: no link from it" {![regexp {link from [^\n]*: remote g5} [string range [gw_log $g2] $m end]]}
+        set m [gw_log_mark $g2]
+        set r [::fed::s_client 2 -tls1_2 -cert [::fed::cert gw5 crt] -key [::fed::cert gw5 key]]
+        check "TLS 1.2 with gw5's certificate: accepted as remote g5 (the control)" {
+            [::fed::wait_log $g2 {link from .*remote g5} 8000 $m]}
+
+        # Plain TCP, a comm handshake line instead of TLS.
+        set m [gw_log_mark $g2]
+        set out [::fed::plain_probe 2]
+        check "plain TCP: the connection is closed" {[lindex $out end] eq "eof"}
+        check "plain TCP: no comm reply" {[string first "vers" $out] < 0}
+        check "plain TCP: refused, logged with the reason" {
+            [::fed::wait_log $g2 {tls|ssl|handshake|wrong version|record|plain|http} 8000 $m]}
+
+        # Gateways with the wrong certificate, each with a host of its own
+        # exporting a global entry.  A gateway that will not start with its
+        # certificate (commgwd may check its own at start) is replaced by
+        # openssl s_client presenting the same.
+        set cases [list \
+            wrong_ca  9 rogue     gw9.test {certificate|verify|unknown ca|issuer|unable to get|untrusted} \
+            wrong_name 5 wrongname gw5.test {name|other\.test} \
+            expired   7 expired   gw7.test {expired} ]
+        foreach {what n base expect re} $cases {
+            set m [gw_log_mark $g2]
+            set dn [::fed::conf $n -cert $base -listen 0 \
+                        -remotes [::fed::remote gw2 export * import *]]
+            if {[catch {::fed::start $dn} gn]} {
+                say "  note: $what: the gateway with $base.crt does not start; s_client presents it instead"
+                say "        [lindex [split $gn \n] 0]"
+                set r [::fed::s_client 2 -cert [::fed::cert $base crt] -key [::fed::cert $base key]]
+                check "$what: refused, logged with the reason" {[::fed::wait_log $g2 $re 8000 $m]}
+                continue
+            }
+            set hn [::fed::host $dn]
+            set leak [::fed::app $hn leak$n]
+            check "$what: refused by gw2, logged with the peer and the reason" {
+                [::fed::wait_log $g2 $re 10000 $m]}
+            pause [slow 1500]
+            check "$what: leak$n did not cross to gw2's host" {
+                [lsearch -glob [::fed::names $h2] leak*] < 0}
+            check_match "$what: lookup leak$n on gw2's host fails" "error: *" [::fed::lookup $h2 leak$n]
+            check "$what: secret did not cross to the peer's host" {
+                [lsearch -glob [::fed::names $hn] secret*] < 0}
+            check "$what: gw2 alive" {[alive [gw_pid $g2]]}
+            stop $gn
+        }
+        check "gw2 still serves its host" {[::fed::has $h2 secret]}
+
+        # The connecting side checks the listener's name: gw6 links to
+        # "gw5.test" at an openssl s_server presenting wrongname.crt.
+        set p5 [::fed::free_port 5]
+        set srv [spawn openssl s_server -accept 127.0.0.5:$p5 -naccept 50 \
+                     -cert [::fed::cert wrongname crt] -key [::fed::cert wrongname key] \
+                     -CAfile [::fed::cert ca crt] -Verify 1 -quiet]
+        check "s_server listens" {[wait_until {![catch {close [socket 127.0.0.5 $p5]}]} [slow 5000] 50]}
+        set d6 [::fed::conf 6 -listen 0 \
+                    -remotes [::fed::remote g5 address 127.0.0.5:$p5 peer_name gw5.test export * import *]]
+        set g6 [::fed::start $d6]
+        check "gw6 refuses a listener whose certificate is not gw5.test, saying so" {
+            [::fed::wait_log $g6 {name|other\.test} 10000]}
+    }
+
+    ::fed::test tree {
+        # gw2 (leaf) -> gw3 (site) <- gw4 (leaf); gw3 is the upstream of
+        # both.  With reexport on gw3's sections, entries pass gw3 both
+        # ways; without, they stop at gw3.
+        set leaf [list export * import * upstream yes]
+        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
+        set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
+        set site_re [concat \
+            [::fed::remote gw2 export * import * reexport yes] \
+            [::fed::remote gw4 export * import * reexport yes]]
+        set d3 [::fed::conf 3 -remotes $site_re]
+        set g2 [::fed::start $d2]
+        set g3 [::fed::start $d3]
+        set g4 [::fed::start $d4]
+        set h2 [::fed::host $d2]
+        set h3 [::fed::host $d3]
+        set h4 [::fed::host $d4]
+        set w4 [::fed::watch $h4 *]
+        set tree [::fed::app $h2 tree]
+        set tport [::fed::field [gw_row $h2 tree] port]
+        set leaf4 [::fed::app $h4 leaf4]
+        set t "tree@$me@gw2.test"
+        set l4 "leaf4@$me@gw4.test"
+        check "gw3's host sees $t (one hop)" {[::fed::wait_name $h3 $t 10000]}
+        check "gw4's host sees $t (two hops, origin gw2.test)" {[::fed::wait_name $h4 $t 10000]}
+        check_equal "on gw4's host: lookup $t" "$tport 127.0.0.2" [::fed::lookup $h4 $t]
+        check_equal "on gw4's host: lookup tree" "$tport 127.0.0.2" [::fed::lookup $h4 tree]
+        check "gw2's host sees $l4 (two hops the other way)" {[::fed::wait_name $h2 $l4 10000]}
+        pause [slow 1500]
+        set n2 [::fed::names $h2]
+        set n4 [::fed::names $h4]
+        check "no loop: gw2's host has no entry of origin gw2.test" {[lsearch -glob $n2 *@gw2.test] < 0}
+        check "no loop: gw4's host has no entry of origin gw4.test" {[lsearch -glob $n4 *@gw4.test] < 0}
+        check "gw4's host has $t once, under its origin's name only" {
+            [llength [lsearch -all -glob $n4 tree*]] == 1}
+        check "gw2's host has $l4 once" {[llength [lsearch -all -glob $n2 leaf4*]] == 1}
+        check_equal "the watch on gw4's host: one add of $t" 1 \
+            [llength [lsearch -all -glob [app_lines $w4] "add $t *"]]
+        foreach g [list $g2 $g3 $g4] {
+            check "gateway [gw_pid $g] alive" {[alive [gw_pid $g]]}
+        }
+
+        # The same tree, gw3 without reexport.
+        stop $g3
+        check "gw3 gone: gw4's host loses $t" {[::fed::wait_name $h4 $t 8000 0]}
+        set d3n [::fed::conf 3 -remotes [concat \
+            [::fed::remote gw2 export * import *] \
+            [::fed::remote gw4 export * import *]]]
+        set g3n [::fed::start $d3n]
+        check "without reexport: gw3's host sees $t again" {[::fed::wait_name $h3 $t 20000]}
+        check "without reexport: gw3's host sees $l4" {[::fed::wait_name $h3 $l4 10000]}
+        pause [slow 2000]
+        check "without reexport: gw4's host does not see $t" {![::fed::has $h4 $t]}
+        check "without reexport: gw2's host does not see $l4" {![::fed::has $h2 $l4]}
+        check_match "without reexport: a lookup of $t from gw4's host fails" \
+            "error: *" [::fed::lookup $h4 $t]
+    }
+
+    ::fed::test middle_killed {
+        set leaf [list export * import * upstream yes]
+        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
+        set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
+        set d3 [::fed::conf 3 -remotes [concat \
+            [::fed::remote gw2 export * import * reexport yes] \
+            [::fed::remote gw4 export * import * reexport yes]]]
+        set g2 [::fed::start $d2]
+        set g3 [::fed::start $d3]
+        set g4 [::fed::start $d4]
+        set h2 [::fed::host $d2]
+        set h4 [::fed::host $d4]
+        set tree [::fed::app $h2 tree]
+        set t "tree@$me@gw2.test"
+        set w4 [::fed::watch $h4 *]
+        check "gw4's host sees $t" {[::fed::watch_wait $w4 add $t 15000]}
+        set from [app_mark $w4]
+
+        set t0 [clock milliseconds]
+        gw_signal $g3 KILL
+        check "watch on gw4's host: remove $t" {[::fed::watch_wait $w4 remove $t 8000 $from]}
+        set dt [expr {[clock milliseconds] - $t0}]
+        check "promptly (took $dt ms)" {$dt < [slow 5000]}
+        check "gw4's host no longer lists it" {[::fed::wait_name $h4 $t 3000 0]}
+        check_match "lookup $t on gw4's host fails" "error: *" [::fed::lookup $h4 $t]
+        check "gw2 and gw4 survive" {[alive [gw_pid $g2]] && [alive [gw_pid $g4]]}
+        check "gw2's host still has tree" {[::fed::has $h2 tree]}
+        catch {stop $g3}
+
+        # gw3 again, the same configuration: the leaves link again by
+        # themselves (backoff starts at 0.5 s) and resynchronise.
+        pause [slow 1000]
+        set from [app_mark $w4]
+        set t0 [clock milliseconds]
+        set g3b [::fed::start $d3]
+        check "watch on gw4's host: add $t again" {[::fed::watch_wait $w4 add $t 20000 $from]}
+        set dt [expr {[clock milliseconds] - $t0}]
+        say "  (back on gw4's host $dt ms after gw3 restarted)"
+        check "gw4's host lists it again" {[::fed::wait_name $h4 $t 5000]}
+        check_equal "lookup $t on gw4's host" \
+            "[::fed::field [gw_row $h2 tree] port] 127.0.0.2" [::fed::lookup $h4 $t]
+        # Fully resynchronised: what goes now is told too.
+        app_kill $tree
+        check "tree exits: gw4's host is told" {[::fed::watch_wait $w4 remove $t 8000 $from]}
+    }
+} 290
