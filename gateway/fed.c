@@ -398,6 +398,46 @@ forget_all(struct flink *l)
 	server_flush(&l->f->g->srv);
 }
 
+/* What l gave us that its new snapshot no longer offers goes. */
+static void
+drop_unoffered(struct flink *l, const struct tlist *snap)
+{
+	struct reg_entry *e, *next;
+	struct commreg_entry c;
+	char why[200];
+	size_t i;
+	bool found;
+
+	TAILQ_FOREACH_SAFE(e, &l->learned, owner_link, next) {
+		found = false;
+		for (i = 0; i < snap->n && !found; i++) {
+			if (commreg_entry_parse(snap->v[i].p, snap->v[i].len,
+			        &c, why, sizeof why) == 0) {
+				found = strcmp(c.name, e->name) == 0;
+				commreg_entry_clear(&c);
+			}
+		}
+		if (!found)
+			registry_remove(l->f->g->srv.reg, e, &l->learned);
+	}
+}
+
+/*
+ * A link went, and with it what it gave.  In a mesh another link may
+ * offer the same entries, dropped as duplicates when they first came:
+ * every other link of ours is asked for its snapshot again.
+ */
+static void
+resync_others(struct flink *gone)
+{
+	const char *w[1] = {"Gateway/Watch"};
+	struct flink *l;
+
+	TAILQ_FOREACH(l, &gone->f->links, link)
+		if (l != gone && l->outgoing && l->state == FL_READY)
+			send_req(l, FQ_WATCH, w, 1, NULL);
+}
+
 /* ---- lookups ------------------------------------------------------------ */
 
 static void
@@ -606,12 +646,18 @@ replied(struct flink *l, int64_t serial, const struct tl_elem *payload)
 			    result.p);
 			break;
 		}
+		if (tlist_parse(&l->frags, result.p, result.len, &why) != 0)
+			l->frags.n = 0;
+		if (l->state == FL_READY)
+			/* Asked again because another link went: keep what
+			 * is still offered, take what we now lack. */
+			drop_unoffered(l, &l->frags);
+		else
+			forget_all(l); /* a fresh snapshot replaces what was */
 		l->state = FL_READY;
 		l->attempt = 0;
-		forget_all(l); /* a fresh snapshot replaces what was */
-		if (tlist_parse(&l->frags, result.p, result.len, &why) == 0)
-			for (i = 0; i < l->frags.n; i++)
-				learn(l, &l->frags.v[i]);
+		for (i = 0; i < l->frags.n; i++)
+			learn(l, &l->frags.v[i]);
 		log_info("remote %s: linked, %zu entries offered", l->r->name,
 		    l->frags.n);
 		server_flush(&l->f->g->srv);
@@ -813,9 +859,19 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		if ((l->r = identify(l)) == NULL) {
+			char cn[256] = "?";
+			X509 *pc = SSL_get_peer_certificate(
+			    bufferevent_openssl_get_ssl(l->bev));
+
+			if (pc != NULL) {
+				X509_NAME_get_text_by_NID(X509_get_subject_name(
+				                              pc),
+				    NID_commonName, cn, (int)sizeof cn);
+				X509_free(pc);
+			}
 			log_warnx("refused link from %s: its certificate "
-			          "names no [remote] of ours",
-			    l->addr);
+			          "(CN %s) names no [remote] of ours",
+			    l->addr, cn);
 			link_close(l, NULL);
 			return;
 		}
@@ -909,7 +965,10 @@ link_close(struct flink *l, const char *why)
 	if (why != NULL)
 		log_warnx("remote %s (%s): %s %s", l->r->name, l->addr,
 		    l->state == FL_READY ? "link lost:" : "cannot link:", why);
-	forget_all(l);
+	if (!TAILQ_EMPTY(&l->learned)) {
+		forget_all(l);
+		resync_others(l);
+	}
 	l->state = FL_CONNECTING;
 	comm_framer_init(&l->fr, FED_MAX_MESSAGE);
 	ms = FED_RETRY_MIN_MS << (l->attempt < 6 ? l->attempt : 6);

@@ -140,7 +140,8 @@ put(struct mirror *m, const struct commreg_entry *c)
 	a.nns = c->port <= 0;
 	if (registry_scope_parse(c->scope, &a.scope) == -1)
 		a.scope = REG_SCOPE_USER;
-	a.uid = c->uid >= 0 ? (uid_t)c->uid : m->srv->uid;
+	/* No uid: a user of another host (federation). */
+	a.uid = c->uid >= 0 ? (uid_t)c->uid : (uid_t)-1;
 	a.pid = c->pid > 0 ? (pid_t)c->pid : 0;
 	a.since = (time_t)c->since;
 	tbuf_init(&err);

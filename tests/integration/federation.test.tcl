@@ -33,6 +33,9 @@
 #                     its origin; without reexport, nothing passes gw3
 #   middle_killed     SIGKILL of gw3: gw4's host is told the entry went,
 #                     promptly; gw3 restarted: gw4 sees it again (bounded)
+#   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
+#                     through gw3 first; when gw3 dies the entry stays,
+#                     offered again over the direct link to gw2
 #
 # FED_ONLY="two_gateways tree" (glob patterns) runs only those scenarios.
 source [file join [file dirname [info script]] lib.tcl]
@@ -204,8 +207,12 @@ main {
         set m [gw_log_mark $g2]
         set r [::fed::s_client 2 -tls1_1 -cipher DEFAULT@SECLEVEL=0 \
                    -cert [::fed::cert gw5 crt] -key [::fed::cert gw5 key]]
-        check "TLS 1.1: refused, logged" {
-            [::fed::wait_log $g2 {protocol|version|tls|ssl|handshake} 8000 $m]}
+        if {[regexp -nocase {no protocols available|unknown option|no ciphers available} [dict get $r out][dict get $r err]]} {
+            say "  note: this openssl cannot speak TLS 1.1 at all; that check is left out"
+        } else {
+            check "TLS 1.1: refused, logged" {
+                [::fed::wait_log $g2 {protocol|version|tls|ssl|handshake} 8000 $m]}
+        }
         check "TLS 1.1: no link from it" {![regexp {link from [^\n]*: remote g5} [string range [gw_log $g2] $m end]]}
         set m [gw_log_mark $g2]
         set r [::fed::s_client 2 -tls1_2 -cert [::fed::cert gw5 crt] -key [::fed::cert gw5 key]]
@@ -370,5 +377,32 @@ main {
         # Fully resynchronised: what goes now is told too.
         app_kill $tree
         check "tree exits: gw4's host is told" {[::fed::watch_wait $w4 remove $t 8000 $from]}
+    }
+
+    ::fed::test mesh_second_path {
+        set me [exec id -un]
+        set all [list export * import * reexport yes]
+        set d2 [::fed::conf 2 -remotes [concat [::fed::remote gw3 {*}$all] [::fed::remote gw4 {*}$all]]]
+        set d3 [::fed::conf 3 -remotes [concat [::fed::remote gw2 {*}$all] [::fed::remote gw4 {*}$all]]]
+        set d4 [::fed::conf 4 -remotes [concat [::fed::remote gw2 {*}$all] [::fed::remote gw3 {*}$all]]]
+        set g2 [::fed::start $d2]
+        set g3 [::fed::start $d3]
+        set h2 [::fed::host $d2]
+        set h3 [::fed::host $d3]
+        set tree [::fed::app $h2 tree]
+        set t tree@$me@gw2.test
+        check "gw3's host has it" {[::fed::wait_name $h3 $t 10000]}
+        # gw2 stopped: gw4 can learn it only through gw3.
+        gw_signal $g2 STOP
+        set g4 [::fed::start $d4]
+        set h4 [::fed::host $d4]
+        check "gw4's host has it, through gw3" {[::fed::wait_name $h4 $t 10000]}
+        gw_signal $g2 CONT
+        check "gw4 links to gw2 directly" {[gw_wait_log $g4 {remote gw2: linked} 10000]}
+        gw_signal $g3 KILL
+        check "gw4 asks gw2 again when gw3 goes" {[gw_wait_log $g4 {remote gw3: dropped} 10000]}
+        pause 1500
+        check "gw4's host still has it (offered by gw2 directly)" {[::fed::has $h4 $t]}
+        check_equal "lookup on gw4's host" "[::fed::field [gw_row $h2 tree] port] 127.0.0.2" [::fed::lookup $h4 $t]
     }
 } 290
