@@ -226,6 +226,7 @@ commreg_entry_clear(struct commreg_entry *e)
 	free(e->data);
 	free(e->scope);
 	free(e->user);
+	free(e->path);
 	memset(e, 0, sizeof *e);
 }
 
@@ -260,6 +261,7 @@ entry_defaults(struct commreg_entry *e)
 	e->data = elem_strdup(&empty);
 	e->scope = elem_strdup(&empty);
 	e->user = elem_strdup(&empty);
+	e->path = elem_strdup(&empty);
 	e->uid = -1;
 	e->pid = -1;
 }
@@ -301,6 +303,8 @@ entry_field(struct commreg_entry *e, const struct tl_elem *key,
 		return entry_field_str(&e->scope, val);
 	if (elem_is(key, "user"))
 		return entry_field_str(&e->user, val);
+	if (elem_is(key, "path"))
+		return entry_field_str(&e->path, val);
 	if (elem_is(key, "serial")) {
 		if (entry_field_num(&n, 0, val) == -1)
 			return -1;

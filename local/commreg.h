@@ -93,6 +93,8 @@ struct commreg_entry {
 	long long since; /* Unix time of registration */
 	char *user;      /* the owner's login name (host and global
 	                    entries); "" when the registry sent none */
+	char *path;      /* entries of other hosts: the gateways they came
+	                    through, origin first ("" otherwise) */
 };
 
 /* Parse one entry dict; unknown keys are skipped.  -1 with err. */

@@ -105,7 +105,8 @@ mirror_clear(struct mirror *m)
 static int
 same_entry(const struct reg_entry *e, const struct commreg_entry *c)
 {
-	return e->port == (c->port > 0 ? c->port : -1) &&
+	return strcmp(e->path, c->path) == 0 &&
+	       e->port == (c->port > 0 ? c->port : -1) &&
 	       strcmp(e->host, c->host) == 0 && strcmp(e->data, c->data) == 0 &&
 	       e->pid == c->pid && e->uid == c->uid && e->serial == c->serial;
 }
@@ -144,6 +145,7 @@ put(struct mirror *m, const struct commreg_entry *c)
 	a.uid = c->uid >= 0 ? (uid_t)c->uid : (uid_t)-1;
 	a.pid = c->pid > 0 ? (pid_t)c->pid : 0;
 	a.since = (time_t)c->since;
+	a.path = c->path;
 	tbuf_init(&err);
 	if ((e = registry_add(r, &a, m, &m->entries, &err)) == NULL)
 		log_warnx("%s: entry \"%s\" not copied: %.*s", m->label,

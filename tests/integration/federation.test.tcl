@@ -33,6 +33,9 @@
 #                     its origin; without reexport, nothing passes gw3
 #   middle_killed     SIGKILL of gw3: gw4's host is told the entry went,
 #                     promptly; gw3 restarted: gw4 sees it again (bounded)
+#   three_levels      leaf gw2 -> site gw3 -> root gw4 <- site gw5 <- leaf
+#                     gw6: gw2's entry reaches gw6's host in four hops,
+#                     with its path; lookups from gw6 go up only
 #   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
 #                     through gw3 first; when gw3 dies the entry stays,
 #                     offered again over the direct link to gw2
@@ -377,6 +380,39 @@ main {
         # Fully resynchronised: what goes now is told too.
         app_kill $tree
         check "tree exits: gw4's host is told" {[::fed::watch_wait $w4 remove $t 8000 $from]}
+    }
+
+    ::fed::test three_levels {
+        # A tree of three levels: the organisation's root gw4, two sites
+        # gw3 and gw5 under it, a leaf under each (gw2 under gw3, gw6
+        # under gw5).  Each child names its parent upstream; parents pass
+        # on what they learn (reexport) to their other links.
+        set me [exec id -un]
+        set up [list export * import * upstream yes]
+        set down [list export * import * reexport yes]
+        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$up]]
+        set d3 [::fed::conf 3 -remotes [concat [::fed::remote gw4 {*}$up reexport yes] [::fed::remote gw2 {*}$down]]]
+        set d4 [::fed::conf 4 -remotes [concat [::fed::remote gw3 {*}$down] [::fed::remote gw5 {*}$down]]]
+        set d5 [::fed::conf 5 -remotes [concat [::fed::remote gw4 {*}$up reexport yes] [::fed::remote gw6 {*}$down]]]
+        set d6 [::fed::conf 6 -remotes [::fed::remote gw5 {*}$up]]
+        set gs {}
+        foreach d [list $d2 $d3 $d4 $d5 $d6] { lappend gs [::fed::start $d] }
+        set h2 [::fed::host $d2]
+        set h6 [::fed::host $d6]
+        set app [::fed::app $h2 deep]
+        set port [::fed::field [gw_row $h2 deep] port]
+        set t deep@$me@gw2.test
+        check "the leaf under the other site sees $t (four hops)" {[::fed::wait_name $h6 $t 20000]}
+        check_equal "lookup from there" "$port 127.0.0.2" [::fed::lookup $h6 $t]
+        set e [::fed::entry $h6 $t]
+        check_equal "its path, origin first" {gw2.test gw3.test gw4.test gw5.test} \
+            [expr {[dict exists $e path] ? [dict get $e path] : ""}]
+        set leaf6 [::fed::app $h6 far]
+        check "and the other way" {[::fed::wait_name $h2 far@$me@gw6.test 20000]}
+        pause [slow 1000]
+        check "no loop: gw2's host has nothing of origin gw2.test" \
+            {[lsearch -glob [::fed::names $h2] *@gw2.test] < 0}
+        foreach g $gs { check "gateway [gw_pid $g] alive" {[alive [gw_pid $g]]} }
     }
 
     ::fed::test mesh_second_path {
