@@ -1249,6 +1249,13 @@ fed_stop_links(struct fed *f)
 	registry_unobserve(f->g->srv.reg, f);
 	while ((l = TAILQ_FIRST(&f->links)) != NULL) {
 		if (l->bev != NULL) {
+			SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
+
+			/* Say goodbye (close_notify), so the other end logs a
+			 * close, not an unexpected EOF.  One small write on a
+			 * nonblocking socket: never waits. */
+			if (ssl != NULL && SSL_is_init_finished(ssl))
+				SSL_shutdown(ssl);
 			bufferevent_free(l->bev);
 			l->bev = NULL;
 		}

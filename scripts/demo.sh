@@ -135,5 +135,66 @@ for p in $(pgrep commregd); do
   if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qE "^HOME=($home2|${nhome:-/nonexistent})$"; then kill "$p"; fi
 done
 rm -rf "$gwdir" "$home2" "${nhome:-}"
+unset TCL_COMM_CONFIG_DIR
+
+say "Two hosts' gateways linked over TLS: a global name crosses (127.0.0.2 -> 127.0.0.3)"
+fdir=$(mktemp -d /tmp/commreg-fed.XXXXXX)
+chmod 755 "$fdir"
+bash tests/tools/mkcerts.sh "$fdir/tls"
+for n in 2 3; do
+  o=$((5 - n))
+  mkdir -m 755 "$fdir/etc$n"
+  mkdir -m 700 "$fdir/home$n"
+  cat >"$fdir/etc$n/00-gateway.ini" <<EOF
+[gateway]
+socket = $fdir/gw$n.sock
+listen = 127.0.0.$n:7443
+certificate = $fdir/tls/gw$n.crt
+key = $fdir/tls/gw$n.key
+ca = $fdir/tls/ca.crt
+
+[rule leave-host]
+action = allow
+scopes = global
+names = calc*
+
+[remote gw$o]
+address = 127.0.0.$o:7443
+peer_name = gw$o.test
+export = calc*
+import = calc*
+EOF
+  chmod 644 "$fdir/etc$n/00-gateway.ini"
+  "$gwbin" --config-dir "$fdir/etc$n" 2> >(sed -u "s/^/   [gw$n] /") >/dev/null &
+  pids+=($!)
+done
+sleep 1
+printf '%s\n' 'set s [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]' \
+  'puts [lindex [fconfigure $s -sockname] 2]; flush stdout' 'vwait forever' \
+  >"$fdir/listener.tcl"
+exec 4< <(exec tclsh "$fdir/listener.tcl")
+pids+=($!)
+read -r calcport <&4
+HOME=$fdir/home3 TCL_COMM_CONFIG_DIR=$fdir/etc3 "$bin/commreg" watch 'calc*' \
+  > >(sed -u 's/^/   [watch on host 3] /') &
+pids+=($!)
+sleep 1
+echo "   host 2: an application registers calc with scope global:"
+HOME=$fdir/home2 TCL_COMM_CONFIG_DIR=$fdir/etc2 "$bin/commreg" register calc "$calcport" --scope global \
+  > >(sed -u 's/^/   [calc] /') 2>&1 &
+calcpid=$!
+sleep 1.5
+echo "   host 3: commreg list and lookup see it, with host 2's address:"
+HOME=$fdir/home3 TCL_COMM_CONFIG_DIR=$fdir/etc3 "$bin/commreg" list | sed 's/^/     /'
+HOME=$fdir/home3 TCL_COMM_CONFIG_DIR=$fdir/etc3 "$bin/commreg" lookup calc | sed 's/^/     lookup calc -> /'
+echo "   host 2's application exits: host 3's watcher is told"
+kill "$calcpid" 2>/dev/null || true
+sleep 1
+for p in $(pgrep commregd); do
+  if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qE "^HOME=$fdir/home[23]$"; then kill "$p"; fi
+done
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+sleep 0.3
+rm -rf "$fdir"
 
 say "Done. Try it yourself: build/demo/local/commreg --help"
