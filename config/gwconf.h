@@ -29,7 +29,7 @@
 #define GWCONF_DIR_DEFAULT "/etc/tcl/comm"
 /* Points the directory elsewhere (tests, an unprivileged demo); the
  * daemons' --config-dir option wins over it. */
-#define GWCONF_DIR_ENV "TCL_COMM_CONFIG_DIR"
+#define GWCONF_DIR_ENV        "TCL_COMM_CONFIG_DIR"
 #define GWCONF_SOCKET_DEFAULT "/run/tcl-comm/gateway.sock"
 /* inih's Debian build stops at 200; our reader refuses longer lines. */
 #define GWCONF_LINE_MAX 1024
@@ -86,13 +86,13 @@ struct gwconf_remote {
 	int line;
 	char *host; /* address = HOST:PORT */
 	int port;
-	char *peer_name;    /* peer_name = the name its certificate must carry */
-	char **exports;     /* export = patterns of our global names it gets */
+	char *peer_name; /* peer_name = the name its certificate must carry */
+	char **exports;  /* export = patterns of our global names it gets */
 	size_t nexports;
-	char **imports;     /* import = patterns of its names we take */
+	char **imports; /* import = patterns of its names we take */
 	size_t nimports;
-	bool upstream;      /* upstream = yes: our parent in the tree */
-	bool reexport;      /* reexport = yes: pass on what others gave us */
+	bool upstream; /* upstream = yes: our parent in the tree */
+	bool reexport; /* reexport = yes: pass on what others gave us */
 };
 
 struct gwconf {
@@ -104,7 +104,8 @@ struct gwconf {
 	/* [gateway] */
 	char *socket_path; /* socket = (default GWCONF_SOCKET_DEFAULT) */
 	char *run_as;      /* user = tclcomm (NULL: stay who we are) */
-	char *listen_host; /* listen = HOST:PORT, TLS for remotes (NULL: none) */
+	char
+	    *listen_host; /* listen = HOST:PORT, TLS for remotes (NULL: none) */
 	int listen_port;
 	char *certificate; /* certificate, key, ca: PEM files */
 	char *key;
@@ -154,8 +155,8 @@ enum gwconf_mode {
  * Not thread-safe (inih's line buffer size is a global of Debian's build,
  * set for the duration of each parse).
  */
-struct gwconf *gwconf_load(const char *dir, enum gwconf_mode,
-    bool *missing, struct gwconf_errors *errs);
+struct gwconf *gwconf_load(const char *dir, enum gwconf_mode, bool *missing,
+    struct gwconf_errors *errs);
 void gwconf_free(struct gwconf *);
 void gwconf_errors_free(struct gwconf_errors *);
 /* The directory gwconf_load(NULL, ...) reads. */

@@ -23,13 +23,13 @@
 
 struct policy_req {
 	uid_t uid;
-	gid_t gid;            /* primary group (SO_PEERCRED) */
-	const gid_t *groups;  /* supplementary groups, may be NULL */
+	gid_t gid;           /* primary group (SO_PEERCRED) */
+	const gid_t *groups; /* supplementary groups, may be NULL */
 	size_t ngroups;
-	const char *name;     /* the name asked for (base, without serial) */
+	const char *name; /* the name asked for (base, without serial) */
 	int port;
-	unsigned scope;       /* GWCONF_SCOPE_HOST or GWCONF_SCOPE_GLOBAL */
-	int entries;          /* entries the user holds already */
+	unsigned scope; /* GWCONF_SCOPE_HOST or GWCONF_SCOPE_GLOBAL */
+	int entries;    /* entries the user holds already */
 };
 
 struct policy_verdict {
