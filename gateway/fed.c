@@ -107,6 +107,7 @@ struct fed {
 
 static void link_open(struct flink *);
 static void link_close(struct flink *, const char *why);
+static void tell_now(struct flink *, const struct reg_entry *, bool);
 
 /* ---- names and filters ------------------------------------------------- */
 
@@ -270,9 +271,27 @@ send_req(struct flink *l, int kind, const char *const *w, size_t n,
 	TAILQ_INSERT_TAIL(&l->reqs, q, link);
 }
 
+/* A remote that does not read what it is told is dropped, not
+ * buffered for without end (as a user registry drops such a peer). */
+#define FED_MAX_OUTPUT (8 * 1024 * 1024)
+
 /* A change the remote behind accepted link l may be told of. */
 static void
 tell(struct flink *l, const struct reg_entry *e, bool added)
+{
+	if (evbuffer_get_length(bufferevent_get_output(l->bev)) >
+	    FED_MAX_OUTPUT) {
+		log_warnx("remote %s (%s): not reading: %d bytes queued; "
+		          "closing the link",
+		    l->r->name, l->addr, FED_MAX_OUTPUT);
+		link_close(l, NULL);
+		return;
+	}
+	tell_now(l, e, added);
+}
+
+static void
+tell_now(struct flink *l, const struct reg_entry *e, bool added)
 {
 	const char *w[4];
 	size_t lens[4];
@@ -297,15 +316,42 @@ static void
 observe(const struct reg_entry *e, bool added, void *arg)
 {
 	struct fed *f = arg;
-	struct flink *l;
+	struct flink *l, *next;
 
-	TAILQ_FOREACH(l, &f->links, link)
+	/* tell() may close (and free) an accepted link. */
+	TAILQ_FOREACH_SAFE(l, &f->links, link, next)
 		if (!l->outgoing && l->watching && l->r != NULL &&
 		    exportable(f, l->r, e))
 			tell(l, e, added);
 }
 
 /* ---- what a remote gives us -------------------------------------------- */
+
+/*
+ * What may come over a link: NAME@USER@ORIGIN, ORIGIN the first gateway
+ * of the path and not us; from a remote that passes nothing on, only its
+ * own.  Anything else would let a remote take over a local name (or
+ * another gateway's).
+ */
+static bool
+well_formed(const struct flink *l, const char *name, const char *path)
+{
+	const char *at1 = strchr(name, '@'), *at2;
+	const char *sp = strchr(path, ' ');
+	size_t olen = sp != NULL ? (size_t)(sp - path) : strlen(path);
+
+	if (at1 == NULL || (at2 = strchr(at1 + 1, '@')) == NULL ||
+	    strchr(at2 + 1, '@') != NULL || at1 == name || at2 == at1 + 1)
+		return false;
+	if (strlen(at2 + 1) != olen || strncmp(at2 + 1, path, olen) != 0)
+		return false;
+	if (strcmp(at2 + 1, l->f->self) == 0)
+		return false;
+	/* One hop: it must be the remote's own. */
+	if (sp == NULL && strcmp(at2 + 1, l->r->peer_name) != 0)
+		return false;
+	return true;
+}
 
 static void
 learn(struct flink *l, const struct tl_elem *dict)
@@ -314,30 +360,24 @@ learn(struct flink *l, const struct tl_elem *dict)
 	struct commreg_entry c;
 	struct reg_add a;
 	struct tbuf err;
-	char why[200], *path = NULL;
-	struct tlist d;
-	const char *perr;
-	size_t i;
+	char why[200];
 
-	/* The path is not in commreg_entry: take it from the dict. */
-	tlist_init(&d);
-	if (tlist_parse(&d, dict->p, dict->len, &perr) == 0 && d.n % 2 == 0)
-		for (i = 0; i < d.n; i += 2)
-			if (strcmp(d.v[i].p, "path") == 0)
-				path = strdup(d.v[i + 1].p);
-	tlist_free(&d);
 	memset(&c, 0, sizeof c);
 	if (commreg_entry_parse(dict->p, dict->len, &c, why, sizeof why) ==
-	        -1 ||
-	    path == NULL || path[0] == '\0') {
-		log_warnx("remote %s: bad entry: %s", l->r->name,
-		    path == NULL ? "no path" : why);
+	    -1) {
+		log_warnx("remote %s: bad entry: %s", l->r->name, why);
+		return;
+	}
+	if (c.path[0] == '\0' || !well_formed(l, c.name, c.path)) {
+		log_warnx("remote %s: refused entry \"%.200s\" (path "
+		          "\"%.200s\"): "
+		          "not NAME@USER@ORIGIN from its origin",
+		    l->r->name, c.name, c.path);
 		goto out;
 	}
-	if (path_has(path, f->self) ||
-	    !patterns_match(l->r->imports, l->r->nimports, c.name) ||
-	    strchr(c.name, '@') == NULL)
-		goto out; /* a loop, not imported, or not a federated name */
+	if (path_has(c.path, f->self) ||
+	    !patterns_match(l->r->imports, l->r->nimports, c.name))
+		goto out; /* a loop, or not imported */
 	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL)
 		goto out; /* the same entry by another way: first wins */
 	memset(&a, 0, sizeof a);
@@ -356,7 +396,7 @@ learn(struct flink *l, const struct tl_elem *dict)
 	a.uid = (uid_t)-1;
 	a.pid = c.pid > 0 ? (pid_t)c.pid : 0;
 	a.since = (time_t)c.since;
-	a.path = path;
+	a.path = c.path;
 	tbuf_init(&err);
 	if (registry_add(f->g->srv.reg, &a, l, &l->learned, &err) == NULL)
 		log_warnx("remote %s: entry \"%s\" not taken: %.*s", l->r->name,
@@ -364,7 +404,6 @@ learn(struct flink *l, const struct tl_elem *dict)
 	tbuf_free(&err);
 out:
 	commreg_entry_clear(&c);
-	free(path);
 }
 
 static void
@@ -398,28 +437,42 @@ forget_all(struct flink *l)
 	server_flush(&l->f->g->srv);
 }
 
-/* What l gave us that its new snapshot no longer offers goes. */
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* What l gave us that its new snapshot no longer offers goes: the
+ * snapshot's names parsed once and sorted, each learned name looked up. */
 static void
 drop_unoffered(struct flink *l, const struct tlist *snap)
 {
 	struct reg_entry *e, *next;
 	struct commreg_entry c;
-	char why[200];
-	size_t i;
-	bool found;
+	char why[200], **names, *key;
+	size_t i, n = 0;
 
-	TAILQ_FOREACH_SAFE(e, &l->learned, owner_link, next) {
-		found = false;
-		for (i = 0; i < snap->n && !found; i++) {
-			if (commreg_entry_parse(snap->v[i].p, snap->v[i].len,
-			        &c, why, sizeof why) == 0) {
-				found = strcmp(c.name, e->name) == 0;
-				commreg_entry_clear(&c);
-			}
+	if ((names = calloc(snap->n + 1, sizeof *names)) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < snap->n; i++) {
+		if (commreg_entry_parse(snap->v[i].p, snap->v[i].len, &c, why,
+		        sizeof why) == 0) {
+			if ((names[n++] = strdup(c.name)) == NULL)
+				fatal("%s", __func__);
+			commreg_entry_clear(&c);
 		}
-		if (!found)
+	}
+	qsort(names, n, sizeof *names, cmp_str);
+	TAILQ_FOREACH_SAFE(e, &l->learned, owner_link, next) {
+		key = (char *)e->name;
+		if (n == 0 ||
+		    bsearch(&key, names, n, sizeof *names, cmp_str) == NULL)
 			registry_remove(l->f->g->srv.reg, e, &l->learned);
 	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }
 
 /*
@@ -642,10 +695,12 @@ replied(struct flink *l, int64_t serial, const struct tl_elem *payload)
 		break;
 	case FQ_WATCH:
 		if (code != 0) {
-			log_warnx("remote %s: watch refused: %s", l->r->name,
-			    result.p);
-			break;
+			free(q);
+			link_close(l, "it refused our watch");
+			return;
 		}
+		/* Linked: idle links are normal from now on. */
+		bufferevent_set_timeouts(l->bev, NULL, NULL);
 		if (tlist_parse(&l->frags, result.p, result.len, &why) != 0)
 			l->frags.n = 0;
 		if (l->state == FL_READY)
@@ -855,7 +910,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			comm_format_hello(&l->out, 0);
 			link_write(l, &l->out);
 			l->state = FL_HANDSHAKE;
-			bufferevent_set_timeouts(l->bev, NULL, NULL);
+			/* The handshake timeouts stay until the watch is
+			 * answered: a peer that hangs is tried again. */
 			return;
 		}
 		if ((l->r = identify(l)) == NULL) {
@@ -1190,13 +1246,31 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 		old->ctx = NULL;
 		snprintf(f->self, sizeof f->self, "%s", old->self);
 	} else if (tls_setup(f, c, err, errlen) == -1) {
-		fed_free(old);
-		fed_free(f);
-		return NULL;
+		if (old == NULL || old->ctx == NULL) {
+			fed_free(old);
+			fed_free(f);
+			return NULL;
+		}
+		/* A reload: keep linking with what we had. */
+		log_warnx("federation: %s; keeping the TLS files loaded "
+		          "before",
+		    err);
+		err[0] = '\0';
+		if (f->ctx != NULL)
+			SSL_CTX_free(f->ctx);
+		f->ctx = old->ctx;
+		old->ctx = NULL;
+		snprintf(f->self, sizeof f->self, "%s", old->self);
+		/* Made of the old files: say so, for the next reload. */
+		f->cert = dup_or_null(old->cert);
+		f->key = dup_or_null(old->key);
+		f->ca = dup_or_null(old->ca);
 	}
-	f->cert = dup_or_null(c->certificate);
-	f->key = dup_or_null(c->key);
-	f->ca = dup_or_null(c->ca);
+	if (f->cert == NULL && f->key == NULL && f->ca == NULL) {
+		f->cert = dup_or_null(c->certificate);
+		f->key = dup_or_null(c->key);
+		f->ca = dup_or_null(c->ca);
+	}
 	if (old != NULL && old->listener != NULL &&
 	    same(old->listen_host, c->listen_host) &&
 	    old->listen_port == c->listen_port) {
@@ -1204,7 +1278,6 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 		old->listener = NULL;
 		evconnlistener_set_cb(f->listener, accept_cb, f);
 	}
-	fed_free(old);
 	if (c->listen_host != NULL && strcmp(c->listen_host, "0.0.0.0") != 0 &&
 	    strcmp(c->listen_host, "::") != 0)
 		snprintf(f->advertise, sizeof f->advertise, "%s",
@@ -1219,12 +1292,26 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 		    (f->listener = evconnlistener_new_bind(g->base, accept_cb,
 		         f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
 		         (struct sockaddr *)&ss, (int)sl)) == NULL) {
-			reason(err, errlen, "cannot listen on %s:%d",
-			    c->listen_host, c->listen_port);
-			fed_free(f);
-			return NULL;
+			if (old == NULL || old->listener == NULL) {
+				reason(err, errlen, "cannot listen on %s:%d",
+				    c->listen_host, c->listen_port);
+				fed_free(old);
+				fed_free(f);
+				return NULL;
+			}
+			log_warnx("federation: cannot listen on %s:%d; "
+			          "keeping %s:%d",
+			    c->listen_host, c->listen_port, old->listen_host,
+			    old->listen_port);
+			f->listener = old->listener;
+			old->listener = NULL;
+			evconnlistener_set_cb(f->listener, accept_cb, f);
+			free(f->listen_host);
+			f->listen_host = dup_or_null(old->listen_host);
+			f->listen_port = old->listen_port;
 		}
 	}
+	fed_free(old);
 	registry_observe(g->srv.reg, observe, f);
 	for (i = 0; i < c->nremotes; i++) {
 		l = link_new(f, &c->remotes[i], true);

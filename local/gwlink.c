@@ -66,6 +66,8 @@ struct gwlink {
 
 static void gw_connect(struct gwlink *);
 static void gw_lost(struct gwlink *, const char *);
+static struct gwreq *send_req(struct gwlink *, enum gwreq_kind,
+    const char *const *, size_t, struct pending *);
 
 static void
 req_free(struct gwreq *q)
@@ -108,7 +110,20 @@ req_timeout(evutil_socket_t fd, short ev, void *arg)
 	struct gwlink *gw = q->gw;
 
 	TAILQ_REMOVE(&gw->reqs, q, link);
+	if (q->kind == GWQ_HELLO) {
+		/* A gateway that does not greet us is no link. */
+		req_free(q);
+		gw_lost(gw, "no answer to Commreg/Hello in time");
+		return;
+	}
 	req_fail(q, "the host gateway did not answer in time");
+	/* Its verdict may still come, and be yes: take the name back. */
+	if (q->kind == GWQ_REGISTER && q->name != NULL &&
+	    (gw->state == GW_READY || gw->state == GW_HELLO)) {
+		const char *w[2] = {"Commreg/Unregister", q->name};
+
+		send_req(gw, GWQ_FORGET, w, 2, NULL);
+	}
 	req_free(q);
 	server_flush(gw->srv);
 }
@@ -216,7 +231,10 @@ on_hello(struct gwlink *gw, int ok, const char *res, size_t len)
 	}
 	tlist_free(&d);
 	if (!is_gw) {
-		gw_lost(gw, "the peer on the gateway socket is not commgwd");
+		/* Inside the client's own processing: mark it dead, and the
+		 * I/O callback that called us drops it (check_dead). */
+		client_abort(gw->conn,
+		    "the peer on the gateway socket is not commgwd");
 		return;
 	}
 	gw->state = GW_READY;

@@ -140,7 +140,9 @@ on_lookup(struct commreg_async *a, int status, const char *res, void *arg)
 {
 	struct pending *q = arg;
 
-	pending_reply(q, status == 0 ? 0 : 1, res, strlen(res));
+	/* COMMREG_STALE: answered from memory, the registry above gone. */
+	pending_reply(q, status == 0 || status == COMMREG_STALE ? 0 : 1, res,
+	    strlen(res));
 }
 
 int
