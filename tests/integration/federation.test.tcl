@@ -36,6 +36,9 @@
 #   three_levels      leaf gw2 -> site gw3 -> root gw4 <- site gw5 <- leaf
 #                     gw6: gw2's entry reaches gw6's host in four hops,
 #                     with its path; lookups from gw6 go up only
+#   forged_entries    a remote with a good certificate offers names that
+#                     are not NAME@USER@ORIGIN of its own origin: each is
+#                     refused and logged, its own name is taken
 #   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
 #                     through gw3 first; when gw3 dies the entry stays,
 #                     offered again over the direct link to gw2
@@ -413,6 +416,44 @@ main {
         check "no loop: gw2's host has nothing of origin gw2.test" \
             {[lsearch -glob [::fed::names $h2] *@gw2.test] < 0}
         foreach g $gs { check "gateway [gw_pid $g] alive" {[alive [gw_pid $g]]} }
+    }
+
+    ::fed::test forged_entries {
+        # "gw5" is openssl s_server with gw5's real certificate, answering
+        # gw6's comm handshake, Hello and Watch with a snapshot of three
+        # entries: one without its origin (it would take over a local
+        # user's name), one claiming another origin, one well formed.
+        set e {{name %s serial 1 base %s port %d host 127.0.0.5 data {%d 127.0.0.5} scope global pid 1 since 1 path gw5.test}}
+        set snap [list \
+            [format [lindex $e 0] calc@root calc 4000 4000] \
+            [format [lindex $e 0] fake@root@gw9.test fake 4001 4001] \
+            [format [lindex $e 0] good@root@gw5.test good 4002 4002]]
+        # Each comm message is one list on a line ({vers 3}, {reply ...}).
+        set data "[list [list vers 3]]\n"
+        append data "[list [list reply 1 [list return -code 0 {gateway commgwd name gw5.test}]]]\n"
+        append data "[list [list reply 2 [list return -code 0 $snap]]]\n"
+        set p5 [::fed::free_port 5]
+        set log [newfile s_server].log
+        set pid [exec openssl s_server -accept 127.0.0.5:$p5 -naccept 1 \
+                     -cert [::fed::cert gw5 crt] -key [::fed::cert gw5 key] \
+                     -CAfile [::fed::cert ca crt] -Verify 1 -quiet << $data >& $log &]
+        remember $pid
+        defer [list ::t::kill_proc $pid]
+        # Asked of ss, not by connecting: s_server gives its input to the
+        # first connection it gets.
+        check "s_server listens" {[wait_until {
+            ![catch {exec ss -Hltn "sport = :$p5"} o] && [string match *LISTEN* $o]} [slow 5000] 50]}
+        set d6 [::fed::conf 6 -listen 0 \
+                    -remotes [::fed::remote g5 address 127.0.0.5:$p5 peer_name gw5.test export * import *]]
+        set g6 [::fed::start $d6]
+        # s_server closes once its input is sent: the one entry taken is
+        # then dropped with the link, which the log says.
+        check "the well-formed entry, and only it, is taken" {
+            [wait_until {[regexp {remote g5: dropped the 1 entries} [gw_log $g6]]} [slow 15000] 50]}
+        check "an entry without its origin is refused, and logged" {
+            [::fed::wait_log $g6 {refused entry "calc@root"} 5000]}
+        check "an entry of another origin is refused, and logged" {
+            [::fed::wait_log $g6 {refused entry "fake@root@gw9.test"} 5000]}
     }
 
     ::fed::test mesh_second_path {
