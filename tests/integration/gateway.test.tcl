@@ -400,4 +400,26 @@ main {
         gw_signal $g2 HUP
         check "the reload withdraws one" {[gw_wait_log $g2 "1 entries withdrawn"]}
     }
+
+    test a_peer_that_is_not_commgwd {
+        # On the gateway's socket: something that speaks comm but is not
+        # commgwd (tests/tools/fakegw.c).  The user registry must refuse
+        # it and keep serving (it used to free its connection inside the
+        # connection's own processing).
+        set fake [file join [tools_dir] fakegw]
+        if {![file executable $fake]} { skip "no fakegw in [tools_dir]" }
+        set d [gw_conf_basic]
+        set f [spawn $fake [gw_socket $d]]
+        check_equal "fakegw is up" ready [readline $f]
+        set u [gw_user "" $d]
+        set rp [gw_registry $u]
+        check "the registry says the peer is not commgwd" {[wait_until {
+            [string first "not commgwd" [daemon_log $rp]] >= 0} [slow 5000]]}
+        pause [slow 300]
+        check "the registry survives it" {[alive $rp]}
+        set r [gw_register $u nogw [own_listener]]
+        check_match "scope host: refused, saying why" "*not commgwd*" [dict get $r err]
+        set r [gw_register $u mine [own_listener] user]
+        check_equal "scope user still works" 1 [dict get $r ok]
+    }
 } 180
