@@ -422,4 +422,20 @@ main {
         set r [gw_register $u mine [own_listener] user]
         check_equal "scope user still works" 1 [dict get $r ok]
     }
+
+    test a_gateway_that_never_greets {
+        # A gateway that takes the connection and then says nothing: the
+        # user registry gives up on the greeting (5 s) and links again,
+        # rather than waiting on it for ever.
+        set fake [file join [tools_dir] fakegw]
+        if {![file executable $fake]} { skip "no fakegw in [tools_dir]" }
+        set d [gw_conf_basic]
+        set f [spawn $fake --silent [gw_socket $d]]
+        check_equal "fakegw is up" ready [readline $f]
+        set u [gw_user "" $d]
+        set rp [gw_registry $u]
+        check "the registry gives up on the greeting" {[wait_until {
+            [string first "no answer to Commreg/Hello" [daemon_log $rp]] >= 0} [slow 9000]]}
+        check "and keeps serving" {[alive $rp]}
+    }
 } 180
