@@ -332,13 +332,14 @@ test_inih_limits_hidden(void)
 	FILE *fp;
 	struct gwconf_errors e = {0};
 	struct gwconf *c;
+	int n;
 
 	memset(name, 'n', 80);
 	name[80] = '\0';
-	snprintf(text, sizeof(text),
+	n = snprintf(text, sizeof(text),
 	    "\xef\xbb\xbf[rule %s]\naction = allow\nnames = ", name);
-	memset(text + strlen(text), 'p', 900);
-	snprintf(text + strlen(text) + 900, 100, "\n");
+	memset(text + n, 'p', 900);
+	snprintf(text + n + 900, sizeof(text) - n - 900, "\n");
 	c = gwconf_parse_string("t.ini", text, GWCONF_CLIENT, &e);
 	show(&e);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
