@@ -260,11 +260,6 @@ test_refuses_foreign_owner(void)
 	char p[256], f[256], home[128], tcl[256], regdir[256], err[512];
 	int fd;
 
-	if (geteuid() != 0) {
-		printf("\n    skipped: needs root to chown to uid %d ",
-		    FOREIGN_UID);
-		return;
-	}
 	path_in(p, sizeof(p), "d-foreign");
 	CU_ASSERT_FATAL(mkdir(p, 0700) == 0);
 	CU_ASSERT_FATAL(chown(p, FOREIGN_UID, (gid_t)-1) == 0);
@@ -296,6 +291,24 @@ test_refuses_foreign_owner(void)
 	    -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, tcl));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "owned by uid"));
+}
+
+/*
+ * CUnit 2.1 has no "skipped" result: a case that cannot run here is made
+ * inactive before the run, and said so.  The run summary counts it under
+ * Inactive, never as passed.
+ */
+static void
+skip_case(CU_pSuite s, const char *name, const char *why)
+{
+	CU_pTest t;
+
+	if ((t = CU_get_test(s, name)) == NULL) {
+		fprintf(stderr, "no case named \"%s\" to skip\n", name);
+		exit(1);
+	}
+	printf("skipped: %s: %s\n", name, why);
+	CU_set_test_active(t, CU_FALSE);
 }
 
 int
@@ -331,6 +344,10 @@ main(void)
 		CU_cleanup_registry();
 		return 1;
 	}
+	if (geteuid() != 0)
+		skip_case(s, "refuses a foreign owner",
+		    "needs root to give a file to another uid");
+	CU_set_fail_on_inactive(CU_FALSE);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	rc = CU_get_number_of_failures() || CU_get_error() ? 1 : 0;
