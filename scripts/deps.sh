@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config clang
   libevent-dev libinih-dev libssl-dev libcunit1-dev openssl
-  tcl8.6 tcllib
+  tcl8.6 tcllib valgrind
   passwd util-linux procps iproute2
   dbus libdbus-1-dev
 )
