@@ -308,7 +308,7 @@ main(int argc, char **argv)
 	struct election_claim claim;
 	struct server srv;
 	struct event_base *base;
-	struct event *sigterm, *sigint, *sighup;
+	struct event *sigterm, *sigint;
 	struct passwd *pw;
 	const char *home = NULL;
 	char regdir[4096], logpath[4400], host[256], err[512];
@@ -475,10 +475,10 @@ main(int argc, char **argv)
 	wait_gateway(base, &srv);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	/* Step 1 has no configuration to reload; HUP must not kill us. */
-	sighup = evsignal_new(base, SIGHUP, on_signal, base);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	/* The host configuration is read once, at start: HUP reloads
+	 * nothing and must not kill us. */
 	signal(SIGHUP, SIG_IGN);
 
 	log_info("registry for %s on %s listening on 127.0.0.1:%d (pid %ld)",
@@ -502,7 +502,6 @@ main(int argc, char **argv)
 	election_release(&claim);
 	event_free(sigterm);
 	event_free(sigint);
-	event_free(sighup);
 	event_base_free(base);
 	log_info("stopped");
 	return 0;
