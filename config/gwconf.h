@@ -79,7 +79,7 @@ struct gwconf_quota {
 	int max_entries;
 };
 
-/* [remote NAME]: another gateway (step 6; parsed and validated now). */
+/* [remote NAME]: another gateway, linked to over TLS (gateway/fed.c). */
 struct gwconf_remote {
 	char *name;
 	char *file;

@@ -1,4 +1,4 @@
-# Federation of host gateways over TLS (step 6; docs/config.md [gateway]
+# Federation of host gateways over TLS (docs/config.md [gateway]
 # listen/certificate/key/ca and [remote NAME], docs/gateway.md): entries
 # of scope global cross from one gateway to another, filtered by export
 # and import, through a tree of gateways with reexport, never back to
