@@ -28,6 +28,13 @@
 # gateway, through the user registry; the gateway may withdraw it later
 # (Commreg/Withdrawn), and the package then forgets it and tells the
 # application `dropped NAME REASON`.
+#
+# A registry that stops answering without closing the connection (a
+# SIGSTOP, a hung host, a partition) is noticed by a liveness check
+# (-liveness): after -liveness/3 ms without hearing from the registry
+# the package sends it an empty script, which every comm peer answers
+# with ""; no answer within the rest of -liveness and the connection is
+# dropped and treated as lost, as if it had closed.
 
 package require Tcl 8.6
 package require comm 4.6
@@ -44,8 +51,11 @@ namespace eval ::comm::registry {
         -command  ""
         -timeout  10000
         -grace    3000
+        -liveness 15000
     }
-    variable optnames {-home -commregd -command -timeout -grace}
+    variable optnames {-home -commregd -command -timeout -grace -liveness}
+    # The smallest -liveness other than 0 (off).
+    variable liveness_min 300
 
     # Connection.  state: idle (no registry connection; the next call
     # finds one), connecting (a call is finding it), connected,
@@ -106,6 +116,15 @@ namespace eval ::comm::registry {
     # (the one learnt or confirmed longest ago) is evicted to make room.
     variable known {}
     variable known_max 4096
+
+    # The liveness check of the connection (see LivenessStart).  timer:
+    # the one pending `after` of the check ("" when none); last: when the
+    # registry was last heard from (clock milliseconds; any message, as
+    # comm's eval, callback and reply hooks on our channel see it); sent:
+    # when the ping now out was sent ("" when none).  pings and answers
+    # count pings sent and answered (the tests read them).
+    variable live
+    array set live {timer "" last 0 sent "" pings 0 answers 0}
 
     # Notifications for the application, delivered in order from the
     # event loop: {watch TOKEN TYPE ENTRY} or {life EVENT ARG...}.
@@ -356,13 +375,26 @@ proc ::comm::registry::configure {args} {
                     return -code error "$o: expected milliseconds but got \"$v\""
                 }
             }
+            -liveness {
+                variable liveness_min
+                if {![string is integer -strict $v] || ($v != 0 && $v < $liveness_min)
+                    || $v > 86400000} {
+                    return -code error "-liveness: expected 0 (no liveness check) or milliseconds from $liveness_min to 86400000 but got \"$v\""
+                }
+            }
             -commregd - -command {}
             default {
                 return -code error "bad option \"$o\": must be [join $optnames {, }]"
             }
         }
     }
+    set old $opt(-liveness)
     array set opt $args
+    if {$opt(-liveness) != $old} {
+        # The check of a live connection goes on with the new value (or
+        # stops, for 0).
+        LivenessStart
+    }
     return
 }
 
@@ -381,6 +413,7 @@ proc ::comm::registry::disconnect {} {
     variable regport
     incr gen
     CancelRecovery
+    LivenessStop
     foreach tag [array names wcmd] {
         DropWatch $tag
     }
@@ -517,6 +550,12 @@ proc ::comm::registry::MakeLink {} {
     set link [::comm::comm new ::comm::registry::link \
                   -listen 0 -local 1 -interp $ip]
     $link hook lost ::comm::registry::Lost
+    # Whatever the registry sends (an event, an answer, its own ping) is
+    # a sign of life.  The eval hook must not fail (comm would not run
+    # the command then): hence the catch.
+    foreach event {eval callback reply} {
+        $link hook $event {catch ::comm::registry::Heard}
+    }
 }
 
 # Close the registry connection without treating it as a loss.
@@ -526,6 +565,7 @@ proc ::comm::registry::DropConnection {} {
     variable quiet
     variable helloed
     set helloed 0
+    LivenessStop
     if {$link eq "" || $sid eq ""} return
     incr quiet
     catch {$link shutdown $sid}
@@ -1016,6 +1056,7 @@ proc ::comm::registry::Orphan {why} {
     variable owed
     incr gen
     CancelRecovery
+    LivenessStop
     set state orphaned
     set owed 0
     set gone "the private registry on port $regport is gone (TCL_COMM_REGPORT): $why"
@@ -1033,6 +1074,153 @@ proc ::comm::registry::Orphan {why} {
         unset wtimer($tag)
         set wknown($tag) [dict merge $wpending($tag) $wknown($tag)]
         set wpending($tag) {}
+    }
+}
+
+# ---------------------------------------------------------------------------
+# Liveness (docs/tcl.md "Liveness"): a registry that hangs without
+# closing the connection (SIGSTOP, a partition) is noticed and treated as
+# lost.  While connected, when nothing has come from the registry for
+# P = -liveness/3 ms, it is sent an empty script (every comm peer answers
+# it with "", evaluating nothing).  The registry is lost when that ping
+# has been out for the remaining W = -liveness - P ms and nothing at all
+# has come for -liveness ms: the connection is then dropped and treated
+# as closed.  So a hang is noticed at most -liveness ms after the last
+# message (given a timely event loop).  One `after` at most is pending
+# (live(timer)); every loss, DropConnection and disconnect cancel it.
+# Nothing here waits.
+
+# Start (or restart) the check of the connection now up; stop it when
+# not connected or -liveness is 0.
+proc ::comm::registry::LivenessStart {} {
+    variable live
+    variable opt
+    variable state
+    LivenessStop
+    if {$state ne "connected" || $opt(-liveness) <= 0} return
+    set live(last) [clock milliseconds]
+    LivenessArm [expr {$opt(-liveness) / 3}]
+}
+
+proc ::comm::registry::LivenessStop {} {
+    variable live
+    if {$live(timer) ne ""} {
+        after cancel $live(timer)
+        set live(timer) ""
+    }
+    set live(sent) ""
+}
+
+proc ::comm::registry::LivenessArm {ms} {
+    variable live
+    variable gen
+    if {$live(timer) ne ""} {
+        after cancel $live(timer)
+    }
+    set live(timer) [after [expr {max(0, $ms)}] \
+                         [::list ::comm::registry::LivenessCheck $gen 0]]
+}
+
+# comm's eval, callback and reply hooks on our channel: something came
+# from the registry (the hook runs in comm's commExec, whose `id` names
+# the sender).  Only a time is noted: the timer looks at it when it
+# fires.
+proc ::comm::registry::Heard {} {
+    variable sid
+    variable live
+    upvar 1 id id
+    if {[info exists id] && $id eq $sid} {
+        set live(last) [clock milliseconds]
+    }
+}
+
+# The timer of the check.  G: the generation it was armed in (a loss or
+# disconnect since makes it stale).  With DECIDE 0, a ping past its time
+# is not judged at once: the application may have been too busy to read
+# an answer that did come, so what is waiting on the connection is read
+# first (file events come before `after 0` timers, and comm runs what it
+# read from `after idle`, before ours), then it is judged (DECIDE 1).
+proc ::comm::registry::LivenessCheck {g decide} {
+    variable live
+    variable gen
+    variable state
+    variable opt
+    variable link
+    variable sid
+    set live(timer) ""
+    if {$g != $gen || $state ne "connected" || $opt(-liveness) <= 0} return
+    set ms $opt(-liveness)
+    set ping [expr {$ms / 3}]
+    set wait [expr {$ms - $ping}]
+    set now [clock milliseconds]
+    if {$live(sent) ne ""} {
+        # A ping is out.  Something else heard since it went (the
+        # registry was alive then) moves the end of the wait.
+        set due [expr {max($live(sent) + $wait, $live(last) + $ms)}]
+        if {$now < $due} {
+            LivenessArm [expr {$due - $now}]
+        } elseif {!$decide} {
+            set live(timer) [after 0 [::list ::comm::registry::LivenessDrain $g]]
+        } else {
+            LivenessLost "registry did not answer a liveness ping within $wait ms (-liveness $ms)"
+        }
+        return
+    }
+    set quiet [expr {$now - $live(last)}]
+    if {$quiet < $ping} {
+        LivenessArm [expr {$ping - $quiet}]
+        return
+    }
+    # Never blocks: the connection is open (comm would otherwise connect
+    # anew) and comm's sockets do not block.
+    set n [incr live(pings)]
+    if {[catch {$link send -command [::list ::comm::registry::Pong $g $n] \
+                    $sid {}} err]} {
+        LivenessLost "cannot send a liveness ping to the registry: $err"
+        return
+    }
+    set live(sent) $now
+    LivenessArm $wait
+}
+
+proc ::comm::registry::LivenessDrain {g} {
+    variable live
+    set live(timer) [after idle [::list ::comm::registry::LivenessCheck $g 1]]
+}
+
+# The answer to ping N (comm's callback options): any answer will do, the
+# registry reads and answers.  The next ping goes after P ms of silence.
+proc ::comm::registry::Pong {g n args} {
+    variable gen
+    variable live
+    variable opt
+    if {$g != $gen} return
+    # -1: the connection went; the lost hook takes it from there.
+    if {![dict exists $args -code] || [dict get $args -code] == -1} return
+    if {$live(sent) eq "" || $n != $live(pings)} return
+    incr live(answers)
+    set live(sent) ""
+    set live(last) [clock milliseconds]
+    LivenessArm [expr {$opt(-liveness) / 3}]
+}
+
+# The registry did not answer: drop the connection and go on as if it
+# had closed (Lost): a private registry leaves us orphaned, the user
+# registry is recovered.  Calls waiting for an answer fail with WHY.
+proc ::comm::registry::LivenessLost {why} {
+    variable calls
+    variable private
+    LivenessStop
+    foreach key [array names calls] {
+        if {$calls($key) eq ""} {
+            set calls($key) [::list -code -1 -result $why]
+        }
+    }
+    DropConnection
+    if {$private} {
+        Orphan $why
+    } else {
+        BeginRecovery $why
     }
 }
 
@@ -1085,6 +1273,7 @@ proc ::comm::registry::BeginRecovery {why} {
     set first [expr {$state eq "connected"}]
     incr gen
     CancelRecovery
+    LivenessStop
     if {$first} {
         set rec(start) [clock milliseconds]
         set rec(attempt) 0
@@ -1309,6 +1498,7 @@ proc ::comm::registry::Regained {} {
     variable regport
     variable owed
     set state connected
+    LivenessStart
     incr ::comm::registry::stamp
     if {$owed} {
         set owed 0
