@@ -130,7 +130,16 @@ drop_privileges(const char *user)
 	log_info("running as %s (uid %lu)", user, (unsigned long)pw->pw_uid);
 }
 
+/* The command line. */
+struct commgwd_opts {
+	const char *config_dir; /* --config-dir, else the default */
+	int check;              /* --check-config */
+};
+
+/* What the serving gateway holds until it stops (on_hup reloads gw). */
 static struct gateway gw;
+static struct event_base *base;
+static struct event *sigterm, *sigint, *sighup;
 
 static void
 on_stop(evutil_socket_t sig, short ev, void *arg)
@@ -146,8 +155,9 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 	gateway_reload(&gw);
 }
 
-int
-main(int argc, char **argv)
+/* Fill o from the command line: -1 to go on, else the exit status. */
+static int
+parse_options(int argc, char **argv, struct commgwd_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"config-dir", required_argument, NULL, 'c'},
@@ -155,23 +165,16 @@ main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct gwconf_errors errs = {NULL, 0};
-	struct server_opts opts;
-	struct gwconf *conf;
-	struct event_base *base;
-	struct event *sigterm, *sigint, *sighup;
-	const char *dir = NULL;
-	bool missing = false;
-	int ch, check = 0, fd;
+	int ch;
 
-	log_init("commgwd", LOG_LVL_INFO);
+	memset(o, 0, sizeof *o);
 	while ((ch = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			dir = optarg;
+			o->config_dir = optarg;
 			break;
 		case 't':
-			check = 1;
+			o->check = 1;
 			break;
 		case 'v':
 			log_init("commgwd", LOG_LVL_DEBUG);
@@ -189,24 +192,51 @@ main(int argc, char **argv)
 		    argv[optind]);
 		return 2;
 	}
-	if (dir == NULL)
-		dir = gwconf_default_dir();
-	conf = gwconf_load(dir, GWCONF_GATEWAY, &missing, &errs);
+	if (o->config_dir == NULL)
+		o->config_dir = gwconf_default_dir();
+	return -1;
+}
+
+/* The configuration, or NULL once its errors are printed. */
+static struct gwconf *
+load_config(const struct commgwd_opts *o)
+{
+	struct gwconf_errors errs = {NULL, 0};
+	struct gwconf *conf;
+	bool missing = false;
+
+	conf = gwconf_load(o->config_dir, GWCONF_GATEWAY, &missing, &errs);
 	if (conf == NULL) {
 		print_errors(&errs);
 		gwconf_errors_free(&errs);
-		if (check)
+		if (o->check)
 			fprintf(stderr, "commgwd: %s: configuration refused\n",
-			    dir);
-		return 1;
+			    o->config_dir);
 	}
-	if (check) {
-		printf("commgwd: %s: configuration OK (%zu files, %zu rules, "
-		       "%zu remotes)\n",
-		    conf->dir, conf->nfiles, conf->nrules, conf->nremotes);
-		gwconf_free(conf);
-		return 0;
-	}
+	return conf;
+}
+
+/* --check-config on a configuration that loaded: say so, exit status 0. */
+static int
+check_ok(struct gwconf *conf)
+{
+	printf("commgwd: %s: configuration OK (%zu files, %zu rules, "
+	       "%zu remotes)\n",
+	    conf->dir, conf->nfiles, conf->nrules, conf->nremotes);
+	gwconf_free(conf);
+	return 0;
+}
+
+/*
+ * Open the socket, serve conf on it and link with other gateways, all
+ * while still root; then drop to the configured user and say "ready".
+ */
+static void
+setup(const struct commgwd_opts *o, struct gwconf *conf)
+{
+	struct server_opts opts;
+	char err[512];
+	int fd;
 
 	signal(SIGPIPE, SIG_IGN);
 	fd = open_socket(conf->socket_path);
@@ -220,17 +250,12 @@ main(int argc, char **argv)
 	opts.max_names = 1u << 24;
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (gateway_init(&gw, base, fd, conf, dir, &opts) == -1)
+	if (gateway_init(&gw, base, fd, conf, o->config_dir, &opts) == -1)
 		fatalx("cannot serve %s", conf->socket_path);
-	{
-		char err[512];
-
-		/* The key and a low listen port need root: before the
-		 * drop. */
-		gw.fed = fed_start(&gw, NULL, err, sizeof err);
-		if (gw.fed == NULL && err[0] != '\0')
-			fatalx("federation: %s", err);
-	}
+	/* The key and a low listen port need root: before the drop. */
+	gw.fed = fed_start(&gw, NULL, err, sizeof err);
+	if (gw.fed == NULL && err[0] != '\0')
+		fatalx("federation: %s", err);
 	drop_privileges(conf->run_as);
 	sigterm = evsignal_new(base, SIGTERM, on_stop, base);
 	sigint = evsignal_new(base, SIGINT, on_stop, base);
@@ -242,9 +267,11 @@ main(int argc, char **argv)
 	    conf->socket_path, conf->nfiles, conf->nrules, (long)getpid());
 	printf("ready\n");
 	fflush(stdout);
+}
 
-	event_base_dispatch(base);
-
+static void
+teardown(void)
+{
 	/* The socket goes with us when we may remove it; else the next
 	 * gateway finds it stale. */
 	unlink(gw.conf->socket_path);
@@ -254,5 +281,24 @@ main(int argc, char **argv)
 	event_free(sighup);
 	event_base_free(base);
 	log_info("stopped");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct commgwd_opts o;
+	struct gwconf *conf;
+	int rc;
+
+	log_init("commgwd", LOG_LVL_INFO);
+	if ((rc = parse_options(argc, argv, &o)) != -1)
+		return rc;
+	if ((conf = load_config(&o)) == NULL)
+		return 1;
+	if (o.check)
+		return check_ok(conf);
+	setup(&o, conf);
+	event_base_dispatch(base);
+	teardown();
 	return 0;
 }

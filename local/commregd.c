@@ -37,6 +37,33 @@
 #include "server.h"
 #include "upstream.h"
 
+/* The command line. */
+struct commregd_opts {
+	struct server_opts server; /* with --max-message, --max-output,
+	                            * --handshake-timeout */
+	const char *home;          /* --home (NULL: $HOME, else passwd) */
+	const char *config_dir;    /* --config-dir (NULL: the default) */
+	int detach;                /* --detach */
+	int wait_ms;               /* --wait */
+	int private_reg;           /* --private or --semi */
+	int semi;                  /* --semi */
+	int port;                  /* --port (private; 0: any) */
+	int ready_fd;              /* --ready-fd (private; -1: stdout) */
+	int verbose;               /* -v */
+};
+
+/* The registry being served and what it holds until it stops. */
+struct commregd {
+	struct event_base *base;
+	struct server srv;
+	struct event *sigterm, *sigint;
+	struct election_claim claim; /* user registry: the election won */
+	struct upstream *up;         /* semi-private: the registry above */
+	struct passwd *pw;           /* user registry: its owner */
+	char regdir[4096];
+	char host[256];
+};
+
 static void
 usage(FILE *fp)
 {
@@ -161,12 +188,6 @@ ready(int fd, int port)
 }
 
 /*
- * A private registry: it serves its group (same uid, as every registry
- * here) on its own port until told to stop.  Its log goes to stderr,
- * the terminal of whoever ran `commreg run`, so it says only what needs
- * saying unless -v.
- */
-/*
  * The host gateway, if this host has one: the configuration says where
  * its socket is.  A configuration with errors is reported and the
  * registry runs without the gateway (scope user works as ever).
@@ -228,66 +249,17 @@ wait_gateway(struct event_base *base, struct server *srv)
 		    GATEWAY_WAIT_MS);
 }
 
+/* A bad option value: say so, exit status 2. */
 static int
-serve_private(int semi, int want_port, int ready_fd, const char *home,
-    int verbose, struct server_opts *opts)
+bad_value(const char *opt, const char *arg, const char *what)
 {
-	struct server srv;
-	struct event_base *base;
-	struct event *sigterm, *sigint;
-	struct upstream *up = NULL;
-	struct passwd *pw;
-	char host[256], err[512];
-	int fd, port;
-
-	if (!verbose)
-		log_init("commregd", LOG_LVL_WARN);
-	if ((fd = election_listen(want_port, &port)) == -1)
-		fatal("cannot listen on 127.0.0.1:%d", want_port);
-	if (election_hostname(host, sizeof host) == -1)
-		fatal("gethostname");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	raise_fd_limit(opts);
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	if (server_init(&srv, base, fd, port, host, opts) == -1)
-		fatalx("cannot listen on port %d", port);
-	pw = getpwuid(getuid());
-	snprintf(srv.owner, sizeof srv.owner, "%s",
-	    pw ? pw->pw_name : "unknown");
-	srv.scope = REG_SCOPE_PRIVATE;
-	srv.kind = semi ? "semi-private" : "private";
-	if (semi) {
-		srv.mirror = registry_new(NULL, NULL);
-		if ((up = upstream_start(&srv, home, err, sizeof err)) == NULL)
-			fatalx("%s", err);
-		srv.up = up;
-	}
-	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
-	log_info("%s registry for %s listening on 127.0.0.1:%d (pid %ld)",
-	    srv.kind, srv.owner, port, (long)getpid());
-	ready(ready_fd, port);
-
-	event_base_dispatch(base);
-
-	srv.up = NULL;
-	upstream_free(up);
-	server_free(&srv);
-	if (srv.mirror != NULL)
-		registry_free(srv.mirror);
-	event_free(sigterm);
-	event_free(sigint);
-	event_base_free(base);
-	log_info("stopped");
-	return 0;
+	fprintf(stderr, "commregd: --%s: \"%s\" is not %s\n", opt, arg, what);
+	return 2;
 }
 
-int
-main(int argc, char **argv)
+/* Fill o from the command line: -1 to go on, else the exit status. */
+static int
+parse_options(int argc, char **argv, struct commregd_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"detach", no_argument, NULL, 'd'},
@@ -304,105 +276,72 @@ main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct server_opts opts;
-	struct election_claim claim;
-	struct server srv;
-	struct event_base *base;
-	struct event *sigterm, *sigint;
-	struct passwd *pw;
-	const char *home = NULL;
-	char regdir[4096], logpath[4400], host[256], err[512];
-	int ch, do_detach = 0, wait_ms = 3000, port, ready_fd = -1;
-	int private = 0, semi = 0, want_port = 0, verbose = 0;
-	const char *config_dir = NULL;
 	char *end;
+	int ch;
 
-	log_init("commregd", LOG_LVL_INFO);
-	server_default_opts(&opts);
+	memset(o, 0, sizeof *o);
+	server_default_opts(&o->server);
+	o->wait_ms = 3000;
+	o->ready_fd = -1;
 	while ((ch = getopt_long(argc, argv, "dH:m:w:T:O:vh", longopts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'd':
-			do_detach = 1;
+			o->detach = 1;
 			break;
 		case 'H':
-			home = optarg;
+			o->home = optarg;
 			break;
 		case 'm':
-			opts.max_message = strtoul(optarg, &end, 10);
-			if (*end != '\0' || opts.max_message < 64) {
-				fprintf(stderr,
-				    "commregd: --max-message: "
-				    "\"%s\" is not a size of at least 64\n",
-				    optarg);
-				return 2;
-			}
+			o->server.max_message = strtoul(optarg, &end, 10);
+			if (*end != '\0' || o->server.max_message < 64)
+				return bad_value("max-message", optarg,
+				    "a size of at least 64");
 			break;
 		case 'w':
-			wait_ms = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || wait_ms < 0) {
-				fprintf(stderr,
-				    "commregd: --wait: \"%s\" is "
-				    "not a number of milliseconds\n",
-				    optarg);
-				return 2;
-			}
+			o->wait_ms = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o->wait_ms < 0)
+				return bad_value("wait", optarg,
+				    "a number of milliseconds");
 			break;
 		case 'T':
-			opts.handshake_timeout = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || opts.handshake_timeout < 1) {
-				fprintf(stderr,
-				    "commregd: --handshake-timeout: "
-				    "\"%s\" is not a number of seconds\n",
-				    optarg);
-				return 2;
-			}
+			o->server.handshake_timeout =
+			    (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o->server.handshake_timeout < 1)
+				return bad_value("handshake-timeout", optarg,
+				    "a number of seconds");
 			break;
 		case 'O':
-			opts.max_output = strtoul(optarg, &end, 10);
-			if (*end != '\0' || opts.max_output < 4096) {
-				fprintf(stderr,
-				    "commregd: --max-output: \"%s\" "
-				    "is not a size of at least 4096\n",
-				    optarg);
-				return 2;
-			}
+			o->server.max_output = strtoul(optarg, &end, 10);
+			if (*end != '\0' || o->server.max_output < 4096)
+				return bad_value("max-output", optarg,
+				    "a size of at least 4096");
 			break;
 		case 'v':
 			log_init("commregd", LOG_LVL_DEBUG);
-			verbose = 1;
+			o->verbose = 1;
 			break;
 		case 'S':
-			semi = 1;
+			o->semi = 1;
 			/* FALLTHROUGH */
 		case 'P':
-			private
-			= 1;
+			o->private_reg = 1;
 			break;
 		case 'p':
-			want_port = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || want_port < 0 ||
-			    want_port > 65535) {
-				fprintf(stderr,
-				    "commregd: --port: \"%s\" is not a "
-				    "port number\n",
-				    optarg);
-				return 2;
-			}
+			o->port = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o->port < 0 || o->port > 65535)
+				return bad_value("port", optarg,
+				    "a port number");
 			break;
 		case 'C':
-			config_dir = optarg;
+			o->config_dir = optarg;
 			break;
 		case 'R':
-			ready_fd = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || ready_fd < 3 ||
-			    fcntl(ready_fd, F_GETFD) == -1) {
-				fprintf(stderr,
-				    "commregd: --ready-fd: \"%s\" is not an "
-				    "open descriptor above 2\n",
-				    optarg);
-				return 2;
-			}
+			o->ready_fd = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o->ready_fd < 3 ||
+			    fcntl(o->ready_fd, F_GETFD) == -1)
+				return bad_value("ready-fd", optarg,
+				    "an open descriptor above 2");
 			break;
 		case 'h':
 			usage(stdout);
@@ -418,91 +357,204 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!private && (want_port != 0 || ready_fd != -1)) {
+	if (!o->private_reg && (o->port != 0 || o->ready_fd != -1)) {
 		fprintf(stderr, "commregd: --port and --ready-fd are for "
 		                "--private and --semi\n");
 		return 2;
 	}
-	if (private && do_detach) {
+	if (o->private_reg && o->detach) {
 		fprintf(stderr, "commregd: a private registry runs in the "
 		                "foreground (commreg run starts it)\n");
 		return 2;
 	}
-	if (private)
-		return serve_private(semi, want_port, ready_fd, home, verbose,
-		    &opts);
+	return -1;
+}
 
+/* SIGTERM and SIGINT stop the loop. */
+static void
+signals_add(struct commregd *d)
+{
+	d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d->base);
+	d->sigint = evsignal_new(d->base, SIGINT, on_signal, d->base);
+	evsignal_add(d->sigterm, NULL);
+	evsignal_add(d->sigint, NULL);
+}
+
+/*
+ * A private registry: it serves its group (same uid, as every registry
+ * here) on its own port until told to stop.  Its log goes to stderr,
+ * the terminal of whoever ran `commreg run`, so it says only what needs
+ * saying unless -v.
+ */
+static void
+private_setup(struct commregd *d, struct commregd_opts *o)
+{
+	struct passwd *pw;
+	char err[512];
+	int fd, port;
+
+	if (!o->verbose)
+		log_init("commregd", LOG_LVL_WARN);
+	if ((fd = election_listen(o->port, &port)) == -1)
+		fatal("cannot listen on 127.0.0.1:%d", o->port);
+	if (election_hostname(d->host, sizeof d->host) == -1)
+		fatal("gethostname");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	raise_fd_limit(&o->server);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if (server_init(&d->srv, d->base, fd, port, d->host, &o->server) == -1)
+		fatalx("cannot listen on port %d", port);
 	pw = getpwuid(getuid());
+	snprintf(d->srv.owner, sizeof d->srv.owner, "%s",
+	    pw ? pw->pw_name : "unknown");
+	d->srv.scope = REG_SCOPE_PRIVATE;
+	d->srv.kind = o->semi ? "semi-private" : "private";
+	if (o->semi) {
+		d->srv.mirror = registry_new(NULL, NULL);
+		d->up = upstream_start(&d->srv, o->home, err, sizeof err);
+		if (d->up == NULL)
+			fatalx("%s", err);
+		d->srv.up = d->up;
+	}
+	signals_add(d);
+	log_info("%s registry for %s listening on 127.0.0.1:%d (pid %ld)",
+	    d->srv.kind, d->srv.owner, port, (long)getpid());
+	ready(o->ready_fd, port);
+}
+
+static void
+private_teardown(struct commregd *d)
+{
+	d->srv.up = NULL;
+	upstream_free(d->up);
+	server_free(&d->srv);
+	if (d->srv.mirror != NULL)
+		registry_free(d->srv.mirror);
+	event_free(d->sigterm);
+	event_free(d->sigint);
+	event_base_free(d->base);
+	log_info("stopped");
+}
+
+/*
+ * The user registry: find the live one through the port file, or become
+ * it.  Returns 1 when another process is the registry (said on stdout),
+ * 0 when this one won.
+ */
+static int
+user_elect(struct commregd *d, struct commregd_opts *o)
+{
+	const char *home = o->home;
+	char err[512];
+	int port;
+
+	d->pw = getpwuid(getuid());
 	if (home == NULL)
 		home = getenv("HOME");
 	if (home == NULL || *home == '\0')
-		home = pw != NULL ? pw->pw_dir : NULL;
+		home = d->pw != NULL ? d->pw->pw_dir : NULL;
 	if (home == NULL)
 		fatalx("no home directory: set HOME or use --home");
-	if (safe_comm_tree(home, getuid(), regdir, sizeof regdir, err,
+	if (safe_comm_tree(home, getuid(), d->regdir, sizeof d->regdir, err,
 	        sizeof err) == -1)
 		fatalx("%s", err);
-	if (election_hostname(host, sizeof host) == -1)
+	if (election_hostname(d->host, sizeof d->host) == -1)
 		fatal("gethostname");
 
-	switch (election_run(regdir, host, wait_ms, &port, &claim, err,
-	    sizeof err)) {
+	switch (election_run(d->regdir, d->host, o->wait_ms, &port, &d->claim,
+	    err, sizeof err)) {
 	case ELECTION_ERROR:
 		fatalx("%s", err);
 	case ELECTION_FOUND:
 		printf("commregd: a registry is already running for %s on %s, "
 		       "port %d\n",
-		    pw ? pw->pw_name : "this user", host, port);
-		return 0;
+		    d->pw ? d->pw->pw_name : "this user", d->host, port);
+		return 1;
 	case ELECTION_WON:
 		break;
 	}
+	return 0;
+}
 
-	snprintf(logpath, sizeof logpath, "%s/../log/%s.log", regdir, host);
-	if (do_detach)
+/* Won: serve on the elected port, with the host gateway's view, then
+ * tell whoever waits (the --detach parent, or stdout) that we listen. */
+static void
+user_setup(struct commregd *d, struct commregd_opts *o)
+{
+	char logpath[4400];
+	int ready_fd = -1;
+
+	snprintf(logpath, sizeof logpath, "%s/../log/%s.log", d->regdir,
+	    d->host);
+	if (o->detach)
 		ready_fd = detach(logpath);
 	signal(SIGPIPE, SIG_IGN);
 
-	raise_fd_limit(&opts);
-	if ((base = event_base_new()) == NULL)
+	raise_fd_limit(&o->server);
+	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (server_init(&srv, base, claim.listen_fd, claim.port, host, &opts) ==
-	    -1)
-		fatalx("cannot listen on port %d", claim.port);
-	snprintf(srv.owner, sizeof srv.owner, "%s",
-	    pw ? pw->pw_name : "unknown");
-	link_gateway(&srv, config_dir);
-	wait_gateway(base, &srv);
-	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
+	if (server_init(&d->srv, d->base, d->claim.listen_fd, d->claim.port,
+	        d->host, &o->server) == -1)
+		fatalx("cannot listen on port %d", d->claim.port);
+	snprintf(d->srv.owner, sizeof d->srv.owner, "%s",
+	    d->pw ? d->pw->pw_name : "unknown");
+	link_gateway(&d->srv, o->config_dir);
+	wait_gateway(d->base, &d->srv);
+	signals_add(d);
 	/* The host configuration is read once, at start: HUP reloads
 	 * nothing and must not kill us. */
 	signal(SIGHUP, SIG_IGN);
 
 	log_info("registry for %s on %s listening on 127.0.0.1:%d (pid %ld)",
-	    srv.owner, host, claim.port, (long)getpid());
+	    d->srv.owner, d->host, d->claim.port, (long)getpid());
 	if (ready_fd != -1) {
 		if (write(ready_fd, "r", 1) != 1)
 			log_warn("telling the parent we are ready");
 		close(ready_fd);
 	} else {
-		printf("%d\n", claim.port);
+		printf("%d\n", d->claim.port);
 		fflush(stdout);
 	}
+}
 
-	event_base_dispatch(base);
-
-	gwlink_free(srv.gw);
-	server_free(&srv);
-	if (srv.mirror != NULL)
-		registry_free(srv.mirror);
-	claim.listen_fd = -1; /* closed with the listener */
-	election_release(&claim);
-	event_free(sigterm);
-	event_free(sigint);
-	event_base_free(base);
+static void
+user_teardown(struct commregd *d)
+{
+	gwlink_free(d->srv.gw);
+	server_free(&d->srv);
+	if (d->srv.mirror != NULL)
+		registry_free(d->srv.mirror);
+	d->claim.listen_fd = -1; /* closed with the listener */
+	election_release(&d->claim);
+	event_free(d->sigterm);
+	event_free(d->sigint);
+	event_base_free(d->base);
 	log_info("stopped");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct commregd_opts o;
+	struct commregd d;
+	int rc;
+
+	log_init("commregd", LOG_LVL_INFO);
+	if ((rc = parse_options(argc, argv, &o)) != -1)
+		return rc;
+	memset(&d, 0, sizeof d);
+	if (o.private_reg) {
+		private_setup(&d, &o);
+		event_base_dispatch(d.base);
+		private_teardown(&d);
+		return 0;
+	}
+	if (user_elect(&d, &o) == 1)
+		return 0;
+	user_setup(&d, &o);
+	event_base_dispatch(d.base);
+	user_teardown(&d);
 	return 0;
 }
