@@ -1864,14 +1864,7 @@ host_start(struct commreg_async *a, struct election_claim *claim,
 	server_default_opts(&so);
 	if (server_init(srv, a->base, claim->listen_fd, claim->port, host,
 	        &so) == -1) {
-		/* Only allocations fail here; undo what was made. */
-		if (srv->listener != NULL) {
-			evconnlistener_free(srv->listener);
-			claim->listen_fd = -1;
-		}
-		if (srv->reaper != NULL)
-			event_free(srv->reaper);
-		registry_free(srv->reg);
+		/* Only allocations fail here; server_init undid them. */
 		free(srv);
 		return -1;
 	}

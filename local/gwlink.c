@@ -1,11 +1,12 @@
 /*
  * The user registry's link to the host gateway (gwlink.h).
  *
- * One connection, over the gateway's Unix socket, driven by the wire
- * code of client.c from the server's event loop.  Requests in flight are
- * matched to their replies by serial; each may carry a reply owed to an
- * application (struct pending), which is answered when the gateway's
- * comes, or with an error when the link drops or the gateway is slow.
+ * One connection, over the gateway's Unix socket, a peer of the server's
+ * engine (engine/peer.h), which frames, matches replies to requests,
+ * enforces the limits and pings the gateway when it is quiet.  A request
+ * may carry a reply owed to an application (struct pending), which is
+ * answered when the gateway's comes, or with an error when the link
+ * drops or the gateway is slow.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -19,6 +20,7 @@
 #include <event2/event.h>
 
 #include "client.h"
+#include "peer.h"
 #include "commwire.h"
 #include "gwlink.h"
 #include "log.h"
@@ -28,8 +30,8 @@
 
 #define GW_RETRY_MIN_MS 100
 #define GW_RETRY_MAX_MS 2000
-#define GW_TIMEOUT_MS   5000 /* a verdict or a forwarded lookup */
-#define GW_MAX_MESSAGE  (16 * 1024 * 1024)
+#define GW_TIMEOUT_MS   5000               /* a verdict or a forwarded lookup */
+#define GW_MAX_MESSAGE  (16 * 1024 * 1024) /* the gateway's snapshot */
 #define GW_WATCH_TAG    "gwlink"
 
 enum gw_state { GW_IDLE, GW_CONNECTING, GW_HELLO, GW_READY };
@@ -40,10 +42,9 @@ struct gwreq {
 	TAILQ_ENTRY(gwreq) link;
 	struct gwlink *gw;
 	enum gwreq_kind kind;
-	int64_t serial;
+	struct preq *req;     /* the engine's */
 	struct pending *pend; /* an application's reply, or NULL */
 	char *name;           /* GWQ_REGISTER: the local entry */
-	struct event *timer;
 };
 TAILQ_HEAD(gwreq_list, gwreq);
 
@@ -51,10 +52,10 @@ struct gwlink {
 	struct server *srv;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	enum gw_state state;
-	int fd;
-	struct commreg_client *conn;
-	struct event *ev_io;    /* read, persistent */
-	struct event *ev_write; /* armed while output waits */
+	struct peer *peer;
+	/* The server's limits, but for messages as large as the gateway's
+	 * snapshot of every user's entries. */
+	struct engine_limits lim;
 	struct event *retry;
 	int attempt;
 	bool had_snapshot;
@@ -65,15 +66,12 @@ struct gwlink {
 };
 
 static void gw_connect(struct gwlink *);
-static void gw_lost(struct gwlink *, const char *);
 static struct gwreq *send_req(struct gwlink *, enum gwreq_kind,
     const char *const *, size_t, struct pending *);
 
 static void
 req_free(struct gwreq *q)
 {
-	if (q->timer != NULL)
-		event_free(q->timer);
 	free(q->name);
 	free(q);
 }
@@ -103,17 +101,17 @@ req_fail(struct gwreq *q, const char *why)
 	}
 }
 
+static void gw_reply(struct peer *, void *, int, const char *, size_t);
+
+/* No answer in time (code -1 from the engine, the link still up). */
 static void
-req_timeout(evutil_socket_t fd, short ev, void *arg)
+req_unanswered(struct gwreq *q, const char *why)
 {
-	struct gwreq *q = arg;
 	struct gwlink *gw = q->gw;
 
-	TAILQ_REMOVE(&gw->reqs, q, link);
 	if (q->kind == GWQ_HELLO) {
 		/* A gateway that does not greet us is no link. */
-		req_free(q);
-		gw_lost(gw, "no answer to Commreg/Hello in time");
+		peer_fail(gw->peer, "no answer to Commreg/Hello: %s", why);
 		return;
 	}
 	req_fail(q, "the host gateway did not answer in time");
@@ -124,15 +122,6 @@ req_timeout(evutil_socket_t fd, short ev, void *arg)
 
 		send_req(gw, GWQ_FORGET, w, 2, NULL);
 	}
-	req_free(q);
-	server_flush(gw->srv);
-}
-
-static void
-flush_out(struct gwlink *gw)
-{
-	if (gw->conn != NULL && client_output_pending(gw->conn) > 0)
-		event_add(gw->ev_write, NULL);
 }
 
 static struct gwreq *
@@ -140,20 +129,15 @@ send_req(struct gwlink *gw, enum gwreq_kind kind, const char *const *w,
     size_t n, struct pending *pend)
 {
 	struct gwreq *q;
-	struct timeval tv = {GW_TIMEOUT_MS / 1000, 0};
 
 	if ((q = calloc(1, sizeof *q)) == NULL)
 		fatal("%s", __func__);
 	q->gw = gw;
 	q->kind = kind;
 	q->pend = pend;
-	q->serial = client_send(gw->conn, w, NULL, n);
-	if (pend != NULL || kind == GWQ_HELLO) {
-		q->timer = evtimer_new(gw->srv->base, req_timeout, q);
-		evtimer_add(q->timer, &tv);
-	}
 	TAILQ_INSERT_TAIL(&gw->reqs, q, link);
-	flush_out(gw);
+	q->req = peer_request(gw->peer, w, NULL, n,
+	    pend != NULL || kind == GWQ_HELLO ? GW_TIMEOUT_MS : 0, gw_reply, q);
 	return q;
 }
 
@@ -231,9 +215,8 @@ on_hello(struct gwlink *gw, int ok, const char *res, size_t len)
 	}
 	tlist_free(&d);
 	if (!is_gw) {
-		/* Inside the client's own processing: mark it dead, and the
-		 * I/O callback that called us drops it (check_dead). */
-		client_abort(gw->conn,
+		/* The engine frees it later, outside this callback. */
+		peer_fail(gw->peer,
 		    "the peer on the gateway socket is not commgwd");
 		return;
 	}
@@ -277,22 +260,26 @@ on_register(struct gwlink *gw, struct gwreq *q, int ok, const char *res,
 	req_fail(q, msg);
 }
 
+/* The engine's answer to one of our requests: the gateway's (code 0
+ * or 1), or none (-1: timed out, or the link went). */
 static void
-hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
+gw_reply(struct peer *p, void *arg, int code, const char *res, size_t len)
 {
-	struct gwlink *gw = arg;
+	struct gwreq *q = arg;
+	struct gwlink *gw = q->gw;
 	struct commreg_entry *v;
-	struct gwreq *q;
 	char why[256];
 	size_t n;
 	int ok = code == 0;
 
-	TAILQ_FOREACH(q, &gw->reqs, link)
-		if (q->serial == serial)
-			break;
-	if (q == NULL)
-		return;
 	TAILQ_REMOVE(&gw->reqs, q, link);
+	if (code == -1) {
+		/* A lost link answers through gw_gone, which takes the
+		 * requests itself; only a deadline comes here. */
+		req_unanswered(q, res);
+		req_free(q);
+		return;
+	}
 	switch (q->kind) {
 	case GWQ_HELLO:
 		on_hello(gw, ok, res, len);
@@ -326,33 +313,60 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 	req_free(q);
 }
 
-static void
-hook_event(void *arg, struct commreg_event *ev)
-{
-	struct gwlink *gw = arg;
+/* ---- what the gateway sends us: one row and one handler each ----------- */
 
-	if (!ev->nns && strcmp(ev->tag, GW_WATCH_TAG) == 0) {
-		if (ev->type == COMMREG_EVENT_ADD)
-			mirror_put(&gw->m, &ev->entry);
-		else
-			mirror_remove(&gw->m, ev->entry.name);
+/* Commreg/Event TAG add|remove ENTRY: the copy of the others' entries. */
+static int
+gw_cmd_event(struct cmd_ctx *c)
+{
+	struct gwlink *gw = c->peer->arg;
+	const struct tlist *w = c->words;
+	struct commreg_entry e;
+	char why[256];
+	bool add = strcmp(w->v[2].p, "add") == 0;
+
+	if (strcmp(w->v[1].p, GW_WATCH_TAG) != 0)
+		return 0;
+	if (!add && strcmp(w->v[2].p, "remove") != 0) {
+		tbuf_printf(c->result, "bad event \"%.20s\"", w->v[2].p);
+		return 1;
 	}
-	commreg_event_clear(ev);
-}
-
-static void
-hook_command(void *arg, const struct tlist *w)
-{
-	struct gwlink *gw = arg;
-
-	if (w->n == 3 && strcmp(w->v[0].p, "Commreg/Withdrawn") == 0)
-		withdraw_local(gw, w->v[1].p, w->v[2].p);
+	if (commreg_entry_parse(w->v[3].p, w->v[3].len, &e, why, sizeof why) ==
+	    -1) {
+		log_warnx("host gateway: bad event: %s", why);
+		tbuf_adds(c->result, why);
+		return 1;
+	}
+	if (add)
+		mirror_put(&gw->m, &e);
 	else
-		log_debug("host gateway: ignoring async %s", w->v[0].p);
+		mirror_remove(&gw->m, e.name);
+	commreg_entry_clear(&e);
+	return 0;
 }
 
-static const struct client_hooks gw_hooks = {hook_reply, hook_event,
-    hook_command};
+/* Commreg/Withdrawn NAME REASON: the gateway took a name back. */
+static int
+gw_cmd_withdrawn(struct cmd_ctx *c)
+{
+	struct gwlink *gw = c->peer->arg;
+
+	withdraw_local(gw, c->words->v[1].p, c->words->v[2].p);
+	return 0;
+}
+
+/* Sorted by name (cmd_table_find). */
+static const struct cmd_entry gw_cmds[] = {
+    {"Commreg/Event", 3, 3, "tag add|remove entry", gw_cmd_event},
+    {"Commreg/Withdrawn", 2, 2, "name reason", gw_cmd_withdrawn},
+};
+
+static const struct cmd_entry *
+gw_find(const char *name, size_t len)
+{
+	return cmd_table_find(gw_cmds, sizeof gw_cmds / sizeof gw_cmds[0], name,
+	    len);
+}
 
 /* ---- the connection ------------------------------------------------------ */
 
@@ -371,41 +385,29 @@ schedule_retry(struct gwlink *gw)
 	evtimer_add(gw->retry, &tv);
 }
 
+/* The engine lets go of the link (closed, refused, silent, bad). */
 static void
-drop_conn(struct gwlink *gw)
+gw_gone(struct peer *p, const char *reason)
 {
-	if (gw->ev_io != NULL)
-		event_free(gw->ev_io);
-	if (gw->ev_write != NULL)
-		event_free(gw->ev_write);
-	gw->ev_io = gw->ev_write = NULL;
-	if (gw->conn != NULL)
-		commreg_close(gw->conn);
-	else if (gw->fd != -1)
-		close(gw->fd);
-	gw->conn = NULL;
-	gw->fd = -1;
-}
-
-static void
-gw_lost(struct gwlink *gw, const char *why)
-{
+	struct gwlink *gw = p->arg;
 	struct gwreq *q;
 	char msg[400];
+	const char *why = reason != NULL ? reason : "closed";
 
+	gw->peer = NULL;
 	if (gw->state == GW_READY)
 		log_warnx("host gateway: link lost: %s", why);
 	else if (gw->attempt == 0)
 		log_info("host gateway: %s", why);
 	snprintf(gw->why, sizeof gw->why, "%s", why);
-	drop_conn(gw);
 	if (gw->state == GW_READY)
 		mirror_lost(&gw->m);
 	gw->state = GW_IDLE;
-	/* why may live in the client just freed: use our copy. */
 	snprintf(msg, sizeof msg, "lost the host gateway: %s", gw->why);
 	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
 		TAILQ_REMOVE(&gw->reqs, q, link);
+		/* The engine will not call back for it: it is gone too. */
+		peer_request_cancel(q->req);
 		/* A verdict that will not come: the application is told, and
 		 * the name it was not given goes (a republication, whose
 		 * application got its answer long ago, stays to be offered
@@ -418,40 +420,15 @@ gw_lost(struct gwlink *gw, const char *why)
 	schedule_retry(gw);
 }
 
-static void
-check_dead(struct gwlink *gw)
-{
-	if (gw->conn != NULL && client_is_dead(gw->conn))
-		gw_lost(gw, commreg_error(gw->conn));
-}
+static const struct peer_ops gw_peer_ops = {gw_find, NULL, gw_gone};
 
 static void
-io_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct gwlink *gw = arg;
-
-	if (ev & EV_WRITE)
-		client_write_ready(gw->conn);
-	if (ev & EV_READ)
-		client_read_ready(gw->conn);
-	check_dead(gw);
-	if (gw->conn != NULL)
-		flush_out(gw);
-	server_flush(gw->srv);
-}
-
-static void
-connected(struct gwlink *gw)
+connected(struct gwlink *gw, int fd)
 {
 	const char *w[2] = {"Commreg/Hello", COMMREG_CLIENT_VERSION};
 
-	gw->conn = client_start(gw->fd, GW_MAX_MESSAGE, &gw_hooks, gw);
-	gw->ev_io =
-	    event_new(gw->srv->base, gw->fd, EV_READ | EV_PERSIST, io_cb, gw);
-	gw->ev_write = event_new(gw->srv->base, gw->fd, EV_WRITE, io_cb, gw);
-	if (gw->ev_io == NULL || gw->ev_write == NULL)
-		fatalx("event_new failed");
-	event_add(gw->ev_io, NULL);
+	gw->peer = peer_new(&gw->srv->eng, fd, false, "host gateway", &gw->lim,
+	    &gw_peer_ops, gw);
 	gw->state = GW_HELLO;
 	send_req(gw, GWQ_HELLO, w, 2, NULL);
 }
@@ -467,22 +444,28 @@ static void
 gw_connect(struct gwlink *gw)
 {
 	struct sockaddr_un sun;
-	char why[300];
+	char why[sizeof gw->why];
+	int fd;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", gw->path);
-	gw->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (gw->fd == -1 ||
-	    (connect(gw->fd, (struct sockaddr *)&sun, sizeof sun) == -1 &&
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 ||
+	    (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1 &&
 	        errno != EINPROGRESS)) {
-		snprintf(why, sizeof why, "connect to %s: %s", gw->path,
+		snprintf(why, sizeof why, "connect to %.160s: %s", gw->path,
 		    strerror(errno));
-		gw->state = GW_CONNECTING;
-		gw_lost(gw, why);
+		if (fd != -1)
+			close(fd);
+		if (gw->attempt == 0)
+			log_info("host gateway: %s", why);
+		snprintf(gw->why, sizeof gw->why, "%s", why);
+		gw->state = GW_IDLE;
+		schedule_retry(gw);
 		return;
 	}
-	connected(gw);
+	connected(gw, fd);
 }
 
 /* ---- the registry's side ----------------------------------------------- */
@@ -553,7 +536,8 @@ gwlink_start(struct server *srv, const char *socket_path)
 	if ((gw = calloc(1, sizeof *gw)) == NULL)
 		fatal("%s", __func__);
 	gw->srv = srv;
-	gw->fd = -1;
+	gw->lim = srv->lim;
+	gw->lim.max_message = GW_MAX_MESSAGE;
 	snprintf(gw->path, sizeof gw->path, "%s", socket_path);
 	TAILQ_INIT(&gw->reqs);
 	mirror_init(&gw->m, srv, "host gateway");
@@ -576,9 +560,15 @@ gwlink_free(struct gwlink *gw)
 	registry_unobserve(gw->srv->reg, gw);
 	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
 		TAILQ_REMOVE(&gw->reqs, q, link);
+		peer_request_cancel(q->req);
 		req_free(q);
 	}
-	drop_conn(gw);
+	if (gw->peer != NULL) {
+		/* The engine frees it later: it must not call us then. */
+		gw->peer->ops = NULL;
+		gw->peer->arg = NULL;
+		peer_close(gw->peer);
+	}
 	mirror_free(&gw->m);
 	event_free(gw->retry);
 	free(gw);

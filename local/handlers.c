@@ -14,6 +14,8 @@
 #include "log.h"
 #include "upstream.h"
 
+static int reply_listing(struct cmd_ctx *, const char *, size_t, bool);
+
 static int
 arg_is(const struct tl_elem *e, const char *s)
 {
@@ -104,8 +106,7 @@ cmd_search(struct cmd_ctx *c)
 {
 	const struct tl_elem *pat = &c->words->v[1];
 
-	search_all(c->srv, pat->p, pat->len, c->result);
-	return 0;
+	return reply_listing(c, pat->p, pat->len, true);
 }
 
 static int
@@ -447,25 +448,120 @@ cmd_lookup(struct cmd_ctx *c)
 
 /* The entries matching pat, sorted by name: the registry's own first,
  * then its mirror's that no own entry hides (the entries say which by
- * their scope). */
-static void
-format_sorted(struct server *s, const char *pat, size_t plen, struct tbuf *out)
+ * their scope).  *n of them; the caller frees the array. */
+static const struct reg_entry **
+collect_sorted(struct server *s, const char *pat, size_t plen, size_t *np)
 {
 	struct registry *regs[2] = {s->reg, s->mirror};
-	const struct reg_entry **v;
-	size_t i, j, n, start = out->len;
+	const struct reg_entry **v, **all = NULL, **grown;
+	size_t i, j, n, total = 0;
 
 	for (i = 0; i < 2 && regs[i] != NULL; i++) {
 		v = registry_sorted(regs[i], pat, plen, &n);
+		if (n > 0) {
+			grown = reallocarray(all, total + n, sizeof *all);
+			if (grown == NULL)
+				fatalx("out of memory");
+			all = grown;
+		}
 		for (j = 0; j < n; j++) {
 			/* An own entry hides the mirror's of its name. */
 			if (i == 1 && registry_find(s->reg, v[j]->name,
 			                  v[j]->namelen) != NULL)
 				continue;
-			registry_format_entry(out, start, v[j]);
+			all[total++] = v[j];
 		}
 		free(v);
 	}
+	*np = total;
+	return all;
+}
+
+/*
+ * A listing larger than this (by what the tables hold) is written in
+ * pieces as the peer reads (engine/peer.h), so that a peer that asks for
+ * it and never reads costs the output cap, not the listing.
+ */
+#define LISTING_STREAM_AT (256 * 1024)
+
+/* The entries as they were when asked: each is referenced, so that one
+ * removed while the listing is written is still written as it was. */
+struct listing {
+	struct peer_stream ps;
+	const struct reg_entry **v;
+	size_t n, next;
+	bool nns; /* Search: NAME DATA pairs; else entry dicts */
+};
+
+static bool
+listing_next(struct peer_stream *ps, struct tbuf *out, size_t budget)
+{
+	struct listing *l = (struct listing *)ps;
+	const struct reg_entry *e;
+
+	while (l->next < l->n && out->len < budget) {
+		e = l->v[l->next++];
+		if (l->nns) {
+			tl_append(out, 0, e->name, e->namelen);
+			tl_append(out, 0, e->data, e->datalen);
+		} else
+			registry_format_entry(out, 0, e);
+		registry_entry_unref(e);
+	}
+	return l->next == l->n;
+}
+
+static void
+listing_free(struct peer_stream *ps)
+{
+	struct listing *l = (struct listing *)ps;
+
+	while (l->next < l->n)
+		registry_entry_unref(l->v[l->next++]);
+	free(l->v);
+	free(l);
+}
+
+static bool
+listing_big(const struct server *s)
+{
+	size_t bytes = registry_bytes(s->reg) +
+	               (s->mirror != NULL ? registry_bytes(s->mirror) : 0);
+
+	return bytes > LISTING_STREAM_AT || bytes > s->o.max_output / 4;
+}
+
+/* Reply with the listing of pat: formatted now when small, else in
+ * pieces.  Returns what the handler returns. */
+static int
+reply_listing(struct cmd_ctx *c, const char *pat, size_t plen, bool nns)
+{
+	struct listing *l;
+	size_t i;
+
+	if (!listing_big(c->srv)) {
+		if (nns)
+			search_all(c->srv, pat, plen, c->result);
+		else {
+			const struct reg_entry **v;
+			size_t n;
+
+			v = collect_sorted(c->srv, pat, plen, &n);
+			for (i = 0; i < n; i++)
+				registry_format_entry(c->result, 0, v[i]);
+			free(v);
+		}
+		return 0;
+	}
+	if ((l = calloc(1, sizeof *l)) == NULL)
+		fatalx("out of memory");
+	l->ps.next = listing_next;
+	l->ps.free = listing_free;
+	l->nns = nns;
+	l->v = collect_sorted(c->srv, pat, plen, &l->n);
+	for (i = 0; i < l->n; i++)
+		registry_entry_ref(l->v[i]);
+	return peer_reply_stream(c, &l->ps);
 }
 
 static int
@@ -473,9 +569,8 @@ cmd_list(struct cmd_ctx *c)
 {
 	const struct tlist *w = c->words;
 
-	format_sorted(c->srv, w->n > 1 ? w->v[1].p : "*",
-	    w->n > 1 ? w->v[1].len : 1, c->result);
-	return 0;
+	return reply_listing(c, w->n > 1 ? w->v[1].p : "*",
+	    w->n > 1 ? w->v[1].len : 1, false);
 }
 
 static int
@@ -498,8 +593,7 @@ cmd_watch(struct cmd_ctx *c)
 	p->nwatches++;
 	/* The snapshot is the reply, so it is on the wire before any event
 	 * of this watch (docs/protocol.md §4). */
-	format_sorted(c->srv, w->v[2].p, w->v[2].len, c->result);
-	return 0;
+	return reply_listing(c, w->v[2].p, w->v[2].len, false);
 }
 
 static int
@@ -523,7 +617,7 @@ cmd_stats(struct cmd_ctx *c)
 	tl_append_str(r, 0, "uptime");
 	tl_append_int(r, 0, (long long)(time(NULL) - s->started));
 	tl_append_str(r, 0, "messages");
-	tl_append_int(r, 0, (long long)s->messages);
+	tl_append_int(r, 0, (long long)s->eng.messages);
 	tl_append_str(r, 0, "refused");
 	tl_append_int(r, 0, (long long)s->refused);
 	tl_append_str(r, 0, "version");

@@ -163,3 +163,92 @@ reason(char *err, size_t errlen, const char *fmt, ...)
 	}
 	return -1;
 }
+
+/*
+ * Rate-limited warnings.  A source (a uid, an address) that keeps being
+ * refused would otherwise write a line per connection into its victim's
+ * log: the first line of an interval is written, the rest are counted,
+ * and one summary line per source says how many were left out.  The
+ * table is small and fixed; a source that finds no free slot shares the
+ * catch-all slot, so a flood from many sources is still summarised.
+ */
+#define LOG_RATE_SLOTS    64
+#define LOG_RATE_INTERVAL 10 /* seconds */
+
+struct log_rate {
+	char key[64];
+	time_t start;    /* of the interval; 0: free slot */
+	unsigned long n; /* lines left out in it */
+	char last[160];  /* the last one left out, for the summary */
+};
+static struct log_rate log_rates[LOG_RATE_SLOTS + 1];
+
+static void
+log_rate_summary(struct log_rate *r)
+{
+	if (r->n > 0)
+		log_warnx("%lu more like this from %s in %d s, not logged "
+		          "one by one (last: %s)",
+		    r->n, r->key, LOG_RATE_INTERVAL, r->last);
+	r->n = 0;
+}
+
+void
+log_limited(const char *key, const char *fmt, ...)
+{
+	struct log_rate *r = NULL, *spare = NULL;
+	time_t now = time(NULL);
+	va_list ap;
+	size_t i;
+
+	for (i = 0; i < LOG_RATE_SLOTS; i++) {
+		if (log_rates[i].start != 0 &&
+		    strcmp(log_rates[i].key, key) == 0) {
+			r = &log_rates[i];
+			break;
+		}
+		if (spare == NULL &&
+		    (log_rates[i].start == 0 ||
+		        now - log_rates[i].start >= 2 * LOG_RATE_INTERVAL))
+			spare = &log_rates[i];
+	}
+	if (r == NULL) {
+		if (spare == NULL) {
+			r = &log_rates[LOG_RATE_SLOTS];
+			key = "other sources";
+		} else {
+			r = spare;
+			log_rate_summary(r);
+			r->start = 0;
+		}
+		if (r->start == 0)
+			snprintf(r->key, sizeof r->key, "%s", key);
+	}
+	if (r->start != 0 && now - r->start < LOG_RATE_INTERVAL) {
+		r->n++;
+		va_start(ap, fmt);
+		vsnprintf(r->last, sizeof r->last, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	log_rate_summary(r);
+	r->start = now;
+	va_start(ap, fmt);
+	vlog(fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+log_limited_flush(void)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = 0; i <= LOG_RATE_SLOTS; i++)
+		if (log_rates[i].start != 0 &&
+		    now - log_rates[i].start >= LOG_RATE_INTERVAL &&
+		    log_rates[i].n > 0) {
+			log_rate_summary(&log_rates[i]);
+			log_rates[i].start = now;
+		}
+}

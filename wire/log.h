@@ -27,6 +27,16 @@ void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
  */
 int reason(char *err, size_t errlen, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * A warning that a peer can cause again and again (a refused connection,
+ * a refused registration): the first per source (key) and 10 s interval
+ * is logged, the rest are counted into one summary line, written with
+ * the next line of that source or by log_limited_flush(), which a
+ * daemon's timer calls.
+ */
+void log_limited(const char *key, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+void log_limited_flush(void);
 void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 

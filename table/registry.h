@@ -65,6 +65,8 @@ struct reg_entry {
 	pid_t pid;     /* 0: unknown */
 	uint8_t scope; /* enum reg_scope */
 	bool nns;      /* made by Bind: DATA is the client's, port guessed */
+	bool removed;  /* out of the table, kept for its references */
+	uint32_t refs; /* registry_entry_ref: a listing being written */
 	time_t since;
 
 	void *owner;
@@ -172,7 +174,17 @@ void registry_observe(struct registry *,
     void (*fn)(const struct reg_entry *, bool added, void *), void *arg);
 void registry_unobserve(struct registry *, void *arg);
 
+/*
+ * A reference keeps an entry's memory (not its place in the table) until
+ * it is dropped, so that a listing written in pieces writes an entry
+ * removed meanwhile as it was when asked.
+ */
+void registry_entry_ref(const struct reg_entry *);
+void registry_entry_unref(const struct reg_entry *);
+
 size_t registry_count(const struct registry *);
+/* Bytes the entries take, about: what a full listing would take. */
+size_t registry_bytes(const struct registry *);
 /* Which change is being notified: the same number for every watch told
  * of one add or remove, so a notifier can format it once. */
 uint64_t registry_change(const struct registry *);

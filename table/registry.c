@@ -27,6 +27,7 @@ struct registry {
 	struct reg_entry **buckets;
 	size_t nbuckets; /* power of two */
 	size_t count;
+	size_t bytes; /* registry_bytes */
 
 	struct reg_watch_slot **wbuckets; /* literal-pattern watches */
 	size_t nwbuckets;
@@ -97,6 +98,29 @@ static void
 entry_free(struct reg_entry *e)
 {
 	free(e); /* strings live in the same block (entry_new) */
+}
+
+static size_t
+entry_bytes(const struct reg_entry *e)
+{
+	return sizeof *e + e->namelen + e->baselen + e->datalen + 64;
+}
+
+void
+registry_entry_ref(const struct reg_entry *ce)
+{
+	struct reg_entry *e = (struct reg_entry *)(uintptr_t)ce;
+
+	e->refs++;
+}
+
+void
+registry_entry_unref(const struct reg_entry *ce)
+{
+	struct reg_entry *e = (struct reg_entry *)(uintptr_t)ce;
+
+	if (--e->refs == 0 && e->removed)
+		entry_free(e);
 }
 
 void
@@ -443,6 +467,7 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	e->hnext = r->buckets[h];
 	r->buckets[h] = e;
 	r->count++;
+	r->bytes += entry_bytes(e);
 	TAILQ_INSERT_TAIL(owner_list, e, owner_link);
 	notify_all(r, e, true);
 	return e;
@@ -462,9 +487,13 @@ registry_remove(struct registry *r, struct reg_entry *e,
 		}
 	}
 	r->count--;
+	r->bytes -= entry_bytes(e);
 	TAILQ_REMOVE(owner_list, e, owner_link);
 	notify_all(r, e, false);
-	entry_free(e);
+	if (e->refs > 0)
+		e->removed = true; /* the last reference frees it */
+	else
+		entry_free(e);
 }
 
 void
@@ -582,6 +611,12 @@ size_t
 registry_count(const struct registry *r)
 {
 	return r->count;
+}
+
+size_t
+registry_bytes(const struct registry *r)
+{
+	return r->bytes;
 }
 
 size_t
