@@ -52,8 +52,9 @@
 #define MAX_CONNECTIONS_MAX 1048576
 #define MAX_MESSAGE_MIN     1024
 #define MAX_MESSAGE_MAX     (16 * 1024 * 1024)
-#define HANDSHAKE_MAX       3600  /* seconds */
-#define LOOKUP_TIMEOUT_MAX  60000 /* ms */
+#define HANDSHAKE_MAX       3600     /* seconds */
+#define LOOKUP_TIMEOUT_MAX  60000    /* ms */
+#define LIVENESS_MAX        86400000 /* ms */
 #define QUOTA_MAX           1000000
 #define SUN_PATH_MAX        107 /* sizeof(sockaddr_un.sun_path) - 1 */
 
@@ -497,6 +498,19 @@ gw_handshake_timeout(struct loader *ld, const char *key, const char *value)
 	    &ld->conf->handshake_timeout);
 }
 
+/* 0 (no pings) or 300 ms to a day: what a silent peer may take. */
+static void
+gw_liveness_ms(struct loader *ld, const char *key, const char *value)
+{
+	if (parse_int(ld, key, value, 0, LIVENESS_MAX,
+	        &ld->conf->liveness_ms) &&
+	    ld->conf->liveness_ms > 0 && ld->conf->liveness_ms < 300)
+		err_line(ld,
+		    "%s = %s is too short to tell a slow peer from a hung one "
+		    "(0, or 300..%d) in %s",
+		    key, value, LIVENESS_MAX, ld->title);
+}
+
 static void
 gw_lookup_timeout_ms(struct loader *ld, const char *key, const char *value)
 {
@@ -515,6 +529,7 @@ static const struct key_entry gateway_keys[] = {
     {"max_message", gw_max_message},
     {"handshake_timeout", gw_handshake_timeout},
     {"lookup_timeout_ms", gw_lookup_timeout_ms},
+    {"liveness_ms", gw_liveness_ms},
     {NULL, NULL},
 };
 
@@ -1198,6 +1213,7 @@ conf_new(const char *dir)
 	c->max_connections = 1024;
 	c->max_message = 65536;
 	c->handshake_timeout = 10;
+	c->liveness_ms = 15000;
 	c->lookup_timeout_ms = 2000;
 	c->quota_default = 32;
 	return c;

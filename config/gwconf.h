@@ -113,6 +113,8 @@ struct gwconf {
 	int max_connections;   /* default 1024 */
 	int max_message;       /* bytes, default 65536 */
 	int handshake_timeout; /* seconds, default 10 */
+	int liveness_ms;       /* a silent peer is pinged at a third of it
+	                          and dropped at all of it; 0: never */
 	int lookup_timeout_ms; /* forwarded lookups, default 2000 */
 
 	struct gwconf_rule *rules;

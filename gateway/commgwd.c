@@ -245,6 +245,8 @@ setup(const struct commgwd_opts *o, struct gwconf *conf)
 	opts.max_conns = (size_t)conf->max_connections;
 	opts.max_message = (size_t)conf->max_message;
 	opts.handshake_timeout = conf->handshake_timeout;
+	opts.ping_idle_ms = conf->liveness_ms / 3;
+	opts.ping_timeout_ms = conf->liveness_ms - conf->liveness_ms / 3;
 	/* One user registry carries all its user's names: the quota, not
 	 * a per-connection limit, bounds them here. */
 	opts.max_names = 1u << 24;

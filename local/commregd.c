@@ -70,7 +70,8 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: commregd [--detach] [--home DIR] [--max-message BYTES]\n"
 	    "                [--wait MS] [--handshake-timeout S]\n"
-	    "                [--max-output BYTES] [-v]\n"
+	    "                [--max-output BYTES] [--liveness MS]\n"
+	    "                [--partial-timeout MS] [-v]\n"
 	    "       commregd --private|--semi [--port N] [--ready-fd FD] ...\n"
 	    "\n"
 	    "The comm registry for this user on this host.  Finds the live\n"
@@ -94,7 +95,12 @@ usage(FILE *fp)
 	    "                     close a peer silent this long after\n"
 	    "                     connecting (10)\n"
 	    "  --max-output N     close a peer that leaves N bytes of\n"
-	    "                     replies unread (8388608)\n"
+	    "                     output unread (8388608)\n"
+	    "  --liveness MS      ping a peer silent for MS/3, close it\n"
+	    "                     when silent for MS (15000; 0: never)\n"
+	    "  --partial-timeout MS\n"
+	    "                     close a peer that leaves a message\n"
+	    "                     incomplete this long (10000)\n"
 	    "  --config-dir DIR   the host configuration (where the host\n"
 	    "                     gateway is; default $TCL_COMM_CONFIG_DIR,\n"
 	    "                     else /etc/tcl/comm)\n"
@@ -268,6 +274,8 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	    {"wait", required_argument, NULL, 'w'},
 	    {"handshake-timeout", required_argument, NULL, 'T'},
 	    {"max-output", required_argument, NULL, 'O'},
+	    {"liveness", required_argument, NULL, 'L'},
+	    {"partial-timeout", required_argument, NULL, 'Q'},
 	    {"private", no_argument, NULL, 'P'},
 	    {"semi", no_argument, NULL, 'S'},
 	    {"port", required_argument, NULL, 'p'},
@@ -316,6 +324,17 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 			if (*end != '\0' || o->server.max_output < 4096)
 				return bad_value("max-output", optarg,
 				    "a size of at least 4096");
+			break;
+		case 'L':
+			if (server_parse_liveness(&o->server, optarg) == -1)
+				return bad_value("liveness", optarg,
+				    "0 or milliseconds from 300 to 86400000");
+			break;
+		case 'Q':
+			o->server.partial_ms = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o->server.partial_ms < 100)
+				return bad_value("partial-timeout", optarg,
+				    "at least 100 milliseconds");
 			break;
 		case 'v':
 			log_init("commregd", LOG_LVL_DEBUG);

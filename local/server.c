@@ -40,6 +40,21 @@ server_default_opts(struct server_opts *o)
 	o->ping_timeout_ms = l.ping_timeout_ms;
 }
 
+int
+server_parse_liveness(struct server_opts *o, const char *arg)
+{
+	char *end;
+	long ms = strtol(arg, &end, 10);
+
+	if (end == arg || *end != '\0' || (ms != 0 && ms < 300) ||
+	    ms > 86400000)
+		return -1;
+	/* Silent for a third: a ping; silent for the whole: gone. */
+	o->ping_idle_ms = (int)(ms / 3);
+	o->ping_timeout_ms = (int)(ms - ms / 3);
+	return 0;
+}
+
 /* The engine tells us a peer goes: its entries and watches go with it. */
 static void
 server_peer_gone(struct peer *p, const char *why)

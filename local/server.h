@@ -35,6 +35,9 @@ struct server_opts {
 };
 
 void server_default_opts(struct server_opts *);
+/* --liveness MS: a peer silent for MS/3 is pinged, one silent for MS is
+ * closed; 0: never.  -1 when arg is not 0 or 300 to 86400000. */
+int server_parse_liveness(struct server_opts *, const char *arg);
 
 /*
  * What makes a server a user registry or a host gateway: its commands,
