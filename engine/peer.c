@@ -1187,13 +1187,17 @@ static void
 peer_bev_event_body(struct bufferevent *bev, short what, void *arg)
 {
 	struct peer *p = arg;
+	char why[300];
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		peer_kill(p, what & BEV_EVENT_EOF
-		                 ? "the peer closed the connection"
-		                 : "connection error");
-		engine_flush(p->eng);
-	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	snprintf(why, sizeof why, "%s",
+	    what & BEV_EVENT_EOF ? "the peer closed the connection"
+	                         : "connection error");
+	if (p->ops != NULL && p->ops->bev_error != NULL)
+		p->ops->bev_error(p, what, why, sizeof why);
+	peer_kill(p, why);
+	engine_flush(p->eng);
 }
 
 static void

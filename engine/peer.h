@@ -100,6 +100,8 @@ struct peer_ops {
 	 * requests are failed and it is freed (the server removes its
 	 * entries and watches here).  why: NULL for a close we asked for. */
 	void (*gone)(struct peer *, const char *why);
+	/* Optional: why a bufferevent peer failed, in words (TLS). */
+	void (*bev_error)(struct peer *, short what, char *buf, size_t len);
 };
 
 enum peer_state { PEER_HANDSHAKE, PEER_READY, PEER_DEAD };

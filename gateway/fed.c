@@ -2,7 +2,11 @@
  * Federation links (fed.h).
  *
  * One struct flink per TLS connection, through libevent's OpenSSL
- * bufferevents.  On a link we opened (to a [remote]) we send
+ * bufferevents.  This file makes the TLS connection and checks the
+ * certificate; once TLS is up the connection is a peer of the gateway's
+ * engine (engine/peer.h), which speaks the comm protocol on it: framing,
+ * requests and replies, the command table below, every limit and the
+ * liveness ping.  On a link we opened (to a [remote]) we send
  * Gateway/Hello and Gateway/Watch and keep what comes back in the
  * gateway's registry, owned by the link; on a link we accepted we answer
  * those, then send Gateway/Event for every change of what that remote is
@@ -51,9 +55,14 @@
 #define FED_RETRY_MAX_MS 30000
 #define FED_HANDSHAKE_S  10
 #define FED_MAX_MESSAGE  (16 * 1024 * 1024)
+/* A snapshot of 16 MiB takes its time on a slow link: an incomplete
+ * message may wait longer here than on a local socket. */
+#define FED_PARTIAL_MS 60000
+/* Links from others that may be setting up TLS or linked at once. */
+#define FED_MAX_ACCEPTED 256
 #define FED_WATCH_TAG    "fed"
 
-enum flink_state { FL_CONNECTING, FL_HANDSHAKE, FL_HELLO, FL_READY };
+enum flink_state { FL_CONNECTING, FL_HELLO, FL_READY };
 
 /* A lookup sent out on the links: answered once. */
 struct flookup {
@@ -66,7 +75,8 @@ struct flookup {
 /* A request of ours on one link, waiting for its reply. */
 struct freq {
 	TAILQ_ENTRY(freq) link;
-	int64_t serial;
+	struct flink *l;
+	struct preq *req; /* the engine's */
 	enum { FQ_HELLO, FQ_WATCH, FQ_LOOKUP } kind;
 	struct flookup *lk;
 };
@@ -79,12 +89,10 @@ struct flink {
 	    *r; /* NULL: an accepted link not yet known */
 	bool outgoing;
 	enum flink_state state;
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* while TLS is set up; then the peer's */
+	struct peer *peer;       /* once TLS is up */
+	struct event *deadline;  /* TLS set-up, all of it */
 	char addr[96];
-	struct comm_framer fr;
-	struct tlist msg, frags, words;
-	struct tbuf scratch, err, out, payload;
-	int64_t serial;
 	struct freq_list reqs;
 	bool watching;                 /* accepted: the peer watches */
 	struct reg_entry_list learned; /* opened: what it gave us */
@@ -103,11 +111,14 @@ struct fed {
 	char advertise[256];
 	struct evconnlistener *listener;
 	struct flink_list links;
+	struct engine_limits lim; /* of every link's peer */
+	size_t accepted;          /* links from others, all states */
 };
 
 static void link_open(struct flink *);
 static void link_close(struct flink *, const char *why);
-static void tell_now(struct flink *, const struct reg_entry *, bool);
+static void link_reqs_drop(struct flink *);
+static void tls_reason(struct bufferevent *, short, char *, size_t);
 
 /* ---- names and filters ------------------------------------------------- */
 
@@ -228,34 +239,7 @@ export_dict(const struct fed *f, const struct reg_entry *e, struct tbuf *d)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void
-link_write(struct flink *l, const struct tbuf *b)
-{
-	bufferevent_write(l->bev, b->p, b->len);
-}
-
-static int64_t
-link_send(struct flink *l, const char *kind, const char *const *w,
-    const size_t *lens, size_t n)
-{
-	int64_t serial = ++l->serial;
-
-	tbuf_reset(&l->payload);
-	comm_format_command(&l->payload, w, lens, n);
-	tbuf_reset(&l->out);
-	comm_format_message(&l->out, kind, serial, l->payload.p,
-	    l->payload.len);
-	link_write(l, &l->out);
-	return serial;
-}
-
-static void
-link_reply(struct flink *l, int64_t serial, int code, const struct tbuf *r)
-{
-	tbuf_reset(&l->out);
-	comm_format_reply(&l->out, "reply", serial, code, r->p, r->len, NULL);
-	link_write(l, &l->out);
-}
+static void fed_replied(struct peer *, void *, int, const char *, size_t);
 
 static void
 send_req(struct flink *l, int kind, const char *const *w, size_t n,
@@ -265,31 +249,18 @@ send_req(struct flink *l, int kind, const char *const *w, size_t n,
 
 	if ((q = calloc(1, sizeof *q)) == NULL)
 		fatal("%s", __func__);
+	q->l = l;
 	q->kind = kind;
 	q->lk = lk;
-	q->serial = link_send(l, "send", w, NULL, n);
 	TAILQ_INSERT_TAIL(&l->reqs, q, link);
+	/* The greeting and the watch must be answered in time, or the link
+	 * is made again; a lookup has its own deadline (flookup). */
+	q->req = peer_request(l->peer, w, NULL, n,
+	    kind == FQ_LOOKUP ? 0 : FED_HANDSHAKE_S * 1000, fed_replied, q);
 }
 
-/* A remote that does not read what it is told is dropped, not
- * buffered for without end (as a user registry drops such a peer). */
-#define FED_MAX_OUTPUT (8 * 1024 * 1024)
-
-/* A change the remote behind accepted link l may be told of. */
-static void
-tell(struct flink *l, const struct reg_entry *e, bool added)
-{
-	if (evbuffer_get_length(bufferevent_get_output(l->bev)) >
-	    FED_MAX_OUTPUT) {
-		log_warnx("remote %s (%s): not reading: %d bytes queued; "
-		          "closing the link",
-		    l->r->name, l->addr, FED_MAX_OUTPUT);
-		link_close(l, NULL);
-		return;
-	}
-	tell_now(l, e, added);
-}
-
+/* A change the remote behind accepted link l may be told of.  The
+ * engine's output cap drops a remote that does not read. */
 static void
 tell_now(struct flink *l, const struct reg_entry *e, bool added)
 {
@@ -307,7 +278,7 @@ tell_now(struct flink *l, const struct reg_entry *e, bool added)
 	lens[1] = strlen(w[1]);
 	lens[2] = strlen(w[2]);
 	lens[3] = d.len;
-	link_send(l, "async", w, lens, 4);
+	peer_send_async(l->peer, w, lens, 4);
 	tbuf_free(&d);
 }
 
@@ -318,11 +289,10 @@ observe(const struct reg_entry *e, bool added, void *arg)
 	struct fed *f = arg;
 	struct flink *l, *next;
 
-	/* tell() may close (and free) an accepted link. */
 	TAILQ_FOREACH_SAFE(l, &f->links, link, next)
 		if (!l->outgoing && l->watching && l->r != NULL &&
-		    exportable(f, l->r, e))
-			tell(l, e, added);
+		    l->peer != NULL && exportable(f, l->r, e))
+			tell_now(l, e, added);
 }
 
 /* ---- what a remote gives us -------------------------------------------- */
@@ -614,113 +584,193 @@ answer_lookup(struct flink *l, const char *name, struct tbuf *r)
 	return 0;
 }
 
-/* ---- messages ------------------------------------------------------------ */
+/* ---- what a remote asks of us: one row and one handler each ----------- */
 
-/* A command on a link we accepted. */
-static void
-serve(struct flink *l, int64_t serial, const struct tlist *w)
+/* Gateway/Hello NAME: who we are. */
+static int
+fed_cmd_hello(struct cmd_ctx *c)
 {
-	const struct reg_entry **v;
-	struct tbuf r, d;
-	size_t i, n, start;
-	int code = 0;
+	struct flink *l = c->peer->arg;
 
-	tbuf_init(&r);
-	if (w->n == 2 && strcmp(w->v[0].p, "Gateway/Hello") == 0) {
-		tl_append_str(&r, 0, "gateway");
-		tl_append_str(&r, 0, "commgwd");
-		tl_append_str(&r, 0, "name");
-		tl_append_str(&r, 0, l->f->self);
-		tl_append_str(&r, 0, "version");
-		tl_append_str(&r, 0, COMMREG_VERSION);
-	} else if (w->n == 1 && strcmp(w->v[0].p, "Gateway/Watch") == 0) {
-		/* The snapshot is the reply, written before any event. */
-		size_t given = 0;
-
-		v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
-		tbuf_init(&d);
-		start = r.len;
-		for (i = 0; i < n; i++) {
-			if (!exportable(l->f, l->r, v[i]))
-				continue;
-			export_dict(l->f, v[i], &d);
-			tl_append(&r, start, d.p, d.len);
-			given++;
-		}
-		tbuf_free(&d);
-		free((void *)v);
-		l->watching = true;
-		log_info("remote %s watches: %zu entries given", l->r->name,
-		    given);
-	} else if (w->n == 2 && strcmp(w->v[0].p, "Commreg/Lookup") == 0)
-		code = answer_lookup(l, w->v[1].p, &r);
-	else {
-		tbuf_printf(&r, "invalid command name \"%.64s\"",
-		    w->n > 0 ? w->v[0].p : "");
-		code = 1;
-	}
-	link_reply(l, serial, code, &r);
-	tbuf_free(&r);
+	tl_append_str(c->result, 0, "gateway");
+	tl_append_str(c->result, 0, "commgwd");
+	tl_append_str(c->result, 0, "name");
+	tl_append_str(c->result, 0, l->f->self);
+	tl_append_str(c->result, 0, "version");
+	tl_append_str(c->result, 0, COMMREG_VERSION);
+	return 0;
 }
 
-/* A reply on a link we opened. */
-static void
-replied(struct flink *l, int64_t serial, const struct tl_elem *payload)
+/* The snapshot as the remote is given it, in pieces as it reads. */
+struct fsnap {
+	struct peer_stream ps;
+	const struct fed *f;
+	const struct reg_entry **v;
+	size_t n, next;
+	struct tbuf d;
+};
+
+static bool
+fsnap_next(struct peer_stream *ps, struct tbuf *out, size_t budget)
 {
-	struct tl_elem result;
-	struct freq *q;
+	struct fsnap *sn = (struct fsnap *)ps;
+	const struct reg_entry *e;
+
+	while (sn->next < sn->n && out->len < budget) {
+		e = sn->v[sn->next++];
+		export_dict(sn->f, e, &sn->d);
+		tl_append(out, 0, sn->d.p, sn->d.len);
+		registry_entry_unref(e);
+	}
+	return sn->next == sn->n;
+}
+
+static void
+fsnap_free(struct peer_stream *ps)
+{
+	struct fsnap *sn = (struct fsnap *)ps;
+
+	while (sn->next < sn->n)
+		registry_entry_unref(sn->v[sn->next++]);
+	free(sn->v);
+	tbuf_free(&sn->d);
+	free(sn);
+}
+
+/* Gateway/Watch: the snapshot is the reply, on the wire before any
+ * event (the engine holds events back while it is written). */
+static int
+fed_cmd_watch(struct cmd_ctx *c)
+{
+	struct flink *l = c->peer->arg;
+	const struct reg_entry **v;
+	struct fsnap *sn;
+	size_t i, n;
+
+	if ((sn = calloc(1, sizeof *sn)) == NULL)
+		fatal("%s", __func__);
+	sn->ps.next = fsnap_next;
+	sn->ps.free = fsnap_free;
+	sn->f = l->f;
+	tbuf_init(&sn->d);
+	v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
+	for (i = 0; i < n; i++)
+		if (exportable(l->f, l->r, v[i])) {
+			registry_entry_ref(v[i]);
+			v[sn->n++] = v[i];
+		}
+	sn->v = v;
+	l->watching = true;
+	log_info("remote %s watches: %zu entries given", l->r->name, sn->n);
+	return peer_reply_stream(c, &sn->ps);
+}
+
+/* Commreg/Lookup NAME, from a remote. */
+static int
+fed_cmd_lookup(struct cmd_ctx *c)
+{
+	return answer_lookup(c->peer->arg, c->words->v[1].p, c->result);
+}
+
+/* Sorted by name (cmd_table_find): what a link we accepted may ask. */
+static const struct cmd_entry fed_serve_cmds[] = {
+    {"Commreg/Lookup", 1, 1, "name", fed_cmd_lookup},
+    {"Gateway/Hello", 1, 1, "name", fed_cmd_hello},
+    {"Gateway/Watch", 0, 0, "", fed_cmd_watch},
+};
+
+static const struct cmd_entry *
+fed_serve_find(const char *name, size_t len)
+{
+	return cmd_table_find(fed_serve_cmds,
+	    sizeof fed_serve_cmds / sizeof fed_serve_cmds[0], name, len);
+}
+
+/* Gateway/Event TAG add|remove ENTRY: on a link we opened. */
+static int
+fed_cmd_event(struct cmd_ctx *c)
+{
+	struct flink *l = c->peer->arg;
+	const struct tlist *w = c->words;
+
+	if (l->state != FL_READY)
+		return 0; /* before the snapshot: it will carry it */
+	if (strcmp(w->v[2].p, "add") == 0)
+		learn(l, &w->v[3]);
+	else if (strcmp(w->v[2].p, "remove") == 0)
+		unlearn(l, &w->v[3]);
+	else {
+		tbuf_printf(c->result, "bad event \"%.20s\"", w->v[2].p);
+		return 1;
+	}
+	server_flush(&l->f->g->srv);
+	return 0;
+}
+
+static const struct cmd_entry fed_link_cmds[] = {
+    {"Gateway/Event", 3, 3, "tag add|remove entry", fed_cmd_event},
+};
+
+static const struct cmd_entry *
+fed_link_find(const char *name, size_t len)
+{
+	return cmd_table_find(fed_link_cmds,
+	    sizeof fed_link_cmds / sizeof fed_link_cmds[0], name, len);
+}
+
+/* ---- what a remote answers us ------------------------------------------- */
+
+static void link_close(struct flink *, const char *why);
+
+/* The engine's answer to a request of ours: the remote's (0 or 1), or
+ * none (-1: the deadline passed; a lost link takes its requests itself). */
+static void
+fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
+{
+	struct freq *q = arg;
+	struct flink *l = q->l;
+	struct tlist snap;
 	const char *why;
-	int code;
 	size_t i;
 
-	TAILQ_FOREACH(q, &l->reqs, link)
-		if (q->serial == serial)
-			break;
-	if (q == NULL)
-		return;
 	TAILQ_REMOVE(&l->reqs, q, link);
-	if (tlist_parse(&l->words, payload->p, payload->len, &why) == -1 ||
-	    comm_parse_return(&l->words, &code, &result) == -1) {
-		free(q);
-		link_close(l, "malformed reply");
-		return;
-	}
 	switch (q->kind) {
 	case FQ_HELLO:
-		if (code != 0) {
-			free(q);
-			link_close(l, "it did not greet us as a gateway");
-			return;
-		}
+		if (code != 0)
+			peer_fail(p, "%s",
+			    code == -1 ? "no answer to Gateway/Hello"
+			               : "it did not greet us as a "
+			                 "gateway");
 		break;
 	case FQ_WATCH:
 		if (code != 0) {
-			free(q);
-			link_close(l, "it refused our watch");
-			return;
+			peer_fail(p, "%s",
+			    code == -1 ? "no answer to Gateway/Watch"
+			               : "it refused our watch");
+			break;
 		}
-		/* Linked: idle links are normal from now on. */
-		bufferevent_set_timeouts(l->bev, NULL, NULL);
-		if (tlist_parse(&l->frags, result.p, result.len, &why) != 0)
-			l->frags.n = 0;
+		tlist_init(&snap);
+		if (tlist_parse(&snap, res, len, &why) != 0)
+			snap.n = 0;
 		if (l->state == FL_READY)
 			/* Asked again because another link went: keep what
 			 * is still offered, take what we now lack. */
-			drop_unoffered(l, &l->frags);
+			drop_unoffered(l, &snap);
 		else
 			forget_all(l); /* a fresh snapshot replaces what was */
 		l->state = FL_READY;
 		l->attempt = 0;
-		for (i = 0; i < l->frags.n; i++)
-			learn(l, &l->frags.v[i]);
+		for (i = 0; i < snap.n; i++)
+			learn(l, &snap.v[i]);
 		log_info("remote %s: linked, %zu entries offered", l->r->name,
-		    l->frags.n);
+		    snap.n);
+		tlist_free(&snap);
 		server_flush(&l->f->g->srv);
 		break;
 	case FQ_LOOKUP:
 		q->lk->outstanding--;
 		if (code == 0)
-			lookup_answer(q->lk, 0, result.p, result.len);
+			lookup_answer(q->lk, 0, res, len);
 		else if (q->lk->outstanding == 0)
 			lookup_answer(q->lk, 1, NULL, 0);
 		lookup_done(q->lk);
@@ -729,115 +779,42 @@ replied(struct flink *l, int64_t serial, const struct tl_elem *payload)
 	free(q);
 }
 
+/* The engine lets go of a link's peer: the link is over. */
 static void
-event_msg(struct flink *l, const struct tl_elem *payload)
+fed_gone(struct peer *p, const char *why)
 {
-	if (comm_payload_command(payload->p, payload->len, &l->frags,
-	        &l->scratch, &l->words, &l->err) == -1 ||
-	    l->words.n != 4 || strcmp(l->words.v[0].p, "Gateway/Event") != 0)
-		return;
-	if (strcmp(l->words.v[2].p, "add") == 0)
-		learn(l, &l->words.v[3]);
-	else
-		unlearn(l, &l->words.v[3]);
-	server_flush(&l->f->g->srv);
+	struct flink *l = p->arg;
+
+	/* Its requests are the engine's until the peer is freed: take them
+	 * back now, or the engine would answer them after us. */
+	link_reqs_drop(l);
+	l->peer = NULL;
+	link_close(l, why != NULL ? why : "closed");
 }
 
+/* After the TLS set-up, an error of the link is still OpenSSL's to tell
+ * (a certificate refused by a TLS 1.3 server after our handshake). */
 static void
-message(struct flink *l)
+fed_bev_error(struct peer *p, short what, char *buf, size_t len)
 {
-	const struct tlist *m = &l->msg;
-	int64_t serial;
-	char *end;
-
-	if (m->n != 3)
-		return;
-	serial = strtoll(m->v[1].p, &end, 10);
-	if (strcmp(m->v[0].p, "reply") == 0 && l->outgoing)
-		replied(l, serial, &m->v[2]);
-	else if (strcmp(m->v[0].p, "async") == 0 && l->outgoing)
-		event_msg(l, &m->v[2]);
-	else if (strcmp(m->v[0].p, "send") == 0 && !l->outgoing) {
-		struct tlist *w = &l->words;
-
-		if (comm_payload_command(m->v[2].p, m->v[2].len, &l->frags,
-		        &l->scratch, w, &l->err) == -1) {
-			tbuf_reset(&l->scratch);
-			tbuf_add(&l->scratch, l->err.p, l->err.len);
-			link_reply(l, serial, 1, &l->scratch);
-			return;
-		}
-		serve(l, serial, w);
-	}
+	tls_reason(p->bev, what, buf, len);
 }
 
-/* The handshake line: {3 2} PORT from who opened, {vers 3} back. */
-static void
-handshake(struct flink *l)
-{
-	const char *w[2] = {"Gateway/Hello", l->f->self};
-	const char *ww[1] = {"Gateway/Watch"};
+static const struct peer_ops fed_serve_ops = {.find = fed_serve_find,
+    .gone = fed_gone,
+    .bev_error = fed_bev_error};
+static const struct peer_ops fed_link_ops = {.find = fed_link_find,
+    .gone = fed_gone,
+    .bev_error = fed_bev_error};
 
-	if (l->outgoing) {
-		if (l->msg.n != 2 || strcmp(l->msg.v[0].p, "vers") != 0 ||
-		    strcmp(l->msg.v[1].p, "3") != 0) {
-			link_close(l, "no comm handshake");
-			return;
-		}
-		l->state = FL_HELLO;
-		send_req(l, FQ_HELLO, w, 2, NULL);
-		send_req(l, FQ_WATCH, ww, 1, NULL);
-		return;
-	}
-	tbuf_reset(&l->out);
-	comm_format_vers(&l->out, 3);
-	link_write(l, &l->out);
-	l->state = FL_READY;
-	bufferevent_set_timeouts(l->bev, NULL, NULL);
-}
-
-static void
-read_cb(struct bufferevent *bev, void *arg)
-{
-	struct flink *l = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	enum comm_frame_status st;
-	const char *err = NULL;
-	size_t len, used;
-	char *buf;
-
-	while ((len = evbuffer_get_length(in)) > 0) {
-		buf = (char *)evbuffer_pullup(in, -1);
-		/* The offer {3 2} PORT is a line; {vers 3} back is a
-		 * message like any other. */
-		if (!l->outgoing && l->state == FL_CONNECTING)
-			st = comm_frame_line(&l->fr, buf, len, &used, &l->msg,
-			    &err);
-		else
-			st = comm_frame_next(&l->fr, buf, len, &used, &l->msg,
-			    &err);
-		if (st == COMM_FRAME_MORE)
-			return;
-		if (st == COMM_FRAME_ERROR) {
-			link_close(l, err != NULL ? err : "framing error");
-			return;
-		}
-		evbuffer_drain(in, used);
-		if (l->state == FL_HANDSHAKE ||
-		    (!l->outgoing && l->state == FL_CONNECTING))
-			handshake(l);
-		else
-			message(l);
-		if (l->bev == NULL)
-			return; /* closed meanwhile */
-	}
-}
+/* ---- TLS ------------------------------------------------------------------
+ */
 
 /* Why a TLS link failed, as OpenSSL says it. */
 static void
-tls_reason(struct flink *l, short what, char *buf, size_t len)
+tls_reason(struct bufferevent *bev, short what, char *buf, size_t len)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	unsigned long e;
 	long vr;
 	size_t off = 0;
@@ -847,7 +824,7 @@ tls_reason(struct flink *l, short what, char *buf, size_t len)
 	 * OpenSSL calls it an unexpected EOF. */
 	if ((what & BEV_EVENT_EOF) && ssl != NULL &&
 	    SSL_is_init_finished(ssl)) {
-		while (bufferevent_get_openssl_error(l->bev) != 0)
+		while (bufferevent_get_openssl_error(bev) != 0)
 			;
 		snprintf(buf, len, "closed by the other end");
 		return;
@@ -856,8 +833,7 @@ tls_reason(struct flink *l, short what, char *buf, size_t len)
 		off += (size_t)snprintf(buf, len,
 		    "certificate verify failed: %s; ",
 		    X509_verify_cert_error_string(vr));
-	while (
-	    (e = bufferevent_get_openssl_error(l->bev)) != 0 && off < len - 1) {
+	while ((e = bufferevent_get_openssl_error(bev)) != 0 && off < len - 1) {
 		char one[256];
 
 		/* Library 0 carries system errno values, said below. */
@@ -898,20 +874,34 @@ identify(struct flink *l)
 	return r;
 }
 
+/* TLS is up: from here on the engine speaks on the connection. */
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+tls_up(struct flink *l)
+{
+	const char *w[2] = {"Gateway/Hello", l->f->self};
+	const char *ww[1] = {"Gateway/Watch"};
+	struct bufferevent *bev = l->bev;
+
+	evtimer_del(l->deadline);
+	l->bev = NULL;
+	l->peer = peer_new_bev(&l->f->g->srv.eng, bev, !l->outgoing, l->addr,
+	    &l->f->lim, l->outgoing ? &fed_link_ops : &fed_serve_ops, l);
+	if (!l->outgoing)
+		return;
+	l->state = FL_HELLO;
+	send_req(l, FQ_HELLO, w, 2, NULL);
+	send_req(l, FQ_WATCH, ww, 1, NULL);
+}
+
+static void
+tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct flink *l = arg;
 	char why[600];
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (l->outgoing) {
-			tbuf_reset(&l->out);
-			comm_format_hello(&l->out, 0);
-			link_write(l, &l->out);
-			l->state = FL_HANDSHAKE;
-			/* The handshake timeouts stay until the watch is
-			 * answered: a peer that hangs is tried again. */
+			tls_up(l);
 			return;
 		}
 		if ((l->r = identify(l)) == NULL) {
@@ -925,19 +915,34 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 				    NID_commonName, cn, (int)sizeof cn);
 				X509_free(pc);
 			}
-			log_warnx("refused link from %s: its certificate "
-			          "(CN %s) names no [remote] of ours",
+			log_limited(l->addr,
+			    "refused link from %s: its certificate "
+			    "(CN %s) names no [remote] of ours",
 			    l->addr, cn);
 			link_close(l, NULL);
 			return;
 		}
 		log_info("link from %s: remote %s", l->addr, l->r->name);
+		tls_up(l);
 		return;
 	}
-	tls_reason(l, what, why, sizeof why);
-	if (!l->outgoing && l->r == NULL)
-		log_warnx("refused link from %s: %s", l->addr, why);
-	link_close(l, why);
+	tls_reason(l->bev, what, why, sizeof why);
+	if (!l->outgoing)
+		log_limited(l->addr, "refused link from %s: %s", l->addr, why);
+	link_close(l, l->outgoing ? why : NULL);
+}
+
+/* The TLS set-up as a whole, however slowly its bytes come. */
+static void
+tls_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct flink *l = arg;
+
+	if (!l->outgoing)
+		log_limited(l->addr,
+		    "refused link from %s: TLS not set up within %d s", l->addr,
+		    FED_HANDSHAKE_S);
+	link_close(l, l->outgoing ? "TLS not set up in time" : NULL);
 }
 
 /* ---- life of a link ------------------------------------------------------ */
@@ -952,17 +957,13 @@ link_new(struct fed *f, const struct gwconf_remote *r, bool outgoing)
 	l->f = f;
 	l->r = r;
 	l->outgoing = outgoing;
-	comm_framer_init(&l->fr, FED_MAX_MESSAGE);
-	tlist_init(&l->msg);
-	tlist_init(&l->frags);
-	tlist_init(&l->words);
-	tbuf_init(&l->scratch);
-	tbuf_init(&l->err);
-	tbuf_init(&l->out);
-	tbuf_init(&l->payload);
 	TAILQ_INIT(&l->reqs);
 	TAILQ_INIT(&l->learned);
+	if ((l->deadline = evtimer_new(f->g->base, tls_deadline_cb, l)) == NULL)
+		fatalx("event_new failed");
 	TAILQ_INSERT_TAIL(&f->links, l, link);
+	if (!outgoing)
+		f->accepted++;
 	return l;
 }
 
@@ -970,15 +971,11 @@ static void
 link_free(struct flink *l)
 {
 	TAILQ_REMOVE(&l->f->links, l, link);
+	if (!l->outgoing)
+		l->f->accepted--;
 	if (l->retry != NULL)
 		event_free(l->retry);
-	tlist_free(&l->msg);
-	tlist_free(&l->frags);
-	tlist_free(&l->words);
-	tbuf_free(&l->scratch);
-	tbuf_free(&l->err);
-	tbuf_free(&l->out);
-	tbuf_free(&l->payload);
+	event_free(l->deadline);
 	free(l);
 }
 
@@ -988,21 +985,16 @@ retry_cb(evutil_socket_t fd, short ev, void *arg)
 	link_open(arg);
 }
 
-/* The link is over: what it gave goes, what waits on it is answered,
- * and a link of ours is tried again later. */
+/* What waits on a link is answered: lookups count it as a miss. */
 static void
-link_close(struct flink *l, const char *why)
+link_reqs_drop(struct flink *l)
 {
 	struct freq *q;
-	struct timeval tv;
-	int ms;
 
-	if (l->bev != NULL) {
-		bufferevent_free(l->bev);
-		l->bev = NULL;
-	}
 	while ((q = TAILQ_FIRST(&l->reqs)) != NULL) {
 		TAILQ_REMOVE(&l->reqs, q, link);
+		if (l->peer != NULL)
+			peer_request_cancel(q->req);
 		if (q->kind == FQ_LOOKUP) {
 			q->lk->outstanding--;
 			if (q->lk->outstanding == 0)
@@ -1011,6 +1003,30 @@ link_close(struct flink *l, const char *why)
 		}
 		free(q);
 	}
+}
+
+/* The link is over (its peer gone, or TLS never came up): what it gave
+ * goes, what waits on it is answered, and a link of ours is tried again
+ * later. */
+static void
+link_close(struct flink *l, const char *why)
+{
+	struct timeval tv;
+	int ms;
+
+	evtimer_del(l->deadline);
+	if (l->bev != NULL) {
+		bufferevent_free(l->bev);
+		l->bev = NULL;
+	}
+	if (l->peer != NULL) {
+		/* Closed by us: the engine frees it later, without us. */
+		l->peer->ops = NULL;
+		l->peer->arg = NULL;
+		peer_close(l->peer);
+		l->peer = NULL;
+	}
+	link_reqs_drop(l);
 	if (!l->outgoing) {
 		if (l->r != NULL && why != NULL)
 			log_info("remote %s: link from %s closed: %s",
@@ -1026,7 +1042,6 @@ link_close(struct flink *l, const char *why)
 		resync_others(l);
 	}
 	l->state = FL_CONNECTING;
-	comm_framer_init(&l->fr, FED_MAX_MESSAGE);
 	ms = FED_RETRY_MIN_MS << (l->attempt < 6 ? l->attempt : 6);
 	if (ms > FED_RETRY_MAX_MS)
 		ms = FED_RETRY_MAX_MS;
@@ -1099,9 +1114,9 @@ link_open(struct flink *l)
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (l->bev == NULL)
 		fatalx("bufferevent_openssl_socket_new failed");
-	bufferevent_setcb(l->bev, read_cb, NULL, event_cb, l);
-	bufferevent_set_timeouts(l->bev, &tv, &tv);
+	bufferevent_setcb(l->bev, NULL, NULL, tls_event_cb, l);
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+	evtimer_add(l->deadline, &tv);
 	l->state = FL_CONNECTING;
 	if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss,
 	        (int)sl) == -1) {
@@ -1117,15 +1132,24 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 {
 	struct fed *f = arg;
 	struct timeval tv = {FED_HANDSHAKE_S, 0};
-	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	char host[NI_MAXHOST], serv[NI_MAXSERV], addr[96] = "?";
 	struct flink *l;
 	SSL *ssl;
 
-	tune_socket(fd);
-	l = link_new(f, NULL, false);
 	if (getnameinfo(sa, (socklen_t)salen, host, sizeof host, serv,
 	        sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		snprintf(l->addr, sizeof l->addr, "%.64s:%.16s", host, serv);
+		snprintf(addr, sizeof addr, "%.64s:%.16s", host, serv);
+	if (f->accepted >= FED_MAX_ACCEPTED) {
+		log_limited("too many links",
+		    "refused link from %s: already %zu links from others "
+		    "(limit)",
+		    addr, f->accepted);
+		close(fd);
+		return;
+	}
+	tune_socket(fd);
+	l = link_new(f, NULL, false);
+	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	if ((ssl = SSL_new(f->ctx)) == NULL)
 		fatalx("SSL_new failed");
 	l->bev = bufferevent_openssl_socket_new(f->g->base, fd, ssl,
@@ -1136,9 +1160,9 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 		link_free(l);
 		return;
 	}
-	bufferevent_setcb(l->bev, read_cb, NULL, event_cb, l);
-	bufferevent_set_timeouts(l->bev, &tv, &tv);
+	bufferevent_setcb(l->bev, NULL, NULL, tls_event_cb, l);
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+	evtimer_add(l->deadline, &tv);
 }
 
 /* ---- setting up -------------------------------------------------------- */
@@ -1239,6 +1263,11 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 		fatal("%s", __func__);
 	f->g = g;
 	TAILQ_INIT(&f->links);
+	/* The gateway's own limits, with room for a large snapshot. */
+	f->lim = g->srv.lim;
+	f->lim.max_message = FED_MAX_MESSAGE;
+	f->lim.partial_ms = FED_PARTIAL_MS;
+	f->lim.handshake_ms = FED_HANDSHAKE_S * 1000;
 	if (old != NULL && old->ctx != NULL &&
 	    same(old->cert, c->certificate) && same(old->key, c->key) &&
 	    same(old->ca, c->ca)) {
@@ -1330,34 +1359,34 @@ void
 fed_stop_links(struct fed *f)
 {
 	struct flink *l;
-	struct freq *q;
 	struct reg_entry *e;
+	struct bufferevent *bev;
 
 	registry_unobserve(f->g->srv.reg, f);
 	while ((l = TAILQ_FIRST(&f->links)) != NULL) {
-		if (l->bev != NULL) {
-			SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
+		bev = l->peer != NULL ? l->peer->bev : l->bev;
+		if (bev != NULL) {
+			SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
 			/* Say goodbye (close_notify), so the other end logs a
 			 * close, not an unexpected EOF.  One small write on a
 			 * nonblocking socket: never waits. */
 			if (ssl != NULL && SSL_is_init_finished(ssl))
 				SSL_shutdown(ssl);
+		}
+		if (l->bev != NULL) {
 			bufferevent_free(l->bev);
 			l->bev = NULL;
 		}
+		link_reqs_drop(l);
+		if (l->peer != NULL) {
+			l->peer->ops = NULL;
+			l->peer->arg = NULL;
+			peer_close(l->peer);
+			l->peer = NULL;
+		}
 		while ((e = TAILQ_FIRST(&l->learned)) != NULL)
 			registry_remove(f->g->srv.reg, e, &l->learned);
-		while ((q = TAILQ_FIRST(&l->reqs)) != NULL) {
-			TAILQ_REMOVE(&l->reqs, q, link);
-			if (q->kind == FQ_LOOKUP) {
-				q->lk->outstanding--;
-				if (q->lk->outstanding == 0)
-					lookup_answer(q->lk, 1, NULL, 0);
-				lookup_done(q->lk);
-			}
-			free(q);
-		}
 		link_free(l);
 	}
 }

@@ -420,7 +420,7 @@ gw_gone(struct peer *p, const char *reason)
 	schedule_retry(gw);
 }
 
-static const struct peer_ops gw_peer_ops = {gw_find, NULL, gw_gone};
+static const struct peer_ops gw_peer_ops = {.find = gw_find, .gone = gw_gone};
 
 static void
 connected(struct gwlink *gw, int fd)
