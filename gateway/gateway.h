@@ -47,6 +47,9 @@ struct gateway {
 	struct fed *fed; /* links with other gateways, or NULL */
 	char host[256];
 	uint64_t admitted, refused_regs, withdrawn;
+	/* The rule that allowed the registration being added, for its log
+	 * line (gw_admit_entry to gw_entry_added, one command). */
+	const struct gwconf_rule *last_rule;
 };
 
 struct fed;

@@ -165,23 +165,6 @@ gw_hello(struct cmd_ctx *c)
 	return CMD_OK;
 }
 
-/* "foo #3" -> base length and serial 3; "foo" -> 1. */
-static size_t
-split_serial(const char *name, size_t len, int *serial)
-{
-	size_t j = len;
-
-	while (j > 0 && name[j - 1] >= '0' && name[j - 1] <= '9')
-		j--;
-	if (j < len && j >= 2 && name[j - 1] == '#' && name[j - 2] == ' ' &&
-	    len - j < 8) {
-		*serial = atoi(name + j);
-		return j - 2;
-	}
-	*serial = 1;
-	return len;
-}
-
 static void
 full_name(struct tbuf *b, const char *name, size_t len, const char *user)
 {
@@ -191,178 +174,127 @@ full_name(struct tbuf *b, const char *name, size_t len, const char *user)
 	tbuf_adds(b, user);
 }
 
+/* The table's key for what a user registry calls NAME: NAME@USER. */
+static void
+gw_entry_key(struct cmd_ctx *c, const char *name, size_t len, struct tbuf *key)
+{
+	struct gw_user *u = c->peer->data;
+
+	full_name(key, name, len, u->name);
+}
+
+/*
+ * Admission, the gateway's part of Commreg/Register (the registry's
+ * rules, in handlers.c, passed first): the scope is the gateway's, the
+ * policy allows it, and the port is a listening socket of the user's.
+ * The entry is kept as NAME@USER, its serial the user registry's.
+ */
 static int
-gw_register(struct cmd_ctx *c)
+gw_admit_entry(struct cmd_ctx *c, const struct reg_request *r,
+    struct reg_add *a)
 {
 	struct gateway *g = gw_of(c->srv);
-	const struct tlist *w = c->words;
 	struct peer *p = c->peer;
 	struct gw_user *u = p->data;
 	struct policy_req req;
 	struct policy_verdict v;
-	struct reg_add a;
 	struct reg_entry *e;
-	struct tbuf full, data;
-	const char *scope = "host", *host = "localhost", *d = NULL;
-	char err[300], *end;
-	size_t i, baselen;
-	long port, pid = 0;
-	int serial, rc = CMD_ERROR;
+	static __thread struct tbuf full, data;
+	const char *scope = r->scope != NULL ? r->scope->p : "host";
+	char err[300];
+	size_t baselen;
+	int serial;
 
-	port = strtol(w->v[2].p, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535) {
-		tbuf_printf(c->result,
-		    "expected a port number 1-65535 but got \"%.32s\"",
-		    w->v[2].p);
-		return CMD_ERROR;
-	}
-	if ((w->n - 3) % 2 != 0) {
-		tbuf_printf(c->result, "value for \"%.32s\" missing",
-		    w->v[w->n - 1].p);
-		return CMD_ERROR;
-	}
-	for (i = 3; i + 1 < w->n; i += 2) {
-		const char *o = w->v[i].p, *val = w->v[i + 1].p;
-
-		if (strcmp(o, "-scope") == 0)
-			scope = val;
-		else if (strcmp(o, "-host") == 0)
-			host = val;
-		else if (strcmp(o, "-data") == 0)
-			d = val;
-		else if (strcmp(o, "-pid") == 0)
-			pid = strtol(val, NULL, 10);
-		else {
-			tbuf_printf(c->result,
-			    "bad option \"%.32s\": must be -data, -host, -pid "
-			    "or -scope",
-			    o);
-			return CMD_ERROR;
-		}
-	}
 	memset(&req, 0, sizeof req);
 	if (strcmp(scope, "host") == 0)
 		req.scope = GWCONF_SCOPE_HOST;
 	else if (strcmp(scope, "global") == 0)
 		req.scope = GWCONF_SCOPE_GLOBAL;
 	else {
-		tbuf_printf(c->result,
-		    "scope \"%.32s\" is not the gateway's: host or global",
-		    scope);
+		tbuf_adds(c->result, "scope ");
+		tbuf_add_quoted(c->result, scope, strlen(scope));
+		tbuf_adds(c->result, " is not the gateway's: host or global");
 		return CMD_ERROR;
 	}
-	if (strlen(host) > 255 || strpbrk(host, " \t\r\n{}\"\\") != NULL) {
-		tbuf_adds(c->result, "bad host name");
-		return CMD_ERROR;
-	}
-	baselen = split_serial(w->v[1].p, w->v[1].len, &serial);
-	tbuf_init(&full);
-	tbuf_init(&data);
-	tbuf_add(&full, w->v[1].p, baselen);
+	baselen = registry_split_serial(r->name, r->namelen, &serial);
+	tbuf_reset(&full);
+	tbuf_add(&full, r->name, baselen);
 	if (registry_check_name(full.p, full.len, false, c->result) == -1)
-		goto out;
-
+		return CMD_ERROR;
 	req.uid = p->uid;
 	req.gid = p->gid;
 	req.groups = u->groups;
 	req.ngroups = u->ngroups;
 	req.name = full.p;
-	req.port = (int)port;
+	req.port = r->port;
 	req.entries = u->entries;
 	policy_admit(g->conf, &req, &v);
 	if (!v.allow) {
-		log_info("refused \"%s\" port %ld scope %s for %s: %s",
-		    w->v[1].p, port, scope, u->name, v.why);
+		log_info("refused \"%s\" port %d scope %s for %s: %s", r->name,
+		    r->port, scope, u->name, v.why);
 		tbuf_adds(c->result, v.why);
 		g->refused_regs++;
-		goto out;
+		return CMD_ERROR;
 	}
 	/* Whatever the rules say: the port must be this user's. */
-	if (portowner_check((int)port, p->uid, err, sizeof err) == -1) {
-		log_info("refused \"%s\" port %ld for %s: %s", w->v[1].p, port,
+	if (portowner_check(r->port, p->uid, err, sizeof err) == -1) {
+		log_info("refused \"%s\" port %d for %s: %s", r->name, r->port,
 		    u->name, err);
 		tbuf_printf(c->result,
 		    "refused: the port must be a listening TCP socket of "
 		    "uid %lu: %s",
 		    (unsigned long)p->uid, err);
 		g->refused_regs++;
-		goto out;
+		return CMD_ERROR;
 	}
-
-	full_name(&full, w->v[1].p, w->v[1].len, u->name);
+	full_name(&full, r->name, r->namelen, u->name);
 	/* The same offer again on the same link (a user registry that
 	 * republishes what it sent while greeting us): already granted. */
 	e = registry_find(c->srv->reg, full.p, full.len);
-	if (e != NULL && e->owner == p && e->port == (int)port) {
+	if (e != NULL && e->owner == p && e->port == r->port) {
 		tbuf_reset(c->result);
-		tbuf_add(c->result, w->v[1].p, w->v[1].len);
-		rc = CMD_OK;
-		goto out;
+		tbuf_add(c->result, r->name, r->namelen);
+		return CMD_OK;
 	}
-	if (d != NULL)
-		tbuf_adds(&data, d);
+	tbuf_reset(&data);
+	if (r->data != NULL)
+		tbuf_add(&data, r->data, r->datalen);
 	else {
-		tl_append_int(&data, 0, port);
-		tl_append_str(&data, 0, host);
+		tl_append_int(&data, 0, r->port);
+		tl_append_str(&data, 0, r->host);
 	}
-	memset(&a, 0, sizeof a);
-	a.copy = true;
-	a.name = full.p;
-	a.namelen = full.len;
-	a.base = w->v[1].p;
-	a.baselen = baselen;
-	a.want_serial = serial;
-	a.port = (int)port;
-	a.host = host;
-	a.data = data.p;
-	a.datalen = data.len;
-	a.scope = req.scope == GWCONF_SCOPE_GLOBAL ? REG_SCOPE_GLOBAL
-	                                           : REG_SCOPE_HOST;
-	a.uid = p->uid;
-	a.pid = pid > 0 ? (pid_t)pid : p->pid;
-	if (p->nentries >= c->srv->o.max_names) {
-		tbuf_printf(c->result,
-		    "too many names on this connection "
-		    "(limit %zu)",
-		    c->srv->o.max_names);
-		goto out;
-	}
-	if ((e = registry_add(c->srv->reg, &a, p, &p->entries, c->result)) ==
-	    NULL)
-		goto out;
-	p->nentries++;
-	g->admitted++;
-	log_info("admitted \"%s\" port %ld scope %s%s%s", e->name, port, scope,
-	    v.rule != NULL ? " by rule " : "",
-	    v.rule != NULL ? v.rule->name : "");
-	tbuf_reset(c->result);
-	tbuf_add(c->result, w->v[1].p, w->v[1].len);
-	rc = CMD_OK;
-out:
-	tbuf_free(&full);
-	tbuf_free(&data);
-	return rc;
+	a->copy = true;
+	a->name = full.p;
+	a->namelen = full.len;
+	a->baselen = baselen;
+	a->want_serial = serial;
+	a->data = data.p;
+	a->datalen = data.len;
+	a->scope = req.scope == GWCONF_SCOPE_GLOBAL ? REG_SCOPE_GLOBAL
+	                                            : REG_SCOPE_HOST;
+	/* A pid the user registry passes on is its application's claim;
+	 * without one, the kernel's word for the link's. */
+	if (a->pid == 0)
+		a->pid = p->pid;
+	g->last_rule = v.rule;
+	return -1;
 }
 
+/* Admitted: logged, and the name the user registry sent is the reply. */
 static int
-gw_unregister(struct cmd_ctx *c)
+gw_entry_added(struct cmd_ctx *c, const struct reg_request *r,
+    struct reg_entry *e)
 {
-	struct peer *p = c->peer;
-	struct gw_user *u = p->data;
-	struct reg_entry *e;
-	struct tbuf full;
+	struct gateway *g = gw_of(c->srv);
 
-	tbuf_init(&full);
-	full_name(&full, c->words->v[1].p, c->words->v[1].len, u->name);
-	e = registry_find(c->srv->reg, full.p, full.len);
-	tbuf_free(&full);
-	if (e == NULL || e->owner != p) {
-		tbuf_printf(c->result, "\"%.255s\" is not registered here",
-		    c->words->v[1].p);
-		return CMD_ERROR;
-	}
-	registry_remove(c->srv->reg, e, &p->entries);
-	p->nentries--;
+	g->admitted++;
+	log_info("admitted \"%s\" port %d scope %s%s%s", e->name, e->port,
+	    registry_scope_name(e->scope),
+	    g->last_rule != NULL ? " by rule " : "",
+	    g->last_rule != NULL ? g->last_rule->name : "");
+	g->last_rule = NULL;
+	tbuf_reset(c->result);
+	tbuf_add(c->result, r->name, r->namelen);
 	return CMD_OK;
 }
 
@@ -430,8 +362,9 @@ gw_lookup(struct cmd_ctx *c)
 
 static const struct cmd_entry gw_table[] = {
     {"Commreg/Hello", 0, 1, "?clientversion?", gw_hello},
-    {"Commreg/Register", 2, -1, "name port ?-option value ...?", gw_register},
-    {"Commreg/Unregister", 1, 1, "name", gw_unregister},
+    {"Commreg/Register", 2, -1, "name port ?-option value ...?",
+        handlers_register},
+    {"Commreg/Unregister", 1, 1, "name", handlers_unregister},
     {"Commreg/Lookup", 1, 1, "name", gw_lookup},
     {"Commreg/List", 0, 1, "?pattern?", handlers_list},
     {"Commreg/Watch", 2, 2, "tag pattern", handlers_watch},
@@ -457,6 +390,9 @@ static const struct server_ops gw_ops = {
     .admit = gw_admit,
     .notify = NULL, /* watchers are told as by a user registry */
     .gone = gw_gone,
+    .admit_entry = gw_admit_entry,
+    .entry_added = gw_entry_added,
+    .entry_key = gw_entry_key,
 };
 
 /* ---- reload ------------------------------------------------------------ */

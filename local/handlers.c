@@ -3,7 +3,9 @@
  * Search/Continuous (docs/protocol.md §3) and the Commreg/1 extension
  * (§4).  One handler and one table row per command.
  */
+#include <errno.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,105 +299,150 @@ scope_check(struct server *s, const struct tl_elem *val, enum reg_scope *scope,
 	return 0;
 }
 
-static int
-cmd_register(struct cmd_ctx *c)
+int
+handlers_register_parse(const struct tlist *w, struct reg_request *r,
+    struct tbuf *err)
 {
-	const struct tlist *w = c->words;
-	struct peer *p = c->peer;
-	struct reg_add a;
-	struct reg_entry *e;
 	size_t i;
 	char *end;
 	long v;
 
-	if (p->nentries >= c->srv->o.max_names)
-		return error_too_many(c, "names", c->srv->o.max_names);
-	memset(&a, 0, sizeof a);
-	a.base = w->v[1].p;
-	a.baselen = w->v[1].len;
-	a.host = "localhost";
-	a.uid = p->uid;
-	a.scope = c->srv->scope;
-	if (parse_port(&w->v[2], &a.port, c->result) == -1)
-		return 1;
+	memset(r, 0, sizeof *r);
+	r->name = w->v[1].p;
+	r->namelen = w->v[1].len;
+	r->host = "localhost";
+	if (parse_port(&w->v[2], &r->port, err) == -1)
+		return -1;
 	if ((w->n - 3) % 2 != 0) {
-		tbuf_printf(c->result, "value for \"%s\" missing",
-		    w->v[w->n - 1].p);
-		return 1;
+		tbuf_adds(err, "value for ");
+		tbuf_add_quoted(err, w->v[w->n - 1].p, w->v[w->n - 1].len);
+		tbuf_adds(err, " missing");
+		return -1;
 	}
 	for (i = 3; i + 1 < w->n; i += 2) {
 		const struct tl_elem *o = &w->v[i], *val = &w->v[i + 1];
 
 		if (arg_is(o, "-host"))
-			a.host = val->p;
+			r->host = val->p;
 		else if (arg_is(o, "-data")) {
-			a.data = val->p;
-			a.datalen = val->len;
-		} else if (arg_is(o, "-scope")) {
-			if (scope_check(c->srv, val, &a.scope, c->result) == -1)
-				return 1;
-		} else if (arg_is(o, "-serial")) {
+			r->data = val->p;
+			r->datalen = val->len;
+		} else if (arg_is(o, "-scope"))
+			r->scope = val;
+		else if (arg_is(o, "-serial")) {
 			v = strtol(val->p, &end, 10);
 			if (end == val->p || *end != '\0' || v < 1 ||
 			    v > 1000000) {
-				tbuf_printf(c->result, "bad serial \"%.32s\"",
-				    val->p);
-				return 1;
+				tbuf_adds(err, "bad serial ");
+				tbuf_add_quoted(err, val->p, val->len);
+				return -1;
 			}
-			a.want_serial = (int)v;
+			r->serial = (int)v;
 		} else if (arg_is(o, "-pid")) {
+			errno = 0;
 			v = strtol(val->p, &end, 10);
-			if (end == val->p || *end != '\0' || v < 1) {
-				tbuf_printf(c->result, "bad pid \"%.32s\"",
-				    val->p);
-				return 1;
+			if (end == val->p || *end != '\0' || errno != 0 ||
+			    v < 1 || v > INT32_MAX) {
+				tbuf_adds(err, "bad pid ");
+				tbuf_add_quoted(err, val->p, val->len);
+				return -1;
 			}
-			a.pid = (pid_t)v;
+			r->pid = (pid_t)v;
 		} else {
-			tbuf_printf(c->result,
-			    "bad option \"%.64s\": must be "
-			    "-data, -host, -pid, -scope or -serial",
-			    o->p);
-			return 1;
+			tbuf_adds(err, "bad option ");
+			tbuf_add_quoted(err, o->p, o->len);
+			tbuf_adds(err,
+			    ": must be -data, -host, -pid, -scope or "
+			    "-serial");
+			return -1;
 		}
 	}
-	if (strlen(a.host) > 255 || strpbrk(a.host, " \t\r\n{}\"\\") != NULL) {
-		tbuf_adds(c->result, "bad host name");
-		return 1;
+	if (strlen(r->host) > 255 ||
+	    strpbrk(r->host, " \t\r\n{}\"\\") != NULL) {
+		tbuf_adds(err, "bad host name");
+		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Commreg/Register, for every kind of server: the registry's own checks
+ * here; the kind's admission (a host gateway's policy and port check)
+ * as a hook.
+ */
+static int
+cmd_register(struct cmd_ctx *c)
+{
+	const struct server_ops *ops = c->srv->ops;
+	struct peer *p = c->peer;
+	struct reg_request r;
+	struct reg_add a;
+	struct reg_entry *e;
+	int rc;
+
+	if (p->nentries >= c->srv->o.max_names)
+		return error_too_many(c, "names", c->srv->o.max_names);
+	if (handlers_register_parse(c->words, &r, c->result) == -1)
+		return CMD_ERROR;
+	memset(&a, 0, sizeof a);
+	a.base = r.name;
+	a.baselen = r.namelen;
+	a.host = r.host;
+	a.data = r.data;
+	a.datalen = r.datalen;
+	a.want_serial = r.serial;
+	a.port = r.port;
+	a.pid = r.pid;
+	a.uid = p->uid;
+	a.scope = c->srv->scope;
+	if (ops != NULL && ops->admit_entry != NULL) {
+		if ((rc = ops->admit_entry(c, &r, &a)) != -1)
+			return rc;
+	} else if (r.scope != NULL &&
+	           scope_check(c->srv, r.scope, &a.scope, c->result) == -1)
+		return CMD_ERROR;
 	if ((e = registry_add(c->srv->reg, &a, p, &p->entries, c->result)) ==
 	    NULL)
-		return 1;
+		return CMD_ERROR;
 	p->nentries++;
 	log_debug("peer %s registered \"%s\" port %d", p->addr, e->name,
 	    e->port);
+	if (ops != NULL && ops->entry_added != NULL)
+		return ops->entry_added(c, &r, e);
 	/* Offered to the host: the reply is the gateway's verdict. */
 	if (e->scope >= REG_SCOPE_HOST)
 		return gwlink_register(c->srv->gw, c, e);
 	tbuf_reset(c->result);
 	tbuf_add(c->result, e->name, e->namelen);
-	return 0;
+	return CMD_OK;
 }
 
 static int
 cmd_unregister(struct cmd_ctx *c)
 {
 	const struct tl_elem *name = &c->words->v[1];
+	const struct server_ops *ops = c->srv->ops;
 	struct peer *p = c->peer;
 	struct reg_entry *e;
+	struct tbuf key;
 
-	e = registry_find(c->srv->reg, name->p, name->len);
+	tbuf_init(&key);
+	if (ops != NULL && ops->entry_key != NULL)
+		ops->entry_key(c, name->p, name->len, &key);
+	else
+		tbuf_add(&key, name->p, name->len);
+	e = registry_find(c->srv->reg, key.p, key.len);
+	tbuf_free(&key);
 	if (e == NULL || e->owner != p) {
-		tbuf_adds(c->result, "\"");
-		tbuf_add(c->result, name->p, name->len);
+		tbuf_add_quoted(c->result, name->p, name->len);
 		tbuf_adds(c->result,
-		    e == NULL ? "\" is not registered"
-		              : "\" was registered by another connection");
-		return 1;
+		    e == NULL ? " is not registered"
+		              : " was registered by another connection");
+		return CMD_ERROR;
 	}
 	registry_remove(c->srv->reg, e, &p->entries);
 	p->nentries--;
-	return 0;
+	return CMD_OK;
 }
 
 static int
@@ -701,6 +748,18 @@ int
 handlers_list(struct cmd_ctx *c)
 {
 	return cmd_list(c);
+}
+
+int
+handlers_register(struct cmd_ctx *c)
+{
+	return cmd_register(c);
+}
+
+int
+handlers_unregister(struct cmd_ctx *c)
+{
+	return cmd_unregister(c);
 }
 
 int

@@ -39,6 +39,19 @@ void server_default_opts(struct server_opts *);
  * closed; 0: never.  -1 when arg is not 0 or 300 to 86400000. */
 int server_parse_liveness(struct server_opts *, const char *arg);
 
+/* A Commreg/Register request as the peer made it (handlers.c). */
+struct reg_request {
+	const char *name;
+	size_t namelen;
+	int port;
+	const char *host; /* "localhost" when not given */
+	const char *data; /* -data, or NULL */
+	size_t datalen;
+	const struct tl_elem *scope; /* -scope, or NULL */
+	int serial;                  /* -serial, or 0 */
+	pid_t pid;                   /* -pid (the peer's claim), or 0 */
+};
+
 /*
  * What makes a server a user registry or a host gateway: its commands,
  * who it lets in, and how it tells watchers (NULL members: the user
@@ -53,6 +66,20 @@ struct server_ops {
 	    void *arg);
 	/* The peer goes: before its entries and watches are removed. */
 	void (*gone)(struct peer *);
+	/*
+	 * Admission of a registration the registry's own rules passed: the
+	 * kind may refuse it (CMD_ERROR, why in c->result), answer it
+	 * itself (CMD_OK, nothing added), or return -1 to have a added, which
+	 * it may change (the name it is kept under, its scope).
+	 */
+	int (*admit_entry)(struct cmd_ctx *, const struct reg_request *,
+	    struct reg_add *a);
+	/* The reply once it is added (NULL: the entry's name). */
+	int (*entry_added)(struct cmd_ctx *, const struct reg_request *,
+	    struct reg_entry *);
+	/* The table's key for a name a peer says (NULL: the name itself). */
+	void (*entry_key)(struct cmd_ctx *, const char *name, size_t len,
+	    struct tbuf *key);
 };
 
 struct server {

@@ -254,7 +254,8 @@ notify_all(struct registry *r, const struct reg_entry *e, bool added)
 int
 registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 {
-	size_t i, j;
+	size_t i;
+	int serial;
 
 	tbuf_reset(err);
 	if (len == 0) {
@@ -287,9 +288,7 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 	}
 	/* "foo #3" is how serials are written: a base must not look like
 	 * one, or two applications could end up with the same name. */
-	for (j = len; j > 0 && name[j - 1] >= '0' && name[j - 1] <= '9'; j--)
-		;
-	if (j < len && j >= 2 && name[j - 1] == '#' && name[j - 2] == ' ') {
+	if (registry_split_serial(name, len, &serial) != len) {
 		tbuf_adds(err, "name \"");
 		tbuf_add(err, name, len);
 		tbuf_adds(err, "\" ends in a serial number; register the "
@@ -297,6 +296,29 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 		return -1;
 	}
 	return 0;
+}
+
+/* The reader of the serial syntax; make_name below is its writer. */
+size_t
+registry_split_serial(const char *name, size_t len, int *serial)
+{
+	size_t digits = len, i;
+	long v = 0;
+
+	*serial = 1;
+	while (digits > 0 && name[digits - 1] >= '0' && name[digits - 1] <= '9')
+		digits--;
+	/* " #N", N a serial this table could have made: 2 ..
+	 * REG_SERIAL_MAX, no leading zero. */
+	if (digits == len || digits < 2 || name[digits - 1] != '#' ||
+	    name[digits - 2] != ' ' || name[digits] == '0' || len - digits > 6)
+		return len;
+	for (i = digits; i < len; i++)
+		v = v * 10 + (name[i] - '0');
+	if (v < 2 || v > REG_SERIAL_MAX)
+		return len;
+	*serial = (int)v;
+	return digits - 2;
 }
 
 static void

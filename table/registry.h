@@ -152,6 +152,13 @@ struct reg_watch *registry_watch_add(struct registry *, enum reg_watch_kind,
 void registry_watch_remove(struct registry *, struct reg_watch *,
     struct reg_watch_list *owner_list);
 
+/*
+ * The serial syntax, "foo #3" (Tk's): the base's length, *serial 3; a
+ * name without one (or with one this table could not have made, "foo
+ * #0", "foo #1", "foo #007") is its own base, serial 1.
+ */
+size_t registry_split_serial(const char *name, size_t len, int *serial);
+
 /* Checks a name a client wants; message for the peer in err. */
 int registry_check_name(const char *name, size_t len, bool nns,
     struct tbuf *err);

@@ -142,3 +142,32 @@ tbuf_consume(struct tbuf *b, size_t n)
 	b->listed = 0;
 	b->p[b->len] = '\0';
 }
+
+void
+tbuf_add_quoted(struct tbuf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, n = len > TBUF_QUOTE_MAX ? TBUF_QUOTE_MAX : len;
+	unsigned char c;
+
+	tbuf_addc(b, '"');
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			tbuf_addc(b, '\\');
+			tbuf_addc(b, (char)c);
+		} else if (c == '\n')
+			tbuf_adds(b, "\\n");
+		else if (c == '\t')
+			tbuf_adds(b, "\\t");
+		else if (c < 0x20 || c == 0x7f) {
+			tbuf_adds(b, "\\x");
+			tbuf_addc(b, hex[c >> 4]);
+			tbuf_addc(b, hex[c & 15]);
+		} else
+			tbuf_addc(b, (char)c);
+	}
+	tbuf_addc(b, '"');
+	if (n < len)
+		tbuf_printf(b, " (%zu bytes more)", len - n);
+}

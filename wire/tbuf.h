@@ -50,6 +50,14 @@ void tbuf_adds(struct tbuf *, const char *);
 void tbuf_printf(struct tbuf *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 void tbuf_vprintf(struct tbuf *, const char *, va_list);
+/*
+ * A word that came from a peer, for an error reply or a log line: in
+ * double quotes, control characters, quotes and backslashes escaped (so
+ * no forged line or terminal escape gets through), at most
+ * TBUF_QUOTE_MAX bytes of it.  The one way the project quotes such words.
+ */
+#define TBUF_QUOTE_MAX 200
+void tbuf_add_quoted(struct tbuf *, const char *, size_t);
 /* Drop the first n bytes. */
 void tbuf_consume(struct tbuf *, size_t n);
 
