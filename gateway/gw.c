@@ -348,8 +348,9 @@ gw_lookup(struct cmd_ctx *c)
 	        CMD_PENDING)
 		return CMD_PENDING;
 	if (e == NULL) {
-		tbuf_printf(c->result,
-		    "no application named \"%.255s\" on this host", name->p);
+		tbuf_adds(c->result, "no application named ");
+		tbuf_add_quoted(c->result, name->p, name->len);
+		tbuf_adds(c->result, " on this host");
 		return CMD_ERROR;
 	}
 	if (e->port > 0) {

@@ -326,23 +326,24 @@ gw_cmd_event(struct cmd_ctx *c)
 	bool add = strcmp(w->v[2].p, "add") == 0;
 
 	if (strcmp(w->v[1].p, GW_WATCH_TAG) != 0)
-		return 0;
+		return CMD_OK;
 	if (!add && strcmp(w->v[2].p, "remove") != 0) {
-		tbuf_printf(c->result, "bad event \"%.20s\"", w->v[2].p);
-		return 1;
+		tbuf_adds(c->result, "bad event ");
+		tbuf_add_quoted(c->result, w->v[2].p, w->v[2].len);
+		return CMD_ERROR;
 	}
 	if (commreg_entry_parse(w->v[3].p, w->v[3].len, &e, why, sizeof why) ==
 	    -1) {
 		log_warnx("host gateway: bad event: %s", why);
 		tbuf_adds(c->result, why);
-		return 1;
+		return CMD_ERROR;
 	}
 	if (add)
 		mirror_put(&gw->m, &e);
 	else
 		mirror_remove(&gw->m, e.name);
 	commreg_entry_clear(&e);
-	return 0;
+	return CMD_OK;
 }
 
 /* Commreg/Withdrawn NAME REASON: the gateway took a name back. */
@@ -352,7 +353,7 @@ gw_cmd_withdrawn(struct cmd_ctx *c)
 	struct gwlink *gw = c->peer->arg;
 
 	withdraw_local(gw, c->words->v[1].p, c->words->v[2].p);
-	return 0;
+	return CMD_OK;
 }
 
 /* Sorted by name (cmd_table_find). */

@@ -29,7 +29,7 @@ error_too_many(struct cmd_ctx *c, const char *what, size_t limit)
 {
 	tbuf_printf(c->result, "too many %s on this connection (limit %zu)",
 	    what, limit);
-	return 1;
+	return CMD_ERROR;
 }
 
 static int
@@ -50,10 +50,10 @@ cmd_bind(struct cmd_ctx *c)
 	a.uid = p->uid;
 	a.scope = c->srv->scope;
 	if (registry_add(c->srv->reg, &a, p, &p->entries, c->result) == NULL)
-		return 1;
+		return CMD_ERROR;
 	p->nentries++;
 	tbuf_reset(c->result);
-	return 0;
+	return CMD_OK;
 }
 
 static int
@@ -65,7 +65,7 @@ cmd_release(struct cmd_ctx *c)
 	TAILQ_FOREACH_SAFE(e, &p->entries, owner_link, next)
 		registry_remove(c->srv->reg, e, &p->entries);
 	p->nentries = 0;
-	return 0;
+	return CMD_OK;
 }
 
 struct search_ctx {
@@ -115,14 +115,14 @@ static int
 cmd_protocol_version(struct cmd_ctx *c)
 {
 	tbuf_adds(c->result, "1");
-	return 0;
+	return CMD_OK;
 }
 
 static int
 cmd_protocol_features(struct cmd_ctx *c)
 {
 	tbuf_adds(c->result, "Core Search/Continuous Commreg/1");
-	return 0;
+	return CMD_OK;
 }
 
 static struct reg_watch *
@@ -149,7 +149,7 @@ cmd_search_start(struct cmd_ctx *c)
 
 	/* tcllib's server ignores a second Start with the same tag. */
 	if (watch_find(p, REG_WATCH_NNS, &w->v[1]) != NULL)
-		return 0;
+		return CMD_OK;
 	if (p->nwatches >= c->srv->o.max_watches)
 		return error_too_many(c, "watches", c->srv->o.max_watches);
 	registry_watch_add(c->srv->reg, REG_WATCH_NNS, w->v[1].p, w->v[1].len,
@@ -170,7 +170,7 @@ cmd_search_start(struct cmd_ctx *c)
 	lens[3] = snap.len;
 	peer_send_async(p, words, lens, 4);
 	tbuf_free(&snap);
-	return 0;
+	return CMD_OK;
 }
 
 static int
@@ -183,7 +183,7 @@ watch_stop(struct cmd_ctx *c, enum reg_watch_kind kind)
 		registry_watch_remove(c->srv->reg, w, &p->watches);
 		p->nwatches--;
 	}
-	return 0;
+	return CMD_OK;
 }
 
 static int
@@ -223,7 +223,7 @@ cmd_hello(struct cmd_ctx *c)
 		else
 			tl_append_str(r, 0, "");
 	}
-	return 0;
+	return CMD_OK;
 }
 
 static int
@@ -233,9 +233,8 @@ parse_port(const struct tl_elem *e, int *port, struct tbuf *err)
 	long v = strtol(e->p, &end, 10);
 
 	if (end == e->p || *end != '\0' || v < 1 || v > 65535) {
-		tbuf_printf(err,
-		    "expected a port number 1-65535 but got \"%.*s\"",
-		    (int)(e->len > 64 ? 64 : e->len), e->p);
+		tbuf_adds(err, "expected a port number 1-65535 but got ");
+		tbuf_add_quoted(err, e->p, e->len);
 		return -1;
 	}
 	*port = (int)v;
@@ -255,19 +254,20 @@ scope_check(struct server *s, const struct tl_elem *val, enum reg_scope *scope,
 	char why[300];
 
 	if (registry_scope_parse(val->p, &want) == -1) {
-		tbuf_printf(err,
-		    "bad scope \"%.32s\": must be user, host or global",
-		    val->p);
+		tbuf_adds(err, "bad scope ");
+		tbuf_add_quoted(err, val->p, val->len);
+		tbuf_adds(err, ": must be user, host or global");
 		return -1;
 	}
 	if (s->scope == REG_SCOPE_PRIVATE) {
 		if (want == REG_SCOPE_PRIVATE)
 			return 0;
-		tbuf_printf(err,
-		    "scope \"%.32s\" is not served here: this is a private "
-		    "registry (TCL_COMM_REGPORT), whose entries only its own "
-		    "process group sees (scope private)",
-		    val->p);
+		tbuf_adds(err, "scope ");
+		tbuf_add_quoted(err, val->p, val->len);
+		tbuf_adds(err,
+		    " is not served here: this is a private "
+		    "registry (TCL_COMM_REGPORT), whose entries only "
+		    "its own process group sees (scope private)");
 		return -1;
 	}
 	if (want == REG_SCOPE_USER) {
@@ -478,10 +478,9 @@ cmd_lookup(struct cmd_ctx *c)
 			return gwlink_lookup(c->srv->gw, c, name->p, name->len);
 	}
 	if (e == NULL) {
-		tbuf_adds(c->result, "no application named \"");
-		tbuf_add(c->result, name->p, name->len);
-		tbuf_addc(c->result, '"');
-		return 1;
+		tbuf_adds(c->result, "no application named ");
+		tbuf_add_quoted(c->result, name->p, name->len);
+		return CMD_ERROR;
 	}
 	if (e->nns)
 		tbuf_add(c->result, e->data, e->datalen);
@@ -490,7 +489,7 @@ cmd_lookup(struct cmd_ctx *c)
 		tl_append_int(c->result, 0, e->port);
 		tl_append_str(c->result, 0, e->host);
 	}
-	return 0;
+	return CMD_OK;
 }
 
 /* The entries matching pat, sorted by name: the registry's own first,
@@ -598,7 +597,7 @@ reply_listing(struct cmd_ctx *c, const char *pat, size_t plen, bool nns)
 				registry_format_entry(c->result, 0, v[i]);
 			free(v);
 		}
-		return 0;
+		return CMD_OK;
 	}
 	if ((l = calloc(1, sizeof *l)) == NULL)
 		fatalx("out of memory");
@@ -627,11 +626,10 @@ cmd_watch(struct cmd_ctx *c)
 	struct peer *p = c->peer;
 
 	if (watch_find(p, REG_WATCH_COMMREG, &w->v[1]) != NULL) {
-		tbuf_printf(c->result,
-		    "a watch with tag \"%.64s\" already "
-		    "exists on this connection",
-		    w->v[1].p);
-		return 1;
+		tbuf_adds(c->result, "a watch with tag ");
+		tbuf_add_quoted(c->result, w->v[1].p, w->v[1].len);
+		tbuf_adds(c->result, " already exists on this connection");
+		return CMD_ERROR;
 	}
 	if (p->nwatches >= c->srv->o.max_watches)
 		return error_too_many(c, "watches", c->srv->o.max_watches);
@@ -673,7 +671,7 @@ cmd_stats(struct cmd_ctx *c)
 		tl_append_str(r, 0, "upstream_entries");
 		tl_append_int(r, 0, (long long)registry_count(s->mirror));
 	}
-	return 0;
+	return CMD_OK;
 }
 
 /* Usage strings are the argument names tcllib's server uses, so a
