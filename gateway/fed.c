@@ -45,11 +45,11 @@
 #include "commreg.h"
 #include "commwire.h"
 #include "fed.h"
+#include "fedname.h"
 #include "gateway.h"
 #include "log.h"
 #include "registry.h"
 #include "tcllist.h"
-#include "tclmatch.h"
 
 #define FED_RETRY_MIN_MS 500
 #define FED_RETRY_MAX_MS 30000
@@ -120,123 +120,6 @@ static void link_close(struct flink *, const char *why);
 static void link_reqs_drop(struct flink *);
 static void tls_reason(struct bufferevent *, short, char *, size_t);
 
-/* ---- names and filters ------------------------------------------------- */
-
-/* The application's name: before the first '@'. */
-static size_t
-app_len(const char *name)
-{
-	const char *at = strchr(name, '@');
-
-	return at != NULL ? (size_t)(at - name) : strlen(name);
-}
-
-static bool
-patterns_match(char *const *pats, size_t n, const char *name)
-{
-	size_t i, len = app_len(name);
-
-	for (i = 0; i < n; i++)
-		if (tcl_string_match(pats[i], strlen(pats[i]), name, len))
-			return true;
-	return false;
-}
-
-/* Is gateway `who` on the space-separated path? */
-static bool
-path_has(const char *path, const char *who)
-{
-	size_t n = strlen(who);
-	const char *p = path;
-
-	while ((p = strstr(p, who)) != NULL) {
-		if ((p == path || p[-1] == ' ') &&
-		    (p[n] == ' ' || p[n] == '\0'))
-			return true;
-		p += n;
-	}
-	return false;
-}
-
-/* May remote r be given entry e? */
-static bool
-exportable(const struct fed *f, const struct gwconf_remote *r,
-    const struct reg_entry *e)
-{
-	if (e->scope != REG_SCOPE_GLOBAL ||
-	    !patterns_match(r->exports, r->nexports, e->name))
-		return false;
-	if (e->path[0] == '\0')
-		return true;
-	/* Learned elsewhere: passed on only where configured, and never
-	 * back to a gateway it came through. */
-	return r->reexport && !path_has(e->path, r->peer_name) &&
-	       !path_has(e->path, f->self);
-}
-
-/* Entry e as it travels: its name, comm id and path seen from outside. */
-static void
-export_dict(const struct fed *f, const struct reg_entry *e, struct tbuf *d)
-{
-	bool local = e->path[0] == '\0';
-	const char *host = local ? f->advertise : e->host;
-
-	tbuf_reset(d);
-	tl_append_str(d, 0, "name");
-	if (local) {
-		struct tbuf n;
-
-		tbuf_init(&n);
-		tbuf_add(&n, e->name, e->namelen);
-		tbuf_addc(&n, '@');
-		tbuf_adds(&n, f->self);
-		tl_append(d, 0, n.p, n.len);
-		tbuf_free(&n);
-	} else
-		tl_append(d, 0, e->name, e->namelen);
-	tl_append_str(d, 0, "serial");
-	tl_append_int(d, 0, e->serial);
-	tl_append_str(d, 0, "base");
-	tl_append(d, 0, e->base, e->baselen);
-	tl_append_str(d, 0, "port");
-	tl_append_int(d, 0, e->port > 0 ? e->port : 0);
-	tl_append_str(d, 0, "host");
-	tl_append_str(d, 0, host);
-	tl_append_str(d, 0, "data");
-	if (e->port > 0) {
-		struct tbuf id;
-
-		tbuf_init(&id);
-		tl_append_int(&id, 0, e->port);
-		tl_append_str(&id, 0, host);
-		tl_append(d, 0, id.p, id.len);
-		tbuf_free(&id);
-	} else
-		tl_append(d, 0, e->data, e->datalen);
-	tl_append_str(d, 0, "scope");
-	tl_append_str(d, 0, "global");
-	tl_append_str(d, 0, "pid");
-	if (e->pid > 0)
-		tl_append_int(d, 0, (long long)e->pid);
-	else
-		tl_append_str(d, 0, "");
-	tl_append_str(d, 0, "since");
-	tl_append_int(d, 0, (long long)e->since);
-	tl_append_str(d, 0, "path");
-	if (local)
-		tl_append_str(d, 0, f->self);
-	else {
-		struct tbuf p;
-
-		tbuf_init(&p);
-		tbuf_adds(&p, e->path);
-		tbuf_addc(&p, ' ');
-		tbuf_adds(&p, f->self);
-		tl_append(d, 0, p.p, p.len);
-		tbuf_free(&p);
-	}
-}
-
 /* ---- sending ------------------------------------------------------------ */
 
 static void fed_replied(struct peer *, void *, int, const char *, size_t);
@@ -269,7 +152,7 @@ tell_now(struct flink *l, const struct reg_entry *e, bool added)
 	struct tbuf d;
 
 	tbuf_init(&d);
-	export_dict(l->f, e, &d);
+	fedname_export_dict(l->f->self, l->f->advertise, e, &d);
 	w[0] = "Gateway/Event";
 	w[1] = FED_WATCH_TAG;
 	w[2] = added ? "add" : "remove";
@@ -291,38 +174,16 @@ observe(const struct reg_entry *e, bool added, void *arg)
 
 	TAILQ_FOREACH_SAFE(l, &f->links, link, next)
 		if (!l->outgoing && l->watching && l->r != NULL &&
-		    l->peer != NULL && exportable(f, l->r, e))
+		    l->peer != NULL && fedname_exportable(f->self, l->r, e))
 			tell_now(l, e, added);
 }
 
 /* ---- what a remote gives us -------------------------------------------- */
 
-/*
- * What may come over a link: NAME@USER@ORIGIN, ORIGIN the first gateway
- * of the path and not us; from a remote that passes nothing on, only its
- * own.  Anything else would let a remote take over a local name (or
- * another gateway's).
- */
-static bool
-well_formed(const struct flink *l, const char *name, const char *path)
-{
-	const char *at1 = strchr(name, '@'), *at2;
-	const char *sp = strchr(path, ' ');
-	size_t olen = sp != NULL ? (size_t)(sp - path) : strlen(path);
-
-	if (at1 == NULL || (at2 = strchr(at1 + 1, '@')) == NULL ||
-	    strchr(at2 + 1, '@') != NULL || at1 == name || at2 == at1 + 1)
-		return false;
-	if (strlen(at2 + 1) != olen || strncmp(at2 + 1, path, olen) != 0)
-		return false;
-	if (strcmp(at2 + 1, l->f->self) == 0)
-		return false;
-	/* One hop: it must be the remote's own. */
-	if (sp == NULL && strcmp(at2 + 1, l->r->peer_name) != 0)
-		return false;
-	return true;
-}
-
+/* One entry a remote offers: taken only as NAME@USER@ORIGIN from its
+ * origin (fedname_well_formed), or a remote could take over a local name
+ * or another gateway's; then not when it went round a loop or is not
+ * imported. */
 static void
 learn(struct flink *l, const struct tl_elem *dict)
 {
@@ -338,15 +199,16 @@ learn(struct flink *l, const struct tl_elem *dict)
 		log_warnx("remote %s: bad entry: %s", l->r->name, why);
 		return;
 	}
-	if (c.path[0] == '\0' || !well_formed(l, c.name, c.path)) {
+	if (c.path[0] == '\0' ||
+	    !fedname_well_formed(f->self, l->r->peer_name, c.name, c.path)) {
 		log_warnx("remote %s: refused entry \"%.200s\" (path "
 		          "\"%.200s\"): "
 		          "not NAME@USER@ORIGIN from its origin",
 		    l->r->name, c.name, c.path);
 		goto out;
 	}
-	if (path_has(c.path, f->self) ||
-	    !patterns_match(l->r->imports, l->r->nimports, c.name))
+	if (fedname_path_has(c.path, f->self) ||
+	    !fedname_patterns_match(l->r->imports, l->r->nimports, c.name))
 		goto out; /* a loop, or not imported */
 	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL)
 		goto out; /* the same entry by another way: first wins */
@@ -518,12 +380,12 @@ fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
 	 * where our import patterns would take the answer. */
 	TAILQ_FOREACH(l, &f->links, link)
 		if (l->outgoing && l->state == FL_READY && l->r->upstream &&
-		    patterns_match(l->r->imports, l->r->nimports, name))
+		    fedname_patterns_match(l->r->imports, l->r->nimports, name))
 			up = l;
 	TAILQ_FOREACH(l, &f->links, link)
 		if (l->outgoing && l->state == FL_READY &&
 		    (up == NULL || l == up) &&
-		    patterns_match(l->r->imports, l->r->nimports, name))
+		    fedname_patterns_match(l->r->imports, l->r->nimports, name))
 			asked++;
 	if (asked == 0)
 		return CMD_ERROR;
@@ -538,7 +400,8 @@ fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
 	TAILQ_FOREACH(l, &f->links, link) {
 		if (!l->outgoing || l->state != FL_READY ||
 		    (up != NULL && l != up) ||
-		    !patterns_match(l->r->imports, l->r->nimports, name))
+		    !fedname_patterns_match(l->r->imports, l->r->nimports,
+		        name))
 			continue;
 		lk->outstanding++;
 		send_req(l, FQ_LOOKUP, w, 2, lk);
@@ -562,13 +425,13 @@ answer_lookup(struct flink *l, const char *name, struct tbuf *r)
 	tbuf_init(&d);
 	tlist_init(&dl);
 	for (i = 0; i < n && hit == NULL; i++) {
-		if (!exportable(l->f, l->r, v[i]))
+		if (!fedname_exportable(l->f->self, l->r, v[i]))
 			continue;
-		export_dict(l->f, v[i], &d);
+		fedname_export_dict(l->f->self, l->f->advertise, v[i], &d);
 		if (tlist_parse(&dl, d.p, d.len, &err) == 0 && dl.n > 1 &&
 		    (strcmp(dl.v[1].p, name) == 0 ||
 		        (strchr(name, '@') == NULL &&
-		            app_len(v[i]->name) == strlen(name) &&
+		            fedname_app_len(v[i]->name) == strlen(name) &&
 		            strncmp(v[i]->name, name, strlen(name)) == 0)))
 			hit = v[i];
 	}
@@ -618,7 +481,7 @@ fsnap_next(struct peer_stream *ps, struct tbuf *out, size_t budget)
 
 	while (sn->next < sn->n && out->len < budget) {
 		e = sn->v[sn->next++];
-		export_dict(sn->f, e, &sn->d);
+		fedname_export_dict(sn->f->self, sn->f->advertise, e, &sn->d);
 		tl_append(out, 0, sn->d.p, sn->d.len);
 		registry_entry_unref(e);
 	}
@@ -655,7 +518,7 @@ fed_cmd_watch(struct cmd_ctx *c)
 	tbuf_init(&sn->d);
 	v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
 	for (i = 0; i < n; i++)
-		if (exportable(l->f, l->r, v[i])) {
+		if (fedname_exportable(l->f->self, l->r, v[i])) {
 			registry_entry_ref(v[i]);
 			v[sn->n++] = v[i];
 		}
