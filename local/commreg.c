@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@
 #include "log.h"
 #include "tbuf.h"
 #include "tcllist.h"
+#include "utf8.h"
 
 #define EXIT_REGISTRY 1
 #define EXIT_USAGE    2
@@ -241,19 +243,23 @@ print_list_line(const char *const *w, size_t n)
 	tbuf_free(&line);
 }
 
+static char *shown(const char *);
+
 static void
 print_change(const char *op, const struct commreg_entry *e)
 {
-	char port[16] = "";
+	char port[16] = "", *name = shown(e->name), *host = shown(e->host);
 	const char *w[4];
 
 	if (e->port > 0)
 		snprintf(port, sizeof port, "%d", e->port);
 	w[0] = op;
-	w[1] = e->name;
+	w[1] = name;
 	w[2] = port;
-	w[3] = e->host;
+	w[3] = host;
 	print_list_line(w, 4);
+	free(name);
+	free(host);
 }
 
 /* ---- list --------------------------------------------------------------- */
@@ -271,6 +277,59 @@ format_since(long long since, char *buf, size_t len)
 }
 
 /*
+ * What a registry says is printed to a person's terminal: anything that
+ * is not printable there (control characters, escapes, C1 codes, bytes
+ * that are not UTF-8) is shown as \xNN, and a backslash as \\, so no
+ * name can forge a line or move the cursor.  In place: s is replaced by
+ * its shown form (it belongs to the entry, freed with it).
+ */
+static char *
+shown(const char *in)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	struct tbuf b;
+	size_t i, n, len = strlen(in);
+	char *out;
+
+	tbuf_init(&b);
+	for (i = 0; i < len; i += n) {
+		n = utf8_char_len(p + i, len - i);
+		if (n > 1 && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			tbuf_add(&b, p + i, n);
+			continue;
+		}
+		n = 1;
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+			tbuf_addc(&b, (char)p[i]);
+		else if (p[i] == '\\')
+			tbuf_adds(&b, "\\\\");
+		else
+			tbuf_printf(&b, "\\x%02x", p[i]);
+	}
+	if ((out = strdup(b.len > 0 ? b.p : "")) == NULL)
+		fatal("strdup");
+	tbuf_free(&b);
+	return out;
+}
+
+static void
+make_shown(char **s)
+{
+	char *t = shown(*s);
+
+	free(*s);
+	*s = t;
+}
+
+static void
+entry_shown(struct commreg_entry *e)
+{
+	make_shown(&e->name);
+	make_shown(&e->host);
+	make_shown(&e->user);
+}
+
+/*
  * NAME PORT HOST PID SINCE; with a USER column before PID when some
  * entry says whose it is (host and global entries, docs/protocol.md §4).
  */
@@ -282,6 +341,7 @@ print_table(struct commreg_entry *v, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
+		entry_shown(&v[i]);
 		if ((w = (int)strlen(v[i].name)) > wname)
 			wname = w;
 		if ((w = (int)strlen(v[i].host)) > whost)
@@ -344,9 +404,13 @@ cmd_lookup(struct cmd_ctx *ctx, int argc, char **argv)
 	if ((c = ctx_open(ctx)) == NULL)
 		return EXIT_REGISTRY;
 	tbuf_init(&id);
-	if ((rc = commreg_lookup(c, argv[0], &id)) == 0)
-		printf("%.*s\n", (int)id.len, id.p);
-	else
+	if ((rc = commreg_lookup(c, argv[0], &id)) == 0) {
+		char *text = shown(id.p);
+
+		/* A Bind's data is the client's own: shown, never raw. */
+		printf("%s\n", text);
+		free(text);
+	} else
 		fprintf(stderr, "commreg: %s\n", commreg_error(c));
 	tbuf_free(&id);
 	commreg_close(c);

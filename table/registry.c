@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "tcllist.h"
 #include "tclmatch.h"
+#include "utf8.h"
 
 /* Bound on the serials tried for one base name (Tk gives up never; we do
  * so that a hostile client cannot make one Register cost a million
@@ -267,13 +268,26 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 		    REG_NAME_MAX);
 		return -1;
 	}
+	/*
+	 * One rule for every name, a Bind's, a Register's and a copy's: UTF-8
+	 * with nothing a terminal would act on (C0 and C1 controls, DEL), so
+	 * that no name forges a line or an escape where it is shown.
+	 */
+	if (!utf8_valid(name, len)) {
+		tbuf_adds(err, "name ");
+		tbuf_add_quoted(err, name, len);
+		tbuf_adds(err, " is not valid UTF-8");
+		return -1;
+	}
 	for (i = 0; i < len; i++) {
 		unsigned char c = name[i];
 
-		if (c == 0 || (!nns && (c < 0x20 || c == 0x7f))) {
-			tbuf_adds(err, "name \"");
-			tbuf_add(err, name, len);
-			tbuf_adds(err, "\" contains a control character");
+		if (c < 0x20 || c == 0x7f ||
+		    (c == 0xc2 && i + 1 < len &&
+		        (unsigned char)name[i + 1] < 0xa0)) {
+			tbuf_adds(err, "name ");
+			tbuf_add_quoted(err, name, len);
+			tbuf_adds(err, " contains a control character");
 			return -1;
 		}
 	}
@@ -308,9 +322,10 @@ registry_split_serial(const char *name, size_t len, int *serial)
 	*serial = 1;
 	while (digits > 0 && name[digits - 1] >= '0' && name[digits - 1] <= '9')
 		digits--;
-	/* " #N", N a serial this table could have made: 2 ..
+	/* " #N" after a base of one byte or more, N a serial this table could
+	 * have made: 2 ..
 	 * REG_SERIAL_MAX, no leading zero. */
-	if (digits == len || digits < 2 || name[digits - 1] != '#' ||
+	if (digits == len || digits < 3 || name[digits - 1] != '#' ||
 	    name[digits - 2] != ' ' || name[digits] == '0' || len - digits > 6)
 		return len;
 	for (i = digits; i < len; i++)

@@ -178,6 +178,125 @@ test_names_are_checked(void)
 	tbuf_free(&err);
 }
 
+/* A Bind's name, a Register's and a copy's follow one rule: UTF-8 with no
+ * control character a terminal would act on (a forged line, an escape). */
+static void
+test_one_rule_for_every_name(void)
+{
+	static const struct {
+		const char *name;
+		size_t len;
+		const char *why;
+	} bad[] = {
+	    {"evil\nfake 1 2", 13, "control character"},
+	    {"esc\033[2J", 8, "control character"},
+	    {"del\177", 4, "control character"},
+	    {"csi\302\233x", 6, "control character"}, /* U+009B */
+	    {"bad\377", 4, "not valid UTF-8"},
+	    {"over\300\257", 6, "not valid UTF-8"},    /* overlong "/" */
+	    {"sur\355\240\200", 6, "not valid UTF-8"}, /* U+D800 */
+	    {"cut\342\202", 5, "not valid UTF-8"},
+	};
+	struct tbuf err;
+	size_t i;
+	int nns;
+
+	tbuf_init(&err);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		for (nns = 0; nns < 2; nns++) {
+			CU_ASSERT_EQUAL(registry_check_name(bad[i].name,
+			                    bad[i].len, nns, &err),
+			    -1);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err.p, bad[i].why));
+			/* The message shows the name escaped, never raw. */
+			CU_ASSERT_PTR_NULL(strchr(err.p, '\n'));
+			CU_ASSERT_PTR_NULL(strchr(err.p, '\033'));
+		}
+	/* Printable UTF-8 is a name like any other, for both. */
+	CU_ASSERT_EQUAL(registry_check_name("caf\303\251 \342\202\254", 9, true,
+	                    &err),
+	    0);
+	CU_ASSERT_EQUAL(registry_check_name("caf\303\251 \342\202\254", 9,
+	                    false, &err),
+	    0);
+	tbuf_free(&err);
+}
+
+/* The serial syntax has one reader, the counterpart of what the table
+ * writes: " #N" with N from 2, no leading zero. */
+static void
+test_split_serial(void)
+{
+	int serial;
+
+	CU_ASSERT_EQUAL(registry_split_serial("foo #3", 6, &serial), 3);
+	CU_ASSERT_EQUAL(serial, 3);
+	CU_ASSERT_EQUAL(registry_split_serial("foo", 3, &serial), 3);
+	CU_ASSERT_EQUAL(serial, 1);
+	CU_ASSERT_EQUAL(registry_split_serial("a b #100000", 11, &serial), 3);
+	CU_ASSERT_EQUAL(serial, 100000);
+	/* What the table never writes is part of the base. */
+	CU_ASSERT_EQUAL(registry_split_serial("foo #1", 6, &serial), 6);
+	CU_ASSERT_EQUAL(serial, 1);
+	CU_ASSERT_EQUAL(registry_split_serial("foo #0", 6, &serial), 6);
+	CU_ASSERT_EQUAL(registry_split_serial("foo #02", 7, &serial), 7);
+	CU_ASSERT_EQUAL(registry_split_serial("foo #100001", 11, &serial), 11);
+	CU_ASSERT_EQUAL(registry_split_serial("foo#2", 5, &serial), 5);
+	CU_ASSERT_EQUAL(registry_split_serial(" #2", 3, &serial), 3);
+	CU_ASSERT_EQUAL(registry_split_serial("x #99999999999999999999", 23,
+	                    &serial),
+	    23);
+	CU_ASSERT_EQUAL(serial, 1);
+}
+
+/* A listing written in pieces keeps what it refers to: an entry removed
+ * meanwhile stays readable until the reference goes. */
+static void
+test_reference_outlives_removal(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list a;
+	struct reg_entry *e;
+	struct tbuf err;
+	size_t before;
+
+	TAILQ_INIT(&a);
+	tbuf_init(&err);
+	e = reg(r, "kept", 0, 1, &a, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	before = registry_bytes(r);
+	CU_ASSERT(before > 0);
+	registry_entry_ref(e);
+	registry_remove(r, e, &a);
+	CU_ASSERT_EQUAL(registry_count(r), 0);
+	CU_ASSERT_EQUAL(registry_bytes(r), 0);
+	CU_ASSERT_PTR_NULL(registry_find(r, "kept", 4));
+	/* Still readable (ASan would flag a freed one). */
+	CU_ASSERT_STRING_EQUAL(e->name, "kept");
+	CU_ASSERT(e->removed);
+	registry_entry_unref(e); /* frees it */
+	registry_free(r);
+	tbuf_free(&err);
+}
+
+/* A word from a peer in an error: quoted, escaped, bounded. */
+static void
+test_quoted_words(void)
+{
+	struct tbuf b;
+	char big[TBUF_QUOTE_MAX + 50];
+
+	tbuf_init(&b);
+	tbuf_add_quoted(&b, "a\"b\\c\nd\033", 8);
+	CU_ASSERT_STRING_EQUAL(b.p, "\"a\\\"b\\\\c\\nd\\x1b\"");
+	tbuf_reset(&b);
+	memset(big, 'x', sizeof big);
+	tbuf_add_quoted(&b, big, sizeof big);
+	CU_ASSERT_PTR_NOT_NULL(strstr(b.p, "(50 bytes more)"));
+	CU_ASSERT(b.len < TBUF_QUOTE_MAX + 40);
+	tbuf_free(&b);
+}
+
 static void
 test_watchers_are_told(void)
 {
@@ -512,6 +631,13 @@ main(void)
 	CU_add_test(s, "Register with -data keeps its comm id",
 	    test_register_data_keeps_comm_id);
 	CU_add_test(s, "names are checked", test_names_are_checked);
+	CU_add_test(s, "one rule for every name (Bind, Register, copy)",
+	    test_one_rule_for_every_name);
+	CU_add_test(s, "the serial syntax has one reader", test_split_serial);
+	CU_add_test(s, "a reference outlives the entry's removal",
+	    test_reference_outlives_removal);
+	CU_add_test(s, "a peer's words are quoted, escaped and bounded",
+	    test_quoted_words);
 	CU_add_test(s, "watchers are told of adds and removes",
 	    test_watchers_are_told);
 	CU_add_test(s, "match and sorted listing over 3000 names",
