@@ -117,15 +117,58 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 }
 
 /*
+ * The log file ~/.tcl/comm/log/HOST.log, opened as the other files of
+ * the tree are trusted (config/safepath.h): never through a link, never
+ * one of another user's or one others may write, and never blocking (a
+ * FIFO put there would hold the registry, and with it the election's
+ * lock, for ever: O_NONBLOCK makes the open fail or return, and a FIFO
+ * is then refused as not a regular file).  NULL with why in err.
+ */
+static FILE *
+open_log(const char *path, char *err, size_t errlen)
+{
+	FILE *fp;
+	int fd, fl;
+
+	fd = open(path,
+	    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+	        O_NONBLOCK | O_NOCTTY,
+	    0600);
+	if (fd == -1) {
+		reason(err, errlen, "%s: %s", path,
+		    errno == ELOOP ? "is a symbolic link; refusing to follow it"
+		    : errno == ENXIO
+		        ? "is not a regular file (a FIFO or a device)"
+		        : strerror(errno));
+		return NULL;
+	}
+	if (safe_file_fd(fd, path, getuid(), err, errlen) == -1) {
+		close(fd);
+		return NULL;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) != -1)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if ((fp = fdopen(fd, "a")) == NULL) {
+		reason(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+	}
+	return fp;
+}
+
+/*
  * Detach: the child does the serving; the parent waits on a pipe until
  * the child says it is ready, so "commregd --detach && connect" works.
+ * The caller's stdin, stdout and stderr are let go of in every case (a
+ * caller reading our stderr to its end, as Tcl's exec does, must not
+ * wait for the registry's); where logging goes instead is said on
+ * stderr before it is let go of when that is not the log file.
  */
 static int
 detach(const char *logpath)
 {
 	int pfd[2], fd;
 	pid_t pid;
-	char c;
+	char c, why[512];
 	FILE *log;
 
 	if (pipe(pfd) == -1)
@@ -140,18 +183,19 @@ detach(const char *logpath)
 	}
 	close(pfd[0]);
 	setsid();
+	if ((log = open_log(logpath, why, sizeof why)) == NULL)
+		log_warnx("not logging to a file: %s; this registry's log goes "
+		          "nowhere",
+		    why);
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		if (fd > 1)
+		dup2(log != NULL ? fileno(log) : fd, 2);
+		if (fd > 2)
 			close(fd);
 	}
-	fd = open(logpath,
-	    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd != -1 && (log = fdopen(fd, "a")) != NULL) {
+	if (log != NULL)
 		log_to(log);
-		dup2(fd, 2);
-	}
 	return pfd[1];
 }
 
@@ -505,8 +549,9 @@ user_setup(struct commregd *d, struct commregd_opts *o)
 	char logpath[4400];
 	int ready_fd = -1;
 
-	snprintf(logpath, sizeof logpath, "%s/../log/%s.log", d->regdir,
-	    d->host);
+	/* regdir is ~/.tcl/comm/registry; the log is beside it. */
+	snprintf(logpath, sizeof logpath, "%.*s/log/%s.log",
+	    (int)(strrchr(d->regdir, '/') - d->regdir), d->regdir, d->host);
 	if (o->detach)
 		ready_fd = detach(logpath);
 	signal(SIGPIPE, SIG_IGN);
