@@ -296,12 +296,16 @@ listen_claim(struct election *e, struct election_claim *c)
 
 	if (e->remembered != 0) {
 		s = listen_on(e->remembered, &port);
-		if (s == -1 && errno != EADDRINUSE)
-			return say(e, "cannot listen on 127.0.0.1:%d: %s",
-			    e->remembered, strerror(errno));
-		if (s == -1)
+		/* Taken, or one we may not have (a port file naming a port
+		 * below 1024, EACCES): either way a new port, or the
+		 * election would be blocked for good by what the file says. */
+		if (s == -1 && errno == EADDRINUSE)
 			log_debug("election: remembered port %d is taken",
 			    e->remembered);
+		else if (s == -1)
+			log_warnx("election: cannot listen on the remembered "
+			          "port %d (%s); taking a new one",
+			    e->remembered, strerror(errno));
 	}
 	if (s == -1)
 		s = listen_outside_ephemeral(&port);

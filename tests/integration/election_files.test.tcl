@@ -123,6 +123,45 @@ main {
         check "the foreign server still listens" {[port_open $q]}
     }
 
+    # A port file may name a port its user cannot listen on (below 1024):
+    # that must not block the election for good (before, commregd gave up
+    # with "Permission denied" every time).  Run as a throwaway user.
+    test a_port_the_user_may_not_have_gets_a_new_port {
+        if {$uid != 0} {
+            say "  (skipped: needs root to run commregd as another user)"
+            return
+        }
+        set user commreg-elect-[pid]
+        if {[dict get [run useradd -M -s /usr/sbin/nologin $user] code] != 0} {
+            error "useradd $user failed"
+        }
+        defer [list catch [list exec userdel $user 2>@1]]
+        set ouid [exec id -u $user]
+        set ogid [exec id -g $user]
+        set home [new_home]
+        make_regdir $home
+        write_file [portfile $home] "80\n"
+        exec chown -R $ouid:$ogid $home
+        set r [run -timeout 15 env HOME=$home setpriv --reuid=$ouid \
+                   --regid=$ogid --clear-groups [commregd_path] --detach \
+                   --home $home]
+        set q [file_port $home]
+        set log [read_file [file join $home .tcl comm log "[shorthost].log"]]
+        if {[regexp {listening on 127.0.0.1:[0-9]+ \(pid ([0-9]+)\)} $log \
+                -> rpid]} {
+            remember $rpid
+            defer [list ::t::kill_proc $rpid]
+        }
+        check_equal "commregd --detach succeeds" 0 [dict get $r code]
+        check "a new port above 1023 ($q)" {$q ne "" && $q > 1023}
+        check_match "the refusal of port 80 is said" \
+            "*cannot listen on the remembered port 80*taking a new one*" \
+            [both $r]
+        check_match "the registry there is the user's" \
+            "*registry for $user on * listening on 127.0.0.1:$q *" $log
+        check "it listens" {$q ne "" && [port_open $q]}
+    }
+
     test file_left_empty_by_a_dead_contender_is_taken_over_promptly {
         foreach {label content} {empty "" "no LF" "4242"} {
             set home [new_home]
