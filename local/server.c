@@ -23,6 +23,9 @@
 #include "peeruid.h"
 #include "server.h"
 
+/* How long the listener rests when descriptors run out. */
+#define SERVER_ACCEPT_REST_MS 100
+
 void
 server_default_opts(struct server_opts *o)
 {
@@ -160,12 +163,35 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	log_debug("peer %s: connected", addr);
 }
 
+/* The listener rests: accept again. */
+static void
+server_accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server *s = arg;
+
+	evconnlistener_enable(s->listener);
+}
+
+/*
+ * EMFILE and friends: keep serving who we have.  The pending connection
+ * stays in the kernel's queue and would make the listener fire again at
+ * once, for ever, at full CPU; so the listener rests a moment (the
+ * descriptors of peers that go come back meanwhile), and the lines say
+ * so once per interval.
+ */
 static void
 server_accept_error(struct evconnlistener *l, void *arg)
 {
-	/* EMFILE and friends: keep serving who we have, and give the
-	 * descriptors a moment to come back instead of spinning. */
-	log_limited("accept", "accept: %s", strerror(EVUTIL_SOCKET_ERROR()));
+	struct server *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, SERVER_ACCEPT_REST_MS * 1000};
+
+	log_limited("accept", "accept: %s; not accepting for %d ms",
+	    strerror(err), SERVER_ACCEPT_REST_MS);
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		evconnlistener_disable(s->listener);
+		evtimer_add(s->accept_rest, &tv);
+	}
 }
 
 int
@@ -198,7 +224,9 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	s->started = time(NULL);
 	snprintf(s->host, sizeof s->host, "%s", host);
 	tbuf_init(&s->note);
-	if (engine_init(&s->eng, base) == -1)
+	if (engine_init(&s->eng, base) == -1 ||
+	    (s->accept_rest = evtimer_new(base, server_accept_resume, s)) ==
+	        NULL)
 		goto fail;
 	s->reg =
 	    registry_new(ops != NULL && ops->notify != NULL ? ops->notify
@@ -213,6 +241,8 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 fail:
 	/* Only allocations fail here: undo what was made; listen_fd stays
 	 * the caller's. */
+	if (s->accept_rest != NULL)
+		event_free(s->accept_rest);
 	engine_free(&s->eng);
 	if (s->reg != NULL)
 		registry_free(s->reg);
@@ -225,6 +255,7 @@ server_free(struct server *s)
 {
 	engine_free(&s->eng);
 	evconnlistener_free(s->listener);
+	event_free(s->accept_rest);
 	registry_free(s->reg);
 	tbuf_free(&s->note);
 }

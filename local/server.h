@@ -87,6 +87,7 @@ struct server {
 	void *data; /* the server kind's own */
 	struct event_base *base;
 	struct evconnlistener *listener;
+	struct event *accept_rest; /* out of descriptors: accept later */
 	/* The engine every connection of this process's server goes
 	 * through: accepted peers, and the links it makes (gwlink.c,
 	 * gateway/fed.c). */
