@@ -4,6 +4,8 @@
  *   commgwd [--config-dir DIR] [-v]        serve, in the foreground
  *   commgwd [--config-dir DIR] --check-config
  *                                          validate and exit 0 or 1
+ *   commgwd [--config-dir DIR] --explain USER NAME PORT SCOPE
+ *                                          what the policy would say
  *
  * Reads the *.ini files of /etc/tcl/comm (or DIR, or $TCL_COMM_CONFIG_DIR),
  * opens its Unix socket, then drops to the configured unprivileged user:
@@ -32,12 +34,15 @@
 #include "gateway.h"
 #include "gwconf.h"
 #include "log.h"
+#include "policy.h"
+#include "portowner.h"
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: commgwd [--config-dir DIR] [--check-config] [-v]\n"
+	    "       commgwd [--config-dir DIR] --explain USER NAME PORT SCOPE\n"
 	    "\n"
 	    "The host gateway for Tcl comm registries.  Reads DIR/*.ini\n"
 	    "(default: $%s, else %s).\n"
@@ -45,6 +50,11 @@ usage(FILE *fp)
 	    "  --config-dir DIR   read the configuration from DIR\n"
 	    "  -t, --check-config validate the configuration and exit:\n"
 	    "                     0 if it is good, 1 with the errors\n"
+	    "  --explain USER NAME PORT SCOPE\n"
+	    "                     what the policy says of USER offering\n"
+	    "                     NAME on PORT in SCOPE (host, global),\n"
+	    "                     and by which rule; registers nothing:\n"
+	    "                     exit 0 allowed, 1 refused\n"
 	    "  -v                 debug logging\n"
 	    "  -h, --help         this text\n",
 	    GWCONF_DIR_ENV, GWCONF_DIR_DEFAULT);
@@ -134,6 +144,8 @@ drop_privileges(const char *user)
 struct commgwd_opts {
 	const char *config_dir; /* --config-dir, else the default */
 	int check;              /* --check-config */
+	int explain;            /* --explain USER NAME PORT SCOPE */
+	char *const *explain_args;
 };
 
 /* What the serving gateway holds until it stops (on_hup reloads gw). */
@@ -162,6 +174,7 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 	static const struct option longopts[] = {
 	    {"config-dir", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 't'},
+	    {"explain", no_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -176,6 +189,9 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 		case 't':
 			o->check = 1;
 			break;
+		case 'x':
+			o->explain = 1;
+			break;
 		case 'v':
 			log_init("commgwd", LOG_LVL_DEBUG);
 			break;
@@ -186,6 +202,16 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (o->explain) {
+		if (argc - optind != 4) {
+			fprintf(stderr,
+			    "commgwd: --explain needs USER NAME PORT "
+			    "SCOPE\n");
+			return 2;
+		}
+		o->explain_args = argv + optind;
+		optind = argc;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "commgwd: unexpected argument \"%s\"\n",
@@ -225,6 +251,68 @@ check_ok(struct gwconf *conf)
 	    conf->dir, conf->nfiles, conf->nrules, conf->nremotes);
 	gwconf_free(conf);
 	return 0;
+}
+
+/*
+ * --explain USER NAME PORT SCOPE: the policy's verdict as a registration
+ * would meet it (sshd -T -C's idea), naming the rule and its file:line,
+ * and what the port check would find now.  Nothing is registered.
+ */
+static int
+explain(struct gwconf *conf, char *const *a)
+{
+	struct policy_req req;
+	struct policy_verdict v;
+	struct passwd *pw;
+	gid_t groups[64];
+	int ngroups = 64;
+	char *end, err[300];
+	long port;
+
+	memset(&req, 0, sizeof req);
+	if ((pw = getpwnam(a[0])) == NULL) {
+		fprintf(stderr, "commgwd: --explain: no user \"%s\"\n", a[0]);
+		gwconf_free(conf);
+		return 2;
+	}
+	port = strtol(a[2], &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535) {
+		fprintf(stderr, "commgwd: --explain: \"%s\" is not a port\n",
+		    a[2]);
+		gwconf_free(conf);
+		return 2;
+	}
+	if (strcmp(a[3], "host") == 0)
+		req.scope = GWCONF_SCOPE_HOST;
+	else if (strcmp(a[3], "global") == 0)
+		req.scope = GWCONF_SCOPE_GLOBAL;
+	else {
+		fprintf(stderr,
+		    "commgwd: --explain: scope \"%s\" is not host "
+		    "or global\n",
+		    a[3]);
+		gwconf_free(conf);
+		return 2;
+	}
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) == -1)
+		ngroups = 0;
+	req.uid = pw->pw_uid;
+	req.gid = pw->pw_gid;
+	req.groups = groups;
+	req.ngroups = (size_t)ngroups;
+	req.name = a[1];
+	req.port = (int)port;
+	req.entries = 0; /* as for the user's first entry */
+	policy_admit(conf, &req, &v);
+	printf("%s %s port %ld scope %s: %s\n", pw->pw_name, a[1], port, a[3],
+	    v.why);
+	if (v.allow &&
+	    portowner_check((int)port, pw->pw_uid, err, sizeof err) == -1)
+		printf("port check, now: %s (a registration would be "
+		       "refused)\n",
+		    err);
+	gwconf_free(conf);
+	return v.allow ? 0 : 1;
 }
 
 /*
@@ -299,6 +387,8 @@ main(int argc, char **argv)
 		return 1;
 	if (o.check)
 		return check_ok(conf);
+	if (o.explain)
+		return explain(conf, o.explain_args);
 	setup(&o, conf);
 	event_base_dispatch(base);
 	teardown();

@@ -1270,3 +1270,37 @@ fed_free(struct fed *f)
 	free(f->listen_host);
 	free(f);
 }
+
+void
+fed_stats(const struct fed *f, struct tbuf *r)
+{
+	static const char *const states[] = {"connecting", "hello", "ready"};
+	const struct flink *l;
+	const struct reg_entry *e;
+	struct tbuf links, d;
+	size_t n;
+
+	tbuf_init(&links);
+	tbuf_init(&d);
+	TAILQ_FOREACH(l, &f->links, link) {
+		n = 0;
+		TAILQ_FOREACH(e, &l->learned, owner_link)
+			n++;
+		tbuf_reset(&d);
+		tl_append_str(&d, 0, "remote");
+		tl_append_str(&d, 0, l->r != NULL ? l->r->name : "");
+		tl_append_str(&d, 0, "direction");
+		tl_append_str(&d, 0, l->outgoing ? "out" : "in");
+		tl_append_str(&d, 0, "address");
+		tl_append_str(&d, 0, l->addr);
+		tl_append_str(&d, 0, "state");
+		tl_append_str(&d, 0, states[l->state]);
+		tl_append_str(&d, 0, "entries");
+		tl_append_int(&d, 0, (long long)n);
+		tl_append(&links, 0, d.p, d.len);
+	}
+	tl_append_str(r, 0, "links");
+	tl_append(r, 0, links.p, links.len);
+	tbuf_free(&d);
+	tbuf_free(&links);
+}

@@ -41,4 +41,9 @@ void fed_stop_links(struct fed *);
  * miss.  CMD_PENDING, or CMD_ERROR (nothing asked) when none is linked. */
 int fed_lookup(struct fed *, struct cmd_ctx *, const char *name, size_t len);
 
+/* For Commreg/Stats: "links" and a list of one dict per link (remote,
+ * direction in|out, address, state connecting|hello|ready, entries it
+ * gave us). */
+void fed_stats(const struct fed *, struct tbuf *);
+
 #endif

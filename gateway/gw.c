@@ -386,6 +386,22 @@ gw_find(const char *name, size_t len)
 	return NULL;
 }
 
+/* The gateway's counters (refused above counts connections). */
+static void
+gw_stats(struct server *s, struct tbuf *r)
+{
+	struct gateway *g = gw_of(s);
+
+	tl_append_str(r, 0, "admitted");
+	tl_append_int(r, 0, (long long)g->admitted);
+	tl_append_str(r, 0, "registrations_refused");
+	tl_append_int(r, 0, (long long)g->refused_regs);
+	tl_append_str(r, 0, "withdrawn");
+	tl_append_int(r, 0, (long long)g->withdrawn);
+	if (g->fed != NULL)
+		fed_stats(g->fed, r);
+}
+
 static const struct server_ops gw_ops = {
     .find = gw_find,
     .admit = gw_admit,
@@ -394,6 +410,7 @@ static const struct server_ops gw_ops = {
     .admit_entry = gw_admit_entry,
     .entry_added = gw_entry_added,
     .entry_key = gw_entry_key,
+    .stats = gw_stats,
 };
 
 /* ---- reload ------------------------------------------------------------ */

@@ -671,6 +671,8 @@ cmd_stats(struct cmd_ctx *c)
 		tl_append_str(r, 0, "upstream_entries");
 		tl_append_int(r, 0, (long long)registry_count(s->mirror));
 	}
+	if (s->ops != NULL && s->ops->stats != NULL)
+		s->ops->stats(s, r);
 	return CMD_OK;
 }
 

@@ -77,6 +77,8 @@ struct server_ops {
 	/* The reply once it is added (NULL: the entry's name). */
 	int (*entry_added)(struct cmd_ctx *, const struct reg_request *,
 	    struct reg_entry *);
+	/* More Commreg/Stats pairs of the kind's own (NULL: none). */
+	void (*stats)(struct server *, struct tbuf *);
 	/* The table's key for a name a peer says (NULL: the name itself). */
 	void (*entry_key)(struct cmd_ctx *, const char *name, size_t len,
 	    struct tbuf *key);

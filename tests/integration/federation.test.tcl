@@ -123,6 +123,18 @@ main {
         check "gw2's host lists back@$me@gw3.test" {[::fed::wait_name $h2 back@$me@gw3.test 10000]}
         check_equal "its host is gw3's listen address" 127.0.0.3 [::fed::field [gw_row $h2 back@$me@gw3.test] host]
 
+        # Each link's state, as the sysadmin asks for it (Commreg/Stats).
+        set r [run [file join [tools_dir] commcall] unix:[gw_socket $d3] \
+                   Commreg/Stats]
+        set links [dict get [string trim [dict get $r out]] links]
+        set out [lsearch -inline -index 3 $links out]
+        check_equal "gw3's link to gw2: ready" ready [dict get $out state]
+        check_equal "it names the remote" gw2 [dict get $out remote]
+        check "it counts what gw2 gave ([dict get $out entries])" \
+            {[dict get $out entries] >= 1}
+        check "gw2's link into gw3 is there too" \
+            {[lsearch -index 3 $links in] >= 0}
+
         # What must not cross.
         set noexp [::fed::app $h2 noexp]
         set impx [::fed::app $h2 imp-x]

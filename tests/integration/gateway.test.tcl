@@ -256,6 +256,37 @@ main {
         set r3 [gw_register $u pub-b $l2 host]
         check_equal "pub-b again after release" 1 [dict get $r3 ok]
         check "gateway alive" {[alive [gw_pid $g]]}
+
+        # The sysadmin's counters: registrations admitted and refused
+        # (before, Stats had only refused connections, and said 0).
+        set r [run [file join [tools_dir] commcall] \
+                   unix:[gw_socket $d] Commreg/Stats]
+        check_equal "Stats from the gateway" 0 [dict get $r code]
+        set st [string trim [dict get $r out]]
+        check "admitted counts the four admissions ([dict get $st admitted])" \
+            {[dict get $st admitted] == 4}
+        check "registrations_refused counts the four refusals\
+               ([dict get $st registrations_refused])" \
+            {[dict get $st registrations_refused] == 4}
+        check_equal "nothing withdrawn" 0 [dict get $st withdrawn]
+
+        # Asking the policy without registering (sshd -T -C's idea).
+        set r [run [gw_path] --config-dir $d --explain $me p-kept $l1 host]
+        check_equal "explain a refusal: exit 1" 1 [dict get $r code]
+        check_equal "explain names the rule and its file:line" \
+            "$me p-kept port $l1 scope host: refused by rule \"kept-port\"\
+             ($d/10-policy.ini:1): port $l1 is kept back" \
+            [string trim [dict get $r out]]
+        set r [run [gw_path] --config-dir $d --explain $me pub-z $l2 global]
+        check_equal "explain an allowance: exit 0" 0 [dict get $r code]
+        check_match "by rule pub-global" "*allowed by rule \"pub-global\"*" \
+            [dict get $r out]
+        set r [run [gw_path] --config-dir $d --explain $me x 0 host]
+        check_equal "explain a bad port: exit 2" 2 [dict get $r code]
+        set after [run [file join [tools_dir] commcall] \
+                       unix:[gw_socket $d] Commreg/Stats]
+        check_equal "explain registered nothing" [dict get $st admitted] \
+            [dict get [string trim [dict get $after out]] admitted]
     }
 
     test quota {
