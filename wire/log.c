@@ -1,7 +1,8 @@
 /*
  * Logging for every daemon and tool (see log.h): one line per event,
  * "YYYY-mm-ddTHH:MM:SSZ progname: message", to stderr or the file chosen
- * with log_to(), flushed at once so a crash loses nothing.
+ * with log_to(), flushed at once so a crash loses nothing; or the message
+ * alone to a sink (the client library's application), or nowhere.
  */
 #define _GNU_SOURCE /* program_invocation_short_name */
 #include <errno.h>
@@ -17,20 +18,28 @@
 static const char *log_progname;
 static int log_lvl = LOG_LVL_WARN;
 static FILE *log_fp;
+static log_sink_fn log_sink;
+static void *log_sink_arg;
+static int log_asked; /* the program chose where its lines go */
+static int log_quiet; /* the library's default: nowhere */
 
-static void vlog(const char *, va_list, const char *);
+static void vlog(int, int, const char *, va_list, const char *);
 
 void
 log_init(const char *progname, int level)
 {
 	log_progname = progname;
 	log_lvl = level;
+	log_asked = 1;
+	log_quiet = 0;
 }
 
 void
 log_to(FILE *fp)
 {
 	log_fp = fp;
+	log_asked = 1;
+	log_quiet = 0;
 }
 
 int
@@ -39,13 +48,51 @@ log_level(void)
 	return log_lvl;
 }
 
+void
+log_set_level(int level)
+{
+	log_lvl = level;
+	log_asked = 1;
+	log_quiet = 0;
+}
+
+void
+log_set_sink(log_sink_fn fn, void *arg)
+{
+	log_sink = fn;
+	log_sink_arg = arg;
+}
+
+void
+log_library_default(void)
+{
+	if (!log_asked)
+		log_quiet = 1;
+}
+
+/* The message alone, for a sink. */
+static void
+vlog_sink(int level, const char *fmt, va_list ap, const char *why)
+{
+	char line[2048];
+	size_t len = 0;
+	int n;
+
+	n = vsnprintf(line, sizeof line, fmt, ap);
+	if (n > 0)
+		len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+	if (why != NULL && len < sizeof line - 1)
+		snprintf(line + len, sizeof line - len, ": %s", why);
+	log_sink(level, line, log_sink_arg);
+}
+
 /*
  * Write one line with a single write(2), so that lines of several
  * processes sharing a log (a daemon and the clients it forked, tests
  * running many at once) never interleave.  Times are UTC, marked Z.
  */
 static void
-vlog(const char *fmt, va_list ap, const char *why)
+vlog(int level, int fatal, const char *fmt, va_list ap, const char *why)
 {
 	FILE *fp = log_fp != NULL ? log_fp : stderr;
 	const char *name;
@@ -55,6 +102,13 @@ vlog(const char *fmt, va_list ap, const char *why)
 	size_t len = 0;
 	int n;
 
+	if (log_sink != NULL) {
+		vlog_sink(level, fmt, ap, why);
+		return;
+	}
+	/* Quiet, but a process about to end says why. */
+	if (log_quiet && !fatal)
+		return;
 	name =
 	    log_progname != NULL ? log_progname : program_invocation_short_name;
 	now = time(NULL);
@@ -88,7 +142,7 @@ log_warnx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(fmt, ap, NULL);
+	vlog(LOG_LVL_WARN, 0, fmt, ap, NULL);
 	va_end(ap);
 }
 
@@ -99,7 +153,7 @@ log_warn(const char *fmt, ...)
 	int saved = errno;
 
 	va_start(ap, fmt);
-	vlog(fmt, ap, strerror(saved));
+	vlog(LOG_LVL_WARN, 0, fmt, ap, strerror(saved));
 	va_end(ap);
 	errno = saved;
 }
@@ -112,7 +166,7 @@ log_info(const char *fmt, ...)
 	if (log_lvl < LOG_LVL_INFO)
 		return;
 	va_start(ap, fmt);
-	vlog(fmt, ap, NULL);
+	vlog(LOG_LVL_INFO, 0, fmt, ap, NULL);
 	va_end(ap);
 }
 
@@ -124,7 +178,7 @@ log_debug(const char *fmt, ...)
 	if (log_lvl < LOG_LVL_DEBUG)
 		return;
 	va_start(ap, fmt);
-	vlog(fmt, ap, NULL);
+	vlog(LOG_LVL_DEBUG, 0, fmt, ap, NULL);
 	va_end(ap);
 }
 
@@ -134,7 +188,7 @@ fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(fmt, ap, NULL);
+	vlog(LOG_LVL_WARN, 1, fmt, ap, NULL);
 	va_end(ap);
 	exit(1);
 }
@@ -146,7 +200,7 @@ fatal(const char *fmt, ...)
 	int saved = errno;
 
 	va_start(ap, fmt);
-	vlog(fmt, ap, strerror(saved));
+	vlog(LOG_LVL_WARN, 1, fmt, ap, strerror(saved));
 	va_end(ap);
 	exit(1);
 }
@@ -234,7 +288,7 @@ log_limited(const char *key, const char *fmt, ...)
 	log_rate_summary(r);
 	r->start = now;
 	va_start(ap, fmt);
-	vlog(fmt, ap, NULL);
+	vlog(LOG_LVL_WARN, 0, fmt, ap, NULL);
 	va_end(ap);
 }
 

@@ -3,7 +3,8 @@
  * log_warnx() for things an operator should see, log_info() for the life
  * cycle, log_debug() for tracing, fatalx() to stop.  Lines go to stderr in
  * the foreground or to the log file a detached daemon opened, prefixed with
- * time and program name.
+ * time and program name; or, in the client library, to the application's
+ * sink, or nowhere (log_set_sink, log_library_default).
  */
 #ifndef WIRE_LOG_H
 #define WIRE_LOG_H
@@ -16,6 +17,23 @@ void log_init(const char *progname, int level);
 /* Send lines to fp instead of stderr (the caller keeps fp open). */
 void log_to(FILE *fp);
 int log_level(void);
+/* The level alone; like log_init, it asks for the lines (on stderr when
+ * there is no sink). */
+void log_set_level(int level);
+/*
+ * Hand every line at or above the level to fn instead of writing it: the
+ * message alone (no time, no program name, no newline).  fn NULL: back to
+ * stderr, or the log_to file.
+ */
+typedef void (*log_sink_fn)(int level, const char *line, void *arg);
+void log_set_sink(log_sink_fn fn, void *arg);
+/*
+ * The client library's default, called when an application starts using
+ * it: unless the program set up logging itself (log_init, log_to,
+ * log_set_level) or gave a sink, lines are dropped, since the stderr of
+ * the process that hosts the library is not the library's to write on.
+ */
+void log_library_default(void);
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
