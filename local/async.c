@@ -1,7 +1,16 @@
 /*
- * The asynchronous client (commreg.h, commreg_async_*): the wire code of
- * client.c driven from the application's libevent loop, and failover
+ * The asynchronous client (commreg.h, commreg_async_*): connections to
+ * the registry driven from the application's libevent loop, and failover
  * (ARCHITECTURE §3, docs/election.md, docs/c-api.md).
+ *
+ * A connection is a peer of the handle's engine (engine/peer.h), which
+ * frames, does the comm handshake, matches replies to requests with their
+ * deadlines, answers the registry's pings and pings a registry that says
+ * nothing: one that stays silent for the handle's liveness (a hung or
+ * stopped process) is dropped like one that closed.  What the registry
+ * sends on its own is a command table (Commreg/Event,
+ * Search/Continuous/Change, Commreg/Withdrawn); the loss of the
+ * connection is the engine's gone hook.
  *
  * One struct commreg_async per handle holds one connection at a time and
  * everything that must outlive it: the registrations, the watches (with
@@ -31,9 +40,9 @@
  * Host and global registrations (commreg_async_register_scope) carry
  * `-scope S`, on every re-registration too; the user registry has the
  * host gateway judge them.  The gateway may withdraw one later: the
- * registry then sends `Commreg/Withdrawn NAME REASON` (through client.h's
- * command hook), and the registration is dropped, so that no failover
- * makes it again, and reported through on_reg_lost.
+ * registry then sends `Commreg/Withdrawn NAME REASON`, and the
+ * registration is dropped, so that no failover makes it again, and
+ * reported through on_reg_lost.
  *
  * Private registries (TCL_COMM_REGPORT, docs/private.md): the first
  * attempt of a handle connects to that port; if no registry answers
@@ -52,10 +61,16 @@
  * a contender, which is retried by timer instead), a netlink query for
  * the peer's uid.
  *
+ * Nothing here ends the process either: out of memory fails the call
+ * that needed it, or (in the middle of what the registry sent) drops the
+ * connection, which is then restored as after any loss.
+ *
  * Callbacks may call any function of the handle, commreg_async_close
  * included.  So objects are never freed under a running callback: they
  * are marked dead, unlinked, and freed when the outermost entry into the
- * library (an event callback or an API call) returns.
+ * library (an event callback or an API call) returns.  The engine itself
+ * lives apart from the handle (struct async_engine), and outlives it
+ * until the engine callback that closed the handle has returned.
  */
 #define _GNU_SOURCE /* reallocarray, syscall */
 #include <sys/types.h>
@@ -85,6 +100,7 @@
 #include "client.h"
 #include "election.h"
 #include "log.h"
+#include "peer.h"
 #include "server.h"
 #include "tbuf.h"
 #include "tcllist.h"
@@ -132,17 +148,22 @@ enum req_kind {
 	REQ_LIST,
 };
 
-/* One request: queued (serial 0), in flight, or done and waiting for the
- * deferred callback. */
+/*
+ * One request: queued (preq NULL), in flight on the connection (preq, the
+ * engine's), or done and waiting for the deferred callback.  Those of a
+ * connection (hello, registrations, watches, unregister) have the
+ * engine's deadline; lookups, lists and calls wait across connections,
+ * so their deadline is their own timer.
+ */
 struct areq {
 	TAILQ_ENTRY(areq) link;
 	struct commreg_async *a;
 	enum req_kind kind;
-	int64_t serial;
+	struct preq *preq;
 	int restore;  /* counts toward restoring */
 	char **words; /* user requests: sent again */
 	size_t nwords;
-	struct event *timer; /* its deadline */
+	struct event *timer; /* user requests: their deadline */
 	struct commreg_reg *reg;
 	struct commreg_watch *watch;
 	union {
@@ -154,6 +175,7 @@ struct areq {
 	void *arg;
 	int status; /* when done before any reply */
 	char *message;
+	int no_message; /* out of memory for it */
 };
 TAILQ_HEAD(areq_list, areq);
 
@@ -164,7 +186,7 @@ struct commreg_reg {
 	char *host;  /* NULL: the registry's default */
 	char *scope; /* NULL: user (no -scope sent) */
 	int port;
-	char *name; /* assigned; "" until then */
+	char *name; /* assigned; NULL until then */
 	long serial;
 	struct areq *req; /* Register in flight */
 	commreg_reg_cb cb;
@@ -208,6 +230,18 @@ struct spawn {
 };
 TAILQ_HEAD(spawn_list, spawn);
 
+/*
+ * The engine of a handle's connections, apart from the handle: a handle
+ * closed inside one of the engine's callbacks is freed when that
+ * callback's outermost entry into the library returns, the engine once
+ * the engine's own callback has returned too (fin, from the loop).
+ */
+struct async_engine {
+	struct engine eng;
+	struct engine_limits lim; /* the handle's, for its peers */
+	struct event *fin;
+};
+
 struct commreg_async {
 	struct event_base *base;
 	struct commreg_async_opts o;
@@ -230,13 +264,12 @@ struct commreg_async {
 	uint64_t rng;
 	char why[512]; /* the last failure */
 
-	/* The connection. */
+	/* The connection: a socket while it connects, then a peer. */
+	struct async_engine *ae;
 	int fd;
 	int port;
-	struct commreg_client *conn;
 	struct event *ev_connect;
-	struct event *ev_read;
-	struct event *ev_write;
+	struct peer *peer;
 	struct commreg_hello hello;
 	int restore_left;
 
@@ -276,16 +309,20 @@ static void attempt_failed(struct commreg_async *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static void elect(struct commreg_async *);
 static void conn_start(struct commreg_async *, int);
-static void conn_check(struct commreg_async *);
-static void hook_reply(void *, int64_t, int, const char *, size_t);
-static void hook_event(void *, struct commreg_event *);
-static void hook_command(void *, const struct tlist *);
+static void conn_abort(struct commreg_async *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void conn_drop(struct commreg_async *);
+static void reqs_reset(struct commreg_async *);
+static void lost(struct commreg_async *, const char *);
+static void orphan_answer(struct commreg_async *, struct areq *);
 static void async_free(struct commreg_async *);
 static void spawn_gate_release(struct commreg_async *);
+static void spawn_free(struct spawn *);
 static void open_failed(struct commreg_async *);
-
-static const struct client_hooks async_hooks = {hook_reply, hook_event,
-    hook_command};
+static void restored(struct commreg_async *);
+static void areq_reply(struct peer *, void *, int, const char *, size_t);
+static void known_free(struct commreg_async *);
+static void retry_cb(evutil_socket_t, short, void *);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -306,16 +343,6 @@ tv_ms(int ms)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	return tv;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p;
-
-	if ((p = strdup(s)) == NULL)
-		fatal("%s", __func__);
-	return p;
 }
 
 static void
@@ -363,6 +390,14 @@ serial_of(const char *base, const char *name)
 		return 0;
 	n = strtol(name + bl + 2, &end, 10);
 	return *end == '\0' && n > 0 ? n : 0;
+}
+
+/* strdup that may fail: out of memory is the caller's error to report. */
+static int
+dup_str(char **dst, const char *s)
+{
+	*dst = s != NULL ? strdup(s) : NULL;
+	return s != NULL && *dst == NULL ? -1 : 0;
 }
 
 /* ---- entering and leaving ----------------------------------------------- */
@@ -424,52 +459,68 @@ leave(struct commreg_async *a)
 
 static void req_timeout(evutil_socket_t, short, void *);
 
+/* NULL when out of memory. */
 static struct areq *
 req_new(struct commreg_async *a, enum req_kind kind)
 {
 	struct areq *q;
 
 	if ((q = calloc(1, sizeof *q)) == NULL)
-		fatal("%s", __func__);
+		return NULL;
 	q->a = a;
 	q->kind = kind;
-	if ((q->timer = evtimer_new(a->base, req_timeout, q)) == NULL)
-		fatalx("evtimer_new failed");
 	return q;
 }
 
-static void
+static int
 req_words(struct areq *q, const char *const *w, size_t n)
 {
 	size_t i;
 
 	if ((q->words = calloc(n, sizeof *q->words)) == NULL)
-		fatal("%s", __func__);
-	for (i = 0; i < n; i++)
-		q->words[i] = xstrdup(w[i]);
+		return -1;
 	q->nwords = n;
+	for (i = 0; i < n; i++) {
+		if (dup_str(&q->words[i], w[i]) == -1)
+			return -1; /* req_free frees what was made */
+	}
+	return 0;
 }
 
+/* Also takes back what is in flight: the engine will not answer it. */
 static void
 req_free(struct areq *q)
 {
 	size_t i;
 
+	if (q->preq != NULL)
+		peer_request_cancel(q->preq);
 	for (i = 0; i < q->nwords; i++)
 		free(q->words[i]);
 	free(q->words);
 	free(q->message);
-	event_free(q->timer);
+	if (q->timer != NULL)
+		event_free(q->timer);
 	free(q);
 }
 
-static void
+static int
+reply_ms(const struct commreg_async *a)
+{
+	return timeout_of(a->o.reply_timeout_ms, COMMREG_REPLY_TIMEOUT_MS);
+}
+
+/* A user request's deadline, which runs across connections.  -1 when
+ * out of memory. */
+static int
 req_arm(struct areq *q)
 {
-	struct timeval tv = tv_ms(
-	    timeout_of(q->a->o.reply_timeout_ms, COMMREG_REPLY_TIMEOUT_MS));
+	struct timeval tv = tv_ms(reply_ms(q->a));
 
+	if ((q->timer = evtimer_new(q->a->base, req_timeout, q)) == NULL)
+		return -1;
 	evtimer_add(q->timer, &tv);
+	return 0;
 }
 
 static int
@@ -478,20 +529,30 @@ connected(const struct commreg_async *a)
 	return a->state == A_RESTORING || a->state == A_READY;
 }
 
-static void
-conn_flush(struct commreg_async *a)
-{
-	if (a->conn != NULL && client_output_pending(a->conn) > 0)
-		event_add(a->ev_write, NULL);
-}
-
-/* Put q on the wire (the connection is up). */
+/*
+ * Put q on the wire (the connection is up).  The engine writes it when
+ * the current callback returns, or from the loop.  A peer the engine has
+ * just let go of takes nothing: q then waits for the next connection.
+ */
 static void
 req_send(struct commreg_async *a, struct areq *q, const char *const *w,
     size_t n)
 {
-	q->serial = client_send(a->conn, w, NULL, n);
-	conn_flush(a);
+	int ms;
+
+	if (a->peer == NULL)
+		return;
+	switch (q->kind) {
+	case REQ_LOOKUP:
+	case REQ_LIST:
+	case REQ_CALL:
+		ms = 0; /* their own timer */
+		break;
+	default:
+		ms = reply_ms(a);
+		break;
+	}
+	q->preq = peer_request(a->peer, w, NULL, n, ms, areq_reply, q);
 }
 
 static void
@@ -505,10 +566,16 @@ static void
 req_finish_later(struct commreg_async *a, struct areq *q, int status,
     const char *message)
 {
-	evtimer_del(q->timer);
+	if (q->timer != NULL)
+		evtimer_del(q->timer);
+	if (q->preq != NULL) {
+		peer_request_cancel(q->preq);
+		q->preq = NULL;
+	}
 	q->status = status;
 	free(q->message);
-	q->message = message != NULL ? xstrdup(message) : NULL;
+	q->message = NULL;
+	q->no_message = dup_str(&q->message, message) == -1;
 	TAILQ_INSERT_TAIL(&a->done, q, link);
 	event_active(a->deferred, EV_TIMEOUT, 1);
 }
@@ -551,48 +618,31 @@ deferred_cb(evutil_socket_t fd, short ev, void *arg)
 	enter(a);
 	while (!a->closing && (q = TAILQ_FIRST(&a->done)) != NULL) {
 		TAILQ_REMOVE(&a->done, q, link);
-		req_fail_cb(a, q, q->status, q->message);
+		req_fail_cb(a, q, q->status,
+		    q->no_message ? "out of memory" : q->message);
 		req_free(q);
 	}
 	leave(a);
 }
 
+/* A lookup, list or call not answered in time, on whatever connection. */
 static void
 req_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	struct areq *q = arg;
 	struct commreg_async *a = q->a;
 	char why[128];
-	int ms;
 
 	enter(a);
-	ms = timeout_of(a->o.reply_timeout_ms, COMMREG_REPLY_TIMEOUT_MS);
-	snprintf(why, sizeof why, "no reply from the registry within %d ms",
-	    ms);
-	switch (q->kind) {
-	case REQ_HELLO:
-	case REQ_REGISTER:
-	case REQ_WATCH:
-		/* The registry does not answer what keeps us whole: take
-		 * it as lost, and elect or find another. */
-		if (a->conn != NULL) {
-			client_abort(a->conn, why);
-			conn_check(a);
-		}
-		break;
-	case REQ_FORGET:
-		TAILQ_REMOVE(&a->reqs, q, link);
-		req_free(q);
-		break;
-	default:
-		TAILQ_REMOVE(&a->reqs, q, link);
-		if (q->serial == 0)
-			snprintf(why, sizeof why, "no registry within %d ms",
-			    ms);
-		req_fail_cb(a, q, -1, why);
-		req_free(q);
-		break;
-	}
+	TAILQ_REMOVE(&a->reqs, q, link);
+	if (q->preq == NULL)
+		snprintf(why, sizeof why, "no registry within %d ms",
+		    reply_ms(a));
+	else
+		snprintf(why, sizeof why,
+		    "no reply from the registry within %d ms", reply_ms(a));
+	req_fail_cb(a, q, -1, why);
+	req_free(q);
 	leave(a);
 }
 
@@ -626,15 +676,25 @@ known_drop(struct commreg_async *a, const char *name)
 	a->nknown--;
 }
 
+/* A memory that cannot grow only forgets: a later lookup of the name,
+ * once orphaned, says it was never seen. */
 static void
 known_put(struct commreg_async *a, const char *name, const char *commid)
 {
+	char *n, *c;
+
 	if (!a->private)
 		return;
 	known_drop(a, name);
 	if (a->known == NULL &&
 	    (a->known = calloc(KNOWN_MAX, sizeof *a->known)) == NULL)
-		fatal("%s", __func__);
+		return;
+	if (dup_str(&n, name) == -1)
+		return;
+	if (dup_str(&c, commid) == -1) {
+		free(n);
+		return;
+	}
 	if (a->nknown == KNOWN_MAX) {
 		free(a->known[0].name);
 		free(a->known[0].commid);
@@ -642,11 +702,10 @@ known_put(struct commreg_async *a, const char *name, const char *commid)
 		    (KNOWN_MAX - 1) * sizeof *a->known);
 		a->nknown--;
 	}
-	a->known[a->nknown].name = xstrdup(name);
-	a->known[a->nknown].commid = xstrdup(commid);
+	a->known[a->nknown].name = n;
+	a->known[a->nknown].commid = c;
 	a->nknown++;
 }
-
 /* An entry's comm id, as Commreg/Lookup gives it. */
 static void
 known_entry(struct commreg_async *a, const struct commreg_entry *e)
@@ -679,7 +738,8 @@ known_free(struct commreg_async *a)
 /* ---- registrations ---------------------------------------------------------
  */
 
-static void
+/* -1 when out of memory (nothing sent). */
+static int
 reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 {
 	const char *w[11];
@@ -687,6 +747,8 @@ reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 	size_t n = 0;
 	struct areq *q;
 
+	if ((q = req_new(a, REQ_REGISTER)) == NULL)
+		return -1;
 	snprintf(port, sizeof port, "%d", r->port);
 	snprintf(pid, sizeof pid, "%ld", (long)getpid());
 	w[n++] = "Commreg/Register";
@@ -708,16 +770,19 @@ reg_send(struct commreg_async *a, struct commreg_reg *r, int restore)
 		w[n++] = "-serial";
 		w[n++] = serial;
 	}
-	q = req_new(a, REQ_REGISTER);
 	q->reg = r;
 	q->restore = restore;
 	r->req = q;
 	TAILQ_INSERT_TAIL(&a->reqs, q, link);
 	req_send(a, q, w, n);
-	req_arm(q);
+	return 0;
 }
 
-/* A name registered for a registration dropped meanwhile: release it. */
+/*
+ * A name registered for a registration dropped meanwhile, or a watch
+ * dropped: release it.  Without memory for that, the registry keeps it
+ * until the connection ends.
+ */
 static void
 forget(struct commreg_async *a, const char *cmd, const char *arg)
 {
@@ -726,10 +791,12 @@ forget(struct commreg_async *a, const char *cmd, const char *arg)
 
 	if (!connected(a))
 		return;
-	q = req_new(a, REQ_FORGET);
+	if ((q = req_new(a, REQ_FORGET)) == NULL) {
+		log_warnx("cannot send %s %s: out of memory", cmd, arg);
+		return;
+	}
 	TAILQ_INSERT_TAIL(&a->reqs, q, link);
 	req_send(a, q, w, 2);
-	req_arm(q);
 }
 
 static void
@@ -762,7 +829,7 @@ reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
 		}
 		/* Held before, refused now: keep it, try again next time. */
 		free(r->name);
-		r->name = xstrdup("");
+		r->name = NULL;
 		if (a->o.on_error != NULL) {
 			char msg[1024];
 
@@ -774,8 +841,13 @@ reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
 		}
 		return;
 	}
-	if ((name = strndup(res, len)) == NULL)
-		fatal("%s", __func__);
+	if ((name = strndup(res, len)) == NULL) {
+		/* Registered, but we cannot hold the name: the connection
+		 * goes (taking the name with it) and restoring makes it
+		 * again. */
+		conn_abort(a, "out of memory for a registration");
+		return;
+	}
 	old = r->name;
 	r->name = name;
 	r->serial = serial_of(r->base, name);
@@ -786,7 +858,7 @@ reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
 			r->cb(a, r, 0, r->name, r->arg);
 		return;
 	}
-	if (old[0] != '\0' && strcmp(old, name) != 0) {
+	if (old != NULL && strcmp(old, name) != 0) {
 		log_debug("async: \"%s\" came back as \"%s\"", old, name);
 		if (a->o.on_renamed != NULL)
 			a->o.on_renamed(a, r, old, name, a->o.arg);
@@ -797,20 +869,22 @@ reg_reply(struct commreg_async *a, struct commreg_reg *r, int ok,
 /* ---- watches
  * ----------------------------------------------------------------- */
 
-static void
+/* -1 when out of memory (nothing sent). */
+static int
 watch_send(struct commreg_async *a, struct commreg_watch *w, int restore)
 {
 	const char *words[3] = {"Commreg/Watch", w->tag, w->pattern};
 	struct areq *q;
 
-	q = req_new(a, REQ_WATCH);
+	if ((q = req_new(a, REQ_WATCH)) == NULL)
+		return -1;
 	q->watch = w;
 	q->restore = restore;
 	w->req = q;
 	w->live = 0;
 	TAILQ_INSERT_TAIL(&a->reqs, q, link);
 	req_send(a, q, words, 3);
-	req_arm(q);
+	return 0;
 }
 
 static void
@@ -850,10 +924,14 @@ view_find(const struct commreg_watch *w, const char *name, int *found)
 }
 
 /* Take e into the view (it is moved: e is zeroed). */
-static void
+
+/* Take e into the view (it is moved: e is zeroed).  -1 when out of
+ * memory (e is the caller's still). */
+static int
 view_put(struct commreg_watch *w, struct commreg_entry *e)
 {
-	size_t i;
+	struct commreg_entry *v;
+	size_t i, cap;
 	int found;
 
 	i = view_find(w, e->name, &found);
@@ -862,11 +940,12 @@ view_put(struct commreg_watch *w, struct commreg_entry *e)
 		w->view[i] = *e;
 	} else {
 		if (w->nview == w->capview) {
-			w->capview = w->capview == 0 ? 16 : w->capview * 2;
-			w->view =
-			    reallocarray(w->view, w->capview, sizeof *w->view);
-			if (w->view == NULL)
-				fatal("%s", __func__);
+			cap = w->capview == 0 ? 16 : w->capview * 2;
+			v = reallocarray(w->view, cap, sizeof *w->view);
+			if (v == NULL)
+				return -1;
+			w->view = v;
+			w->capview = cap;
 		}
 		memmove(&w->view[i + 1], &w->view[i],
 		    (w->nview - i) * sizeof *w->view);
@@ -874,6 +953,7 @@ view_put(struct commreg_watch *w, struct commreg_entry *e)
 		w->nview++;
 	}
 	memset(e, 0, sizeof *e);
+	return 0;
 }
 
 static void
@@ -982,24 +1062,23 @@ watch_reply(struct commreg_async *a, struct commreg_watch *w, int ok,
 {
 	struct commreg_watch_event ev;
 	struct commreg_entry *v;
-	char why[256], *msg;
+	char why[256];
 	size_t n;
 
 	w->req = NULL;
 	if (!ok) {
-		if ((msg = strndup(res, len)) == NULL)
-			fatal("%s", __func__);
 		watch_kill(a, w);
 		memset(&ev, 0, sizeof ev);
 		ev.what = COMMREG_WATCH_ERROR;
-		ev.message = msg;
+		ev.message = res;
 		if (w->cb != NULL)
 			w->cb(a, w, &ev, w->arg);
-		free(msg);
 		return;
 	}
+	/* A snapshot we cannot read (or keep) leaves the watch without a
+	 * view: drop the connection, and restoring asks again. */
 	if (commreg_entries_parse(res, len, &v, &n, why, sizeof why) == -1) {
-		client_abort(a->conn, why);
+		conn_abort(a, "bad watch snapshot: %s", why);
 		return;
 	}
 	watch_snapshot(a, w, v, n);
@@ -1017,9 +1096,117 @@ watch_by_tag(struct commreg_async *a, const char *tag)
 	return NULL;
 }
 
-/* ---- wire hooks (called inside client_read_ready) ------------------------ */
+/* ---- what the registry sends: one row and one handler each ---------------
+ */
 
-static void restored(struct commreg_async *);
+/* A watch event (client_event_decode's put). */
+static int
+async_put(void *arg, struct commreg_event *ev)
+{
+	struct commreg_async *a = arg;
+	struct commreg_watch *w;
+	int rc = 0;
+
+	if (a->closing || ev->nns || (w = watch_by_tag(a, ev->tag)) == NULL) {
+		commreg_event_clear(ev);
+		return a->closing ? -1 : 0;
+	}
+	if (ev->type == COMMREG_EVENT_ADD)
+		known_entry(a, &ev->entry);
+	else
+		known_drop(a, ev->entry.name);
+	if (ev->type == COMMREG_EVENT_ADD) {
+		if (watch_emit(a, w, COMMREG_WATCH_ADD, 0, &ev->entry) == 0 &&
+		    view_put(w, &ev->entry) == -1)
+			rc = -1;
+	} else {
+		if (watch_emit(a, w, COMMREG_WATCH_REMOVE, 0, &ev->entry) == 0)
+			view_drop(w, ev->entry.name);
+	}
+	commreg_event_clear(ev);
+	if (rc == -1) {
+		/* The view would be wrong from now on: a resync mends it. */
+		conn_abort(a, "out of memory for a watch's view");
+		return -1;
+	}
+	return a->closing ? -1 : 0;
+}
+
+/* Commreg/Event TAG add|remove ENTRY: a change seen by a watch. */
+static int
+cmd_event(struct cmd_ctx *c)
+{
+	struct commreg_async *a = c->peer->arg;
+
+	enter(a);
+	if (client_event_decode(c->words, 0, async_put, a) == -1 &&
+	    !a->closing && a->peer == c->peer)
+		conn_abort(a, "out of memory for a watch event");
+	leave(a);
+	return CMD_OK;
+}
+
+/* Search/Continuous/Change: nns watches, which this interface does not
+ * make; a registry has no reason to send one. */
+static int
+cmd_nns_change(struct cmd_ctx *c)
+{
+	log_debug("async: ignoring Search/Continuous/Change");
+	return CMD_OK;
+}
+
+/*
+ * Commreg/Withdrawn NAME ?REASON?: the host gateway withdrew our host or
+ * global registration NAME (its policy changed) and the registry removed
+ * the entry.  The registration is dropped, so no failover brings it
+ * back, and the application told through on_reg_lost.
+ */
+static int
+cmd_withdrawn(struct cmd_ctx *c)
+{
+	struct commreg_async *a = c->peer->arg;
+	const struct tlist *words = c->words;
+	const char *name = words->v[1].p, *reason;
+	struct commreg_reg *r;
+
+	if (a->closing)
+		return CMD_OK;
+	reason = words->n == 3 && words->v[2].len > 0
+	             ? words->v[2].p
+	             : "withdrawn by the host gateway";
+	enter(a);
+	TAILQ_FOREACH(r, &a->regs, link) {
+		if (r->told && r->name != NULL && strcmp(r->name, name) == 0)
+			break;
+	}
+	if (r == NULL)
+		log_debug("async: Commreg/Withdrawn of \"%s\", not ours", name);
+	else {
+		log_info("registration \"%s\" withdrawn: %s", name, reason);
+		reg_kill(a, r);
+		if (a->o.on_reg_lost != NULL)
+			a->o.on_reg_lost(a, r, reason, a->o.arg);
+	}
+	leave(a);
+	return CMD_OK;
+}
+
+/* Sorted by name (cmd_table_find).  Anything else is answered as Tcl
+ * would (invalid command name) and otherwise ignored. */
+static const struct cmd_entry async_cmds[] = {
+    {"Commreg/Event", 3, 3, "tag add|remove entry", cmd_event},
+    {"Commreg/Withdrawn", 1, 2, "name ?reason?", cmd_withdrawn},
+    {"Search/Continuous/Change", 3, 3, "tag add|remove dict", cmd_nns_change},
+};
+
+static const struct cmd_entry *
+async_find(const char *name, size_t len)
+{
+	return cmd_table_find(async_cmds,
+	    sizeof async_cmds / sizeof async_cmds[0], name, len);
+}
+
+/* ---- replies ------------------------------------------------------------- */
 
 static void
 restore_done(struct commreg_async *a)
@@ -1031,21 +1218,22 @@ restore_done(struct commreg_async *a)
 static void
 hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 {
+	struct commreg_reg *r;
+	struct commreg_watch *w;
 	char err[512];
 
 	memset(&a->hello, 0, sizeof a->hello);
 	a->hello.uid = a->hello.pid = -1;
 	if (!ok || client_hello_parse(&a->hello, res, len) == -1) {
-		snprintf(err, sizeof err,
+		conn_abort(a,
 		    "port %d: peer is not a commreg "
 		    "registry (Commreg/Hello: %.*s)",
 		    a->port, (int)(len > 200 ? 200 : len), res);
-		client_abort(a->conn, err);
 		return;
 	}
-	if (client_check_owner(a->fd, a->port, &a->hello, err, sizeof err) ==
-	    -1) {
-		client_abort(a->conn, err);
+	if (client_check_owner(a->peer->fd, a->port, &a->hello, err,
+	        sizeof err) == -1) {
+		conn_abort(a, "%s", err);
 		return;
 	}
 	if (a->priv_trying) {
@@ -1058,46 +1246,76 @@ hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 	    a->hello.pid, a->srv != NULL ? " (this process)" : "");
 	a->state = A_RESTORING;
 	a->restore_left = 1; /* held until everything is sent */
-	{
-		struct commreg_reg *r;
-		struct commreg_watch *w;
-
-		TAILQ_FOREACH(r, &a->regs, link) {
-			reg_send(a, r, 1);
-			a->restore_left++;
+	TAILQ_FOREACH(r, &a->regs, link) {
+		if (reg_send(a, r, 1) == -1) {
+			conn_abort(a, "out of memory restoring \"%s\"",
+			    r->base);
+			return;
 		}
-		TAILQ_FOREACH(w, &a->watches, link) {
-			watch_send(a, w, 1);
-			a->restore_left++;
+		a->restore_left++;
+	}
+	TAILQ_FOREACH(w, &a->watches, link) {
+		if (watch_send(a, w, 1) == -1) {
+			conn_abort(a, "out of memory restoring a watch");
+			return;
 		}
+		a->restore_left++;
 	}
 	restore_done(a);
 }
 
+/* No answer in time (code -1 from the engine, the connection up). */
 static void
-hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
+req_unanswered(struct commreg_async *a, struct areq *q)
 {
-	struct commreg_async *a = arg;
-	struct commreg_entry *v;
-	struct areq *q;
-	char why[256];
-	size_t n;
-	int ok = code == 0 || code == 2, status;
+	char why[128];
 
+	snprintf(why, sizeof why, "no reply from the registry within %d ms",
+	    reply_ms(a));
+	switch (q->kind) {
+	case REQ_HELLO:
+	case REQ_REGISTER:
+	case REQ_WATCH:
+		/* The registry does not answer what keeps us whole: take
+		 * it as lost, and elect or find another (q goes with the
+		 * connection's requests). */
+		conn_abort(a, "%s", why);
+		return;
+	default:
+		TAILQ_REMOVE(&a->reqs, q, link);
+		req_fail_cb(a, q, -1, why);
+		req_free(q);
+		return;
+	}
+}
+
+/*
+ * The engine's answer to a request of ours: the registry's (code 0 or 1),
+ * or none (-1): only a deadline comes here, since a connection that goes
+ * takes its requests back first (conn_detach).
+ */
+static void
+areq_reply(struct peer *p, void *arg, int code, const char *res, size_t len)
+{
+	struct areq *q = arg;
+	struct commreg_async *a = q->a;
+	struct commreg_entry *v;
+	char why[256];
+	size_t n, i;
+	int ok = code == 0, status = ok ? 0 : 1;
+
+	q->preq = NULL; /* the engine frees it */
 	if (a->closing)
 		return;
-	TAILQ_FOREACH(q, &a->reqs, link) {
-		if (q->serial == serial)
-			break;
-	}
-	if (q == NULL) {
-		log_debug("async: reply %lld that nobody waits for",
-		    (long long)serial);
+	enter(a);
+	if (code == -1) {
+		req_unanswered(a, q);
+		leave(a);
 		return;
 	}
 	TAILQ_REMOVE(&a->reqs, q, link);
-	evtimer_del(q->timer);
-	status = ok ? 0 : 1;
+	if (q->timer != NULL)
+		evtimer_del(q->timer);
 	switch (q->kind) {
 	case REQ_HELLO:
 		hello_reply(a, ok, res, len);
@@ -1105,14 +1323,8 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 	case REQ_REGISTER:
 		if (q->reg != NULL)
 			reg_reply(a, q->reg, ok, res, len);
-		else if (ok) {
-			char *name = strndup(res, len);
-
-			if (name == NULL)
-				fatal("%s", __func__);
-			forget(a, "Commreg/Unregister", name);
-			free(name);
-		}
+		else if (ok)
+			forget(a, "Commreg/Unregister", res);
 		if (!a->closing && q->restore)
 			restore_done(a);
 		break;
@@ -1148,125 +1360,62 @@ hook_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
 			req_fail_cb(a, q, -1, why);
 			break;
 		}
-		{
-			size_t i;
-
-			for (i = 0; i < n; i++)
-				known_entry(a, &v[i]);
-		}
+		for (i = 0; i < n; i++)
+			known_entry(a, &v[i]);
 		if (q->cb.list != NULL)
 			q->cb.list(a, 0, v, n, NULL, q->arg);
 		commreg_entries_free(v, n);
 		break;
 	}
 	req_free(q);
-}
-
-static void
-hook_event(void *arg, struct commreg_event *ev)
-{
-	struct commreg_async *a = arg;
-	struct commreg_watch *w;
-
-	if (a->closing || ev->nns || (w = watch_by_tag(a, ev->tag)) == NULL) {
-		commreg_event_clear(ev);
-		return;
-	}
-	if (ev->type == COMMREG_EVENT_ADD)
-		known_entry(a, &ev->entry);
-	else
-		known_drop(a, ev->entry.name);
-	if (ev->type == COMMREG_EVENT_ADD) {
-		if (watch_emit(a, w, COMMREG_WATCH_ADD, 0, &ev->entry) == 0)
-			view_put(w, &ev->entry);
-	} else {
-		if (watch_emit(a, w, COMMREG_WATCH_REMOVE, 0, &ev->entry) == 0)
-			view_drop(w, ev->entry.name);
-	}
-	commreg_event_clear(ev);
-}
-
-static int
-word_is(const struct tl_elem *e, const char *s)
-{
-	return e->len == strlen(s) && memcmp(e->p, s, e->len) == 0;
-}
-
-/*
- * Commreg/Withdrawn NAME REASON: the host gateway withdrew our host or
- * global registration NAME (its policy changed) and the registry removed
- * the entry.  The registration is dropped, so no failover brings it
- * back, and the application told through on_reg_lost.
- */
-static void
-withdrawn(struct commreg_async *a, const struct tlist *words)
-{
-	struct commreg_reg *r;
-	char *name, *reason;
-
-	if (words->n < 2 || words->n > 3) {
-		log_debug("async: ignoring malformed Commreg/Withdrawn");
-		return;
-	}
-	if ((name = strndup(words->v[1].p, words->v[1].len)) == NULL)
-		fatal("%s", __func__);
-	if (words->n == 3 && words->v[2].len > 0)
-		reason = strndup(words->v[2].p, words->v[2].len);
-	else
-		reason = strdup("withdrawn by the host gateway");
-	if (reason == NULL)
-		fatal("%s", __func__);
-	TAILQ_FOREACH(r, &a->regs, link) {
-		if (r->told && r->name[0] != '\0' && strcmp(r->name, name) == 0)
-			break;
-	}
-	if (r == NULL)
-		log_debug("async: Commreg/Withdrawn of \"%s\", not ours", name);
-	else {
-		log_info("registration \"%s\" withdrawn: %s", name, reason);
-		reg_kill(a, r);
-		if (a->o.on_reg_lost != NULL)
-			a->o.on_reg_lost(a, r, reason, a->o.arg);
-	}
-	free(name);
-	free(reason);
-}
-
-/* An async command other than the watch events (client.h). */
-static void
-hook_command(void *arg, const struct tlist *words)
-{
-	struct commreg_async *a = arg;
-
-	if (a->closing || words->n == 0)
-		return;
-	if (word_is(&words->v[0], "Commreg/Withdrawn"))
-		withdrawn(a, words);
-	else
-		log_debug("async: ignoring async %.*s",
-		    (int)(words->v[0].len > 100 ? 100 : words->v[0].len),
-		    words->v[0].p);
+	leave(a);
 }
 
 /* ---- the connection --------------------------------------------------------
  */
 
-/* Close the socket and its events; requests are the caller's business. */
+/*
+ * Let go of the peer: its requests are taken back (the engine will not
+ * answer them) and it will not call us again.  The socket is shut down
+ * at once, so the registry sees us go now (and drops our names), and
+ * closed when the engine frees the peer.  why: logged as a failure.
+ */
+static void
+conn_detach(struct commreg_async *a, const char *why)
+{
+	struct peer *p = a->peer;
+	struct areq *q;
+
+	if (p == NULL)
+		return;
+	TAILQ_FOREACH(q, &a->reqs, link) {
+		if (q->preq != NULL) {
+			peer_request_cancel(q->preq);
+			q->preq = NULL;
+		}
+	}
+	a->peer = NULL;
+	p->ops = NULL;
+	p->arg = NULL;
+	if (p->fd != -1)
+		shutdown(p->fd, SHUT_RDWR);
+	if (why != NULL)
+		peer_fail(p, "%s", why);
+	else
+		peer_close(p);
+}
+
+/* Close the connection (or the connect); requests are the caller's
+ * business. */
 static void
 conn_drop(struct commreg_async *a)
 {
 	if (a->ev_connect != NULL)
 		event_free(a->ev_connect);
-	if (a->ev_read != NULL)
-		event_free(a->ev_read);
-	if (a->ev_write != NULL)
-		event_free(a->ev_write);
-	a->ev_connect = a->ev_read = a->ev_write = NULL;
-	if (a->conn != NULL)
-		commreg_close(a->conn); /* closes a->fd */
-	else if (a->fd != -1)
+	a->ev_connect = NULL;
+	conn_detach(a, NULL);
+	if (a->fd != -1)
 		close(a->fd);
-	a->conn = NULL;
 	a->fd = -1;
 }
 
@@ -1300,7 +1449,10 @@ reqs_reset(struct commreg_async *a)
 			req_finish_later(a, q, 0, NULL);
 			continue;
 		default:
-			q->serial = 0;
+			if (q->preq != NULL) {
+				peer_request_cancel(q->preq);
+				q->preq = NULL;
+			}
 			continue;
 		}
 		TAILQ_REMOVE(&a->reqs, q, link);
@@ -1427,51 +1579,65 @@ orphan(struct commreg_async *a, const char *reason)
 }
 
 /* The client is dead: find out what that means in this state. */
-static void
-conn_check(struct commreg_async *a)
-{
-	char reason[512];
 
-	if (a->closing || a->conn == NULL || !client_is_dead(a->conn))
+/* The connection is lost (reason says why): what that means here. */
+static void
+conn_lost(struct commreg_async *a, const char *reason)
+{
+	char why[sizeof a->why];
+
+	if (a->closing)
 		return;
-	snprintf(reason, sizeof reason, "%s", commreg_error(a->conn));
+	/* Through why: reason may be a->why itself. */
+	snprintf(why, sizeof why, "%s", reason);
 	if (a->state == A_HELLO) {
 		/* Not a registry (of ours) there: elect one. */
 		conn_drop(a);
 		reqs_reset(a);
-		snprintf(a->why, sizeof a->why, "%s", reason);
-		log_debug("async: %s", reason);
+		snprintf(a->why, sizeof a->why, "%s", why);
+		log_debug("async: %s", why);
 		elect(a);
 		return;
 	}
-	lost(a, reason);
+	lost(a, why);
 }
 
+/* We give up on the connection (a wrong hello, a registry that does not
+ * answer, no memory): as if it were lost, now. */
 static void
-read_cb(evutil_socket_t fd, short ev, void *arg)
+conn_abort(struct commreg_async *a, const char *fmt, ...)
 {
-	struct commreg_async *a = arg;
+	char why[sizeof a->why];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	conn_detach(a, why);
+	conn_lost(a, why);
+}
+
+/* The engine lets go of the connection: closed, broken, or silent past
+ * the liveness.  Called from its reaper, once. */
+static void
+async_gone(struct peer *p, const char *reason)
+{
+	struct commreg_async *a = p->arg;
+	char why[sizeof a->why];
 
 	enter(a);
-	client_read_ready(a->conn);
-	conn_check(a);
-	if (!a->closing)
-		conn_flush(a);
+	/* The engine frees p and fails what is still asked of it after
+	 * this: it must not call us about them. */
+	conn_detach(a, NULL);
+	client_lost_why(why, sizeof why, reason);
+	conn_lost(a, why);
 	leave(a);
 }
 
-static void
-write_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct commreg_async *a = arg;
-
-	enter(a);
-	client_write_ready(a->conn);
-	conn_check(a);
-	if (!a->closing)
-		conn_flush(a);
-	leave(a);
-}
+static const struct peer_ops async_ops = {
+    .find = async_find,
+    .gone = async_gone,
+};
 
 static void
 connect_cb(evutil_socket_t fd, short ev, void *arg)
@@ -1479,6 +1645,7 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	struct commreg_async *a = arg;
 	struct areq *q;
 	const char *w[2] = {"Commreg/Hello", COMMREG_CLIENT_VERSION};
+	char addr[64];
 	socklen_t sl = sizeof(int);
 	int soerr = 0;
 
@@ -1497,18 +1664,20 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	event_free(a->ev_connect);
 	a->ev_connect = NULL;
-	a->conn = client_start(a->fd, a->o.max_message, &async_hooks, a);
-	a->ev_read =
-	    event_new(a->base, a->fd, EV_READ | EV_PERSIST, read_cb, a);
-	a->ev_write = event_new(a->base, a->fd, EV_WRITE, write_cb, a);
-	if (a->ev_read == NULL || a->ev_write == NULL)
-		fatalx("event_new failed");
-	event_add(a->ev_read, NULL);
+	if ((q = req_new(a, REQ_HELLO)) == NULL) {
+		attempt_failed(a, "out of memory");
+		leave(a);
+		return;
+	}
+	/* The engine speaks first (our offer); the hello follows at once,
+	 * as comm queues messages behind the offer. */
+	snprintf(addr, sizeof addr, "registry on port %d", a->port);
+	a->peer = peer_new(&a->ae->eng, a->fd, false, addr, &a->ae->lim,
+	    &async_ops, a);
+	a->fd = -1; /* the peer's now */
 	a->state = A_HELLO;
-	q = req_new(a, REQ_HELLO);
 	TAILQ_INSERT_TAIL(&a->reqs, q, link);
 	req_send(a, q, w, 2);
-	req_arm(q);
 	leave(a);
 }
 
@@ -1526,8 +1695,10 @@ conn_start(struct commreg_async *a, int port)
 	}
 	a->state = A_CONNECTING;
 	a->ev_connect = event_new(a->base, a->fd, EV_WRITE, connect_cb, a);
-	if (a->ev_connect == NULL)
-		fatalx("event_new failed");
+	if (a->ev_connect == NULL) {
+		attempt_failed(a, "out of memory for a connection");
+		return;
+	}
 	event_add(a->ev_connect, &tv);
 }
 
@@ -1805,8 +1976,11 @@ spawn_start(struct commreg_async *a)
 	struct timeval tv;
 	char err[512];
 
-	if ((sp = calloc(1, sizeof *sp)) == NULL)
-		fatal("%s", __func__);
+	if ((sp = calloc(1, sizeof *sp)) == NULL) {
+		spawn_gate_release(a);
+		attempt_failed(a, "cannot run commregd: out of memory");
+		return;
+	}
 	sp->a = a;
 	sp->pidfd = sp->errfd = -1;
 	tbuf_init(&sp->msg);
@@ -1837,8 +2011,17 @@ spawn_start(struct commreg_async *a)
 	sp->ev_err = event_new(a->base, sp->errfd, EV_READ | EV_PERSIST,
 	    spawn_err_cb, sp);
 	sp->timeout = evtimer_new(a->base, spawn_timeout_cb, sp);
-	if (sp->ev_exit == NULL || sp->ev_err == NULL || sp->timeout == NULL)
-		fatalx("event_new failed");
+	if (sp->ev_exit == NULL || sp->ev_err == NULL || sp->timeout == NULL) {
+		/* Unwatched it would be a zombie: end it now (SIGKILL is
+		 * final, so the wait is short). */
+		kill(sp->pid, SIGKILL);
+		while (waitpid(sp->pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		spawn_free(sp);
+		spawn_gate_release(a);
+		attempt_failed(a, "cannot watch commregd: out of memory");
+		return;
+	}
 	event_add(sp->ev_err, NULL);
 	tv = tv_ms(timeout_of(a->o.spawn_timeout_ms, COMMREG_SPAWN_TIMEOUT_MS));
 	evtimer_add(sp->timeout, &tv);
@@ -1860,7 +2043,7 @@ host_start(struct commreg_async *a, struct election_claim *claim,
 	struct passwd *pw;
 
 	if ((srv = calloc(1, sizeof *srv)) == NULL)
-		fatal("%s", __func__);
+		return -1;
 	server_default_opts(&so);
 	if (server_init(srv, a->base, claim->listen_fd, claim->port, host,
 	        &so) == -1) {
@@ -1980,7 +2163,7 @@ restored(struct commreg_async *a)
 	a->nsoon = 0;
 	a->outage = 0;
 	TAILQ_FOREACH(q, &a->reqs, link) {
-		if (q->serial == 0 && q->nwords > 0)
+		if (q->preq == NULL && q->nwords > 0)
 			req_send_words(a, q);
 	}
 	if (!a->opened) {
@@ -2047,6 +2230,52 @@ open_failed(struct commreg_async *a)
 		a->o.on_open(a, -1, why, a->o.arg);
 }
 
+/* ---- the engine, apart from the handle ------------------------------------
+ */
+
+static void
+ae_fin_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct async_engine *ae = arg;
+
+	engine_free(&ae->eng);
+	event_free(ae->fin);
+	free(ae);
+}
+
+static struct async_engine *
+ae_new(struct event_base *base)
+{
+	struct async_engine *ae;
+
+	if ((ae = calloc(1, sizeof *ae)) == NULL)
+		return NULL;
+	if (engine_init(&ae->eng, base) == -1 ||
+	    (ae->fin = event_new(base, -1, 0, ae_fin_cb, ae)) == NULL) {
+		engine_free(&ae->eng);
+		free(ae);
+		return NULL;
+	}
+	return ae;
+}
+
+/*
+ * Free the engine, its peers with it (they were let go of: nobody is
+ * told).  Inside one of its own callbacks it must outlive the callback:
+ * then it goes from the loop, as soon as the callback has returned.
+ */
+static void
+ae_release(struct async_engine *ae)
+{
+	if (ae == NULL)
+		return;
+	if (ae->eng.depth > 0) {
+		event_active(ae->fin, EV_TIMEOUT, 0);
+		return;
+	}
+	ae_fin_cb(-1, 0, ae);
+}
+
 /* ---- the public face
  * --------------------------------------------------------- */
 
@@ -2062,6 +2291,7 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	uint64_t seed;
 	int priv_port = 0;
 
+	log_library_default();
 	if (base == NULL) {
 		set_err(err, errlen, "no event_base");
 		return NULL;
@@ -2078,15 +2308,13 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	    client_registry_path(home, regdir, sizeof regdir, host, sizeof host,
 	        path, sizeof path, err, errlen) == -1)
 		return NULL;
-	if ((a = calloc(1, sizeof *a)) == NULL)
-		fatal("%s", __func__);
+	if ((a = calloc(1, sizeof *a)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
 	if (o != NULL)
 		a->o = *o;
 	a->base = base;
-	a->home = xstrdup(home);
-	a->commregd = a->o.commregd != NULL ? xstrdup(a->o.commregd) : NULL;
-	a->o.home = a->home;
-	a->o.commregd = a->commregd;
 	a->fd = -1;
 	a->gate_fd = -1;
 	a->priv_port = priv_port;
@@ -2098,14 +2326,22 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	TAILQ_INIT(&a->watches);
 	TAILQ_INIT(&a->dead_regs);
 	TAILQ_INIT(&a->dead_watches);
+	if (dup_str(&a->home, home) == -1 ||
+	    dup_str(&a->commregd, a->o.commregd) == -1 ||
+	    (a->ae = ae_new(base)) == NULL ||
+	    (a->retry = evtimer_new(base, retry_cb, a)) == NULL ||
+	    (a->deferred = event_new(base, -1, 0, deferred_cb, a)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		async_free(a);
+		return NULL;
+	}
+	a->o.home = a->home;
+	a->o.commregd = a->commregd;
+	client_limits(&a->ae->lim, a->o.max_message, a->o.liveness_ms);
 	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
 		seed = (uint64_t)a->open_ms ^ ((uint64_t)getpid() << 32) ^
 		       (uint64_t)(uintptr_t)a;
 	a->rng = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
-	a->retry = evtimer_new(base, retry_cb, a);
-	a->deferred = event_new(base, -1, 0, deferred_cb, a);
-	if (a->retry == NULL || a->deferred == NULL)
-		fatalx("event_new failed");
 	/* The hosted server writes to sockets that may close under it. */
 	if (a->o.mode == COMMREG_MODE_INPROCESS &&
 	    sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
@@ -2168,8 +2404,11 @@ async_free(struct commreg_async *a)
 		watch_free(w);
 	}
 	known_free(a);
-	event_free(a->retry);
-	event_free(a->deferred);
+	ae_release(a->ae);
+	if (a->retry != NULL)
+		event_free(a->retry);
+	if (a->deferred != NULL)
+		event_free(a->deferred);
 	free(a->home);
 	free(a->commregd);
 	free(a);
@@ -2184,10 +2423,10 @@ commreg_async_close(struct commreg_async *a)
 		async_free(a);
 		return;
 	}
-	/* Inside a callback: stop reading now, free on the way out. */
+	/* Inside a callback: nothing more from the connection, free on
+	 * the way out. */
 	a->closing = 1;
-	if (a->conn != NULL)
-		client_abort(a->conn, "closed");
+	conn_detach(a, NULL);
 }
 
 int
@@ -2239,28 +2478,36 @@ commreg_async_register_scope(struct commreg_async *a, const char *name,
     int port, const char *host, const char *scope, commreg_reg_cb cb, void *arg)
 {
 	struct commreg_reg *r;
+	int rc = 0;
 
 	if (!usable(a) || name == NULL || port < 1 || port > 65535 ||
 	    (scope != NULL && scope[0] == '\0'))
 		return NULL;
 	if ((r = calloc(1, sizeof *r)) == NULL)
-		fatal("%s", __func__);
+		return NULL;
 	r->a = a;
-	r->base = xstrdup(name);
-	r->host = host != NULL ? xstrdup(host) : NULL;
 	/* user is the registry's default: not said, as before scopes. */
-	r->scope =
-	    scope != NULL && strcmp(scope, "user") != 0 ? xstrdup(scope) : NULL;
+	if (scope != NULL && strcmp(scope, "user") == 0)
+		scope = NULL;
+	if (dup_str(&r->base, name) == -1 || dup_str(&r->host, host) == -1 ||
+	    dup_str(&r->scope, scope) == -1) {
+		reg_free(r);
+		return NULL;
+	}
 	r->port = port;
-	r->name = xstrdup("");
 	r->cb = cb;
 	r->arg = arg;
-	TAILQ_INSERT_TAIL(&a->regs, r, link);
 	/* Not connected: restoring will make it with the others. */
 	if (connected(a)) {
 		enter(a);
-		reg_send(a, r, 0);
+		if ((rc = reg_send(a, r, 0)) == 0)
+			TAILQ_INSERT_TAIL(&a->regs, r, link);
 		leave(a);
+	} else
+		TAILQ_INSERT_TAIL(&a->regs, r, link);
+	if (rc == -1) {
+		reg_free(r);
+		return NULL;
 	}
 	return r;
 }
@@ -2268,7 +2515,7 @@ commreg_async_register_scope(struct commreg_async *a, const char *name,
 const char *
 commreg_reg_name(const struct commreg_reg *r)
 {
-	return r->name;
+	return r->name != NULL ? r->name : "";
 }
 
 const char *
@@ -2298,16 +2545,16 @@ commreg_async_unregister(struct commreg_async *a, struct commreg_reg *r,
 
 	if (a == NULL || a->closing || r == NULL || r->dead)
 		return -1;
+	if ((q = req_new(a, REQ_UNREGISTER)) == NULL)
+		return -1;
 	enter(a);
-	q = req_new(a, REQ_UNREGISTER);
 	q->cb.done = cb;
 	q->arg = arg;
 	/* With a Register in flight, its reply releases the name. */
-	if (connected(a) && r->req == NULL && r->name[0] != '\0') {
+	if (connected(a) && r->req == NULL && r->name != NULL) {
 		w[1] = r->name;
 		TAILQ_INSERT_TAIL(&a->reqs, q, link);
 		req_send(a, q, w, 2);
-		req_arm(q);
 	} else
 		req_finish_later(a, q, 0, NULL);
 	reg_kill(a, r);
@@ -2325,8 +2572,8 @@ user_request(struct commreg_async *a, enum req_kind kind, const char *const *w,
 
 	if (a == NULL || a->closing || a->state == A_FAILED)
 		return -1;
-	enter(a);
-	q = req_new(a, kind);
+	if ((q = req_new(a, kind)) == NULL)
+		return -1;
 	switch (kind) {
 	case REQ_LOOKUP:
 		q->cb.lookup = (commreg_lookup_cb)cb;
@@ -2339,14 +2586,18 @@ user_request(struct commreg_async *a, enum req_kind kind, const char *const *w,
 		break;
 	}
 	q->arg = arg;
-	req_words(q, w, n);
+	if (req_words(q, w, n) == -1 ||
+	    (a->state != A_ORPHANED && req_arm(q) == -1)) {
+		req_free(q);
+		return -1;
+	}
+	enter(a);
 	if (a->state == A_ORPHANED)
 		orphan_answer(a, q);
 	else {
 		TAILQ_INSERT_TAIL(&a->reqs, q, link);
 		if (a->state == A_READY)
 			req_send_words(a, q);
-		req_arm(q);
 	}
 	leave(a);
 	return 0;
@@ -2393,22 +2644,31 @@ commreg_async_watch(struct commreg_async *a, const char *pattern,
     commreg_watch_cb cb, void *arg)
 {
 	struct commreg_watch *w;
+	int rc = 0;
 
 	if (!usable(a))
 		return NULL;
 	if ((w = calloc(1, sizeof *w)) == NULL)
-		fatal("%s", __func__);
+		return NULL;
 	w->a = a;
 	snprintf(w->tag, sizeof w->tag, "capi%u.%ld", ++a->next_tag,
 	    (long)getpid());
-	w->pattern = xstrdup(pattern != NULL ? pattern : "*");
+	if (dup_str(&w->pattern, pattern != NULL ? pattern : "*") == -1) {
+		watch_free(w);
+		return NULL;
+	}
 	w->cb = cb;
 	w->arg = arg;
-	TAILQ_INSERT_TAIL(&a->watches, w, link);
 	if (connected(a)) {
 		enter(a);
-		watch_send(a, w, 0);
+		if ((rc = watch_send(a, w, 0)) == 0)
+			TAILQ_INSERT_TAIL(&a->watches, w, link);
 		leave(a);
+	} else
+		TAILQ_INSERT_TAIL(&a->watches, w, link);
+	if (rc == -1) {
+		watch_free(w);
+		return NULL;
 	}
 	return w;
 }

@@ -1,21 +1,24 @@
 /*
  * The commreg client library (commreg.h, client.h): discovery of the
- * user registry, the comm v3 conversation with it, and the blocking calls
- * on top.
+ * user registry, the conversation with it, and the blocking calls on top.
  *
- * The code falls in three layers; the libevent driver (async.c) replaces
- * the middle one and reuses the others:
+ * The comm protocol itself is the peer engine's (engine/peer.h): framing,
+ * the v3 handshake, replies matched to requests, pings both ways, every
+ * limit.  What is here:
  *
- *  - wire handling (client_input, client_message, client_async): turns
- *    received bytes into a handshake state, replies and events; it never
- *    blocks.  Replies and events go to the driver's hooks when it set
- *    some, else to the one awaited reply and the event queue;
- *  - waiting (client_pump, client_wait_reply): poll(2) on the socket with
- *    a deadline, write what is queued, read what arrives;
+ *  - what the registry's messages mean: entry dicts, and the watch events
+ *    (client_event_decode), which the blocking client queues and async.c
+ *    hands to its watches;
+ *  - the blocking client: one engine peer on a private event_base that
+ *    only its own calls run (event_base_loop with a timer for the wait's
+ *    deadline), one call at a time, the events in a queue;
  *  - discovery (commreg_open and friends): port file, connect, uid check,
  *    hello, and starting commregd when there is no registry.  The pieces
  *    that do not wait (port file, connect start, spawn) are shared with
  *    async.c.
+ *
+ * Nothing here ends the process: out of memory is an error of the call
+ * (or, inside what the registry sent, of the connection).
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <sys/types.h>
@@ -42,10 +45,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "client.h"
 #include "commwire.h"
 #include "election.h"
 #include "log.h"
+#include "peer.h"
 #include "peeruid.h"
 #include "safepath.h"
 #include "tcllist.h"
@@ -56,21 +62,9 @@ extern char **environ;
 #define DISCOVERY_ATTEMPTS 3
 /* How much of commregd's stderr is kept for the error message. */
 #define SPAWN_STDERR_MAX 2048
-/* Bytes asked of read(2) at a time. */
-#define READ_CHUNK 65536
-
-enum client_state {
-	CLIENT_HANDSHAKE, /* hello line sent, waiting for {vers 3} */
-	CLIENT_READY,
-	CLIENT_DEAD, /* lost; c->err says why */
-};
-
-enum pump_result {
-	PUMP_OK,
-	PUMP_TIMEOUT,
-	PUMP_INTR,
-	PUMP_DEAD,
-};
+/* The least liveness a handle may ask for: below it, a loaded machine
+ * would drop a registry that is merely slow. */
+#define LIVENESS_MIN_MS 300
 
 struct queued_event {
 	TAILQ_ENTRY(queued_event) entry;
@@ -79,15 +73,20 @@ struct queued_event {
 TAILQ_HEAD(event_queue, queued_event);
 
 struct commreg_client {
-	int fd;
-	enum client_state state;
-	struct comm_framer framer;
-	struct tbuf in;  /* received, not yet framed */
-	struct tbuf out; /* formatted, not yet written */
-	int64_t next_serial;
+	/* Private: only this client's own calls run it. */
+	struct event_base *base;
+	struct engine eng;
+	int have_eng;
+	struct engine_limits lim;
+	struct peer *peer;   /* NULL once dead */
+	int fd;              /* the peer's socket, -1 once dead */
+	int dead;            /* err says why */
+	struct event *timer; /* the deadline of the wait under way */
+	int timed_out;
+	uint64_t mark; /* engine messages when a dispatch began */
 
-	/* The one outstanding send (the blocking API has at most one). */
-	int64_t want_serial; /* 0: none */
+	/* The one outstanding call (the blocking API has at most one). */
+	struct preq *want;
 	int got_reply;
 	int reply_code;
 	struct tbuf reply;
@@ -95,20 +94,9 @@ struct commreg_client {
 	struct event_queue events;
 	size_t nevents;
 
-	/* Reused for every message, so steady traffic does not allocate. */
-	struct tlist msg;
-	struct tlist words;
-	struct tlist frags;
-	struct tbuf scratch;
-	struct tbuf why;
-
 	int reply_timeout_ms;
 	struct commreg_hello hello;
 	char err[512];
-
-	/* Set by the event-loop driver; NULL for the blocking API. */
-	const struct client_hooks *hooks;
-	void *hook_arg;
 };
 
 static void client_fail(struct commreg_client *, const char *, ...)
@@ -124,14 +112,11 @@ elem_is(const struct tl_elem *e, const char *s)
 	return e->len == len && memcmp(e->p, s, len) == 0;
 }
 
+/* NULL when out of memory. */
 static char *
 elem_strdup(const struct tl_elem *e)
 {
-	char *s;
-
-	if ((s = strndup(e->p, e->len)) == NULL)
-		fatal("%s", __func__);
-	return s;
+	return strndup(e->p, e->len);
 }
 
 static void
@@ -206,15 +191,6 @@ trace_len(size_t len)
 	return len > 300 ? 300 : (int)len;
 }
 
-/* Length without the trailing CR/LF, for a trace line. */
-static size_t
-trim_len(const char *p, size_t len)
-{
-	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-		len--;
-	return len;
-}
-
 /* ---- entries ---------------------------------------------------------- */
 
 void
@@ -248,29 +224,39 @@ commreg_event_clear(struct commreg_event *ev)
 	memset(ev, 0, sizeof *ev);
 }
 
-/* Strings never NULL, numbers "unknown", so a partial dict is usable. */
-static void
+/*
+ * Strings never NULL, numbers "unknown", so a partial dict is usable.
+ * -1 when out of memory (then nothing is left allocated).
+ */
+static int
 entry_defaults(struct commreg_entry *e)
 {
-	static const struct tl_elem empty = {"", 0};
+	char **s[] = {&e->name, &e->base, &e->host, &e->data, &e->scope,
+	    &e->user, &e->path};
+	size_t i;
 
 	memset(e, 0, sizeof *e);
-	e->name = elem_strdup(&empty);
-	e->base = elem_strdup(&empty);
-	e->host = elem_strdup(&empty);
-	e->data = elem_strdup(&empty);
-	e->scope = elem_strdup(&empty);
-	e->user = elem_strdup(&empty);
-	e->path = elem_strdup(&empty);
+	for (i = 0; i < sizeof s / sizeof s[0]; i++) {
+		if ((*s[i] = strdup("")) == NULL) {
+			commreg_entry_clear(e);
+			return -1;
+		}
+	}
 	e->uid = -1;
 	e->pid = -1;
+	return 0;
 }
 
+/* -2 when out of memory (the slot keeps its string). */
 static int
 entry_field_str(char **slot, const struct tl_elem *val)
 {
+	char *s;
+
+	if ((s = elem_strdup(val)) == NULL)
+		return -2;
 	free(*slot);
-	*slot = elem_strdup(val);
+	*slot = s;
 	return 0;
 }
 
@@ -285,6 +271,7 @@ entry_field_num(long long *v, long long empty, const struct tl_elem *val)
 	return elem_ll(val, v);
 }
 
+/* 0, -1 for a bad value, -2 when out of memory. */
 static int
 entry_field(struct commreg_entry *e, const struct tl_elem *key,
     const struct tl_elem *val)
@@ -329,27 +316,34 @@ entry_field(struct commreg_entry *e, const struct tl_elem *key,
 	return 0; /* unknown keys: a newer registry's additions */
 }
 
+/* 0, -1 (err says why), -2 out of memory (err says so). */
 static int
 entry_from_dict(const struct tlist *d, struct commreg_entry *e, char *err,
     size_t errlen)
 {
 	size_t i;
-	int have_name = 0;
+	int have_name = 0, rc;
 
 	if (d->n % 2 != 0) {
 		set_err(err, errlen, "entry is not a dict (%zu words)", d->n);
 		return -1;
 	}
-	entry_defaults(e);
+	if (entry_defaults(e) == -1) {
+		set_err(err, errlen, "out of memory");
+		return -2;
+	}
 	for (i = 0; i < d->n; i += 2) {
-		if (entry_field(e, &d->v[i], &d->v[i + 1]) == -1) {
-			set_err(err, errlen,
-			    "entry field %.*s: bad value "
-			    "\"%.*s\"",
-			    (int)d->v[i].len, d->v[i].p,
-			    trace_len(d->v[i + 1].len), d->v[i + 1].p);
+		if ((rc = entry_field(e, &d->v[i], &d->v[i + 1])) != 0) {
+			if (rc == -2)
+				set_err(err, errlen, "out of memory");
+			else
+				set_err(err, errlen,
+				    "entry field %.*s: bad value "
+				    "\"%.*s\"",
+				    (int)d->v[i].len, d->v[i].p,
+				    trace_len(d->v[i + 1].len), d->v[i + 1].p);
 			commreg_entry_clear(e);
-			return -1;
+			return rc;
 		}
 		if (elem_is(&d->v[i], "name"))
 			have_name = 1;
@@ -362,9 +356,10 @@ entry_from_dict(const struct tlist *d, struct commreg_entry *e, char *err,
 	return 0;
 }
 
-int
-commreg_entry_parse(const char *dict, size_t len, struct commreg_entry *e,
-    char *err, size_t errlen)
+/* commreg_entry_parse, telling a bad dict (-1) from no memory (-2). */
+static int
+entry_parse(const char *dict, size_t len, struct commreg_entry *e, char *err,
+    size_t errlen)
 {
 	struct tlist d;
 	const char *why;
@@ -378,6 +373,13 @@ commreg_entry_parse(const char *dict, size_t len, struct commreg_entry *e,
 		rc = entry_from_dict(&d, e, err, errlen);
 	tlist_free(&d);
 	return rc;
+}
+
+int
+commreg_entry_parse(const char *dict, size_t len, struct commreg_entry *e,
+    char *err, size_t errlen)
+{
+	return entry_parse(dict, len, e, err, errlen) == 0 ? 0 : -1;
 }
 
 int
@@ -398,11 +400,14 @@ commreg_entries_parse(const char *list, size_t len, struct commreg_entry **vp,
 		tlist_free(&l);
 		return -1;
 	}
-	if (l.n > 0 && (v = calloc(l.n, sizeof *v)) == NULL)
-		fatal("%s", __func__);
+	if (l.n > 0 && (v = calloc(l.n, sizeof *v)) == NULL) {
+		set_err(err, errlen, "out of memory for %zu entries", l.n);
+		tlist_free(&l);
+		return -1;
+	}
 	for (i = 0; i < l.n; i++) {
-		if (commreg_entry_parse(l.v[i].p, l.v[i].len, &v[i], err,
-		        errlen) == -1) {
+		if (entry_parse(l.v[i].p, l.v[i].len, &v[i], err, errlen) !=
+		    0) {
 			commreg_entries_free(v, i);
 			v = NULL;
 			rc = -1;
@@ -417,124 +422,7 @@ commreg_entries_parse(const char *list, size_t len, struct commreg_entry **vp,
 	return rc;
 }
 
-/* ---- connection state ------------------------------------------------- */
-
-static struct commreg_client *
-client_new(int fd, const struct commreg_open_opts *o)
-{
-	struct commreg_client *c;
-
-	if ((c = calloc(1, sizeof *c)) == NULL)
-		fatal("%s", __func__);
-	c->fd = fd;
-	c->state = CLIENT_HANDSHAKE;
-	comm_framer_init(&c->framer, o != NULL && o->max_message > 0
-	                                 ? o->max_message
-	                                 : COMMREG_CLIENT_MAX_MESSAGE);
-	tbuf_init(&c->in);
-	tbuf_init(&c->out);
-	tbuf_init(&c->reply);
-	tbuf_init(&c->scratch);
-	tbuf_init(&c->why);
-	tlist_init(&c->msg);
-	tlist_init(&c->words);
-	tlist_init(&c->frags);
-	TAILQ_INIT(&c->events);
-	c->next_serial = 1;
-	c->reply_timeout_ms = o != NULL && o->reply_timeout_ms > 0
-	                          ? o->reply_timeout_ms
-	                          : COMMREG_REPLY_TIMEOUT_MS;
-	c->hello.uid = -1;
-	c->hello.pid = -1;
-	return c;
-}
-
-/* The first reason is the one worth telling; later ones follow from it. */
-static void
-client_fail(struct commreg_client *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->state == CLIENT_DEAD)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof c->err, fmt, ap);
-	va_end(ap);
-	log_debug("client: %s", c->err);
-	c->state = CLIENT_DEAD;
-	/* The driver must take the fd out of its event loop first. */
-	if (c->fd != -1 && c->hooks == NULL) {
-		close(c->fd);
-		c->fd = -1;
-	}
-}
-
-void
-commreg_close(struct commreg_client *c)
-{
-	struct queued_event *q;
-
-	if (c == NULL)
-		return;
-	if (c->fd != -1)
-		close(c->fd);
-	while ((q = TAILQ_FIRST(&c->events)) != NULL) {
-		TAILQ_REMOVE(&c->events, q, entry);
-		commreg_event_clear(&q->ev);
-		free(q);
-	}
-	tbuf_free(&c->in);
-	tbuf_free(&c->out);
-	tbuf_free(&c->reply);
-	tbuf_free(&c->scratch);
-	tbuf_free(&c->why);
-	tlist_free(&c->msg);
-	tlist_free(&c->words);
-	tlist_free(&c->frags);
-	free(c);
-}
-
-const char *
-commreg_error(const struct commreg_client *c)
-{
-	return c->err;
-}
-
-int
-commreg_fd(const struct commreg_client *c)
-{
-	return c->fd;
-}
-
-const struct commreg_hello *
-commreg_hello_info(const struct commreg_client *c)
-{
-	return &c->hello;
-}
-
-/* ---- wire handling: bytes in, state out; never blocks ------------------ */
-
-static void
-client_queue_event(struct commreg_client *c, struct commreg_event *ev)
-{
-	struct queued_event *q;
-
-	if (c->hooks != NULL) {
-		c->hooks->event(c->hook_arg, ev);
-		return;
-	}
-	if (c->nevents >= COMMREG_MAX_QUEUED_EVENTS) {
-		commreg_event_clear(ev);
-		client_fail(c, "more than %d events not taken; giving up",
-		    COMMREG_MAX_QUEUED_EVENTS);
-		return;
-	}
-	if ((q = calloc(1, sizeof *q)) == NULL)
-		fatal("%s", __func__);
-	q->ev = *ev;
-	TAILQ_INSERT_TAIL(&c->events, q, entry);
-	c->nevents++;
-}
+/* ---- what the registry tells about watches ------------------------------ */
 
 static int
 event_type(const struct tl_elem *op, enum commreg_event_type *type)
@@ -549,65 +437,86 @@ event_type(const struct tl_elem *op, enum commreg_event_type *type)
 }
 
 /* Commreg/Event TAG add|remove ENTRY (docs/protocol.md §4). */
-static void
-client_commreg_event(struct commreg_client *c, const struct tlist *w)
+static int
+decode_event(const struct tlist *w, int (*put)(void *, struct commreg_event *),
+    void *arg)
 {
 	struct commreg_event ev;
 	char why[256];
+	int rc;
 
 	memset(&ev, 0, sizeof ev);
 	if (w->n != 4 || event_type(&w->v[2], &ev.type) == -1) {
 		log_debug("client: ignoring malformed Commreg/Event");
-		return;
+		return 0;
 	}
-	if (commreg_entry_parse(w->v[3].p, w->v[3].len, &ev.entry, why,
-	        sizeof why) == -1) {
+	rc = entry_parse(w->v[3].p, w->v[3].len, &ev.entry, why, sizeof why);
+	if (rc == -2)
+		return -1;
+	if (rc == -1) {
 		log_debug("client: ignoring Commreg/Event: %s", why);
-		return;
+		return 0;
 	}
-	ev.tag = elem_strdup(&w->v[1]);
-	client_queue_event(c, &ev);
+	if ((ev.tag = elem_strdup(&w->v[1])) == NULL) {
+		commreg_event_clear(&ev);
+		return -1;
+	}
+	put(arg, &ev);
+	return 0;
 }
 
-/* nns DATA "PORT ?HOST?" gives a comm id; anything else stays only DATA. */
-static void
+/*
+ * nns DATA "PORT ?HOST?" gives a comm id; anything else stays only DATA.
+ * -1 when out of memory (nothing left allocated).
+ */
+static int
 nns_entry(struct commreg_entry *e, const struct tl_elem *name,
     const struct tl_elem *data)
 {
 	struct tlist d;
 	const char *why;
 	long long port;
+	int rc = 0;
 
-	entry_defaults(e);
-	entry_field_str(&e->name, name);
-	entry_field_str(&e->base, name);
-	entry_field_str(&e->data, data);
+	if (entry_defaults(e) == -1)
+		return -1;
+	if (entry_field_str(&e->name, name) != 0 ||
+	    entry_field_str(&e->base, name) != 0 ||
+	    entry_field_str(&e->data, data) != 0) {
+		commreg_entry_clear(e);
+		return -1;
+	}
 	e->serial = 1;
 	tlist_init(&d);
 	if (tlist_parse(&d, data->p, data->len, &why) == 0 &&
 	    (d.n == 1 || d.n == 2) && elem_ll(&d.v[0], &port) == 0 &&
 	    port > 0 && port <= 65535) {
 		e->port = (int)port;
-		if (d.n == 2)
-			entry_field_str(&e->host, &d.v[1]);
+		if (d.n == 2 && entry_field_str(&e->host, &d.v[1]) != 0) {
+			commreg_entry_clear(e);
+			rc = -1;
+		}
 	}
 	tlist_free(&d);
+	return rc;
 }
 
 /* Search/Continuous/Change TAG add|remove DICT: one event per name. */
-static void
-client_nns_change(struct commreg_client *c, const struct tlist *w)
+static int
+decode_nns_change(const struct tlist *w,
+    int (*put)(void *, struct commreg_event *), void *arg)
 {
 	struct commreg_event ev;
 	enum commreg_event_type type;
 	struct tlist d;
 	const char *why;
 	size_t i;
+	int rc = 0;
 
 	if (w->n != 4 || event_type(&w->v[2], &type) == -1) {
 		log_debug(
 		    "client: ignoring malformed Search/Continuous/Change");
-		return;
+		return 0;
 	}
 	tlist_init(&d);
 	if (tlist_parse(&d, w->v[3].p, w->v[3].len, &why) == -1 ||
@@ -615,301 +524,389 @@ client_nns_change(struct commreg_client *c, const struct tlist *w)
 		log_debug("client: ignoring Search/Continuous/Change: "
 		          "not a dict");
 		tlist_free(&d);
-		return;
+		return 0;
 	}
-	for (i = 0; i < d.n && c->state != CLIENT_DEAD; i += 2) {
+	for (i = 0; i < d.n; i += 2) {
 		memset(&ev, 0, sizeof ev);
 		ev.type = type;
 		ev.nns = 1;
-		ev.tag = elem_strdup(&w->v[1]);
-		nns_entry(&ev.entry, &d.v[i], &d.v[i + 1]);
-		client_queue_event(c, &ev);
+		if ((ev.tag = elem_strdup(&w->v[1])) == NULL ||
+		    nns_entry(&ev.entry, &d.v[i], &d.v[i + 1]) == -1) {
+			free(ev.tag);
+			rc = -1;
+			break;
+		}
+		if (put(arg, &ev) == -1)
+			break;
 	}
 	tlist_free(&d);
+	return rc;
 }
 
-static void
-client_async(struct commreg_client *c, const struct tl_elem *payload)
+int
+client_event_decode(const struct tlist *w, int nns,
+    int (*put)(void *, struct commreg_event *), void *arg)
 {
-	if (comm_payload_command(payload->p, payload->len, &c->frags,
-	        &c->scratch, &c->words, &c->why) == -1) {
-		log_debug("client: ignoring async message: %.*s",
-		    (int)c->why.len, c->why.p);
+	return nns ? decode_nns_change(w, put, arg) : decode_event(w, put, arg);
+}
+
+void
+client_limits(struct engine_limits *l, size_t max_message, int liveness_ms)
+{
+	engine_default_limits(l);
+	l->max_message =
+	    max_message > 0 ? max_message : COMMREG_CLIENT_MAX_MESSAGE;
+	if (liveness_ms == 0)
+		liveness_ms = COMMREG_LIVENESS_MS;
+	if (liveness_ms < 0) {
+		l->ping_idle_ms = 0; /* no pings, so none unanswered */
+		l->ping_timeout_ms = 0;
 		return;
 	}
-	if (c->words.n == 0)
-		return;
-	if (elem_is(&c->words.v[0], "Commreg/Event"))
-		client_commreg_event(c, &c->words);
-	else if (elem_is(&c->words.v[0], "Search/Continuous/Change"))
-		client_nns_change(c, &c->words);
-	else if (c->hooks != NULL && c->hooks->command != NULL)
-		c->hooks->command(c->hook_arg, &c->words);
+	if (liveness_ms < LIVENESS_MIN_MS)
+		liveness_ms = LIVENESS_MIN_MS;
+	/* As the registry's --liveness: a third silent, then the rest. */
+	l->ping_idle_ms = liveness_ms / 3;
+	l->ping_timeout_ms = liveness_ms - liveness_ms / 3;
+}
+
+/*
+ * On a loopback socket a failed read or write is the registry's end gone
+ * (a reset, a broken pipe): said as a close, which is what it is.
+ */
+void
+client_lost_why(char *buf, size_t len, const char *why)
+{
+	if (why == NULL)
+		snprintf(buf, len, "the connection to the registry was closed");
+	else if (strcmp(why, "the peer closed the connection") == 0)
+		snprintf(buf, len, "the registry closed the connection");
+	else if (strcmp(why, "write failed") == 0 ||
+	         strcmp(why, "read failed") == 0)
+		snprintf(buf, len, "the registry closed the connection (%s)",
+		    why);
 	else
-		log_debug("client: ignoring async %.*s",
-		    trace_len(c->words.v[0].len), c->words.v[0].p);
+		snprintf(buf, len, "lost the registry: %s", why);
 }
 
-static void
-client_reply(struct commreg_client *c, int64_t serial,
-    const struct tl_elem *payload)
-{
-	struct tl_elem result;
-	const char *why;
-	int code;
+/* ---- the blocking client: one engine peer on a private loop ------------- */
 
-	if (c->hooks != NULL) {
-		if (tlist_parse(&c->words, payload->p, payload->len, &why) ==
-		        -1 ||
-		    comm_parse_return(&c->words, &code, &result) == -1) {
-			client_fail(c,
-			    "malformed reply from the registry: "
-			    "%.*s",
-			    trace_len(payload->len), payload->p);
-			return;
-		}
-		c->hooks->reply(c->hook_arg, serial, code, result.p,
-		    result.len);
-		return;
+static void client_gone(struct peer *, const char *);
+static const struct cmd_entry *client_find(const char *, size_t);
+
+static const struct peer_ops client_ops = {
+    .find = client_find,
+    .gone = client_gone,
+};
+
+static void
+client_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct commreg_client *c = arg;
+
+	c->timed_out = 1;
+}
+
+/* An idle client: its loop and engine, no connection yet.  NULL with err
+ * when they cannot be made. */
+static struct commreg_client *
+client_new(const struct commreg_open_opts *o, char *err, size_t errlen)
+{
+	struct commreg_client *c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		return NULL;
 	}
-	if (serial != c->want_serial || c->got_reply) {
-		log_debug("client: dropping reply %lld nobody waits for",
-		    (long long)serial);
-		return;
+	c->fd = -1;
+	tbuf_init(&c->reply);
+	TAILQ_INIT(&c->events);
+	c->reply_timeout_ms = o != NULL && o->reply_timeout_ms > 0
+	                          ? o->reply_timeout_ms
+	                          : COMMREG_REPLY_TIMEOUT_MS;
+	c->hello.uid = -1;
+	c->hello.pid = -1;
+	/* The blocking interface has no liveness option: the engine's
+	 * default, which matters only while a call waits. */
+	client_limits(&c->lim, o != NULL ? o->max_message : 0, 0);
+	if ((c->base = event_base_new()) == NULL ||
+	    (c->timer = evtimer_new(c->base, client_timer_cb, c)) == NULL ||
+	    engine_init(&c->eng, c->base) == -1) {
+		set_err(err, errlen,
+		    "cannot make an event loop (out of memory)");
+		c->have_eng = c->base != NULL && c->timer != NULL;
+		commreg_close(c);
+		return NULL;
 	}
-	if (tlist_parse(&c->words, payload->p, payload->len, &why) == -1 ||
-	    comm_parse_return(&c->words, &code, &result) == -1) {
-		client_fail(c, "malformed reply from the registry: %.*s",
-		    trace_len(payload->len), payload->p);
+	c->have_eng = 1;
+	return c;
+}
+
+/*
+ * Let go of the connection: the engine will not call us about it again.
+ * The socket is shut down now, so that the registry sees us go at once
+ * (dropping our names), and closed when the engine frees the peer.
+ */
+static void
+client_drop_peer(struct commreg_client *c)
+{
+	struct peer *p = c->peer;
+
+	if (c->want != NULL) {
+		peer_request_cancel(c->want);
+		c->want = NULL;
+	}
+	if (p == NULL)
+		return;
+	c->peer = NULL;
+	p->ops = NULL;
+	p->arg = NULL;
+	if (p->fd != -1)
+		shutdown(p->fd, SHUT_RDWR);
+	peer_close(p);
+}
+
+/* The first reason is the one worth telling; later ones follow from it. */
+static void
+client_fail(struct commreg_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->dead)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	va_end(ap);
+	log_debug("client: %s", c->err);
+	c->dead = 1;
+	c->fd = -1;
+	client_drop_peer(c);
+}
+
+/* The engine lets go of the connection (closed, broken, silent). */
+static void
+client_gone(struct peer *p, const char *why)
+{
+	struct commreg_client *c = p->arg;
+	char reason[sizeof c->err];
+
+	/* The engine frees p (closing its socket) once this returns, and
+	 * fails what is still asked of it: nothing of it is ours now. */
+	if (c->want != NULL) {
+		peer_request_cancel(c->want);
+		c->want = NULL;
+	}
+	c->peer = NULL;
+	client_lost_why(reason, sizeof reason, why);
+	client_fail(c, "%s", reason);
+}
+
+void
+commreg_close(struct commreg_client *c)
+{
+	struct queued_event *q;
+
+	if (c == NULL)
+		return;
+	client_drop_peer(c);
+	if (c->have_eng)
+		engine_free(&c->eng);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->base != NULL)
+		event_base_free(c->base);
+	while ((q = TAILQ_FIRST(&c->events)) != NULL) {
+		TAILQ_REMOVE(&c->events, q, entry);
+		commreg_event_clear(&q->ev);
+		free(q);
+	}
+	tbuf_free(&c->reply);
+	free(c);
+}
+
+const char *
+commreg_error(const struct commreg_client *c)
+{
+	return c->err;
+}
+
+int
+commreg_fd(const struct commreg_client *c)
+{
+	return c->dead ? -1 : c->fd;
+}
+
+const struct commreg_hello *
+commreg_hello_info(const struct commreg_client *c)
+{
+	return &c->hello;
+}
+
+/* An event for the queue (client_event_decode's put). */
+static int
+client_put(void *arg, struct commreg_event *ev)
+{
+	struct commreg_client *c = arg;
+	struct queued_event *q;
+
+	if (c->dead) {
+		commreg_event_clear(ev);
+		return -1;
+	}
+	if (c->nevents >= COMMREG_MAX_QUEUED_EVENTS) {
+		commreg_event_clear(ev);
+		client_fail(c, "more than %d events not taken; giving up",
+		    COMMREG_MAX_QUEUED_EVENTS);
+		return -1;
+	}
+	if ((q = calloc(1, sizeof *q)) == NULL) {
+		commreg_event_clear(ev);
+		client_fail(c, "out of memory for an event");
+		return -1;
+	}
+	q->ev = *ev;
+	TAILQ_INSERT_TAIL(&c->events, q, entry);
+	c->nevents++;
+	return 0;
+}
+
+/* What the registry sends us: one row and one handler each.  Anything
+ * else is answered as Tcl would (invalid command name) and dropped. */
+static int
+client_cmd_event(struct cmd_ctx *x)
+{
+	struct commreg_client *c = x->peer->arg;
+
+	if (client_event_decode(x->words, 0, client_put, c) == -1)
+		client_fail(c, "out of memory for an event");
+	return CMD_OK;
+}
+
+static int
+client_cmd_nns_change(struct cmd_ctx *x)
+{
+	struct commreg_client *c = x->peer->arg;
+
+	if (client_event_decode(x->words, 1, client_put, c) == -1)
+		client_fail(c, "out of memory for an event");
+	return CMD_OK;
+}
+
+/* Sorted by name (cmd_table_find). */
+static const struct cmd_entry client_cmds[] = {
+    {"Commreg/Event", 3, 3, "tag add|remove entry", client_cmd_event},
+    {"Search/Continuous/Change", 3, 3, "tag add|remove dict",
+        client_cmd_nns_change},
+};
+
+static const struct cmd_entry *
+client_find(const char *name, size_t len)
+{
+	return cmd_table_find(client_cmds,
+	    sizeof client_cmds / sizeof client_cmds[0], name, len);
+}
+
+/* The engine's answer to our one call. */
+static void
+client_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
+{
+	struct commreg_client *c = arg;
+
+	c->want = NULL;
+	if (code == -1) {
+		/* Only a deadline comes here (a lost peer answers through
+		 * client_gone), and the calls set none. */
+		client_fail(c, "no reply from the registry: %s", res);
 		return;
 	}
 	tbuf_reset(&c->reply);
-	tbuf_add(&c->reply, result.p, result.len);
+	tbuf_add(&c->reply, res, len);
 	c->reply_code = code;
 	c->got_reply = 1;
 }
 
+static int
+got_reply(const struct commreg_client *c)
+{
+	return c->got_reply;
+}
+
+static int
+have_event(const struct commreg_client *c)
+{
+	return c->nevents > 0;
+}
+
+static int
+got_input(const struct commreg_client *c)
+{
+	return c->eng.messages != c->mark;
+}
+
 /*
- * A registry does not send us commands; answer one anyway, as comm would,
- * so that a peer waiting for the reply is not left hanging.
+ * Run the private loop until done(c), the connection is lost, or ms pass
+ * (negative: no limit; 0: only what is ready now).  Each round waits in
+ * the kernel until something happens: a read, a write, the engine's
+ * deadlines and pings, or our timer.
  */
 static void
-client_refuse_command(struct commreg_client *c, const struct tl_elem *kind,
-    int64_t serial)
+client_run(struct commreg_client *c, int ms,
+    int (*done)(const struct commreg_client *))
 {
-	static const char msg[] = "a commreg client accepts no commands";
+	struct timeval tv;
+	int rc;
 
-	comm_format_reply(&c->out,
-	    elem_is(kind, "command") ? "callback" : "reply", serial, 1, msg,
-	    sizeof msg - 1, NULL);
-}
-
-static void
-client_message(struct commreg_client *c)
-{
-	const struct tlist *m = &c->msg;
-	long long serial;
-
-	if (c->state == CLIENT_HANDSHAKE) {
-		if (m->n != 2 || !elem_is(&m->v[0], "vers") ||
-		    !elem_is(&m->v[1], "3")) {
-			client_fail(c, "peer did not answer the comm handshake "
-			               "with {vers 3}");
-			return;
-		}
-		c->state = CLIENT_READY;
+	if (c->dead || done(c))
+		return;
+	if (ms == 0) {
+		if (event_base_loop(c->base, EVLOOP_NONBLOCK) == -1)
+			client_fail(c, "lost the registry: event loop failed");
 		return;
 	}
-	if (m->n != 3 || elem_ll(&m->v[1], &serial) == -1) {
-		client_fail(c, "malformed message from the registry "
-		               "(want KIND SERIAL PAYLOAD)");
-		return;
+	c->timed_out = 0;
+	if (ms > 0) {
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		evtimer_add(c->timer, &tv);
 	}
-	if (elem_is(&m->v[0], "reply") || elem_is(&m->v[0], "callback"))
-		client_reply(c, serial, &m->v[2]);
-	else if (elem_is(&m->v[0], "async"))
-		client_async(c, &m->v[2]);
-	else if (elem_is(&m->v[0], "send") || elem_is(&m->v[0], "command"))
-		client_refuse_command(c, &m->v[0], serial);
-	else
-		log_debug("client: ignoring message of kind %.*s",
-		    trace_len(m->v[0].len), m->v[0].p);
-}
-
-/* Frame and handle every complete message in c->in. */
-static void
-client_input(struct commreg_client *c)
-{
-	enum comm_frame_status st;
-	const char *why = NULL;
-	size_t used;
-
-	while (c->state != CLIENT_DEAD && c->in.len > 0) {
-		st = comm_frame_next(&c->framer, c->in.p, c->in.len, &used,
-		    &c->msg, &why);
-		if (st == COMM_FRAME_MORE)
-			break;
-		if (st == COMM_FRAME_ERROR) {
-			client_fail(c, "bad message from the registry: %s",
-			    why != NULL ? why : "framing error");
+	while (!c->dead && !c->timed_out && !done(c)) {
+		/* 1: nothing left to wait for, which a live peer rules out. */
+		if ((rc = event_base_loop(c->base, EVLOOP_ONCE)) != 0) {
+			client_fail(c, "lost the registry: event loop %s",
+			    rc == -1 ? "failed" : "has nothing to wait for");
 			break;
 		}
-		log_debug("client: <- %.*s", trace_len(trim_len(c->in.p, used)),
-		    c->in.p);
-		client_message(c);
-		tbuf_consume(&c->in, used);
 	}
-}
-
-/* ---- waiting: the blocking driver -------------------------------------- */
-
-static void
-client_read(struct commreg_client *c)
-{
-	ssize_t n;
-
-	tbuf_reserve(&c->in, READ_CHUNK + 1);
-	n = recv(c->fd, c->in.p + c->in.len, READ_CHUNK, MSG_DONTWAIT);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		if (errno == ECONNRESET)
-			client_fail(c, "the registry closed the connection");
-		else
-			client_fail(c, "lost the registry: read: %s",
-			    strerror(errno));
-		return;
-	}
-	if (n == 0) {
-		client_fail(c, "the registry closed the connection");
-		return;
-	}
-	c->in.len += (size_t)n;
-	c->in.p[c->in.len] = '\0';
-	client_input(c);
-}
-
-static void
-client_write(struct commreg_client *c)
-{
-	ssize_t n;
-
-	n = send(c->fd, c->out.p, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		if (errno == EPIPE || errno == ECONNRESET)
-			client_fail(c, "the registry closed the connection");
-		else
-			client_fail(c, "lost the registry: write: %s",
-			    strerror(errno));
-		return;
-	}
-	tbuf_consume(&c->out, (size_t)n);
-}
-
-/* One poll(2) round: write what is queued, read what arrives. */
-static enum pump_result
-client_pump(struct commreg_client *c, int timeout_ms)
-{
-	struct pollfd pfd;
-	int n;
-
-	if (c->state == CLIENT_DEAD)
-		return PUMP_DEAD;
-	pfd.fd = c->fd;
-	pfd.events = POLLIN | (c->out.len > 0 ? POLLOUT : 0);
-	pfd.revents = 0;
-	n = poll(&pfd, 1, timeout_ms);
-	if (n == -1) {
-		if (errno == EINTR)
-			return PUMP_INTR;
-		client_fail(c, "poll: %s", strerror(errno));
-		return PUMP_DEAD;
-	}
-	if (n == 0)
-		return PUMP_TIMEOUT;
-	if (pfd.revents & POLLNVAL) {
-		client_fail(c, "lost the registry: socket closed");
-		return PUMP_DEAD;
-	}
-	if ((pfd.revents & POLLOUT) && c->out.len > 0)
-		client_write(c);
-	if (c->state != CLIENT_DEAD &&
-	    (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
-		client_read(c);
-	return c->state == CLIENT_DEAD ? PUMP_DEAD : PUMP_OK;
-}
-
-/* Wait for the reply to c->want_serial, bounded by the reply timeout. */
-static int
-client_wait_reply(struct commreg_client *c)
-{
-	struct timespec deadline;
-	int left;
-
-	deadline = deadline_after(c->reply_timeout_ms);
-	while (!c->got_reply) {
-		if ((left = ms_left(&deadline)) == 0) {
-			client_fail(c,
-			    "no reply from the registry within "
-			    "%d ms",
-			    c->reply_timeout_ms);
-			return -1;
-		}
-		if (client_pump(c, left) == PUMP_DEAD)
-			return -1;
-	}
-	return 0;
-}
-
-/* Queue a send of one command; the words become {{w w ...}}. */
-int64_t
-client_send(struct commreg_client *c, const char *const *words,
-    const size_t *lens, size_t n)
-{
-	struct tbuf payload;
-	size_t *l = NULL;
-	size_t i;
-	int64_t serial = c->next_serial++;
-
-	if (lens == NULL && n > 0) {
-		if ((l = calloc(n, sizeof *l)) == NULL)
-			fatal("%s", __func__);
-		for (i = 0; i < n; i++)
-			l[i] = strlen(words[i]);
-		lens = l;
-	}
-	tbuf_init(&payload);
-	comm_format_command(&payload, words, lens, n);
-	comm_format_message(&c->out, "send", serial, payload.p, payload.len);
-	log_debug("client: -> send %lld %.*s", (long long)serial,
-	    trace_len(payload.len), payload.p);
-	tbuf_free(&payload);
-	free(l);
-	return serial;
+	evtimer_del(c->timer);
 }
 
 int
 commreg_call(struct commreg_client *c, const char *const *words,
     const size_t *lens, size_t n, struct tbuf *result)
 {
+	char why[sizeof c->err];
+
 	tbuf_reset(result);
-	if (c->state == CLIENT_DEAD) {
+	if (c->dead) {
 		tbuf_adds(result, c->err);
 		return -1;
 	}
-	c->want_serial = client_send(c, words, lens, n);
 	c->got_reply = 0;
-	if (client_wait_reply(c) == -1) {
-		c->want_serial = 0;
+	c->want = peer_request(c->peer, words, lens, n, 0, client_replied, c);
+	if (c->want == NULL) {
+		/* The engine let go of it; its gone hook has not run yet. */
+		client_lost_why(why, sizeof why, c->peer->gone_why);
+		client_fail(c, "%s", why);
+	} else
+		client_run(c, c->reply_timeout_ms, got_reply);
+	if (!c->got_reply) {
+		client_fail(c, "no reply from the registry within %d ms",
+		    c->reply_timeout_ms);
 		tbuf_adds(result, c->err);
 		return -1;
 	}
-	c->want_serial = 0;
 	tbuf_add(result, c->reply.p, c->reply.len);
-	/* comm counts -code 2 (return) as success too. */
-	if (c->reply_code == 0 || c->reply_code == 2)
+	if (c->reply_code == 0)
 		return 0;
 	snprintf(c->err, sizeof c->err, "%.*s", (int)result->len, result->p);
 	return 1;
@@ -918,7 +915,9 @@ commreg_call(struct commreg_client *c, const char *const *words,
 int
 commreg_dispatch(struct commreg_client *c, int timeout_ms)
 {
-	return client_pump(c, timeout_ms) == PUMP_DEAD ? -1 : 0;
+	c->mark = c->eng.messages;
+	client_run(c, timeout_ms, got_input);
+	return c->dead ? -1 : 0;
 }
 
 static int
@@ -939,74 +938,12 @@ int
 commreg_next_event(struct commreg_client *c, int timeout_ms,
     struct commreg_event *ev)
 {
-	struct timespec deadline;
-	enum pump_result r;
-	int left = -1;
-
-	if (timeout_ms >= 0)
-		deadline = deadline_after(timeout_ms);
-	for (;;) {
-		if (event_pop(c, ev))
-			return 1;
-		if (timeout_ms >= 0)
-			left = ms_left(&deadline);
-		r = client_pump(c, left);
-		if (r == PUMP_DEAD)
-			return event_pop(c, ev) ? 1 : -1;
-		if (r == PUMP_INTR || (r == PUMP_TIMEOUT && left >= 0))
-			return event_pop(c, ev);
-		if (left == 0)
-			return event_pop(c, ev);
-	}
-}
-
-/* ---- the event-loop driver's entry points (client.h) ------------------- */
-
-struct commreg_client *
-client_start(int fd, size_t max_message, const struct client_hooks *hooks,
-    void *arg)
-{
-	struct commreg_client *c;
-
-	c = client_new(fd, NULL);
-	if (max_message > 0)
-		comm_framer_init(&c->framer, max_message);
-	c->hooks = hooks;
-	c->hook_arg = arg;
-	comm_format_hello(&c->out, 0);
-	return c;
-}
-
-void
-client_read_ready(struct commreg_client *c)
-{
-	if (c->state != CLIENT_DEAD)
-		client_read(c);
-}
-
-void
-client_write_ready(struct commreg_client *c)
-{
-	if (c->state != CLIENT_DEAD && c->out.len > 0)
-		client_write(c);
-}
-
-size_t
-client_output_pending(const struct commreg_client *c)
-{
-	return c->state == CLIENT_DEAD ? 0 : c->out.len;
-}
-
-int
-client_is_dead(const struct commreg_client *c)
-{
-	return c->state == CLIENT_DEAD;
-}
-
-void
-client_abort(struct commreg_client *c, const char *why)
-{
-	client_fail(c, "%s", why);
+	if (event_pop(c, ev))
+		return 1;
+	client_run(c, timeout_ms, have_event);
+	if (event_pop(c, ev))
+		return 1;
+	return c->dead ? -1 : 0;
 }
 
 /* ---- typed calls --------------------------------------------------------- */
@@ -1263,7 +1200,7 @@ hello_field(struct commreg_hello *h, const struct tl_elem *k,
 }
 
 /* The reply to Commreg/Hello must say `registry commreg`. */
-/* The reply to Commreg/Hello must say `registry commreg`. */
+
 int
 client_hello_parse(struct commreg_hello *h, const char *s, size_t len)
 {
@@ -1294,18 +1231,25 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	struct tbuf r;
 	int flags, rc;
 
+	log_library_default();
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
 		set_err(err, errlen, "fcntl: %s", strerror(errno));
 		close(fd);
 		return NULL;
 	}
-	c = client_new(fd, o);
+	if ((c = client_new(o, err, errlen)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	c->peer =
+	    peer_new(&c->eng, fd, false, "registry", &c->lim, &client_ops, c);
 	/*
-	 * Handshake and hello go out together: the reply stream is read in
-	 * order, so {vers 3} is checked before the hello reply is looked at.
+	 * Our offer and the hello go out together: the engine reads the
+	 * answers in order, so {vers 3} is checked before the hello's reply
+	 * is looked at.
 	 */
-	comm_format_hello(&c->out, 0);
 	tbuf_init(&r);
 	rc = commreg_call(c, w, NULL, 2, &r);
 	if (rc == -1)
@@ -1431,6 +1375,7 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 	struct commreg_client *c;
 	int fd;
 
+	log_library_default();
 	fd = connect_loopback(port,
 	    o != NULL && o->connect_timeout_ms > 0 ? o->connect_timeout_ms
 	                                           : COMMREG_CONNECT_TIMEOUT_MS,
@@ -1536,7 +1481,7 @@ client_port_file_locked(const char *path)
 }
 
 static enum client_find
-registry_find(const char *path, const struct commreg_open_opts *o,
+port_file_find(const char *path, const struct commreg_open_opts *o,
     struct commreg_client **cp, char *err, size_t errlen)
 {
 	enum client_find r;
@@ -1611,7 +1556,8 @@ client_env_regport(int *port, char *err, size_t errlen)
 /*
  * environ with HOME replaced, so commregd looks where we looked, and
  * without TCL_COMM_REGPORT: a user registry has no business with the
- * private registry of whoever happened to start it.
+ * private registry of whoever happened to start it.  NULL when out of
+ * memory.
  */
 static char **
 spawn_env(const char *home)
@@ -1623,7 +1569,7 @@ spawn_env(const char *home)
 	for (n = 0; environ[n] != NULL; n++)
 		;
 	if ((env = calloc(n + 2, sizeof *env)) == NULL)
-		fatal("%s", __func__);
+		return NULL;
 	for (i = 0; i < n; i++) {
 		if (strncmp(environ[i], "HOME=", 5) != 0 &&
 		    strncmp(environ[i], COMMREG_ENV_REGPORT "=",
@@ -1631,8 +1577,10 @@ spawn_env(const char *home)
 			env[j++] = environ[i];
 	}
 	len = snprintf(NULL, 0, "HOME=%s", home);
-	if ((env[j] = malloc((size_t)len + 1)) == NULL)
-		fatal("%s", __func__);
+	if ((env[j] = malloc((size_t)len + 1)) == NULL) {
+		free(env);
+		return NULL;
+	}
 	snprintf(env[j], (size_t)len + 1, "HOME=%s", home);
 	return env;
 }
@@ -1674,8 +1622,13 @@ client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
 	int p[2], rc;
 
 	client_commregd_path(commregd, path, plen);
+	if ((env = spawn_env(home)) == NULL) {
+		set_err(err, errlen, "cannot run %s: out of memory", path);
+		return -1;
+	}
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		set_err(err, errlen, "pipe: %s", strerror(errno));
+		spawn_env_free(env);
 		return -1;
 	}
 	/* Only commregd's stderr (a dup, which drops the flag) gets it.
@@ -1687,7 +1640,6 @@ client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
 	argv[0] = path;
 	argv[1] = (char *)"--detach";
 	argv[2] = NULL;
-	env = spawn_env(home);
 	log_debug("client: running %s --detach", path);
 	if (strchr(path, '/') != NULL)
 		rc = posix_spawn(&pid, path, &fa, NULL, argv, env);
@@ -1855,6 +1807,7 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 	char why[512];
 	int attempt, no_spawn = o != NULL && o->no_spawn, port;
 
+	log_library_default();
 	/* The note's rule: TCL_COMM_REGPORT first; unreachable, as usual. */
 	switch (client_env_regport(&port, why, sizeof why)) {
 	case 1:
@@ -1884,7 +1837,7 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 	        path, sizeof path, err, errlen) == -1)
 		return NULL;
 	for (attempt = 0;; attempt++) {
-		r = registry_find(path, o, &c, why, sizeof why);
+		r = port_file_find(path, o, &c, why, sizeof why);
 		if (r == CLIENT_FIND_OK)
 			return c;
 		if (r == CLIENT_FIND_FATAL) {
@@ -1921,7 +1874,13 @@ commreg_version(void)
 void
 commreg_set_log_level(int level)
 {
-	log_init(NULL, level <= 0   ? LOG_LVL_WARN
-	               : level == 1 ? LOG_LVL_INFO
-	                            : LOG_LVL_DEBUG);
+	log_set_level(level <= 0   ? LOG_LVL_WARN
+	              : level == 1 ? LOG_LVL_INFO
+	                           : LOG_LVL_DEBUG);
+}
+
+void
+commreg_set_log_handler(commreg_log_fn fn, void *arg)
+{
+	log_set_sink(fn, arg);
 }

@@ -12,14 +12,19 @@
  * `commregd --detach`, which holds the election and returns once a
  * registry listens, then tries again; a bounded number of times.
  *
- * client.c holds one connection's wire state (struct commreg_client) and
- * two drivers for it: the blocking one (poll(2) with deadlines, the calls
- * in commreg.h) and the hooks below, through which async.c runs the same
- * wire code from a libevent loop.
+ * The conversation itself (framing, the comm handshake, replies matched
+ * to requests with deadlines, the registry's pings and ours) is the peer
+ * engine's (engine/peer.h), as for every connection of the project: a
+ * blocking client is one peer on a private event_base that only its own
+ * calls run, with a timer for each wait; async.c makes its peers on the
+ * application's event_base.  What is the client's own is below: what the
+ * registry's messages mean.
  *
  * While a blocking call waits for its reply, messages the registry sends
  * on its own (Commreg/Event, nns Search/Continuous/Change) are decoded and
  * queued; commreg_next_event() hands them out in arrival order.
+ *
+ * Nothing here ends the process: out of memory is an error return.
  */
 #ifndef LOCAL_CLIENT_H
 #define LOCAL_CLIENT_H
@@ -51,41 +56,32 @@ int commreg_call(struct commreg_client *, const char *const *words,
 int commreg_lookup(struct commreg_client *, const char *name,
     struct tbuf *commid);
 
-/* ---- for the event-loop driver (async.c) ------------------------------ */
+/* ---- shared with the event-loop driver (async.c) ----------------------- */
+
+struct engine_limits;
 
 /*
- * With hooks set, the wire code hands every reply and event to them
- * instead of keeping them for a blocking caller, and a failure marks the
- * client dead without closing its socket: the driver removes its events
- * first, then calls commreg_close().  The hooks run inside
- * client_read_ready() and must not free the client.
+ * The limits of a connection to a registry: the engine's, with replies up
+ * to max_message (0: COMMREG_CLIENT_MAX_MESSAGE) and a liveness check of
+ * liveness_ms (0: COMMREG_LIVENESS_MS; negative: none): a registry silent
+ * for a third of it is pinged, one silent for all of it is dropped.
  */
-struct client_hooks {
-	/* A reply (or callback) to our send `serial`: code and result. */
-	void (*reply)(void *, int64_t serial, int code, const char *result,
-	    size_t len);
-	/* A decoded Commreg/Event or Search/Continuous/Change; the hook
-	 * owns ev (commreg_event_clear). */
-	void (*event)(void *, struct commreg_event *ev);
-	/* Optional: any other async command (Commreg/Withdrawn ...), as
-	 * its words, valid during the call.  NULL: logged and ignored. */
-	void (*command)(void *, const struct tlist *words);
-};
+void client_limits(struct engine_limits *, size_t max_message, int liveness_ms);
 
-/* Wrap a connected (or connecting) nonblocking fd; the comm handshake
- * line is queued. */
-struct commreg_client *client_start(int fd, size_t max_message,
-    const struct client_hooks *, void *arg);
-/* Queue a send of one command; returns its serial. */
-int64_t client_send(struct commreg_client *, const char *const *words,
-    const size_t *lens, size_t n);
-/* The socket is readable / writable: do one read / write. */
-void client_read_ready(struct commreg_client *);
-void client_write_ready(struct commreg_client *);
-size_t client_output_pending(const struct commreg_client *);
-int client_is_dead(const struct commreg_client *);
-/* Give up on the connection with a reason (commreg_error says it). */
-void client_abort(struct commreg_client *, const char *why);
+/*
+ * Decode what the registry sends about a watch, given as its words:
+ * Commreg/Event TAG add|remove ENTRY (one event) or, nns set,
+ * Search/Continuous/Change TAG add|remove DICT (one per name).  Each event
+ * goes to put, which takes it over (commreg_event_clear) and returns -1
+ * to stop.  A malformed message gives no event (logged).  -1 only when
+ * memory ran out.
+ */
+int client_event_decode(const struct tlist *words, int nns,
+    int (*put)(void *, struct commreg_event *), void *arg);
+
+/* The engine's reason for a lost connection (peer_ops.gone; NULL: we
+ * closed it), said of the registry, into buf. */
+void client_lost_why(char *buf, size_t len, const char *why);
 
 /* The reply to Commreg/Hello must say `registry commreg`. */
 int client_hello_parse(struct commreg_hello *, const char *, size_t);

@@ -56,7 +56,26 @@ struct event_base;
 /* The library's version, "MAJOR.MINOR.PATCH". */
 const char *commreg_version(void);
 
-/* Diagnostics on stderr: 0 warnings (default), 1 also info, 2 debug. */
+/*
+ * Diagnostics.  The library never writes on its own: without a handler
+ * its lines are dropped.  commreg_set_log_handler gives it one: each line
+ * (the message alone: no time stamp, no newline) and its level are passed
+ * to fn, from inside whichever library call or callback logs it; fn must
+ * not call the library.  fn NULL removes the handler.
+ *
+ * commreg_set_log_level chooses the lines: COMMREG_LOG_WARNING (0, the
+ * default), COMMREG_LOG_INFO (1) adds the life cycle, COMMREG_LOG_DEBUG
+ * (2) tracing.  Called with no handler set, it also asks for the lines on
+ * stderr, as it always did.
+ *
+ * The library never ends its process either: running out of memory is an
+ * error of the call, or of the connection (see docs/c-api.md).
+ */
+#define COMMREG_LOG_WARNING 0
+#define COMMREG_LOG_INFO    1
+#define COMMREG_LOG_DEBUG   2
+typedef void (*commreg_log_fn)(int level, const char *line, void *arg);
+void commreg_set_log_handler(commreg_log_fn fn, void *arg);
 void commreg_set_log_level(int level);
 
 /* ---- common types ------------------------------------------------------- */
@@ -66,6 +85,9 @@ void commreg_set_log_level(int level);
 #define COMMREG_REPLY_TIMEOUT_MS   5000
 #define COMMREG_SPAWN_TIMEOUT_MS   5000
 #define COMMREG_OPEN_TIMEOUT_MS    10000
+/* A registry silent this long (asynchronous interface; it was pinged
+ * after a third of it) is taken as lost. */
+#define COMMREG_LIVENESS_MS 15000
 /*
  * A reply may be much larger than a request: Commreg/List of thousands of
  * entries.  The registry refuses requests above 64 KiB; the client accepts
@@ -110,9 +132,12 @@ void commreg_entries_free(struct commreg_entry *, size_t n);
 
 /*
  * Return convention: 0 success, 1 the registry answered with an error
- * (commreg_error() says what), -1 the connection is lost or a reply did
- * not come in time (commreg_error() says why).  After -1 the client is
- * dead: every later call returns -1; close it.
+ * (commreg_error() says what), -1 the connection is lost, a reply did
+ * not come in time, or memory ran out (commreg_error() says why).  After
+ * -1 the client is dead: every later call returns -1; close it.
+ *
+ * The connection runs only while a call of the client waits (on a
+ * private event loop): the registry's pings are answered then.
  */
 struct commreg_client;
 
@@ -187,6 +212,8 @@ struct commreg_client *commreg_attach(int fd, const struct commreg_open_opts *o,
 void commreg_close(struct commreg_client *);
 
 const char *commreg_error(const struct commreg_client *);
+/* The connection's socket, to poll(2) several clients and call
+ * commreg_dispatch(c, 0) on the ready ones; -1 once the client is dead. */
 int commreg_fd(const struct commreg_client *);
 const struct commreg_hello *commreg_hello_info(const struct commreg_client *);
 
@@ -219,7 +246,8 @@ int commreg_stats(struct commreg_client *, struct commreg_stats *);
 /*
  * The next queued event, waiting up to timeout_ms (0: do not wait,
  * negative: no limit).  1 with *ev filled (free: commreg_event_clear),
- * 0 none in time or a signal, -1 connection lost.
+ * 0 none in time, -1 connection lost.  A signal does not end the wait:
+ * a program that must look at a flag set by a handler waits in slices.
  */
 int commreg_next_event(struct commreg_client *, int timeout_ms,
     struct commreg_event *ev);
@@ -312,13 +340,29 @@ struct commreg_async_opts {
 	commreg_error_cb on_error;
 	void *arg;
 	commreg_reg_lost_cb on_reg_lost;
+
+	/*
+	 * Liveness of the registry connection.  A registry that says
+	 * nothing for a third of this is pinged (a comm send of an empty
+	 * script, which any registry answers at once); one that stays
+	 * silent for all of it is taken as lost (on_lost), and replaced as
+	 * any lost registry: a hung or stopped registry is noticed within
+	 * this time even when the application asks nothing.  0:
+	 * COMMREG_LIVENESS_MS; negative: no check; at least 300.
+	 */
+	int liveness_ms;
 };
 
 /*
  * Start finding (or electing) the registry; returns at once.  o is copied
  * (NULL: defaults).  NULL with err only for what no retry can fix (no
- * home directory, an unsafe ~/.tcl/comm).  Requests may be made at once:
- * they wait for the connection.
+ * home directory, an unsafe ~/.tcl/comm) and when memory runs out.
+ * Requests may be made at once: they wait for the connection.
+ *
+ * Running out of memory later fails the request that needed it (status
+ * -1, or -1/NULL from the call); in the middle of what the registry sent,
+ * it drops the connection, which is then restored as after any loss
+ * (on_lost, on_regained, watches resynchronised).
  */
 struct commreg_async *commreg_async_open(struct event_base *,
     const struct commreg_async_opts *o, char *err, size_t errlen);
@@ -347,8 +391,8 @@ int commreg_async_orphaned(const struct commreg_async *);
  * (optional) reports the outcome once: status 0 with the assigned name, or
  * an error; after an error the handle is freed when cb returns.  A held
  * registration is made again after every failover, asking for its serial;
- * on_renamed says when it changed.  Returns NULL only on bad arguments or
- * a closed handle.
+ * on_renamed says when it changed.  Returns NULL only on bad arguments, a
+ * closed handle or no memory.
  */
 typedef void (*commreg_reg_cb)(struct commreg_async *, struct commreg_reg *,
     int status, const char *name_or_message, void *arg);

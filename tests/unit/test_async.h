@@ -29,12 +29,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <CUnit/Basic.h>
 #include <event2/event.h>
 
 #include "client.h"
+#include "commwire.h"
 #include "election.h"
 #include "log.h"
+#include "tbuf.h"
+#include "tcllist.h"
 
 #ifndef COMMREG_TEST_COMMREGD
 #error "tests/CMakeLists.txt defines COMMREG_TEST_COMMREGD"
@@ -545,6 +553,286 @@ t_cleanup(void)
 			t_sleep_ms(5);
 	}
 	nftw(t_home, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- a registry played by the test ------------------------------------ */
+
+/*
+ * A registry the test plays, on the test's loop, for what commregd does
+ * not do: it answers Commreg/Hello as a registry, Commreg/Register with
+ * the name asked for and anything else with "" (but for the command
+ * named `mute`, which it only records), records every command, and sends
+ * what the test tells it to.  One connection at a time; found through
+ * the port file in t_home.
+ */
+struct t_fake {
+	struct event_base *base;
+	const char *mute; /* a command recorded, never answered */
+	evutil_socket_t lfd;
+	int port;
+	struct event *ev_accept;
+	int fd;
+	struct event *ev_read;
+	struct tbuf in;
+	struct comm_framer framer;
+	int greeted; /* the client's offer line read */
+	struct tlist msg, frags, words;
+	struct tbuf scratch, why;
+	int conns;
+	int64_t serial;
+	char got[64][300]; /* commands received, words joined by "|" */
+	int ngot;
+};
+
+static void
+t_fake_write(struct t_fake *f, const struct tbuf *b)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (f->fd != -1 && off < b->len) {
+		n = send(f->fd, b->p + off, b->len - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		off += (size_t)n;
+	}
+}
+
+static void
+t_fake_drop(struct t_fake *f)
+{
+	if (f->ev_read != NULL)
+		event_free(f->ev_read);
+	f->ev_read = NULL;
+	if (f->fd != -1)
+		close(f->fd);
+	f->fd = -1;
+	tbuf_reset(&f->in);
+	f->greeted = 0;
+}
+
+static void
+t_fake_message(struct t_fake *f)
+{
+	const struct tl_elem *kind;
+	struct tbuf out, res;
+	char line[300];
+	long long serial;
+	size_t i;
+
+	if (f->msg.n != 3)
+		return;
+	kind = &f->msg.v[0];
+	if (strcmp(kind->p, "send") != 0 && strcmp(kind->p, "command") != 0 &&
+	    strcmp(kind->p, "async") != 0)
+		return;
+	serial = atoll(f->msg.v[1].p);
+	if (comm_payload_command(f->msg.v[2].p, f->msg.v[2].len, &f->frags,
+	        &f->scratch, &f->words, &f->why) == -1 ||
+	    f->words.n == 0)
+		return;
+	line[0] = '\0';
+	for (i = 0; i < f->words.n; i++) {
+		if (i > 0)
+			strncat(line, "|", sizeof line - strlen(line) - 1);
+		strncat(line, f->words.v[i].p, sizeof line - strlen(line) - 1);
+	}
+	if (f->ngot < 64)
+		snprintf(f->got[f->ngot++], sizeof f->got[0], "%s", line);
+	if (getenv("COMMREG_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "[fake] %s\n", line);
+	if (strcmp(kind->p, "async") == 0 ||
+	    (f->mute != NULL && strcmp(f->words.v[0].p, f->mute) == 0))
+		return;
+	tbuf_init(&res);
+	if (strcmp(f->words.v[0].p, "Commreg/Hello") == 0)
+		tbuf_printf(&res,
+		    "registry commreg version 0.0.0 protocol 1 owner test "
+		    "uid %ld host testhost pid %ld port %d scope user",
+		    (long)getuid(), (long)getpid(), f->port);
+	else if (strcmp(f->words.v[0].p, "Commreg/Register") == 0 &&
+	         f->words.n > 1)
+		tbuf_add(&res, f->words.v[1].p, f->words.v[1].len);
+	tbuf_init(&out);
+	comm_format_reply(&out,
+	    strcmp(kind->p, "command") == 0 ? "callback" : "reply", serial, 0,
+	    res.p != NULL ? res.p : "", res.len, NULL);
+	t_fake_write(f, &out);
+	tbuf_free(&out);
+	tbuf_free(&res);
+}
+
+static void
+t_fake_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct t_fake *f = arg;
+	enum comm_frame_status st;
+	struct tbuf vers;
+	const char *why;
+	char buf[4096];
+	size_t used;
+	ssize_t n;
+
+	n = recv(f->fd, buf, sizeof buf, MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		t_fake_drop(f);
+		return;
+	}
+	tbuf_add(&f->in, buf, (size_t)n);
+	while (f->fd != -1 && f->in.len > 0) {
+		if (!f->greeted)
+			st = comm_frame_line(&f->framer, f->in.p, f->in.len,
+			    &used, &f->msg, &why);
+		else
+			st = comm_frame_next(&f->framer, f->in.p, f->in.len,
+			    &used, &f->msg, &why);
+		if (st != COMM_FRAME_OK) {
+			if (st == COMM_FRAME_ERROR)
+				t_fake_drop(f);
+			return;
+		}
+		tbuf_consume(&f->in, used);
+		if (!f->greeted) {
+			/* As commregd: {vers 3} once the offer is in. */
+			f->greeted = 1;
+			comm_framer_init(&f->framer, COMM_DEFAULT_MAX_MESSAGE);
+			tbuf_init(&vers);
+			comm_format_vers(&vers, 3);
+			t_fake_write(f, &vers);
+			tbuf_free(&vers);
+		} else
+			t_fake_message(f);
+	}
+}
+
+static void
+t_fake_accept(evutil_socket_t lfd, short ev, void *arg)
+{
+	struct t_fake *f = arg;
+	int s;
+
+	if ((s = accept(lfd, NULL, NULL)) == -1)
+		return;
+	t_fake_drop(f);
+	f->fd = s;
+	f->conns++;
+	comm_framer_init(&f->framer, COMM_DEFAULT_MAX_MESSAGE);
+	f->ev_read =
+	    event_new(f->base, s, EV_READ | EV_PERSIST, t_fake_read, f);
+	event_add(f->ev_read, NULL);
+}
+
+/* Listen on loopback and write the port file of t_home. */
+static int
+t_fake_start(struct t_fake *f, struct event_base *base)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	char regdir[512], host[256], path[1024], err[512], line[16];
+	int fd;
+
+	memset(f, 0, sizeof *f);
+	f->base = base;
+	f->fd = -1;
+	tbuf_init(&f->in);
+	tbuf_init(&f->scratch);
+	tbuf_init(&f->why);
+	tlist_init(&f->msg);
+	tlist_init(&f->frags);
+	tlist_init(&f->words);
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (f->lfd == -1 ||
+	    bind(f->lfd, (struct sockaddr *)&sin, sizeof sin) == -1 ||
+	    listen(f->lfd, 8) == -1 ||
+	    getsockname(f->lfd, (struct sockaddr *)&sin, &len) == -1)
+		return -1;
+	f->port = ntohs(sin.sin_port);
+	f->ev_accept =
+	    event_new(f->base, f->lfd, EV_READ | EV_PERSIST, t_fake_accept, f);
+	event_add(f->ev_accept, NULL);
+	if (client_registry_path(t_home, regdir, sizeof regdir, host,
+	        sizeof host, path, sizeof path, err, sizeof err) == -1) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+		return -1;
+	snprintf(line, sizeof line, "%d\n", f->port);
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void
+t_fake_stop(struct t_fake *f)
+{
+	t_fake_drop(f);
+	if (f->ev_accept != NULL)
+		event_free(f->ev_accept);
+	if (f->lfd != -1)
+		close(f->lfd);
+	f->ev_accept = NULL;
+	f->lfd = -1;
+	tbuf_free(&f->in);
+	tbuf_free(&f->scratch);
+	tbuf_free(&f->why);
+	tlist_free(&f->msg);
+	tlist_free(&f->frags);
+	tlist_free(&f->words);
+}
+
+/* Send the client `Commreg/Withdrawn NAME REASON` as an async command. */
+static void
+t_fake_withdraw(struct t_fake *f, const char *name, const char *reason)
+{
+	const char *w[3] = {"Commreg/Withdrawn", name, reason};
+	struct tbuf payload, out;
+
+	tbuf_init(&payload);
+	tbuf_init(&out);
+	comm_format_command(&payload, w, NULL, 3);
+	comm_format_message(&out, "async", ++f->serial, payload.p, payload.len);
+	t_fake_write(f, &out);
+	tbuf_free(&payload);
+	tbuf_free(&out);
+}
+
+/* Index of the first command received from `from` on that starts with
+ * prefix, or -1. */
+static int
+t_fake_got(const struct t_fake *f, int from, const char *prefix)
+{
+	int i;
+
+	for (i = from; i < f->ngot; i++) {
+		if (strncmp(f->got[i], prefix, strlen(prefix)) == 0)
+			return i;
+	}
+	return -1;
+}
+
+struct t_fake_want {
+	const struct t_fake *f;
+	int from;
+	const char *prefix;
+};
+
+static int
+t_fake_has(void *arg)
+{
+	struct t_fake_want *w = arg;
+
+	return t_fake_got(w->f, w->from, w->prefix) >= 0;
 }
 
 #endif

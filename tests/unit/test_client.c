@@ -594,77 +594,75 @@ test_register_scope(void)
 	close(peer);
 }
 
-/* What the event-loop driver's hooks saw. */
-struct hook_rec {
-	int events;
-	int commands;
-	char command[256]; /* the last one's words, joined by "|" */
-};
-
+/*
+ * The registry's liveness ping (a comm send of an empty script) is
+ * answered with an empty result while a call waits, and the call gets
+ * its own reply.
+ */
 static void
-rec_reply(void *arg, int64_t serial, int code, const char *res, size_t len)
+test_registry_ping_is_answered(void)
 {
-}
-
-static void
-rec_event(void *arg, struct commreg_event *ev)
-{
-	struct hook_rec *r = arg;
-
-	r->events++;
-	commreg_event_clear(ev);
-}
-
-static void
-rec_command(void *arg, const struct tlist *words)
-{
-	struct hook_rec *r = arg;
-	size_t i;
-
-	r->commands++;
-	r->command[0] = '\0';
-	for (i = 0; i < words->n; i++) {
-		if (i > 0)
-			strncat(r->command, "|",
-			    sizeof r->command - strlen(r->command) - 1);
-		strncat(r->command, words->v[i].p,
-		    sizeof r->command - strlen(r->command) - 1);
-	}
-}
-
-/* An async command other than the watch events goes to the command
- * hook; without one it is ignored, and the connection stays good. */
-static void
-test_hook_gets_other_async_commands(void)
-{
-	static const struct client_hooks with = {rec_reply, rec_event,
-	    rec_command};
-	static const struct client_hooks without = {rec_reply, rec_event, NULL};
-	const struct client_hooks *hooks[2] = {&with, &without};
 	struct commreg_client *c;
-	struct hook_rec r;
-	int sv[2], i;
+	struct tbuf r, sent;
+	int peer;
 
-	for (i = 0; i < 2; i++) {
-		CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-		memset(&r, 0, sizeof r);
-		c = client_start(sv[0], 0, hooks[i], &r);
-		peer_write(sv[1],
-		    VERS_LINE "{async 1 {{Commreg/Withdrawn {wide #2} "
-		              "{refused by rule \"x\"}}}}\n"
-		              "{async 2 {{Commreg/Event w add {name a}}}}\n");
-		client_read_ready(c);
-		CU_ASSERT_FALSE(client_is_dead(c));
-		CU_ASSERT_EQUAL(r.events, 1);
-		if (i == 0) {
-			CU_ASSERT_EQUAL(r.commands, 1);
-			CU_ASSERT_STRING_EQUAL(r.command,
-			    "Commreg/Withdrawn|wide #2|refused by rule \"x\"");
-		} else
-			CU_ASSERT_EQUAL(r.commands, 0);
-		commreg_close(c);
-		close(sv[1]);
+	c = attached(&peer, 0, 2000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	peer_write(peer, "{send 9 {}}\n"
+	                 "{reply 2 {return -code 0 {1 h}}}\n");
+	tbuf_init(&r);
+	tbuf_init(&sent);
+	CU_ASSERT_EQUAL(call_lookup(c, "x", &r), 0);
+	CU_ASSERT_STRING_EQUAL(r.p, "1 h");
+	peer_drain(peer, &sent);
+	CU_ASSERT_PTR_NOT_NULL(strstr(sent.p, "{reply 9 {return -code 0 {}}}"));
+	tbuf_free(&r);
+	tbuf_free(&sent);
+	commreg_close(c);
+	close(peer);
+}
+
+/* Events beyond COMMREG_MAX_QUEUED_EVENTS not taken: the client gives
+ * up, with a reason, and the events it holds can still be taken. */
+static void
+test_event_queue_is_bounded(void)
+{
+	struct commreg_client *c;
+	struct commreg_event ev;
+	struct tbuf msgs, r;
+	pid_t pid;
+	int peer, i, n = 0, rc, status;
+
+	c = attached(&peer, 0, 10000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	tbuf_init(&msgs);
+	for (i = 0; i <= COMMREG_MAX_QUEUED_EVENTS; i++)
+		tbuf_printf(&msgs,
+		    "{async %d {{Commreg/Event w add {name n%d}}}}\n", i + 10,
+		    i);
+	/* From a child: it is more than a socket buffer holds. */
+	if ((pid = fork()) == 0) {
+		peer_write(peer, msgs.p);
+		_exit(0);
 	}
+	CU_ASSERT_FATAL(pid > 0);
+	tbuf_init(&r);
+	/* No reply comes: the call ends when the queue overflows. */
+	CU_ASSERT_EQUAL(call_lookup(c, "x", &r), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(commreg_error(c), "events not taken"));
+	while ((rc = commreg_next_event(c, 0, &ev)) == 1 &&
+	       n <= COMMREG_MAX_QUEUED_EVENTS) {
+		n++;
+		commreg_event_clear(&ev);
+	}
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_EQUAL(n, COMMREG_MAX_QUEUED_EVENTS);
+	commreg_close(c);
+	close(peer);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	tbuf_free(&r);
+	tbuf_free(&msgs);
 }
 
 /* The blocking interface has no hook: such a command is dropped. */
@@ -754,8 +752,9 @@ main(void)
 	CU_add_test(s, "attach_refuses_non_registry",
 	    test_attach_refuses_non_registry);
 	CU_add_test(s, "register_scope", test_register_scope);
-	CU_add_test(s, "hook_gets_other_async_commands",
-	    test_hook_gets_other_async_commands);
+	CU_add_test(s, "registry_ping_is_answered",
+	    test_registry_ping_is_answered);
+	CU_add_test(s, "event_queue_is_bounded", test_event_queue_is_bounded);
 	CU_add_test(s, "blocking_ignores_withdrawn",
 	    test_blocking_ignores_withdrawn);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
