@@ -17,6 +17,14 @@
 # with callbacks; nothing in it waits in vwait.  docs/tcl.md is the
 # user's guide.
 #
+# Nothing is sent to a port before the kernel has said that the socket
+# that accepted our connection there belongs to our own uid, and the
+# user registry's port is not tried at all unless a live registry holds
+# the lock on its port file: a stopped registry's port, still in the port
+# file or in TCL_COMM_REGPORT, may have been taken by another local user,
+# who would otherwise get our names, port and pid and answer our lookups
+# (docs/security.md).
+#
 # A private registry (`commreg run -- CMD` gives CMD's process group one,
 # named by the environment variable TCL_COMM_REGPORT) is used instead
 # when it answers.  It is never replaced: when it goes, its group is over,
@@ -74,6 +82,20 @@ namespace eval ::comm::registry {
     variable quiet 0        ;# >0 while we drop a connection ourselves
     variable helloed 0      ;# 1 once the registry on sid said hello
     variable uid ""         ;# our uid (cached)
+
+    # Whose port is it (see "Whose port is it?" below): the kernel's
+    # tables that say so (the tests point them elsewhere), how long a
+    # connection to a registry may take to be set up, why the last
+    # connection our channel tried was refused ({} or {MESSAGE
+    # ERRORCODE}), the last refusal told to -command as `error` (told
+    # once until a registry is found), and whether the want of /proc has
+    # been told.
+    variable procfile
+    array set procfile {tcp /proc/net/tcp tcp6 /proc/net/tcp6 locks /proc/locks}
+    variable connect_ms 3000
+    variable refused {}
+    variable told ""
+    variable noproc_told 0
 
     # Our registrations: id -> dict base name serial port scope
     variable regs
@@ -277,6 +299,17 @@ proc ::comm::registry::status {} {
     variable private
     set port [expr {$state in {connected recovering orphaned} ? $regport : ""}]
     return [dict create state $state port $port private $private]
+}
+
+# port -> the port of the registry this application uses, found and
+# checked as every call finds and checks it (the user's registry,
+# started if need be; or the private one TCL_COMM_REGPORT names).  For
+# tcllib clients (nameserv, nns), which would otherwise take a port from
+# the port file without checking who listens there.
+proc ::comm::registry::port {} {
+    variable regport
+    Connect
+    return $regport
 }
 
 # watch PATTERN CMD -> token.  CMD is called with "add ENTRY" for every
@@ -509,6 +542,266 @@ proc ::comm::registry::ReadPortFile {} {
     return ""
 }
 
+# ---------------------------------------------------------------------------
+# Whose port is it?  (docs/security.md "A registry's port")
+#
+# A port is only a number.  Once a registry has stopped (cleanly, by a
+# crash, at a reboot), its port file still names its port, as may a
+# TCL_COMM_REGPORT whose private registry is gone, and any local user may
+# listen there.  Whoever did would be told the application's names, port
+# and pid, and its answers to lookups would be believed, so that the
+# application's `comm::comm send` would go to it (and comm evaluates what
+# a peer sends).  Hence, before anything is sent:
+#
+# * the user registry's port is tried only while a registry holds the
+#   flock on the port file (docs/election.md): an unlocked port file is a
+#   stopped registry's, whatever listens on its port (CheckPortFile);
+# * every connection our channel opens, to any registry, is checked as
+#   comm opens it (OwnedSocket, its -socketcmd): the kernel's table of
+#   TCP sockets must show that the socket that accepted that very
+#   connection belongs to our uid.  Else the connection is closed with
+#   nothing sent on it.
+#
+# Both are read from /proc (as the C library asks the kernel through
+# inet_diag); without /proc nothing can be checked, and no registry is
+# used: that is said once to -command, and every call fails saying so.
+
+# The text of one of the kernel's tables (KIND: tcp, tcp6, locks), read
+# whole.  An error with -errorcode {COMMREG NOPROC FILE} when it cannot
+# be read; for tcp6 (no IPv6 here) "" instead.
+proc ::comm::registry::ProcRead {kind} {
+    variable procfile
+    set path $procfile($kind)
+    if {[catch {
+        set f [open $path r]
+        try {
+            fconfigure $f -translation lf -encoding iso8859-1
+            read $f
+        } finally {
+            close $f
+        }
+    } data]} {
+        if {$kind eq "tcp6"} { return "" }
+        return -code error -errorcode [::list COMMREG NOPROC $path] $data
+    }
+    return $data
+}
+
+# The refusal for want of /proc: ERR is ProcRead's error; WHAT says what
+# could not be checked.
+proc ::comm::registry::NoProc {err what} {
+    return -code error -level 2 -errorcode [::list COMMREG NOPROC] \
+        "cannot tell $what ($err): without /proc no registry can be checked, and none is used (docs/security.md)"
+}
+
+# How /proc/net/tcp and tcp6 print 127.0.0.1 and ::ffff:127.0.0.1: each
+# 32-bit word of the address as the kernel holds it (network byte order)
+# read as a number in this machine's byte order, in hex with 8 digits;
+# so 127.0.0.1 is 0100007F on a little-endian machine.  Ports are
+# printed as numbers, in hex with 4 digits.
+proc ::comm::registry::LoopbackHex {} {
+    if {$::tcl_platform(byteOrder) eq "littleEndian"} {
+        return {0100007F 0000000000000000FFFF00000100007F}
+    }
+    return {7F000001 00000000000000000000FFFF7F000001}
+}
+
+# The uids of the sockets that accept our connection from 127.0.0.1:OURS
+# to 127.0.0.1:PORT (normally one): the lines of /proc/net/tcp (or tcp6,
+# for a listener on :: that took it as ::ffff:127.0.0.1) whose local
+# address is 127.0.0.1:PORT and remote address 127.0.0.1:OURS, in state
+# ESTABLISHED (01) or SYN_RECV (03).  A socket in another state is not
+# one serving us (and one in TIME_WAIT lists uid 0 whoever owned it).
+# The columns: sl local_address rem_address st tx:rx tr:when retrnsmt
+# uid ...
+proc ::comm::registry::AcceptorUids {port ours} {
+    lassign [LoopbackHex] v4 v6
+    set p [format %04X $port]
+    set o [format %04X $ours]
+    set uids {}
+    foreach {kind a} [::list tcp $v4 tcp6 $v6] {
+        set data [ProcRead $kind]
+        set re "^\\s*\[0-9\]+: $a:$p $a:$o (\[0-9A-F\]{2}) \\S+ \\S+ \\S+ +(\[0-9\]+) "
+        foreach {- st uid} [regexp -all -inline -line -nocase $re $data] {
+            if {$st in {01 03} && $uid ni $uids} {
+                lappend uids $uid
+            }
+        }
+        # Found among IPv4 sockets: no need to look at IPv6 ones.
+        if {[llength $uids]} break
+    }
+    return $uids
+}
+
+# The uids of the sockets listening on PORT where a connection to
+# 127.0.0.1 would reach them (127.0.0.1, 0.0.0.0, ::ffff:127.0.0.1, ::);
+# {} when none, or when it cannot be told.  Only said, never relied on.
+proc ::comm::registry::ListenerUids {port} {
+    lassign [LoopbackHex] v4 v6
+    set p [format %04X $port]
+    set uids {}
+    foreach {kind addrs} [::list tcp [::list $v4 00000000] \
+                              tcp6 [::list $v6 [string repeat 0 32]]] {
+        if {[catch {ProcRead $kind} data]} continue
+        foreach a $addrs {
+            set re "^\\s*\[0-9\]+: $a:$p \[0-9A-F:\]+ 0A \\S+ \\S+ \\S+ +(\[0-9\]+) "
+            foreach {- uid} [regexp -all -inline -line -nocase $re $data] {
+                if {$uid ni $uids} { lappend uids $uid }
+            }
+        }
+    }
+    return $uids
+}
+
+proc ::comm::registry::NotOurs {port uid} {
+    return -code error -level 2 -errorcode [::list COMMREG NOTOURS $port $uid] \
+        "port $port is held by uid $uid, not by you (uid [Uid]): not your registry; refusing to use it"
+}
+
+# comm's -socketcmd for our channel: `OwnedSocket HOST PORT` opens the
+# connection comm will use and returns it only once the kernel has said
+# that our uid accepted it; nothing has been sent on it then.  Otherwise
+# the connection is closed and the error says why (comm's send then
+# fails; Open and TryConnect take the reason from `refused`).
+proc ::comm::registry::OwnedSocket {args} {
+    variable refused
+    if {[lindex $args 0] eq "-server"} {
+        # Never: the channel does not listen.
+        return [::socket {*}$args]
+    }
+    lassign $args host port
+    if {$host ne "127.0.0.1"} {
+        set refused [::list "refusing to connect to $host: a registry is on 127.0.0.1" \
+                         [::list COMMREG NOTLOCAL $host]]
+        error [lindex $refused 0]
+    }
+    set s [::socket -async 127.0.0.1 $port]
+    if {[catch {CheckAcceptor $s $port} err opts]} {
+        catch {close $s}
+        set code [dict get $opts -errorcode]
+        if {[lindex $code 0] eq "COMMREG"} {
+            set refused [::list $err $code]
+        }
+        return -options $opts $err
+    }
+    return $s
+}
+
+# Wait (bounded) for the connection S to 127.0.0.1:PORT to be set up,
+# then find the socket that accepted it (bounded retries: the kernel may
+# list it a moment after the connection is up) and make sure it is ours.
+proc ::comm::registry::CheckAcceptor {s port} {
+    variable connect_ms
+    # Not through the event loop (comm's own connect blocks the same way);
+    # `fconfigure -connecting` moves the connection on as it looks.
+    set deadline [expr {[clock milliseconds] + $connect_ms}]
+    for {set i 0} {[fconfigure $s -connecting]} {incr i} {
+        if {[clock milliseconds] >= $deadline || $i > $connect_ms} {
+            error "couldn't open socket: no connection to 127.0.0.1:$port within $connect_ms ms"
+        }
+        after 1
+    }
+    set err [fconfigure $s -error]
+    if {$err ne ""} {
+        error "couldn't open socket: $err"
+    }
+    set ours [lindex [fconfigure $s -sockname] 2]
+    for {set i 0} {$i < 25} {incr i} {
+        if {[catch {AcceptorUids $port $ours} uids]} {
+            NoProc $uids "who holds port $port"
+        }
+        if {[llength $uids]} break
+        after [expr {$i < 5 ? 0 : 1}]
+    }
+    if {[llength $uids] == 1 && [lindex $uids 0] == [Uid]} return
+    if {![llength $uids]} {
+        return -code error -errorcode [::list COMMREG NOACCEPTOR $port] \
+            "cannot tell who holds port $port: the kernel lists no socket accepting our connection to it; refusing to use it"
+    }
+    foreach u $uids {
+        if {$u != [Uid]} { NotOurs $port $u }
+    }
+}
+
+# glibc's major() and minor() of a device number (as `file stat` gives
+# st_dev), as /proc/locks prints them.
+proc ::comm::registry::DevNumbers {dev} {
+    set dev [expr {$dev & 0xFFFFFFFFFFFFFFFF}]
+    return [::list [expr {(($dev >> 8) & 0xfff) | (($dev >> 32) & 0xfffff000)}] \
+                [expr {($dev & 0xff) | (($dev >> 12) & 0xffffff00)}]]
+}
+
+# Does a live process hold an flock on PATH?  Read from /proc/locks, as
+# the C library does (trying the lock with flock(2) itself could make a
+# starter that tries it at that instant take a stopped registry's file
+# for a live one; and Tcl has no flock).  Its lines: "N: FLOCK ADVISORY
+# WRITE PID MAJ:MIN:INODE START END", MAJ and MIN in hex; a waiter's
+# line ("N: -> FLOCK ...") holds nothing.  Where stat's device is an
+# anonymous one (major 0: btrfs subvolumes, overlayfs), it may not be
+# the one the kernel prints there: a lock on the same inode number of
+# another anonymous device is taken then (the socket check still
+# stands behind it).
+proc ::comm::registry::Locked {path} {
+    file stat $path st
+    lassign [DevNumbers $st(dev)] maj min
+    set data [ProcRead locks]
+    set anon 0
+    foreach {- kmaj kmin ino} [regexp -all -inline -line \
+        {^\s*[0-9]+:\s+FLOCK\s+\S+\s+\S+\s+-?[0-9]+\s+([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9]+)\s} $data] {
+        if {$ino != $st(ino)} continue
+        scan $kmaj %x kmaj
+        scan $kmin %x kmin
+        if {$kmaj == $maj && $kmin == $min} { return 1 }
+        if {$kmaj == 0 && $maj == 0} { set anon 1 }
+    }
+    return $anon
+}
+
+# The user registry's port PORT, read from the port file, is tried only
+# while a registry holds the port file's lock; else an error saying why
+# (naming whoever listens on PORT, when it is not us).
+proc ::comm::registry::CheckPortFile {port} {
+    set f [PortFile]
+    if {[catch {Locked $f} locked opts]} {
+        if {[lindex [dict get $opts -errorcode] 1] eq "NOPROC"} {
+            NoProc $locked "whether a registry holds $f"
+        }
+        # The file went since it was read.
+        error "no registry port in $f"
+    }
+    if {$locked} return
+    foreach u [ListenerUids $port] {
+        if {$u != [Uid]} { NotOurs $port $u }
+    }
+    error "$f is not locked by a running registry: port $port is a stopped registry's, and is not tried"
+}
+
+# Tell -command (as `error`) why a port was refused, when that matters
+# to the user: MSG and OPTS are the refusal's message and error options.
+# Another user on the port is told once until a registry is found; the
+# want of /proc once for good.
+proc ::comm::registry::Refused {msg opts} {
+    variable told
+    variable noproc_told
+    if {![dict exists $opts -errorcode]} return
+    set code [dict get $opts -errorcode]
+    if {[lindex $code 0] ne "COMMREG"} return
+    switch -exact -- [lindex $code 1] {
+        NOTOURS {
+            if {$msg ne "" && $msg ne $told} {
+                set told $msg
+                Notify life error $msg
+            }
+        }
+        NOPROC {
+            if {!$noproc_told && $msg ne ""} {
+                set noproc_told 1
+                Notify life error $msg
+            }
+        }
+    }
+}
+
 # The command that starts a registry unless one runs (docs/election.md).
 proc ::comm::registry::CommregdCommand {} {
     variable opt
@@ -547,8 +840,11 @@ proc ::comm::registry::MakeLink {} {
     set ip [interp::createEmpty]
     interp alias $ip Commreg/Event {} ::comm::registry::Event
     interp alias $ip Commreg/Withdrawn {} ::comm::registry::Withdrawn
+    # Every connection it opens is checked before comm sends a byte on
+    # it (OwnedSocket).
     set link [::comm::comm new ::comm::registry::link \
-                  -listen 0 -local 1 -interp $ip]
+                  -listen 0 -local 1 -interp $ip \
+                  -socketcmd ::comm::registry::OwnedSocket]
     $link hook lost ::comm::registry::Lost
     # Whatever the registry sends (an event, an answer, its own ping) is
     # a sign of life.  The eval hook must not fail (comm would not run
@@ -576,16 +872,24 @@ proc ::comm::registry::IsRegistry {hello} {
     return [expr {![catch {dict get $hello registry} what] && $what eq "commreg"}]
 }
 
-# Connect to PORT and make sure a registry answers there.
+# Connect to PORT and make sure a registry answers there.  When the
+# connection was refused because PORT is not ours (OwnedSocket), the
+# error is that refusal, with its -errorcode.
 proc ::comm::registry::Open {port} {
     variable sid
     variable regport
     variable version
     variable helloed
+    variable refused
     MakeLink
     set sid [::list $port 127.0.0.1]
+    set refused {}
     if {[catch {Call [::list Commreg/Hello comm::registry/$version] 3000} hello]} {
         DropConnection
+        if {[llength $refused]} {
+            lassign $refused msg code
+            return -code error -errorcode $code $msg
+        }
         error "no registry answers on port $port: $hello"
     }
     if {![IsRegistry $hello]} {
@@ -618,23 +922,32 @@ proc ::comm::registry::EnvRegport {} {
 # when there is none; bounded.
 proc ::comm::registry::Discover {} {
     variable private
+    variable noproc_told
     set private 0
     if {[catch EnvRegport port]} {
         Notify life error $port
     } elseif {$port ne ""} {
-        if {![catch {Open $port} err]} {
+        if {![catch {Open $port} err opts]} {
             set private 1
             return
         }
         # The design note: "when it cannot be reached, normal start-up".
+        # (A port another user holds, or that cannot be checked, is one
+        # that cannot be reached.)
         Notify life error "TCL_COMM_REGPORT=$port: $err; using the user registry"
+        if {[lrange [dict get $opts -errorcode] 0 1] eq {COMMREG NOPROC}} {
+            set noproc_told 1
+        }
     }
     set why ""
     for {set i 0} {$i < 4} {incr i} {
         set port [ReadPortFile]
         if {$port ne ""} {
-            if {![catch {Open $port} err]} return
+            if {![catch {CheckPortFile $port; Open $port} err opts]} return
+            Refused $err $opts
             set why $err
+            # Without /proc no registry can be checked: final.
+            if {[lrange [dict get $opts -errorcode] 0 1] eq {COMMREG NOPROC}} break
         } else {
             set why "no registry port in [PortFile]"
         }
@@ -1397,6 +1710,7 @@ proc ::comm::registry::TryConnect {g} {
     variable sid
     variable link
     variable version
+    variable refused
     if {[catch {ReadPortFile} port]} {
         set rec(reason) $port
         Retry
@@ -1407,11 +1721,24 @@ proc ::comm::registry::TryConnect {g} {
         Retry
         return
     }
+    if {[catch {CheckPortFile $port} err opts]} {
+        Refused $err $opts
+        set rec(reason) $err
+        Retry
+        return
+    }
     MakeLink
     set sid [::list $port 127.0.0.1]
+    set refused {}
     if {[catch {SendAsync [::list Commreg/Hello comm::registry/$version] \
                     [::list ::comm::registry::RecoverHello $g $port]} err]} {
-        set rec(reason) "no registry answers on port $port: $err"
+        if {[llength $refused]} {
+            lassign $refused err code
+            Refused $err [::list -errorcode $code]
+            set rec(reason) $err
+        } else {
+            set rec(reason) "no registry answers on port $port: $err"
+        }
         Retry
         return
     }
@@ -1497,7 +1824,9 @@ proc ::comm::registry::Regained {} {
     variable state
     variable regport
     variable owed
+    variable told
     set state connected
+    set told ""
     LivenessStart
     incr ::comm::registry::stamp
     if {$owed} {
