@@ -1663,3 +1663,95 @@ proc ::t::gw_useradd {name group {supp {}}} {
 }
 
 namespace eval :: { namespace import ::t::* }
+
+# ---------------------------------------------------------------------------
+# Limits (limits.test.tcl, bad_peers.test.tcl): memory, stopped
+# processes, raw peers that answer the liveness ping.
+
+# PID's resident set (VmRSS of /proc/PID/status) in KiB, or "" when it
+# is gone.
+proc ::t::rss_kb {pid} {
+    set text [read_file /proc/$pid/status]
+    if {[regexp -line {^VmRSS:\s+([0-9]+)\s+kB} $text -> kb]} { return $kb }
+    return ""
+}
+
+# Stop PID with SIGSTOP; a SIGCONT is deferred to the end of the current
+# scope (it runs before the scope's earlier defers end the process, so a
+# stopped process is never left behind nor signalled while stopped).
+proc ::t::sigstop {pid} {
+    if {![ours $pid]} { error "sigstop: pid $pid is not one of ours" }
+    exec kill -STOP $pid
+    defer [list ::t::sigcont $pid]
+}
+
+proc ::t::sigcont {pid} {
+    if {[alive $pid] && [ours $pid]} { catch {exec kill -CONT $pid} }
+}
+
+# How many lines of PID's log since MARK match the glob PATTERN.
+proc ::t::log_count {pid mark pattern} {
+    set n 0
+    foreach line [split [log_since $pid $mark] \n] {
+        if {[string match $pattern $line]} { incr n }
+    }
+    return $n
+}
+
+# raw_keepalive S ?MS?: from now on answer the registry's liveness pings
+# on the raw connection S (`send N {}`, an empty script, answered with an
+# empty result as any comm peer does), checked every MS ms through the
+# event loop, so that a raw peer that is otherwise quiet is not taken for
+# a hung one.  Pings met by raw_recv/raw_reply meanwhile are answered
+# too; every other message is left where they leave it.  Ends with the
+# connection (raw_close).
+proc ::t::raw_keepalive {s {ms 50}} {
+    after $ms [list ::t::raw_keepalive_poll $s $ms]
+}
+
+# Is the raw message M a liveness ping: a send whose script is empty
+# (`{send 7 {{}}}`: one empty fragment)?
+proc ::t::raw_is_ping {m} {
+    return [expr {[string is list $m] && [llength $m] == 3
+                  && [lindex $m 0] eq "send"
+                  && [string is list [lindex $m 2]]
+                  && [string trim [msg_command $m]] eq ""}]
+}
+
+proc ::t::raw_keepalive_poll {s ms} {
+    if {![info exists ::t::rbuf($s)]} return
+    if {![catch {read $s} data]} {
+        append ::t::rbuf($s) $data
+        raw_extract $s
+    }
+    foreach var [list ::t::rqueue($s) ::t::rasync($s)] {
+        if {![info exists $var]} continue
+        set keep {}
+        foreach m [set $var] {
+            if {[raw_is_ping $m]} {
+                raw_puts $s [list [list reply [lindex $m 1] [list return -code 0 {}]]]
+            } else {
+                lappend keep $m
+            }
+        }
+        set $var $keep
+    }
+    if {[catch {eof $s} e] || $e} return
+    after $ms [list ::t::raw_keepalive_poll $s $ms]
+}
+
+# Like gw_registry, with more commregd options (--liveness MS ...).
+proc ::t::gw_registry_opts {u args} {
+    set home [dict get $u home]
+    set log [newfile commregd-[dict get $u name]].log
+    set pid [exec {*}[gw_cmd $u [gw_bin $u commregd] --home $home {*}$args] \
+                 </dev/null >& $log &]
+    remember $pid
+    set ::t::daemon_log($pid) $log
+    watch_log "commregd of [dict get $u name] (pid $pid, $args)" $log
+    defer [list ::t::kill_proc $pid]
+    wait_ready $home $pid -timeout [slow 10000]
+    return $pid
+}
+
+namespace eval :: { namespace import ::t::* }
