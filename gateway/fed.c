@@ -1304,3 +1304,9 @@ fed_stats(const struct fed *f, struct tbuf *r)
 	tbuf_free(&d);
 	tbuf_free(&links);
 }
+
+const char *
+fed_advertise(const struct fed *f)
+{
+	return f->advertise;
+}

@@ -41,6 +41,9 @@ void fed_stop_links(struct fed *);
  * miss.  CMD_PENDING, or CMD_ERROR (nothing asked) when none is linked. */
 int fed_lookup(struct fed *, struct cmd_ctx *, const char *name, size_t len);
 
+/* The address other gateways are given for this host's entries. */
+const char *fed_advertise(const struct fed *);
+
 /* For Commreg/Stats: "links" and a list of one dict per link (remote,
  * direction in|out, address, state connecting|hello|ready, entries it
  * gave us). */

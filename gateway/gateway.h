@@ -21,6 +21,9 @@
 #include "gwconf.h"
 #include "server.h"
 
+/* How often every entry's port check is made again. */
+#define GW_RECHECK_MS 2000
+
 /* Connections one uid may hold (a user registry needs one). */
 #define GW_CONNS_PER_UID 16
 
@@ -50,6 +53,7 @@ struct gateway {
 	/* The rule that allowed the registration being added, for its log
 	 * line (gw_admit_entry to gw_entry_added, one command). */
 	const struct gwconf_rule *last_rule;
+	struct event *recheck; /* the port check, every GW_RECHECK_MS */
 };
 
 struct fed;

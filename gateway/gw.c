@@ -184,6 +184,62 @@ gw_entry_key(struct cmd_ctx *c, const char *name, size_t len, struct tbuf *key)
 }
 
 /*
+ * Where an entry of this host leads must be its owner's (the check that
+ * makes a registration "not dangerous", docs/gateway.md): HOST:PORT, a
+ * -data that is a comm id, and, for scope global, the address other
+ * gateways are given for it.  Each must reach a listener of uid as the
+ * kernel would choose it (portowner.h): uid's listener on another
+ * address of the host does not make another user's service uid's.  ls:
+ * a dump to use (the periodic check), or NULL for a fresh one.
+ */
+static int
+gw_check_leads(struct gateway *g, const struct listeners *ls, const char *host,
+    int port, const char *data, size_t datalen, bool global, uid_t uid,
+    char *err, size_t errlen)
+{
+	struct listeners own;
+	struct tlist d;
+	const char *why, *adv;
+	char *end;
+	long dport;
+	int rc = -1;
+
+	if (ls == NULL) {
+		if (portowner_dump(&own, err, errlen) == -1)
+			return -1;
+		ls = &own;
+	}
+	tlist_init(&d);
+	if (portowner_check_host(ls, host, port, uid, true, err, errlen) == -1)
+		goto out;
+	adv = global && g->fed != NULL ? fed_advertise(g->fed) : NULL;
+	if (adv != NULL && adv[0] != '\0' &&
+	    portowner_check_host(ls, adv, port, uid, false, err, errlen) == -1)
+		goto out;
+	if (data != NULL) {
+		/* A nameserv client is handed -data as the comm id. */
+		if (tlist_parse(&d, data, datalen, &why) == -1 || d.n < 1 ||
+		    d.n > 2 ||
+		    (dport = strtol(d.v[0].p, &end, 10), *end != '\0') ||
+		    dport < 1 || dport > 65535) {
+			reason(err, errlen,
+			    "-data must be a comm id, PORT ?HOST?, for the "
+			    "gateway to check where it leads");
+			goto out;
+		}
+		if (portowner_check_host(ls, d.n == 2 ? d.v[1].p : "localhost",
+		        (int)dport, uid, false, err, errlen) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	tlist_free(&d);
+	if (ls == &own)
+		portowner_free(&own);
+	return rc;
+}
+
+/*
  * Admission, the gateway's part of Commreg/Register (the registry's
  * rules, in handlers.c, passed first): the scope is the gateway's, the
  * policy allows it, and the port is a listening socket of the user's.
@@ -236,8 +292,10 @@ gw_admit_entry(struct cmd_ctx *c, const struct reg_request *r,
 		g->refused_regs++;
 		return CMD_ERROR;
 	}
-	/* Whatever the rules say: the port must be this user's. */
-	if (portowner_check(r->port, p->uid, err, sizeof err) == -1) {
+	/* Whatever the rules say: where it leads must be this user's. */
+	if (gw_check_leads(g, NULL, r->host, r->port, r->data, r->datalen,
+	        req.scope == GWCONF_SCOPE_GLOBAL, p->uid, err,
+	        sizeof err) == -1) {
 		log_info("refused \"%s\" port %d for %s: %s", r->name, r->port,
 		    u->name, err);
 		tbuf_printf(c->result,
@@ -276,6 +334,9 @@ gw_admit_entry(struct cmd_ctx *c, const struct reg_request *r,
 	 * without one, the kernel's word for the link's. */
 	if (a->pid == 0)
 		a->pid = p->pid;
+	else
+		a->pid_claimed = true; /* the application's, through its
+		                          registry: nobody checked it */
 	g->last_rule = v.rule;
 	return -1;
 }
@@ -415,6 +476,51 @@ static const struct server_ops gw_ops = {
 
 /* ---- reload ------------------------------------------------------------ */
 
+static void withdraw(struct gateway *, struct reg_entry *, const char *);
+
+/*
+ * The port check again, for every entry of this host, while it lives:
+ * an application that closed its port, and someone else who took it,
+ * must not keep the name leading there.  One dump of the listeners per
+ * round, each entry checked against it.
+ */
+static void
+gw_recheck(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gateway *g = arg;
+	struct listeners ls;
+	const struct reg_entry **v;
+	struct reg_entry *e;
+	char err[300], why[400];
+	size_t i, n, gone = 0;
+
+	if (portowner_dump(&ls, err, sizeof err) == -1) {
+		log_limited("port check", "port check: %s", err);
+		return;
+	}
+	v = registry_sorted(g->srv.reg, "*", 1, &n);
+	for (i = 0; i < n; i++) {
+		e = (struct reg_entry *)v[i];
+		if (e->path[0] != '\0' || e->owner == NULL ||
+		    ((struct peer *)e->owner)->srv != &g->srv)
+			continue; /* learned from another gateway */
+		if (gw_check_leads(g, &ls, e->host, e->port, e->data,
+		        e->datalen, e->scope == REG_SCOPE_GLOBAL, e->uid, err,
+		        sizeof err) == 0)
+			continue;
+		snprintf(why, sizeof why,
+		    "the port is no longer a listening TCP socket of uid %lu: "
+		    "%s",
+		    (unsigned long)e->uid, err);
+		withdraw(g, e, why);
+		gone++;
+	}
+	free((void *)v);
+	portowner_free(&ls);
+	if (gone > 0)
+		server_flush(&g->srv);
+}
+
 /* The policy no longer allows e: its owner is told, then it goes. */
 static void
 withdraw(struct gateway *g, struct reg_entry *e, const char *why)
@@ -530,6 +636,15 @@ gateway_init(struct gateway *g, struct event_base *base, int listen_fd,
 	snprintf(g->srv.owner, sizeof g->srv.owner, "commgwd");
 	g->srv.kind = "gateway";
 	registry_observe(g->srv.reg, count_entries, g);
+	{
+		struct timeval tv = {GW_RECHECK_MS / 1000,
+		    (GW_RECHECK_MS % 1000) * 1000};
+
+		g->recheck = event_new(base, -1, EV_PERSIST, gw_recheck, g);
+		if (g->recheck == NULL)
+			return -1;
+		event_add(g->recheck, &tv);
+	}
 	return 0;
 }
 
@@ -540,6 +655,8 @@ gateway_free(struct gateway *g)
 
 	fed_free(g->fed);
 	g->fed = NULL;
+	if (g->recheck != NULL)
+		event_free(g->recheck);
 	server_free(&g->srv);
 	while ((u = TAILQ_FIRST(&g->users)) != NULL) {
 		TAILQ_REMOVE(&g->users, u, link);

@@ -9,8 +9,37 @@
 #ifndef GATEWAY_PORTOWNER_H
 #define GATEWAY_PORTOWNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+/* The host's listening TCP sockets, IPv4 and IPv6, as one dump. */
+struct listener {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int port;
+	uid_t uid;
+};
+struct listeners {
+	struct listener *v; /* sorted by port */
+	size_t n, cap;
+};
+
+int portowner_dump(struct listeners *, char *err, size_t errlen);
+void portowner_free(struct listeners *);
+
+/*
+ * Would a connection to HOST:PORT reach a socket of uid's, for every
+ * address HOST names?  What counts is what the kernel would choose: a
+ * listener bound to that address, else the wildcard one; so uid's own
+ * listener on another address of the host does not make another user's
+ * service on this one uid's.  HOST must name addresses of this host.
+ * need: some address must reach uid's listener; else only no address
+ * may reach another's (a refused connection leads nowhere).  0, or -1
+ * with the reason.
+ */
+int portowner_check_host(const struct listeners *, const char *host, int port,
+    uid_t uid, bool need, char *err, size_t errlen);
 
 /* 0 when some socket listening on TCP port `port` belongs to uid; else
  * -1 with the reason ("nothing listens on TCP port 4000", "TCP port 4000

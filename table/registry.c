@@ -495,6 +495,7 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	e->nns = a->nns;
 	e->uid = a->uid;
 	e->pid = a->pid;
+	e->pid_claimed = a->pid_claimed && a->pid > 0;
 	e->since = a->since != 0 ? a->since : time(NULL);
 	e->owner = owner;
 
@@ -762,6 +763,11 @@ registry_entry_dict(struct tbuf *d, const struct reg_entry *e)
 		tl_append_str(d, 0, "");
 	tl_append_str(d, 0, "since");
 	tl_append_int(d, 0, (long long)e->since);
+	/* What nobody could check is said to be a claim. */
+	if (e->pid_claimed) {
+		tl_append_str(d, 0, "claimed");
+		tl_append_str(d, 0, "pid");
+	}
 	/* Entries offered to the host are named NAME@USER by the gateway
 	 * (docs/gateway.md): say whose they are; those of other hosts are
 	 * NAME@USER@ORIGIN and say where they came through. */

@@ -62,11 +62,12 @@ struct reg_entry {
 	int serial;
 	int port; /* -1: none (a Bind whose data is not a comm id) */
 	uid_t uid;
-	pid_t pid;     /* 0: unknown */
-	uint8_t scope; /* enum reg_scope */
-	bool nns;      /* made by Bind: DATA is the client's, port guessed */
-	bool removed;  /* out of the table, kept for its references */
-	uint32_t refs; /* registry_entry_ref: a listing being written */
+	pid_t pid;        /* 0: unknown */
+	uint8_t scope;    /* enum reg_scope */
+	bool nns;         /* made by Bind: DATA is the client's, port guessed */
+	bool removed;     /* out of the table, kept for its references */
+	bool pid_claimed; /* pid is what a client said, not the kernel */
+	uint32_t refs;    /* registry_entry_ref: a listing being written */
 	time_t since;
 
 	void *owner;
@@ -120,6 +121,7 @@ struct reg_add {
 	enum reg_scope scope;
 	uid_t uid;
 	pid_t pid;
+	bool pid_claimed; /* see struct reg_entry */
 	time_t since;     /* 0: now (a copy keeps its origin's time) */
 	const char *path; /* NULL: none (see struct reg_entry) */
 };

@@ -48,6 +48,33 @@ proc sees_not {u name {ms 5000}} {
     return [wait_until {[lsearch -exact [::t::gw_list_names $u] $name] < 0} [slow $ms] 50]
 }
 
+# A TCP listener owned by U on ADDR:PORT (PORT 0: any).  {channel port}.
+proc listener_at {u addr port} {
+    set f [newfile listener].tcl
+    write_file $f {
+        lassign $argv addr port
+        set s [socket -server {apply {{c a p} {close $c}}} -myaddr $addr $port]
+        puts [lindex [fconfigure $s -sockname] 2]
+        flush stdout
+        vwait forever
+    } 0644
+    set ch [spawn {*}[gw_cmd $u [info nameofexecutable] $f $addr $port]]
+    set got [readline $ch [slow 10000]]
+    if {![string is integer -strict $got]} {
+        error "listener of [dict get $u name] at $addr:$port: [show $got]\
+               [spawn_err $ch]"
+    }
+    return [list $ch $got]
+}
+
+# One command to the gateway of D as U, through tests/tools/commcall:
+# {code result}.
+proc gw_call {u d args} {
+    set r [run {*}[gw_cmd $u [file join [tools_dir] commcall] \
+                       unix:[gw_socket $d] {*}$args]]
+    return [list [dict get $r code] [string trim [dict get $r out]]]
+}
+
 proc re_quote {s} {
     return [regsub -all {[][\\$^.*+?(){}|]} $s {\\&}]
 }
@@ -142,10 +169,10 @@ main {
         check_equal "scope: A pub2 host allowed (a-global is for global only)" 1 [dict get [gw_register $ua pub2 $la2 host] ok]
         # the port must be the registering uid's
         check_equal "port owner: B on A's port refused with both uids" \
-            [list 0 1 "$pf: the port must be a listening TCP socket of uid $UB: TCP port $la2 is listened on by uid $UA, not by uid $UB"] \
+            [list 0 1 "$pf: the port must be a listening TCP socket of uid $UB: TCP port $la2 at 127.0.0.1 is listened on by uid $UA, not by uid $UB"] \
             [refusal [gw_register $ub stolen $la2]]
         check_equal "port owner: A on B's port refused" \
-            [list 0 1 "$pf: the port must be a listening TCP socket of uid $UA: TCP port $lb is listened on by uid $UB, not by uid $UA"] \
+            [list 0 1 "$pf: the port must be a listening TCP socket of uid $UA: TCP port $lb at 127.0.0.1 is listened on by uid $UB, not by uid $UA"] \
             [refusal [gw_register $ua stolen $lb]]
         set fp [free_port]
         check_equal "port owner: nothing listening refused" \
@@ -247,6 +274,62 @@ main {
         check_equal "B: lookup editor@A fails now" "" [string trim [dict get [gw_commreg $ub lookup editor@$A] out]]
     }
 
+    # The port check is what makes a registration "not dangerous"
+    # (docs/gateway.md); each of these walked around it before: a
+    # listener of A's on another address, a -data nobody checked, a check
+    # made only once.  And a pid nobody can check is marked a claim.
+    test port_owner_holes {
+        setup
+        set pf "commreg: host gateway: refused"
+        # B's service on 127.0.0.1:P; A listens on 127.0.0.2:P.
+        lassign [listener_at $ub 127.0.0.1 0] - p
+        lassign [listener_at $ua 127.0.0.2 $p] - -
+        check_equal "A naming B's service (A listens on another address)" \
+            [list 0 1 "$pf: the port must be a listening TCP socket of uid $UA: TCP port $p at 127.0.0.1 is listened on by uid $UB, not by uid $UA"] \
+            [refusal [gw_register $ua hijack $p]]
+        check "B never sees hijack@A" {[sees_not $ub hijack@$A 300]}
+
+        # -data is what a nameserv client is handed: checked the same.
+        lassign [gw_listener $ua] - la
+        lassign [gw_listener $ub] - lb
+        lassign [gw_call $ua $d Commreg/Register viadata $la -scope host \
+                     -data "$lb localhost"] code res
+        check_equal "-data naming B's port: refused" 1 $code
+        check_match "-data: B's uid named" \
+            "*TCP port $lb at 127.0.0.1 is listened on by uid $UB*" $res
+        lassign [gw_call $ua $d Commreg/Register viadata2 $la -scope host \
+                     -data "not a comm id"] code res
+        check_equal "-data that is no comm id: refused" 1 $code
+        check_match "-data: says why" "*-data must be a comm id*" $res
+        # One connection: the entry lives as long as it does.
+        set r [run {*}[gw_cmd $ua [file join [tools_dir] commcall] \
+            unix:[gw_socket $d] Commreg/Register good $la -scope host \
+            -data "$la localhost" -pid 4242 \; Commreg/List good@$A]]
+        lassign [split [string trim [dict get $r out]] \n] res list
+        check_equal "-data naming A's own port: admitted" {0 good} \
+            [list [dict get $r code] $res]
+        # A pid passed on from the application is a claim: said so.
+        set e [lindex $list 0]
+        check_equal "its pid, as claimed" 4242 [field $e pid]
+        check_equal "marked as a claim" pid [field $e claimed]
+
+        # Checked again while it lives: A closes its port, B takes it.
+        lassign [gw_listener $ua] lach lm
+        set memo [gw_register $ua memo $lm]
+        check_equal "A's CLI holds memo" 1 [dict get $memo ok]
+        check "B sees memo@A" {[sees $ub memo@$A]}
+        stop $lach KILL
+        lassign [listener_at $ub 127.0.0.1 $lm] - -
+        check_equal "the CLI holding memo is told, and exits 1" 1 \
+            [gw_exit_code [dict get $memo ch] [slow 10000]]
+        check_match "withdrawn: the port is no longer A's" \
+            "commreg: withdrawn \"memo\": the port is no longer a listening TCP socket of uid $UA: TCP port $lm at 127.0.0.1 is listened on by uid $UB, not by uid $UA" \
+            [string trim [gw_err [dict get $memo ch]]]
+        check "B no longer sees memo@A" {[sees_not $ub memo@$A]}
+        lassign [gw_call $ub $d Commreg/Stats] code res
+        check "the gateway counts it withdrawn" {[dict get $res withdrawn] >= 1}
+    }
+
     test reload {
         setup "\[rule nothing\]\naction = deny\nnames = never*\n"
         set app [gw_capp $ua --scope host editor notes]
@@ -331,7 +414,7 @@ main {
         check "A sees svc@B" {[sees $ua svc@$B]}
         lassign [gw_listener $ub] - lb
         check_equal "it still checks port owners" \
-            "commreg: host gateway: refused: the port must be a listening TCP socket of uid $UA: TCP port $lb is listened on by uid $UB, not by uid $UA" \
+            "commreg: host gateway: refused: the port must be a listening TCP socket of uid $UA: TCP port $lb at 127.0.0.1 is listened on by uid $UB, not by uid $UA" \
             [dict get [gw_register $ua stolen $lb] err]
         set mark [gw_log_mark $g]
         gw_signal $g HUP

@@ -1,13 +1,15 @@
 /*
- * commcall: one comm request, for tests.
+ * commcall: comm requests on one connection, for tests.
  *
- *   commcall unix:PATH|PORT WORD...
+ *   commcall unix:PATH|PORT WORD... [\; WORD...]...
  *
  * Connects to a Unix socket (the host gateway's) or to 127.0.0.1:PORT,
- * speaks the comm protocol through the project's engine, sends WORD...
- * as one command and prints the reply's result on stdout.  Exit 0 for a
- * result, 1 for an error reply (its message on stdout), 2 when no answer
- * came within 5 s or the connection failed (why on stderr).
+ * speaks the comm protocol through the project's engine, sends each
+ * command (words up to a ";" argument) in turn on the one connection,
+ * and prints each reply's result on a line of its own.  Exit 0 when
+ * every reply was a result, 1 when one was an error (its message
+ * printed), 2 when an answer did not come within 5 s or the connection
+ * failed (why on stderr).
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -24,7 +26,7 @@
 #include "log.h"
 #include "peer.h"
 
-static int status = -1;
+static int status = 0, waiting;
 
 static void
 answered(struct peer *p, void *arg, int code, const char *res, size_t len)
@@ -34,17 +36,20 @@ answered(struct peer *p, void *arg, int code, const char *res, size_t len)
 		status = 2;
 	} else {
 		printf("%.*s\n", (int)len, res);
-		status = code;
+		if (code > status)
+			status = code;
 	}
-	event_base_loopbreak(arg);
+	if (--waiting == 0)
+		event_base_loopbreak(arg);
 }
 
 static void
 gone(struct peer *p, const char *why)
 {
-	if (status == -1) {
+	if (waiting > 0) {
 		fprintf(stderr, "commcall: %s\n", why != NULL ? why : "closed");
 		status = 2;
+		waiting = 0;
 	}
 }
 
@@ -82,7 +87,7 @@ main(int argc, char **argv)
 	struct event_base *base;
 	struct engine eng;
 	struct peer *p;
-	int fd;
+	int fd, i, j;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: commcall unix:PATH|PORT WORD...\n");
@@ -98,12 +103,19 @@ main(int argc, char **argv)
 	engine_default_limits(&lim);
 	lim.max_message = 16 * 1024 * 1024;
 	p = peer_new(&eng, fd, false, argv[1], &lim, &ops, NULL);
-	if (peer_request(p, (const char *const *)argv + 2, NULL,
-	        (size_t)argc - 2, 5000, answered, base) == NULL)
-		return 2;
-	while (status == -1 && event_base_loop(base, EVLOOP_ONCE) == 0)
+	for (i = 2; i < argc; i = j + 1) {
+		for (j = i; j < argc && strcmp(argv[j], ";") != 0; j++)
+			;
+		if (j == i)
+			continue;
+		if (peer_request(p, (const char *const *)argv + i, NULL,
+		        (size_t)(j - i), 5000, answered, base) == NULL)
+			return 2;
+		waiting++;
+	}
+	while (waiting > 0 && event_base_loop(base, EVLOOP_ONCE) == 0)
 		;
 	engine_free(&eng);
 	event_base_free(base);
-	return status == -1 ? 2 : status;
+	return status;
 }
