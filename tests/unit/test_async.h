@@ -14,6 +14,7 @@
 
 #define _GNU_SOURCE /* nftw */
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -570,6 +571,7 @@ struct t_fake {
 	const char *mute; /* a command recorded, never answered */
 	evutil_socket_t lfd;
 	int port;
+	int pfd; /* the port file, locked while the fake lives */
 	struct event *ev_accept;
 	int fd;
 	struct event *ev_read;
@@ -738,6 +740,7 @@ t_fake_start(struct t_fake *f, struct event_base *base)
 	memset(f, 0, sizeof *f);
 	f->base = base;
 	f->fd = -1;
+	f->pfd = -1;
 	tbuf_init(&f->in);
 	tbuf_init(&f->scratch);
 	tbuf_init(&f->why);
@@ -769,7 +772,13 @@ t_fake_start(struct t_fake *f, struct event_base *base)
 		close(fd);
 		return -1;
 	}
-	close(fd);
+	/* As a registry does, for its life: clients (the Tcl package)
+	 * believe a port file only while it is locked. */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return -1;
+	}
+	f->pfd = fd;
 	return 0;
 }
 
@@ -781,8 +790,11 @@ t_fake_stop(struct t_fake *f)
 		event_free(f->ev_accept);
 	if (f->lfd != -1)
 		close(f->lfd);
+	if (f->pfd > 0)
+		close(f->pfd); /* and with it the lock */
 	f->ev_accept = NULL;
 	f->lfd = -1;
+	f->pfd = -1;
 	tbuf_free(&f->in);
 	tbuf_free(&f->scratch);
 	tbuf_free(&f->why);
