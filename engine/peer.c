@@ -372,8 +372,16 @@ peer_flush(struct peer *p)
 	out_done(p);
 	if (event_pending(p->ev_write, EV_WRITE, NULL))
 		event_del(p->ev_write);
-	if (p->stream != NULL)
+	if (p->stream == NULL)
+		return;
+	/* One piece of a listing per turn of the loop, so that a reader as
+	 * fast as the loopback does not keep everyone else waiting until
+	 * the whole of it is written. */
+	if (p->pump_now) {
+		p->pump_now = false;
 		stream_pump(p);
+	} else
+		event_add(p->ev_write, NULL);
 }
 
 void
@@ -401,8 +409,10 @@ peer_writable_body(evutil_socket_t fd, short ev, void *arg)
 {
 	struct peer *p = arg;
 
+	p->pump_now = true;
 	if (p->state != PEER_DEAD)
 		peer_flush(p);
+	p->pump_now = false;
 	engine_flush(p->eng);
 }
 
@@ -1293,16 +1303,21 @@ peer_check(struct peer *p, int64_t now)
 		    l->partial_ms, p->in.len);
 		return;
 	}
-	if (l->ping_idle_ms <= 0)
-		return;
 	if (p->paused) {
 		/* We do not read while a reply is written in pieces: what
-		 * counts then is that the peer takes them. */
-		if (now - p->last_tx >= l->ping_idle_ms + l->ping_timeout_ms)
-			peer_fail(p, "not reading a reply for %d ms",
-			    l->ping_idle_ms + l->ping_timeout_ms);
+		 * counts then is that the peer takes them, pings or not (a
+		 * stalled listing holds its entries). */
+		int stall = l->ping_idle_ms > 0
+		                ? l->ping_idle_ms + l->ping_timeout_ms
+		            : l->partial_ms > 0 ? l->partial_ms
+		                                : 10000;
+
+		if (now - p->last_tx >= stall)
+			peer_fail(p, "not reading a reply for %d ms", stall);
 		return;
 	}
+	if (l->ping_idle_ms <= 0)
+		return;
 	if (p->ping_sent != 0 && now - p->ping_sent >= l->ping_timeout_ms) {
 		peer_fail(p, "no answer to a liveness ping in %d ms",
 		    l->ping_timeout_ms);
@@ -1469,6 +1484,15 @@ engine_init(struct engine *e, struct event_base *base)
 	e->tick = event_new(base, -1, EV_PERSIST, engine_tick, e);
 	if (e->reaper == NULL || e->tick == NULL)
 		return -1;
+	/* Ticking from the start, peers or not: the rate-limited log's
+	 * summaries of refused connections (which make no peer) come
+	 * from it too. */
+	{
+		struct timeval tv = {1, 0};
+
+		e->tick_ms = 1000;
+		event_add(e->tick, &tv);
+	}
 	return 0;
 }
 

@@ -153,6 +153,7 @@ struct peer {
 	TAILQ_ENTRY(peer) flush_link;
 	bool paused;   /* not reading: a stream is being written */
 	bool resuming; /* on eng->resume */
+	bool pump_now; /* writable: the next piece may be made */
 	TAILQ_ENTRY(peer) resume_link;
 	struct peer_stream *stream;
 	struct tbuf stream_tail;

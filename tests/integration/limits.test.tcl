@@ -417,6 +417,29 @@ main {
         check_equal "and a host-scope registration works" 1 [dict get $r ok]
     }
 
+    # With no liveness ping, a peer that stops taking a listing written
+    # in pieces is still closed (it holds the listing's entries): after
+    # --partial-timeout.  Before, it was kept for ever.
+    test stalled_listing_without_liveness {
+        set home [new_home]
+        lassign [start_registry $home --max-output 65536 --liveness 0 \
+                     --partial-timeout 1000] dpid port
+        set a [raw_open $port]
+        set data [string repeat x 1000]
+        for {set i 0} {$i < 100} {incr i} {
+            raw_call $a [list Bind n$i $data]
+        }
+        set mark [log_mark $dpid]
+        set greedy [raw_open $port]
+        for {set i 0} {$i < 50} {incr i} {
+            raw_puts $greedy [list [list send [expr {$i + 10}] {Commreg/List *}]]
+        }
+        check "closed: not reading a reply" {[wait_until {[string match \
+            "*not reading a reply for 1000 ms*" [::t::log_since $dpid $mark]]} \
+            [slow 6000]]}
+        check_equal "the others are served" {0 1} [raw_call $a ProtocolVersion]
+    }
+
     test refusal_flood_is_summarised {
         # Without the rate limit every one of the other uid's 200
         # connections is a "refused" line in the owner's log (200 > 3),
@@ -500,5 +523,19 @@ main {
         check_equal "the registry counted 200 refusals" 200 [expr {[dict get $st refused] - $refused0}]
         check_equal "the owner is still served" {0 1} [raw_call $owner ProtocolVersion]
         check "daemon alive" {[alive $dpid]}
+
+        # A registry nobody of its own has talked to yet: its summary
+        # comes all the same (it came only with a peer of the owner's,
+        # whose arrival started the engine's clock).
+        set home2 [new_home]
+        lassign [start_registry $home2] dpid2 port2
+        set mark2 [log_mark $dpid2]
+        set fl2 [spawn env HOME=/ setpriv --reuid=$ouid --regid=$ogid --clear-groups \
+                     [info nameofexecutable] $f $port2 20]
+        check_equal "the second flood opened 20" "opened 20 failed 0" \
+            [readline $fl2 [slow 10000]]
+        check "its summary comes within 15 s, no owner ever connected" \
+            {[wait_until {[::t::log_count $dpid2 $mark2 $summary] > 0} \
+                  [slow 15000] 100]}
     }
 } 240
