@@ -1,5 +1,5 @@
 /*
- * The asynchronous client library (commreg.h, local/async.c) against a
+ * The asynchronous client library (commreg.h, lib/async.c) against a
  * real commregd on loopback, with a throwaway HOME per test: opening
  * (spawning commregd when none runs), register, lookup, list, raw calls,
  * unregister, watches with snapshot and events, requests made before the

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the client library (local/client.h) without a registry:
+ * Unit tests of the client library (lib/client.h) without a registry:
  * entry dicts as docs/protocol.md §4 defines them, and the conversation on
  * a socketpair whose far end the test writes by hand, as a registry would
  * (handshake, hello, replies, async events, broken peers).

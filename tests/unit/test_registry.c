@@ -1,5 +1,5 @@
 /*
- * The registry table (local/registry.c): names, serials, watches, and
+ * The registry table (engine/registry.c): names, serials, watches, and
  * what a semi-private registry's mirror needs (copies, announcements).
  */
 #include <stdio.h>
