@@ -66,14 +66,16 @@ const struct cmd_entry *
 cmd_table_find(const struct cmd_entry *t, size_t n, const char *name,
     size_t len)
 {
-	size_t lo = 0, hi = n, mid;
+	size_t lo = 0, hi = n, mid, tl;
 	int c;
 
+	/* By bytes and length: a name from a peer may hold a NUL. */
 	while (lo < hi) {
 		mid = (lo + hi) / 2;
-		c = strncmp(t[mid].name, name, len);
-		if (c == 0 && t[mid].name[len] != '\0')
-			c = 1;
+		tl = strlen(t[mid].name);
+		c = memcmp(t[mid].name, name, tl < len ? tl : len);
+		if (c == 0)
+			c = tl < len ? -1 : tl > len ? 1 : 0;
 		if (c == 0)
 			return &t[mid];
 		if (c < 0)

@@ -422,29 +422,26 @@ gw_lookup(struct cmd_ctx *c)
 	return CMD_OK;
 }
 
+/* Sorted by name (cmd_table_find).  The registry's handlers serve what
+ * the gateway does as a registry does, with its hooks (gw_ops). */
 static const struct cmd_entry gw_table[] = {
     {"Commreg/Hello", 0, 1, "?clientversion?", gw_hello},
+    {"Commreg/List", 0, 1, "?pattern?", handlers_list},
+    {"Commreg/Lookup", 1, 1, "name", gw_lookup},
     {"Commreg/Register", 2, -1, "name port ?-option value ...?",
         handlers_register},
-    {"Commreg/Unregister", 1, 1, "name", handlers_unregister},
-    {"Commreg/Lookup", 1, 1, "name", gw_lookup},
-    {"Commreg/List", 0, 1, "?pattern?", handlers_list},
-    {"Commreg/Watch", 2, 2, "tag pattern", handlers_watch},
-    {"Commreg/Unwatch", 1, 1, "tag", handlers_unwatch},
     {"Commreg/Stats", 0, 0, "", handlers_stats},
+    {"Commreg/Unregister", 1, 1, "name", handlers_unregister},
+    {"Commreg/Unwatch", 1, 1, "tag", handlers_unwatch},
+    {"Commreg/Watch", 2, 2, "tag pattern", handlers_watch},
     {"ProtocolVersion", 0, 0, "", handlers_protocol_version},
 };
 
 static const struct cmd_entry *
 gw_find(const char *name, size_t len)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof gw_table / sizeof gw_table[0]; i++)
-		if (strlen(gw_table[i].name) == len &&
-		    memcmp(gw_table[i].name, name, len) == 0)
-			return &gw_table[i];
-	return NULL;
+	return cmd_table_find(gw_table, sizeof gw_table / sizeof gw_table[0],
+	    name, len);
 }
 
 /* The gateway's counters (refused above counts connections). */

@@ -678,35 +678,30 @@ cmd_stats(struct cmd_ctx *c)
 
 /* Usage strings are the argument names tcllib's server uses, so a
  * wrong-args error reads as Tcl's would. */
+/* Sorted by name (cmd_table_find). */
 static const struct cmd_entry cmd_table[] = {
     {"Bind", 2, 2, "name cdata", cmd_bind},
+    {"Commreg/Hello", 0, 1, "?clientversion?", cmd_hello},
+    {"Commreg/List", 0, 1, "?pattern?", cmd_list},
+    {"Commreg/Lookup", 1, 1, "name", cmd_lookup},
+    {"Commreg/Register", 2, -1, "name port ?-option value ...?", cmd_register},
+    {"Commreg/Stats", 0, 0, "", cmd_stats},
+    {"Commreg/Unregister", 1, 1, "name", cmd_unregister},
+    {"Commreg/Unwatch", 1, 1, "tag", cmd_unwatch},
+    {"Commreg/Watch", 2, 2, "tag pattern", cmd_watch},
+    {"ProtocolFeatures", 0, 0, "", cmd_protocol_features},
+    {"ProtocolVersion", 0, 0, "", cmd_protocol_version},
     {"Release", 0, 0, "", cmd_release},
     {"Search", 1, 1, "pattern", cmd_search},
-    {"ProtocolVersion", 0, 0, "", cmd_protocol_version},
-    {"ProtocolFeatures", 0, 0, "", cmd_protocol_features},
     {"Search/Continuous/Start", 2, 2, "tag pattern", cmd_search_start},
     {"Search/Continuous/Stop", 1, 1, "tag", cmd_search_stop},
-    {"Commreg/Hello", 0, 1, "?clientversion?", cmd_hello},
-    {"Commreg/Register", 2, -1, "name port ?-option value ...?", cmd_register},
-    {"Commreg/Unregister", 1, 1, "name", cmd_unregister},
-    {"Commreg/Lookup", 1, 1, "name", cmd_lookup},
-    {"Commreg/List", 0, 1, "?pattern?", cmd_list},
-    {"Commreg/Watch", 2, 2, "tag pattern", cmd_watch},
-    {"Commreg/Unwatch", 1, 1, "tag", cmd_unwatch},
-    {"Commreg/Stats", 0, 0, "", cmd_stats},
 };
 
 const struct cmd_entry *
 cmd_find(const char *name, size_t len)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++) {
-		if (strlen(cmd_table[i].name) == len &&
-		    memcmp(cmd_table[i].name, name, len) == 0)
-			return &cmd_table[i];
-	}
-	return NULL;
+	return cmd_table_find(cmd_table, sizeof cmd_table / sizeof cmd_table[0],
+	    name, len);
 }
 
 void
