@@ -100,6 +100,7 @@
 #include "client.h"
 #include "election.h"
 #include "log.h"
+#include "registry.h"
 #include "peer.h"
 #include "server.h"
 #include "tbuf.h"
@@ -376,20 +377,19 @@ timeout_of(int v, int dflt)
 	return v > 0 ? v : dflt;
 }
 
-/* Serial of an assigned name: "base" is 1, "base #N" is N. */
+/* Serial of an assigned name: "base" is 1, "base #N" is N; 0 when the
+ * name is not one the registry made of base (the table's reader of the
+ * serial syntax decides, engine/registry.h). */
 static long
 serial_of(const char *base, const char *name)
 {
-	size_t bl = strlen(base);
-	char *end;
-	long n;
+	size_t len = strlen(name), bl;
+	int serial;
 
-	if (strcmp(base, name) == 0)
-		return 1;
-	if (strncmp(name, base, bl) != 0 || strncmp(name + bl, " #", 2) != 0)
+	bl = registry_split_serial(name, len, &serial);
+	if (bl != strlen(base) || strncmp(name, base, bl) != 0)
 		return 0;
-	n = strtol(name + bl + 2, &end, 10);
-	return *end == '\0' && n > 0 ? n : 0;
+	return serial;
 }
 
 /* strdup that may fail: out of memory is the caller's error to report. */
