@@ -63,7 +63,7 @@ fedname_well_formed(const char *self, const char *peer_name, const char *name,
     const char *path)
 {
 	const char *at1 = strchr(name, '@'), *at2;
-	const char *sp = strchr(path, ' ');
+	const char *sp = strchr(path, ' '), *last;
 	size_t olen = sp != NULL ? (size_t)(sp - path) : strlen(path);
 
 	if (at1 == NULL || (at2 = strchr(at1 + 1, '@')) == NULL ||
@@ -71,10 +71,14 @@ fedname_well_formed(const char *self, const char *peer_name, const char *name,
 		return false;
 	if (strlen(at2 + 1) != olen || strncmp(at2 + 1, path, olen) != 0)
 		return false;
-	if (strcmp(at2 + 1, self) == 0)
+	if (olen == 0 || strcmp(at2 + 1, self) == 0)
 		return false;
-	/* One hop: it must be the remote's own. */
-	if (sp == NULL && strcmp(at2 + 1, peer_name) != 0)
+	/* The last gateway of the path is the one that sent it to us: the
+	 * remote itself (its own entries, one hop), or the path is a lie and
+	 * a remote would speak for gateways it is not. */
+	last = strrchr(path, ' ');
+	last = last != NULL ? last + 1 : path;
+	if (strcmp(last, peer_name) != 0)
 		return false;
 	return true;
 }

@@ -50,9 +50,10 @@ bool fedname_exportable(const char *self, const struct gwconf_remote *r,
 /*
  * May the remote named peer_name give us name with path?  Only
  * NAME@USER@ORIGIN (three non-empty parts), ORIGIN the first gateway of
- * the path and not us; from one hop (a path of one gateway) only the
- * remote's own.  Anything else would let a remote take over a local name
- * or another gateway's.
+ * the path and not us, and the remote the last gateway of the path (the
+ * one it came through to us; for one hop, the remote's own).  Anything
+ * else would let a remote take over a local name or speak for another
+ * gateway.
  */
 bool fedname_well_formed(const char *self, const char *peer_name,
     const char *name, const char *path);

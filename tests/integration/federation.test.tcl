@@ -435,11 +435,17 @@ main {
         # gw6's comm handshake, Hello and Watch with a snapshot of three
         # entries: one without its origin (it would take over a local
         # user's name), one claiming another origin, one well formed.
-        set e {{name %s serial 1 base %s port %d host 127.0.0.5 data {%d 127.0.0.5} scope global pid 1 since 1 path gw5.test}}
+        set e {{name %s serial 1 base %s port %d host 127.0.0.5 data {%d 127.0.0.5} scope global pid 1 since 1 path %s}}
+        # And two of two hops: one truly through gw5, one whose path says
+        # it came through gw7 while gw5 sends it (gw5 would speak for gw7).
         set snap [list \
-            [format [lindex $e 0] calc@root calc 4000 4000] \
-            [format [lindex $e 0] fake@root@gw9.test fake 4001 4001] \
-            [format [lindex $e 0] good@root@gw5.test good 4002 4002]]
+            [format [lindex $e 0] calc@root calc 4000 4000 gw5.test] \
+            [format [lindex $e 0] fake@root@gw9.test fake 4001 4001 gw5.test] \
+            [format [lindex $e 0] good@root@gw5.test good 4002 4002 gw5.test] \
+            [format [lindex $e 0] relay@root@gw9.test relay 4003 4003 \
+                 {{gw9.test gw5.test}}] \
+            [format [lindex $e 0] forged@root@gw9.test forged 4004 4004 \
+                 {{gw9.test gw7.test}}]]
         # Each comm message is one list on a line ({vers 3}, {reply ...}).
         set data "[list [list vers 3]]\n"
         append data "[list [list reply 1 [list return -code 0 {gateway commgwd name gw5.test}]]]\n"
@@ -460,8 +466,10 @@ main {
         set g6 [::fed::start $d6]
         # s_server closes once its input is sent: the one entry taken is
         # then dropped with the link, which the log says.
-        check "the well-formed entry, and only it, is taken" {
-            [wait_until {[regexp {remote g5: dropped the 1 entries} [gw_log $g6]]} [slow 15000] 50]}
+        check "the well-formed entries, and only they, are taken" {
+            [wait_until {[regexp {remote g5: dropped the 2 entries} [gw_log $g6]]} [slow 15000] 50]}
+        check "an entry whose path does not end with its sender is refused" {
+            [::fed::wait_log $g6 {refused entry "forged@root@gw9.test"} 5000]}
         check "an entry without its origin is refused, and logged" {
             [::fed::wait_log $g6 {refused entry "calc@root"} 5000]}
         check "an entry of another origin is refused, and logged" {

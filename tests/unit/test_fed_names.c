@@ -304,6 +304,14 @@ test_well_formed(void)
 	CU_ASSERT_FALSE(
 	    fedname_well_formed(SELF, "gwB", "calc@carl@gwC", "gwC1 gwB"));
 	CU_ASSERT_FALSE(fedname_well_formed(SELF, "gwB", "calc@bea@gwB", ""));
+	/* The sender is the last gateway of the path: gwB may not speak
+	 * for gwD, whatever it says the path was. */
+	CU_ASSERT_FALSE(
+	    fedname_well_formed(SELF, "gwB", "calc@carl@gwC", "gwC gwD"));
+	CU_ASSERT_FALSE(
+	    fedname_well_formed(SELF, "gwB", "calc@carl@gwC", "gwC gwB gwD"));
+	/* An empty origin (a path that starts with a space). */
+	CU_ASSERT_FALSE(fedname_well_formed(SELF, "gwB", "calc@bea@", " gwB"));
 }
 
 static void
