@@ -58,9 +58,14 @@
 /* A snapshot of 16 MiB takes its time on a slow link: an incomplete
  * message may wait longer here than on a local socket. */
 #define FED_PARTIAL_MS 60000
-/* Links from others that may be setting up TLS or linked at once. */
-#define FED_MAX_ACCEPTED 256
-#define FED_WATCH_TAG    "fed"
+/* Links from others that may be setting up TLS or linked at once, in
+ * all and from one address: a flood of half-open TLS set-ups from one
+ * place must not take the room of the gateways that link from others. */
+#define FED_MAX_ACCEPTED   256
+#define FED_MAX_PER_SOURCE 8
+/* Out of descriptors: the listener rests this long. */
+#define FED_ACCEPT_REST_MS 100
+#define FED_WATCH_TAG      "fed"
 
 enum flink_state { FL_CONNECTING, FL_HELLO, FL_READY };
 
@@ -91,6 +96,7 @@ struct flink {
 	enum flink_state state;
 	struct bufferevent *bev; /* while TLS is set up; then the peer's */
 	struct peer *peer;       /* once TLS is up */
+	char src[64];            /* accepted: the address it came from */
 	struct event *deadline;  /* TLS set-up, all of it */
 	char addr[96];
 	struct freq_list reqs;
@@ -111,8 +117,9 @@ struct fed {
 	char advertise[256];
 	struct evconnlistener *listener;
 	struct flink_list links;
-	struct engine_limits lim; /* of every link's peer */
-	size_t accepted;          /* links from others, all states */
+	struct engine_limits lim;  /* of every link's peer */
+	struct event *accept_rest; /* out of descriptors: accept later */
+	size_t accepted;           /* links from others, all states */
 };
 
 static void link_open(struct flink *);
@@ -990,14 +997,40 @@ link_open(struct flink *l)
 }
 
 static void
+accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct fed *f = arg;
+
+	if (f->listener != NULL)
+		evconnlistener_enable(f->listener);
+}
+
+/* Out of descriptors: rest the listener (as the registry's does) rather
+ * than spin on the connection the kernel keeps queued. */
+static void
+accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct fed *f = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, FED_ACCEPT_REST_MS * 1000};
+
+	log_limited("federation accept",
+	    "federation: accept: %s; not accepting for %d ms", strerror(err),
+	    FED_ACCEPT_REST_MS);
+	evconnlistener_disable(lis);
+	evtimer_add(f->accept_rest, &tv);
+}
+
+static void
 accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct fed *f = arg;
 	struct timeval tv = {FED_HANDSHAKE_S, 0};
-	char host[NI_MAXHOST], serv[NI_MAXSERV], addr[96] = "?";
+	char host[NI_MAXHOST] = "?", serv[NI_MAXSERV], addr[96] = "?";
 	struct flink *l;
 	SSL *ssl;
+	int same = 0;
 
 	if (getnameinfo(sa, (socklen_t)salen, host, sizeof host, serv,
 	        sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
@@ -1010,9 +1043,20 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
+	TAILQ_FOREACH(l, &f->links, link)
+		if (!l->outgoing && strcmp(l->src, host) == 0)
+			same++;
+	if (same >= FED_MAX_PER_SOURCE) {
+		log_limited(host,
+		    "refused link from %s: already %d links from %s (limit)",
+		    addr, same, host);
+		close(fd);
+		return;
+	}
 	tune_socket(fd);
 	l = link_new(f, NULL, false);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
+	snprintf(l->src, sizeof l->src, "%.63s", host);
 	if ((ssl = SSL_new(f->ctx)) == NULL)
 		fatalx("SSL_new failed");
 	l->bev = bufferevent_openssl_socket_new(f->g->base, fd, ssl,
@@ -1126,6 +1170,8 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 		fatal("%s", __func__);
 	f->g = g;
 	TAILQ_INIT(&f->links);
+	if ((f->accept_rest = evtimer_new(g->base, accept_resume, f)) == NULL)
+		fatalx("event_new failed");
 	/* The gateway's own limits, with room for a large snapshot. */
 	f->lim = g->srv.lim;
 	f->lim.max_message = FED_MAX_MESSAGE;
@@ -1204,6 +1250,11 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 		}
 	}
 	fed_free(old);
+	if (f->listener != NULL) {
+		/* An old one may have been resting when it was handed over. */
+		evconnlistener_set_error_cb(f->listener, accept_error);
+		evconnlistener_enable(f->listener);
+	}
 	registry_observe(g->srv.reg, observe, f);
 	for (i = 0; i < c->nremotes; i++) {
 		l = link_new(f, &c->remotes[i], true);
@@ -1262,6 +1313,8 @@ fed_free(struct fed *f)
 	fed_stop_links(f);
 	if (f->listener != NULL)
 		evconnlistener_free(f->listener);
+	if (f->accept_rest != NULL)
+		event_free(f->accept_rest);
 	if (f->ctx != NULL)
 		SSL_CTX_free(f->ctx);
 	free(f->cert);

@@ -476,6 +476,65 @@ main {
             [::fed::wait_log $g6 {refused entry "fake@root@gw9.test"} 5000]}
     }
 
+    # The TLS listener's caps: links from one address are capped (a flood
+    # of half-open set-ups from one place must not take the room of the
+    # gateways that link from others), and a set-up that trickles in a
+    # byte at a time is given its 10 s in all, not 10 s per byte.
+    ::fed::test listener_caps {
+        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 export * import *]]
+        set d3 [::fed::conf 3 -remotes [::fed::remote gw2 export * import *]]
+        set g2 [::fed::start $d2]
+        set p2 [::fed::port 2]
+        set mark [gw_log_mark $g2]
+        # Twelve plain connections from 127.0.0.9 that never speak TLS.
+        set socks {}
+        for {set i 0} {$i < 12} {incr i} {
+            set s [socket -myaddr 127.0.0.9 127.0.0.2 $p2]
+            fconfigure $s -blocking 0 -translation binary
+            lappend socks $s
+        }
+        defer [list apply {{socks} {foreach s $socks {catch {close $s}}}} $socks]
+        pause 500
+        set closed 0
+        foreach s $socks {
+            if {[catch {read $s}] || [eof $s]} { incr closed }
+        }
+        check_equal "four of twelve from one address closed at once" 4 $closed
+        check "the refusal is said, naming the address" {[gw_wait_log $g2 \
+            {refused link from 127.0.0.9:[0-9]+: already 8 links from 127.0.0.9 \(limit\)} \
+            3000 $mark]}
+        # Meanwhile a gateway from another address links as ever.
+        set g3 [::fed::start $d3]
+        set h2 [::fed::host $d2]
+        set h3 [::fed::host $d3]
+        set app [::fed::app $h3 capped]
+        check "gw2's host sees gw3's entry through the link" \
+            {[::fed::wait_name $h2 capped@[exec id -un]@gw3.test 10000]}
+
+        # A TLS record header announcing 16 KiB, then a byte every
+        # 500 ms of it (OpenSSL waits for the whole record): closed at
+        # 10 s in all.
+        set t [socket -myaddr 127.0.0.8 127.0.0.2 $p2]
+        fconfigure $t -blocking 0 -translation binary
+        defer [list catch [list close $t]]
+        puts -nonewline $t [binary format H* 1603014000]
+        flush $t
+        set t0 [clock milliseconds]
+        set gone 0
+        while {[clock milliseconds] - $t0 < [slow 16000]} {
+            if {[catch {puts -nonewline $t \x00; flush $t}] ||
+                    [catch {read $t}] || [eof $t]} {
+                set gone 1
+                break
+            }
+            after 500
+        }
+        set took [expr {[clock milliseconds] - $t0}]
+        check "the trickling set-up is closed ($took ms)" {$gone}
+        check "at its total deadline, not before (10 s)" \
+            {$took >= 9000 && $took < [slow 14000]}
+    }
+
     ::fed::test mesh_second_path {
         set me [exec id -un]
         set all [list export * import * reexport yes]
