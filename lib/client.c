@@ -1347,17 +1347,23 @@ client_check_owner(int fd, int port, const struct commreg_hello *h, char *err,
 	char why[256];
 	uid_t uid;
 
-	if (peeruid_lookup(fd, &uid, why, sizeof why) == 0) {
-		if (uid != getuid()) {
-			set_err(err, errlen,
-			    "port %d belongs to uid %lu, not "
-			    "to uid %lu",
-			    port, (unsigned long)uid, (unsigned long)getuid());
-			return -1;
-		}
-	} else
-		log_debug("client: cannot check the owner of port %d: %s", port,
+	/*
+	 * The kernel's word, or nothing: what the Hello says of its uid is
+	 * a claim, and a squatter on a dead registry's port would claim
+	 * ours.  The registry has answered, so it has accepted: its end of
+	 * the connection is held and can be looked up.
+	 */
+	if (peeruid_lookup(fd, &uid, why, sizeof why) == -1) {
+		set_err(err, errlen, "cannot tell who holds port %d: %s", port,
 		    why);
+		return -1;
+	}
+	if (uid != getuid()) {
+		set_err(err, errlen,
+		    "port %d belongs to uid %lu, not to uid %lu", port,
+		    (unsigned long)uid, (unsigned long)getuid());
+		return -1;
+	}
 	if (h->uid != -1 && (uid_t)h->uid != getuid()) {
 		set_err(err, errlen,
 		    "registry on port %d is uid %ld's, not "

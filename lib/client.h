@@ -86,8 +86,9 @@ void client_lost_why(char *buf, size_t len, const char *why);
 /* The reply to Commreg/Hello must say `registry commreg`. */
 int client_hello_parse(struct commreg_hello *, const char *, size_t);
 /*
- * Is the registry on fd our own uid's?  Asked of the kernel, and of the
- * hello's claim.  -1 with a reason when not.
+ * Is the registry on fd our own uid's?  Asked of the kernel (a registry
+ * whose owner it cannot tell is refused; the Hello's uid is a claim and
+ * must agree).  -1 with a reason when not.
  */
 int client_check_owner(int fd, int port, const struct commreg_hello *,
     char *err, size_t errlen);
