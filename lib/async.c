@@ -1238,9 +1238,20 @@ hello_reply(struct commreg_async *a, int ok, const char *res, size_t len)
 	}
 	if (a->priv_trying) {
 		a->priv_trying = 0;
-		a->private = a->port;
-		log_debug("async: bound to the private registry on port %d",
-		    a->port);
+		/* TCL_COMM_REGPORT naming the user registry itself: used as
+		 * what it is (elected again when lost), not as a private
+		 * registry whose group is over when it goes. */
+		if (strcmp(a->hello.scope, "user") == 0 ||
+		    a->hello.scope[0] == '\0') {
+			log_warnx("%s=%d names the user registry, not a "
+			          "private one; using it as the user registry",
+			    COMMREG_ENV_REGPORT, a->port);
+		} else {
+			a->private = a->port;
+			log_debug("async: bound to the private registry on "
+			          "port %d",
+			    a->port);
+		}
 	}
 	log_debug("async: registry on port %d, pid %ld%s", a->port,
 	    a->hello.pid, a->srv != NULL ? " (this process)" : "");

@@ -76,6 +76,7 @@ namespace eval ::comm::registry {
     variable link ""        ;# the private comm channel
     variable sid ""         ;# the registry's comm id, {PORT 127.0.0.1}
     variable regport ""     ;# its port
+    variable regscope ""    ;# what its Hello says it is: user, private, semi
     variable gen 0          ;# bumped at every loss: stale callbacks see it
     variable stamp 0        ;# bumped when a recovery ends (Connect waits)
     variable owed 0         ;# 1 when "lost" was told and "regained" not yet
@@ -898,6 +899,9 @@ proc ::comm::registry::Open {port} {
     }
     set regport $port
     set helloed 1
+    # What it is (user, private, semi): what its Hello says.
+    variable regscope
+    if {[catch {dict get $hello scope} regscope]} { set regscope user }
 }
 
 # The private registry's port from TCL_COMM_REGPORT: "" when it is not
@@ -928,6 +932,16 @@ proc ::comm::registry::Discover {} {
         Notify life error $port
     } elseif {$port ne ""} {
         if {![catch {Open $port} err opts]} {
+            variable regscope
+            # A TCL_COMM_REGPORT that names the user registry itself is
+            # used as what it is: lost, it is elected again, not
+            # mourned as a private registry whose group is over.
+            if {$regscope eq "user"} {
+                Notify life error "TCL_COMM_REGPORT=$port names the user\
+                    registry, not a private one; using it as the user\
+                    registry"
+                return
+            }
             set private 1
             return
         }
