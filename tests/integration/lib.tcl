@@ -643,6 +643,20 @@ proc ::t::start_registry {home args} {
     return [list $pid $port]
 }
 
+# A private registry, as `commreg run` starts one (commregd --private,
+# which says its port on stdout, here its log), with a HOME of its own.
+# Returns {pid port home}.
+proc ::t::start_private_registry {} {
+    set other [new_home]
+    set pid [start_daemon $other --private]
+    if {![wait_until {[regexp {^([0-9]+)\n} [::t::daemon_log $pid]]} 5000] ||
+        ![regexp {^([0-9]+)\n} [daemon_log $pid] -> port] ||
+        ![port_open $port]} {
+        error "commregd --private not ready:\n[daemon_log $pid]"
+    }
+    return [list $pid $port $other]
+}
+
 # run ?-timeout S? ?-home H? CMD ARG...: run a command to its end (killed
 # after S seconds), return dict code out err.  code is the exit status,
 # 124 on timeout, -1 if killed by a signal.

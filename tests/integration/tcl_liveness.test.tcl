@@ -227,8 +227,7 @@ main {
 
     test a_stopped_private_registry_leaves_the_package_orphaned {
         set home [new_home]
-        set other [new_home]
-        lassign [start_registry $other] ppid pport
+        lassign [start_private_registry] ppid pport other
         use_home $home
         comm::registry::configure -liveness 1500
         set ::env(TCL_COMM_REGPORT) $pport

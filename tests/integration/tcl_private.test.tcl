@@ -82,11 +82,17 @@ proc with_regport {value script {ms 10000}} {
     }
 }
 
-# A stand-in private registry: a commregd with a HOME of its own.
+# A private registry, as `commreg run` starts one (commregd --private,
+# which says its port on stdout, here its log), with a HOME of its own.
 # Returns {pid port home}.
 proc start_private {} {
     set other [new_home]
-    lassign [start_registry $other] pid port
+    set pid [start_daemon $other --private]
+    if {![wait_until {[regexp {^([0-9]+)\n} [::t::daemon_log $pid]]} 5000] ||
+        ![regexp {^([0-9]+)\n} [daemon_log $pid] -> port] ||
+        ![port_open $port]} {
+        error "commregd --private not ready:\n[daemon_log $pid]"
+    }
     return [list $pid $port $other]
 }
 

@@ -373,9 +373,8 @@ main {
         check_equal "nameserv, configured with comm::registry::port, works" \
             {OK {viaport {1234 localhost}}} [readline $ns [slow 12000]]
 
-        # A private registry of our own (a commregd with a HOME of its own).
-        set other [new_home]
-        lassign [start_registry $other] ppid pport
+        # A private registry of our own (commregd --private).
+        lassign [start_private_registry] ppid pport other
         use_home $home
         check_equal "TCL_COMM_REGPORT of ours is used" inside \
             [with_regport $pport {comm::registry::register inside}]
