@@ -9,13 +9,22 @@
  *
  * Every check is made on an open descriptor (O_NOFOLLOW|O_DIRECTORY), not
  * on a name that could be swapped between the check and the use.
+ *
+ * safe_walk does the same for the directories above the host's
+ * configuration and TLS files, as sshd's secure_filename() does for the
+ * path to authorized_keys: whoever may replace a directory on the way may
+ * replace what lies below it, however well that is protected itself.
  */
+#define _GNU_SOURCE /* O_PATH */
+
 #include <sys/types.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -192,6 +201,119 @@ safe_file_fd(int fd, const char *path, uid_t uid, char *err, size_t errlen)
 		    "(group/other may read or write); run: chmod 600 %s",
 		    path, (unsigned)mode, path);
 	return 0;
+}
+
+/*
+ * One directory on the way down (safe_walk): fd was opened with O_PATH and
+ * O_NOFOLLOW, so a symbolic link shows as itself.
+ */
+static int
+check_above(int fd, const char *dir, const char *target, uid_t uid, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	mode_t mode;
+
+	if (fstat(fd, &st) == -1)
+		return reason(err, errlen, "%s: cannot stat: %s", dir,
+		    strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		return reason(err, errlen,
+		    "%s: is a symbolic link (a directory above %s); refusing "
+		    "to follow it",
+		    dir, target);
+	if (!S_ISDIR(st.st_mode))
+		return reason(err, errlen, "%s: is not a directory", dir);
+	if (st.st_uid != 0 && st.st_uid != uid) {
+		if (uid == 0)
+			return reason(err, errlen,
+			    "%s: owned by uid %lu, not by root (a directory "
+			    "above %s); run: chown root %s",
+			    dir, (unsigned long)st.st_uid, target, dir);
+		return reason(err, errlen,
+		    "%s: owned by uid %lu, not by root or uid %lu (a "
+		    "directory above %s)",
+		    dir, (unsigned long)st.st_uid, (unsigned long)uid, target);
+	}
+	mode = st.st_mode & 07777;
+	/* Sticky: others may add names, never take or swap ours. */
+	if ((mode & 022) != 0 && (mode & S_ISVTX) == 0)
+		return reason(err, errlen,
+		    "%s: mode %04o lets group/other write in it (a directory "
+		    "above %s); run: chmod go-w %s",
+		    dir, (unsigned)mode, target, dir);
+	return 0;
+}
+
+int
+safe_walk(const char *path, uid_t uid, char *last, size_t lastlen,
+    bool *missing, char *err, size_t errlen)
+{
+	char abs[PATH_MAX], target[PATH_MAX], dir[PATH_MAX];
+	char *comp[PATH_MAX / 2], *p, *save;
+	size_t n = 0, i, len;
+	int fd, next, rc;
+
+	if (missing != NULL)
+		*missing = false;
+	if (path == NULL || path[0] == '\0')
+		return reason(err, errlen, "an empty path");
+	if (path[0] == '/')
+		rc = snprintf(abs, sizeof abs, "%s", path);
+	else if (getcwd(dir, sizeof dir) == NULL)
+		return reason(err, errlen,
+		    "%s: cannot tell the working directory: %s", path,
+		    strerror(errno));
+	else
+		rc = snprintf(abs, sizeof abs, "%s/%s", dir, path);
+	if (rc < 0 || (size_t)rc >= sizeof abs)
+		return reason(err, errlen, "%s: path too long", path);
+
+	/* "." and ".." resolved by name: no link is followed below, so the
+	 * names are what is walked. */
+	for (p = strtok_r(abs, "/", &save); p != NULL;
+	     p = strtok_r(NULL, "/", &save)) {
+		if (strcmp(p, ".") == 0)
+			continue;
+		if (strcmp(p, "..") == 0) {
+			if (n > 0)
+				n--;
+			continue;
+		}
+		comp[n++] = p;
+	}
+	if (n == 0)
+		return reason(err, errlen, "%s: is the root directory", path);
+	if ((size_t)snprintf(last, lastlen, "%s", comp[n - 1]) >= lastlen)
+		return reason(err, errlen, "%s: name too long", path);
+	for (i = 0, len = 0; i < n; i++) /* fits: no longer than abs */
+		len += (size_t)snprintf(target + len, sizeof target - len,
+		    "/%s", comp[i]);
+
+	if ((fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return reason(err, errlen, "/: cannot open: %s",
+		    strerror(errno));
+	if (check_above(fd, "/", target, uid, err, errlen) == -1)
+		goto fail;
+	for (i = 0, len = 0; i + 1 < n; i++) {
+		len += (size_t)snprintf(dir + len, sizeof dir - len, "/%s",
+		    comp[i]);
+		next = openat(fd, comp[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (next == -1) {
+			if (errno == ENOENT && missing != NULL)
+				*missing = true;
+			reason(err, errlen, "%s: %s", dir, strerror(errno));
+			goto fail;
+		}
+		close(fd);
+		fd = next;
+		if (check_above(fd, dir, target, uid, err, errlen) == -1)
+			goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
 }
 
 /* dir + "/" + name into buf, refusing to truncate. */

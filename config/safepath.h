@@ -12,6 +12,7 @@
 #ifndef CONFIG_SAFEPATH_H
 #define CONFIG_SAFEPATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -39,6 +40,28 @@ int safe_parent_dir(const char *path, uid_t uid, char *err, size_t errlen);
  * owned by uid, no group/other bits.  `path` is only used in the message.
  */
 int safe_file_fd(int fd, const char *path, uid_t uid, char *err, size_t errlen);
+
+/*
+ * The directories above a file the host's configuration trusts (the *.ini
+ * directory, the TLS files), checked as sshd's StrictModes checks the
+ * path to authorized_keys, going down from / one directory at a time:
+ * each must be a real directory (a symbolic link is refused, never
+ * followed), owned by root or by `uid`, and not writable by group or
+ * other unless its sticky bit is set (/tmp: nobody may then remove or
+ * rename what another put there).  `uid` 0 accepts root alone.  A
+ * relative path is taken from the working directory; "." and ".." are
+ * resolved by name, which is sound since no link is followed.
+ *
+ * Returns a descriptor (O_PATH) of the directory that holds `path`, to
+ * open its last component with openat() and O_NOFOLLOW, whose name is
+ * written into `last`; or -1 with a reason such as
+ *   "/srv/conf: mode 0777 lets group/other write in it (a directory
+ *    above /srv/conf/comm); run: chmod go-w /srv/conf"
+ * and *missing set when it is because a directory does not exist (missing
+ * may be NULL).  path itself is not checked: that is the caller's.
+ */
+int safe_walk(const char *path, uid_t uid, char *last, size_t lastlen,
+    bool *missing, char *err, size_t errlen);
 
 /*
  * Build and check the whole tree for a user:

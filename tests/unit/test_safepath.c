@@ -2,7 +2,9 @@
  * Unit tests for config/safepath.c: the ~/.tcl/comm tree is created 0700
  * whatever the umask, and a tree that is too open, foreign-owned or
  * reached through a symbolic link is refused with a message that names the
- * path and the fix.
+ * path and the fix; safe_walk checks every directory above a trusted file
+ * (root's or ours, not writable by group or other unless sticky, never a
+ * symbolic link).
  */
 #define _GNU_SOURCE /* nftw() */
 
@@ -293,6 +295,180 @@ test_refuses_foreign_owner(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "owned by uid"));
 }
 
+/* ---- safe_walk: the directories above a trusted file ---- */
+
+/* safe_walk on path: 0 and the last component, or -1 and the reason. */
+static int
+walk(const char *path, char *last, size_t lastlen, bool *missing, char *err,
+    size_t errlen)
+{
+	int fd;
+
+	err[0] = '\0';
+	fd = safe_walk(path, geteuid(), last, lastlen, missing, err, errlen);
+	if (fd == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static void
+test_walk_good_path(void)
+{
+	char d[256], f[300], last[256], err[512], cwd[4096];
+	bool missing = true;
+	int fd, ffd;
+
+	/* tmpdir is ours (0700) under /tmp (1777, root's: sticky). */
+	path_in(d, sizeof(d), "walk-good");
+	CU_ASSERT_FATAL(mkdir(d, 0755) == 0);
+	snprintf(f, sizeof(f), "%s/conf.ini", d);
+	CU_ASSERT_FATAL(close(open(f, O_CREAT | O_WRONLY, 0644)) == 0);
+	fd = safe_walk(f, geteuid(), last, sizeof(last), &missing, err,
+	    sizeof(err));
+	CU_ASSERT_FATAL(fd != -1);
+	CU_ASSERT_FALSE(missing);
+	CU_ASSERT_STRING_EQUAL(last, "conf.ini");
+	/* The descriptor is the file's directory. */
+	ffd = openat(fd, last, O_RDONLY | O_NOFOLLOW);
+	CU_ASSERT(ffd != -1);
+	close(ffd);
+	close(fd);
+
+	/* Trailing slashes, "." and ".." are names, resolved as such. */
+	snprintf(f, sizeof(f), "%s/./../walk-good/conf.ini", d);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(last, "conf.ini");
+	snprintf(f, sizeof(f), "%s//", d);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(last, "walk-good");
+
+	/* A relative path starts at the working directory. */
+	CU_ASSERT_FATAL(getcwd(cwd, sizeof(cwd)) != NULL);
+	CU_ASSERT_FATAL(chdir(tmpdir) == 0);
+	CU_ASSERT_EQUAL(walk("walk-good/conf.ini", last, sizeof(last), NULL,
+	                    err, sizeof(err)),
+	    0);
+	CU_ASSERT_FATAL(chdir(cwd) == 0);
+}
+
+static void
+test_walk_writable_dir(void)
+{
+	char d[256], sub[300], f[350], last[256], err[512];
+
+	path_in(d, sizeof(d), "walk-open");
+	CU_ASSERT_FATAL(mkdir(d, 0755) == 0);
+	snprintf(sub, sizeof(sub), "%s/sub", d);
+	CU_ASSERT_FATAL(mkdir(sub, 0755) == 0);
+	snprintf(f, sizeof(f), "%s/x.ini", sub);
+	CU_ASSERT_FATAL(chmod(d, 0775) == 0);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)),
+	    -1);
+	{
+		char want[1200];
+
+		snprintf(want, sizeof(want),
+		    "%s: mode 0775 lets group/other write in it (a directory "
+		    "above %s); run: chmod go-w %s",
+		    d, f, d);
+		CU_ASSERT_STRING_EQUAL(err, want);
+		printf("\n    message: %s ", err);
+	}
+	CU_ASSERT_FATAL(chmod(d, 0757) == 0);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)),
+	    -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "mode 0757"));
+	/* Sticky, as /tmp: others may add names, not take ours. */
+	CU_ASSERT_FATAL(chmod(d, 01777) == 0);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)), 0);
+	CU_ASSERT_FATAL(chmod(d, 0755) == 0);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)), 0);
+	/* The file's own directory counts; the file itself is not looked
+	 * at (the caller's). */
+	CU_ASSERT_FATAL(chmod(sub, 0777) == 0);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)),
+	    -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, sub));
+	CU_ASSERT_FATAL(chmod(sub, 0755) == 0);
+	CU_ASSERT_EQUAL(walk(sub, last, sizeof(last), NULL, err, sizeof(err)),
+	    0);
+}
+
+static void
+test_walk_symlink(void)
+{
+	char d[256], l[256], f[350], last[256], err[512], want[1200];
+
+	path_in(d, sizeof(d), "walk-real");
+	CU_ASSERT_FATAL(mkdir(d, 0755) == 0);
+	path_in(l, sizeof(l), "walk-link");
+	CU_ASSERT_FATAL(symlink(d, l) == 0);
+	snprintf(f, sizeof(f), "%s/x.ini", l);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)),
+	    -1);
+	snprintf(want, sizeof(want),
+	    "%s: is a symbolic link (a directory above %s); refusing to "
+	    "follow it",
+	    l, f);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	printf("\n    message: %s ", err);
+	/* A link as the last component is the caller's to refuse. */
+	CU_ASSERT_EQUAL(walk(l, last, sizeof(last), NULL, err, sizeof(err)), 0);
+}
+
+static void
+test_walk_missing(void)
+{
+	char f[300], last[256], err[512];
+	bool missing = false;
+
+	path_in(f, sizeof(f), "no-such/dir/x.ini");
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), &missing, err, sizeof(err)),
+	    -1);
+	CU_ASSERT(missing);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file or directory"));
+	/* Only the last component missing: the walk is fine. */
+	missing = true;
+	path_in(f, sizeof(f), "no-such");
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), &missing, err, sizeof(err)),
+	    0);
+	CU_ASSERT_FALSE(missing);
+	/* A file where a directory belongs. */
+	path_in(f, sizeof(f), "walk-file");
+	CU_ASSERT_FATAL(close(open(f, O_CREAT | O_WRONLY, 0644)) == 0);
+	path_in(f, sizeof(f), "walk-file/x.ini");
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), &missing, err, sizeof(err)),
+	    -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "is not a directory"));
+}
+
+static void
+test_walk_foreign_owner(void)
+{
+	char d[256], f[300], last[256], err[512], want[1200];
+	int fd;
+
+	path_in(d, sizeof(d), "walk-foreign");
+	CU_ASSERT_FATAL(mkdir(d, 0755) == 0);
+	CU_ASSERT_FATAL(chown(d, FOREIGN_UID, (gid_t)-1) == 0);
+	snprintf(f, sizeof(f), "%s/x.ini", d);
+	CU_ASSERT_EQUAL(walk(f, last, sizeof(last), NULL, err, sizeof(err)),
+	    -1);
+	snprintf(want, sizeof(want),
+	    "%s: owned by uid %d, not by root (a directory above %s); run: "
+	    "chown root %s",
+	    d, FOREIGN_UID, f, d);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	printf("\n    message: %s ", err);
+	/* Read as that uid, its own directory will do. */
+	fd = safe_walk(f, FOREIGN_UID, last, sizeof(last), NULL, err,
+	    sizeof(err));
+	CU_ASSERT(fd != -1);
+	if (fd != -1)
+		close(fd);
+}
+
 /*
  * CUnit 2.1 has no "skipped" result: a case that cannot run here is made
  * inactive before the run, and said so.  The run summary counts it under
@@ -340,13 +516,26 @@ main(void)
 	    CU_add_test(s, "file 0644 is refused, 0600 accepted",
 	        test_file_modes) == NULL ||
 	    CU_add_test(s, "refuses a foreign owner",
-	        test_refuses_foreign_owner) == NULL) {
+	        test_refuses_foreign_owner) == NULL ||
+	    CU_add_test(s, "walk: a good path, relative or not",
+	        test_walk_good_path) == NULL ||
+	    CU_add_test(s, "walk: a writable directory above, unless sticky",
+	        test_walk_writable_dir) == NULL ||
+	    CU_add_test(s, "walk: a symbolic link above", test_walk_symlink) ==
+	        NULL ||
+	    CU_add_test(s, "walk: a missing directory above",
+	        test_walk_missing) == NULL ||
+	    CU_add_test(s, "walk: a foreign owner above",
+	        test_walk_foreign_owner) == NULL) {
 		CU_cleanup_registry();
 		return 1;
 	}
 	if (geteuid() != 0)
 		skip_case(s, "refuses a foreign owner",
 		    "needs root to give a file to another uid");
+	if (geteuid() != 0)
+		skip_case(s, "walk: a foreign owner above",
+		    "needs root to give a directory to another uid");
 	CU_set_fail_on_inactive(CU_FALSE);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
