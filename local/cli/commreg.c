@@ -417,6 +417,25 @@ cmd_lookup(struct cmd_ctx *ctx, int argc, char **argv)
 	return rc == 0 ? 0 : EXIT_REGISTRY;
 }
 
+/*
+ * port: the registry's port, checked (the kernel says the registry's
+ * socket is ours, its Hello that it is a registry), for clients that do
+ * not check it themselves: tcllib's nameserv and nns.
+ */
+static int
+cmd_port(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct commreg_client *c;
+	const struct commreg_hello *h;
+
+	if ((c = ctx_open(ctx)) == NULL)
+		return EXIT_REGISTRY;
+	h = commreg_hello_info(c);
+	printf("%d\n", h->port);
+	commreg_close(c);
+	return 0;
+}
+
 /* ---- register -------------------------------------------------------------
  */
 
@@ -864,6 +883,13 @@ static const struct cmd_entry cmd_table[] = {
         "Print the comm id \"PORT HOST\" of the application NAME; exit 1\n"
         "if no application has that name.\n",
         1, 1, 0, cmd_lookup},
+    {"port", "", "print the registry's port, checked",
+        "Print the port of the registry in use (TCL_COMM_REGPORT's, else\n"
+        "the user registry, started if none runs), once the kernel has\n"
+        "said that its socket is this user's and its Hello that it is a\n"
+        "registry: the port to give tcllib's nameserv or nns, which read\n"
+        "no port file and check nothing (docs/security.md).\n",
+        0, 0, 0, cmd_port},
     {"register", "NAME PORT [--host H] [--scope user|host|global]",
         "register NAME and hold it until killed",
         "Register NAME for the comm port PORT (on host H, default\n"

@@ -186,4 +186,19 @@ main {
         pause 300
         check_equal "exactly one commregd for that home" 1 [llength [commregds_of $h3]]
     }
+
+    # The checked port, for tcllib's nameserv and nns (docs/security.md).
+    test port_prints_the_checked_port {
+        set h4 [new_home]
+        set r [commreg $h4 port]
+        check_equal "exit 0" 0 [dict get $r code]
+        set p4 [string trim [dict get $r out]]
+        check_equal "the port file's port (a registry was started)" \
+            [file_port $h4] $p4
+        set hl4 [hello $p4]
+        check "a registry of ours answers there" {[dict exists $hl4 pid]}
+        if {[dict exists $hl4 pid]} { defer [list ::t::kill_proc [dict get $hl4 pid]] }
+        set r [commreg $h4 port extra]
+        check_equal "an argument: usage error (exit 2)" 2 [dict get $r code]
+    }
 }
