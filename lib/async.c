@@ -346,18 +346,6 @@ tv_ms(int ms)
 	return tv;
 }
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* xorshift64*: our own jitter, leaving the application's rand() alone. */
 static unsigned
 rnd(struct commreg_async *a, unsigned n)
@@ -2304,11 +2292,11 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 
 	log_library_default();
 	if (base == NULL) {
-		set_err(err, errlen, "no event_base");
+		reason(err, errlen, "no event_base");
 		return NULL;
 	}
 	if ((home = client_home_dir(o != NULL ? o->home : NULL)) == NULL) {
-		set_err(err, errlen, "no home directory (HOME is not set)");
+		reason(err, errlen, "no home directory (HOME is not set)");
 		return NULL;
 	}
 	if (client_env_regport(&priv_port, why, sizeof why) == -1)
@@ -2320,7 +2308,7 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	        path, sizeof path, err, errlen) == -1)
 		return NULL;
 	if ((a = calloc(1, sizeof *a)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		reason(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (o != NULL)
@@ -2342,7 +2330,7 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	    (a->ae = ae_new(base)) == NULL ||
 	    (a->retry = evtimer_new(base, retry_cb, a)) == NULL ||
 	    (a->deferred = event_new(base, -1, 0, deferred_cb, a)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		reason(err, errlen, "out of memory");
 		async_free(a);
 		return NULL;
 	}

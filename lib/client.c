@@ -142,18 +142,6 @@ elem_ll(const struct tl_elem *e, long long *v)
 	return 0;
 }
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static struct timespec
 deadline_after(int ms)
 {
@@ -325,19 +313,19 @@ entry_from_dict(const struct tlist *d, struct commreg_entry *e, char *err,
 	int have_name = 0, rc;
 
 	if (d->n % 2 != 0) {
-		set_err(err, errlen, "entry is not a dict (%zu words)", d->n);
+		reason(err, errlen, "entry is not a dict (%zu words)", d->n);
 		return -1;
 	}
 	if (entry_defaults(e) == -1) {
-		set_err(err, errlen, "out of memory");
+		reason(err, errlen, "out of memory");
 		return -2;
 	}
 	for (i = 0; i < d->n; i += 2) {
 		if ((rc = entry_field(e, &d->v[i], &d->v[i + 1])) != 0) {
 			if (rc == -2)
-				set_err(err, errlen, "out of memory");
+				reason(err, errlen, "out of memory");
 			else
-				set_err(err, errlen,
+				reason(err, errlen,
 				    "entry field %.*s: bad value "
 				    "\"%.*s\"",
 				    (int)d->v[i].len, d->v[i].p,
@@ -349,7 +337,7 @@ entry_from_dict(const struct tlist *d, struct commreg_entry *e, char *err,
 			have_name = 1;
 	}
 	if (!have_name || e->name[0] == '\0') {
-		set_err(err, errlen, "entry without a name");
+		reason(err, errlen, "entry without a name");
 		commreg_entry_clear(e);
 		return -1;
 	}
@@ -367,7 +355,7 @@ entry_parse(const char *dict, size_t len, struct commreg_entry *e, char *err,
 
 	tlist_init(&d);
 	if (tlist_parse(&d, dict, len, &why) == -1) {
-		set_err(err, errlen, "entry is not a list: %s", why);
+		reason(err, errlen, "entry is not a list: %s", why);
 		rc = -1;
 	} else
 		rc = entry_from_dict(&d, e, err, errlen);
@@ -396,12 +384,12 @@ commreg_entries_parse(const char *list, size_t len, struct commreg_entry **vp,
 	*np = 0;
 	tlist_init(&l);
 	if (tlist_parse(&l, list, len, &why) == -1) {
-		set_err(err, errlen, "entry list is not a list: %s", why);
+		reason(err, errlen, "entry list is not a list: %s", why);
 		tlist_free(&l);
 		return -1;
 	}
 	if (l.n > 0 && (v = calloc(l.n, sizeof *v)) == NULL) {
-		set_err(err, errlen, "out of memory for %zu entries", l.n);
+		reason(err, errlen, "out of memory for %zu entries", l.n);
 		tlist_free(&l);
 		return -1;
 	}
@@ -615,7 +603,7 @@ client_new(const struct commreg_open_opts *o, char *err, size_t errlen)
 	struct commreg_client *c;
 
 	if ((c = calloc(1, sizeof *c)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		reason(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->fd = -1;
@@ -632,7 +620,7 @@ client_new(const struct commreg_open_opts *o, char *err, size_t errlen)
 	if ((c->base = event_base_new()) == NULL ||
 	    (c->timer = evtimer_new(c->base, client_timer_cb, c)) == NULL ||
 	    engine_init(&c->eng, c->base) == -1) {
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "cannot make an event loop (out of memory)");
 		c->have_eng = c->base != NULL && c->timer != NULL;
 		commreg_close(c);
@@ -960,7 +948,16 @@ int
 commreg_register(struct commreg_client *c, const char *name, int port,
     const char *host, char *assigned, size_t alen)
 {
-	const char *w[7];
+	return commreg_register_scope(c, name, port, host, NULL, assigned,
+	    alen);
+}
+
+/* Commreg/Register, with -scope S unless scope is NULL or "user". */
+int
+commreg_register_scope(struct commreg_client *c, const char *name, int port,
+    const char *host, const char *scope, char *assigned, size_t alen)
+{
+	const char *w[9];
 	char pbuf[16], pidbuf[24];
 	struct tbuf r;
 	size_t n = 0;
@@ -979,40 +976,10 @@ commreg_register(struct commreg_client *c, const char *name, int port,
 		w[n++] = "-host";
 		w[n++] = host;
 	}
-	tbuf_init(&r);
-	rc = commreg_call(c, w, NULL, n, &r);
-	if (rc == 0 && alen > 0)
-		snprintf(assigned, alen, "%.*s", (int)r.len, r.p);
-	tbuf_free(&r);
-	return rc;
-}
-
-/* commreg_register with -scope S, unless scope is NULL or "user". */
-int
-commreg_register_scope(struct commreg_client *c, const char *name, int port,
-    const char *host, const char *scope, char *assigned, size_t alen)
-{
-	const char *w[9];
-	char pbuf[16], pidbuf[24];
-	struct tbuf r;
-	size_t n = 0;
-	int rc;
-
-	if (scope == NULL || strcmp(scope, "user") == 0)
-		return commreg_register(c, name, port, host, assigned, alen);
-	snprintf(pbuf, sizeof pbuf, "%d", port);
-	snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
-	w[n++] = "Commreg/Register";
-	w[n++] = name;
-	w[n++] = pbuf;
-	w[n++] = "-pid";
-	w[n++] = pidbuf;
-	if (host != NULL) {
-		w[n++] = "-host";
-		w[n++] = host;
+	if (scope != NULL && strcmp(scope, "user") != 0) {
+		w[n++] = "-scope";
+		w[n++] = scope;
 	}
-	w[n++] = "-scope";
-	w[n++] = scope;
 	tbuf_init(&r);
 	rc = commreg_call(c, w, NULL, n, &r);
 	if (rc == 0 && alen > 0)
@@ -1234,7 +1201,7 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	log_library_default();
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
-		set_err(err, errlen, "fcntl: %s", strerror(errno));
+		reason(err, errlen, "fcntl: %s", strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -1253,14 +1220,14 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	tbuf_init(&r);
 	rc = commreg_call(c, w, NULL, 2, &r);
 	if (rc == -1)
-		set_err(err, errlen, "%s", c->err);
+		reason(err, errlen, "%s", c->err);
 	else if (rc == 1)
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "peer is not a commreg registry "
 		    "(Commreg/Hello: %.*s)",
 		    trace_len(r.len), r.p);
 	else if (client_hello_parse(&c->hello, r.p, r.len) == -1) {
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "peer is not a commreg registry "
 		    "(Commreg/Hello answered \"%.*s\")",
 		    trace_len(r.len), r.p);
@@ -1286,7 +1253,7 @@ client_connect_start(int port, char *err, size_t errlen)
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
-		set_err(err, errlen, "socket: %s", strerror(errno));
+		reason(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
 	memset(&sin, 0, sizeof sin);
@@ -1297,7 +1264,7 @@ client_connect_start(int port, char *err, size_t errlen)
 	    errno == EINPROGRESS)
 		return fd;
 	saved = errno;
-	set_err(err, errlen, "connect to 127.0.0.1:%d: %s", port,
+	reason(err, errlen, "connect to 127.0.0.1:%d: %s", port,
 	    strerror(saved));
 	close(fd);
 	errno = saved;
@@ -1327,7 +1294,7 @@ connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
 		soerr = errno;
 	if (soerr == 0)
 		return fd;
-	set_err(err, errlen, "connect to 127.0.0.1:%d: %s", port,
+	reason(err, errlen, "connect to 127.0.0.1:%d: %s", port,
 	    strerror(soerr));
 	close(fd);
 	return -1;
@@ -1354,18 +1321,18 @@ client_check_owner(int fd, int port, const struct commreg_hello *h, char *err,
 	 * the connection is held and can be looked up.
 	 */
 	if (peeruid_lookup(fd, &uid, why, sizeof why) == -1) {
-		set_err(err, errlen, "cannot tell who holds port %d: %s", port,
+		reason(err, errlen, "cannot tell who holds port %d: %s", port,
 		    why);
 		return -1;
 	}
 	if (uid != getuid()) {
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "port %d belongs to uid %lu, not to uid %lu", port,
 		    (unsigned long)uid, (unsigned long)getuid());
 		return -1;
 	}
 	if (h->uid != -1 && (uid_t)h->uid != getuid()) {
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "registry on port %d is uid %ld's, not "
 		    "uid %lu's",
 		    port, h->uid, (unsigned long)getuid());
@@ -1415,17 +1382,17 @@ client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd == -1) {
 		if (errno == ENOENT) {
-			set_err(err, errlen, "%s: no port file", path);
+			reason(err, errlen, "%s: no port file", path);
 			return CLIENT_FIND_NONE;
 		}
 		if (errno == ELOOP) {
-			set_err(err, errlen,
+			reason(err, errlen,
 			    "%s: is a symbolic link; "
 			    "refusing to follow it",
 			    path);
 			return CLIENT_FIND_FATAL;
 		}
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		reason(err, errlen, "%s: %s", path, strerror(errno));
 		return CLIENT_FIND_FATAL;
 	}
 	if (safe_file_fd(fd, path, getuid(), err, errlen) == -1) {
@@ -1435,11 +1402,11 @@ client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n == -1) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		reason(err, errlen, "%s: %s", path, strerror(errno));
 		return CLIENT_FIND_FATAL;
 	}
 	if (n == 0 || buf[n - 1] != '\n') {
-		set_err(err, errlen, "%s: incomplete (a registry is starting)",
+		reason(err, errlen, "%s: incomplete (a registry is starting)",
 		    path);
 		return CLIENT_FIND_NONE;
 	}
@@ -1449,7 +1416,7 @@ client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 		v = v * 10 + (buf[i] - '0');
 	}
 	if (i == 0 || i != (size_t)n - 1 || v < 1 || v > 65535) {
-		set_err(err, errlen, "%s: holds no port number", path);
+		reason(err, errlen, "%s: holds no port number", path);
 		return CLIENT_FIND_NONE;
 	}
 	*port = (int)v;
@@ -1549,7 +1516,7 @@ client_env_regport(int *port, char *err, size_t errlen)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 65535) {
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "%s=\"%.32s\" is not a port number; using the user "
 		    "registry",
 		    COMMREG_ENV_REGPORT, s);
@@ -1629,11 +1596,11 @@ client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
 
 	client_commregd_path(commregd, path, plen);
 	if ((env = spawn_env(home)) == NULL) {
-		set_err(err, errlen, "cannot run %s: out of memory", path);
+		reason(err, errlen, "cannot run %s: out of memory", path);
 		return -1;
 	}
 	if (pipe2(p, O_CLOEXEC) == -1) {
-		set_err(err, errlen, "pipe: %s", strerror(errno));
+		reason(err, errlen, "pipe: %s", strerror(errno));
 		spawn_env_free(env);
 		return -1;
 	}
@@ -1655,7 +1622,7 @@ client_spawn_commregd(const char *home, const char *commregd, pid_t *pidp,
 	spawn_env_free(env);
 	close(p[1]);
 	if (rc != 0) {
-		set_err(err, errlen, "cannot run %s: %s", path, strerror(rc));
+		reason(err, errlen, "cannot run %s: %s", path, strerror(rc));
 		close(p[0]);
 		return -1;
 	}
@@ -1689,10 +1656,10 @@ client_spawn_result(int status, const char *path, struct tbuf *msg, char *err,
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFSIGNALED(status))
-		set_err(err, errlen, "%s --detach killed by signal %d", path,
+		reason(err, errlen, "%s --detach killed by signal %d", path,
 		    WTERMSIG(status));
 	else
-		set_err(err, errlen, "%s --detach failed (exit %d): %s", path,
+		reason(err, errlen, "%s --detach failed (exit %d): %s", path,
 		    WEXITSTATUS(status), last_line(msg));
 	return -1;
 }
@@ -1746,7 +1713,7 @@ commregd_run(const char *home, const struct commreg_open_opts *o, char *err,
 	if (spawn_wait(pid, efd, tmo, &status, &msg) == -1) {
 		kill(pid, SIGTERM);
 		waitpid(pid, NULL, 0);
-		set_err(err, errlen, "%s --detach did not finish within %d ms",
+		reason(err, errlen, "%s --detach did not finish within %d ms",
 		    path, tmo);
 		rc = -1;
 	} else
@@ -1792,12 +1759,12 @@ client_registry_path(const char *home, char *regdir, size_t rdlen, char *host,
 	if (safe_comm_tree(home, getuid(), regdir, rdlen, err, errlen) == -1)
 		return -1;
 	if (election_hostname(host, hlen) == -1) {
-		set_err(err, errlen, "cannot get the host name: %s",
+		reason(err, errlen, "cannot get the host name: %s",
 		    strerror(errno));
 		return -1;
 	}
 	if ((size_t)snprintf(path, plen, "%s/%s", regdir, host) >= plen) {
-		set_err(err, errlen, "%s/%s: path too long", regdir, host);
+		reason(err, errlen, "%s/%s: path too long", regdir, host);
 		return -1;
 	}
 	return 0;
@@ -1828,11 +1795,11 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 		break;
 	}
 	if ((home = client_home_dir(o != NULL ? o->home : NULL)) == NULL) {
-		set_err(err, errlen, "no home directory (HOME is not set)");
+		reason(err, errlen, "no home directory (HOME is not set)");
 		return NULL;
 	}
 	if (no_spawn && registry_dir_missing(home)) {
-		set_err(err, errlen,
+		reason(err, errlen,
 		    "no registry is running (no "
 		    "%s/.tcl/comm/registry)",
 		    home);
@@ -1847,18 +1814,17 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 		if (r == CLIENT_FIND_OK)
 			return c;
 		if (r == CLIENT_FIND_FATAL) {
-			set_err(err, errlen, "%s", why);
+			reason(err, errlen, "%s", why);
 			return NULL;
 		}
 		log_debug("client: no registry: %s", why);
 		if (no_spawn) {
-			set_err(err, errlen, "no registry is running (%s)",
-			    why);
+			reason(err, errlen, "no registry is running (%s)", why);
 			errno = ESRCH;
 			return NULL;
 		}
 		if (attempt == DISCOVERY_ATTEMPTS - 1) {
-			set_err(err, errlen,
+			reason(err, errlen,
 			    "no registry after starting "
 			    "commregd: %s",
 			    why);
