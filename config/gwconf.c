@@ -21,6 +21,11 @@
  * on, so that the person sees all of them at once; only at the end does a
  * load with any message fail, freeing what it built.
  *
+ * Files are read whole into memory first (each at most GWCONF_FILE_MAX):
+ * the gateway keeps what it trusted and parsed, so that its privileged
+ * process hands on exactly those bytes, never a file read again
+ * (gateway/privsep.h); gwconf_load_mem parses such bytes.
+ *
  * Not thread-safe: Debian's inih takes its line buffer size from a global
  * (ini_max_line) that a load sets for the duration of the parse.
  */
@@ -47,6 +52,7 @@
 
 #include "gwconf.h"
 #include "log.h"
+#include "safepath.h"
 
 /* Bounds of the numbers a file may set (docs/config.md). */
 #define MAX_CONNECTIONS_MAX 1048576
@@ -108,6 +114,12 @@ struct loader {
 	/* The first [remote] with upstream = yes. */
 	struct where upstream_at;
 	const char *upstream_name;
+
+	/* gwconf_load_mem: the TLS files as handed over, by path (NULL:
+	 * read them here). */
+	const struct gwconf_blob *pem;
+	size_t npem;
+	bool from_memory;
 };
 
 /* Checks and stores one key's value (never empty). */
@@ -1010,18 +1022,17 @@ on_key(void *user, const char *section, const char *name, const char *value)
 
 /* ---- the reader: lines for inih ---- */
 
+/* A file's text, read whole before parsing (NUL bytes included: the
+ * reader says where they are). */
 struct reader {
 	struct loader *ld;
-	FILE *fp;      /* a file, or */
-	const char *s; /* a string */
+	const char *s;
 	size_t len, off;
 };
 
 static int
 reader_getc(struct reader *r)
 {
-	if (r->fp != NULL)
-		return getc(r->fp);
 	if (r->off >= r->len)
 		return EOF;
 	return (unsigned char)r->s[r->off++];
@@ -1177,13 +1188,11 @@ reader_next(char *str, int num, void *stream)
  * fits, and put it back.
  */
 static void
-parse_stream(struct loader *ld, const char *file, FILE *fp, const char *s)
+parse_stream(struct loader *ld, const char *file, const char *s, size_t len)
 {
-	struct reader r = {.ld = ld, .fp = fp, .s = s};
+	struct reader r = {.ld = ld, .s = s, .len = len};
 	int saved = ini_max_line, rc;
 
-	if (s != NULL)
-		r.len = strlen(s);
 	ld->file = file;
 	ld->line = 0;
 	ld->kind = SEC_NONE;
@@ -1195,8 +1204,6 @@ parse_stream(struct loader *ld, const char *file, FILE *fp, const char *s)
 		err_at(ld, (struct where){file, rc}, "cannot parse this line");
 	ini_max_line = saved;
 	section_end(ld);
-	if (fp != NULL && ferror(fp))
-		err_line(ld, "read error: %s", strerror(errno));
 }
 
 /* ---- the whole ---- */
@@ -1228,60 +1235,174 @@ add_file(struct gwconf *c, const char *path)
 	return p;
 }
 
-/* The key of the gateway: a regular file only its owner may read. */
-static void
-check_key_file(struct loader *ld, const char *path)
+/*
+ * All of fd, at most max bytes: the bytes (NUL-terminated) and how many,
+ * or NULL with errno (EFBIG: longer than max).
+ */
+static char *
+read_all(int fd, size_t max, size_t *lenp)
 {
-	struct stat st;
-	int fd;
+	char *p = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
 
-	if (stat(path, &st) == -1) {
-		err_at(ld, ld->key_at, "key file %s: %s", path,
-		    strerror(errno));
-		return;
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap == 0 ? 8192 : cap * 2;
+			if (cap > max + 2)
+				cap = max + 2;
+			p = xrealloc(p, cap, 1);
+		}
+		n = read(fd, p + len, cap - len - 1);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			free(p);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			free(p);
+			errno = EFBIG;
+			return NULL;
+		}
 	}
-	if (!S_ISREG(st.st_mode)) {
-		err_at(ld, ld->key_at, "key file %s: is not a regular file",
-		    path);
-		return;
-	}
-	if (st.st_mode & 066) {
-		err_at(ld, ld->key_at,
-		    "key file %s: mode %04o lets group/other read or write "
-		    "it; run: chmod 600 %s",
-		    path, (unsigned)(st.st_mode & 07777), path);
-		return;
-	}
-	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1)
-		err_at(ld, ld->key_at, "key file %s: cannot read it: %s", path,
-		    strerror(errno));
-	else
-		close(fd);
+	p[len] = '\0';
+	*lenp = len;
+	return p;
 }
 
-/* A certificate or CA file: a regular file we can read. */
+/* Overwrite and free a blob's bytes (a key's: nothing of it stays in
+ * memory that is given back). */
 static void
-check_pem_file(struct loader *ld, struct where at, const char *what,
-    const char *path)
+blob_clear(struct gwconf_blob *b)
 {
-	struct stat st;
-	int fd;
+	if (b->data != NULL)
+		explicit_bzero(b->data, b->len);
+	free(b->data);
+	free(b->name);
+	memset(b, 0, sizeof(*b));
+}
 
-	if (stat(path, &st) == -1) {
-		err_at(ld, at, "%s %s: %s", what, path, strerror(errno));
+/*
+ * A TLS file of the gateway, trusted, then read whole: the gateway makes
+ * its TLS context of these bytes, and its privileged process hands them
+ * on (gateway/privsep.h).  Every directory above it as safe_walk says;
+ * the file itself no symbolic link, a regular file of root's (or ours,
+ * when we are not root), writable by nobody else; a key readable by
+ * nobody else either.  `what` names it in messages ("key file",
+ * "certificate", "ca").
+ */
+static void
+read_tls_file(struct loader *ld, struct where at, const char *what,
+    const char *path, bool secret, struct gwconf_blob *out)
+{
+	char last[NAME_MAX + 1], err[3 * PATH_MAX];
+	struct stat st;
+	uid_t me = geteuid();
+	bool gone = false;
+	int pfd, fd, e;
+
+	pfd = safe_walk(path, me, last, sizeof(last), &gone, err, sizeof(err));
+	if (pfd == -1) {
+		err_at(ld, at, "%s %s: %s", what, path,
+		    gone ? strerror(ENOENT) : err);
 		return;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	fd = openat(pfd, last,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	e = errno;
+	close(pfd);
+	if (fd == -1) {
+		if (e == ELOOP)
+			err_at(ld, at,
+			    "%s %s: is a symbolic link; refusing to follow it",
+			    what, path);
+		else if (e == ENOENT || e == ENOTDIR)
+			err_at(ld, at, "%s %s: %s", what, path, strerror(e));
+		else
+			err_at(ld, at, "%s %s: cannot read it: %s", what, path,
+			    strerror(e));
+		return;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		err_at(ld, at, "%s %s: is not a regular file", what, path);
+		goto out;
+	}
+	if (secret && (st.st_mode & 066) != 0) {
+		err_at(ld, at,
+		    "%s %s: mode %04o lets group/other read or write it; run: "
+		    "chmod 600 %s",
+		    what, path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	if (!secret && (st.st_mode & 022) != 0) {
+		err_at(ld, at,
+		    "%s %s: mode %04o lets group/other write it; run: chmod "
+		    "go-w %s",
+		    what, path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	if (st.st_uid != 0 && st.st_uid != me) {
+		if (me == 0)
+			err_at(ld, at,
+			    "%s %s: owned by uid %lu, not by root; run: chown "
+			    "root %s",
+			    what, path, (unsigned long)st.st_uid, path);
+		else
+			err_at(ld, at,
+			    "%s %s: owned by uid %lu, not by root or uid %lu",
+			    what, path, (unsigned long)st.st_uid,
+			    (unsigned long)me);
+		goto out;
+	}
+	out->data = read_all(fd, GWCONF_PEM_MAX, &out->len);
+	if (out->data == NULL) {
+		if (errno == EFBIG)
+			err_at(ld, at,
+			    "%s %s: larger than %d KiB, not a PEM file of "
+			    "ours",
+			    what, path, GWCONF_PEM_MAX / 1024);
+		else
+			err_at(ld, at, "%s %s: cannot read it: %s", what, path,
+			    strerror(errno));
+		goto out;
+	}
+	out->name = xstrdup(path);
+out:
+	close(fd);
+}
+
+/* gwconf_load_mem: the TLS file's bytes as handed over. */
+static void
+take_tls_file(struct loader *ld, struct where at, const char *what,
+    const char *path, struct gwconf_blob *out)
+{
+	size_t i;
+
+	for (i = 0; i < ld->npem; i++) {
+		if (strcmp(ld->pem[i].name, path) != 0)
+			continue;
+		out->name = xstrdup(path);
+		out->data = xrealloc(NULL, ld->pem[i].len + 1, 1);
+		memcpy(out->data, ld->pem[i].data, ld->pem[i].len);
+		out->data[ld->pem[i].len] = '\0';
+		out->len = ld->pem[i].len;
 		return;
 	}
-	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1)
-		err_at(ld, at, "%s %s: cannot read it: %s", what, path,
-		    strerror(errno));
+	err_at(ld, at, "%s %s: its contents were not handed over", what, path);
+}
+
+static void
+tls_file(struct loader *ld, struct where at, const char *what, const char *path,
+    bool secret, struct gwconf_blob *out)
+{
+	if (ld->from_memory)
+		take_tls_file(ld, at, what, path, out);
 	else
-		close(fd);
+		read_tls_file(ld, at, what, path, secret, out);
 }
 
 /* The gateway's TLS: listen and remotes need all three files. */
@@ -1311,12 +1432,12 @@ check_tls(struct loader *ld)
 		    "(missing: %s)",
 		    c->remotes[i].name, missing + 2);
 	if (c->key != NULL)
-		check_key_file(ld, c->key);
+		tls_file(ld, ld->key_at, "key file", c->key, true, &c->key_pem);
 	if (c->certificate != NULL)
-		check_pem_file(ld, ld->certificate_at, "certificate",
-		    c->certificate);
+		tls_file(ld, ld->certificate_at, "certificate", c->certificate,
+		    false, &c->cert_pem);
 	if (c->ca != NULL)
-		check_pem_file(ld, ld->ca_at, "ca", c->ca);
+		tls_file(ld, ld->ca_at, "ca", c->ca, false, &c->ca_pem);
 }
 
 static void
@@ -1415,10 +1536,10 @@ list_ini(struct loader *ld, int dfd, const char *dir, size_t *n)
 static void
 load_file(struct loader *ld, int dfd, const char *dir, const char *name)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], *text;
+	struct gwconf_blob *b;
 	struct stat st;
-	size_t dl;
-	FILE *fp;
+	size_t dl, len;
 	int fd;
 
 	dl = strlen(dir);
@@ -1460,13 +1581,27 @@ load_file(struct loader *ld, int dfd, const char *dir, const char *name)
 		close(fd);
 		return;
 	}
-	if ((fp = fdopen(fd, "r")) == NULL) {
-		err_path(ld, "%s: cannot read: %s", path, strerror(errno));
-		close(fd);
+	text = read_all(fd, GWCONF_FILE_MAX, &len);
+	close(fd);
+	if (text == NULL) {
+		if (errno == EFBIG)
+			err_path(ld, "%s: larger than %d KiB", path,
+			    GWCONF_FILE_MAX / 1024);
+		else
+			err_path(ld, "%s: cannot read: %s", path,
+			    strerror(errno));
 		return;
 	}
-	parse_stream(ld, add_file(ld->conf, path), fp, NULL);
-	fclose(fp);
+	parse_stream(ld, add_file(ld->conf, path), text, len);
+	if (ld->mode != GWCONF_GATEWAY) {
+		free(text);
+		return;
+	}
+	/* Kept: what the privileged gateway hands on is what it judged. */
+	b = grow(&ld->conf->texts, &ld->conf->ntexts, sizeof(*b));
+	b->name = xstrdup(path);
+	b->data = text;
+	b->len = len;
 }
 
 const char *
@@ -1477,6 +1612,54 @@ gwconf_default_dir(void)
 	return e != NULL && *e != '\0' ? e : GWCONF_DIR_DEFAULT;
 }
 
+/*
+ * The directory, opened through trusted directories only (safe_walk):
+ * its descriptor, or -1 with the error given (and *missing set when it
+ * or a directory above it does not exist).
+ */
+static int
+open_conf_dir(struct loader *ld, const char *dir, bool *missing)
+{
+	char last[NAME_MAX + 1], err[3 * PATH_MAX];
+	struct stat st;
+	bool gone = false;
+	int pfd, dfd, e;
+
+	pfd = safe_walk(dir, geteuid(), last, sizeof(last), &gone, err,
+	    sizeof(err));
+	if (pfd == -1) {
+		if (gone) {
+			*missing = true;
+			if (ld->mode != GWCONF_CLIENT)
+				err_path(ld, "%s: no such directory", dir);
+		} else
+			err_path(ld, "%s", err);
+		return -1;
+	}
+	dfd =
+	    openat(pfd, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	e = errno;
+	if (dfd == -1) {
+		if (e == ENOENT) {
+			*missing = true;
+			if (ld->mode != GWCONF_CLIENT)
+				err_path(ld, "%s: no such directory", dir);
+		} else if ((e == ELOOP || e == ENOTDIR) &&
+		           fstatat(pfd, last, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		           S_ISLNK(st.st_mode))
+			err_path(ld,
+			    "%s: is a symbolic link; refusing to follow it",
+			    dir);
+		else if (e == ENOTDIR)
+			err_path(ld, "%s: is not a directory", dir);
+		else
+			err_path(ld, "%s: cannot open directory: %s", dir,
+			    strerror(e));
+	}
+	close(pfd);
+	return dfd;
+}
+
 struct gwconf *
 gwconf_load(const char *dir, enum gwconf_mode mode, bool *missing,
     struct gwconf_errors *errs)
@@ -1485,6 +1668,7 @@ gwconf_load(const char *dir, enum gwconf_mode mode, bool *missing,
 	struct stat st;
 	char **names;
 	size_t n, i;
+	bool gone = false;
 	int dfd;
 
 	if (dir == NULL)
@@ -1493,25 +1677,10 @@ gwconf_load(const char *dir, enum gwconf_mode mode, bool *missing,
 		*missing = false;
 	loader_init(&ld, conf_new(dir), mode, errs);
 
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd == -1) {
-		if (errno == ENOENT) {
-			if (missing != NULL)
-				*missing = true;
-			if (mode == GWCONF_CLIENT)
-				return loader_finish(&ld); /* the defaults */
-			err_path(&ld, "%s: no such directory", dir);
-		} else if ((errno == ELOOP || errno == ENOTDIR) &&
-		           lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
-			err_path(&ld,
-			    "%s: is a symbolic link; refusing to follow it",
-			    dir);
-		else if (errno == ENOTDIR)
-			err_path(&ld, "%s: is not a directory", dir);
-		else
-			err_path(&ld, "%s: cannot open directory: %s", dir,
-			    strerror(errno));
-		return loader_finish(&ld);
+	if ((dfd = open_conf_dir(&ld, dir, &gone)) == -1) {
+		if (missing != NULL)
+			*missing = gone;
+		return loader_finish(&ld); /* the defaults, if missing */
 	}
 	if (fstat(dfd, &st) == -1) {
 		err_path(&ld, "%s: cannot stat: %s", dir, strerror(errno));
@@ -1534,13 +1703,31 @@ gwconf_load(const char *dir, enum gwconf_mode mode, bool *missing,
 }
 
 struct gwconf *
+gwconf_load_mem(const char *dir, const struct gwconf_blob *ini, size_t nini,
+    const struct gwconf_blob *pem, size_t npem, enum gwconf_mode mode,
+    struct gwconf_errors *errs)
+{
+	struct loader ld;
+	size_t i;
+
+	loader_init(&ld, conf_new(dir), mode, errs);
+	ld.from_memory = true;
+	ld.pem = pem;
+	ld.npem = npem;
+	for (i = 0; i < nini; i++)
+		parse_stream(&ld, add_file(ld.conf, ini[i].name), ini[i].data,
+		    ini[i].len);
+	return loader_finish(&ld);
+}
+
+struct gwconf *
 gwconf_parse_string(const char *name, const char *text, enum gwconf_mode mode,
     struct gwconf_errors *errs)
 {
 	struct loader ld;
 
 	loader_init(&ld, conf_new(NULL), mode, errs);
-	parse_stream(&ld, add_file(ld.conf, name), NULL, text);
+	parse_stream(&ld, add_file(ld.conf, name), text, strlen(text));
 	return loader_finish(&ld);
 }
 
@@ -1593,7 +1780,21 @@ gwconf_free(struct gwconf *c)
 		free_strings(r->imports, r->nimports);
 	}
 	free(c->remotes);
+	for (i = 0; i < c->ntexts; i++)
+		blob_clear(&c->texts[i]);
+	free(c->texts);
+	gwconf_wipe_tls(c);
 	free(c);
+}
+
+void
+gwconf_wipe_tls(struct gwconf *c)
+{
+	if (c == NULL)
+		return;
+	blob_clear(&c->cert_pem);
+	blob_clear(&c->key_pem);
+	blob_clear(&c->ca_pem);
 }
 
 void

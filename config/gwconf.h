@@ -15,7 +15,13 @@
  * Trust: a file or directory writable by anyone but its owner (and, for
  * the gateway running as root, owned by anyone but root) is refused, as
  * is a TLS key readable by group or other, with a message saying which
- * file and why.
+ * file and why; so is a directory above them that someone else could
+ * change (safepath.h, safe_walk).
+ *
+ * The gateway's privileged process reads the files (as root), and its
+ * unprivileged one, which serves, parses what it was handed
+ * (gwconf_load_mem, gateway/privsep.h): the same parser, the same
+ * messages.
  *
  * This module knows nothing of sockets.
  */
@@ -33,6 +39,10 @@
 #define GWCONF_SOCKET_DEFAULT "/run/tcl-comm/gateway.sock"
 /* inih's Debian build stops at 200; our reader refuses longer lines. */
 #define GWCONF_LINE_MAX 1024
+/* Larger files are refused: a *.ini, and a PEM file (certificate, key,
+ * CA), each read whole into memory. */
+#define GWCONF_FILE_MAX (1024 * 1024)
+#define GWCONF_PEM_MAX  (1024 * 1024)
 
 /* Scopes an entry may be offered in beyond its user (bit set). */
 #define GWCONF_SCOPE_HOST   0x1
@@ -95,6 +105,13 @@ struct gwconf_remote {
 	bool reexport; /* reexport = yes: pass on what others gave us */
 };
 
+/* A file as read: its name (a path) and its bytes, data[len] == '\0'. */
+struct gwconf_blob {
+	char *name;
+	char *data;
+	size_t len;
+};
+
 struct gwconf {
 	char *dir;    /* NULL from gwconf_parse_string */
 	char **files; /* the files read, in order (the name given, for
@@ -124,6 +141,16 @@ struct gwconf {
 	size_t nquotas;
 	struct gwconf_remote *remotes;
 	size_t nremotes;
+
+	/* GWCONF_GATEWAY: what was read, once trusted.  texts: every *.ini,
+	 * in order, named as in files (gwconf_load only: what the privileged
+	 * process hands on).  The PEM of certificate, key and ca, named by
+	 * their paths (data NULL when not configured): the gateway makes its
+	 * TLS context of these bytes (gateway/fed.h), never of a file read
+	 * again. */
+	struct gwconf_blob *texts;
+	size_t ntexts;
+	struct gwconf_blob cert_pem, key_pem, ca_pem;
 };
 
 /* Messages of a failed load: "file:line: what is wrong", each one line
@@ -159,6 +186,23 @@ enum gwconf_mode {
  */
 struct gwconf *gwconf_load(const char *dir, enum gwconf_mode, bool *missing,
     struct gwconf_errors *errs);
+/*
+ * The same from files already read and trusted by someone else (the
+ * gateway's privileged process, gateway/privsep.h): `ini` are the *.ini
+ * files of dir in order, each named by its path as gwconf_load names
+ * them, so that every message is the same "file:line: ..."; `pem` the
+ * TLS files, named by their paths, which the configuration's
+ * certificate, key and ca must find there.  No file is opened and no
+ * trust is checked here.  Returns the configuration (texts not kept),
+ * or NULL with the errors.
+ */
+struct gwconf *gwconf_load_mem(const char *dir, const struct gwconf_blob *ini,
+    size_t nini, const struct gwconf_blob *pem, size_t npem, enum gwconf_mode,
+    struct gwconf_errors *errs);
+/* Forget the PEM texts (the key's bytes overwritten first): once the TLS
+ * context is made they are not needed. */
+void gwconf_wipe_tls(struct gwconf *);
+/* Frees, the key's bytes overwritten first. */
 void gwconf_free(struct gwconf *);
 void gwconf_errors_free(struct gwconf_errors *);
 /* The directory gwconf_load(NULL, ...) reads. */

@@ -2,7 +2,9 @@
  * Unit tests for config/gwconf.c: every kind of mistake in the *.ini files
  * of /etc/tcl/comm is reported as "file:line: message naming the word",
  * all of them at once; files are read in lexical order and trusted only
- * when nobody but their owner (root, for root) can write them.
+ * when nobody but their owner (root, for root) can write them, nor the
+ * directories above them; what the gateway read can be parsed again from
+ * memory (gwconf_load_mem) with the same messages.
  */
 #define _GNU_SOURCE /* nftw() */
 
@@ -610,6 +612,339 @@ test_foreign_owner_refused(void)
 	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
 }
 
+/* ---- the directories above, and the TLS files themselves ---- */
+
+/* A configuration directory below a parent of its own (0755 both). */
+static void
+make_nested(char *parent, size_t plen, char *dir, size_t dlen, const char *name)
+{
+	make_dir(parent, plen, name);
+	snprintf(dir, dlen, "%s/etc", parent);
+	CU_ASSERT_FATAL(mkdir(dir, 0755) == 0);
+	CU_ASSERT_FATAL(chmod(dir, 0755) == 0);
+	write_file(dir, "10-policy.ini", "[quota]\ndefault = 3\n", 0644);
+}
+
+static void
+test_parent_dir_checked(void)
+{
+	char parent[256], dir[400], link[300], want[1400];
+	const char *w[1] = {want};
+	struct gwconf_errors e = {0};
+	struct gwconf *c;
+
+	make_nested(parent, sizeof(parent), dir, sizeof(dir), "above");
+	/* Group-writable: someone else could swap the whole directory. */
+	CU_ASSERT_FATAL(chmod(parent, 0775) == 0);
+	snprintf(want, sizeof(want),
+	    "%s: mode 0775 lets group/other write in it (a directory above "
+	    "%s); run: chmod go-w %s",
+	    parent, dir, parent);
+	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
+	/* A user registry believes the socket path no more than that. */
+	expect_load_errors(dir, GWCONF_CLIENT, w, 1);
+	/* Sticky, as /tmp is: others may add names, not swap ours. */
+	CU_ASSERT_FATAL(chmod(parent, 01777) == 0);
+	c = gwconf_load(dir, GWCONF_GATEWAY, NULL, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL(c);
+	gwconf_free(c);
+	CU_ASSERT_FATAL(chmod(parent, 0755) == 0);
+
+	/* A symbolic link above is refused, not followed. */
+	snprintf(link, sizeof(link), "%s/above-link", tmpdir);
+	CU_ASSERT_FATAL(symlink(parent, link) == 0);
+	snprintf(dir, sizeof(dir), "%s/etc", link);
+	snprintf(want, sizeof(want),
+	    "%s: is a symbolic link (a directory above %s); refusing to "
+	    "follow it",
+	    link, dir);
+	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
+
+	/* A missing directory above: no configuration, as a missing one. */
+	snprintf(dir, sizeof(dir), "%s/no-such/etc", tmpdir);
+	snprintf(want, sizeof(want), "%s: no such directory", dir);
+	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
+	{
+		bool missing = false;
+
+		c = gwconf_load(dir, GWCONF_CLIENT, &missing, &e);
+		CU_ASSERT_PTR_NOT_NULL(c);
+		CU_ASSERT(missing);
+		gwconf_free(c);
+	}
+}
+
+static void
+test_parent_foreign_owner(void)
+{
+	char parent[256], dir[300], want[1100];
+	const char *w[1] = {want};
+
+	make_nested(parent, sizeof(parent), dir, sizeof(dir), "above-foreign");
+	CU_ASSERT_FATAL(chown(parent, FOREIGN_UID, (gid_t)-1) == 0);
+	snprintf(want, sizeof(want),
+	    "%s: owned by uid %d, not by root (a directory above %s); run: "
+	    "chown root %s",
+	    parent, FOREIGN_UID, dir, parent);
+	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
+}
+
+/* A [gateway] with TLS files in tls/ of a fresh directory `name`. */
+static void
+tls_setup_dir(char *dir, size_t len, const char *name, char *text, size_t tlen)
+{
+	make_dir(dir, len, name);
+	write_file(dir, "gw.crt", "-----BEGIN CERTIFICATE-----\n", 0644);
+	write_file(dir, "ca.crt", "-----BEGIN CERTIFICATE-----\n", 0644);
+	write_file(dir, "gw.key", "-----BEGIN PRIVATE KEY-----\n", 0600);
+	snprintf(text, tlen,
+	    "[gateway]\nlisten = 127.0.0.1:7000\ncertificate = %s/gw.crt\n"
+	    "key = %s/gw.key\nca = %s/ca.crt\n",
+	    dir, dir, dir);
+}
+
+static void
+test_tls_files_trusted(void)
+{
+	char dir[256], text[1024], p[300], link[300], want[1400];
+	const char *w[1] = {want};
+	struct gwconf_errors e = {0};
+	struct gwconf *c;
+
+	tls_setup_dir(dir, sizeof(dir), "tls-trust", text, sizeof(text));
+	c = gwconf_parse_string("t.ini", text, GWCONF_GATEWAY, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	/* Read whole: the TLS context is made of these bytes. */
+	CU_ASSERT_STRING_EQUAL(c->key_pem.data,
+	    "-----BEGIN PRIVATE KEY-----\n");
+	CU_ASSERT_EQUAL(c->key_pem.len, 28);
+	snprintf(p, sizeof(p), "%s/gw.crt", dir);
+	CU_ASSERT_STRING_EQUAL(c->cert_pem.name, p);
+	CU_ASSERT_PTR_NOT_NULL(c->ca_pem.data);
+	gwconf_wipe_tls(c);
+	CU_ASSERT_PTR_NULL(c->key_pem.data);
+	CU_ASSERT_EQUAL(c->key_pem.len, 0);
+	gwconf_free(c);
+
+	/* The directory above the files. */
+	CU_ASSERT_FATAL(chmod(dir, 0777) == 0);
+	snprintf(want, sizeof(want),
+	    "t.ini:4: key file %s/gw.key: %s: mode 0777 lets group/other "
+	    "write in it (a directory above %s/gw.key); run: chmod go-w %s",
+	    dir, dir, dir, dir);
+	{
+		struct gwconf_errors e2 = {0};
+
+		c = gwconf_parse_string("t.ini", text, GWCONF_GATEWAY, &e2);
+		CU_ASSERT_PTR_NULL(c);
+		/* One line for each of the three files. */
+		CU_ASSERT_EQUAL(e2.n, 3);
+		CU_ASSERT(e2.n > 0 && strcmp(e2.v[0], want) == 0);
+		show(&e2);
+		gwconf_errors_free(&e2);
+	}
+	CU_ASSERT_FATAL(chmod(dir, 0755) == 0);
+
+	/* A certificate someone else may write. */
+	snprintf(p, sizeof(p), "%s/gw.crt", dir);
+	CU_ASSERT_FATAL(chmod(p, 0664) == 0);
+	snprintf(want, sizeof(want),
+	    "t.ini:3: certificate %s: mode 0664 lets group/other write it; "
+	    "run: chmod go-w %s",
+	    p, p);
+	expect_errors(text, GWCONF_GATEWAY, w, 1);
+	CU_ASSERT_FATAL(chmod(p, 0644) == 0);
+
+	/* A key reached through a symbolic link. */
+	snprintf(p, sizeof(p), "%s/gw.key", dir);
+	snprintf(link, sizeof(link), "%s/link.key", dir);
+	CU_ASSERT_FATAL(symlink(p, link) == 0);
+	snprintf(text, sizeof(text),
+	    "[gateway]\nlisten = 127.0.0.1:7000\ncertificate = %s/gw.crt\n"
+	    "key = %s\nca = %s/ca.crt\n",
+	    dir, link, dir);
+	snprintf(want, sizeof(want),
+	    "t.ini:4: key file %s: is a symbolic link; refusing to follow it",
+	    link);
+	expect_errors(text, GWCONF_GATEWAY, w, 1);
+
+	/* Larger than any PEM file of ours. */
+	{
+		char big[300];
+		FILE *fp;
+		size_t i;
+
+		snprintf(big, sizeof(big), "%s/big.crt", dir);
+		fp = fopen(big, "w");
+		CU_ASSERT_FATAL(fp != NULL);
+		for (i = 0; i < GWCONF_PEM_MAX / 60 + 1; i++)
+			fputs("0123456789012345678901234567890123456789012345"
+			      "67890123456789\n",
+			    fp);
+		fclose(fp);
+		CU_ASSERT_FATAL(chmod(big, 0644) == 0);
+		snprintf(text, sizeof(text),
+		    "[gateway]\nlisten = 127.0.0.1:7000\ncertificate = "
+		    "%s\nkey = %s/gw.key\nca = %s/ca.crt\n",
+		    big, dir, dir);
+		snprintf(want, sizeof(want),
+		    "t.ini:3: certificate %s: larger than 1024 KiB, not a PEM "
+		    "file of ours",
+		    big);
+		expect_errors(text, GWCONF_GATEWAY, w, 1);
+	}
+}
+
+static void
+test_tls_file_foreign_owner(void)
+{
+	char dir[256], text[1024], p[300], want[1100];
+	const char *w[1] = {want};
+
+	tls_setup_dir(dir, sizeof(dir), "tls-foreign", text, sizeof(text));
+	snprintf(p, sizeof(p), "%s/ca.crt", dir);
+	CU_ASSERT_FATAL(chown(p, FOREIGN_UID, (gid_t)-1) == 0);
+	snprintf(want, sizeof(want),
+	    "t.ini:5: ca %s: owned by uid %d, not by root; run: chown root %s",
+	    p, FOREIGN_UID, p);
+	expect_errors(text, GWCONF_GATEWAY, w, 1);
+}
+
+/* ---- from memory: what the privileged gateway hands over ---- */
+
+static void
+test_load_mem_same_messages(void)
+{
+	char dir[256], want0[1100], want1[1100];
+	const char *w[2] = {want0, want1};
+	struct gwconf_errors e = {0};
+	struct gwconf *c, *m;
+	size_t i;
+
+	make_dir(dir, sizeof(dir), "mem");
+	write_file(dir, "00-gateway.ini", "[gateway]\nsocket = /x/gw.sock\n",
+	    0644);
+	write_file(dir, "10-policy.ini",
+	    "; rules\n[rule r]\naction = deny\nnames = x*\n", 0644);
+	c = gwconf_load(dir, GWCONF_GATEWAY, NULL, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	/* The gateway keeps what it read; a user registry does not. */
+	CU_ASSERT_EQUAL_FATAL(c->ntexts, 2);
+	CU_ASSERT_STRING_EQUAL(c->texts[0].name, c->files[0]);
+	CU_ASSERT_STRING_EQUAL(c->texts[1].data,
+	    "; rules\n[rule r]\naction = deny\nnames = x*\n");
+	m = gwconf_load_mem(c->dir, c->texts, c->ntexts, NULL, 0,
+	    GWCONF_GATEWAY, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->dir, dir);
+	CU_ASSERT_EQUAL(m->nfiles, 2);
+	CU_ASSERT_EQUAL(m->ntexts, 0);
+	CU_ASSERT_STRING_EQUAL(m->socket_path, "/x/gw.sock");
+	CU_ASSERT_EQUAL_FATAL(m->nrules, 1);
+	CU_ASSERT_STRING_EQUAL(m->rules[0].file, c->files[1]);
+	CU_ASSERT_EQUAL(m->rules[0].line, 2);
+	gwconf_free(m);
+	gwconf_free(c);
+	c = gwconf_load(dir, GWCONF_CLIENT, NULL, &e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->ntexts, 0);
+	gwconf_free(c);
+
+	/* Broken: the same lines, file:line, as from the directory. */
+	{
+		struct gwconf_blob b[2] = {
+		    {"/etc/x/00-a.ini", "[gateway]\nsocket = rel\n", 23},
+		    {"/etc/x/10-b.ini", "[rule r]\nacton = deny\n", 22},
+		};
+
+		snprintf(want0, sizeof(want0),
+		    "/etc/x/00-a.ini:2: bad path \"rel\" for socket in "
+		    "[gateway] (an absolute path)");
+		snprintf(want1, sizeof(want1),
+		    "/etc/x/10-b.ini:2: unknown key \"acton\" in [rule r]");
+		m = gwconf_load_mem("/etc/x", b, 2, NULL, 0, GWCONF_GATEWAY,
+		    &e);
+		CU_ASSERT_PTR_NULL(m);
+		CU_ASSERT_EQUAL(e.n, 3); /* and the rule without action */
+		for (i = 0; i < 2 && i < e.n; i++)
+			CU_ASSERT_STRING_EQUAL(e.v[i], w[i]);
+		show(&e);
+		gwconf_errors_free(&e);
+	}
+	/* A NUL inside a file is said where it is, not a cut. */
+	{
+		struct gwconf_blob b = {"/etc/x/00-a.ini",
+		    "[quota]\ndefault = 3\n\0junk\n", 25};
+
+		snprintf(want0, sizeof(want0),
+		    "/etc/x/00-a.ini:3: NUL byte in line");
+		m = gwconf_load_mem("/etc/x", &b, 1, NULL, 0, GWCONF_GATEWAY,
+		    &e);
+		CU_ASSERT_PTR_NULL(m);
+		CU_ASSERT_EQUAL(e.n, 1);
+		if (e.n == 1)
+			CU_ASSERT_STRING_EQUAL(e.v[0], want0);
+		gwconf_errors_free(&e);
+	}
+}
+
+static void
+test_load_mem_tls(void)
+{
+	static char ini[] = "[gateway]\nlisten = 127.0.0.1:7000\n"
+	                    "certificate = /t/gw.crt\nkey = /t/gw.key\n"
+	                    "ca = /t/ca.crt\n";
+	struct gwconf_blob conf = {"/t/00.ini", ini, sizeof(ini) - 1};
+	struct gwconf_blob pem[3] = {
+	    {"/t/ca.crt", "CA", 2},
+	    {"/t/gw.key", "KEY", 3},
+	    {"/t/gw.crt", "CERT", 4},
+	};
+	const char *want = "/t/00.ini:5: ca /t/ca.crt: its contents were not "
+	                   "handed over";
+	struct gwconf_errors e = {0};
+	struct gwconf *c;
+
+	/* Nothing on disk is looked at: these paths do not exist. */
+	c = gwconf_load_mem("/t", &conf, 1, pem, 3, GWCONF_GATEWAY, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->cert_pem.data, "CERT");
+	CU_ASSERT_STRING_EQUAL(c->key_pem.data, "KEY");
+	CU_ASSERT_EQUAL(c->ca_pem.len, 2);
+	gwconf_free(c);
+	c = gwconf_load_mem("/t", &conf, 1, pem + 1, 2, GWCONF_GATEWAY, &e);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_EQUAL(e.n, 1);
+	if (e.n == 1)
+		CU_ASSERT_STRING_EQUAL(e.v[0], want);
+	gwconf_errors_free(&e);
+}
+
+static void
+test_file_too_large(void)
+{
+	char dir[256], p[300], want[1100];
+	const char *w[1] = {want};
+	FILE *fp;
+	size_t i;
+
+	make_dir(dir, sizeof(dir), "large");
+	snprintf(p, sizeof(p), "%s/10-big.ini", dir);
+	fp = fopen(p, "w");
+	CU_ASSERT_FATAL(fp != NULL);
+	for (i = 0; i < GWCONF_FILE_MAX / 16 + 1; i++)
+		fputs("; a comment ...\n", fp);
+	fclose(fp);
+	CU_ASSERT_FATAL(chmod(p, 0644) == 0);
+	snprintf(want, sizeof(want), "%s: larger than 1024 KiB", p);
+	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
+}
+
 /* ---- what a good directory gives ---- */
 
 static void
@@ -988,6 +1323,17 @@ main(void)
 	    {"symlinked directory refused", test_symlinked_dir_refused},
 	    {"file not owned by root refused (as root)",
 	        test_foreign_owner_refused},
+	    {"a directory above, writable or a link, refused",
+	        test_parent_dir_checked},
+	    {"a directory above of another uid refused (as root)",
+	        test_parent_foreign_owner},
+	    {"gateway: the TLS files trusted and read", test_tls_files_trusted},
+	    {"gateway: a TLS file of another uid refused (as root)",
+	        test_tls_file_foreign_owner},
+	    {"from memory: the same configuration, the same messages",
+	        test_load_mem_same_messages},
+	    {"from memory: the TLS files as handed over", test_load_mem_tls},
+	    {"a file larger than 1 MiB refused", test_file_too_large},
 	    {"files are read in lexical order", test_lexical_order},
 	    {"a full configuration loads with its values", test_full_config},
 	    {"defaults", test_defaults},
@@ -1014,9 +1360,16 @@ main(void)
 			return 1;
 		}
 	}
-	if (geteuid() != 0)
+	if (geteuid() != 0) {
 		skip_case(s, "file not owned by root refused (as root)",
 		    "needs root to give a file to another uid");
+		skip_case(s,
+		    "a directory above of another uid refused (as root)",
+		    "needs root to give a directory to another uid");
+		skip_case(s,
+		    "gateway: a TLS file of another uid refused (as root)",
+		    "needs root to give a file to another uid");
+	}
 	if (source_tests_dir() == NULL) {
 		skip_case(s, "the etc-tcl-comm samples load",
 		    "source tree not known");
