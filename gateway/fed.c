@@ -102,7 +102,12 @@ struct flink {
 	struct freq_list reqs;
 	bool watching;                 /* accepted: the peer watches */
 	struct reg_entry_list learned; /* opened: what it gave us */
-	struct event *retry;           /* opened: the next try */
+	/* Opened: what it also offers but another link gave us first (a
+	 * mesh), kept as the dicts it sent, by name, so that when that
+	 * other link takes the entry back it is taken from this one. */
+	struct registry *shadow;
+	struct reg_entry_list shadowed;
+	struct event *retry; /* opened: the next try */
 	int attempt;
 };
 TAILQ_HEAD(flink_list, flink);
@@ -191,6 +196,74 @@ observe(const struct reg_entry *e, bool added, void *arg)
  * origin (fedname_well_formed), or a remote could take over a local name
  * or another gateway's; then not when it went round a loop or is not
  * imported. */
+static void learn(struct flink *, const struct tl_elem *);
+
+/* Remember that l offers name (dict as it sent it), not taken. */
+static void
+shadow_put(struct flink *l, const char *name, const struct tl_elem *dict)
+{
+	struct reg_add a;
+	struct tbuf err;
+
+	if (l->shadow == NULL && (l->shadow = registry_new(NULL, NULL)) == NULL)
+		return;
+	if (registry_find(l->shadow, name, strlen(name)) != NULL)
+		return;
+	memset(&a, 0, sizeof a);
+	a.copy = true;
+	a.name = name;
+	a.namelen = strlen(name);
+	a.base = name;
+	a.baselen = a.namelen;
+	a.want_serial = 1;
+	a.data = dict->p;
+	a.datalen = dict->len;
+	a.uid = (uid_t)-1;
+	tbuf_init(&err);
+	registry_add(l->shadow, &a, l, &l->shadowed, &err);
+	tbuf_free(&err);
+}
+
+static void
+shadow_drop(struct flink *l, const char *name)
+{
+	struct reg_entry *e;
+
+	if (l->shadow != NULL &&
+	    (e = registry_find(l->shadow, name, strlen(name))) != NULL)
+		registry_remove(l->shadow, e, &l->shadowed);
+}
+
+static void
+shadow_clear(struct flink *l)
+{
+	struct reg_entry *e;
+
+	while ((e = TAILQ_FIRST(&l->shadowed)) != NULL)
+		registry_remove(l->shadow, e, &l->shadowed);
+}
+
+/* l offered name too: take it from l now.  True when it did. */
+static bool
+shadow_take(struct flink *l, const char *name)
+{
+	struct reg_entry *e;
+	struct tl_elem dict;
+	char *copy;
+
+	if (l->shadow == NULL ||
+	    (e = registry_find(l->shadow, name, strlen(name))) == NULL)
+		return false;
+	if ((copy = strndup(e->data, e->datalen)) == NULL)
+		return false;
+	dict.p = copy;
+	dict.len = e->datalen;
+	registry_remove(l->shadow, e, &l->shadowed);
+	learn(l, &dict);
+	free(copy);
+	return registry_find(l->f->g->srv.reg, name, strlen(name)) != NULL;
+}
+
 static void
 learn(struct flink *l, const struct tl_elem *dict)
 {
@@ -217,8 +290,12 @@ learn(struct flink *l, const struct tl_elem *dict)
 	if (fedname_path_has(c.path, f->self) ||
 	    !fedname_patterns_match(l->r->imports, l->r->nimports, c.name))
 		goto out; /* a loop, or not imported */
-	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL)
-		goto out; /* the same entry by another way: first wins */
+	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL) {
+		/* The same entry by another way: first wins, this one is
+		 * remembered. */
+		shadow_put(l, c.name, dict);
+		goto out;
+	}
 	memset(&a, 0, sizeof a);
 	a.copy = true;
 	a.name = c.name;
@@ -250,13 +327,20 @@ unlearn(struct flink *l, const struct tl_elem *dict)
 {
 	struct commreg_entry c;
 	struct reg_entry *e;
+	struct flink *m;
 	char why[200];
 
 	if (commreg_entry_parse(dict->p, dict->len, &c, why, sizeof why) == -1)
 		return;
+	shadow_drop(l, c.name);
 	e = registry_find(l->f->g->srv.reg, c.name, strlen(c.name));
-	if (e != NULL && e->owner == l)
+	if (e != NULL && e->owner == l) {
 		registry_remove(l->f->g->srv.reg, e, &l->learned);
+		/* Still offered by another way?  Taken from there. */
+		TAILQ_FOREACH(m, &l->f->links, link)
+			if (m != l && m->outgoing && shadow_take(m, c.name))
+				break;
+	}
 	commreg_entry_clear(&c);
 }
 
@@ -622,6 +706,9 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 		tlist_init(&snap);
 		if (tlist_parse(&snap, res, len, &why) != 0)
 			snap.n = 0;
+		/* What it offers that another link gave us is remembered
+		 * afresh from this snapshot (learn). */
+		shadow_clear(l);
 		if (l->state == FL_READY)
 			/* Asked again because another link went: keep what
 			 * is still offered, take what we now lack. */
@@ -829,6 +916,7 @@ link_new(struct fed *f, const struct gwconf_remote *r, bool outgoing)
 	l->outgoing = outgoing;
 	TAILQ_INIT(&l->reqs);
 	TAILQ_INIT(&l->learned);
+	TAILQ_INIT(&l->shadowed);
 	if ((l->deadline = evtimer_new(f->g->base, tls_deadline_cb, l)) == NULL)
 		fatalx("event_new failed");
 	TAILQ_INSERT_TAIL(&f->links, l, link);
@@ -840,6 +928,9 @@ link_new(struct fed *f, const struct gwconf_remote *r, bool outgoing)
 static void
 link_free(struct flink *l)
 {
+	shadow_clear(l);
+	if (l->shadow != NULL)
+		registry_free(l->shadow);
 	TAILQ_REMOVE(&l->f->links, l, link);
 	if (!l->outgoing)
 		l->f->accepted--;
@@ -907,6 +998,7 @@ link_close(struct flink *l, const char *why)
 	if (why != NULL)
 		log_warnx("remote %s (%s): %s %s", l->r->name, l->addr,
 		    l->state == FL_READY ? "link lost:" : "cannot link:", why);
+	shadow_clear(l);
 	if (!TAILQ_EMPTY(&l->learned)) {
 		forget_all(l);
 		resync_others(l);

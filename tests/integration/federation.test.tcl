@@ -535,6 +535,83 @@ main {
             {$took >= 9000 && $took < [slow 14000]}
     }
 
+    # A mesh in which one route takes an entry back while another still
+    # offers it: the entry stays, taken from the other route.  Before,
+    # the remove over one route dropped it for good.  gw4 learns
+    # tree@ME@gw2 through gw3 first (its direct way to gw2 is a proxy
+    # that is not up yet), then directly too; then gw3's own link to gw2
+    # (also through a proxy) is cut: gw3 takes it back from gw4.
+    ::fed::test mesh_remove_over_one_route {
+        set me [exec id -un]
+        set all [list export * import * reexport yes]
+        set p36 [::fed::free_port 6]
+        set p47 [::fed::free_port 7]
+        set d2 [::fed::conf 2 -remotes [concat [::fed::remote gw3 {*}$all] \
+            [::fed::remote gw4 {*}$all]]]
+        set d3 [::fed::conf 3 -remotes [concat \
+            [::fed::remote gw2 address 127.0.0.6:$p36 {*}$all] \
+            [::fed::remote gw4 {*}$all]]]
+        set d4 [::fed::conf 4 -remotes [concat \
+            [::fed::remote gw2 address 127.0.0.7:$p47 {*}$all] \
+            [::fed::remote gw3 {*}$all]]]
+        set proxy [newfile proxy].tcl
+        write_file $proxy {
+            lassign $argv lhost lport rhost rport
+            proc done {c r args} { catch {close $c}; catch {close $r} }
+            proc accept {c a p} {
+                global rhost rport
+                set r [socket $rhost $rport]
+                fconfigure $c -translation binary -blocking 0
+                fconfigure $r -translation binary -blocking 0
+                fcopy $c $r -command [list done $c $r]
+                fcopy $r $c -command [list done $c $r]
+            }
+            socket -server accept -myaddr $lhost $lport
+            puts ready
+            flush stdout
+            after 120000 exit
+            vwait forever
+        } 0644
+        set g2 [::fed::start $d2]
+        set x36 [spawn [info nameofexecutable] $proxy 127.0.0.6 $p36 \
+                     127.0.0.2 [::fed::port 2]]
+        check_equal "gw3's way to gw2 is up" ready [readline $x36 5000]
+        set g3 [::fed::start $d3]
+        set h2 [::fed::host $d2]
+        set h3 [::fed::host $d3]
+        set tree [::fed::app $h2 tree]
+        set t tree@$me@gw2.test
+        check "gw3's host has it" {[::fed::wait_name $h3 $t 10000]}
+        set g4 [::fed::start $d4]
+        set h4 [::fed::host $d4]
+        check "gw4's host has it through gw3" {[::fed::wait_name $h4 $t 10000]}
+        check_equal "its path says so" "gw2.test gw3.test" \
+            [::fed::field [::fed::entry $h4 $t] path]
+        set x47 [spawn [info nameofexecutable] $proxy 127.0.0.7 $p47 \
+                     127.0.0.2 [::fed::port 2]]
+        check_equal "gw4's direct way to gw2 is up" ready [readline $x47 5000]
+        check "gw4 links to gw2 directly" \
+            {[gw_wait_log $g4 {remote gw2: linked} [slow 20000]]}
+        set w4 [::fed::watch $h4 *]
+        check "gw4's watch sees it" {[::fed::watch_wait $w4 add $t]}
+        stop $x36 KILL
+        check "gw3 loses gw2" {[gw_wait_log $g3 {remote gw2 .*link lost} 10000]}
+        check "gw4 takes it by the direct way" {[wait_until {
+            [::fed::field [::fed::entry $h4 $t] path] eq "gw2.test"} \
+            [slow 10000] 100]}
+        # Its owner changed (another route, another path): watchers are
+        # told it went and came, in that order, and it stays.
+        set last ""
+        foreach l [app_lines $w4] {
+            if {![catch {lindex $l 1} n] && $n eq $t} { set last [lindex $l 0] }
+        }
+        check_equal "gw4's watch: it is there (last event add)" add $last
+        check "gw4's host has it" {[::fed::has $h4 $t]}
+        check "and gw3's host gets it back, through gw4" {[wait_until {
+            [::fed::field [::fed::entry $h3 $t] path] eq "gw2.test gw4.test"} \
+            [slow 10000] 100]}
+    }
+
     ::fed::test mesh_second_path {
         set me [exec id -un]
         set all [list export * import * reexport yes]
