@@ -242,10 +242,29 @@ load_config(const struct commgwd_opts *o)
 	return conf;
 }
 
-/* --check-config on a configuration that loaded: say so, exit status 0. */
+/*
+ * --check-config on a configuration that loaded: the TLS context made as
+ * the gateway will make it (the certificate, the key and whether it is
+ * the certificate's, the CA), then "OK" and exit status 0, or the file
+ * and the reason and 1.
+ */
 static int
 check_ok(struct gwconf *conf)
 {
+	SSL_CTX *ctx;
+	char err[1024];
+
+	if (conf->certificate != NULL && conf->key != NULL &&
+	    conf->ca != NULL) {
+		if ((ctx = fed_tls_context(conf, err, sizeof err)) == NULL) {
+			fprintf(stderr, "commgwd: %s\n", err);
+			fprintf(stderr, "commgwd: %s: configuration refused\n",
+			    conf->dir);
+			gwconf_free(conf);
+			return 1;
+		}
+		SSL_CTX_free(ctx);
+	}
 	printf("commgwd: %s: configuration OK (%zu files, %zu rules, "
 	       "%zu remotes)\n",
 	    conf->dir, conf->nfiles, conf->nrules, conf->nremotes);
@@ -323,7 +342,8 @@ static void
 setup(const struct commgwd_opts *o, struct gwconf *conf)
 {
 	struct server_opts opts;
-	char err[512];
+	SSL_CTX *ctx = NULL;
+	char err[1024];
 	int fd;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -342,8 +362,14 @@ setup(const struct commgwd_opts *o, struct gwconf *conf)
 		fatalx("event_base_new failed");
 	if (gateway_init(&gw, base, fd, conf, o->config_dir, &opts) == -1)
 		fatalx("cannot serve %s", conf->socket_path);
-	/* The key and a low listen port need root: before the drop. */
-	gw.fed = fed_start(&gw, NULL, err, sizeof err);
+	/* A low listen port needs root: before the drop.  The context is
+	 * made of what the configuration read, as --check-config made it. */
+	if (conf->certificate != NULL && conf->key != NULL &&
+	    conf->ca != NULL &&
+	    (ctx = fed_tls_context(conf, err, sizeof err)) == NULL)
+		fatalx("federation: %s", err);
+	gwconf_wipe_tls(conf);
+	gw.fed = fed_start(&gw, NULL, ctx, err, sizeof err);
 	if (gw.fed == NULL && err[0] != '\0')
 		fatalx("federation: %s", err);
 	drop_privileges(conf->run_as);

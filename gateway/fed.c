@@ -39,6 +39,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -114,9 +115,8 @@ TAILQ_HEAD(flink_list, flink);
 
 struct fed {
 	struct gateway *g;
-	SSL_CTX *ctx;
-	char *cert, *key, *ca; /* what ctx was made of */
-	char *listen_host;     /* what listener listens on */
+	SSL_CTX *ctx;      /* fed_tls_context's */
+	char *listen_host; /* what listener listens on */
 	int listen_port;
 	char self[256];
 	char advertise[256];
@@ -1195,32 +1195,238 @@ own_name(SSL_CTX *ctx, char *buf, size_t len)
 		    NID_commonName, buf, (int)len);
 }
 
+/* A key with a passphrase is refused, never asked for on a terminal. */
 static int
-tls_setup(struct fed *f, const struct gwconf *c, char *err, size_t errlen)
+no_passphrase(char *buf, int size, int rwflag, void *arg)
 {
-	char e[256];
+	return -1;
+}
 
-	if ((f->ctx = SSL_CTX_new(TLS_method())) == NULL)
-		return reason(err, errlen, "SSL_CTX_new failed");
-	SSL_CTX_set_min_proto_version(f->ctx, TLS1_2_VERSION);
-	if (SSL_CTX_use_certificate_chain_file(f->ctx, c->certificate) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(f->ctx, c->key, SSL_FILETYPE_PEM) !=
-	        1 ||
-	    SSL_CTX_check_private_key(f->ctx) != 1 ||
-	    SSL_CTX_load_verify_locations(f->ctx, c->ca, NULL) != 1) {
-		ERR_error_string_n(ERR_get_error(), e, sizeof e);
-		return reason(err, errlen, "TLS files (%s, %s, %s): %s",
-		    c->certificate, c->key, c->ca, e);
+/* What OpenSSL says of its latest error, in words; then forget them. */
+static void
+ssl_reason(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = ERR_reason_error_string(e);
+
+	if (e == 0)
+		snprintf(buf, len, "no reason given");
+	else if (r != NULL)
+		snprintf(buf, len, "%s", r);
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+}
+
+static BIO *
+pem_bio(const struct gwconf_blob *b)
+{
+	BIO *bio;
+
+	/* gwconf bounds a PEM file far below INT_MAX. */
+	if ((bio = BIO_new_mem_buf(b->data, (int)b->len)) == NULL)
+		fatalx("BIO_new_mem_buf failed");
+	return bio;
+}
+
+/*
+ * The certificate, then the chain that may follow it in the same file (as
+ * SSL_CTX_use_certificate_chain_file reads one), into ctx; *cert is the
+ * certificate.
+ */
+static int
+tls_certificate(SSL_CTX *ctx, const struct gwconf *c, X509 **cert, char *err,
+    size_t errlen)
+{
+	BIO *bio = pem_bio(&c->cert_pem);
+	X509 *x;
+	unsigned long last;
+	char e[256];
+	int rc = -1;
+
+	if ((*cert = PEM_read_bio_X509_AUX(bio, NULL, no_passphrase, NULL)) ==
+	    NULL) {
+		ssl_reason(e, sizeof e);
+		reason(err, errlen,
+		    "certificate %s: no PEM certificate in it "
+		    "(%s)",
+		    c->certificate, e);
+		goto out;
 	}
+	if (SSL_CTX_use_certificate(ctx, *cert) != 1) {
+		ssl_reason(e, sizeof e);
+		reason(err, errlen, "certificate %s: cannot use it (%s)",
+		    c->certificate, e);
+		goto out;
+	}
+	while (
+	    (x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			ssl_reason(e, sizeof e);
+			reason(err, errlen,
+			    "certificate %s: cannot use the "
+			    "chain after it (%s)",
+			    c->certificate, e);
+			goto out;
+		}
+	}
+	/* The end of the file reads as "no start line"; anything else is a
+	 * broken PEM block after the certificate. */
+	last = ERR_peek_last_error();
+	if (last != 0 && (ERR_GET_LIB(last) != ERR_LIB_PEM ||
+	                     ERR_GET_REASON(last) != PEM_R_NO_START_LINE)) {
+		ssl_reason(e, sizeof e);
+		reason(err, errlen,
+		    "certificate %s: bad PEM after the "
+		    "certificate (%s)",
+		    c->certificate, e);
+		goto out;
+	}
+	ERR_clear_error();
+	rc = 0;
+out:
+	BIO_free(bio);
+	return rc;
+}
+
+/* The key, which must be cert's. */
+static int
+tls_key(SSL_CTX *ctx, const struct gwconf *c, X509 *cert, char *err,
+    size_t errlen)
+{
+	BIO *bio = pem_bio(&c->key_pem);
+	EVP_PKEY *pkey;
+	char e[256];
+	int rc = -1;
+
+	if ((pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)) ==
+	    NULL) {
+		ssl_reason(e, sizeof e);
+		reason(err, errlen,
+		    "key %s: no PEM private key in it, or one "
+		    "with a passphrase (%s)",
+		    c->key, e);
+		goto out;
+	}
+	if (X509_check_private_key(cert, pkey) != 1) {
+		ERR_clear_error();
+		reason(err, errlen, "key %s does not match the certificate %s",
+		    c->key, c->certificate);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_reason(e, sizeof e);
+		reason(err, errlen, "key %s: cannot use it (%s)", c->key, e);
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	return rc;
+}
+
+/* Every certificate (and CRL) of the CA file, as
+ * SSL_CTX_load_verify_locations takes them. */
+static int
+tls_ca(SSL_CTX *ctx, const struct gwconf *c, char *err, size_t errlen)
+{
+	BIO *bio = pem_bio(&c->ca_pem);
+	STACK_OF(X509_INFO) * v;
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	X509_INFO *xi;
+	char e[256];
+	int i, n = 0, rc = -1;
+
+	if ((v = PEM_X509_INFO_read_bio(bio, NULL, no_passphrase, NULL)) ==
+	    NULL) {
+		ssl_reason(e, sizeof e);
+		reason(err, errlen, "ca %s: not a PEM file (%s)", c->ca, e);
+		goto out;
+	}
+	for (i = 0; i < sk_X509_INFO_num(v); i++) {
+		xi = sk_X509_INFO_value(v, i);
+		if ((xi->x509 != NULL &&
+		        X509_STORE_add_cert(store, xi->x509) != 1) ||
+		    (xi->crl != NULL &&
+		        X509_STORE_add_crl(store, xi->crl) != 1)) {
+			ssl_reason(e, sizeof e);
+			reason(err, errlen, "ca %s: cannot use it (%s)", c->ca,
+			    e);
+			goto out;
+		}
+		if (xi->x509 != NULL)
+			n++;
+	}
+	if (n == 0) {
+		reason(err, errlen, "ca %s: no PEM certificate in it", c->ca);
+		goto out;
+	}
+	ERR_clear_error();
+	rc = 0;
+out:
+	sk_X509_INFO_pop_free(v, X509_INFO_free);
+	BIO_free(bio);
+	return rc;
+}
+
+/*
+ * The one place a TLS context is made (fed.h, fed_tls_context): of the
+ * bytes the configuration read, so that what --check-config, the start
+ * and a reload judge is what is served.
+ */
+static SSL_CTX *
+tls_setup(const struct gwconf *c, char *self, size_t selflen, char *err,
+    size_t errlen)
+{
+	SSL_CTX *ctx;
+	X509 *cert = NULL;
+
+	ERR_clear_error();
+	if (c->certificate == NULL || c->key == NULL || c->ca == NULL ||
+	    c->cert_pem.data == NULL || c->key_pem.data == NULL ||
+	    c->ca_pem.data == NULL) {
+		reason(err, errlen,
+		    "certificate, key and ca are needed, and "
+		    "were not read");
+		return NULL;
+	}
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
+		reason(err, errlen, "SSL_CTX_new failed");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (tls_certificate(ctx, c, &cert, err, errlen) == -1 ||
+	    tls_key(ctx, c, cert, err, errlen) == -1 ||
+	    tls_ca(ctx, c, err, errlen) == -1)
+		goto fail;
 	/* Certificates in both directions, from our CA only. */
-	SSL_CTX_set_verify(f->ctx,
+	SSL_CTX_set_verify(ctx,
 	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	own_name(f->ctx, f->self, sizeof f->self);
-	if (f->self[0] == '\0')
-		return reason(err, errlen,
-		    "%s carries no DNS name or CN to call this gateway by",
+	own_name(ctx, self, selflen);
+	if (self[0] == '\0') {
+		reason(err, errlen,
+		    "certificate %s carries no DNS name or CN to call this "
+		    "gateway by",
 		    c->certificate);
-	return 0;
+		goto fail;
+	}
+	X509_free(cert);
+	return ctx;
+fail:
+	X509_free(cert);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *
+fed_tls_context(const struct gwconf *c, char *err, size_t errlen)
+{
+	char self[256];
+
+	return tls_setup(c, self, sizeof self, err, errlen);
 }
 
 static bool
@@ -1243,7 +1449,8 @@ dup_or_null(const char *s)
 }
 
 struct fed *
-fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
+fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
+    size_t errlen)
 {
 	const struct gwconf *c = g->conf;
 	struct sockaddr_storage ss;
@@ -1255,6 +1462,8 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (c->listen_host == NULL && c->nremotes == 0) {
+		if (ctx != NULL)
+			SSL_CTX_free(ctx);
 		fed_free(old);
 		return NULL;
 	}
@@ -1269,37 +1478,16 @@ fed_start(struct gateway *g, struct fed *old, char *err, size_t errlen)
 	f->lim.max_message = FED_MAX_MESSAGE;
 	f->lim.partial_ms = FED_PARTIAL_MS;
 	f->lim.handshake_ms = FED_HANDSHAKE_S * 1000;
-	if (old != NULL && old->ctx != NULL &&
-	    same(old->cert, c->certificate) && same(old->key, c->key) &&
-	    same(old->ca, c->ca)) {
-		f->ctx = old->ctx;
-		old->ctx = NULL;
-		snprintf(f->self, sizeof f->self, "%s", old->self);
-	} else if (tls_setup(f, c, err, errlen) == -1) {
-		if (old == NULL || old->ctx == NULL) {
-			fed_free(old);
-			fed_free(f);
-			return NULL;
-		}
-		/* A reload: keep linking with what we had. */
-		log_warnx("federation: %s; keeping the TLS files loaded "
-		          "before",
-		    err);
-		err[0] = '\0';
-		if (f->ctx != NULL)
-			SSL_CTX_free(f->ctx);
-		f->ctx = old->ctx;
-		old->ctx = NULL;
-		snprintf(f->self, sizeof f->self, "%s", old->self);
-		/* Made of the old files: say so, for the next reload. */
-		f->cert = dup_or_null(old->cert);
-		f->key = dup_or_null(old->key);
-		f->ca = dup_or_null(old->ca);
-	}
-	if (f->cert == NULL && f->key == NULL && f->ca == NULL) {
-		f->cert = dup_or_null(c->certificate);
-		f->key = dup_or_null(c->key);
-		f->ca = dup_or_null(c->ca);
+	/* Made by the caller of what this configuration read (a reload, for
+	 * a renewed certificate), else here of the same. */
+	if (ctx == NULL)
+		ctx = tls_setup(c, f->self, sizeof f->self, err, errlen);
+	else
+		own_name(ctx, f->self, sizeof f->self);
+	if ((f->ctx = ctx) == NULL) {
+		fed_free(old);
+		fed_free(f);
+		return NULL;
 	}
 	if (old != NULL && old->listener != NULL &&
 	    same(old->listen_host, c->listen_host) &&
@@ -1409,9 +1597,6 @@ fed_free(struct fed *f)
 		event_free(f->accept_rest);
 	if (f->ctx != NULL)
 		SSL_CTX_free(f->ctx);
-	free(f->cert);
-	free(f->key);
-	free(f->ca);
 	free(f->listen_host);
 	free(f);
 }

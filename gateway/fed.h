@@ -18,19 +18,35 @@
 
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
+#include "gwconf.h"
 #include "server.h"
 
 struct gateway;
 struct fed;
 
-/* Start listening and linking as the configuration says.  NULL without
- * err set when it asks for no federation; NULL with err on a failure
- * (certificate or key unusable, listen address taken).  On reload, old
- * (then freed) gives its TLS context and listener to the new one when
- * the files and the address are unchanged: the gateway no longer has
- * the privileges to open them again. */
-struct fed *fed_start(struct gateway *, struct fed *old, char *err,
-    size_t errlen);
+/*
+ * The gateway's TLS context, made of the PEM texts the configuration read
+ * (gwconf.h: cert_pem, key_pem, ca_pem), never of a file opened again: the
+ * certificate and the chain after it, the key (which must match it), the
+ * CA's certificates; TLS 1.2 or later, a certificate asked of every peer.
+ * The one place a context is made: at start, at each reload (so that a
+ * renewed certificate is served) and by commgwd --check-config.  NULL
+ * with the file and the reason in err, e.g. "key /etc/tcl/comm/tls/gw.key
+ * does not match the certificate /etc/tcl/comm/tls/gw.crt".
+ */
+SSL_CTX *fed_tls_context(const struct gwconf *, char *err, size_t errlen);
+
+/* Start listening and linking as the configuration says, with ctx (from
+ * fed_tls_context, taken whatever happens; NULL: made here).  NULL
+ * without err set when it asks for no federation; NULL with err on a
+ * failure (certificate or key unusable, listen address taken).  On
+ * reload, old (then freed) gives its listener to the new one when the
+ * address is unchanged: the gateway no longer has the privileges to bind
+ * a low port again. */
+struct fed *fed_start(struct gateway *, struct fed *old, SSL_CTX *ctx,
+    char *err, size_t errlen);
 void fed_free(struct fed *);
 /* Close every link (what they gave goes); the TLS context and listener
  * stay for fed_start(..., old, ...). */

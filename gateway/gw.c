@@ -544,15 +544,9 @@ void
 gateway_reload(struct gateway *g)
 {
 	struct gwconf_errors errs = {NULL, 0};
-	struct gwconf *conf, *old;
-	const struct reg_entry **v;
-	struct policy_req req;
-	struct policy_verdict verdict;
-	struct gw_user *u;
-	struct reg_entry *e;
-	size_t i, n, gone = 0;
+	struct gwconf *conf;
+	size_t i;
 	bool missing = false;
-	struct fed *oldfed;
 
 	conf = gwconf_load(g->config_dir, GWCONF_GATEWAY, &missing, &errs);
 	if (conf == NULL) {
@@ -562,8 +556,37 @@ gateway_reload(struct gateway *g)
 		gwconf_errors_free(&errs);
 		return;
 	}
+	gateway_reload_conf(g, conf);
+}
+
+int
+gateway_reload_conf(struct gateway *g, struct gwconf *conf)
+{
+	const struct reg_entry **v;
+	struct policy_req req;
+	struct policy_verdict verdict;
+	struct gw_user *u;
+	struct reg_entry *e;
+	struct gwconf *old;
+	struct fed *oldfed;
+	SSL_CTX *ctx = NULL;
+	size_t i, n, gone = 0;
+	char err[1024];
+
+	/* The TLS context of the files just read, so that a renewed
+	 * certificate is served; one that cannot be made fails the whole
+	 * reload, as any other error does. */
+	if (conf->certificate != NULL && conf->key != NULL &&
+	    conf->ca != NULL &&
+	    (ctx = fed_tls_context(conf, err, sizeof err)) == NULL) {
+		log_warnx("reload: %s", err);
+		log_warnx("reload failed: keeping the configuration in use");
+		gwconf_free(conf);
+		return -1;
+	}
+	gwconf_wipe_tls(conf);
 	/* The links hold the old configuration's remotes: made again
-	 * below, keeping the TLS context and listener. */
+	 * below with the new context, keeping the listener. */
 	oldfed = g->fed;
 	g->fed = NULL;
 	if (oldfed != NULL)
@@ -600,17 +623,14 @@ gateway_reload(struct gateway *g)
 		gone++;
 	}
 	free((void *)v);
-	{
-		char err[512];
-
-		g->fed = fed_start(g, oldfed, err, sizeof err);
-		if (g->fed == NULL && err[0] != '\0')
-			log_warnx("federation: %s", err);
-	}
+	g->fed = fed_start(g, oldfed, ctx, err, sizeof err);
+	if (g->fed == NULL && err[0] != '\0')
+		log_warnx("federation: %s", err);
 	server_flush(&g->srv);
 	log_info("configuration reloaded from %s: %zu files, %zu rules; "
 	         "%zu entries withdrawn",
 	    conf->dir, conf->nfiles, conf->nrules, gone);
+	return 0;
 }
 
 /* ---- life ---------------------------------------------------------------- */

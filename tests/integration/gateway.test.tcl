@@ -9,10 +9,16 @@
 # old policy when the new one is broken; a restarted gateway getting this
 # user's entries back from its registry by itself.
 #
+# --check-config also judges the TLS files as the gateway will load them
+# (a key of another certificate, a file that is no PEM) and every
+# directory above the configuration and the TLS files (writable by
+# others, a symbolic link; /tmp's sticky bit is fine).
+#
 # Runs as any user (as root, too: then root is the user).  What needs a
 # second user (visibility, other uids' ports, groups, privilege drop) is
 # in gateway_reload.test.tcl, which needs root.
 source [file join [file dirname [info script]] lib.tcl]
+source [file join [file dirname [info script]] federation_lib.tcl]
 
 proc gw_conf_basic {{rules ""} {quota ""}} {
     set files [dict create 00-gateway.ini "\[gateway\]\nsocket = @SOCKET@\n"]
@@ -24,6 +30,13 @@ proc gw_conf_basic {{rules ""} {quota ""}} {
 # commgwd --check-config on DIR: dict code out err.
 proc check_config {dir} {
     return [run [gw_path] --config-dir $dir --check-config]
+}
+
+# A configuration listening for other gateways with the TLS files CERT,
+# KEY and CA of directory T.
+proc tls_conf {t cert key ca} {
+    return [gw_confdir [dict create 00-gateway.ini \
+        "\[gateway\]\nsocket = @SOCKET@\nlisten = 127.0.0.1:7450\ncertificate = $t/$cert\nkey = $t/$key\nca = $t/$ca\n"]]
 }
 
 # A listener of ours (this process) on 127.0.0.1: its port.
@@ -166,6 +179,101 @@ main {
         set r [check_config $d/nonexistent]
         check_equal "missing directory: exit 1" 1 [dict get $r code]
         check_match "missing directory: said" "commgwd: $d/nonexistent: no such directory*" [dict get $r err]
+    }
+
+    # The TLS files as the gateway will load them: --check-config used to
+    # say OK to a key of another certificate, or to a certificate that is
+    # no PEM, and the gateway then failed at start.
+    test check_config_tls {
+        if {[auto_execok openssl] eq ""} {
+            say "  note: no openssl on PATH: no certificates to try"
+            return
+        }
+        set c [::fed::certs]
+        set t [tempdir tls 0755]
+        foreach {f perm} {gw2.crt 0644 gw2.key 0600 gw3.key 0600 ca.crt 0644} {
+            file copy -force -- $c/$f $t/$f
+            file attributes $t/$f -permissions $perm
+        }
+        write_file $t/junk.crt "not a certificate\n" 0644
+        write_file $t/junk.key "not a key either\n" 0600
+        set d [tls_conf $t gw2.crt gw2.key ca.crt]
+        set r [check_config $d]
+        check_equal "the good set: exit 0" 0 [dict get $r code]
+        check_equal "the good set: OK" "commgwd: $d: configuration OK (1 files, 0 rules, 0 remotes)\n" [dict get $r out]
+
+        set d [tls_conf $t gw2.crt gw3.key ca.crt]
+        set r [check_config $d]
+        check_equal "a key of another certificate: exit 1" 1 [dict get $r code]
+        check_equal "a key of another certificate: both files named" \
+            "commgwd: key $t/gw3.key does not match the certificate $t/gw2.crt\ncommgwd: $d: configuration refused\n" \
+            [dict get $r err]
+        check_equal "nothing on stdout" "" [dict get $r out]
+        # The gateway says the same, and does not start.
+        set r [run -timeout 10 [gw_path] --config-dir $d]
+        check_equal "the gateway with it: exit 1" 1 [dict get $r code]
+        check_match "the gateway with it: the same reason" \
+            "*key $t/gw3.key does not match the certificate $t/gw2.crt*" [dict get $r err]
+        check_equal "the gateway with it: no ready" "" [dict get $r out]
+
+        set d [tls_conf $t junk.crt gw2.key ca.crt]
+        set r [check_config $d]
+        check_equal "a certificate that is no PEM: exit 1" 1 [dict get $r code]
+        check_match "a certificate that is no PEM: named, with the reason" \
+            "commgwd: certificate $t/junk.crt: no PEM certificate in it (*)\ncommgwd: $d: configuration refused\n" \
+            [dict get $r err]
+        set d [tls_conf $t gw2.crt junk.key ca.crt]
+        set r [check_config $d]
+        check_match "a key that is no PEM: named" \
+            "commgwd: key $t/junk.key: no PEM private key in it*" [dict get $r err]
+        set d [tls_conf $t gw2.crt gw2.key junk.crt]
+        set r [check_config $d]
+        check_match "a CA file without a certificate: named" \
+            "commgwd: ca $t/junk.crt: no PEM certificate in it*" [dict get $r err]
+
+        # Where the TLS files are: a directory others may write.
+        set d [tls_conf $t gw2.crt gw2.key ca.crt]
+        file attributes $t -permissions 0777
+        set r [check_config $d]
+        file attributes $t -permissions 0755
+        check_equal "TLS files in a world-writable directory: exit 1" 1 [dict get $r code]
+        check_match "and it says which" \
+            "*00-gateway.ini:5: key file $t/gw2.key: $t: mode 0777 lets group/other write in it (a directory above $t/gw2.key); run: chmod go-w $t\n*" \
+            [dict get $r err]
+    }
+
+    # Every directory above the configuration (as sshd's StrictModes):
+    # a parent others may write, or a symbolic link on the way, used to
+    # pass.
+    test check_config_parents {
+        set p [tempdir above 0755]
+        set d [gw_confdir_in $p etc [dict create 00-gateway.ini "\[gateway\]\nsocket = @SOCKET@\n"]]
+        set r [check_config $d]
+        check_equal "under a good parent: exit 0" 0 [dict get $r code]
+
+        file attributes $p -permissions 0775
+        set r [check_config $d]
+        check_equal "a group-writable parent: exit 1" 1 [dict get $r code]
+        check_equal "a group-writable parent: named, with the fix" \
+            "commgwd: $p: mode 0775 lets group/other write in it (a directory above $d); run: chmod go-w $p\ncommgwd: $d: configuration refused\n" \
+            [dict get $r err]
+        # Sticky, as /tmp is (every test directory is below it): others
+        # may add names there, not take or swap ours.
+        file attributes $p -permissions 01777
+        set r [check_config $d]
+        check_equal "a sticky world-writable parent: exit 0" 0 [dict get $r code]
+        file attributes $p -permissions 0755
+
+        set l [file join [tempdir links 0755] link]
+        file link -symbolic $l $p
+        set r [check_config $l/etc]
+        check_equal "a symbolic link above: exit 1" 1 [dict get $r code]
+        check_equal "a symbolic link above: named" \
+            "commgwd: $l: is a symbolic link (a directory above $l/etc); refusing to follow it\ncommgwd: $l/etc: configuration refused\n" \
+            [dict get $r err]
+        # The gateway will not start on it either.
+        set r [run -timeout 10 [gw_path] --config-dir $l/etc]
+        check_equal "the gateway on it: exit 1" 1 [dict get $r code]
     }
 
     test broken_config_no_start {

@@ -1410,6 +1410,24 @@ proc ::t::gw_confdir {files {socket ""}} {
 
 proc ::t::gw_socket {dir} { return $::t::gw_socket_($dir) }
 
+# Like gw_confdir, the directory being PARENT/NAME (made 0755 there), so
+# that a test can change what lies above it.  Returns the directory.
+proc ::t::gw_confdir_in {parent name files {socket ""}} {
+    set d [file join $parent $name]
+    file mkdir $d
+    file attributes $d -permissions 0755
+    if {$socket eq ""} {
+        set socket [file join [tempdir gwsock 0755] gw.sock]
+    }
+    set ::t::gw_socket_($d) $socket
+    dict for {fname text} $files {
+        set text [string map [list @SOCKET@ $socket @DIR@ $d] $text]
+        write_file [file join $d $fname] $text 0644
+        file attributes [file join $d $fname] -permissions 0644
+    }
+    return $d
+}
+
 # (Re)write one file of a configuration directory (0644 unless PERM).
 proc ::t::gw_write {dir name text {perm 0644}} {
     set text [string map [list @SOCKET@ [gw_socket $dir] @DIR@ $dir] $text]
