@@ -47,14 +47,32 @@ user_find(struct gateway *g, uid_t uid)
 	return NULL;
 }
 
+/* The user's groups from the group database: asked when the user comes,
+ * and again at every reload, so that a user taken out of a group loses
+ * what the group's rules gave (a user no longer in the database keeps no
+ * group at all). */
+static void
+user_groups(struct gw_user *u)
+{
+	struct passwd *pw;
+	int n;
+
+	u->ngroups = 0;
+	if ((pw = getpwuid(u->uid)) == NULL)
+		return;
+	n = (int)(sizeof u->groups / sizeof u->groups[0]);
+	if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &n) != -1)
+		u->ngroups = (size_t)n;
+}
+
 /* The user's name and groups come from the system's databases, asked
- * once per user while it has a connection or an entry here. */
+ * once per user while it has a connection or an entry here (and the
+ * groups again at each reload). */
 static struct gw_user *
 user_get(struct gateway *g, uid_t uid, gid_t gid)
 {
 	struct gw_user *u;
 	struct passwd *pw;
-	int n;
 
 	if ((u = user_find(g, uid)) != NULL)
 		return u;
@@ -62,13 +80,11 @@ user_get(struct gateway *g, uid_t uid, gid_t gid)
 		fatal("%s", __func__);
 	u->uid = uid;
 	u->gid = gid;
-	if ((pw = getpwuid(uid)) != NULL) {
+	if ((pw = getpwuid(uid)) != NULL)
 		snprintf(u->name, sizeof u->name, "%s", pw->pw_name);
-		n = (int)(sizeof u->groups / sizeof u->groups[0]);
-		if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &n) != -1)
-			u->ngroups = (size_t)n;
-	} else
+	else
 		snprintf(u->name, sizeof u->name, "%lu", (unsigned long)uid);
+	user_groups(u);
 	TAILQ_INSERT_TAIL(&g->users, u, link);
 	return u;
 }
@@ -596,9 +612,12 @@ gateway_reload_conf(struct gateway *g, struct gwconf *conf)
 	gwconf_free(old);
 
 	/* Judge every entry again, in name order, counting each user's
-	 * admitted entries afresh for the quotas. */
-	TAILQ_FOREACH(u, &g->users, link)
+	 * admitted entries afresh for the quotas, with each user's groups
+	 * as the group database says now. */
+	TAILQ_FOREACH(u, &g->users, link) {
 		u->judged = 0;
+		user_groups(u);
+	}
 	v = registry_sorted(g->srv.reg, "*", 1, &n);
 	for (i = 0; i < n; i++) {
 		e = (struct reg_entry *)v[i];

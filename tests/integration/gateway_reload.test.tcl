@@ -14,6 +14,9 @@
 #                      own entries plain; scope user stays private
 #   reload             SIGHUP with a stricter policy withdraws (holders
 #                      told, B's view updated); a broken reload keeps all
+#   group_removal      A taken out of G (gpasswd -d) loses at the next
+#                      reload what G's rule gave, and has it again once
+#                      back in G
 #   restart            a restarted gateway gets A's entries back from A's
 #                      registry, and B sees them again, A doing nothing
 #   privilege_drop     [gateway] user = A: the process becomes A after
@@ -367,6 +370,44 @@ main {
         check_equal "notes is still refused (the old policy)" \
             "commreg: host gateway: $why" [dict get [gw_register $ua notes $la] err]
         check "gateway alive" {[alive [gw_pid $g]]}
+    }
+
+    # The gateway used to keep the groups it read when a user first came:
+    # a user taken out of a group kept what the group's rule gave.
+    test group_removal {
+        if {[auto_execok gpasswd] eq ""} {
+            say "  note: no gpasswd here: left out"
+            return
+        }
+        setup [join [list \
+            "\[rule ed-group\]" "action = allow" "groups = $G" "names = ed*" "" \
+            "\[rule ed-others\]" "action = deny" "names = ed*" "message = ed* names are for group $G" ""] \n]
+        set app [gw_capp $ua --scope host editor]
+        check "A, in G, holds editor" {[gw_app_wait $app "registered editor editor"]}
+        check "B sees editor@A" {[sees $ub editor@$A]}
+        # Whatever happens below, A is in G again at the end.
+        defer [list catch [list exec gpasswd -a $A $G]]
+        set r [run gpasswd -d $A $G]
+        check_equal "gpasswd -d A G" 0 [dict get $r code]
+        set mark [gw_log_mark $g]
+        gw_signal $g HUP
+        set why "refused by rule \"ed-others\" ($d/10-policy.ini:6): ed* names are for group $G"
+        check "capp is told: dropped editor" {[gw_app_wait $app "dropped editor *"]}
+        check_equal "by the rule for those outside G" "dropped editor $why" \
+            [gw_app_line $app "dropped editor *"]
+        check "B no longer sees editor@A" {[sees_not $ub editor@$A]}
+        check "log: reloaded, 1 withdrawn" {[gw_wait_log $g "configuration reloaded from $d: 2 files, 2 rules; 1 entries withdrawn" 5000 $mark]}
+        lassign [gw_listener $ua] - la
+        set r [gw_register $ua edit2 $la]
+        check_equal "a new ed* of A: refused too" "commreg: host gateway: $why" \
+            [expr {[dict exists $r err] ? [dict get $r err] : "admitted"}]
+        # Back in G: the next reload gives it back.
+        set r [run gpasswd -a $A $G]
+        check_equal "gpasswd -a A G" 0 [dict get $r code]
+        set mark [gw_log_mark $g]
+        gw_signal $g HUP
+        check "reloaded" {[gw_wait_log $g "configuration reloaded from $d" 5000 $mark]}
+        check_equal "A may offer ed* again" 1 [dict get [gw_register $ua edit3 $la] ok]
     }
 
     test restart {
