@@ -86,6 +86,29 @@ cmd_table_find(const struct cmd_entry *t, size_t n, const char *name,
 	return NULL;
 }
 
+/* Is word e exactly s (a NUL inside the word does not end it)? */
+static bool
+word_is(const struct tl_elem *e, const char *s)
+{
+	size_t n = strlen(s);
+
+	return e->len == n && memcmp(e->p, s, n) == 0;
+}
+
+/* A peer's word for a log line or a reason: quoted, escaped, bounded
+ * (tbuf_add_quoted), so that no forged line or escape gets through. */
+static const char *
+shown(const struct tl_elem *e, char *buf, size_t len)
+{
+	struct tbuf t;
+
+	tbuf_init(&t);
+	tbuf_add_quoted(&t, e->p, e->len > 64 ? 64 : e->len);
+	snprintf(buf, len, "%s", t.p != NULL ? t.p : "\"\"");
+	tbuf_free(&t);
+	return buf;
+}
+
 static void peer_read(evutil_socket_t, short, void *);
 static void peer_writable(evutil_socket_t, short, void *);
 static void stream_pump(struct peer *);
@@ -363,6 +386,15 @@ peer_flush(struct peer *p)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* What was written goes from the front, or a reader
+			 * that keeps up slowly would grow the buffer for
+			 * ever behind what is queued (the cap counts only
+			 * the unwritten part). */
+			if (p->out_off >= PEER_KEEP_OUT &&
+			    p->out_off >= (p->out.len - p->out_off)) {
+				tbuf_consume(&p->out, p->out_off);
+				p->out_off = 0;
+			}
 			if (!event_pending(p->ev_write, EV_WRITE, NULL))
 				event_add(p->ev_write, NULL);
 			return;
@@ -538,7 +570,8 @@ peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
 
 /*
  * A big reply whose result is a list, to a peer with nothing queued:
- * written now, with writev, from the result itself (the message is head,
+ * written now, with sendmsg (MSG_NOSIGNAL: a peer that went must not
+ * signal the whole process), from the result itself (the message is head,
  * result, tail), so its bytes are not copied into an output buffer.  What
  * the kernel does not take is queued as usual.  False when it does not
  * apply; the caller formats the reply.
@@ -549,11 +582,15 @@ peer_reply_direct(struct peer *p, const char *kind, int64_t serial,
 {
 	struct engine *e = p->eng;
 	struct iovec iov[3];
+	struct msghdr mh;
 	size_t total, done, i;
 	ssize_t n;
 
 	if (p->bev != NULL || p->out.len != 0 || p->stream != NULL)
 		return false;
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 3;
 	tbuf_reset(&e->out);
 	tbuf_reset(&e->payload);
 	if (!comm_format_reply_parts(&e->out, &e->payload, kind, serial,
@@ -569,7 +606,7 @@ peer_reply_direct(struct peer *p, const char *kind, int64_t serial,
 	iov[2].iov_base = e->payload.p;
 	iov[2].iov_len = e->payload.len;
 	do
-		n = writev(p->fd, iov, 3);
+		n = sendmsg(p->fd, &mh, MSG_NOSIGNAL);
 	while (n == -1 && errno == EINTR);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		log_debug("peer %s: write: %s", p->addr, strerror(errno));
@@ -901,7 +938,8 @@ static void
 peer_message(struct peer *p, const struct tlist *m)
 {
 	struct engine *e = p->eng;
-	const char *kind;
+	const struct tl_elem *kind;
+	char word[300];
 	int64_t serial;
 	int code;
 	bool is_send, is_async, is_command;
@@ -909,25 +947,25 @@ peer_message(struct peer *p, const struct tlist *m)
 	e->messages++;
 	if (m->n == 0)
 		return;
-	kind = m->v[0].p;
-	is_send = strcmp(kind, "send") == 0;
-	is_async = strcmp(kind, "async") == 0;
-	is_command = strcmp(kind, "command") == 0;
-	if (!is_send && !is_async && !is_command &&
-	    strcmp(kind, "reply") != 0 && strcmp(kind, "callback") != 0) {
+	kind = &m->v[0];
+	is_send = word_is(kind, "send");
+	is_async = word_is(kind, "async");
+	is_command = word_is(kind, "command");
+	if (!is_send && !is_async && !is_command && !word_is(kind, "reply") &&
+	    !word_is(kind, "callback")) {
 		/* vers, and unknown kinds: comm discards them. */
-		log_debug("peer %s: ignored message kind \"%.40s\"", p->addr,
-		    kind);
+		log_debug("peer %s: ignored message kind %s", p->addr,
+		    shown(kind, word, sizeof word));
 		return;
 	}
 	if (m->n != 3) {
-		peer_fail(p, "\"%.20s\" message with %zu words instead of 3",
-		    kind, m->n);
+		peer_fail(p, "%s message with %zu words instead of 3",
+		    shown(kind, word, sizeof word), m->n);
 		return;
 	}
 	if (parse_serial(&m->v[1], &serial) == -1) {
-		peer_fail(p, "message serial \"%.40s\" is not a number",
-		    m->v[1].p);
+		peer_fail(p, "message serial %s is not a number",
+		    shown(&m->v[1], word, sizeof word));
 		return;
 	}
 	if (!is_send && !is_async && !is_command) {
@@ -945,8 +983,12 @@ peer_message(struct peer *p, const struct tlist *m)
 		code = peer_exec(p, &e->words);
 	if (code == CMD_PENDING || code == CMD_STREAM)
 		return;
-	if (code == 1)
-		log_debug("peer %s: error reply: %.200s", p->addr, e->result.p);
+	if (code == 1 && log_level() >= LOG_LVL_DEBUG) {
+		struct tl_elem r = {e->result.p, e->result.len};
+
+		log_debug("peer %s: error reply: %s", p->addr,
+		    shown(&r, word, sizeof word));
+	}
 	if (!is_async)
 		peer_reply(p, is_send ? "reply" : "callback", serial, code,
 		    &e->result);
@@ -1007,8 +1049,8 @@ peer_offer(struct peer *p, const struct tlist *line)
 static void
 peer_vers(struct peer *p, const struct tlist *m)
 {
-	if (m->n != 2 || strcmp(m->v[0].p, "vers") != 0 ||
-	    strcmp(m->v[1].p, "3") != 0) {
+	if (m->n != 2 || !word_is(&m->v[0], "vers") ||
+	    !word_is(&m->v[1], "3")) {
 		peer_fail(p, "peer did not answer the comm handshake with "
 		             "{vers 3}");
 		return;
@@ -1061,8 +1103,20 @@ peer_input(struct peer *p, const char *buf, size_t len)
 static void
 peer_keep(struct peer *p, struct tbuf *b, size_t used)
 {
+	size_t i;
+
 	if (p->state == PEER_DEAD)
 		return;
+	/* Blank space after the last message (a CR of CRLF, blank lines)
+	 * is no message begun: dropped, with the framer's scan of it. */
+	for (i = used; i < b->len && strchr(" \t\r\n", b->p[i]) != NULL &&
+	               b->p[i] != '\0';
+	     i++)
+		;
+	if (i == b->len && i > used) {
+		used = b->len;
+		comm_framer_init(&p->fr, p->lim->max_message);
+	}
 	if (b == &p->in) {
 		tbuf_consume(&p->in, used);
 		if (p->in.len == 0)

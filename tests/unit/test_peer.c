@@ -13,10 +13,8 @@
  * Time bounds are generous on purpose (a loaded 2-core machine): "closed
  * within 5 s", "still open after 1 s", never a benchmark.
  *
- * Checks that show bugs of the engine not fixed yet stay here, each with
- * what it shows, under #ifdef TEST_PEER_KNOWN_BUGS: out of the usual
- * build, so that the suite stays green meanwhile; built with
- * -DTEST_PEER_KNOWN_BUGS they fail until the engine is fixed.
+ * Cases marked "Once a bug" show what these tests found in the engine
+ * and what it does since: they fail without the fix.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -1680,9 +1678,8 @@ test_limit_output_memory(void)
 	CU_ASSERT(f.rx_total >= total);
 	CU_ASSERT(most > 16 * 1024);
 	CU_ASSERT(most <= l.max_output);
-#ifdef TEST_PEER_KNOWN_BUGS
 	/*
-	 * KNOWN BUG (engine/peer.c): the socket path never compacts
+	 * Once a bug (engine/peer.c): the socket path never compacts
 	 * p->out.  peer_flush() writes from p->out_off on, and only
 	 * out_done(), when everything is written, rewinds the buffer; new
 	 * messages are appended at p->out.len meanwhile.  While the queue
@@ -1697,7 +1694,6 @@ test_limit_output_memory(void)
 		    "\n  %zu bytes read, queued at most %zu, output buffer "
 		    "%zu bytes\n",
 		    f.rx_total, most, cap);
-#endif
 	fx_done(&f);
 }
 
@@ -1708,9 +1704,8 @@ test_limit_partial_blank(void)
 	static const char *tails[] = {
 	    "\n",
 	    " ",
-#ifdef TEST_PEER_KNOWN_BUGS
 	    /*
-	     * KNOWN BUG (engine/peer.c with wire/commwire.c): only the one
+	     * Once a bug (engine/peer.c with wire/commwire.c): only the one
 	     * separator after a message is consumed.  comm_frame_next() stops
 	     * at further blank space with COMM_FRAME_MORE, peer_keep() holds
 	     * it in p->in and sets partial_since, and peer_check() closes the
@@ -1723,7 +1718,6 @@ test_limit_partial_blank(void)
 	     */
 	    "\r\n",
 	    "\n\n\n",
-#endif
 	};
 	struct engine_limits l;
 	struct fx f;
@@ -2203,9 +2197,8 @@ test_nul_in_words(void)
 	CU_ASSERT_EQUAL(f.a.runs, 0);
 	fx_done(&f);
 
-#ifdef TEST_PEER_KNOWN_BUGS
 	/*
-	 * KNOWN BUG (engine/peer.c): the message kind and the answer to our
+	 * Once a bug (engine/peer.c): the message kind and the answer to our
 	 * offer are compared with strcmp(), so a NUL ends them early.
 	 * peer_message() runs "send\0x" as a send (comm ignores a kind it
 	 * does not know, as the engine does for "hello"), and peer_vers()
@@ -2225,7 +2218,6 @@ test_nul_in_words(void)
 	CU_ASSERT(wait_for(&f, is_eof, NULL, WAIT_MS));
 	CU_ASSERT_EQUAL(f.a.ready, 0);
 	fx_done(&f);
-#endif
 }
 
 /* ---- what a peer's words may do to the log ------------------------------ */
@@ -2256,9 +2248,8 @@ test_log_peer_words_quoted(void)
 	CU_ASSERT(wait_for(&f, is_gone, &f.a, WAIT_MS));
 	CU_ASSERT_PTR_NOT_NULL(strstr(f.a.why, "serial"));
 	CU_ASSERT_EQUAL(f.a.runs, 0);
-#ifdef TEST_PEER_KNOWN_BUGS
 	/*
-	 * KNOWN BUG (engine/peer.c): the words are logged as they came.
+	 * Once a bug (engine/peer.c): the words are logged as they came.
 	 * peer_message() puts the serial in peer_fail() with "%.40s" (a
 	 * log_warnx line, and the gone reason), and the log_debug lines
 	 * "ignored message kind \"%.40s\"" and "error reply: %.200s" do the
@@ -2271,7 +2262,6 @@ test_log_peer_words_quoted(void)
 	if (log_control != 0)
 		fprintf(stderr, "\n  %d lines, e.g. \"%s\"\n", log_control,
 		    log_control_line);
-#endif
 	fx_done(&f);
 	log_set_level(LOG_LVL_WARN);
 }
@@ -2326,9 +2316,8 @@ test_sigpipe_small_reply(void)
 	sigpipe_case("{send 1 {{Commreg/Echo x}}}\n");
 }
 
-#ifdef TEST_PEER_KNOWN_BUGS
 /*
- * KNOWN BUG (engine/peer.c): peer_reply_direct() writes a large listed
+ * Once a bug (engine/peer.c): peer_reply_direct() writes a large listed
  * result (over 4 KiB, code 0) with writev(), which has no MSG_NOSIGNAL:
  * to a peer that has hung up, the process gets SIGPIPE and, unless it
  * ignores the signal, dies.  peer_flush() uses send(..., MSG_NOSIGNAL)
@@ -2339,7 +2328,6 @@ test_sigpipe_large_reply(void)
 {
 	sigpipe_case("{send 1 {{Commreg/List 3000}}}\n");
 }
-#endif
 
 /* ---- both ends engine peers --------------------------------------------- */
 
@@ -2461,9 +2449,7 @@ main(void)
 	    {"nul_in_words", test_nul_in_words},
 	    {"log_peer_words_quoted", test_log_peer_words_quoted},
 	    {"sigpipe_small_reply", test_sigpipe_small_reply},
-#ifdef TEST_PEER_KNOWN_BUGS
 	    {"sigpipe_large_reply", test_sigpipe_large_reply},
-#endif
 #define B(name) {"bev_" #name, test_bev_##name}
 	    B(handshake_accepted),
 	    B(handshake_offer_refused),
