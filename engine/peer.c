@@ -1466,7 +1466,8 @@ peer_alloc(struct engine *e, bool accepted, const char *addr,
 	return p;
 }
 
-/* A connecting side speaks first: "{3} 0", we listen on nothing. */
+/* A connecting side speaks first: "3 0" (version 3; we listen on
+ * nothing). */
 static void
 peer_offer_send(struct peer *p)
 {

@@ -60,7 +60,8 @@ enum comm_frame_status comm_frame_next(struct comm_framer *, const char *buf,
 enum comm_frame_status comm_frame_line(struct comm_framer *, const char *buf,
     size_t len, size_t *consumed, struct tlist *msg, const char **err);
 
-/* Handshake.  Client: "{3} PORT\n".  Server: "{vers 3}\n". */
+/* Handshake.  Client: "3 PORT\n" (the list {3} PORT).  Server:
+ * "{vers 3}\n". */
 void comm_format_hello(struct tbuf *out, int listen_port);
 void comm_format_vers(struct tbuf *out, int version);
 
