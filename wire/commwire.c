@@ -84,6 +84,10 @@ frame_words(const char *buf, size_t start, size_t end, int braced, size_t open1,
 	}
 	tbuf_reset(&scratch_elem);
 	tbuf_add(&scratch_elem, msg->v[0].p, msg->v[0].len);
+	if (scratch_elem.failed) {
+		*err = TL_NOMEM;
+		return -1;
+	}
 	return tlist_parse(msg, scratch_elem.p, scratch_elem.len, err);
 }
 
@@ -253,7 +257,8 @@ message_head(struct tbuf *out, const char *kind, int64_t serial)
 	tbuf_addc(out, '{');
 	inner = out->len;
 	tl_append_str(out, inner, kind);
-	tbuf_reserve(out, 1 + TL_INT_MAX);
+	if (!tbuf_reserve(out, 1 + TL_INT_MAX))
+		return inner; /* failed: the caller's check sees it */
 	o = out->p + out->len;
 	*o++ = ' ';
 	o += tl_format_int(o, serial);
@@ -286,6 +291,12 @@ comm_format_command(struct tbuf *payload, const char *const *words,
 	for (i = 0; i < n; i++)
 		tl_append(&scratch_cmd, 0, words[i],
 		    lens ? lens[i] : strlen(words[i]));
+	if (scratch_cmd.failed) {
+		/* Nothing of a command cut short goes out: the payload
+		 * fails too, and its sender sees it. */
+		payload->failed = true;
+		return;
+	}
 	tl_append_list(payload, payload->len, scratch_cmd.p, scratch_cmd.len);
 }
 
@@ -382,5 +393,10 @@ comm_payload_command(const char *payload, size_t plen, struct tlist *frags,
 		return -1;
 	tbuf_reset(scratch);
 	tl_concat(scratch, frags);
+	if (scratch->failed) {
+		tbuf_reset(err);
+		tbuf_adds(err, TL_NOMEM);
+		return -1;
+	}
 	return tl_parse_command(words, scratch->p, scratch->len, err);
 }

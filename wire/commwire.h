@@ -60,6 +60,10 @@ enum comm_frame_status comm_frame_next(struct comm_framer *, const char *buf,
 enum comm_frame_status comm_frame_line(struct comm_framer *, const char *buf,
     size_t len, size_t *consumed, struct tlist *msg, const char **err);
 
+/* The formatters append to out.  Out of memory under the library's
+ * policy (tbuf.h) leaves out failed: its sender checks out->failed and
+ * sends nothing of it. */
+
 /* Handshake.  Client: "3 PORT\n" (the list {3} PORT).  Server:
  * "{vers 3}\n". */
 void comm_format_hello(struct tbuf *out, int listen_port);

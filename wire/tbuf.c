@@ -20,6 +20,28 @@
 /* Never written: reserve allocates before anything is stored (cap 0). */
 static char tbuf_empty[1];
 
+/* Written when a handle opens, read only when an allocation failed. */
+static _Atomic bool oom_fatal = true;
+
+void
+tbuf_oom_fatal(bool on)
+{
+	oom_fatal = on;
+}
+
+bool
+tbuf_oom_is_fatal(void)
+{
+	return oom_fatal;
+}
+
+void
+tbuf_oom(const char *msg)
+{
+	if (oom_fatal)
+		fatalx("%s", msg);
+}
+
 void
 tbuf_init(struct tbuf *b)
 {
@@ -27,6 +49,7 @@ tbuf_init(struct tbuf *b)
 	b->len = 0;
 	b->cap = 0;
 	b->listed = 0;
+	b->failed = false;
 }
 
 void
@@ -42,40 +65,50 @@ tbuf_reset(struct tbuf *b)
 {
 	b->len = 0;
 	b->listed = 0;
+	b->failed = false;
 	if (b->cap != 0)
 		b->p[0] = '\0';
 }
 
-void
+bool
 tbuf_grow(struct tbuf *b, size_t extra)
 {
 	size_t need, ncap;
 	char *np;
 
-	if (extra > SIZE_MAX - b->len - 1)
-		fatalx("tbuf: size overflow");
+	if (b->failed)
+		return false;
+	if (extra > SIZE_MAX - b->len - 1) {
+		tbuf_oom("tbuf: size overflow");
+		b->failed = true;
+		return false;
+	}
 	need = b->len + extra + 1;
 	if (need <= b->cap)
-		return;
+		return true;
 	ncap = b->cap < TBUF_MIN ? TBUF_MIN : b->cap;
 	while (ncap < need)
 		ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-	if (b->cap == 0) {
-		if ((np = malloc(ncap)) == NULL)
+	np = b->cap == 0 ? malloc(ncap) : realloc(b->p, ncap);
+	if (np == NULL) {
+		if (oom_fatal)
 			fatalx("tbuf: out of memory (%zu bytes)", ncap);
+		/* The old memory and contents stay; free releases them. */
+		b->failed = true;
+		return false;
+	}
+	if (b->cap == 0)
 		np[0] = '\0';
-	} else if ((np = realloc(b->p, ncap)) == NULL)
-		fatalx("tbuf: out of memory (%zu bytes)", ncap);
 	b->p = np;
 	b->cap = ncap;
+	return true;
 }
 
 void
 tbuf_add(struct tbuf *b, const void *data, size_t len)
 {
-	if (len == 0)
+	if (len == 0 || !tbuf_reserve(b, len))
 		return;
-	tbuf_reserve(b, len);
 	memcpy(b->p + b->len, data, len);
 	b->len += len;
 	b->p[b->len] = '\0';
@@ -84,7 +117,8 @@ tbuf_add(struct tbuf *b, const void *data, size_t len)
 void
 tbuf_addc(struct tbuf *b, char c)
 {
-	tbuf_reserve(b, 1);
+	if (!tbuf_reserve(b, 1))
+		return;
 	b->p[b->len++] = c;
 	b->p[b->len] = '\0';
 }
@@ -112,22 +146,39 @@ tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap)
 	size_t room;
 	int n;
 
+	if (b->failed)
+		return;
 	/* Try in the space we have; only a long result costs a second pass. */
 	room = b->cap > b->len ? b->cap - b->len : 0;
 	va_copy(ap2, ap);
 	n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
-		fatalx("tbuf: bad format \"%s\"", fmt);
+		goto bad;
 	if ((size_t)n >= room) {
-		tbuf_reserve(b, (size_t)n);
+		if (!tbuf_reserve(b, (size_t)n)) {
+			/* The first pass may have written into the room:
+			 * the NUL goes back where the contents end. */
+			if (b->cap != 0)
+				b->p[b->len] = '\0';
+			return;
+		}
 		va_copy(ap2, ap);
 		n = vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap2);
 		va_end(ap2);
 		if (n < 0)
-			fatalx("tbuf: bad format \"%s\"", fmt);
+			goto bad;
 	}
 	b->len += (size_t)n;
+	return;
+bad:
+	/* A format the C library refuses is a bug of ours; a daemon stops
+	 * on it, the library's buffer fails as if out of memory. */
+	if (oom_fatal)
+		fatalx("tbuf: bad format \"%s\"", fmt);
+	if (b->cap != 0)
+		b->p[b->len] = '\0';
+	b->failed = true;
 }
 
 void

@@ -4,14 +4,19 @@
  * (cap > len) so a buffer holding text can be handed to C string functions,
  * but len is authoritative: Tcl strings may hold NUL bytes.
  *
- * Allocation failure is fatal (fatalx): a registry that cannot allocate a
- * few bytes cannot do anything useful, and checking every append would hide
- * the protocol logic.
+ * Allocation failure follows a process-wide policy (tbuf_oom_fatal).  The
+ * daemons keep the default, fatal: a registry that cannot allocate a few
+ * bytes cannot do anything useful.  The client library turns it off, since
+ * the process is the application's: then a buffer that cannot grow is
+ * marked failed and every later append writes nothing, so that appends
+ * stay unchecked and the consumer looks once, at the message's end
+ * (failed), and sends nothing truncated.
  */
 #ifndef WIRE_TBUF_H
 #define WIRE_TBUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct tbuf {
@@ -28,21 +33,41 @@ struct tbuf {
 	 * not be asked.
 	 */
 	size_t listed;
+	/* An append could not get memory (the policy off): nothing more is
+	 * written until reset or free.  The contents are whatever came
+	 * before, so they must not be used as a whole. */
+	bool failed;
 };
+
+/*
+ * The policy: true (the default), out of memory ends the process with a
+ * message; false, the buffer fails (above), and the table and the engine
+ * return their errors instead.  The library sets it false when a handle
+ * is opened; nothing in the daemons does.
+ */
+void tbuf_oom_fatal(bool);
+bool tbuf_oom_is_fatal(void);
+/* An allocation of the wire, the table or the engine failed: the end of
+ * the process (msg on the log) under the fatal policy; else it returns,
+ * and the caller returns its error. */
+void tbuf_oom(const char *msg);
 
 void tbuf_init(struct tbuf *);
 void tbuf_free(struct tbuf *);
 /* Forget the contents, keep the memory (hot paths reuse one buffer). */
 void tbuf_reset(struct tbuf *);
 /* Room for extra more bytes and the NUL.  Inline where there is room
- * already, which on a hot path is nearly always. */
-void tbuf_grow(struct tbuf *, size_t extra);
-static inline void
+ * already, which on a hot path is nearly always.  False when the buffer
+ * failed (now or before): a writer that asked must write nothing. */
+bool tbuf_grow(struct tbuf *, size_t extra);
+static inline bool
 tbuf_reserve(struct tbuf *b, size_t extra)
 {
+	if (b->failed)
+		return false;
 	if (extra < b->cap - b->len) /* cap > len always holds once grown */
-		return;
-	tbuf_grow(b, extra);
+		return true;
+	return tbuf_grow(b, extra);
 }
 void tbuf_add(struct tbuf *, const void *, size_t);
 void tbuf_addc(struct tbuf *, char);

@@ -56,7 +56,7 @@ struct emit {
 #define REFUSE_TAIL ": the registry takes literal commands only"
 
 static void tlist_reset(struct tlist *);
-static void tlist_push(struct tlist *, const char *, size_t);
+static int tlist_push(struct tlist *, const char *, size_t);
 static size_t utf8_seqlen(const unsigned char *, size_t);
 static char *utf8_put(char *, uint32_t);
 static size_t parse_hex(const char *, size_t, uint32_t *);
@@ -106,8 +106,9 @@ tlist_reset(struct tlist *l)
 	tbuf_reset(&l->store);
 }
 
-/* Record an element already written into the store. */
-static void
+/* Record an element already written into the store; -1 when there is no
+ * memory for it (tbuf_oom: the daemons end there). */
+static int
 tlist_push(struct tlist *l, const char *p, size_t len)
 {
 	struct tl_elem *nv;
@@ -116,14 +117,17 @@ tlist_push(struct tlist *l, const char *p, size_t len)
 	if (l->n == l->cap) {
 		ncap = l->cap == 0 ? 16 : l->cap * 2;
 		if (ncap > SIZE_MAX / sizeof(*nv) ||
-		    (nv = realloc(l->v, ncap * sizeof(*nv))) == NULL)
-			fatalx("tlist: out of memory");
+		    (nv = realloc(l->v, ncap * sizeof(*nv))) == NULL) {
+			tbuf_oom("tlist: out of memory");
+			return -1;
+		}
 		l->v = nv;
 		l->cap = ncap;
 	}
 	l->v[l->n].p = p;
 	l->v[l->n].len = len;
 	l->n++;
+	return 0;
 }
 
 /*
@@ -421,7 +425,7 @@ junk_message(struct tlist *l, const char *what, const char *p,
 		used += ik;
 	}
 	tbuf_adds(m, "\" instead of space");
-	*err = m->p;
+	*err = m->failed ? TL_NOMEM : m->p;
 }
 
 /*
@@ -528,7 +532,10 @@ done:
 	} else
 		end = collapse(o, s + start, size);
 	*end = '\0';
-	tlist_push(l, o, (size_t)(end - o));
+	if (tlist_push(l, o, (size_t)(end - o)) == -1) {
+		*err = TL_NOMEM;
+		return -1;
+	}
 	l->store.len += (size_t)(end - o) + 1;
 	return 1;
 }
@@ -541,7 +548,10 @@ tlist_parse(struct tlist *l, const char *s, size_t len, const char **err)
 
 	tlist_reset(l);
 	/* Unescaping never grows text; +1 per element pays for the NULs. */
-	tbuf_reserve(&l->store, len + 1);
+	if (!tbuf_reserve(&l->store, len + 1)) {
+		*err = TL_NOMEM;
+		return -1;
+	}
 	while ((r = find_element(l, s, len, &pos, err)) == 1)
 		;
 	if (r < 0) {
@@ -561,7 +571,10 @@ tlist_parse_braced_tail(struct tlist *l, const char *s, size_t len, size_t open,
 	char *o;
 
 	tlist_reset(l);
-	tbuf_reserve(&l->store, len + 1);
+	if (!tbuf_reserve(&l->store, len + 1)) {
+		*err = TL_NOMEM;
+		return -1;
+	}
 	while ((r = find_element(l, s, open, &pos, err)) == 1)
 		;
 	if (r < 0) {
@@ -572,7 +585,11 @@ tlist_parse_braced_tail(struct tlist *l, const char *s, size_t len, size_t open,
 	o = l->store.p + l->store.len;
 	memcpy(o, s + open + 1, close - open - 1);
 	o[close - open - 1] = '\0';
-	tlist_push(l, o, close - open - 1);
+	if (tlist_push(l, o, close - open - 1) == -1) {
+		l->n = 0;
+		*err = TL_NOMEM;
+		return -1;
+	}
 	l->store.len += close - open;
 	l->store.p[l->store.len] = '\0';
 	return 0;
@@ -1005,9 +1022,10 @@ tl_append(struct tbuf *out, size_t list_start, const char *s, size_t len)
 		conv = CONV_BRACE; /* [eval] would see a comment */
 	/* A space, then the element: as is, in braces, or every byte
 	 * escaped at worst. */
-	tbuf_reserve(out, 1 + (conv == CONV_NONE       ? len
-	                          : conv == CONV_BRACE ? len + 2
-	                                               : 2 * len));
+	if (!tbuf_reserve(out, 1 + (conv == CONV_NONE       ? len
+	                               : conv == CONV_BRACE ? len + 2
+	                                                    : 2 * len)))
+		return;
 	o = out->p + out->len;
 	if (!first)
 		*o++ = ' ';
@@ -1088,7 +1106,8 @@ tl_append_list(struct tbuf *out, size_t list_start, const char *s, size_t len)
 		tl_append(out, list_start, s, len);
 		return;
 	}
-	tbuf_reserve(out, len + 3);
+	if (!tbuf_reserve(out, len + 3))
+		return;
 	o = out->p + out->len;
 	if (out->len > list_start)
 		*o++ = ' ';
@@ -1138,7 +1157,8 @@ tl_append_int(struct tbuf *out, size_t list_start, long long v)
 	bool listed = list_start == 0 && out->listed == out->len;
 
 	/* Digits and a minus sign never need quoting, even first. */
-	tbuf_reserve(out, 1 + TL_INT_MAX);
+	if (!tbuf_reserve(out, 1 + TL_INT_MAX))
+		return;
 	o = out->p + out->len;
 	if (out->len > list_start)
 		*o++ = ' ';
@@ -1431,7 +1451,8 @@ parse_words(struct tlist *l, struct emit *e, const char *s, size_t len,
 		if (r != 0)
 			return -1;
 		*e->o = '\0';
-		tlist_push(l, w, (size_t)(e->o - w));
+		if (tlist_push(l, w, (size_t)(e->o - w)) == -1)
+			return refuse(err, TL_NOMEM);
 		e->o++;
 
 		/* After a quoted or braced word: a separator or the end. */
@@ -1461,7 +1482,8 @@ tl_parse_command(struct tlist *l, const char *script, size_t len,
 
 	tlist_reset(l);
 	tbuf_reset(err);
-	tbuf_reserve(&l->store, len + 1);
+	if (!tbuf_reserve(&l->store, len + 1))
+		return refuse(err, TL_NOMEM);
 	e.o = l->store.p;
 	e.hi = false;
 	for (;;) {

@@ -42,10 +42,13 @@ void tlist_free(struct tlist *);
  * Split s[0..len) into elements as Tcl_SplitList does.  The tlist is reset
  * first and its memory reused.  On error returns -1, sets *err to Tcl's own
  * message ("unmatched open brace in list", "unmatched open quote in list",
- * "list element in braces followed by \"x\" instead of space", ...) and
- * leaves n == 0.
+ * "list element in braces followed by \"x\" instead of space", ...; or
+ * TL_NOMEM) and leaves n == 0.
  */
 int tlist_parse(struct tlist *, const char *s, size_t len, const char **err);
+/* The error of a parse that could not get memory (with the library's
+ * policy, tbuf.h): *err, or the text in err, of every parser. */
+#define TL_NOMEM "out of memory"
 
 /*
  * Append one element to the list being built in out, quoted as Tcl_Merge
