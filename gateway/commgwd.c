@@ -9,8 +9,13 @@
  *
  * Reads the *.ini files of /etc/tcl/comm (or DIR, or $TCL_COMM_CONFIG_DIR),
  * opens its Unix socket, then drops to the configured unprivileged user:
- * nothing after that needs root.  SIGHUP reloads the configuration without
+ * nothing it serves needs root.  SIGHUP reloads the configuration without
  * dropping a connection; SIGTERM and SIGINT stop it.
+ *
+ * With [gateway] user set and started as root, it forks before the drop
+ * (privsep.h): the parent stays root only to read the configuration and
+ * the TLS files at each SIGHUP, with the trust checks of a start, and
+ * hands them to the child, which serves.  SIGHUP may go to either.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -36,6 +41,7 @@
 #include "log.h"
 #include "policy.h"
 #include "portowner.h"
+#include "privsep.h"
 
 static void
 usage(FILE *fp)
@@ -152,6 +158,8 @@ struct commgwd_opts {
 static struct gateway gw;
 static struct event_base *base;
 static struct event *sigterm, *sigint, *sighup;
+/* The privileged parent that reads the configuration, if there is one. */
+static struct privsep *priv;
 
 static void
 on_stop(evutil_socket_t sig, short ev, void *arg)
@@ -160,11 +168,37 @@ on_stop(evutil_socket_t sig, short ev, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* The parent said stop (it got SIGTERM, and may not signal us). */
+static void
+stop_serving(void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
 static void
 on_hup(evutil_socket_t sig, short ev, void *arg)
 {
+	/* No longer root: only the parent may read the files as they must
+	 * be read, the key among them. */
+	if (priv != NULL) {
+		privsep_child_hup(priv);
+		return;
+	}
 	log_info("SIGHUP: reloading the configuration");
 	gateway_reload(&gw);
+}
+
+/* The signals the parent and the child handle, blocked across the fork
+ * until each has its handlers, so that none is lost or kills either. */
+static void
+signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, set, NULL);
 }
 
 /* Fill o from the command line: -1 to go on, else the exit status. */
@@ -335,19 +369,56 @@ explain(struct gwconf *conf, char *const *a)
 }
 
 /*
- * Open the socket, serve conf on it and link with other gateways, all
- * while still root; then drop to the configured user and say "ready".
+ * [gateway] user, started as root: fork (privsep.h).  The parent stays
+ * root, reads the configuration at each SIGHUP and hands it over, and
+ * exits with the child; only the child returns, with its end of the
+ * channel, to serve on fd.
+ */
+static int
+separate(const struct commgwd_opts *o, struct gwconf *conf, int fd)
+{
+	struct stat st;
+	sigset_t set;
+	char *sock;
+	int sp[2];
+	pid_t pid;
+
+	/* The socket as made, so that the parent removes only that one. */
+	if (lstat(conf->socket_path, &st) == -1)
+		fatal("stat %s", conf->socket_path);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		fatal("socketpair");
+	signals_block(&set);
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(sp[0]);
+		return sp[1];
+	}
+	close(sp[1]);
+	close(fd); /* the child serves it */
+	if ((sock = strdup(conf->socket_path)) == NULL)
+		fatal("%s", __func__);
+	gwconf_free(conf); /* the key's bytes overwritten */
+	log_init("commgwd[priv]", log_level());
+	exit(privsep_parent(pid, sp[0], o->config_dir, sock, st.st_dev,
+	    st.st_ino));
+}
+
+/*
+ * Serve conf on the socket fd and link with other gateways, all while
+ * still root; then drop to the configured user and say "ready".  priv_fd:
+ * the channel to the privileged parent, or -1 when there is none.
  */
 static void
-setup(const struct commgwd_opts *o, struct gwconf *conf)
+setup(const struct commgwd_opts *o, struct gwconf *conf, int fd, int priv_fd)
 {
 	struct server_opts opts;
 	SSL_CTX *ctx = NULL;
+	sigset_t set;
 	char err[1024];
-	int fd;
-
-	signal(SIGPIPE, SIG_IGN);
-	fd = open_socket(conf->socket_path);
 
 	server_default_opts(&opts);
 	opts.max_conns = (size_t)conf->max_connections;
@@ -379,6 +450,12 @@ setup(const struct commgwd_opts *o, struct gwconf *conf)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
+	if (priv_fd != -1)
+		priv = privsep_child(base, priv_fd, getppid(), &gw,
+		    stop_serving, base);
+	/* Held since the fork (if any): the handlers are in place. */
+	signals_block(&set);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	log_info("host gateway on %s: %zu files, %zu rules (pid %ld)",
 	    conf->socket_path, conf->nfiles, conf->nrules, (long)getpid());
 	printf("ready\n");
@@ -391,6 +468,7 @@ teardown(void)
 	/* The socket goes with us when we may remove it; else the next
 	 * gateway finds it stale. */
 	unlink(gw.conf->socket_path);
+	privsep_free(priv);
 	gateway_free(&gw);
 	event_free(sigterm);
 	event_free(sigint);
@@ -404,7 +482,7 @@ main(int argc, char **argv)
 {
 	struct commgwd_opts o;
 	struct gwconf *conf;
-	int rc;
+	int rc, fd, priv_fd = -1;
 
 	log_init("commgwd", LOG_LVL_INFO);
 	if ((rc = parse_options(argc, argv, &o)) != -1)
@@ -415,7 +493,11 @@ main(int argc, char **argv)
 		return check_ok(conf);
 	if (o.explain)
 		return explain(conf, o.explain_args);
-	setup(&o, conf);
+	signal(SIGPIPE, SIG_IGN);
+	fd = open_socket(conf->socket_path);
+	if (conf->run_as != NULL && geteuid() == 0)
+		priv_fd = separate(&o, conf, fd);
+	setup(&o, conf, fd, priv_fd);
 	event_base_dispatch(base);
 	teardown();
 	return 0;

@@ -65,10 +65,10 @@ void gateway_free(struct gateway *);
  * withdraw what the new policy refuses (owners told).  On failure keep
  * the old one and log why. */
 void gateway_reload(struct gateway *);
-/* The same with a configuration loaded already, which is taken: its TLS
- * context is made first (a new certificate is served from then on), and
- * nothing changes when that fails.  0, or -1 when it was refused
- * (logged). */
+/* The same with a configuration loaded already (gateway_reload's, or the
+ * privileged process's: privsep.h), which is taken: its TLS context is
+ * made first (a new certificate is served from then on), and nothing
+ * changes when that fails.  0, or -1 when it was refused (logged). */
 int gateway_reload_conf(struct gateway *, struct gwconf *);
 
 #endif

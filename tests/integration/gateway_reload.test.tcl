@@ -19,12 +19,23 @@
 #                      back in G
 #   restart            a restarted gateway gets A's entries back from A's
 #                      registry, and B sees them again, A doing nothing
-#   privilege_drop     [gateway] user = A: the process becomes A after
-#                      "ready" and still serves (and reloads)
+#   privilege_drop     [gateway] user = A: the process that serves is A
+#                      after "ready" (its parent stays root) and still
+#                      serves (and reloads)
+#   privsep_reload     user = A with TLS: SIGHUP to the root parent, or to
+#                      the child, reloads (the key is not A's to read);
+#                      the parent killed, the child says so once and
+#                      serves on, without reloads
+#   privsep_untrusted  user = A: a policy file of A's, or a world-writable
+#                      directory above the configuration, fails the
+#                      reload with the reason and keeps the policy
+#   root_reload_trust  without user: a reload as root refuses a file of
+#                      A's too
 #
 # The single-user part (check-config, own registrations, reload and
 # restart as seen by the owner) is gateway.test.tcl, which needs no root.
 source [file join [file dirname [info script]] lib.tcl]
+source [file join [file dirname [info script]] federation_lib.tcl]
 
 # A configuration with RULES (10-policy.ini) and QUOTA (20-quota.ini),
 # its gateway, and the users A and B each with a fresh HOME and a
@@ -444,7 +455,11 @@ main {
 
     test privilege_drop {
         setup "" "" "user = $A\n"
-        set pid [gw_pid $g]
+        set pid [gw_serving_pid $g]
+        check "the gateway that serves is a child of the one started" \
+            {$pid ne "" && $pid != [gw_pid $g]}
+        check_equal "the one started stays root, to read the configuration" \
+            {0 0 0 0} [proc_ids [gw_pid $g] Uid]
         check_equal "the gateway's uids are A's" [list $UA $UA $UA $UA] [proc_ids $pid Uid]
         set ga [exec id -g $A]
         check_equal "its gids are A's primary" [list $ga $ga $ga $ga] [proc_ids $pid Gid]
@@ -461,15 +476,151 @@ main {
         gw_signal $g HUP
         check "it reloads as A" {[gw_wait_log $g "configuration reloaded from $d" 5000 $mark]}
         stop $g TERM
-        # Its socket, in root's directory, may stay behind: the next
-        # gateway takes a stale socket over.
-        if {[file exists [gw_socket $d]]} {
-            say "  note: the socket stayed behind (its directory is root's)"
-        }
+        check "SIGTERM to the one started stops the one that serves" \
+            {[wait_until {![::t::alive $pid]} [slow 3000]]}
+        # Its socket, in root's directory, is removed by the parent.
+        check "the socket went with them" {![file exists [gw_socket $d]]}
         pause [slow 300]
         check "A's and B's registries survive the gateway going away" {[alive $ra] && [alive $rb]}
         set g2 [gw_start $d]
         check "a new gateway serves the same socket" {[alive [gw_pid $g2]]}
         check "B's svc comes back" {[gw_wait_log $g2 "admitted \"svc@$B\""]}
     }
-} 240
+
+    # With [gateway] user = A and TLS, a reload used to fail for good:
+    # the gateway, now A, could not read the key again.  Its root parent
+    # reads the configuration now, the key among it, and hands it over.
+    test privsep_reload {
+        if {[auto_execok openssl] eq ""} {
+            say "  note: no openssl on PATH: no certificates, left out"
+            return
+        }
+        set c [::fed::certs]
+        set t [tempdir tls 0755]
+        foreach {f perm} {gw1.crt 0644 gw1.key 0600 ca.crt 0644} {
+            file copy -force -- $c/$f $t/$f
+            file attributes $t/$f -permissions $perm
+        }
+        set lp [free_port]
+        setup "\[rule nothing\]\naction = deny\nnames = never*\n" "" \
+            "user = $A\nlisten = 127.0.0.1:$lp\ncertificate = $t/gw1.crt\nkey = $t/gw1.key\nca = $t/ca.crt\n"
+        set ppid [gw_pid $g]
+        set cpid [gw_serving_pid $g]
+        check "a root parent and a child that serves" {$cpid ne "" && $cpid != $ppid}
+        check_equal "the child is A" [list $UA $UA $UA $UA] [proc_ids $cpid Uid]
+        check "the TLS listener answers" {[port_open $lp]}
+        set app [gw_capp $ua --scope host editor notes]
+        check "A holds editor and notes" {[gw_app_wait $app "registered editor editor"] && [gw_app_wait $app "registered notes notes"]}
+        check "B sees both" {[sees $ub editor@$A] && [sees $ub notes@$A]}
+
+        # SIGHUP to the one started (systemd's MAINPID).
+        set mark [gw_log_mark $g]
+        gw_write $d 10-policy.ini "\[rule no-notes\]\naction = deny\nnames = notes\nmessage = not any more\n"
+        gw_signal $g HUP
+        set why "refused by rule \"no-notes\" ($d/10-policy.ini:1): not any more"
+        check "capp is told: dropped notes" {[gw_app_wait $app "dropped notes *"]}
+        check_equal "with the reason" "dropped notes $why" [gw_app_line $app "dropped notes *"]
+        check "B no longer sees notes@A" {[sees_not $ub notes@$A]}
+        check "log: reloaded" {[gw_wait_log $g "configuration reloaded from $d: 2 files, 1 rules; 1 entries withdrawn" 5000 $mark]}
+        check "no reload failed" {[string first "reload failed" [gw_log $g]] < 0}
+        check "the TLS listener still answers" {[port_open $lp]}
+
+        # SIGHUP to the child: it asks its parent.
+        set mark [gw_log_mark $g]
+        gw_write $d 10-policy.ini "\[rule no-editor\]\naction = deny\nnames = editor notes\nmessage = none of these\n"
+        exec kill -HUP $cpid
+        check "capp is told: dropped editor" {[gw_app_wait $app "dropped editor *"]}
+        check "log: the child asked the parent" {[gw_wait_log $g "asking the privileged process \\(pid $ppid\\)" 5000 $mark]}
+        check "B no longer sees editor@A" {[sees_not $ub editor@$A]}
+
+        # The parent killed: the child says so, once, and serves on.
+        remember $cpid
+        defer [list ::t::kill_proc $cpid]
+        set mark [gw_log_mark $g]
+        exec kill -KILL $ppid
+        check "the child says its parent is gone" {[gw_wait_log $g \
+            "the privileged process \\(pid $ppid\\) is gone \[^\n\]*: serving on, but without reloads from now on" 5000 $mark]}
+        check "the child still runs" {[alive $cpid]}
+        set app2 [gw_capp $ua --scope host other]
+        check "A registers other through it" {[gw_app_wait $app2 "registered other other"]}
+        check "B sees other@A" {[sees $ub other@$A]}
+        exec kill -HUP $cpid
+        check "a SIGHUP now says why it does not reload" {[gw_wait_log $g \
+            "SIGHUP: not reloading: the privileged process that reads the configuration is gone" 5000 $mark]}
+        check_equal "the loss said once" 1 \
+            [regexp -all {serving on, but without reloads} [string range [gw_log $g] $mark end]]
+        check "still serving" {[alive $cpid] && [sees $ub other@$A 500]}
+    }
+
+    # A reload used to be read by the gateway once it was A, and as A it
+    # skipped the root-owner check: a policy file of A's was believed.
+    # The root parent reads it now, with the checks of a start (also for
+    # a SIGHUP sent to the child), and the directories above too.
+    test privsep_untrusted {
+        set p [tempdir above 0755]
+        set d [gw_confdir_in $p etc [dict create \
+            00-gateway.ini "\[gateway\]\nsocket = @SOCKET@\nuser = $A\n" \
+            10-policy.ini "\[rule nothing\]\naction = deny\nnames = never*\n"]]
+        set g [gw_start $d]
+        set ua [gw_user $A $d]
+        set ub [gw_user $B $d]
+        set ra [gw_registry $ua]
+        set rb [gw_registry $ub]
+        check "A's and B's registries link" {[gw_linked $ua $ra] && [gw_linked $ub $rb]}
+        set app [gw_capp $ua --scope host editor]
+        check "A holds editor" {[gw_app_wait $app "registered editor editor"]}
+        check "B sees editor@A" {[sees $ub editor@$A]}
+
+        # A policy file of A's.
+        set f $d/20-a.ini
+        gw_write $d 20-a.ini "\[rule no-editor\]\naction = deny\nnames = editor\n"
+        file attributes $f -owner $A
+        set mark [gw_log_mark $g]
+        gw_signal $g HUP
+        check "a file of A's: refused, saying why" {[gw_wait_log $g \
+            [re_quote "reload: $f: owned by uid $UA, not by root; run: chown root $f"] 5000 $mark]}
+        check "and the reload failed" {[gw_wait_log $g "reload failed: keeping the configuration in use" 5000 $mark]}
+        set mark [gw_log_mark $g]
+        exec kill -HUP [gw_serving_pid $g]
+        check "through the child: refused the same" {[gw_wait_log $g \
+            [re_quote "reload: $f: owned by uid $UA, not by root"] 5000 $mark]}
+        pause [slow 300]
+        check_equal "capp told nothing" 0 [app_count $app "dropped*"]
+        check "B still sees editor@A" {[sees $ub editor@$A 500]}
+
+        # A world-writable directory above the configuration.
+        file delete $f
+        file attributes $p -permissions 0777
+        set mark [gw_log_mark $g]
+        gw_write $d 20-a.ini "\[rule no-editor\]\naction = deny\nnames = editor\n"
+        gw_signal $g HUP
+        check "a world-writable directory above: refused, saying why" {[gw_wait_log $g \
+            [re_quote "reload: $p: mode 0777 lets group/other write in it (a directory above $d); run: chmod go-w $p"] 5000 $mark]}
+        check "and the reload failed" {[gw_wait_log $g "reload failed: keeping the configuration in use" 5000 $mark]}
+        pause [slow 300]
+        check_equal "capp still told nothing" 0 [app_count $app "dropped*"]
+
+        # Put right, the same file is taken.
+        file attributes $p -permissions 0755
+        set mark [gw_log_mark $g]
+        gw_signal $g HUP
+        check "then the reload goes through" {[gw_wait_log $g "configuration reloaded from $d: 3 files, 2 rules; 1 entries withdrawn" 5000 $mark]}
+        check "capp is told: dropped editor" {[gw_app_wait $app "dropped editor *"]}
+    }
+
+    # Without user = the gateway stays root, and so does its reload's
+    # check: a file of A's is refused.
+    test root_reload_trust {
+        set d [gw_confdir [dict create 00-gateway.ini "\[gateway\]\nsocket = @SOCKET@\n"]]
+        set g [gw_start $d]
+        check_equal "one process, root" {0 0 0 0} [proc_ids [gw_pid $g] Uid]
+        set f $d/10-a.ini
+        gw_write $d 10-a.ini "\[rule a\]\naction = deny\nnames = x\n"
+        file attributes $f -owner $A
+        set mark [gw_log_mark $g]
+        gw_signal $g HUP
+        check "a file of A's: refused" {[gw_wait_log $g \
+            [re_quote "reload: $f: owned by uid $UA, not by root; run: chown root $f"] 5000 $mark]}
+        check "and the reload failed" {[gw_wait_log $g "reload failed: keeping the configuration in use" 5000 $mark]}
+    }
+} 300

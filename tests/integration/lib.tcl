@@ -1466,6 +1466,17 @@ proc ::t::gw_wait_log {ch re {ms 5000} {from 0}} {
 
 proc ::t::gw_log_mark {ch} { return [string length [gw_log $ch]] }
 
+# The process that serves for gateway CH: with [gateway] user, started
+# as root, commgwd forks and its child serves while the parent stays
+# root to read the configuration (gw_pid); else gw_pid itself.  Taken
+# from its log ("host gateway on ... (pid N)"), "" before that line.
+proc ::t::gw_serving_pid {ch} {
+    if {[regexp {host gateway on [^\n]* \(pid ([0-9]+)\)} [gw_log $ch] -> pid]} {
+        return $pid
+    }
+    return ""
+}
+
 proc ::t::gw_signal {ch sig} {
     exec kill -$sig [gw_pid $ch]
 }

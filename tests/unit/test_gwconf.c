@@ -4,7 +4,9 @@
  * all of them at once; files are read in lexical order and trusted only
  * when nobody but their owner (root, for root) can write them, nor the
  * directories above them; what the gateway read can be parsed again from
- * memory (gwconf_load_mem) with the same messages.
+ * memory (gwconf_load_mem) with the same messages, and goes from the
+ * gateway's privileged parent to its child in a message whose every
+ * length the child checks (gateway/privsep.h).
  */
 #define _GNU_SOURCE /* nftw() */
 
@@ -22,6 +24,7 @@
 #include <CUnit/Basic.h>
 
 #include "gwconf.h"
+#include "privsep.h"
 
 #define FOREIGN_UID 65534 /* nobody */
 
@@ -945,6 +948,177 @@ test_file_too_large(void)
 	expect_load_errors(dir, GWCONF_GATEWAY, w, 1);
 }
 
+/* ---- the privileged parent's message (gateway/privsep.h) ---- */
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* One record, as privsep.h lays it out, appended at p; its length. */
+static size_t
+record(unsigned char *p, char kind, const char *name, uint32_t namelen,
+    const char *data, uint32_t datalen)
+{
+	p[0] = (unsigned char)kind;
+	put32(p + 1, namelen);
+	put32(p + 5, datalen);
+	memcpy(p + 9, name, strlen(name));
+	memcpy(p + 9 + strlen(name), data, strlen(data));
+	return 9 + strlen(name) + strlen(data);
+}
+
+/* decode must refuse p[0..len) with a message containing want. */
+static void
+refuse(const unsigned char *p, size_t len, const char *want)
+{
+	struct privsep_conf c;
+	char err[512];
+
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(privsep_decode(p, len, &c, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NULL(c.dir);
+	CU_ASSERT_EQUAL(c.nini, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+	if (strstr(err, want) == NULL)
+		printf("\n    want: %s\n    got:  %s ", want, err);
+}
+
+static void
+test_privsep_round_trip(void)
+{
+	char dir[256], text[1024];
+	struct gwconf_errors e = {0};
+	struct privsep_conf pc;
+	struct gwconf *c, *m;
+	struct tbuf msg;
+	uint32_t type;
+	size_t len, i;
+	char err[512];
+
+	tls_setup_dir(dir, sizeof(dir), "privsep", text, sizeof(text));
+	write_file(dir, "00-gateway.ini", text, 0644);
+	write_file(dir, "10-policy.ini", "[rule r]\naction = deny\n", 0644);
+	c = gwconf_load(dir, GWCONF_GATEWAY, NULL, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	tbuf_init(&msg);
+	CU_ASSERT_FATAL(privsep_encode(c, &msg, err, sizeof(err)) == 0);
+	CU_ASSERT_EQUAL_FATAL(privsep_header((unsigned char *)msg.p, msg.len,
+	                          &type, &len, err, sizeof(err)),
+	    1);
+	CU_ASSERT_EQUAL(type, PRIVSEP_CONFIG);
+	CU_ASSERT_EQUAL_FATAL(len, msg.len - PRIVSEP_HEADER);
+	CU_ASSERT_FATAL(privsep_decode((unsigned char *)msg.p + PRIVSEP_HEADER,
+	                    len, &pc, err, sizeof(err)) == 0);
+	CU_ASSERT_STRING_EQUAL(pc.dir, dir);
+	CU_ASSERT_EQUAL(pc.nini, 2);
+	CU_ASSERT_EQUAL(pc.npem, 3);
+	m = gwconf_load_mem(pc.dir, pc.ini, pc.nini, pc.pem, pc.npem,
+	    GWCONF_GATEWAY, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->key_pem.data, c->key_pem.data);
+	CU_ASSERT_STRING_EQUAL(m->rules[0].file, c->rules[0].file);
+	CU_ASSERT_EQUAL(m->listen_port, 7000);
+	gwconf_free(m);
+	privsep_conf_free(&pc);
+
+	/* Every prefix of the message is either whole records or refused:
+	 * nothing is read past its end (the sanitizer build says so). */
+	for (i = 0; i < len; i++) {
+		if (privsep_decode((unsigned char *)msg.p + PRIVSEP_HEADER, i,
+		        &pc, err, sizeof(err)) == 0)
+			privsep_conf_free(&pc);
+	}
+	tbuf_free(&msg);
+	gwconf_free(c);
+}
+
+static void
+test_privsep_bad_messages(void)
+{
+	unsigned char m[4096], h[PRIVSEP_HEADER] = {0};
+	size_t n, len;
+	uint32_t type;
+	char err[512];
+	int i;
+
+	/* Headers: bounded before anything is buffered. */
+	CU_ASSERT_EQUAL(privsep_header(h, 7, &type, &len, err, sizeof(err)), 0);
+	put32(h, PRIVSEP_CONFIG);
+	put32(h + 4, PRIVSEP_MSG_MAX + 1);
+	CU_ASSERT_EQUAL(privsep_header(h, 8, &type, &len, err, sizeof(err)),
+	    -1);
+	put32(h + 4, 0xffffffff);
+	CU_ASSERT_EQUAL(privsep_header(h, 8, &type, &len, err, sizeof(err)),
+	    -1);
+	put32(h, PRIVSEP_RELOAD);
+	put32(h + 4, 1);
+	CU_ASSERT_EQUAL(privsep_header(h, 8, &type, &len, err, sizeof(err)),
+	    -1);
+	put32(h + 4, 0);
+	CU_ASSERT_EQUAL(privsep_header(h, 8, &type, &len, err, sizeof(err)), 1);
+	put32(h, 99);
+	CU_ASSERT_EQUAL(privsep_header(h, 8, &type, &len, err, sizeof(err)),
+	    -1);
+
+	/* Lengths that would run past the end, or wrap. */
+	n = record(m, 'D', "/etc", 0xffffffff, "", 0);
+	refuse(m, n, "a record 'D' at offset 0");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	n += record(m + n, 'F', "/etc/a.ini", 10, "[quota]\n", 0xfffffff0);
+	refuse(m, n, "a record 'F' at offset 13");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	n += record(m + n, 'F', "/etc/a.ini", 10, "[quota]\n", 9);
+	refuse(m, n, "a record 'F'");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	n += record(m + n, 'F', "/etc/a.ini", 10, "[quota]\n", 8);
+	{
+		struct privsep_conf pc;
+
+		CU_ASSERT_EQUAL(privsep_decode(m, n, &pc, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(pc.nini, 1);
+		CU_ASSERT_EQUAL(pc.ini[0].len, 8);
+		privsep_conf_free(&pc);
+	}
+	/* A file larger than any the parent would read. */
+	n = record(m, 'D', "/etc", 4, "", 0);
+	m[n] = 'F';
+	put32(m + n + 1, 1);
+	put32(m + n + 5, GWCONF_FILE_MAX + 1);
+	refuse(m, n + 9 + 1, "a record 'F'");
+	/* Data with the directory; a name with a NUL; an empty name. */
+	n = record(m, 'D', "/etc", 4, "x", 1);
+	refuse(m, n, "a record 'D'");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	memcpy(m + 9, "/e\0c", 4);
+	refuse(m, n, "NUL byte");
+	n = record(m, 'D', "", 0, "", 0);
+	refuse(m, n, "a record 'D'");
+	/* Order and counts. */
+	n = record(m, 'F', "/etc/a.ini", 10, "", 0);
+	refuse(m, n, "the directory must come first");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	n += record(m + n, 'D', "/etc", 4, "", 0);
+	refuse(m, n, "the directory must come first, and once");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	n += record(m + n, 'P', "rel.key", 7, "", 0);
+	refuse(m, n, "not an absolute path");
+	n = record(m, 'D', "/etc", 4, "", 0);
+	for (i = 0; i < 4; i++)
+		n += record(m + n, 'P', "/k", 2, "", 0);
+	refuse(m, n, "or more than three");
+	n = record(m, 'X', "/etc", 4, "", 0);
+	refuse(m, n, "unknown kind");
+	refuse(m, 5, "too few for a record");
+	refuse(m, 0, "no directory");
+}
+
 /* ---- what a good directory gives ---- */
 
 static void
@@ -1334,6 +1508,10 @@ main(void)
 	        test_load_mem_same_messages},
 	    {"from memory: the TLS files as handed over", test_load_mem_tls},
 	    {"a file larger than 1 MiB refused", test_file_too_large},
+	    {"privsep: what the parent read, as the child builds it",
+	        test_privsep_round_trip},
+	    {"privsep: every bad length or order refused",
+	        test_privsep_bad_messages},
 	    {"files are read in lexical order", test_lexical_order},
 	    {"a full configuration loads with its values", test_full_config},
 	    {"defaults", test_defaults},
