@@ -58,13 +58,15 @@ hash_bytes(const char *p, size_t len)
 	return h;
 }
 
+/* Allocations end a daemon (tbuf_oom's policy); in the library they
+ * return NULL and the caller answers "out of memory". */
 static void *
 xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n, size);
 
 	if (p == NULL)
-		fatalx("out of memory");
+		tbuf_oom("out of memory");
 	return p;
 }
 
@@ -73,8 +75,10 @@ xmemdup(const char *p, size_t len)
 {
 	char *s = malloc(len + 1);
 
-	if (s == NULL)
-		fatalx("out of memory");
+	if (s == NULL) {
+		tbuf_oom("out of memory");
+		return NULL;
+	}
 	memcpy(s, p, len);
 	s[len] = '\0';
 	return s;
@@ -83,12 +87,20 @@ xmemdup(const char *p, size_t len)
 struct registry *
 registry_new(reg_notify_fn notify, void *arg)
 {
-	struct registry *r = xcalloc(1, sizeof *r);
+	struct registry *r;
 
+	if ((r = xcalloc(1, sizeof *r)) == NULL)
+		return NULL;
 	r->nbuckets = 256;
 	r->buckets = xcalloc(r->nbuckets, sizeof *r->buckets);
 	r->nwbuckets = 64;
 	r->wbuckets = xcalloc(r->nwbuckets, sizeof *r->wbuckets);
+	if (r->buckets == NULL || r->wbuckets == NULL) {
+		free(r->buckets);
+		free(r->wbuckets);
+		free(r);
+		return NULL;
+	}
 	TAILQ_INIT(&r->globs);
 	r->notify = notify;
 	r->arg = arg;
@@ -149,7 +161,10 @@ registry_grow(struct registry *r)
 	struct reg_entry **nb, *e, *next;
 	size_t n = r->nbuckets * 2, i, h;
 
-	nb = xcalloc(n, sizeof *nb);
+	/* Without memory for more buckets the chains grow longer: slower,
+	 * still right. */
+	if ((nb = xcalloc(n, sizeof *nb)) == NULL)
+		return;
 	for (i = 0; i < r->nbuckets; i++) {
 		for (e = r->buckets[i]; e != NULL; e = next) {
 			next = e->hnext;
@@ -188,8 +203,12 @@ slot_find(struct registry *r, const char *key, size_t len, bool create)
 	}
 	if (!create)
 		return NULL;
-	s = xcalloc(1, sizeof *s);
-	s->key = xmemdup(key, len);
+	if ((s = xcalloc(1, sizeof *s)) == NULL)
+		return NULL;
+	if ((s->key = xmemdup(key, len)) == NULL) {
+		free(s);
+		return NULL;
+	}
 	s->keylen = len;
 	TAILQ_INIT(&s->watches);
 	s->hnext = *bucket;
@@ -359,8 +378,14 @@ port_from_data(const char *data, size_t datalen, int *port, struct tbuf *host)
 	long v;
 
 	*port = -1;
-	if (tlist_parse(&l, data, datalen, &err) == 0 &&
-	    (l.n == 1 || l.n == 2)) {
+	if (tlist_parse(&l, data, datalen, &err) == -1) {
+		/* Not a comm id, unless memory ran out reading it: then
+		 * the entry would lose its port, so the add fails. */
+		if (strcmp(err, TL_NOMEM) == 0)
+			host->failed = true;
+		return;
+	}
+	if (l.n == 1 || l.n == 2) {
 		v = strtol(l.v[0].p, &end, 10);
 		if (end != l.v[0].p && *end == '\0' && v > 0 && v < 65536) {
 			*port = (int)v;
@@ -396,8 +421,10 @@ entry_new(const struct tbuf *name, const char *base, size_t baselen,
 
 	e = malloc(sizeof *e + name->len + baselen + host->len + data->len +
 	           pathlen + 5);
-	if (e == NULL)
-		fatalx("out of memory");
+	if (e == NULL) {
+		tbuf_oom("out of memory");
+		return NULL;
+	}
 	memset(e, 0, sizeof *e);
 	p = (char *)(e + 1);
 	e->name = p;
@@ -488,7 +515,15 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 			tl_append_str(&data, 0, a->host);
 		}
 	}
-	e = entry_new(&name, a->base, a->baselen, &host, &data, a->path);
+	/* The scratch may have failed for want of memory (the library's
+	 * policy, tbuf.h). */
+	if (name.failed || host.failed || data.failed ||
+	    (e = entry_new(&name, a->base, a->baselen, &host, &data,
+	         a->path)) == NULL) {
+		tbuf_reset(err);
+		tbuf_adds(err, "out of memory");
+		return NULL;
+	}
 	e->port = port;
 	e->serial = serial;
 	e->scope = a->scope;
@@ -557,18 +592,27 @@ registry_match(struct registry *r, const char *pat, size_t plen,
 struct sorted_ctx {
 	const struct reg_entry **v;
 	size_t n, cap;
+	bool nomem;
 };
 
 static void
 sorted_collect(const struct reg_entry *e, void *arg)
 {
 	struct sorted_ctx *c = arg;
+	const struct reg_entry **nv;
+	size_t ncap;
 
+	if (c->nomem)
+		return;
 	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->v = realloc(c->v, c->cap * sizeof *c->v);
-		if (c->v == NULL)
-			fatalx("out of memory");
+		ncap = c->cap ? c->cap * 2 : 64;
+		if ((nv = reallocarray(c->v, ncap, sizeof *nv)) == NULL) {
+			tbuf_oom("out of memory");
+			c->nomem = true;
+			return;
+		}
+		c->v = nv;
+		c->cap = ncap;
 	}
 	c->v[c->n++] = e;
 }
@@ -589,9 +633,18 @@ entry_cmp(const void *a, const void *b)
 const struct reg_entry **
 registry_sorted(struct registry *r, const char *pat, size_t plen, size_t *n)
 {
-	struct sorted_ctx c = {NULL, 0, 0};
+	struct sorted_ctx c = {NULL, 0, 0, false};
 
+	*n = 0;
+	/* An empty listing is an array too: NULL says out of memory. */
+	if ((c.v = xcalloc(1, sizeof *c.v)) == NULL)
+		return NULL;
+	c.cap = 1;
 	registry_match(r, pat, plen, sorted_collect, &c);
+	if (c.nomem) {
+		free(c.v);
+		return NULL;
+	}
 	if (c.n > 1)
 		qsort(c.v, c.n, sizeof *c.v, entry_cmp);
 	*n = c.n;
@@ -603,8 +656,10 @@ registry_watch_add(struct registry *r, enum reg_watch_kind kind,
     const char *tag, size_t taglen, const char *pat, size_t plen, void *owner,
     struct reg_watch_list *owner_list)
 {
-	struct reg_watch *w = xcalloc(1, sizeof *w);
+	struct reg_watch *w;
 
+	if ((w = xcalloc(1, sizeof *w)) == NULL)
+		return NULL;
 	w->kind = kind;
 	w->tag = xmemdup(tag, taglen);
 	w->taglen = taglen;
@@ -612,8 +667,14 @@ registry_watch_add(struct registry *r, enum reg_watch_kind kind,
 	w->patlen = plen;
 	w->owner = owner;
 	w->literal = tcl_pattern_is_literal(pat, plen);
+	if (w->tag == NULL || w->pattern == NULL ||
+	    (w->literal && (w->slot = slot_find(r, pat, plen, true)) == NULL)) {
+		free(w->tag);
+		free(w->pattern);
+		free(w);
+		return NULL;
+	}
 	if (w->literal) {
-		w->slot = slot_find(r, pat, plen, true);
 		TAILQ_INSERT_TAIL(&w->slot->watches, w, link);
 	} else
 		TAILQ_INSERT_TAIL(&r->globs, w, link);
@@ -673,7 +734,7 @@ registry_announce(struct registry *r, const struct reg_entry *e, bool added)
 	r->announcing = was;
 }
 
-void
+int
 registry_observe(struct registry *r,
     void (*fn)(const struct reg_entry *, bool, void *), void *arg)
 {
@@ -683,10 +744,15 @@ registry_observe(struct registry *r,
 		if (r->observers[i].fn == NULL) {
 			r->observers[i].fn = fn;
 			r->observers[i].arg = arg;
-			return;
+			return 0;
 		}
 	}
-	fatalx("registry_observe: more than %d observers", REG_OBSERVERS_MAX);
+	/* A bug of ours (a fixed number of parties): a daemon stops on it,
+	 * the library's caller gets the error. */
+	if (tbuf_oom_is_fatal())
+		fatalx("registry_observe: more than %d observers",
+		    REG_OBSERVERS_MAX);
+	return -1;
 }
 
 void

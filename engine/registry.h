@@ -126,12 +126,14 @@ struct reg_add {
 	const char *path; /* NULL: none (see struct reg_entry) */
 };
 
+/* NULL when memory ran out (the library's policy, tbuf.h). */
 struct registry *registry_new(reg_notify_fn, void *arg);
 void registry_free(struct registry *);
 
 /*
  * Add an entry owned by owner, appended to owner_list.  Returns the entry,
- * or NULL with a message for the peer in err.
+ * or NULL with a message for the peer in err ("out of memory" when that
+ * was it, with the library's policy: tbuf.h; err may then have failed).
  */
 struct reg_entry *registry_add(struct registry *, const struct reg_add *,
     void *owner, struct reg_entry_list *owner_list, struct tbuf *err);
@@ -144,10 +146,12 @@ struct reg_entry *registry_find(struct registry *, const char *name,
 /* Visit the entries matching a Tcl pattern (literal patterns: one probe). */
 void registry_match(struct registry *, const char *pat, size_t plen,
     void (*fn)(const struct reg_entry *, void *), void *arg);
-/* All entries matching, sorted by name; caller frees the array. */
+/* All entries matching, sorted by name, *n of them; caller frees the
+ * array.  NULL only when memory ran out (the library's policy, tbuf.h). */
 const struct reg_entry **registry_sorted(struct registry *, const char *pat,
     size_t plen, size_t *n);
 
+/* NULL when memory ran out (the library's policy, tbuf.h). */
 struct reg_watch *registry_watch_add(struct registry *, enum reg_watch_kind,
     const char *tag, size_t taglen, const char *pat, size_t plen, void *owner,
     struct reg_watch_list *owner_list);
@@ -176,10 +180,11 @@ void registry_announce(struct registry *, const struct reg_entry *, bool added);
  * after the watches: the user registry's link to the host gateway,
  * which must withdraw there what goes here, and a mirror, which shows its
  * own entry of a name again when the registry's goes.  At most
- * REG_OBSERVERS_MAX; registry_unobserve drops those with that arg.
+ * REG_OBSERVERS_MAX (beyond: -1, or the end of a daemon);
+ * registry_unobserve drops those with that arg.
  */
 #define REG_OBSERVERS_MAX 4
-void registry_observe(struct registry *,
+int registry_observe(struct registry *,
     void (*fn)(const struct reg_entry *, bool added, void *), void *arg);
 void registry_unobserve(struct registry *, void *arg);
 

@@ -32,6 +32,15 @@ error_too_many(struct cmd_ctx *c, const char *what, size_t limit)
 	return CMD_ERROR;
 }
 
+/* Memory ran out (the library's policy, tbuf.h; a daemon has ended). */
+static int
+error_nomem(struct cmd_ctx *c)
+{
+	tbuf_reset(c->result);
+	tbuf_adds(c->result, "out of memory");
+	return CMD_ERROR;
+}
+
 static int
 cmd_bind(struct cmd_ctx *c)
 {
@@ -143,6 +152,7 @@ cmd_search_start(struct cmd_ctx *c)
 {
 	const struct tlist *w = c->words;
 	struct peer *p = c->peer;
+	struct reg_watch *wa;
 	struct tbuf snap;
 	const char *words[4];
 	size_t lens[4];
@@ -152,14 +162,22 @@ cmd_search_start(struct cmd_ctx *c)
 		return CMD_OK;
 	if (p->nwatches >= c->srv->o.max_watches)
 		return error_too_many(c, "watches", c->srv->o.max_watches);
-	registry_watch_add(c->srv->reg, REG_WATCH_NNS, w->v[1].p, w->v[1].len,
-	    w->v[2].p, w->v[2].len, p, &p->watches);
+	if ((wa = registry_watch_add(c->srv->reg, REG_WATCH_NNS, w->v[1].p,
+	         w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches)) == NULL)
+		return error_nomem(c);
 	p->nwatches++;
 
 	/* The first Change carries the current matches, empty or not
 	 * (nns_protocol, Search/Continuous). */
 	tbuf_init(&snap);
 	search_all(c->srv, w->v[2].p, w->v[2].len, &snap);
+	if (snap.failed) {
+		/* A watch whose snapshot never came would be wrong: none. */
+		tbuf_free(&snap);
+		registry_watch_remove(c->srv->reg, wa, &p->watches);
+		p->nwatches--;
+		return error_nomem(c);
+	}
 	words[0] = "Search/Continuous/Change";
 	lens[0] = strlen(words[0]);
 	words[1] = w->v[1].p;
@@ -410,8 +428,14 @@ cmd_register(struct cmd_ctx *c)
 	if (ops != NULL && ops->entry_added != NULL)
 		return ops->entry_added(c, &r, e);
 	/* Offered to the host: the reply is the gateway's verdict. */
-	if (e->scope >= REG_SCOPE_HOST)
-		return gwlink_register(c->srv->gw, c, e);
+	if (e->scope >= REG_SCOPE_HOST) {
+		if ((rc = gwlink_register(c->srv->gw, c, e)) == CMD_ERROR) {
+			/* No verdict can come: the entry is not kept. */
+			registry_remove(c->srv->reg, e, &p->entries);
+			p->nentries--;
+		}
+		return rc;
+	}
 	tbuf_reset(c->result);
 	tbuf_add(c->result, e->name, e->namelen);
 	return CMD_OK;
@@ -468,8 +492,9 @@ cmd_lookup(struct cmd_ctx *c)
 	/* A semi-private registry asks the one above (which may ask its
 	 * gateway) for what neither it nor its copy holds. */
 	if (e == NULL && c->srv->up != NULL &&
-	    upstream_lookup(c->srv->up, c, name->p) == CMD_PENDING)
-		return CMD_PENDING;
+	    (upstream_lookup(c->srv->up, c, name->p) == CMD_PENDING ||
+	        c->result->len > 0))
+		return c->result->len > 0 ? CMD_ERROR : CMD_PENDING;
 	/* Other users' names, and the rest of the world: the gateway's. */
 	if (e == NULL && c->srv->gw != NULL) {
 		char why[8];
@@ -494,7 +519,8 @@ cmd_lookup(struct cmd_ctx *c)
 
 /* The entries matching pat, sorted by name: the registry's own first,
  * then its mirror's that no own entry hides (the entries say which by
- * their scope).  *n of them; the caller frees the array. */
+ * their scope).  *n of them; the caller frees the array.  NULL when
+ * memory ran out (the library's policy, tbuf.h). */
 static const struct reg_entry **
 collect_sorted(struct server *s, const char *pat, size_t plen, size_t *np)
 {
@@ -502,12 +528,27 @@ collect_sorted(struct server *s, const char *pat, size_t plen, size_t *np)
 	const struct reg_entry **v, **all = NULL, **grown;
 	size_t i, j, n, total = 0;
 
+	*np = 0;
 	for (i = 0; i < 2 && regs[i] != NULL; i++) {
-		v = registry_sorted(regs[i], pat, plen, &n);
+		if ((v = registry_sorted(regs[i], pat, plen, &n)) == NULL) {
+			free(all);
+			return NULL;
+		}
+		if (i == 0) {
+			/* The first array is big enough unless a mirror
+			 * adds to it. */
+			all = v;
+			total = n;
+			continue;
+		}
 		if (n > 0) {
 			grown = reallocarray(all, total + n, sizeof *all);
-			if (grown == NULL)
-				fatalx("out of memory");
+			if (grown == NULL) {
+				tbuf_oom("out of memory");
+				free(v);
+				free(all);
+				return NULL;
+			}
 			all = grown;
 		}
 		for (j = 0; j < n; j++) {
@@ -592,19 +633,25 @@ reply_listing(struct cmd_ctx *c, const char *pat, size_t plen, bool nns)
 			const struct reg_entry **v;
 			size_t n;
 
-			v = collect_sorted(c->srv, pat, plen, &n);
+			if ((v = collect_sorted(c->srv, pat, plen, &n)) == NULL)
+				return error_nomem(c);
 			for (i = 0; i < n; i++)
 				registry_format_entry(c->result, 0, v[i]);
 			free(v);
 		}
 		return CMD_OK;
 	}
-	if ((l = calloc(1, sizeof *l)) == NULL)
-		fatalx("out of memory");
+	if ((l = calloc(1, sizeof *l)) == NULL) {
+		tbuf_oom("out of memory");
+		return error_nomem(c);
+	}
 	l->ps.next = listing_next;
 	l->ps.free = listing_free;
 	l->nns = nns;
-	l->v = collect_sorted(c->srv, pat, plen, &l->n);
+	if ((l->v = collect_sorted(c->srv, pat, plen, &l->n)) == NULL) {
+		free(l);
+		return error_nomem(c);
+	}
 	for (i = 0; i < l->n; i++)
 		registry_entry_ref(l->v[i]);
 	return peer_reply_stream(c, &l->ps);
@@ -633,8 +680,9 @@ cmd_watch(struct cmd_ctx *c)
 	}
 	if (p->nwatches >= c->srv->o.max_watches)
 		return error_too_many(c, "watches", c->srv->o.max_watches);
-	registry_watch_add(c->srv->reg, REG_WATCH_COMMREG, w->v[1].p,
-	    w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches);
+	if (registry_watch_add(c->srv->reg, REG_WATCH_COMMREG, w->v[1].p,
+	        w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches) == NULL)
+		return error_nomem(c);
 	p->nwatches++;
 	/* The snapshot is the reply, so it is on the wire before any event
 	 * of this watch (docs/protocol.md §4). */
@@ -716,7 +764,7 @@ handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
 	/* One change is told to every watch that matches it: format its
 	 * body once, not once per watcher. */
 	if (s->note_change != registry_change(s->reg) ||
-	    s->note_kind != (int)w->kind || body->len == 0) {
+	    s->note_kind != (int)w->kind || body->len == 0 || body->failed) {
 		tbuf_reset(body);
 		if (w->kind == REG_WATCH_NNS) {
 			tl_append(body, 0, e->name, e->namelen);
@@ -733,6 +781,12 @@ handlers_notify(struct reg_watch *w, const struct reg_entry *e, bool added,
 	lens[1] = w->taglen;
 	words[2] = added ? "add" : "remove";
 	lens[2] = strlen(words[2]);
+	if (body->failed) {
+		/* An event cut short would make the watcher's view wrong:
+		 * it loses the connection instead, and its view with it. */
+		peer_fail(w->owner, "out of memory");
+		return;
+	}
 	words[3] = body->p;
 	lens[3] = body->len;
 	peer_send_async(w->owner, words, lens, 4);
