@@ -42,6 +42,13 @@
 #   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
 #                     through gw3 first; when gw3 dies the entry stays,
 #                     offered again over the direct link to gw2
+#   cert_renewal      gw2's certificate and key renewed in place (same CA,
+#                     same name, a new serial), then SIGHUP: the listener
+#                     presents the new one and gw3 links to it again; a
+#                     certificate without its key fails the reload and
+#                     keeps what is served.  With [gateway] user = nobody
+#                     when root, so that the key is the root parent's to
+#                     read
 #
 # FED_ONLY="two_gateways tree" (glob patterns) runs only those scenarios.
 source [file join [file dirname [info script]] lib.tcl]
@@ -610,6 +617,60 @@ main {
         check "and gw3's host gets it back, through gw4" {[wait_until {
             [::fed::field [::fed::entry $h3 $t] path] eq "gw2.test gw4.test"} \
             [slow 10000] 100]}
+    }
+
+    # A renewed certificate used never to be served: a reload kept the
+    # context made at start whenever the files had the same names, and
+    # with [gateway] user the gateway could not read the key again at
+    # all.
+    ::fed::test cert_renewal {
+        set t [tempdir renewed 0755]
+        foreach {f perm} {gw2.crt 0644 gw2.key 0600 ca.crt 0644} {
+            file copy -force -- [::fed::cert [file rootname $f] [string range [file extension $f] 1 end]] $t/$f
+            file attributes $t/$f -permissions $perm
+        }
+        set user ""
+        if {[exec id -u] == 0 && ![catch {exec id -u nobody}]} { set user nobody }
+        set d2 [::fed::conf 2 -certdir $t -user $user \
+                    -remotes [::fed::remote gw3 export * import *]]
+        set d3 [::fed::conf 3 -remotes [::fed::remote gw2 export * import *]]
+        set g2 [::fed::start $d2]
+        set g3 [::fed::start $d3]
+        if {$user ne ""} {
+            check "gw2 serves as $user" {[regexp "running as $user" [gw_log $g2]]}
+        }
+        set h2 [::fed::host $d2]
+        set h3 [::fed::host $d3]
+        set calc [::fed::app $h2 calc]
+        set e calc@$me@gw2.test
+        check "gw3's host sees $e" {[::fed::wait_name $h3 $e 10000]}
+        set old [::fed::serial $t/gw2.crt]
+        check_equal "gw2 presents its certificate" $old [::fed::served_serial 2]
+
+        # Renewed in place, then SIGHUP.
+        set new [::fed::renew $t 2]
+        check "the new certificate has another serial" {$new ne $old}
+        set m2 [gw_log_mark $g2]
+        set m3 [gw_log_mark $g3]
+        gw_signal $g2 HUP
+        check "gw2 reloads" {[gw_wait_log $g2 "configuration reloaded from $d2" 10000 $m2]}
+        check "no reload failed" {![regexp {reload failed} [string range [gw_log $g2] $m2 end]]}
+        check "its listener presents the new certificate" {[wait_until {
+            [::fed::served_serial 2] eq $new} [slow 5000] 200]}
+        check "gw3 links to it again" {[gw_wait_log $g3 {remote gw2: linked} [slow 15000] $m3]}
+        check "and its host sees $e again" {[::fed::wait_name $h3 $e 15000]}
+
+        # A certificate whose key was not renewed with it: the reload
+        # fails, saying why, and the one in use stays.
+        set bad [::fed::renew $t 2 cert]
+        set m2 [gw_log_mark $g2]
+        gw_signal $g2 HUP
+        check "a certificate without its key: the reload fails" {[gw_wait_log $g2 "reload failed: keeping the configuration in use" 10000 $m2]}
+        check "saying why" {[gw_wait_log $g2 \
+            "reload: key $t/gw2.key does not match the certificate $t/gw2.crt" 1000 $m2]}
+        check_equal "the listener still presents the good one" $new [::fed::served_serial 2]
+        check "gw3's host still sees $e" {[::fed::wait_name $h3 $e 5000]}
+        check "gw2 alive" {[alive [gw_pid $g2]]}
     }
 
     ::fed::test mesh_second_path {

@@ -68,19 +68,23 @@ proc ::fed::remote {name args} {
 }
 
 # conf N ?-cert BASE? ?-ca BASE? ?-listen 0|1? ?-lookup_ms MS?
-#        ?-remotes {NAME DICT ...}? ?-global 0|1?
+#        ?-remotes {NAME DICT ...}? ?-global 0|1? ?-certdir DIR? ?-user U?
 # A configuration directory for gateway N: its socket, TLS listener on
 # 127.0.0.N, certificate BASE.crt/.key (default gwN), CA (default ca),
-# the rule allowing scope global, and the [remote] sections (from
+# all in DIR (default the run's certificates), [gateway] user U (default
+# none), the rule allowing scope global, and the [remote] sections (from
 # fed::remote).  Files root's (we are root in CI) 0644, directory 0755.
 proc ::fed::conf {n args} {
     set o [dict merge [dict create -cert gw$n -ca ca -listen 1 -lookup_ms 1500 \
-                           -remotes {} -global 1] $args]
+                           -remotes {} -global 1 -certdir "" -user ""] $args]
+    set cd [dict get $o -certdir]
+    if {$cd eq ""} { set cd [certs] }
     set gw "\[gateway\]\nsocket = @SOCKET@\n"
+    if {[dict get $o -user] ne ""} { append gw "user = [dict get $o -user]\n" }
     if {[dict get $o -listen]} { append gw "listen = [addr $n]\n" }
-    append gw "certificate = [cert [dict get $o -cert] crt]\n"
-    append gw "key = [cert [dict get $o -cert] key]\n"
-    append gw "ca = [cert [dict get $o -ca] crt]\n"
+    append gw "certificate = [file join $cd [dict get $o -cert].crt]\n"
+    append gw "key = [file join $cd [dict get $o -cert].key]\n"
+    append gw "ca = [file join $cd [dict get $o -ca].crt]\n"
     append gw "lookup_timeout_ms = [dict get $o -lookup_ms]\n"
     set files [dict create 00-gateway.ini $gw]
     if {[dict get $o -global]} {
@@ -270,6 +274,60 @@ proc ::fed::plain_probe {n {ms 5000}} {
     catch {close $s}
     if {$got ne ""} { return [list data $got $outcome] }
     return $outcome
+}
+
+# openssl ARG..., its output; raises an error with it when it fails.
+proc ::fed::ossl {args} {
+    set r [run -timeout 60 openssl {*}$args]
+    if {[dict get $r code] != 0} {
+        error "openssl $args: [dict get $r out][dict get $r err]"
+    }
+    return [dict get $r out]
+}
+
+# The serial of the certificate in FILE, as "serial=HEX".
+proc ::fed::serial {file} {
+    return [string trim [ossl x509 -in $file -noout -serial]]
+}
+
+# renew DIR N ?both|cert?: gwN's certificate renewed in DIR: a new key
+# and a new certificate from the run's CA with the same name (CN and DNS
+# gwN.test, IP 127.0.0.N) and a new serial, put in place of DIR/gwN.crt
+# and DIR/gwN.key (modes 0644, 0600) by rename, as an administrator
+# would.  With "cert" only the certificate is replaced: the key in place
+# no longer goes with it.  Returns the new serial.
+proc ::fed::renew {dir n {what both}} {
+    set c [certs]
+    set w [tempdir renew 0700]
+    write_file $w/ext [join [list \
+        "basicConstraints = critical,CA:FALSE" \
+        "keyUsage = critical,digitalSignature,keyAgreement" \
+        "extendedKeyUsage = serverAuth,clientAuth" \
+        "subjectAltName = DNS:gw$n.test,IP:127.0.0.$n" ""] \n]
+    ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $w/new.key
+    ossl req -new -key $w/new.key -out $w/new.csr -subj "/O=commreg tests/CN=gw$n.test"
+    set sn 0x[string trim [ossl rand -hex 16]]
+    ossl x509 -req -in $w/new.csr -CA $c/ca.crt -CAkey $c/ca.key \
+        -set_serial $sn -days 30 -sha256 -extfile $w/ext -out $w/new.crt
+    file attributes $w/new.crt -permissions 0644
+    file attributes $w/new.key -permissions 0600
+    file rename -force -- $w/new.crt $dir/gw$n.crt
+    if {$what eq "both"} { file rename -force -- $w/new.key $dir/gw$n.key }
+    return [serial $dir/gw$n.crt]
+}
+
+# The serial of the certificate gwN's listener presents now, as
+# "serial=HEX" (openssl s_client -showcerts, as gw3 with its own
+# certificate), or "" when none came.
+proc ::fed::served_serial {n} {
+    set r [s_client $n -showcerts -cert [cert gw3 crt] -key [cert gw3 key]]
+    if {![regexp -- {-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----} \
+              [dict get $r out] pem]} {
+        return ""
+    }
+    set f [newfile served].crt
+    write_file $f "$pem\n" 0644
+    return [serial $f]
 }
 
 namespace eval ::fed { namespace export * }
