@@ -325,6 +325,15 @@ on_read(struct bufferevent *bev, void *arg)
 			peer_gone(ps, why, false);
 			return;
 		}
+		/* Judged by the header, before a byte more is kept: the
+		 * child only asks, the parent only tells. */
+		if ((ps->gw == NULL) != (type == PRIVSEP_RELOAD)) {
+			snprintf(why, sizeof why,
+			    "it sent a message of type %u, not its to send",
+			    (unsigned)type);
+			peer_gone(ps, why, false);
+			return;
+		}
 		if (avail - PRIVSEP_HEADER < len)
 			return; /* the rest is on its way */
 		evbuffer_drain(in, PRIVSEP_HEADER);
@@ -537,31 +546,19 @@ child_config(struct privsep *ps, const unsigned char *p, size_t len)
 	gateway_reload_conf(ps->gw, conf);
 }
 
+/* A whole message, of a type this side may receive (on_read). */
 static void
 handle(struct privsep *ps, uint32_t type, const unsigned char *p, size_t len)
 {
 	if (ps->gw == NULL) { /* the parent: the child asks */
-		if (type == PRIVSEP_RELOAD) {
-			log_info("the gateway (pid %ld) asks for the "
-			         "configuration",
-			    (long)ps->peer);
-			parent_reload(ps);
-		} else
-			peer_gone(ps, "it sent what only the parent sends",
-			    false);
-		return;
-	}
-	switch (type) {
-	case PRIVSEP_CONFIG:
+		log_info("the gateway (pid %ld) asks for the configuration",
+		    (long)ps->peer);
+		parent_reload(ps);
+	} else if (type == PRIVSEP_CONFIG)
 		child_config(ps, p, len);
-		break;
-	case PRIVSEP_STOP:
+	else {
 		log_info("the privileged process says stop");
 		ps->stop(ps->stop_arg);
-		break;
-	default:
-		peer_gone(ps, "it sent what only the gateway sends", false);
-		break;
 	}
 }
 
