@@ -84,5 +84,34 @@ if command -v clang >/dev/null 2>&1; then
     echo "config fuzz: FAILED"
     status=1
   fi
+  # The peer engine fed a peer's bytes, in both roles (fuzz/peer-fuzzer.c).
+  cmake --build build/fuzz -j "$jobs" --target peer-fuzzer
+  mkdir -p build/fuzz/peer-corpus
+  cp fuzz/peer-corpus/* build/fuzz/peer-corpus/ 2>/dev/null || true
+  if build/fuzz/fuzz/peer-fuzzer -max_total_time="${COMMREG_PEER_FUZZ_SECONDS:-30}" \
+      -dict=fuzz/peer-fuzzer.dict -max_len=8192 build/fuzz/peer-corpus \
+      > build/fuzz/peer-fuzz.log 2>&1; then
+    tail -n 2 build/fuzz/peer-fuzz.log
+    echo "peer fuzz: no crash in ${COMMREG_PEER_FUZZ_SECONDS:-30} s"
+  else
+    tail -n 40 build/fuzz/peer-fuzz.log
+    echo "peer fuzz: FAILED"
+    status=1
+  fi
+  # Names, serials, UTF-8, quoting, Register's options, federation's
+  # names and entry dicts (fuzz/names-fuzzer.c).
+  cmake --build build/fuzz -j "$jobs" --target names-fuzzer
+  mkdir -p build/fuzz/names-corpus
+  cp fuzz/names-corpus/* build/fuzz/names-corpus/ 2>/dev/null || true
+  if build/fuzz/fuzz/names-fuzzer -max_total_time="${COMMREG_NAMES_FUZZ_SECONDS:-20}" \
+      -dict=fuzz/names-fuzzer.dict -max_len=4096 build/fuzz/names-corpus \
+      > build/fuzz/names-fuzz.log 2>&1; then
+    tail -n 2 build/fuzz/names-fuzz.log
+    echo "names fuzz: no crash in ${COMMREG_NAMES_FUZZ_SECONDS:-20} s"
+  else
+    tail -n 40 build/fuzz/names-fuzz.log
+    echo "names fuzz: FAILED"
+    status=1
+  fi
 fi
 exit $status
