@@ -139,10 +139,14 @@ peer_free(struct peer *p)
 		q->peer = NULL;
 	}
 	if (p->ops != NULL && p->ops->gone != NULL)
-		p->ops->gone(p, p->gone_why);
+		p->ops->gone(p, p->gone_why != NULL ? p->gone_why
+		                : p->gone_nomem     ? "out of memory"
+		                                    : NULL);
 	/* What we asked of it is answered "no answer". */
 	snprintf(why, sizeof why, "connection lost: %s",
-	    p->gone_why != NULL ? p->gone_why : "closed");
+	    p->gone_why != NULL ? p->gone_why
+	    : p->gone_nomem     ? "out of memory"
+	                        : "closed");
 	while ((r = TAILQ_FIRST(&p->reqs)) != NULL) {
 		TAILQ_REMOVE(&p->reqs, r, link);
 		if (r->fn != NULL)
@@ -212,8 +216,8 @@ peer_kill(struct peer *p, const char *why)
 	if (p->state == PEER_DEAD)
 		return;
 	p->state = PEER_DEAD;
-	if (why != NULL)
-		p->gone_why = strdup(why);
+	if (why != NULL && (p->gone_why = strdup(why)) == NULL)
+		p->gone_nomem = true; /* the reason given then */
 	if (p->ev_read != NULL)
 		event_del(p->ev_read);
 	if (p->ev_write != NULL)
@@ -256,6 +260,21 @@ void
 peer_close(struct peer *p)
 {
 	peer_kill(p, NULL);
+}
+
+/*
+ * b (a message for p, or p's own buffer) failed for want of memory (the
+ * library's policy, tbuf.h): p loses its connection, since a message cut
+ * short must never be sent, and a peer we cannot write to is useless.
+ * True when that happened.
+ */
+static bool
+peer_nomem(struct peer *p, const struct tbuf *b)
+{
+	if (!b->failed)
+		return false;
+	peer_fail(p, "out of memory");
+	return true;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -323,10 +342,11 @@ peer_write(struct peer *p, struct tbuf *b)
 {
 	struct tbuf t;
 
-	if (!peer_out_ok(p, b->len))
+	if (peer_nomem(p, b) || !peer_out_ok(p, b->len))
 		return;
 	if (p->stream != NULL) {
 		tbuf_add(&p->held, b->p, b->len);
+		peer_nomem(p, &p->held);
 		return;
 	}
 	if (p->out.len == 0 && b->len > PEER_KEEP_OUT) {
@@ -334,8 +354,11 @@ peer_write(struct peer *p, struct tbuf *b)
 		p->out = *b;
 		*b = t;
 		tbuf_reset(b);
-	} else
+	} else {
 		tbuf_add(&p->out, b->p, b->len);
+		if (peer_nomem(p, &p->out))
+			return;
+	}
 	peer_out_added(p);
 }
 
@@ -395,8 +418,11 @@ peer_flush(struct peer *p)
 				tbuf_consume(&p->out, p->out_off);
 				p->out_off = 0;
 			}
-			if (!event_pending(p->ev_write, EV_WRITE, NULL))
-				event_add(p->ev_write, NULL);
+			/* libevent fails only for want of memory here; a
+			 * peer whose output would wait for ever goes. */
+			if (!event_pending(p->ev_write, EV_WRITE, NULL) &&
+			    event_add(p->ev_write, NULL) == -1)
+				peer_fail(p, "out of memory");
 			return;
 		}
 		log_debug("peer %s: write: %s", p->addr, strerror(errno));
@@ -414,8 +440,8 @@ peer_flush(struct peer *p)
 	if (p->pump_now) {
 		p->pump_now = false;
 		stream_pump(p);
-	} else
-		event_add(p->ev_write, NULL);
+	} else if (event_add(p->ev_write, NULL) == -1)
+		peer_fail(p, "out of memory");
 }
 
 void
@@ -515,6 +541,13 @@ note_keep(struct engine *e, const char *const *words, const size_t *lens,
 	tbuf_reset(&e->out);
 	comm_format_message(&e->out, "async", 0, e->payload.p, e->payload.len);
 	tbuf_reset(&note_tail);
+	if (e->payload.failed || e->out.failed) {
+		/* Out of memory: nothing is kept, and the caller sees the
+		 * tail failed. */
+		tbuf_reset(&note_words);
+		note_tail.failed = true;
+		return;
+	}
 	tbuf_add(&note_tail, e->out.p + sizeof NOTE_HEAD,
 	    e->out.len - sizeof NOTE_HEAD);
 	tbuf_reset(&note_words);
@@ -523,6 +556,14 @@ note_keep(struct engine *e, const char *const *words, const size_t *lens,
 		len = word_len(words, lens, i);
 		tbuf_add(&note_words, &len, sizeof len);
 		tbuf_add(&note_words, words[i], len);
+	}
+	if (e->payload.failed || e->out.failed || note_tail.failed ||
+	    note_words.failed) {
+		/* Out of memory: nothing is kept, and the caller sees the
+		 * tail failed. */
+		tbuf_reset(&note_words);
+		tbuf_reset(&note_tail);
+		note_tail.failed = true;
 	}
 }
 
@@ -542,8 +583,11 @@ peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
 		tbuf_reset(&e->payload);
 		comm_format_command(&e->payload, words, lens, n);
 		tbuf_reset(&e->out);
-		comm_format_message(&e->out, "async", ++p->out_serial,
-		    e->payload.p, e->payload.len);
+		if (!e->payload.failed)
+			comm_format_message(&e->out, "async", ++p->out_serial,
+			    e->payload.p, e->payload.len);
+		else
+			e->out.failed = true;
 		peer_write(p, &e->out);
 		return;
 	}
@@ -551,12 +595,17 @@ peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
 		tbuf_reset(&e->payload);
 		comm_format_command(&e->payload, words, lens, n);
 		note_keep(e, words, lens, n);
+		if (peer_nomem(p, &note_tail))
+			return;
 	}
 	need = sizeof NOTE_HEAD + TL_INT_MAX + note_tail.len;
 	if (!peer_out_ok(p, need))
 		return;
 	/* NOTE_HEAD, the serial, the tail: straight into the peer's buffer. */
-	tbuf_reserve(&p->out, need);
+	if (!tbuf_reserve(&p->out, need)) {
+		peer_nomem(p, &p->out);
+		return;
+	}
 	o = p->out.p + p->out.len;
 	memcpy(o, NOTE_HEAD, sizeof NOTE_HEAD - 1);
 	o += sizeof NOTE_HEAD - 1;
@@ -596,6 +645,8 @@ peer_reply_direct(struct peer *p, const char *kind, int64_t serial,
 	if (!comm_format_reply_parts(&e->out, &e->payload, kind, serial,
 	        result->p, result->len))
 		return false;
+	if (peer_nomem(p, &e->out) || peer_nomem(p, &e->payload))
+		return true;
 	total = e->out.len + result->len + e->payload.len;
 	if (!peer_out_ok(p, total))
 		return true; /* a failed peer: nothing more */
@@ -626,6 +677,9 @@ peer_reply_direct(struct peer *p, const char *kind, int64_t serial,
 		    iov[i].iov_len - done);
 		done = 0;
 	}
+	/* Part of it is out: the rest must follow whole, or nothing. */
+	if (peer_nomem(p, &p->out))
+		return true;
 	peer_out_added(p);
 	return true;
 }
@@ -672,7 +726,8 @@ peer_reply_stream(struct cmd_ctx *c, struct peer_stream *s)
 	tbuf_reset(&p->stream_tail);
 	comm_format_reply_parts(&e->out, &p->stream_tail, c->kind, c->serial,
 	    "a b", 3);
-	peer_write(p, &e->out);
+	if (!peer_nomem(p, &p->stream_tail))
+		peer_write(p, &e->out);
 	if (p->state == PEER_DEAD) {
 		s->free(s);
 		return CMD_PENDING;
@@ -704,6 +759,8 @@ stream_pump(struct peer *p)
 		s = p->stream;
 		tbuf_reset(&e->piece);
 		last = s->next(s, &e->piece, STREAM_PIECE);
+		if (peer_nomem(p, &e->piece))
+			break;
 		if (e->piece.len > 0) {
 			if (!p->stream_first)
 				tbuf_addc(&p->out, ' ');
@@ -719,6 +776,8 @@ stream_pump(struct peer *p)
 				tbuf_free(&p->held);
 			}
 		}
+		if (peer_nomem(p, &p->out))
+			break;
 		peer_out_added(p);
 		if (p->bev != NULL) {
 			peer_flush(p);
@@ -833,9 +892,13 @@ peer_replied(struct peer *p, int64_t serial, const struct tl_elem *payload)
 			break;
 	if (q == NULL)
 		return; /* a ping's answer, or one we gave up on */
+	why = NULL;
 	if (tlist_parse(&e->words, payload->p, payload->len, &why) == -1 ||
 	    comm_parse_return(&e->words, &code, &result) == -1) {
-		peer_fail(p, "malformed reply (want a return command)");
+		if (why != NULL && strcmp(why, TL_NOMEM) == 0)
+			peer_fail(p, "out of memory");
+		else
+			peer_fail(p, "malformed reply (want a return command)");
 		return;
 	}
 	TAILQ_REMOVE(&p->reqs, q, link);
@@ -851,8 +914,10 @@ pending_new(struct cmd_ctx *c, void *arg)
 {
 	struct pending *q;
 
-	if ((q = calloc(1, sizeof *q)) == NULL)
-		fatalx("out of memory");
+	if ((q = calloc(1, sizeof *q)) == NULL) {
+		tbuf_oom("out of memory");
+		return NULL;
+	}
 	q->peer = c->peer;
 	q->serial = c->serial;
 	q->kind = c->kind;
@@ -977,12 +1042,22 @@ peer_message(struct peer *p, const struct tlist *m)
 	if (comm_payload_command(m->v[2].p, m->v[2].len, &e->frags, &e->scratch,
 	        &e->words, &e->err) == -1) {
 		tbuf_reset(&e->result);
-		tbuf_add(&e->result, e->err.p, e->err.len);
+		if (e->err.failed)
+			e->result.failed = true;
+		else
+			tbuf_add(&e->result, e->err.p, e->err.len);
 		code = 1;
 	} else
 		code = peer_exec(p, &e->words);
 	if (code == CMD_PENDING || code == CMD_STREAM)
 		return;
+	if (e->result.failed) {
+		/* A result cut short for want of memory (the library's
+		 * policy) is not the answer: the error is. */
+		tbuf_reset(&e->result);
+		tbuf_adds(&e->result, "out of memory");
+		code = 1;
+	}
 	if (code == 1 && log_level() >= LOG_LVL_DEBUG) {
 		struct tl_elem r = {e->result.p, e->result.len};
 
@@ -1021,7 +1096,13 @@ peer_offer(struct peer *p, const struct tlist *line)
 
 	tlist_init(&vers);
 	if (line->n == 2 &&
-	    tlist_parse(&vers, line->v[0].p, line->v[0].len, &err) == 0) {
+	    tlist_parse(&vers, line->v[0].p, line->v[0].len, &err) == -1 &&
+	    strcmp(err, TL_NOMEM) == 0) {
+		tlist_free(&vers);
+		peer_fail(p, "out of memory");
+		return;
+	}
+	if (line->n == 2 && vers.n > 0) {
 		for (i = 0; i < vers.n; i++) {
 			if (strlen(vers.v[i].p) != vers.v[i].len ||
 			    parse_serial(&vers.v[i], &v) == -1)
@@ -1121,8 +1202,11 @@ peer_keep(struct peer *p, struct tbuf *b, size_t used)
 		tbuf_consume(&p->in, used);
 		if (p->in.len == 0)
 			tbuf_free(&p->in);
-	} else if (used < b->len)
+	} else if (used < b->len) {
 		tbuf_add(&p->in, b->p + used, b->len - used);
+		if (peer_nomem(p, &p->in))
+			return;
+	}
 	if (p->in.len == 0)
 		p->partial_since = 0;
 	else if (p->partial_since == 0 || used > 0)
@@ -1155,7 +1239,11 @@ peer_read_body(evutil_socket_t fd, short ev, void *arg)
 
 	if (b == &e->rbuf)
 		tbuf_reset(b);
-	tbuf_reserve(b, PEER_READ_CHUNK);
+	if (!tbuf_reserve(b, PEER_READ_CHUNK)) {
+		peer_nomem(p, b);
+		engine_flush(e);
+		return;
+	}
 	n = recv(p->fd, b->p + b->len, PEER_READ_CHUNK, 0);
 	if (n == -1 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -1204,7 +1292,10 @@ peer_bev_read_body(struct bufferevent *bev, void *arg)
 	while ((n = evbuffer_get_length(in)) > 0 && p->state != PEER_DEAD) {
 		if (n > PEER_READ_CHUNK)
 			n = PEER_READ_CHUNK;
-		tbuf_reserve(b, n);
+		if (!tbuf_reserve(b, n)) {
+			peer_nomem(p, b);
+			break;
+		}
 		evbuffer_remove(in, b->p + b->len, n);
 		b->len += n;
 		b->p[b->len] = '\0';
@@ -1301,15 +1392,18 @@ peer_resume_now(struct peer *p)
 		/* Run it from a copy: p->in may be replaced meanwhile. */
 		tbuf_reset(&e->rbuf);
 		tbuf_add(&e->rbuf, p->in.p, p->in.len);
+		if (peer_nomem(p, &e->rbuf))
+			return;
 		tbuf_free(&p->in);
 		p->partial_since = 0;
 		peer_keep(p, &e->rbuf, peer_input(p, e->rbuf.p, e->rbuf.len));
 	}
 	if (p->state == PEER_DEAD || p->paused)
 		return;
-	if (p->ev_read != NULL)
-		event_add(p->ev_read, NULL);
-	else {
+	if (p->ev_read != NULL) {
+		if (event_add(p->ev_read, NULL) == -1)
+			peer_fail(p, "out of memory");
+	} else {
 		bufferevent_enable(p->bev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_input(p->bev)) > 0)
 			peer_bev_read(p->bev, p);
@@ -1439,8 +1533,10 @@ peer_alloc(struct engine *e, bool accepted, const char *addr,
 {
 	struct peer *p;
 
-	if ((p = calloc(1, sizeof *p)) == NULL)
-		fatalx("out of memory");
+	if ((p = calloc(1, sizeof *p)) == NULL) {
+		tbuf_oom("out of memory");
+		return NULL;
+	}
 	p->eng = e;
 	p->ops = ops;
 	p->lim = l;
@@ -1480,20 +1576,44 @@ peer_offer_send(struct peer *p)
 	peer_write(p, &e->out);
 }
 
+/* Undo peer_alloc for a peer nobody has seen yet: no hooks run. */
+static void
+peer_unalloc(struct peer *p)
+{
+	struct engine *e = p->eng;
+
+	TAILQ_REMOVE(&e->peers, p, link);
+	e->npeers--;
+	free(p);
+}
+
 struct peer *
 peer_new(struct engine *e, int fd, bool accepted, const char *addr,
     const struct engine_limits *l, const struct peer_ops *ops, void *arg)
 {
-	struct peer *p = peer_alloc(e, accepted, addr, l, ops, arg);
+	struct peer *p;
 
+	if ((p = peer_alloc(e, accepted, addr, l, ops, arg)) == NULL) {
+		close(fd);
+		return NULL;
+	}
 	p->fd = fd;
 	evutil_make_socket_nonblocking(fd);
 	p->ev_read = event_new(e->base, fd, EV_READ | EV_PERSIST, peer_read, p);
 	p->ev_write =
 	    event_new(e->base, fd, EV_WRITE | EV_PERSIST, peer_writable, p);
-	if (p->ev_read == NULL || p->ev_write == NULL)
-		fatalx("event_new failed");
-	event_add(p->ev_read, NULL);
+	if (p->ev_read == NULL || p->ev_write == NULL ||
+	    event_add(p->ev_read, NULL) == -1) {
+		/* libevent's allocations: out of memory too. */
+		tbuf_oom("event_new failed");
+		if (p->ev_read != NULL)
+			event_free(p->ev_read);
+		if (p->ev_write != NULL)
+			event_free(p->ev_write);
+		peer_unalloc(p);
+		close(fd);
+		return NULL;
+	}
 	peer_offer_send(p);
 	return p;
 }
@@ -1503,8 +1623,12 @@ peer_new_bev(struct engine *e, struct bufferevent *bev, bool accepted,
     const char *addr, const struct engine_limits *l, const struct peer_ops *ops,
     void *arg)
 {
-	struct peer *p = peer_alloc(e, accepted, addr, l, ops, arg);
+	struct peer *p;
 
+	if ((p = peer_alloc(e, accepted, addr, l, ops, arg)) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
 	p->bev = bev;
 	bufferevent_setcb(bev, peer_bev_read, peer_bev_write, peer_bev_event,
 	    p);

@@ -166,6 +166,7 @@ struct peer {
 	int64_t born, last_rx, last_tx, partial_since;
 	int64_t ping_sent; /* 0: none outstanding */
 	char *gone_why;
+	bool gone_nomem; /* why was not kept for want of memory */
 
 	/* ---- the registry's view of an accepted peer (server.c) ---- */
 	struct server *srv;
@@ -221,11 +222,13 @@ int64_t engine_now(void);
 
 /* Take over a connected socket (nonblocking is set here).  accepted:
  * we wait for the peer's offer; else we send ours and wait for
- * {vers 3}.  addr names it in the log.  Never NULL. */
+ * {vers 3}.  addr names it in the log.  NULL only when memory ran out
+ * (the library's policy, tbuf.h; a daemon ends): fd is closed then. */
 struct peer *peer_new(struct engine *, int fd, bool accepted, const char *addr,
     const struct engine_limits *, const struct peer_ops *, void *arg);
 /* The same over a bufferevent whose TLS handshake is done: the peer
- * takes it over (its callbacks, and freeing it). */
+ * takes it over (its callbacks, and freeing it; freed at once when this
+ * returns NULL). */
 struct peer *peer_new_bev(struct engine *, struct bufferevent *, bool accepted,
     const char *addr, const struct engine_limits *, const struct peer_ops *,
     void *arg);
@@ -249,7 +252,8 @@ void peer_request_cancel(struct preq *);
 size_t peer_queued(const struct peer *);
 
 /* A reply for later, owed to c's peer for c's message (the handler then
- * returns CMD_PENDING). */
+ * returns CMD_PENDING).  NULL when memory ran out (the library's policy,
+ * tbuf.h): the handler answers "out of memory" instead. */
 struct pending *pending_new(struct cmd_ctx *c, void *arg);
 /* Give it (code 0 result, 1 error) and free it; the peer may be gone. */
 void pending_reply(struct pending *, int code, const char *result, size_t len);

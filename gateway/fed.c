@@ -483,7 +483,10 @@ fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
 	if ((lk = calloc(1, sizeof *lk)) == NULL)
 		fatal("%s", __func__);
 	snprintf(lk->name, sizeof lk->name, "%s", name);
-	lk->q = pending_new(c, NULL);
+	if ((lk->q = pending_new(c, NULL)) == NULL) {
+		free(lk);
+		return CMD_ERROR;
+	}
 	lk->timer = evtimer_new(f->g->base, lookup_timeout, lk);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -843,6 +846,10 @@ tls_up(struct flink *l)
 	l->bev = NULL;
 	l->peer = peer_new_bev(&l->f->g->srv.eng, bev, !l->outgoing, l->addr,
 	    &l->f->lim, l->outgoing ? &fed_link_ops : &fed_serve_ops, l);
+	if (l->peer == NULL) {
+		link_close(l, "out of memory");
+		return;
+	}
 	if (!l->outgoing)
 		return;
 	l->state = FL_HELLO;

@@ -1673,7 +1673,13 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 	snprintf(addr, sizeof addr, "registry on port %d", a->port);
 	a->peer = peer_new(&a->ae->eng, a->fd, false, addr, &a->ae->lim,
 	    &async_ops, a);
-	a->fd = -1; /* the peer's now */
+	a->fd = -1; /* the peer's now (closed, when NULL) */
+	if (a->peer == NULL) {
+		req_free(q);
+		attempt_failed(a, "out of memory");
+		leave(a);
+		return;
+	}
 	a->state = A_HELLO;
 	TAILQ_INSERT_TAIL(&a->reqs, q, link);
 	req_send(a, q, w, 2);
@@ -2291,6 +2297,7 @@ commreg_async_open(struct event_base *base, const struct commreg_async_opts *o,
 	int priv_port = 0;
 
 	log_library_default();
+	tbuf_oom_library_default();
 	if (base == NULL) {
 		reason(err, errlen, "no event_base");
 		return NULL;

@@ -569,6 +569,8 @@ client_lost_why(char *buf, size_t len, const char *why)
 		snprintf(buf, len, "the connection to the registry was closed");
 	else if (strcmp(why, "the peer closed the connection") == 0)
 		snprintf(buf, len, "the registry closed the connection");
+	else if (strcmp(why, "out of memory") == 0)
+		snprintf(buf, len, "out of memory");
 	else if (strcmp(why, "write failed") == 0 ||
 	         strcmp(why, "read failed") == 0)
 		snprintf(buf, len, "the registry closed the connection (%s)",
@@ -809,6 +811,10 @@ client_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 	}
 	tbuf_reset(&c->reply);
 	tbuf_add(&c->reply, res, len);
+	if (c->reply.failed) {
+		client_fail(c, "out of memory");
+		return;
+	}
 	c->reply_code = code;
 	c->got_reply = 1;
 }
@@ -883,7 +889,8 @@ commreg_call(struct commreg_client *c, const char *const *words,
 	c->want = peer_request(c->peer, words, lens, n, 0, client_replied, c);
 	if (c->want == NULL) {
 		/* The engine let go of it; its gone hook has not run yet. */
-		client_lost_why(why, sizeof why, c->peer->gone_why);
+		client_lost_why(why, sizeof why,
+		    c->peer->gone_nomem ? "out of memory" : c->peer->gone_why);
 		client_fail(c, "%s", why);
 	} else
 		client_run(c, c->reply_timeout_ms, got_reply);
@@ -894,6 +901,11 @@ commreg_call(struct commreg_client *c, const char *const *words,
 		return -1;
 	}
 	tbuf_add(result, c->reply.p, c->reply.len);
+	if (result->failed) {
+		/* The caller's buffer failed: it says nothing more. */
+		client_fail(c, "out of memory");
+		return -1;
+	}
 	if (c->reply_code == 0)
 		return 0;
 	snprintf(c->err, sizeof c->err, "%.*s", (int)result->len, result->p);
@@ -1199,6 +1211,7 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	int flags, rc;
 
 	log_library_default();
+	tbuf_oom_library_default();
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
 		reason(err, errlen, "fcntl: %s", strerror(errno));
@@ -1212,6 +1225,13 @@ commreg_attach(int fd, const struct commreg_open_opts *o, char *err,
 	c->fd = fd;
 	c->peer =
 	    peer_new(&c->eng, fd, false, "registry", &c->lim, &client_ops, c);
+	if (c->peer == NULL) {
+		/* The engine closed fd. */
+		c->fd = -1;
+		reason(err, errlen, "out of memory");
+		commreg_close(c);
+		return NULL;
+	}
 	/*
 	 * Our offer and the hello go out together: the engine reads the
 	 * answers in order, so {vers 3} is checked before the hello's reply
@@ -1349,6 +1369,7 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 	int fd;
 
 	log_library_default();
+	tbuf_oom_library_default();
 	fd = connect_loopback(port,
 	    o != NULL && o->connect_timeout_ms > 0 ? o->connect_timeout_ms
 	                                           : COMMREG_CONNECT_TIMEOUT_MS,
@@ -1781,6 +1802,7 @@ commreg_open(const struct commreg_open_opts *o, char *err, size_t errlen)
 	int attempt, no_spawn = o != NULL && o->no_spawn, port;
 
 	log_library_default();
+	tbuf_oom_library_default();
 	/* The note's rule: TCL_COMM_REGPORT first; unreachable, as usual. */
 	switch (client_env_regport(&port, why, sizeof why)) {
 	case 1:

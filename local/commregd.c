@@ -606,6 +606,9 @@ main(int argc, char **argv)
 	int rc;
 
 	log_init("commregd", LOG_LVL_INFO);
+	/* A registry out of memory stops, with a line in its log; the
+	 * library it uses for the registry above must not change that. */
+	tbuf_oom_fatal(true);
 	if ((rc = parse_options(argc, argv, &o)) != -1)
 		return rc;
 	memset(&d, 0, sizeof d);

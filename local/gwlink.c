@@ -514,7 +514,13 @@ gwlink_settled(const struct gwlink *gw)
 int
 gwlink_register(struct gwlink *gw, struct cmd_ctx *c, const struct reg_entry *e)
 {
-	send_register(gw, e, pending_new(c, NULL));
+	struct pending *q;
+
+	if ((q = pending_new(c, NULL)) == NULL) {
+		tbuf_adds(c->result, "out of memory");
+		return CMD_ERROR;
+	}
+	send_register(gw, e, q);
 	return CMD_PENDING;
 }
 
@@ -524,8 +530,14 @@ gwlink_lookup(struct gwlink *gw, struct cmd_ctx *c, const char *name,
 {
 	const char *w[2] = {"Commreg/Lookup", name};
 
+	struct pending *q;
+
 	(void)len;
-	send_req(gw, GWQ_LOOKUP, w, 2, pending_new(c, NULL));
+	if ((q = pending_new(c, NULL)) == NULL) {
+		tbuf_adds(c->result, "out of memory");
+		return CMD_ERROR;
+	}
+	send_req(gw, GWQ_LOOKUP, w, 2, q);
 	return CMD_PENDING;
 }
 

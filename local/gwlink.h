@@ -35,11 +35,12 @@ bool gwlink_ready(const struct gwlink *, char *err, size_t errlen);
 bool gwlink_settled(const struct gwlink *);
 
 /* Offer e (just added here, scope host or global) to the gateway; the
- * verdict answers c.  Returns CMD_PENDING. */
+ * verdict answers c.  Returns CMD_PENDING, or CMD_ERROR ("out of memory"
+ * in the result) with nothing sent. */
 int gwlink_register(struct gwlink *, struct cmd_ctx *c,
     const struct reg_entry *e);
 /* Ask the gateway for a name this registry does not know.  Returns
- * CMD_PENDING. */
+ * CMD_PENDING, or CMD_ERROR as gwlink_register. */
 int gwlink_lookup(struct gwlink *, struct cmd_ctx *c, const char *name,
     size_t len);
 

@@ -145,7 +145,13 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
-	p = peer_new(&s->eng, fd, true, addr, &s->lim, &s->pops, s);
+	if ((p = peer_new(&s->eng, fd, true, addr, &s->lim, &s->pops, s)) ==
+	    NULL) {
+		/* Out of memory (a daemon ends first): the engine closed fd. */
+		log_limited("nomem", "refused %s: out of memory", addr);
+		s->refused++;
+		return;
+	}
 	p->srv = s;
 	p->uid = uid;
 	s->npeers++;
@@ -232,6 +238,8 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	    registry_new(ops != NULL && ops->notify != NULL ? ops->notify
 	                                                    : handlers_notify,
 	        s);
+	if (s->reg == NULL)
+		goto fail;
 	s->listener = evconnlistener_new(base, server_accept, s,
 	    LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
 	if (s->listener == NULL)

@@ -152,7 +152,11 @@ upstream_lookup(struct upstream *up, struct cmd_ctx *c, const char *name)
 
 	if (up->a == NULL || !commreg_async_connected(up->a))
 		return CMD_ERROR;
-	q = pending_new(c, NULL);
+	if ((q = pending_new(c, NULL)) == NULL) {
+		/* Said in the result, which cmd_lookup then answers. */
+		tbuf_adds(c->result, "out of memory");
+		return CMD_ERROR;
+	}
 	if (commreg_async_lookup(up->a, name, on_lookup, q) == -1) {
 		pending_reply(q, 1, "", 0);
 		return CMD_PENDING;

@@ -22,7 +22,8 @@ struct upstream *upstream_start(struct server *, const char *home, char *err,
     size_t errlen);
 /* Ask the registry above for a name this one does not know (another
  * user's, through its host gateway).  Returns CMD_PENDING, or CMD_ERROR
- * with nothing sent when the link is down. */
+ * with nothing sent: the link is down (the result left empty) or memory
+ * ran out (the result says so). */
 int upstream_lookup(struct upstream *, struct cmd_ctx *, const char *name);
 
 /* Close the link and drop the mirror's entries, silently: for shutdown,

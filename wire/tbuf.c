@@ -20,13 +20,23 @@
 /* Never written: reserve allocates before anything is stored (cap 0). */
 static char tbuf_empty[1];
 
-/* Written when a handle opens, read only when an allocation failed. */
+/* Written at start or when a handle opens, read only when an allocation
+ * failed. */
 static _Atomic bool oom_fatal = true;
+static _Atomic bool oom_chosen;
 
 void
 tbuf_oom_fatal(bool on)
 {
 	oom_fatal = on;
+	oom_chosen = true;
+}
+
+void
+tbuf_oom_library_default(void)
+{
+	if (!oom_chosen)
+		oom_fatal = false;
 }
 
 bool

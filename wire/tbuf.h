@@ -42,10 +42,13 @@ struct tbuf {
 /*
  * The policy: true (the default), out of memory ends the process with a
  * message; false, the buffer fails (above), and the table and the engine
- * return their errors instead.  The library sets it false when a handle
- * is opened; nothing in the daemons does.
+ * return their errors instead.  A program that says which (the daemons
+ * and the commreg command say true, at start) keeps it.  Otherwise the
+ * library makes it false when a handle is opened
+ * (tbuf_oom_library_default), as the process is not the library's to end.
  */
 void tbuf_oom_fatal(bool);
+void tbuf_oom_library_default(void);
 bool tbuf_oom_is_fatal(void);
 /* An allocation of the wire, the table or the engine failed: the end of
  * the process (msg on the log) under the fatal policy; else it returns,

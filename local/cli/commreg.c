@@ -1042,6 +1042,9 @@ main(int argc, char **argv)
 
 	memset(&ctx, 0, sizeof ctx);
 	log_init("commreg", LOG_LVL_WARN);
+	/* Out of memory ends the command with a message, as it always did;
+	 * the library it uses must not change that. */
+	tbuf_oom_fatal(true);
 	opterr = 0;
 	/* '+': stop at the command name; what follows is the command's. */
 	while (
