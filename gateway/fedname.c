@@ -34,6 +34,9 @@ fedname_path_has(const char *path, const char *who)
 	size_t n = strlen(who);
 	const char *p = path;
 
+	if (n == 0)
+		return false; /* no gateway has no name (and strstr would
+		                 match at once, for ever) */
 	while ((p = strstr(p, who)) != NULL) {
 		if ((p == path || p[-1] == ' ') &&
 		    (p[n] == ' ' || p[n] == '\0'))

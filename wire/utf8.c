@@ -4,12 +4,13 @@
 size_t
 utf8_char_len(const unsigned char *p, size_t n)
 {
-	unsigned char c = p[0];
+	unsigned char c;
 	size_t len, i;
 	unsigned long cp;
 
 	if (n == 0)
-		return 0;
+		return 0; /* before reading p[0]: p may be the buffer's end */
+	c = p[0];
 	if (c < 0x80)
 		return 1;
 	if (c >= 0xc2 && c <= 0xdf) {

@@ -310,6 +310,9 @@ test_well_formed(void)
 	    fedname_well_formed(SELF, "gwB", "calc@carl@gwC", "gwC gwD"));
 	CU_ASSERT_FALSE(
 	    fedname_well_formed(SELF, "gwB", "calc@carl@gwC", "gwC gwB gwD"));
+	/* An empty name is on no path (it looped for ever). */
+	CU_ASSERT_FALSE(fedname_path_has("gw1", ""));
+	CU_ASSERT_FALSE(fedname_path_has("", ""));
 	/* An empty origin (a path that starts with a space). */
 	CU_ASSERT_FALSE(fedname_well_formed(SELF, "gwB", "calc@bea@", " gwB"));
 }

@@ -9,6 +9,7 @@
 #include <CUnit/Basic.h>
 
 #include "registry.h"
+#include "utf8.h"
 #include "tcllist.h"
 
 struct seen {
@@ -220,6 +221,18 @@ test_one_rule_for_every_name(void)
 	                    false, &err),
 	    0);
 	tbuf_free(&err);
+}
+
+/* No byte is read of an empty span (its start may be a buffer's end). */
+static void
+test_utf8_empty_span(void)
+{
+	unsigned char *end = malloc(1);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+	CU_ASSERT_EQUAL(utf8_char_len(end + 1, 0), 0);
+	CU_ASSERT_TRUE(utf8_valid((const char *)end + 1, 0));
+	free(end);
 }
 
 /* The serial syntax has one reader, the counterpart of what the table
@@ -634,6 +647,8 @@ main(void)
 	CU_add_test(s, "one rule for every name (Bind, Register, copy)",
 	    test_one_rule_for_every_name);
 	CU_add_test(s, "the serial syntax has one reader", test_split_serial);
+	CU_add_test(s, "UTF-8: an empty span reads nothing",
+	    test_utf8_empty_span);
 	CU_add_test(s, "a reference outlives the entry's removal",
 	    test_reference_outlives_removal);
 	CU_add_test(s, "a peer's words are quoted, escaped and bounded",
