@@ -509,11 +509,13 @@ word_len(const char *const *words, const size_t *lens, size_t i)
 static bool
 note_same(const char *const *words, const size_t *lens, size_t n)
 {
-	const char *k = note_words.p, *end = k + note_words.len;
+	const char *k = note_words.p, *end;
 	size_t i, len;
 
-	if (note_words.len < sizeof len)
+	/* Nothing kept yet (the buffer has no memory at all). */
+	if (k == NULL || note_words.len < sizeof len)
 		return false;
+	end = k + note_words.len;
 	memcpy(&len, k, sizeof len);
 	k += sizeof len;
 	if (len != n)

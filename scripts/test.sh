@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of commreg: install what is missing, build twice (plain
 # with -Werror, then ASan+UBSan), run ctest on both and the unit tests of
-# the first under valgrind, and run the fuzzers (the wire's, then the
-# configuration's) for a bounded time when clang is there.  Exits non-zero
-# on any failure.
+# the first under valgrind, and run the fuzzers (the wire's, the
+# configuration's, the peer engine's and the name rules') for a bounded
+# time when clang is there.  Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
