@@ -5,6 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config clang
+  libclang-rt-14-dev
   libevent-dev libinih-dev libssl-dev libcunit1-dev openssl
   tcl8.6 tcllib valgrind
   passwd util-linux procps iproute2
