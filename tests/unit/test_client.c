@@ -349,6 +349,18 @@ test_async_before_reply_is_queued(void)
 	close(peer);
 }
 
+/*
+ * A child that played a peer ends with status 0 without a leak check of
+ * the memory it shares with its parent (valgrind follows a fork, not an
+ * exec, and would count the parent's allocations as the child's).
+ */
+static void
+child_done(void)
+{
+	execl("/bin/true", "true", (char *)NULL);
+	_exit(0);
+}
+
 /* Writes s one byte at a time, as a slow peer would; CRLF as Tcl does. */
 static pid_t
 slow_writer(int fd, const char *s)
@@ -363,7 +375,8 @@ slow_writer(int fd, const char *s)
 			_exit(1);
 		usleep(2000);
 	}
-	_exit(0);
+	child_done();
+	return 0;
 }
 
 static void
@@ -407,7 +420,7 @@ test_oversize_reply_is_refused(void)
 	/* From a child: the whole reply may not fit in the socket buffer. */
 	if ((pid = fork()) == 0) {
 		peer_write(peer, big.p);
-		_exit(0);
+		child_done();
 	}
 	tbuf_init(&r);
 	CU_ASSERT_EQUAL(call_lookup(c, "foo", &r), -1);
@@ -643,7 +656,7 @@ test_event_queue_is_bounded(void)
 	/* From a child: it is more than a socket buffer holds. */
 	if ((pid = fork()) == 0) {
 		peer_write(peer, msgs.p);
-		_exit(0);
+		child_done();
 	}
 	CU_ASSERT_FATAL(pid > 0);
 	tbuf_init(&r);
