@@ -61,64 +61,45 @@ echo "== tests (ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure -j "$jobs" || status=1
 
+# fuzz NAME TARGET SECONDS MAXLEN CORPUS: build one libFuzzer target, run
+# it bounded from its seed corpus and dictionary (fuzz/TARGET.dict), say
+# how it went, and fail the run on a crash.
+fuzz() {
+  local name=$1 target=$2 secs=$3 maxlen=$4 corpus=$5
+  local log=build/fuzz/$target.log
+  cmake --build build/fuzz -j "$jobs" --target "$target"
+  mkdir -p "build/fuzz/$corpus"
+  cp "fuzz/$corpus"/* "build/fuzz/$corpus/" 2>/dev/null || true
+  if "build/fuzz/fuzz/$target" -max_total_time="$secs" \
+      -dict="fuzz/$target.dict" -max_len="$maxlen" "build/fuzz/$corpus" \
+      > "$log" 2>&1; then
+    tail -n 2 "$log"
+    echo "$name: no crash in $secs s"
+  else
+    tail -n 40 "$log"
+    echo "$name: FAILED"
+    status=1
+  fi
+}
+
 if command -v clang >/dev/null 2>&1; then
   echo "== fuzz (libFuzzer, bounded)"
   CC=clang cmake -S . -B build/fuzz -DCOMMREG_FUZZ=ON >/dev/null
-  cmake --build build/fuzz -j "$jobs" --target frame-fuzzer
-  mkdir -p build/fuzz/corpus
-  cp fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
-  if build/fuzz/fuzz/frame-fuzzer -max_total_time="${COMMREG_FUZZ_SECONDS:-60}" \
-      -dict=fuzz/frame-fuzzer.dict -max_len=4096 build/fuzz/corpus \
-      > build/fuzz/fuzz.log 2>&1; then
-    tail -n 2 build/fuzz/fuzz.log
-    echo "fuzz: no crash in ${COMMREG_FUZZ_SECONDS:-60} s"
-  else
-    tail -n 40 build/fuzz/fuzz.log
-    echo "fuzz: FAILED"
-    status=1
-  fi
+  # The comm framer and literal-command parser (fuzz/frame-fuzzer.c).
+  fuzz fuzz frame-fuzzer "${COMMREG_FUZZ_SECONDS:-60}" 4096 corpus
   # The /etc/tcl/comm parser and the policy (fuzz/config-fuzzer.c).
-  cmake --build build/fuzz -j "$jobs" --target config-fuzzer
-  mkdir -p build/fuzz/config-corpus
-  cp fuzz/config-corpus/* build/fuzz/config-corpus/ 2>/dev/null || true
-  if build/fuzz/fuzz/config-fuzzer -max_total_time="${COMMREG_CONFIG_FUZZ_SECONDS:-30}" \
-      -dict=fuzz/config-fuzzer.dict -max_len=4096 build/fuzz/config-corpus \
-      > build/fuzz/config-fuzz.log 2>&1; then
-    tail -n 2 build/fuzz/config-fuzz.log
-    echo "config fuzz: no crash in ${COMMREG_CONFIG_FUZZ_SECONDS:-30} s"
-  else
-    tail -n 40 build/fuzz/config-fuzz.log
-    echo "config fuzz: FAILED"
-    status=1
-  fi
+  fuzz "config fuzz" config-fuzzer "${COMMREG_CONFIG_FUZZ_SECONDS:-30}" 4096 \
+    config-corpus
   # The peer engine fed a peer's bytes, in both roles (fuzz/peer-fuzzer.c).
-  cmake --build build/fuzz -j "$jobs" --target peer-fuzzer
-  mkdir -p build/fuzz/peer-corpus
-  cp fuzz/peer-corpus/* build/fuzz/peer-corpus/ 2>/dev/null || true
-  if build/fuzz/fuzz/peer-fuzzer -max_total_time="${COMMREG_PEER_FUZZ_SECONDS:-30}" \
-      -dict=fuzz/peer-fuzzer.dict -max_len=8192 build/fuzz/peer-corpus \
-      > build/fuzz/peer-fuzz.log 2>&1; then
-    tail -n 2 build/fuzz/peer-fuzz.log
-    echo "peer fuzz: no crash in ${COMMREG_PEER_FUZZ_SECONDS:-30} s"
-  else
-    tail -n 40 build/fuzz/peer-fuzz.log
-    echo "peer fuzz: FAILED"
-    status=1
-  fi
+  fuzz "peer fuzz" peer-fuzzer "${COMMREG_PEER_FUZZ_SECONDS:-30}" 8192 \
+    peer-corpus
   # Names, serials, UTF-8, quoting, Register's options, federation's
   # names and entry dicts (fuzz/names-fuzzer.c).
-  cmake --build build/fuzz -j "$jobs" --target names-fuzzer
-  mkdir -p build/fuzz/names-corpus
-  cp fuzz/names-corpus/* build/fuzz/names-corpus/ 2>/dev/null || true
-  if build/fuzz/fuzz/names-fuzzer -max_total_time="${COMMREG_NAMES_FUZZ_SECONDS:-20}" \
-      -dict=fuzz/names-fuzzer.dict -max_len=4096 build/fuzz/names-corpus \
-      > build/fuzz/names-fuzz.log 2>&1; then
-    tail -n 2 build/fuzz/names-fuzz.log
-    echo "names fuzz: no crash in ${COMMREG_NAMES_FUZZ_SECONDS:-20} s"
-  else
-    tail -n 40 build/fuzz/names-fuzz.log
-    echo "names fuzz: FAILED"
-    status=1
-  fi
+  fuzz "names fuzz" names-fuzzer "${COMMREG_NAMES_FUZZ_SECONDS:-20}" 4096 \
+    names-corpus
+else
+  # The README promises the fuzzers: say so loudly when they cannot run.
+  echo "fuzz: clang is missing, the fuzzers did not run"
+  status=1
 fi
 exit $status
