@@ -449,10 +449,15 @@ gw_socket(struct loader *ld, const char *key, const char *value)
 	parse_path(ld, key, value, &ld->conf->socket_path);
 }
 
+/*
+ * Only the gateway becomes this user: a user registry (GWCONF_CLIENT)
+ * does not look it up, so that an account missing or not made yet
+ * costs the host's registries nothing but the gateway its start.
+ */
 static void
 gw_user(struct loader *ld, const char *key, const char *value)
 {
-	if (getpwnam(value) == NULL) {
+	if (ld->mode == GWCONF_GATEWAY && getpwnam(value) == NULL) {
 		err_line(ld, "unknown user \"%s\" in %s", value, ld->title);
 		return;
 	}

@@ -35,6 +35,7 @@
 
 #include <event2/event.h>
 
+#include "cmdline.h"
 #include "fed.h"
 #include "gateway.h"
 #include "gwconf.h"
@@ -62,7 +63,8 @@ usage(FILE *fp)
 	    "                     and by which rule; registers nothing:\n"
 	    "                     exit 0 allowed, 1 refused\n"
 	    "  -v                 debug logging\n"
-	    "  -h, --help         this text\n",
+	    "  -h, --help         this text\n"
+	    "  --version          the version, and exit\n",
 	    GWCONF_DIR_ENV, GWCONF_DIR_DEFAULT);
 }
 
@@ -122,14 +124,24 @@ open_socket(const char *path)
 	return fd;
 }
 
-/* Sockets are open: become the configured user for good. */
+/*
+ * Sockets are open: become the configured user for good.  Without one,
+ * a gateway started as root serves as root, which nothing it does needs:
+ * said as a warning at every start, so that it is not a quiet default.
+ */
 static void
-drop_privileges(const char *user)
+drop_privileges(const char *user, const char *config_dir)
 {
 	struct passwd *pw;
 
-	if (user == NULL)
+	if (user == NULL) {
+		if (geteuid() == 0)
+			log_warnx("serving as root: nothing here needs it; "
+			          "set user = tclcomm (an account of its own) in "
+			          "[gateway] of %s/*.ini (docs/gateway.md)",
+			    config_dir);
 		return;
+	}
 	if (geteuid() != 0) {
 		log_warnx("not started as root: staying uid %lu (user = %s "
 		          "applies to a gateway started as root)",
@@ -210,12 +222,15 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 	    {"check-config", no_argument, NULL, 't'},
 	    {"explain", no_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
 	memset(o, 0, sizeof *o);
-	while ((ch = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
+	opterr = 0; /* cmdline_bad_option says it, in one line */
+	while ((ch = getopt_long(argc, argv, ":c:tvh", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
 			o->config_dir = optarg;
@@ -232,9 +247,12 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("commgwd (commreg) %s\n", COMMREG_VERSION);
+			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return cmdline_bad_option("commgwd", argc, argv, ch,
+			    longopts);
 		}
 	}
 	if (o->explain) {
@@ -247,11 +265,8 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 		o->explain_args = argv + optind;
 		optind = argc;
 	}
-	if (optind != argc) {
-		fprintf(stderr, "commgwd: unexpected argument \"%s\"\n",
-		    argv[optind]);
-		return 2;
-	}
+	if (optind != argc)
+		return cmdline_bad_argument("commgwd", argv[optind]);
 	if (o->config_dir == NULL)
 		o->config_dir = gwconf_default_dir();
 	return -1;
@@ -443,7 +458,7 @@ setup(const struct commgwd_opts *o, struct gwconf *conf, int fd, int priv_fd)
 	gw.fed = fed_start(&gw, NULL, ctx, err, sizeof err);
 	if (gw.fed == NULL && err[0] != '\0')
 		fatalx("federation: %s", err);
-	drop_privileges(conf->run_as);
+	drop_privileges(conf->run_as, o->config_dir);
 	sigterm = evsignal_new(base, SIGTERM, on_stop, base);
 	sigint = evsignal_new(base, SIGINT, on_stop, base);
 	sighup = evsignal_new(base, SIGHUP, on_hup, NULL);

@@ -29,6 +29,7 @@
 
 #include <event2/event.h>
 
+#include "cmdline.h"
 #include "election.h"
 #include "gwconf.h"
 #include "gwlink.h"
@@ -105,7 +106,8 @@ usage(FILE *fp)
 	    "                     gateway is; default $TCL_COMM_CONFIG_DIR,\n"
 	    "                     else /etc/tcl/comm)\n"
 	    "  -v                 debug logging\n"
-	    "  -h, --help         this text\n",
+	    "  -h, --help         this text\n"
+	    "  --version          the version, and exit\n",
 	    COMM_DEFAULT_MAX_MESSAGE);
 }
 
@@ -326,6 +328,7 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	    {"ready-fd", required_argument, NULL, 'R'},
 	    {"config-dir", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	char *end;
@@ -335,7 +338,8 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	server_default_opts(&o->server);
 	o->wait_ms = 3000;
 	o->ready_fd = -1;
-	while ((ch = getopt_long(argc, argv, "dH:m:w:T:O:vh", longopts,
+	opterr = 0; /* cmdline_bad_option says it, in one line */
+	while ((ch = getopt_long(argc, argv, ":dH:m:w:T:O:vh", longopts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -409,17 +413,16 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("commregd (commreg) %s\n", COMMREG_VERSION);
+			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return cmdline_bad_option("commregd", argc, argv, ch,
+			    longopts);
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "commregd: unexpected argument \"%s\"\n",
-		    argv[optind]);
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc)
+		return cmdline_bad_argument("commregd", argv[optind]);
 	if (!o->private_reg && (o->port != 0 || o->ready_fd != -1)) {
 		fprintf(stderr, "commregd: --port and --ready-fd are for "
 		                "--private and --semi\n");

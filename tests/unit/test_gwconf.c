@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,12 +182,35 @@ test_out_of_range(void)
 static void
 test_unknown_user(void)
 {
+	const char *want;
+
 	expect_error("[rule r]\naction = allow\nusers = root no-such-user-q\n",
 	    "t.ini:3: unknown user \"no-such-user-q\" in [rule r]");
-	expect_error("[gateway]\nuser = no-such-user-q\n",
-	    "t.ini:2: unknown user \"no-such-user-q\" in [gateway]");
+	want = "t.ini:3: unknown user \"no-such-user-q\" in [gateway]";
+	expect_errors("[gateway]\nsocket = /run/t.sock\n"
+	              "user = no-such-user-q\n",
+	    GWCONF_GATEWAY, &want, 1);
 	expect_error("[quota]\nuser no-such-user-q = 5\n",
 	    "t.ini:2: unknown user \"no-such-user-q\" in [quota]");
+}
+
+/* A user registry never becomes the [gateway] user: it does not look the
+ * account up, so one not made yet does not cost it the host gateway. */
+static void
+test_client_ignores_gateway_user(void)
+{
+	struct gwconf_errors e = {0};
+	struct gwconf *c;
+
+	c = gwconf_parse_string("t.ini",
+	    "[gateway]\nsocket = /run/t.sock\nuser = no-such-user-q\n",
+	    GWCONF_CLIENT, &e);
+	show(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(e.n, 0);
+	CU_ASSERT_STRING_EQUAL(c->socket_path, "/run/t.sock");
+	gwconf_free(c);
+	gwconf_errors_free(&e);
 }
 
 static void
@@ -1357,13 +1381,29 @@ source_tests_dir(void)
 	return strstr(__FILE__, "tests/unit/");
 }
 
+/* The sample's "user = tclcomm" line made "user = USER" (in place). */
+static void
+swap_user(char *text, size_t size, const char *user)
+{
+	static const char line[] = "\nuser = tclcomm\n";
+	char rest[8192];
+	char *p = strstr(text, line);
+
+	if (p == NULL)
+		return;
+	snprintf(rest, sizeof(rest), "%s", p + sizeof(line) - 1);
+	snprintf(p, size - (size_t)(p - text), "\nuser = %s\n%s", user, rest);
+}
+
 /*
  * Copy the samples of etc-tcl-comm/ into tmpdir/name; with `uncomment`,
  * the commented-out examples (";key = value", ";[section]": no space
- * after the semicolon) become active.  The source tree must be known.
+ * after the semicolon) become active; with `user`, the gateway's user is
+ * that one instead of tclcomm.  The source tree must be known.
  */
 static void
-copy_samples(char *dir, size_t len, const char *name, bool uncomment)
+copy_samples(char *dir, size_t len, const char *name, bool uncomment,
+    const char *user)
 {
 	static const char *names[] = {"00-gateway.ini", "10-policy.ini",
 	    "20-quota.ini", "30-remotes.ini"};
@@ -1391,6 +1431,8 @@ copy_samples(char *dir, size_t len, const char *name, bool uncomment)
 			out[o++] = *p;
 		}
 		out[o] = '\0';
+		if (user != NULL)
+			swap_user(out, sizeof(out), user);
 		write_file(dir, names[i], out, 0644);
 	}
 }
@@ -1403,7 +1445,7 @@ test_samples_load(void)
 	struct gwconf *c;
 	char dir[256];
 
-	copy_samples(dir, sizeof(dir), "samples", false);
+	copy_samples(dir, sizeof(dir), "samples", false, NULL);
 	c = gwconf_load(dir, GWCONF_CLIENT, NULL, &e);
 	show(&e);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -1411,10 +1453,30 @@ test_samples_load(void)
 	CU_ASSERT_EQUAL(c->nrules, 4);
 	CU_ASSERT_EQUAL(c->nquotas, 3);
 	CU_ASSERT_STRING_EQUAL(c->socket_path, "/run/tcl-comm/gateway.sock");
+	CU_ASSERT_STRING_EQUAL(c->run_as, "tclcomm");
 	gwconf_free(c);
+	/* The gateway runs as tclcomm, which the package makes: where it
+	 * is not made, the one error says so, and the samples load with an
+	 * account that exists. */
 	c = gwconf_load(dir, GWCONF_GATEWAY, NULL, &e);
-	show(&e);
-	CU_ASSERT_PTR_NOT_NULL(c);
+	if (getpwnam("tclcomm") != NULL) {
+		show(&e);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		CU_ASSERT_STRING_EQUAL(c->run_as, "tclcomm");
+	} else {
+		CU_ASSERT_PTR_NULL(c);
+		CU_ASSERT_EQUAL_FATAL(e.n, 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(e.v[0], "/00-gateway.ini:"));
+		CU_ASSERT_PTR_NOT_NULL(
+		    strstr(e.v[0], ": unknown user \"tclcomm\" in [gateway]"));
+		gwconf_errors_free(&e);
+		copy_samples(dir, sizeof(dir), "samples-nobody", false,
+		    "nobody");
+		c = gwconf_load(dir, GWCONF_GATEWAY, NULL, &e);
+		show(&e);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		CU_ASSERT_STRING_EQUAL(c->run_as, "nobody");
+	}
 	gwconf_free(c);
 	gwconf_errors_free(&e);
 }
@@ -1427,7 +1489,7 @@ test_sample_examples_load(void)
 	struct gwconf *c;
 	char dir[256];
 
-	copy_samples(dir, sizeof(dir), "examples", true);
+	copy_samples(dir, sizeof(dir), "examples", true, NULL);
 	c = gwconf_load(dir, GWCONF_CLIENT, NULL, &e);
 	show(&e);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -1468,6 +1530,8 @@ main(void)
 	    {"bad number", test_bad_number},
 	    {"number out of range", test_out_of_range},
 	    {"unknown user", test_unknown_user},
+	    {"a user registry does not look up the gateway's user",
+	        test_client_ignores_gateway_user},
 	    {"unknown group", test_unknown_group},
 	    {"bad port range", test_bad_port_range},
 	    {"bad scope", test_bad_scope},
