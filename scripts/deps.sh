@@ -8,6 +8,7 @@ pkgs=(
   libclang-rt-14-dev
   libevent-dev libinih-dev libssl-dev libcunit1-dev openssl
   tcl8.6 tcllib valgrind
+  groff-base man-db
   passwd util-linux procps iproute2
   dbus libdbus-1-dev
 )
