@@ -43,10 +43,28 @@
 # the package sends it an empty script, which every comm peer answers
 # with ""; no answer within the rest of -liveness and the connection is
 # dropped and treated as lost, as if it had closed.
+#
+# On top of that, the commands Tk gives a Tk application (docs/tcl.md
+# "The Tk way"): `send NAME SCRIPT` (look NAME up, comm-send to it),
+# `interps` (as `winfo interps`) and `appname ?NAME?` (as `tk appname`:
+# the one name of the application, following its comm port).  Errors
+# carry -errorcode values that start with COMMREG, for `try ... trap`.
+#
+# As the design note's "Packaging" wants, this package may be loaded and
+# configured before comm: `configure -register NAME` then makes the
+# loading of comm register the application (see WatchCommLoad).  So comm
+# is not loaded here unless it already is; it is loaded when the first
+# command that needs it runs, or when the application calls `comm::comm`
+# (an auto_index entry, for scripts that never said `package require
+# comm` because this package used to load it).
 
 package require Tcl 8.6
-package require comm 4.6
 package require interp
+if {[package provide comm] ne ""} {
+    package require comm 4.6
+} elseif {![info exists ::auto_index(::comm::comm)]} {
+    set ::auto_index(::comm::comm) {package require comm 4.6}
+}
 
 namespace eval ::comm::registry {
     variable version 0.1.0
@@ -60,8 +78,9 @@ namespace eval ::comm::registry {
         -timeout  10000
         -grace    3000
         -liveness 15000
+        -register ""
     }
-    variable optnames {-home -commregd -command -timeout -grace -liveness}
+    variable optnames {-home -commregd -command -timeout -grace -liveness -register}
     # The smallest -liveness other than 0 (off).
     variable liveness_min 300
 
@@ -98,10 +117,26 @@ namespace eval ::comm::registry {
     variable told ""
     variable noproc_told 0
 
-    # Our registrations: id -> dict base name serial port scope
+    # Our registrations: id -> dict base name serial port scope follow
+    # (follow 1: PORT is comm's own, [comm::comm self], and follows it
+    # when the application reconfigures comm; see FollowCommPort).
     variable regs
     array set regs {}
     variable regseq 0
+
+    # The Tk way (docs/tcl.md "The Tk way").  appid: the id in regs of
+    # the application's name (appname, configure -register), "" when it
+    # has none.  loadwatch: 1 while a `package` trace waits for comm to
+    # be loaded (configure -register before comm); pkgdepth: how deep in
+    # `package` commands we are then (the registration waits for the
+    # outermost to return).  sends: `send` calls waiting for their
+    # answer, key -> "" or comm's callback options.
+    variable appid ""
+    variable loadwatch 0
+    variable pkgdepth 0
+    variable sends
+    array set sends {}
+    variable sendseq 0
 
     # Our watches, by token: pattern, command, the entries the
     # application has been told of (name -> entry), and those that were
@@ -191,28 +226,52 @@ proc ::comm::registry::register {args} {
             }
         }
     }
+    set id [Register $name $port $scope]
+    return [dict get $regs($id) name]
+}
+
+# Register NAME for PORT ("": comm's own port, followed when it changes)
+# with SCOPE; returns the id of the registration in regs.
+proc ::comm::registry::Register {name port scope} {
+    variable regs
+    variable regseq
+    set follow 0
     if {$port eq ""} {
+        NeedComm
         set port [::comm::comm self]
         if {!$port} {
-            return -code error "this application's comm channel does not listen (comm::comm self is 0): configure it with -listen 1 or give -port"
+            return -code error -errorcode {COMMREG NOTLISTENING} \
+                "this application's comm channel does not listen (comm::comm self is 0): configure it with -listen 1 or give -port"
         }
+        set follow 1
+        WatchCommPort
     }
     Connect
     set assigned [Call [RegisterCommand $name $port $scope ""]]
-    set regs(r[incr regseq]) [dict create base $name name $assigned \
-        serial [SerialOf $name $assigned] port $port scope $scope]
-    return $assigned
+    set id r[incr regseq]
+    set regs($id) [dict create base $name name $assigned \
+        serial [SerialOf $name $assigned] port $port scope $scope \
+        follow $follow]
+    return $id
 }
 
 # unregister NAME: NAME as register returned it (or as asked for, when
 # this application holds only one instance of it).
 proc ::comm::registry::unregister {name} {
-    variable regs
-    variable state
     set id [FindReg $name]
     if {$id eq ""} {
-        return -code error "\"$name\" is not registered by this application"
+        return -code error -errorcode [::list COMMREG NOTREGISTERED $name] \
+            "\"$name\" is not registered by this application"
     }
+    UnregisterId $id
+    return
+}
+
+# Withdraw the registration ID (forgotten here even if the registry's
+# answer is an error).
+proc ::comm::registry::UnregisterId {id} {
+    variable regs
+    variable state
     set assigned [dict get $regs($id) name]
     unset regs($id)
     if {$state eq "connected"} {
@@ -220,7 +279,6 @@ proc ::comm::registry::unregister {name} {
     }
     # Otherwise the registry that had it is gone, and it will not be
     # registered again.
-    return
 }
 
 # lookup ?-stale VARNAME? NAME -> comm id {PORT HOST}, ready for
@@ -254,8 +312,11 @@ proc ::comm::registry::lookup {args} {
     }
     Connect
     if {[catch {Call [::list Commreg/Lookup $name]} id opts]} {
-        if {$private && [string match "no application named *" $id]} {
-            Forget $name
+        if {[string match "no application named *" $id]} {
+            if {$private} {
+                Forget $name
+            }
+            dict set opts -errorcode [::list COMMREG NOTFOUND $name]
         }
         return -options $opts $id
     }
@@ -416,20 +477,65 @@ proc ::comm::registry::configure {args} {
                     return -code error "-liveness: expected 0 (no liveness check) or milliseconds from $liveness_min to 86400000 but got \"$v\""
                 }
             }
-            -commregd - -command {}
+            -commregd - -command - -register {}
             default {
                 return -code error "bad option \"$o\": must be [join $optnames {, }]"
             }
         }
     }
     set old $opt(-liveness)
-    array set opt $args
+    set newargs {}
+    foreach {o v} $args {
+        if {$o eq "-register"} {
+            set register $v
+        } else {
+            lappend newargs $o $v
+        }
+    }
+    array set opt $newargs
     if {$opt(-liveness) != $old} {
         # The check of a live connection goes on with the new value (or
         # stops, for 0).
         LivenessStart
     }
+    if {[info exists register]} {
+        # After the other options, which the registration may need
+        # (-home, -commregd).
+        ConfigureRegister $register
+    }
     return
+}
+
+# configure -register NAME: the application's name, registered when
+# comm is loaded (the design note's "Packaging": the registry is
+# configured before comm launches the service), or at once when comm
+# already is; "" withdraws it.  An error (comm is loaded, the
+# registration failed) leaves the option as it was.
+proc ::comm::registry::ConfigureRegister {name} {
+    variable opt
+    if {![CommLoaded]} {
+        set opt(-register) $name
+        if {$name eq ""} {
+            UnwatchCommLoad
+        } else {
+            WatchCommLoad
+        }
+        return
+    }
+    UnwatchCommLoad
+    if {$name eq ""} {
+        variable appid
+        variable regs
+        if {$appid ne "" && [info exists regs($appid)]} {
+            set id $appid
+            set appid ""
+            UnregisterId $id
+        }
+        set appid ""
+    } else {
+        appname $name
+    }
+    set opt(-register) $name
 }
 
 # disconnect: close the registry connection and forget every
@@ -453,6 +559,7 @@ proc ::comm::registry::disconnect {} {
     }
     array unset regs
     array set regs {}
+    set ::comm::registry::appid ""
     set state idle
     set owed 0
     DropConnection
@@ -463,6 +570,292 @@ proc ::comm::registry::disconnect {} {
     set known {}
     set regport ""
     return
+}
+
+# ---------------------------------------------------------------------------
+# The Tk way (docs/tcl.md "The Tk way"): send by name, interps, appname,
+# and the registration that loading comm makes.
+
+# send ?-async? ?-timeout MS? ?--? NAME CMD ?ARG ...? -> CMD's result in
+# the application registered as NAME (as Tk's send).  The script goes
+# through the application's own comm channel, as `comm::comm send` would
+# send it, so NAME sees the sender's comm id as `comm::comm remoteid`.
+proc ::comm::registry::send {args} {
+    variable sends
+    variable sendseq
+    set usage {wrong # args: should be "comm::registry::send ?-async? ?-timeout ms? ?--? name cmd ?arg ...?"}
+    set async 0
+    set ms ""
+    while {[llength $args] && [string match -* [lindex $args 0]]} {
+        set args [lassign $args o]
+        switch -exact -- $o {
+            -async { set async 1 }
+            -timeout {
+                if {![llength $args]} {
+                    return -code error $usage
+                }
+                set args [lassign $args ms]
+                if {![string is integer -strict $ms] || $ms < 1} {
+                    return -code error "-timeout: expected milliseconds but got \"$ms\""
+                }
+            }
+            -- break
+            default {
+                return -code error "bad option \"$o\": must be -async, -timeout or --"
+            }
+        }
+    }
+    if {[llength $args] < 2} {
+        return -code error $usage
+    }
+    set script [lassign $args name]
+    if {![info complete $script]} {
+        return -code error "incomplete command: $script"
+    }
+    set id [lookup $name]
+    NeedComm
+    if {$async} {
+        if {[catch {::comm::comm send -async $id {*}$script} err opts]} {
+            Unreachable $name $id $err $opts
+        }
+        return
+    }
+    set key [incr sendseq]
+    set sends($key) ""
+    if {[catch {::comm::comm send -command \
+                    [::list ::comm::registry::SendDone $key] \
+                    $id {*}$script} err opts]} {
+        unset sends($key)
+        Unreachable $name $id $err $opts
+    }
+    if {$ms ne ""} {
+        set timer [after $ms [::list ::comm::registry::SendDone $key -code timeout]]
+    }
+    while {$sends($key) eq ""} {
+        vwait ::comm::registry::sends($key)
+    }
+    if {$ms ne ""} {
+        after cancel $timer
+    }
+    set r $sends($key)
+    unset sends($key)
+    set code [dict get $r -code]
+    set result [expr {[dict exists $r -result] ? [dict get $r -result] : ""}]
+    switch -exact -- $code {
+        0 - "" { return $result }
+        1 {
+            # The application's own error, as it raised it.
+            set ec [expr {[dict exists $r -errorcode] ? [dict get $r -errorcode] : "NONE"}]
+            set ei [expr {[dict exists $r -errorinfo] ? [dict get $r -errorinfo] : $result}]
+            return -code error -errorcode $ec -errorinfo $ei $result
+        }
+        -1 {
+            return -code error -errorcode [::list COMMREG GONE $name $id $result] \
+                "application \"$name\" ($id) went before it answered: $result"
+        }
+        timeout {
+            return -code error -errorcode [::list COMMREG TIMEOUT $name $ms] \
+                "application \"$name\" ($id) did not answer within $ms ms"
+        }
+        default {
+            return -code $code $result
+        }
+    }
+}
+
+# comm's answer (or our timer) for the send KEY.
+proc ::comm::registry::SendDone {key args} {
+    variable sends
+    if {![info exists sends($key)] || $sends($key) ne ""} return
+    set sends($key) $args
+}
+
+# `comm::comm send` failed at once (ERR, OPTS): if comm could not connect
+# to ID, the application registered as NAME is gone (it died, and the
+# registry has not yet seen its connection close); anything else is
+# passed on as it is.
+proc ::comm::registry::Unreachable {name id err opts} {
+    if {[string match "Connect to remote failed:*" $err]} {
+        set why [string trim [string range $err 25 end]]
+        return -code error -level 2 \
+            -errorcode [::list COMMREG GONE $name $id $why] \
+            "application \"$name\" ($id) cannot be reached: $why"
+    }
+    dict set opts -level 2
+    return -options $opts $err
+}
+
+# interps ?PATTERN? -> the names of the registered applications (as
+# `winfo interps`), sorted; those matching PATTERN (string match).
+proc ::comm::registry::interps {{pattern *}} {
+    set names {}
+    foreach e [::comm::registry::list $pattern] {
+        if {![catch {dict get $e name} name]} {
+            lappend names $name
+        }
+    }
+    return $names
+}
+
+# appname ?NAME? -> the application's name (as `tk appname`): the one
+# registered for its comm port by appname or configure -register, "" if
+# none.  With NAME, the application is registered as NAME (NAME #2 ...
+# when taken) and then its old name, if any, is withdrawn; an error
+# leaves the old name in place.
+proc ::comm::registry::appname {args} {
+    variable appid
+    variable regs
+    variable opt
+    if {[llength $args] > 1} {
+        return -code error {wrong # args: should be "comm::registry::appname ?newName?"}
+    }
+    set held [expr {$appid ne "" && [info exists regs($appid)]}]
+    if {!$held} {
+        set appid ""
+    }
+    if {![llength $args]} {
+        return [expr {$held ? [dict get $regs($appid) name] : ""}]
+    }
+    set name [lindex $args 0]
+    if {$held && $name in [::list [dict get $regs($appid) name] \
+                               [dict get $regs($appid) base]]} {
+        return [dict get $regs($appid) name]
+    }
+    set id [Register $name "" ""]
+    set old $appid
+    set appid $id
+    set opt(-register) $name
+    if {$old ne "" && [info exists regs($old)]} {
+        set oldname [dict get $regs($old) name]
+        if {[catch {UnregisterId $old} err]} {
+            Notify life error "cannot withdraw the old name \"$oldname\": $err"
+        }
+    }
+    return [dict get $regs($id) name]
+}
+
+# Is comm loaded, its default channel made?
+proc ::comm::registry::CommLoaded {} {
+    expr {[package provide comm] ne "" && [llength [info commands ::comm::comm]]}
+}
+
+# Load comm if it is not: every command that needs comm calls this first.
+# (With configure -register, loading it registers the application.)
+proc ::comm::registry::NeedComm {} {
+    if {[package provide comm] eq ""} {
+        uplevel #0 {package require comm 4.6}
+    }
+}
+
+# configure -register before comm is loaded: watch every `package`
+# command (an execution trace), and once comm is there and the outermost
+# `package` command has returned, register.  Whatever loads comm is
+# seen: the application's `package require comm`, a package that
+# requires it, this package's own commands, or a first call of
+# `comm::comm` (auto_index).  Waiting for the outermost `package`
+# command means the registration (which runs the event loop, as every
+# call to the registry does) is never made from inside a package's load
+# script but the one that loaded comm returned: when a package X
+# requires comm, the application is registered as `package require X`
+# returns.
+proc ::comm::registry::WatchCommLoad {} {
+    variable loadwatch
+    variable pkgdepth
+    if {$loadwatch} return
+    set loadwatch 1
+    set pkgdepth 0
+    trace add execution ::package enter ::comm::registry::PackageEntered
+    trace add execution ::package leave ::comm::registry::PackageLeft
+}
+
+proc ::comm::registry::UnwatchCommLoad {} {
+    variable loadwatch
+    if {!$loadwatch} return
+    set loadwatch 0
+    trace remove execution ::package enter ::comm::registry::PackageEntered
+    trace remove execution ::package leave ::comm::registry::PackageLeft
+}
+
+proc ::comm::registry::PackageEntered {args} {
+    variable pkgdepth
+    incr pkgdepth
+}
+
+proc ::comm::registry::PackageLeft {args} {
+    variable pkgdepth
+    # A trace added from inside a `package` command sees it leave but
+    # not enter: never below 0.
+    if {$pkgdepth > 0} {
+        incr pkgdepth -1
+    }
+    if {$pkgdepth > 0 || ![CommLoaded]} return
+    UnwatchCommLoad
+    CommArrived
+}
+
+# comm is loaded: register the name configure -register asked for.  A
+# failure cannot be an error of whatever loaded comm (the application
+# did not call us there): it goes to -command as `error`.
+proc ::comm::registry::CommArrived {} {
+    variable opt
+    set name $opt(-register)
+    if {$name eq ""} return
+    if {[catch {appname $name} err]} {
+        Notify life error "cannot register \"$name\" (configure -register) as comm was loaded: $err"
+    }
+}
+
+# A registration of comm's own port (register without -port, appname)
+# follows it: when the application reconfigures comm's default channel
+# (`comm::comm config -port 5000`, or -listen 0), the name is registered
+# again for the new port, or withdrawn when comm no longer listens.  An
+# execution trace on ::comm::comm sees the reconfiguration.
+proc ::comm::registry::WatchCommPort {} {
+    set cb ::comm::registry::CommConfigured
+    if {[catch {trace info execution ::comm::comm} traces]} return
+    foreach t $traces {
+        if {[lindex $t 1] eq $cb} return
+    }
+    trace add execution ::comm::comm leave $cb
+}
+
+proc ::comm::registry::CommConfigured {cmd code result op} {
+    # Only `comm::comm config|configure -opt value ...` changes anything.
+    if {$code != 0 || [catch {llength $cmd} n] || $n < 4
+        || ![string match conf* [lindex $cmd 1]]} return
+    FollowCommPort
+}
+
+proc ::comm::registry::FollowCommPort {} {
+    variable regs
+    variable state
+    variable appid
+    if {[catch {::comm::comm self} port]} return
+    foreach id [RegIds] {
+        set r $regs($id)
+        if {![dict exists $r follow] || ![dict get $r follow]
+            || [dict get $r port] == $port} continue
+        set old [dict get $r name]
+        if {!$port} {
+            # Nothing answers on the old port any more.
+            catch {UnregisterId $id}
+            Notify life dropped $old "comm's channel no longer listens (comm::comm self is 0)"
+            continue
+        }
+        dict set regs($id) port $port
+        # Not connected: the recovery under way registers the new port.
+        if {$state ne "connected"} continue
+        if {[catch {
+            Call [::list Commreg/Unregister $old]
+            Call [RegisterCommand [dict get $r base] $port \
+                      [dict get $r scope] [dict get $r serial]]
+        } res]} {
+            unset regs($id)
+            Notify life dropped $old "cannot register it again for comm's new port $port: $res"
+            continue
+        }
+        Reregistered $id 0 $res
+    }
 }
 
 # ---------------------------------------------------------------------------
@@ -955,7 +1348,10 @@ proc ::comm::registry::Discover {} {
     }
     set why ""
     for {set i 0} {$i < 4} {incr i} {
-        set port [ReadPortFile]
+        if {[catch ReadPortFile port]} {
+            # The tree is not to be trusted: nothing is started.
+            return -code error -errorcode [::list COMMREG NOREGISTRY $port] $port
+        }
         if {$port ne ""} {
             if {![catch {CheckPortFile $port; Open $port} err opts]} return
             Refused $err $opts
@@ -975,7 +1371,8 @@ proc ::comm::registry::Discover {} {
             if {[string match "*commregd not found*" $err]} break
         }
     }
-    error "no registry: $why"
+    return -code error -errorcode [::list COMMREG NOREGISTRY $why] \
+        "no registry: $why"
 }
 
 # Make sure we are connected; called by every API command that talks to
@@ -985,6 +1382,9 @@ proc ::comm::registry::Connect {} {
     variable opt
     variable rec
     variable helloed
+    # Before anything else: loading comm may register the application
+    # (configure -register), which connects, in a call of its own.
+    NeedComm
     if {$state eq "connected"} return
     if {$state eq "orphaned"} Gone
     if {$state eq "connecting"} {
@@ -992,7 +1392,8 @@ proc ::comm::registry::Connect {} {
         # the call that is connecting (an outer frame: it cannot finish
         # before we do, so waiting for it is no use).
         if {$helloed} return
-        error "no registry yet: this application is still connecting to it"
+        return -code error -errorcode {COMMREG NOREGISTRY {still connecting}} \
+            "no registry yet: this application is still connecting to it"
     }
     if {$state eq "recovering"} {
         # Wait, bounded, for the recovery under way (it runs from the
@@ -1005,7 +1406,8 @@ proc ::comm::registry::Connect {} {
         }
         if {$state eq "connected"} return
         if {$state eq "recovering"} {
-            error "the registry was lost ($rec(reason)) and is not back yet"
+            return -code error -errorcode [::list COMMREG LOST $rec(reason)] \
+                "the registry was lost ($rec(reason)) and is not back yet"
         }
     }
     set state connecting
@@ -1054,7 +1456,8 @@ proc ::comm::registry::Call {cmd {ms ""} {onanswer ""}} {
                     [::list ::comm::registry::Answer $key $onanswer] \
                     $sid $cmd} err]} {
         unset calls($key)
-        error "cannot reach the registry on port [lindex $sid 0]: $err"
+        return -code error -errorcode [::list COMMREG LOST $err] \
+            "cannot reach the registry on port [lindex $sid 0]: $err"
     }
     set timer [after $ms [::list ::comm::registry::Answer $key "" -code timeout]]
     while {$calls($key) eq ""} {
@@ -1067,14 +1470,23 @@ proc ::comm::registry::Call {cmd {ms ""} {onanswer ""}} {
     switch -exact -- $code {
         0 - "" { return [dict get $r -result] }
         1 {
-            return -code error -errorcode [dict get $r -errorcode] \
-                [dict get $r -result]
+            # The registry refused (docs/protocol.md §4: a message for a
+            # person); "host gateway: ..." when the gateway did.
+            set msg [dict get $r -result]
+            set ec [expr {[dict exists $r -errorcode] ? [dict get $r -errorcode] : ""}]
+            if {[lindex $ec 0] ne "COMMREG"} {
+                set src [expr {[string match "host gateway:*" $msg] ? "gateway" : "registry"}]
+                set ec [::list COMMREG REFUSED $src $msg]
+            }
+            return -code error -errorcode $ec $msg
         }
         timeout {
-            error "the registry on port [lindex $sid 0] did not answer [lindex $cmd 0] within $ms ms"
+            return -code error -errorcode [::list COMMREG NOANSWER [lindex $cmd 0] $ms] \
+                "the registry on port [lindex $sid 0] did not answer [lindex $cmd 0] within $ms ms"
         }
         -1 {
-            error "lost the connection to the registry: [dict get $r -result]"
+            return -code error -errorcode [::list COMMREG LOST [dict get $r -result]] \
+                "lost the connection to the registry: [dict get $r -result]"
         }
         default {
             return -code $code [dict get $r -result]
