@@ -51,9 +51,10 @@ static const char *endpoint_str(const struct endpoint *, char *, size_t);
 static int diag_open(char *, size_t);
 static void put_addr(uint32_t[4], const struct in6_addr *, int);
 static int diag_ask(int, int, const struct endpoint *, const struct endpoint *,
-    uid_t *, char *, size_t);
+    uid_t *, unsigned long *, char *, size_t);
 static int diag_reply(const struct nlmsghdr *, uint32_t,
-    const struct endpoint *, const struct endpoint *, uid_t *, char *, size_t);
+    const struct endpoint *, const struct endpoint *, uid_t *, unsigned long *,
+    char *, size_t);
 
 static int
 is_v4(const struct in6_addr *a)
@@ -175,7 +176,8 @@ put_addr(uint32_t dst[4], const struct in6_addr *a, int family)
  */
 static int
 diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
-    const struct endpoint *self, uid_t *uid, char *err, size_t errlen)
+    const struct endpoint *self, uid_t *uid, unsigned long *ino, char *err,
+    size_t errlen)
 {
 	const struct inet_diag_msg *m;
 	const struct nlmsgerr *ne;
@@ -233,6 +235,8 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
 	    (unsigned)m->idiag_inode, (unsigned)m->idiag_uid,
 	    (unsigned)m->idiag_state);
 	*uid = (uid_t)m->idiag_uid;
+	if (ino != NULL)
+		*ino = (unsigned long)m->idiag_inode;
 	return 0;
 }
 
@@ -242,7 +246,8 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
  */
 static int
 diag_ask(int s, int family, const struct endpoint *peer,
-    const struct endpoint *self, uid_t *uid, char *err, size_t errlen)
+    const struct endpoint *self, uid_t *uid, unsigned long *ino, char *err,
+    size_t errlen)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -304,7 +309,8 @@ diag_ask(int s, int family, const struct endpoint *peer,
 		left = (size_t)n;
 		for (nh = &rb.nh; NLMSG_OK(nh, left);
 		     nh = NLMSG_NEXT(nh, left)) {
-			rc = diag_reply(nh, seq, peer, self, uid, err, errlen);
+			rc = diag_reply(nh, seq, peer, self, uid, ino, err,
+			    errlen);
 			if (rc <= 0)
 				return rc;
 		}
@@ -314,6 +320,13 @@ diag_ask(int s, int family, const struct endpoint *peer,
 
 int
 peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
+{
+	return peeruid_lookup_inode(fd, uid, NULL, err, errlen);
+}
+
+int
+peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
+    size_t errlen)
 {
 	struct sockaddr_storage pss, lss;
 	struct endpoint peer, self;
@@ -348,7 +361,7 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 	 * 4-tuple.
 	 */
 	rc = diag_ask(s, is_v4(&peer.addr) ? AF_INET : AF_INET6, &peer, &self,
-	    uid, err, errlen);
+	    uid, ino, err, errlen);
 	close(s);
 	if (rc == -1 && err != NULL && errlen > 0) {
 		snprintf(why, sizeof(why), "%s", err);

@@ -21,5 +21,9 @@
  * local, netlink unavailable, no such socket).
  */
 int peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen);
+/* The same, and the inode of the peer's socket, by which the process
+ * that holds it can be found in /proc/PID/fd (commreg stop). */
+int peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
+    size_t errlen);
 
 #endif
