@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config clang
   libclang-rt-14-dev
-  libevent-dev libinih-dev libssl-dev libcunit1-dev openssl
+  libevent-dev libinih-dev libssl-dev libcunit1-dev libjansson-dev openssl
   tcl8.6 tcllib valgrind
   groff-base man-db
   passwd util-linux procps iproute2

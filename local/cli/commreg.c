@@ -1,12 +1,17 @@
 /*
  * commreg: the command-line face of the user registry.
  *
- *   commreg list [PATTERN]             who is registered
+ *   commreg list [PATTERN] [--json]    who is registered
  *   commreg lookup NAME                the comm id of NAME
+ *   commreg port                       the registry's port, checked
  *   commreg register NAME PORT [--host H] [--scope user|host|global]
  *                                      hold a registration until killed
- *   commreg watch [PATTERN]            registrations as they come and go
- *   commreg status                     is a registry running, and how
+ *   commreg watch [PATTERN] [--json]   registrations as they come and go
+ *   commreg status [--json] [--prometheus FILE]
+ *                                      is a registry running, and how
+ *   commreg stop                       stop the registry
+ *   commreg gateway-status [--json] [--prometheus FILE]
+ *                                      the host gateway's counters
  *   commreg run [--semi] [--] CMD [ARG...]
  *                                      CMD with a private registry
  *
@@ -17,10 +22,14 @@
  * side (commreg.h) in a libevent loop, so that they survive the loss of
  * the registry: it is elected again and they carry on.
  *
+ * What a registry says reaches the terminal escaped, in cells that stay
+ * one Tcl word each (shown.c); --json is the machine form (json.c).
+ *
  * Exit status: 0 success, 1 the registry said no or could not be reached
  * (or, for register, the name was lost or withdrawn),
- * 2 usage error, 3 (status only) no registry is running; run exits with
- * its command's status (docs/private.md).
+ * 2 usage error (one line on stderr: what, and where help is), 3 (status,
+ * stop, gateway-status) no registry or gateway is running; run exits
+ * with its command's status (docs/private.md).
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <sys/prctl.h>
@@ -28,6 +37,7 @@
 
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -43,7 +53,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
+#include <pwd.h>
+
+#include "cli.h"
 #include "client.h"
 #include "election.h"
 #include "log.h"
@@ -51,9 +65,6 @@
 #include "tcllist.h"
 #include "utf8.h"
 
-#define EXIT_REGISTRY 1
-#define EXIT_USAGE    2
-#define EXIT_NONE     3
 /* run: as env(1), nice(1) and the shells do. */
 #define EXIT_RUN_SELF     125 /* the private registry did not start */
 #define EXIT_RUN_NOEXEC   126
@@ -62,13 +73,6 @@
 #define RUN_START_MS 10000
 #define RUN_STOP_MS  2000
 
-struct cmd_ctx {
-	struct commreg_open_opts opts;
-	const struct cmd_entry *ce; /* the running subcommand */
-	const char *host;           /* register --host */
-	const char *scope;          /* register --scope */
-};
-
 struct cmd_entry {
 	const char *name;
 	const char *args;
@@ -76,7 +80,7 @@ struct cmd_entry {
 	const char *help;
 	int minargs;
 	int maxargs;
-	int reg_opts; /* takes --host and --scope */
+	int opts; /* CMD_OPT_*: the options it takes besides -h and -v */
 	int (*exec)(struct cmd_ctx *, int, char **);
 };
 
@@ -84,6 +88,7 @@ struct cmd_entry {
 struct hold {
 	struct event_base *base;
 	struct commreg_async *a;
+	struct cmd_ctx *ctx;
 	int rc;
 };
 
@@ -104,6 +109,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "\noptions:\n"
 	    "  -h, --help         this text (after a command: its help)\n"
+	    "  --version          the version of commreg\n"
 	    "  -v, --verbose      debug log on stderr\n"
 	    "  --home DIR         use DIR instead of $HOME\n"
 	    "  --commregd PATH    the daemon to start when none runs\n");
@@ -118,7 +124,10 @@ cmd_usage(FILE *fp, const struct cmd_entry *ce)
 static int usage_error(const struct cmd_entry *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The message, then the usage of the command (or of commreg) on stderr. */
+/*
+ * One line on stderr: what was wrong, and where the help is (the whole
+ * usage would bury the one word that was wrong).
+ */
 static int
 usage_error(const struct cmd_entry *ce, const char *fmt, ...)
 {
@@ -128,11 +137,10 @@ usage_error(const struct cmd_entry *ce, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n");
 	if (ce != NULL)
-		cmd_usage(stderr, ce);
+		fprintf(stderr, "; try 'commreg %s --help'\n", ce->name);
 	else
-		usage(stderr);
+		fprintf(stderr, "; try 'commreg --help'\n");
 	return EXIT_USAGE;
 }
 
@@ -170,6 +178,7 @@ static void
 hold_opts(struct cmd_ctx *ctx, struct hold *h, struct commreg_async_opts *o)
 {
 	memset(o, 0, sizeof *o);
+	h->ctx = ctx;
 	o->home = ctx->opts.home;
 	o->commregd = ctx->opts.commregd;
 	o->on_open = hold_opened;
@@ -216,7 +225,7 @@ hold_open(struct hold *h, const struct commreg_async_opts *o)
 	return 0;
 }
 
-static struct commreg_client *
+struct commreg_client *
 ctx_open(struct cmd_ctx *ctx)
 {
 	struct commreg_client *c;
@@ -243,13 +252,43 @@ print_list_line(const char *const *w, size_t n)
 	tbuf_free(&line);
 }
 
-static char *shown(const char *);
+const char *
+self_user(char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "uid %lu", (unsigned long)getuid());
+	return buf;
+}
+
+/* watch --json: {"event":"add",...the entry} on one line. */
+static void
+print_change_json(const char *op, const struct commreg_entry *e)
+{
+	json_t *o = json_object(), *ent = json_entry(e);
+
+	json_object_set_new(o, "event", json_string(op));
+	json_object_update(o, ent);
+	json_decref(ent);
+	json_print(o, true);
+}
 
 static void
-print_change(const char *op, const struct commreg_entry *e)
+print_change(struct cmd_ctx *ctx, const char *op,
+    const struct commreg_entry *e)
 {
-	char port[16] = "", *name = shown(e->name), *host = shown(e->host);
+	char port[16] = "", *name, *host;
 	const char *w[4];
+
+	if (ctx->json) {
+		print_change_json(op, e);
+		return;
+	}
+	name = shown(e->name);
+	host = shown(e->host);
 
 	if (e->port > 0)
 		snprintf(port, sizeof port, "%d", e->port);
@@ -264,108 +303,97 @@ print_change(const char *op, const struct commreg_entry *e)
 
 /* ---- list --------------------------------------------------------------- */
 
-static void
-format_since(long long since, char *buf, size_t len)
-{
-	struct tm tm;
-	time_t t = (time_t)since;
-
-	if (since <= 0 || localtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-/*
- * What a registry says is printed to a person's terminal: anything that
- * is not printable there (control characters, escapes, C1 codes, bytes
- * that are not UTF-8) is shown as \xNN, and a backslash as \\, so no
- * name can forge a line or move the cursor.  In place: s is replaced by
- * its shown form (it belongs to the entry, freed with it).
- */
-static char *
-shown(const char *in)
-{
-	const unsigned char *p = (const unsigned char *)in;
-	struct tbuf b;
-	size_t i, n, len = strlen(in);
-	char *out;
-
-	tbuf_init(&b);
-	for (i = 0; i < len; i += n) {
-		n = utf8_char_len(p + i, len - i);
-		if (n > 1 && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) {
-			tbuf_add(&b, p + i, n);
-			continue;
-		}
-		n = 1;
-		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
-			tbuf_addc(&b, (char)p[i]);
-		else if (p[i] == '\\')
-			tbuf_adds(&b, "\\\\");
-		else
-			tbuf_printf(&b, "\\x%02x", p[i]);
-	}
-	if ((out = strdup(b.len > 0 ? b.p : "")) == NULL)
-		fatal("strdup");
-	tbuf_free(&b);
-	return out;
-}
-
-static void
-make_shown(char **s)
-{
-	char *t = shown(*s);
-
-	free(*s);
-	*s = t;
-}
-
-static void
-entry_shown(struct commreg_entry *e)
-{
-	make_shown(&e->name);
-	make_shown(&e->host);
-	make_shown(&e->user);
-}
-
 /*
  * NAME PORT HOST PID SINCE; with a USER column before PID when some
  * entry says whose it is (host and global entries, docs/protocol.md §4).
+ * Each cell is shown (shown.c) as a Tcl list element, so a row is a Tcl
+ * list of its columns and a name with spaces stays one column.
  */
+enum { COL_NAME, COL_PORT, COL_HOST, COL_USER, COL_PID, COL_SINCE, NCOL };
+
 static void
-print_table(struct commreg_entry *v, size_t n)
+print_table(const struct commreg_entry *v, size_t n)
 {
-	int wname = 4, whost = 4, wuser = 0, w;
-	char port[16], pid[24], since[32], user[300];
+	static const char *const head[NCOL] = {"NAME", "PORT", "HOST", "USER",
+	    "PID", "SINCE"};
+	/* Numbers to the right, as ls and ps do. */
+	static const int right[NCOL] = {0, 1, 0, 0, 1, 0};
+	char ***cell, num[32];
+	int width[NCOL], c, w, pad;
+	bool user = false;
+	size_t i, r;
+
+	for (i = 0; i < n; i++)
+		if (v[i].user[0] != '\0')
+			user = true;
+	if ((cell = calloc(n + 1, sizeof *cell)) == NULL)
+		fatal("calloc");
+	for (r = 0; r <= n; r++)
+		if ((cell[r] = calloc(NCOL, sizeof **cell)) == NULL)
+			fatal("calloc");
+	for (c = 0; c < NCOL; c++)
+		if ((cell[0][c] = strdup(head[c])) == NULL)
+			fatal("strdup");
+	for (i = 0; i < n; i++) {
+		char **row = cell[i + 1];
+
+		row[COL_NAME] = shown_cell(v[i].name);
+		snprintf(num, sizeof num, "%d", v[i].port);
+		row[COL_PORT] = strdup(v[i].port > 0 ? num : "-");
+		row[COL_HOST] = shown_cell(v[i].host[0] != '\0' ? v[i].host
+		                                                : "-");
+		row[COL_USER] = shown_cell(v[i].user[0] != '\0' ? v[i].user
+		                                                : "-");
+		snprintf(num, sizeof num, "%ld", v[i].pid);
+		row[COL_PID] = strdup(v[i].pid >= 0 ? num : "-");
+		time_iso(v[i].since, num, sizeof num);
+		row[COL_SINCE] = strdup(num);
+		for (c = 0; c < NCOL; c++)
+			if (row[c] == NULL)
+				fatal("strdup");
+	}
+	for (c = 0; c < NCOL; c++) {
+		width[c] = 0;
+		for (r = 0; r <= n; r++)
+			if ((w = shown_width(cell[r][c])) > width[c])
+				width[c] = w;
+	}
+	for (r = 0; r <= n; r++) {
+		struct tbuf line;
+
+		tbuf_init(&line);
+		for (c = 0; c < NCOL; c++) {
+			if (c == COL_USER && !user)
+				continue;
+			if (line.len > 0)
+				tbuf_addc(&line, ' ');
+			pad = width[c] - shown_width(cell[r][c]);
+			if (right[c])
+				tbuf_printf(&line, "%*s", pad, "");
+			tbuf_adds(&line, cell[r][c]);
+			/* The last column is not padded: no trailing blanks. */
+			if (!right[c] && c != NCOL - 1)
+				tbuf_printf(&line, "%*s", pad, "");
+		}
+		tbuf_addc(&line, '\n');
+		fwrite(line.p, 1, line.len, stdout);
+		tbuf_free(&line);
+		for (c = 0; c < NCOL; c++)
+			free(cell[r][c]);
+		free(cell[r]);
+	}
+	free(cell);
+}
+
+static void
+print_json_list(const struct commreg_entry *v, size_t n)
+{
+	json_t *a = json_array();
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		entry_shown(&v[i]);
-		if ((w = (int)strlen(v[i].name)) > wname)
-			wname = w;
-		if ((w = (int)strlen(v[i].host)) > whost)
-			whost = w;
-		if (v[i].user[0] != '\0' &&
-		    (w = (int)strlen(v[i].user)) > wuser)
-			wuser = w;
-	}
-	if (wuser > 0 && wuser < 4)
-		wuser = 4;
-	snprintf(user, sizeof user, "%-*s ", wuser, "USER");
-	printf("%-*s %5s %-*s %s%7s %s\n", wname, "NAME", "PORT", whost, "HOST",
-	    wuser > 0 ? user : "", "PID", "SINCE");
-	for (i = 0; i < n; i++) {
-		snprintf(port, sizeof port, "%d", v[i].port);
-		snprintf(pid, sizeof pid, "%ld", v[i].pid);
-		format_since(v[i].since, since, sizeof since);
-		snprintf(user, sizeof user, "%-*s ", wuser,
-		    v[i].user[0] != '\0' ? v[i].user : "-");
-		printf("%-*s %5s %-*s %s%7s %s\n", wname, v[i].name,
-		    v[i].port > 0 ? port : "-", whost,
-		    v[i].host[0] != '\0' ? v[i].host : "-",
-		    wuser > 0 ? user : "", v[i].pid >= 0 ? pid : "-", since);
-	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_entry(&v[i]));
+	json_print(a, false);
 }
 
 static int
@@ -385,7 +413,10 @@ cmd_list(struct cmd_ctx *ctx, int argc, char **argv)
 		return EXIT_REGISTRY;
 	}
 	/* Commreg/List replies sorted by name (docs/protocol.md §4). */
-	print_table(v, n);
+	if (ctx->json)
+		print_json_list(v, n);
+	else
+		print_table(v, n);
 	commreg_entries_free(v, n);
 	commreg_close(c);
 	return 0;
@@ -547,9 +578,19 @@ cmd_register(struct cmd_ctx *ctx, int argc, char **argv)
 static void
 watch_lost(struct commreg_async *a, const char *why, void *arg)
 {
-	printf("# registry lost\n");
-	fflush(stdout);
+	struct hold *h = arg;
+	json_t *o;
+
 	log_debug("registry lost: %s", why);
+	if (!h->ctx->json) {
+		printf("# registry lost\n");
+		fflush(stdout);
+		return;
+	}
+	o = json_object();
+	json_object_set_new(o, "event", json_string("lost"));
+	json_object_set_new(o, "reason", json_text(why, strlen(why)));
+	json_print(o, true);
 }
 
 /*
@@ -560,10 +601,20 @@ static void
 watch_event(struct commreg_async *a, struct commreg_watch *w,
     const struct commreg_watch_event *ev, void *arg)
 {
+	struct cmd_ctx *ctx = ((struct hold *)arg)->ctx;
 	size_t i;
 
 	switch (ev->what) {
 	case COMMREG_WATCH_SNAPSHOT:
+		if (ev->resync && ctx->json) {
+			json_t *o = json_object();
+
+			json_object_set_new(o, "event", json_string("regained"));
+			json_object_set_new(o, "port",
+			    json_integer(commreg_async_port(a)));
+			json_print(o, true);
+			break;
+		}
 		if (ev->resync) {
 			printf("# registry regained on port %d\n",
 			    commreg_async_port(a));
@@ -571,13 +622,13 @@ watch_event(struct commreg_async *a, struct commreg_watch *w,
 			break;
 		}
 		for (i = 0; i < ev->n; i++)
-			print_change("add", &ev->entries[i]);
+			print_change(ctx, "add", &ev->entries[i]);
 		break;
 	case COMMREG_WATCH_ADD:
-		print_change("add", ev->entry);
+		print_change(ctx, "add", ev->entry);
 		break;
 	case COMMREG_WATCH_REMOVE:
-		print_change("remove", ev->entry);
+		print_change(ctx, "remove", ev->entry);
 		break;
 	case COMMREG_WATCH_ERROR:
 		fprintf(stderr, "commreg: %s\n", ev->message);
@@ -599,78 +650,6 @@ cmd_watch(struct cmd_ctx *ctx, int argc, char **argv)
 		return EXIT_REGISTRY;
 	commreg_async_watch(h.a, argc > 0 ? argv[0] : "*", watch_event, &h);
 	return hold_run(&h);
-}
-
-/* ---- status ---------------------------------------------------------------
- */
-
-static void
-format_uptime(long long s, char *buf, size_t len)
-{
-	if (s < 0)
-		snprintf(buf, len, "-");
-	else if (s >= 86400)
-		snprintf(buf, len, "%lldd %02lldh %02lldm %02llds", s / 86400,
-		    s % 86400 / 3600, s % 3600 / 60, s % 60);
-	else if (s >= 3600)
-		snprintf(buf, len, "%lldh %02lldm %02llds", s / 3600,
-		    s % 3600 / 60, s % 60);
-	else if (s >= 60)
-		snprintf(buf, len, "%lldm %02llds", s / 60, s % 60);
-	else
-		snprintf(buf, len, "%llds", s);
-}
-
-static void
-print_count(const char *what, long long v)
-{
-	if (v >= 0)
-		printf("%-12s %lld\n", what, v);
-	else
-		printf("%-12s -\n", what);
-}
-
-static int
-cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
-{
-	struct commreg_client *c;
-	const struct commreg_hello *h;
-	struct commreg_stats st;
-	char err[1024], up[64], host[256];
-
-	ctx->opts.no_spawn = 1;
-	if ((c = commreg_open(&ctx->opts, err, sizeof err)) == NULL) {
-		if (errno != ESRCH) {
-			fprintf(stderr, "commreg: %s\n", err);
-			return EXIT_REGISTRY;
-		}
-		if (election_hostname(host, sizeof host) == -1)
-			snprintf(host, sizeof host, "this host");
-		printf("no registry is running on %s\n", host);
-		log_debug("%s", err);
-		return EXIT_NONE;
-	}
-	if (commreg_stats(c, &st) != 0) {
-		fprintf(stderr, "commreg: %s\n", commreg_error(c));
-		commreg_close(c);
-		return EXIT_REGISTRY;
-	}
-	h = commreg_hello_info(c);
-	format_uptime(st.uptime, up, sizeof up);
-	printf("%-12s commreg %s (protocol %d, scope %s)\n", "registry",
-	    h->version, h->protocol, h->scope);
-	printf("%-12s %d\n", "port", h->port);
-	printf("%-12s %ld\n", "pid", h->pid);
-	printf("%-12s %s (uid %ld)\n", "owner", h->owner, h->uid);
-	printf("%-12s %s\n", "host", h->host);
-	print_count("entries", st.entries);
-	print_count("connections", st.connections);
-	print_count("watches", st.watches);
-	print_count("messages", st.messages);
-	print_count("refused", st.refused);
-	printf("%-12s %s\n", "uptime", up);
-	commreg_close(c);
-	return 0;
 }
 
 /* ---- run -----------------------------------------------------------------
@@ -872,13 +851,18 @@ cmd_private_run(struct cmd_ctx *ctx, int argc, char **argv)
 /* ---- table and option parsing ------------------------------------------- */
 
 static const struct cmd_entry cmd_table[] = {
-    {"list", "[PATTERN]", "list registered applications",
+    {"list", "[PATTERN] [--json]", "list registered applications",
         "List the applications registered with the user registry whose\n"
         "names match PATTERN (Tcl string match; default *), sorted by\n"
-        "name, as a table: NAME PORT HOST PID SINCE.  When some entry\n"
-        "belongs to another user (scope host or global, named NAME@USER)\n"
-        "a USER column comes before PID.\n",
-        0, 1, 0, cmd_list},
+        "name, as a table: NAME PORT HOST PID SINCE (ISO 8601, UTC).\n"
+        "When some entry belongs to another user (scope host or global,\n"
+        "named NAME@USER) a USER column comes before PID.  Each row is a\n"
+        "Tcl list: a name with spaces is one braced word ({foo #2}), and\n"
+        "characters a terminal would act on are shown as \\xNN.\n"
+        "\n"
+        "--json: a JSON array of the entries, every field of each\n"
+        "(name base serial port host data scope user uid pid since).\n",
+        0, 1, CMD_OPT_JSON, cmd_list},
     {"lookup", "NAME", "print the comm id (PORT HOST) of NAME",
         "Print the comm id \"PORT HOST\" of the application NAME; exit 1\n"
         "if no application has that name.\n",
@@ -906,19 +890,58 @@ static const struct cmd_entry cmd_table[] = {
         "gateway withdraws it later, commreg says on stderr\n"
         "  commreg: withdrawn \"NAME\": REASON\n"
         "and exits 1.\n",
-        2, 2, 1, cmd_register},
-    {"watch", "[PATTERN]", "print registrations as they come and go",
+        2, 2, CMD_OPT_REG, cmd_register},
+    {"watch", "[PATTERN] [--json]", "print registrations as they come and go",
         "Print \"add NAME PORT HOST\" for each application matching\n"
         "PATTERN (default *) now, then \"add ...\" or \"remove ...\" for\n"
         "each change, one Tcl list per line, until killed.  When the\n"
         "registry goes away: \"# registry lost\", and once a new one is\n"
         "elected \"# registry regained on port N\" followed by the adds\n"
-        "and removes that happened meanwhile.\n",
-        0, 1, 0, cmd_watch},
-    {"status", "", "show the running registry",
-        "Show the port, pid, owner, entries, connections and uptime of\n"
-        "the user registry.  Does not start one: exit 3 when none runs.\n",
-        0, 0, 0, cmd_status},
+        "and removes that happened meanwhile.\n"
+        "\n"
+        "--json: one JSON object per line: {\"event\":\"add\"} or\n"
+        "\"remove\" with the entry's fields (as list --json), and\n"
+        "{\"event\":\"lost\",\"reason\":...}, {\"event\":\"regained\",\"port\":N}.\n",
+        0, 1, CMD_OPT_JSON, cmd_watch},
+    {"status", "[--json] [--prometheus FILE]", "show the running registry",
+        "Show the version, port, pid, owner, entries, connections,\n"
+        "uptime and start time of the registry in use (TCL_COMM_REGPORT's,\n"
+        "else the user registry).  Does not start one: when none runs,\n"
+        "say why on stderr and exit 3.\n"
+        "\n"
+        "--json: the same as one JSON object (\"running\": false and the\n"
+        "\"reason\" when none runs).\n"
+        "--prometheus FILE: write the numbers as a Prometheus text file\n"
+        "(for node-exporter's textfile collector; \"-\": stdout), replaced\n"
+        "atomically, mode 0644: commreg_registry_up (0 when none runs),\n"
+        "_entries, _connections, _watches, _messages_total,\n"
+        "_refused_connections_total, _uptime_seconds,\n"
+        "_start_time_seconds, labelled with the user.\n",
+        0, 0, CMD_OPT_JSON | CMD_OPT_PROM, cmd_status},
+    {"stop", "", "stop the registry",
+        "Stop the registry in use (TCL_COMM_REGPORT's, else the user\n"
+        "registry) as SIGTERM does: it gives up its port and port file,\n"
+        "and its applications elect a new one as after any loss.  The pid\n"
+        "signalled is the one the kernel says holds the registry's end of\n"
+        "the connection, and only if it is commregd (a registry hosted\n"
+        "inside an application is left alone).  Waits up to 5 s for it\n"
+        "to end.  Exit 3 when none runs, 1 when it could not be stopped.\n",
+        0, 0, 0, cmd_stop},
+    {"gateway-status", "[--json] [--prometheus FILE] [--config-dir DIR]",
+        "show the host gateway's counters",
+        "Ask the host gateway (commgwd; its socket is named by the host\n"
+        "configuration: --config-dir, else $TCL_COMM_CONFIG_DIR, else\n"
+        "/etc/tcl/comm) for its counters: entries, connections,\n"
+        "registrations admitted, refused and withdrawn, federation links.\n"
+        "Exit 3 when no gateway is configured or none answers.\n"
+        "\n"
+        "--json: one JSON object.  --prometheus FILE: a Prometheus text\n"
+        "file (as for status): commreg_gateway_up,\n"
+        "commreg_gateway_registrations_admitted_total, _refused_total,\n"
+        "_withdrawn_total, ..., commreg_gateway_link_ready and\n"
+        "commreg_gateway_link_entries per federation link.\n",
+        0, 0, CMD_OPT_JSON | CMD_OPT_PROM | CMD_OPT_CONFDIR,
+        cmd_gateway_status},
     {"run", "[--semi] [--] CMD [ARG...]", "run CMD with a private registry",
         "Start a private registry, run CMD with TCL_COMM_REGPORT set to\n"
         "its port, and when CMD exits stop the registry and exit with\n"
@@ -936,16 +959,36 @@ enum {
 	OPT_COMMREGD,
 	OPT_HOST,
 	OPT_SCOPE,
+	OPT_VERSION,
+	OPT_JSON,
+	OPT_PROM,
+	OPT_CONFDIR,
 };
 
 static const struct option long_options[] = {
     {"help", no_argument, NULL, 'h'},
     {"verbose", no_argument, NULL, 'v'},
+    {"version", no_argument, NULL, OPT_VERSION},
     {"home", required_argument, NULL, OPT_HOME},
     {"commregd", required_argument, NULL, OPT_COMMREGD},
     {"host", required_argument, NULL, OPT_HOST},
     {"scope", required_argument, NULL, OPT_SCOPE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"prometheus", required_argument, NULL, OPT_PROM},
+    {"config-dir", required_argument, NULL, OPT_CONFDIR},
     {NULL, 0, NULL, 0},
+};
+
+/* The options that only some subcommands take, and which. */
+static const struct {
+	int ch, flag;
+	const char *name;
+} cmd_options[] = {
+    {OPT_HOST, CMD_OPT_REG, "--host"},
+    {OPT_SCOPE, CMD_OPT_REG, "--scope"},
+    {OPT_JSON, CMD_OPT_JSON, "--json"},
+    {OPT_PROM, CMD_OPT_PROM, "--prometheus"},
+    {OPT_CONFDIR, CMD_OPT_CONFDIR, "--config-dir"},
 };
 
 /*
@@ -969,19 +1012,62 @@ common_option(struct cmd_ctx *ctx, int ch)
 	return -1;
 }
 
-/* getopt said '?' (unknown) or ':' (value missing). */
+/* getopt said '?' (unknown) or ':' (value missing), or the option is
+ * one of another subcommand's. */
 static int
 bad_option(const struct cmd_entry *ce, int ch, char **argv)
 {
+	size_t i;
+
 	if (ch == ':')
 		return usage_error(ce, "option %s needs a value",
 		    argv[optind - 1]);
-	if (ch == OPT_HOST || ch == OPT_SCOPE)
-		return usage_error(ce, "option --%s is only for register",
-		    ch == OPT_HOST ? "host" : "scope");
-	if (ch == '?' && optopt != 0)
+	char *opt;
+	int rc;
+
+	for (i = 0; i < sizeof cmd_options / sizeof cmd_options[0]; i++) {
+		if (cmd_options[i].ch != ch)
+			continue;
+		if (ce == NULL)
+			return usage_error(ce,
+			    "option %s goes after a command that takes it",
+			    cmd_options[i].name);
+		return usage_error(ce, "%s takes no option %s", ce->name,
+		    cmd_options[i].name);
+	}
+	if (ch == '?' && optopt != 0 && optopt < 256 && isprint(optopt))
 		return usage_error(ce, "unknown option -%c", optopt);
-	return usage_error(ce, "unknown option %s", argv[optind - 1]);
+	/* As typed, but never raw to the terminal. */
+	opt = shown(argv[optind - 1]);
+	rc = usage_error(ce, "unknown option %s", opt);
+	free(opt);
+	return rc;
+}
+
+/* An option this subcommand takes: 0 when taken, -1 when not its. */
+static int
+cmd_option(struct cmd_ctx *ctx, const struct cmd_entry *ce, int ch)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof cmd_options / sizeof cmd_options[0]; i++)
+		if (cmd_options[i].ch == ch && !(ce->opts & cmd_options[i].flag))
+			return -1;
+	switch (ch) {
+	case OPT_HOST:
+		ctx->host = optarg;
+		return 0;
+	case OPT_JSON:
+		ctx->json = true;
+		return 0;
+	case OPT_PROM:
+		ctx->prom = optarg;
+		return 0;
+	case OPT_CONFDIR:
+		ctx->config_dir = optarg;
+		return 0;
+	}
+	return -1;
 }
 
 /* The scopes a registration may ask for (docs/protocol.md §4); private
@@ -1009,11 +1095,13 @@ cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc, char **argv)
 		}
 		if (common_option(ctx, ch) == 0)
 			continue;
-		if (ch == OPT_HOST && ce->reg_opts) {
-			ctx->host = optarg;
-			continue;
+		if (ch == OPT_VERSION) {
+			printf("commreg %s\n", COMMREG_VERSION);
+			return 0;
 		}
-		if (ch == OPT_SCOPE && ce->reg_opts) {
+		if (cmd_option(ctx, ce, ch) == 0)
+			continue;
+		if (ch == OPT_SCOPE && (ce->opts & CMD_OPT_REG)) {
 			if (!scope_valid(optarg))
 				return usage_error(ce,
 				    "bad scope \"%s\" (want user, host or "
@@ -1029,7 +1117,8 @@ cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc, char **argv)
 	if (nargs < ce->minargs)
 		return usage_error(ce, "%s: too few arguments", ce->name);
 	if (nargs > ce->maxargs)
-		return usage_error(ce, "%s: too many arguments", ce->name);
+		return usage_error(ce, "%s: too many arguments (\"%s\")",
+		    ce->name, argv[optind + ce->maxargs]);
 	return ce->exec(ctx, nargs, argv + optind);
 }
 
@@ -1038,7 +1127,8 @@ main(int argc, char **argv)
 {
 	struct cmd_ctx ctx;
 	const struct cmd_entry *ce;
-	int ch;
+	char *name;
+	int ch, rc;
 
 	memset(&ctx, 0, sizeof ctx);
 	log_init("commreg", LOG_LVL_WARN);
@@ -1051,6 +1141,10 @@ main(int argc, char **argv)
 	    (ch = getopt_long(argc, argv, "+:hv", long_options, NULL)) != -1) {
 		if (ch == 'h') {
 			usage(stdout);
+			return 0;
+		}
+		if (ch == OPT_VERSION) {
+			printf("commreg %s\n", COMMREG_VERSION);
 			return 0;
 		}
 		if (common_option(&ctx, ch) == 0)
@@ -1068,5 +1162,8 @@ main(int argc, char **argv)
 		}
 		return cmd_run(&ctx, ce, argc - optind, argv + optind);
 	}
-	return usage_error(NULL, "unknown command \"%s\"", argv[optind]);
+	name = shown(argv[optind]);
+	rc = usage_error(NULL, "unknown command \"%s\"", name);
+	free(name);
+	return rc;
 }
