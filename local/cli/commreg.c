@@ -138,9 +138,9 @@ usage_error(const struct cmd_entry *ce, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	if (ce != NULL)
-		fprintf(stderr, "; try 'commreg %s --help'\n", ce->name);
+		fprintf(stderr, "; try \"commreg %s --help\"\n", ce->name);
 	else
-		fprintf(stderr, "; try 'commreg --help'\n");
+		fprintf(stderr, "; try \"commreg --help\"\n");
 	return EXIT_USAGE;
 }
 
@@ -776,7 +776,7 @@ cmd_private_run(struct cmd_ctx *ctx, int argc, char **argv)
 			cmd_usage(stdout, ce);
 			return 0;
 		} else
-			return usage_error(ce, "run: unknown option %s",
+			return usage_error(ce, "run: unknown option \"%s\"",
 			    argv[i]);
 	}
 	if (i >= argc)
@@ -1020,8 +1020,9 @@ bad_option(const struct cmd_entry *ce, int ch, char **argv)
 	size_t i;
 
 	if (ch == ':')
-		return usage_error(ce, "option %s needs a value",
+		return usage_error(ce, "option \"%s\" needs a value",
 		    argv[optind - 1]);
+	const struct option *lo;
 	char *opt;
 	int rc;
 
@@ -1030,16 +1031,22 @@ bad_option(const struct cmd_entry *ce, int ch, char **argv)
 			continue;
 		if (ce == NULL)
 			return usage_error(ce,
-			    "option %s goes after a command that takes it",
+			    "option \"%s\" goes after a command that takes it",
 			    cmd_options[i].name);
-		return usage_error(ce, "%s takes no option %s", ce->name,
+		return usage_error(ce, "%s takes no option \"%s\"", ce->name,
 		    cmd_options[i].name);
 	}
 	if (ch == '?' && optopt != 0 && optopt < 256 && isprint(optopt))
-		return usage_error(ce, "unknown option -%c", optopt);
+		return usage_error(ce, "unknown option \"-%c\"", optopt);
+	/* A flag given a value (--json=1): getopt sets optopt to its val. */
+	for (lo = long_options; ch == '?' && optopt != 0 && lo->name != NULL;
+	     lo++)
+		if (lo->val == optopt)
+			return usage_error(ce, "option \"--%s\" takes no value",
+			    lo->name);
 	/* As typed, but never raw to the terminal. */
 	opt = shown(argv[optind - 1]);
-	rc = usage_error(ce, "unknown option %s", opt);
+	rc = usage_error(ce, "unknown option \"%s\"", opt);
 	free(opt);
 	return rc;
 }
@@ -1096,7 +1103,7 @@ cmd_run(struct cmd_ctx *ctx, const struct cmd_entry *ce, int argc, char **argv)
 		if (common_option(ctx, ch) == 0)
 			continue;
 		if (ch == OPT_VERSION) {
-			printf("commreg %s\n", COMMREG_VERSION);
+			printf("commreg (commreg) %s\n", COMMREG_VERSION);
 			return 0;
 		}
 		if (cmd_option(ctx, ce, ch) == 0)
@@ -1144,7 +1151,7 @@ main(int argc, char **argv)
 			return 0;
 		}
 		if (ch == OPT_VERSION) {
-			printf("commreg %s\n", COMMREG_VERSION);
+			printf("commreg (commreg) %s\n", COMMREG_VERSION);
 			return 0;
 		}
 		if (common_option(&ctx, ch) == 0)

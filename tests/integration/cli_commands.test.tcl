@@ -38,24 +38,26 @@ main {
     test version_is_the_project_version {
         set r [run [commreg_path] --version]
         check_equal "exit 0" 0 [dict get $r code]
-        check_equal "commreg VERSION" "commreg [project_version]\n" [dict get $r out]
+        check_equal "commreg (commreg) VERSION, as the daemons say theirs" "commreg (commreg) [project_version]\n" [dict get $r out]
         check_equal "nothing on stderr" "" [dict get $r err]
         # After a command too, as a person types it.
         set r [run [commreg_path] list --version]
-        check_equal "after a command: the same" "commreg [project_version]\n" [dict get $r out]
+        check_equal "after a command: the same" "commreg (commreg) [project_version]\n" [dict get $r out]
     }
 
     test usage_errors_are_one_line_naming_the_word {
         foreach {label args word hint} {
-            "unknown option"              {--frobnicate list}  --frobnicate {'commreg --help'}
-            "unknown short option"        {-q list}            -q           {'commreg --help'}
-            "unknown command"             {frobnicate}         frobnicate   {'commreg --help'}
-            "unknown option of a command" {list --frobnicate}  --frobnicate {'commreg list --help'}
-            "another command's option"    {lookup foo --json}  --json       {'commreg lookup --help'}
-            "a command's option first"    {--json list}        --json       {'commreg --help'}
-            "too many arguments"          {lookup a b}         b            {'commreg lookup --help'}
-            "no command"                  {}                   command      {'commreg --help'}
-            "--prometheus without a file" {status --prometheus} --prometheus {'commreg status --help'}
+            "unknown option"              {--frobnicate list}  {"--frobnicate"} {"commreg --help"}
+            "unknown short option"        {-q list}            {"-q"}           {"commreg --help"}
+            "unknown command"             {frobnicate}         {"frobnicate"}   {"commreg --help"}
+            "unknown option of a command" {list --frobnicate}  {"--frobnicate"} {"commreg list --help"}
+            "another command's option"    {lookup foo --json}  {"--json"}       {"commreg lookup --help"}
+            "a command's option first"    {--json list}        {"--json"}       {"commreg --help"}
+            "a flag given a value"        {list --json=1}      {"--json" takes no value} {"commreg list --help"}
+            "too many arguments"          {lookup a b}         {"b"}            {"commreg lookup --help"}
+            "no command"                  {}                   {no command}     {"commreg --help"}
+            "--prometheus without a file" {status --prometheus} {"--prometheus" needs a value} {"commreg status --help"}
+            "run: unknown option"         {run --frob true}    {"--frob"}       {"commreg run --help"}
         } {
             set r [commreg $home {*}$args]
             set err [dict get $r err]
@@ -63,7 +65,7 @@ main {
             check_equal "$label: nothing on stdout" "" [dict get $r out]
             check_equal "$label: one line on stderr [show $err]" 1 [llength [lines_of $err]]
             check "$label: names $word" {[string first $word $err] >= 0}
-            check "$label: says try $hint" {[string first "try $hint" $err] >= 0}
+            check "$label: ends: try $hint" {[string match "*; try $hint" [string trimright $err \n]]}
         }
         # A word that would act on the terminal is named escaped.
         set r [commreg $home "bad\x1b\[31m"]
