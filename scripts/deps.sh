@@ -9,6 +9,7 @@ pkgs=(
   libevent-dev libinih-dev libssl-dev libcunit1-dev libjansson-dev openssl
   tcl8.6 tcllib valgrind
   groff-base man-db
+  dpkg-dev debhelper lintian adduser
   passwd util-linux procps iproute2
   dbus libdbus-1-dev
 )

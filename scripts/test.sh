@@ -102,4 +102,10 @@ else
   echo "fuzz: clang is missing, the fuzzers did not run"
   status=1
 fi
+
+# The Debian packages: built (with lintian), installed with apt, run
+# from the installed paths, purged, and nothing left behind
+# (tests/packaging/cycle.sh; a minute or two).
+echo "== packaging"
+bash tests/packaging/cycle.sh || status=1
 exit $status
