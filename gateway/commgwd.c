@@ -94,7 +94,12 @@ open_socket(const char *path)
 		fatalx("socket path %s is too long", path);
 	snprintf(dir, sizeof dir, "%s", path);
 	dirname(dir);
-	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+	/* Made 0755 whatever the umask (the unit's is 0077): every user's
+	 * registry must reach the socket inside. */
+	if (mkdir(dir, 0755) == 0) {
+		if (chmod(dir, 0755) == -1)
+			fatal("chmod %s", dir);
+	} else if (errno != EEXIST)
 		fatal("mkdir %s", dir);
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;

@@ -45,6 +45,7 @@ struct commregd_opts {
 	const char *home;          /* --home (NULL: $HOME, else passwd) */
 	const char *config_dir;    /* --config-dir (NULL: the default) */
 	int detach;                /* --detach */
+	int standby;               /* --standby */
 	int wait_ms;               /* --wait */
 	int private_reg;           /* --private or --semi */
 	int semi;                  /* --semi */
@@ -69,7 +70,8 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: commregd [--detach] [--home DIR] [--max-message BYTES]\n"
+	    "usage: commregd [--detach | --standby] [--home DIR]\n"
+	    "                [--max-message BYTES]\n"
 	    "                [--wait MS] [--handshake-timeout S]\n"
 	    "                [--max-output BYTES] [--liveness MS]\n"
 	    "                [--partial-timeout MS] [-v]\n"
@@ -79,6 +81,9 @@ usage(FILE *fp)
 	    "registry through ~/.tcl/comm/registry/HOST or becomes it.\n"
 	    "\n"
 	    "  --detach           run in the background once listening\n"
+	    "  --standby          when another registry runs, wait and\n"
+	    "                     take over when it stops (a service\n"
+	    "                     manager's way: commregd.service)\n"
 	    "  --private          a private registry (commreg run): no port\n"
 	    "                     file, no election; its group sees only\n"
 	    "                     itself\n"
@@ -315,6 +320,7 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"detach", no_argument, NULL, 'd'},
+	    {"standby", no_argument, NULL, 'B'},
 	    {"home", required_argument, NULL, 'H'},
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"wait", required_argument, NULL, 'w'},
@@ -344,6 +350,9 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 		switch (ch) {
 		case 'd':
 			o->detach = 1;
+			break;
+		case 'B':
+			o->standby = 1;
 			break;
 		case 'H':
 			o->home = optarg;
@@ -428,6 +437,12 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 		                "--private and --semi\n");
 		return 2;
 	}
+	if (o->standby && (o->detach || o->private_reg)) {
+		fprintf(stderr, "commregd: --standby is for the user registry "
+		                "in the foreground (a service manager's), not "
+		                "with --detach, --private or --semi\n");
+		return 2;
+	}
 	if (o->private_reg && o->detach) {
 		fprintf(stderr, "commregd: a private registry runs in the "
 		                "foreground (commreg run starts it)\n");
@@ -505,8 +520,33 @@ private_teardown(struct commregd *d)
 }
 
 /*
+ * --standby, and a live registry holds the port file: wait until it is
+ * gone, watching its lock without trying it (election_wait_gone), so that
+ * this one is elected in its place, on its port.  A service manager's
+ * registry is thus there for clients that never start one (tcllib's
+ * nameserv, nns) also when an application's registry came first.
+ * SIGTERM meanwhile ends us: nothing is held yet.
+ */
+static void
+standby(struct commregd *d, int port)
+{
+	char err[512];
+	int rc;
+
+	log_info("a registry is already running for %s on %s, port %d: "
+	         "standing by to take over when it stops",
+	    d->pw ? d->pw->pw_name : "this user", d->host, port);
+	while ((rc = election_wait_gone(d->regdir, d->host, 60000, err,
+	            sizeof err)) == 0)
+		;
+	if (rc == -1)
+		fatalx("%s", err);
+	log_info("the registry on port %d stopped: electing", port);
+}
+
+/*
  * The user registry: find the live one through the port file, or become
- * it.  Returns 1 when another process is the registry (said on stdout),
+ * it (--standby: once the live one is gone).  Returns 1 when another process is the registry (said on stdout),
  * 0 when this one won.
  */
 static int
@@ -529,19 +569,24 @@ user_elect(struct commregd *d, struct commregd_opts *o)
 	if (election_hostname(d->host, sizeof d->host) == -1)
 		fatal("gethostname");
 
-	switch (election_run(d->regdir, d->host, o->wait_ms, &port, &d->claim,
-	    err, sizeof err)) {
-	case ELECTION_ERROR:
-		fatalx("%s", err);
-	case ELECTION_FOUND:
-		printf("commregd: a registry is already running for %s on %s, "
-		       "port %d\n",
-		    d->pw ? d->pw->pw_name : "this user", d->host, port);
-		return 1;
-	case ELECTION_WON:
-		break;
+	for (;;) {
+		switch (election_run(d->regdir, d->host, o->wait_ms, &port,
+		    &d->claim, err, sizeof err)) {
+		case ELECTION_ERROR:
+			fatalx("%s", err);
+		case ELECTION_WON:
+			return 0;
+		case ELECTION_FOUND:
+			break;
+		}
+		if (!o->standby) {
+			printf("commregd: a registry is already running for %s "
+			       "on %s, port %d\n",
+			    d->pw ? d->pw->pw_name : "this user", d->host, port);
+			return 1;
+		}
+		standby(d, port);
 	}
-	return 0;
 }
 
 /* Won: serve on the elected port, with the host gateway's view, then

@@ -25,6 +25,7 @@
  */
 #include <sys/types.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,11 +191,12 @@ same_inode(int fd, const char *path)
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-/* Who holds the flock on fd's inode, from /proc/locks; 0 if unknown. */
+/* Who holds the flock on the inode st describes, from /proc/locks (the
+ * pid that took it, which may have gone since: a --detach registry's
+ * parent); 0 if none or unknown. */
 static pid_t
-lock_holder(int fd)
+lock_holder_of(const struct stat *st)
 {
-	struct stat st;
 	FILE *fp;
 	char line[256], kind[16];
 	unsigned int maj, mnr;
@@ -201,18 +204,89 @@ lock_holder(int fd)
 	int pid;
 	pid_t found = 0;
 
-	if (fstat(fd, &st) == -1 || (fp = fopen("/proc/locks", "re")) == NULL)
+	if ((fp = fopen("/proc/locks", "re")) == NULL)
 		return 0;
 	while (found == 0 && fgets(line, sizeof(line), fp) != NULL) {
 		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid,
 		        &maj, &mnr, &ino) != 5)
 			continue;
-		if (strcmp(kind, "FLOCK") == 0 && maj == major(st.st_dev) &&
-		    mnr == minor(st.st_dev) && ino == st.st_ino)
+		if (strcmp(kind, "FLOCK") == 0 && maj == major(st->st_dev) &&
+		    mnr == minor(st->st_dev) && ino == st->st_ino)
 			found = pid;
 	}
 	fclose(fp);
 	return found;
+}
+
+/* Who holds the flock on fd's inode; 0 if unknown. */
+static pid_t
+lock_holder(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return 0;
+	return lock_holder_of(&st);
+}
+
+/*
+ * Standing by (election_wait_gone): the registry's lock is watched, never
+ * tried, since a starter that tried it at that instant would take a dead
+ * registry's file for a live one (lib/client.c's probe says the same).
+ * /proc/locks is read again when something happens in the registry
+ * directory (inotify: the registry's descriptor on the file closes when
+ * it dies, a file is linked, renamed or removed) and at least every
+ * STANDBY_RECHECK_MS, should an event not come.
+ */
+#define STANDBY_RECHECK_MS 1000
+
+/* 1 when nobody holds the lock of path (or there is no such file). */
+static int
+port_file_free(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1)
+		return 1;
+	return lock_holder_of(&st) == 0;
+}
+
+int
+election_wait_gone(const char *regdir, const char *host, int max_ms,
+    char *err, size_t errlen)
+{
+	char path[PATH_MAX], ev[4096];
+	struct pollfd pfd;
+	long deadline;
+	int ifd, left, rc = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", regdir, host) >=
+	    sizeof(path))
+		return reason(err, errlen, "%s/%s: path too long", regdir,
+		    host);
+	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ifd != -1 &&
+	    inotify_add_watch(ifd, regdir,
+	        IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_DELETE |
+	            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF) == -1) {
+		close(ifd);
+		ifd = -1;
+	}
+	deadline = now_ms() + max_ms;
+	/* The watch is set before the first look: nothing falls between. */
+	while (!(rc = port_file_free(path)) &&
+	       (left = (int)(deadline - now_ms())) > 0) {
+		if (left > STANDBY_RECHECK_MS)
+			left = STANDBY_RECHECK_MS;
+		pfd.fd = ifd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, ifd != -1 ? 1 : 0, left) > 0)
+			while (read(ifd, ev, sizeof(ev)) > 0)
+				; /* only that something happened counts */
+	}
+	if (ifd != -1)
+		close(ifd);
+	return rc;
 }
 
 /*

@@ -53,6 +53,15 @@ enum election_result election_run(const char *regdir, const char *host,
     int wait_ms, int *port, struct election_claim *claim, char *err,
     size_t errlen);
 
+/*
+ * Stand by (commregd --standby): wait until no process holds the lock of
+ * the port file regdir/host, i.e. the registry that election_run found
+ * is gone (or the file is), then elect again.  The lock is watched, not
+ * tried.  1 when it is free, 0 when still held after max_ms, -1 with a
+ * reason in err.
+ */
+int election_wait_gone(const char *regdir, const char *host, int max_ms,
+    char *err, size_t errlen);
 /* Give up the registry: close the listening socket, remove nothing (the
  * file stays as the remembered port), release the lock. */
 void election_release(struct election_claim *);

@@ -12,6 +12,31 @@
 #   a_gateway_left_root_says_so    started as root without [gateway] user
 #                                  the gateway warns in its log; with a
 #                                  user it does not
+#   the_unit_umask_keeps_the_socket_reachable
+#                                  under the unit's UMask=0077 the socket
+#                                  directory the gateway makes is 0755
+#                                  and its socket 0666
+#   standby_takes_over_from_a_detached_registry
+#                                  commregd --standby (the user unit's)
+#                                  beside a registry an application
+#                                  started: it waits, the port file and
+#                                  its lock untouched; the registry killed,
+#                                  it is elected on the same port at once
+#   standby_takes_over_from_a_stopped_registry
+#                                  the same when the registry stops
+#                                  cleanly; with no registry, --standby
+#                                  simply is the registry
+#   standby_is_for_the_foreground  --standby with --detach or --private:
+#                                  a usage error, exit 2
+#   install_puts_units_with_its_paths
+#                                  `cmake --install --prefix DIR` installs
+#                                  commgwd.service (system) and
+#                                  commregd.service (user) naming DIR's
+#                                  programs, which are there; systemd
+#                                  verifies both without a word
+#   gateway_unit_is_hardened       systemd-analyze security --offline
+#                                  rates the installed gateway unit 2.5
+#                                  or less (issue 14's bar)
 source [file join [file dirname [info script]] lib.tcl]
 
 # The version CMake's project() gives, read from the top CMakeLists.txt.
@@ -21,6 +46,38 @@ proc project_version {} {
         error "no project(commreg VERSION ...) in CMakeLists.txt"
     }
     return $v
+}
+
+# The build tree in use (build*/local -> build*).
+proc build_dir {} {
+    return [file dirname [find_bin]]
+}
+
+# The tool, or a failure that says how to get it (scripts/deps.sh
+# installs it; a check that cannot run must not pass).
+proc need {tool package} {
+    set exe [auto_execok $tool]
+    if {$exe eq ""} {
+        error "$tool not found: install $package (scripts/deps.sh does)"
+    }
+    return [lindex $exe 0]
+}
+
+# `cmake --install` of this build into a fresh prefix; returns it.
+proc install_prefix {} {
+    set prefix [tempdir prefix 0755]
+    set r [run -timeout 60 [need cmake cmake] --install [build_dir] \
+               --prefix $prefix]
+    if {[dict get $r code] != 0} {
+        error "cmake --install failed: [dict get $r err][dict get $r out]"
+    }
+    return $prefix
+}
+
+# The value of KEY= in a unit's text (the first such line).
+proc unit_value {text key} {
+    if {[regexp -line "^${key}=(.*)\$" $text -> v]} { return $v }
+    return ""
 }
 
 proc daemons {} {
@@ -82,5 +139,137 @@ main {
         check "and gives no such warning" \
             {![string match "*serving as root*" [gw_log $g2]]}
         stop $g2
+    }
+
+    test install_puts_units_with_its_paths {
+        set prefix [install_prefix]
+        set sys [file join $prefix lib systemd system commgwd.service]
+        set usr [file join $prefix lib systemd user commregd.service]
+        check "the gateway's unit is installed" {[file isfile $sys]}
+        check "the user registry's unit is installed" {[file isfile $usr]}
+        set st [read_file $sys]
+        set ut [read_file $usr]
+        check_equal "commgwd.service starts the installed commgwd" \
+            "$prefix/sbin/commgwd" [unit_value $st ExecStart]
+        check_equal "and checks its configuration first" \
+            "$prefix/sbin/commgwd --check-config" [unit_value $st ExecStartPre]
+        check_equal "commregd.service runs the installed commregd, standing by" \
+            "$prefix/bin/commregd --standby" [unit_value $ut ExecStart]
+        check "the programs they name are installed" \
+            {[file executable $prefix/sbin/commgwd] && [file executable $prefix/bin/commregd]}
+        check_equal "the gateway's unit names its man page" \
+            "man:commgwd(8)" [unit_value $st Documentation]
+        check "no template placeholder is left" \
+            {![string match *@COMMREG_* $st$ut]}
+
+        set analyze [need systemd-analyze systemd]
+        set r [run $analyze verify --man=no $sys]
+        check_equal "systemd verifies commgwd.service: exit 0" 0 [dict get $r code]
+        check_equal "without a word" "" [dict get $r err]
+        # A user manager's paths need a runtime directory of its own.
+        set xdg [tempdir xdg 0700]
+        set r [run env XDG_RUNTIME_DIR=$xdg $analyze --user verify --man=no $usr]
+        check_equal "systemd --user verifies commregd.service: exit 0" 0 [dict get $r code]
+        check_equal "without a word" "" [dict get $r err]
+    }
+
+    test gateway_unit_is_hardened {
+        set prefix [install_prefix]
+        set sys [file join $prefix lib systemd system commgwd.service]
+        set analyze [need systemd-analyze systemd]
+        # --threshold is on systemd's scale of 0..100 (exposure x 10).
+        set r [run $analyze security --offline=yes --threshold=25 $sys]
+        set out [dict get $r out]
+        check "systemd-analyze rates it" \
+            {[regexp {Overall exposure level for commgwd.service: ([0-9.]+)} $out -> score]}
+        if {[info exists score]} {
+            say "  exposure: $score"
+            check "exposure $score is at most 2.5" {$score <= 2.5}
+        }
+        check_equal "within the threshold: exit 0" 0 [dict get $r code]
+        # Each of the settings issue 14 names is among those that add
+        # nothing to the exposure (a line without a number at its end).
+        set lines [split $out \n]
+        foreach setting {PrivateDevices= ProtectKernelTunables= ProtectKernelModules=
+            ProtectKernelLogs= ProtectSystem= ProtectHome= RestrictNamespaces=~user
+            LockPersonality= MemoryDenyWriteExecute= UMask=
+            SystemCallFilter=~@mount CapabilityBoundingSet=~CAP_SYS_ADMIN} {
+            set i [lsearch -glob $lines "* $setting *"]
+            check "it holds $setting" \
+                {$i >= 0 && ![regexp {[0-9]\.[0-9]\s*$} [lindex $lines $i]]}
+        }
+    }
+
+    test the_unit_umask_keeps_the_socket_reachable {
+        set sockdir [file join [tempdir gwsock 0755] made-by-gateway]
+        set d [gw_confdir [dict create 00-gateway.ini \
+            "\[gateway\]\nsocket = $sockdir/gw.sock\n"] $sockdir/gw.sock]
+        set ch [spawn sh -c {umask 077; exec "$0" "$@"} [gw_path] --config-dir $d]
+        check_equal "the gateway starts" ready [readline $ch [slow 10000]]
+        check_equal "the directory it made is 0755" 0755 [perm $sockdir]
+        check_equal "its socket is 0666" 0666 [perm $sockdir/gw.sock]
+        stop $ch
+    }
+
+    test standby_takes_over_from_a_detached_registry {
+        set home [new_home]
+        set r [run -home $home [commregd_path] --detach --home $home]
+        check_equal "an application's registry starts (--detach)" 0 [dict get $r code]
+        set port [file_port $home]
+        set first [registry_pid $home]
+        check "it answers" {$first ne ""}
+        if {$first eq ""} return
+        remember $first
+        defer [list ::t::kill_proc $first]
+        set s [start_daemon $home --standby]
+        check "the standby says it stands by" \
+            {[wait_until {[string match "*port $port: standing by*" [::t::daemon_log $s]]} [slow 5000]]}
+        pause 300
+        check "it stays" {[alive $s]}
+        check_equal "the port file is untouched" $port [file_port $home]
+        check_equal "the registry there is still the first" $first [registry_pid $home]
+        set text [read_file /proc/locks]
+        check "the standby holds no lock" {![regexp "FLOCK +\\S+ +\\S+ +$s " $text]}
+
+        kill_proc $first KILL
+        check "killed, its registry is replaced by the standby" \
+            {[wait_until {[::t::registry_pid $home] eq $s} [slow 5000] 50]}
+        check_equal "on the same port" $port [file_port $home]
+        check_equal "which answers as a registry" {0 1} \
+            [raw_call [raw_open $port] ProtocolVersion]
+        check_match "its log says so" "*stopped: electing*listening on 127.0.0.1:$port*" \
+            [daemon_log $s]
+        kill_proc $s
+        check "SIGTERM stops it" {![alive $s]}
+    }
+
+    test standby_takes_over_from_a_stopped_registry {
+        set home [new_home]
+        lassign [start_registry $home] first port
+        set s [start_daemon $home --standby]
+        check "it stands by" \
+            {[wait_until {[string match "*standing by*" [::t::daemon_log $s]]} [slow 5000]]}
+        kill_proc $first TERM
+        check "stopped cleanly, the registry is replaced by the standby" \
+            {[wait_until {[::t::registry_pid $home] eq $s} [slow 5000] 50]}
+        check_equal "on the same port" $port [file_port $home]
+        kill_proc $s
+
+        set home2 [new_home]
+        set s2 [start_daemon $home2 --standby]
+        set p2 [wait_ready $home2 $s2]
+        check_equal "with no registry, --standby is the registry" $s2 [registry_pid $home2]
+        check "and never stood by" {![string match "*standing by*" [daemon_log $s2]]}
+    }
+
+    test standby_is_for_the_foreground {
+        set home [new_home]
+        foreach other {--detach --private --semi} {
+            set r [run -home $home [commregd_path] --home $home --standby $other]
+            check_equal "--standby $other: exit 2" 2 [dict get $r code]
+            check_match "and why" "commregd: --standby is for the user registry*" \
+                [dict get $r err]
+        }
+        check_equal "nothing was started" "" [file_port $home]
     }
 }
