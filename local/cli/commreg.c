@@ -35,7 +35,9 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <netinet/in.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -451,18 +453,38 @@ cmd_lookup(struct cmd_ctx *ctx, int argc, char **argv)
 /*
  * port: the registry's port, checked (the kernel says the registry's
  * socket is ours, its Hello that it is a registry), for clients that do
- * not check it themselves: tcllib's nameserv and nns.
+ * not check it themselves: tcllib's nameserv and nns.  The port printed
+ * is the one connected to, not the Hello's word for it; the two must
+ * agree.
  */
 static int
 cmd_port(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct commreg_client *c;
 	const struct commreg_hello *h;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int port = -1;
 
 	if ((c = ctx_open(ctx)) == NULL)
 		return EXIT_REGISTRY;
 	h = commreg_hello_info(c);
-	printf("%d\n", h->port);
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(commreg_fd(c), (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	if (port != h->port) {
+		fprintf(stderr,
+		    "commreg: the registry connected to on port %d says its "
+		    "port is %d\n",
+		    port, h->port);
+		commreg_close(c);
+		return EXIT_REGISTRY;
+	}
+	printf("%d\n", port);
 	commreg_close(c);
 	return 0;
 }

@@ -28,6 +28,24 @@ proc project_version {} {
     return $v
 }
 
+# A registry (tcllib comm) whose Hello says pid PID and port CLAIM (""
+# for its own); prints its port.  Returns the channel.
+proc liar {pid {claim ""}} {
+    return [spawn_tcl liar {
+        package require comm
+        lassign $argv victim claim
+        ::comm::comm new ::reg -listen 1 -local 1 -port 0
+        proc Commreg/Hello {args} {
+            set p [expr {$::claim eq "" ? [::reg self] : $::claim}]
+            list registry commreg version 0.1.0 protocol 1 \
+                owner [exec id -un] uid [exec id -u] host h \
+                pid $::victim port $p scope user
+        }
+        puts [::reg self]
+        vwait forever
+    } $pid $claim]
+}
+
 set iso_re {^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$}
 
 main {
@@ -250,18 +268,7 @@ main {
         set victim [exec sleep 60 &]
         remember $victim
         defer [list ::t::kill_proc $victim]
-        set liar [spawn_tcl liar {
-            package require comm
-            set victim [lindex $argv 0]
-            ::comm::comm new ::reg -listen 1 -local 1 -port 0
-            proc Commreg/Hello {args} {
-                list registry commreg version 0.1.0 protocol 1 \
-                    owner [exec id -un] uid [exec id -u] host h \
-                    pid $::victim port [::reg self] scope user
-            }
-            puts [::reg self]
-            vwait forever
-        } $victim]
+        set liar [liar $victim]
         set lport [readline $liar]
         check "the liar listens" {[string is integer -strict $lport]}
         set r [commreg_at $home $lport stop]
@@ -272,5 +279,28 @@ main {
         check "the named process lives" {[alive $victim]}
         check "the liar lives" {[alive [spawn_pid $liar]]}
         check "the real registry lives" {[alive $dpid]}
+    }
+
+    test port_is_the_checked_port_of_the_registry_in_use {
+        set r [commreg $home port]
+        check_equal "the user registry's" "$port\n" [dict get $r out]
+        lassign [start_private_registry] ppid pport
+        set r [commreg_at $home $pport port]
+        check_equal "TCL_COMM_REGPORT's registry" [list 0 "$pport\n"] [list [dict get $r code] [dict get $r out]]
+        # Something that is no registry there: the user registry's, said.
+        set plain [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
+        defer [list close $plain]
+        set nport [lindex [fconfigure $plain -sockname] 2]
+        set r [run_bg -home $home env TCL_COMM_REGPORT=$nport [commreg_path] --home $home port]
+        set r [wait_bg $r]
+        check_equal "no registry at TCL_COMM_REGPORT: the user registry's" "$port\n" [dict get $r out]
+        check "no registry at TCL_COMM_REGPORT: said on stderr" {[string match "*TCL_COMM_REGPORT=$nport*" [dict get $r err]]}
+        # A Hello that names another port than the one connected to.
+        set l [liar [pid] 1]
+        set lport [readline $l]
+        set r [commreg_at $home $lport port]
+        check_equal "a Hello naming another port: exit 1" 1 [dict get $r code]
+        check_equal "nothing on stdout" "" [dict get $r out]
+        check_match "says so" "*connected to on port $lport says its port is 1*" [dict get $r err]
     }
 }
