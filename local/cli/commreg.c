@@ -947,7 +947,10 @@ static const struct cmd_entry cmd_table[] = {
         "signalled is the one the kernel says holds the registry's end of\n"
         "the connection, and only if it is commregd (a registry hosted\n"
         "inside an application is left alone).  Waits up to 5 s for it\n"
-        "to end.  Exit 3 when none runs, 1 when it could not be stopped.\n",
+        "to end.  Exit 3 when none runs, 1 when it could not be stopped.\n"
+        "A standby (commregd --standby, as the systemd user unit runs it)\n"
+        "takes over at once on the same port; to stop both:\n"
+        "systemctl --user stop commregd.\n",
         0, 0, 0, cmd_stop},
     {"gateway-status", "[--json] [--prometheus FILE] [--config-dir DIR]",
         "show the host gateway's counters",
