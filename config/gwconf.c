@@ -509,6 +509,15 @@ gw_max_message(struct loader *ld, const char *key, const char *value)
 }
 
 static void
+gw_link_max_message(struct loader *ld, const char *key, const char *value)
+{
+	/* Above the 16 KiB pieces a snapshot travels in (gateway/fed.c),
+	 * with room for one large entry. */
+	parse_int(ld, key, value, 65536, MAX_MESSAGE_MAX,
+	    &ld->conf->link_max_message);
+}
+
+static void
 gw_handshake_timeout(struct loader *ld, const char *key, const char *value)
 {
 	parse_int(ld, key, value, 1, HANDSHAKE_MAX,
@@ -543,6 +552,7 @@ static const struct key_entry gateway_keys[] = {
     {"key", gw_key},
     {"ca", gw_ca},
     {"max_connections", gw_max_connections},
+    {"link_max_message", gw_link_max_message},
     {"max_message", gw_max_message},
     {"handshake_timeout", gw_handshake_timeout},
     {"lookup_timeout_ms", gw_lookup_timeout_ms},
@@ -1227,6 +1237,7 @@ conf_new(const char *dir)
 	c->handshake_timeout = 10;
 	c->liveness_ms = 15000;
 	c->lookup_timeout_ms = 2000;
+	c->link_max_message = MAX_MESSAGE_MAX;
 	c->quota_default = 32;
 	return c;
 }

@@ -133,6 +133,8 @@ struct gwconf {
 	int liveness_ms;       /* a silent peer is pinged at a third of it
 	                          and dropped at all of it; 0: never */
 	int lookup_timeout_ms; /* forwarded lookups, default 2000 */
+	int link_max_message;  /* bytes in one message on a federation
+	                          link, default 16 MiB */
 
 	struct gwconf_rule *rules;
 	size_t nrules;

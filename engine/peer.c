@@ -24,6 +24,8 @@
 /* Bytes asked of the kernel per read; a peer's unframed input is bounded
  * by the message limit anyway. */
 #define PEER_READ_CHUNK 16384
+/* What a bufferevent's peer (TLS) may have framed in one turn. */
+#define PEER_BEV_TURN (4 * PEER_READ_CHUNK)
 /* Output buffer capacity a peer keeps between replies. */
 #define PEER_KEEP_OUT 4096
 /* A stream is fed while less than this is queued, in pieces this big. */
@@ -570,6 +572,21 @@ note_keep(struct engine *e, const char *const *words, const size_t *lens,
 }
 
 void
+peer_format_async(struct peer *p, struct tbuf *out, const char *const *words,
+    const size_t *lens, size_t n)
+{
+	struct engine *e = p->eng;
+
+	tbuf_reset(&e->payload);
+	comm_format_command(&e->payload, words, lens, n);
+	if (e->payload.failed)
+		out->failed = true;
+	else
+		comm_format_message(out, "async", ++p->out_serial,
+		    e->payload.p, e->payload.len);
+}
+
+void
 peer_send_async(struct peer *p, const char *const *words, const size_t *lens,
     size_t n)
 {
@@ -726,10 +743,19 @@ peer_reply_stream(struct cmd_ctx *c, struct peer_stream *s)
 	}
 	tbuf_reset(&e->out);
 	tbuf_reset(&p->stream_tail);
-	comm_format_reply_parts(&e->out, &p->stream_tail, c->kind, c->serial,
-	    "a b", 3);
-	if (!peer_nomem(p, &p->stream_tail))
-		peer_write(p, &e->out);
+	if (s->messages)
+		/* The pieces are messages of their own; the reply, whole,
+		 * comes after them. */
+		comm_format_reply(&p->stream_tail, c->kind, c->serial, 0,
+		    c->result->p != NULL ? c->result->p : "", c->result->len,
+		    NULL);
+	else {
+		comm_format_reply_parts(&e->out, &p->stream_tail, c->kind,
+		    c->serial, "a b", 3);
+		if (!peer_nomem(p, &p->stream_tail))
+			peer_write(p, &e->out);
+	}
+	peer_nomem(p, &p->stream_tail);
 	if (p->state == PEER_DEAD) {
 		s->free(s);
 		return CMD_PENDING;
@@ -764,7 +790,7 @@ stream_pump(struct peer *p)
 		if (peer_nomem(p, &e->piece))
 			break;
 		if (e->piece.len > 0) {
-			if (!p->stream_first)
+			if (!p->stream_first && !s->messages)
 				tbuf_addc(&p->out, ' ');
 			tbuf_add(&p->out, e->piece.p, e->piece.len);
 			p->stream_first = false;
@@ -1285,13 +1311,22 @@ peer_bev_read_body(struct bufferevent *bev, void *arg)
 	struct engine *e = p->eng;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct tbuf *b = p->in.len > 0 ? &p->in : &e->rbuf;
-	size_t n;
+	size_t n, turn = 0;
 
 	if (p->state == PEER_DEAD || p->paused)
 		return;
 	if (b == &e->rbuf)
 		tbuf_reset(b);
 	while ((n = evbuffer_get_length(in)) > 0 && p->state != PEER_DEAD) {
+		/* A peer's share of a turn of the loop, as a socket's one
+		 * read is: the rest on the next turn, after the others. */
+		if (turn >= PEER_BEV_TURN) {
+			bufferevent_trigger(bev, EV_READ,
+			    BEV_TRIG_IGNORE_WATERMARKS |
+			        BEV_TRIG_DEFER_CALLBACKS);
+			break;
+		}
+		turn += n > PEER_READ_CHUNK ? PEER_READ_CHUNK : n;
 		if (n > PEER_READ_CHUNK)
 			n = PEER_READ_CHUNK;
 		if (!tbuf_reserve(b, n)) {

@@ -131,6 +131,13 @@ TAILQ_HEAD(preq_list, preq);
 struct peer_stream {
 	bool (*next)(struct peer_stream *, struct tbuf *out, size_t budget);
 	void (*free)(struct peer_stream *);
+	/*
+	 * Set: a result larger than one message may be (the receiver's
+	 * max_message) goes as many.  next then appends whole messages
+	 * (peer_format_async), and after the last the reply is written, its
+	 * result what the handler left in c->result.
+	 */
+	bool messages;
 };
 
 struct peer {
@@ -242,6 +249,10 @@ void peer_close(struct peer *);
 /* Send an async command (notifications): no reply is asked. */
 void peer_send_async(struct peer *, const char *const *words,
     const size_t *lens, size_t n);
+/* Append to out, for a stream of messages, the async command words as
+ * one whole message of p's. */
+void peer_format_async(struct peer *, struct tbuf *out,
+    const char *const *words, const size_t *lens, size_t n);
 /* Send a command and call fn with the answer; timeout_ms 0: none (the
  * liveness ping still bounds the wait).  NULL when the peer is dead. */
 struct preq *peer_request(struct peer *, const char *const *words,

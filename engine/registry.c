@@ -26,7 +26,8 @@ struct reg_watch_slot {
 
 struct registry {
 	struct reg_entry **buckets;
-	size_t nbuckets; /* power of two */
+	struct reg_entry **abuckets; /* by application name (app_len) */
+	size_t nbuckets;             /* power of two, of both */
 	size_t count;
 	size_t bytes; /* registry_bytes */
 
@@ -93,10 +94,12 @@ registry_new(reg_notify_fn notify, void *arg)
 		return NULL;
 	r->nbuckets = 256;
 	r->buckets = xcalloc(r->nbuckets, sizeof *r->buckets);
+	r->abuckets = xcalloc(r->nbuckets, sizeof *r->abuckets);
 	r->nwbuckets = 64;
 	r->wbuckets = xcalloc(r->nwbuckets, sizeof *r->wbuckets);
-	if (r->buckets == NULL || r->wbuckets == NULL) {
+	if (r->buckets == NULL || r->abuckets == NULL || r->wbuckets == NULL) {
 		free(r->buckets);
+		free(r->abuckets);
 		free(r->wbuckets);
 		free(r);
 		return NULL;
@@ -151,31 +154,73 @@ registry_free(struct registry *r)
 		}
 	}
 	free(r->buckets);
+	free(r->abuckets);
 	free(r->wbuckets);
 	free(r);
+}
+
+/* The length of the application's name in a full name: up to the first
+ * "@". */
+static size_t
+app_len(const char *name, size_t len)
+{
+	const char *at = memchr(name, '@', len);
+
+	return at != NULL ? (size_t)(at - name) : len;
+}
+
+static size_t
+app_hash(const struct reg_entry *e, size_t nbuckets)
+{
+	return hash_bytes(e->name, app_len(e->name, e->namelen)) &
+	       (nbuckets - 1);
 }
 
 static void
 registry_grow(struct registry *r)
 {
-	struct reg_entry **nb, *e, *next;
+	struct reg_entry **nb, **na, *e, *next;
 	size_t n = r->nbuckets * 2, i, h;
 
 	/* Without memory for more buckets the chains grow longer: slower,
 	 * still right. */
 	if ((nb = xcalloc(n, sizeof *nb)) == NULL)
 		return;
+	if ((na = xcalloc(n, sizeof *na)) == NULL) {
+		free(nb);
+		return;
+	}
 	for (i = 0; i < r->nbuckets; i++) {
 		for (e = r->buckets[i]; e != NULL; e = next) {
 			next = e->hnext;
 			h = hash_bytes(e->name, e->namelen) & (n - 1);
 			e->hnext = nb[h];
 			nb[h] = e;
+			h = app_hash(e, n);
+			e->anext = na[h];
+			na[h] = e;
 		}
 	}
 	free(r->buckets);
+	free(r->abuckets);
 	r->buckets = nb;
+	r->abuckets = na;
 	r->nbuckets = n;
+}
+
+struct reg_entry *
+registry_find_app(struct registry *r, const struct reg_entry *after,
+    const char *app, size_t len)
+{
+	struct reg_entry *e;
+
+	e = after != NULL ? after->anext
+	                  : r->abuckets[hash_bytes(app, len) & (r->nbuckets - 1)];
+	for (; e != NULL; e = e->anext)
+		if (app_len(e->name, e->namelen) == len &&
+		    memcmp(e->name, app, len) == 0)
+			return e;
+	return NULL;
 }
 
 struct reg_entry *
@@ -539,6 +584,9 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	h = hash_bytes(e->name, e->namelen) & (r->nbuckets - 1);
 	e->hnext = r->buckets[h];
 	r->buckets[h] = e;
+	h = app_hash(e, r->nbuckets);
+	e->anext = r->abuckets[h];
+	r->abuckets[h] = e;
 	r->count++;
 	r->bytes += entry_bytes(e);
 	TAILQ_INSERT_TAIL(owner_list, e, owner_link);
@@ -556,6 +604,13 @@ registry_remove(struct registry *r, struct reg_entry *e,
 	for (; *pp != NULL; pp = &(*pp)->hnext) {
 		if (*pp == e) {
 			*pp = e->hnext;
+			break;
+		}
+	}
+	pp = &r->abuckets[app_hash(e, r->nbuckets)];
+	for (; *pp != NULL; pp = &(*pp)->anext) {
+		if (*pp == e) {
+			*pp = e->anext;
 			break;
 		}
 	}

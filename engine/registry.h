@@ -9,6 +9,9 @@
  * Names live in one hash table keyed by the full name ("foo", "foo #2"),
  * so exact lookup, Bind's duplicate check and serial allocation are
  * constant time whatever the size of the table (docs/protocol.md §4).
+ * A second one keyed by the application's name, the part before the
+ * first "@", answers the gateway's bare "calc" among "calc@USER" and
+ * "calc@USER@ORIGIN" names as fast.
  * Watches with a literal pattern are kept in a hash table by that name and
  * only glob watches are scanned on a change, so a thousand clients each
  * watching their own peer's name cost nothing on unrelated changes.
@@ -73,6 +76,7 @@ struct reg_entry {
 	void *owner;
 	TAILQ_ENTRY(reg_entry) owner_link;
 	struct reg_entry *hnext; /* hash chain */
+	struct reg_entry *anext; /* chain of the application index */
 };
 TAILQ_HEAD(reg_entry_list, reg_entry);
 
@@ -144,6 +148,14 @@ struct reg_entry *registry_find(struct registry *, const char *name,
     size_t len);
 
 /* Visit the entries matching a Tcl pattern (literal patterns: one probe). */
+/*
+ * The entries whose name before its first "@" is app ("calc" for the
+ * gateway's "calc@ann" and "calc@bob@site.example"), one at a time: after
+ * NULL gives the first.  In no order; constant time each, whatever the
+ * size of the table.
+ */
+struct reg_entry *registry_find_app(struct registry *,
+    const struct reg_entry *after, const char *app, size_t len);
 void registry_match(struct registry *, const char *pat, size_t plen,
     void (*fn)(const struct reg_entry *, void *), void *arg);
 /* All entries matching, sorted by name, *n of them; caller frees the

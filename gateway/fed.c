@@ -55,9 +55,9 @@
 #define FED_RETRY_MIN_MS 500
 #define FED_RETRY_MAX_MS 30000
 #define FED_HANDSHAKE_S  10
-#define FED_MAX_MESSAGE  (16 * 1024 * 1024)
-/* A snapshot of 16 MiB takes its time on a slow link: an incomplete
- * message may wait longer here than on a local socket. */
+/* A snapshot of 16 MiB from a gateway that sends it whole takes its time
+ * on a slow link: an incomplete message may wait longer here than on a
+ * local socket. */
 #define FED_PARTIAL_MS 60000
 /* Links from others that may be setting up TLS or linked at once, in
  * all and from one address: a flood of half-open TLS set-ups from one
@@ -67,6 +67,10 @@
 /* Out of descriptors: the listener rests this long. */
 #define FED_ACCEPT_REST_MS 100
 #define FED_WATCH_TAG      "fed"
+/* A snapshot in pieces (Gateway/Watch pieces) is kept until it is whole:
+ * at most this much of it, far above the 0.5 KB or so an entry takes. */
+#define FED_MAX_SNAPSHOT (512 * 1024 * 1024)
+#define FED_PIECE        (16 * 1024)
 
 enum flink_state { FL_CONNECTING, FL_HELLO, FL_READY };
 
@@ -85,6 +89,7 @@ struct freq {
 	struct preq *req; /* the engine's */
 	enum { FQ_HELLO, FQ_WATCH, FQ_LOOKUP } kind;
 	struct flookup *lk;
+	bool pieces; /* FQ_WATCH: the snapshot comes in pieces */
 };
 TAILQ_HEAD(freq_list, freq);
 
@@ -110,6 +115,11 @@ struct flink {
 	struct reg_entry_list shadowed;
 	struct event *retry; /* opened: the next try */
 	int attempt;
+	/* Opened: the remote sends its snapshot as many messages (its
+	 * Hello said "pieces"), kept here until the Watch reply ends it. */
+	bool pieces;
+	int snap_waiting; /* Watch requests in pieces not answered yet */
+	struct tbuf snap;
 };
 TAILQ_HEAD(flink_list, flink);
 
@@ -147,6 +157,7 @@ send_req(struct flink *l, int kind, const char *const *w, size_t n,
 	q->l = l;
 	q->kind = kind;
 	q->lk = lk;
+	q->pieces = kind == FQ_WATCH && n > 1;
 	TAILQ_INSERT_TAIL(&l->reqs, q, link);
 	/* The greeting and the watch must be answered in time, or the link
 	 * is made again; a lookup has its own deadline (flookup). */
@@ -398,6 +409,17 @@ drop_unoffered(struct flink *l, const struct tlist *snap)
 	free(names);
 }
 
+/* Ask l for its snapshot, in pieces when it can send them so. */
+static void
+send_watch(struct flink *l)
+{
+	const char *w[2] = {"Gateway/Watch", "pieces"};
+
+	if (l->pieces)
+		l->snap_waiting++;
+	send_req(l, FQ_WATCH, w, l->pieces ? 2 : 1, NULL);
+}
+
 /*
  * A link went, and with it what it gave.  In a mesh another link may
  * offer the same entries, dropped as duplicates when they first came:
@@ -406,12 +428,11 @@ drop_unoffered(struct flink *l, const struct tlist *snap)
 static void
 resync_others(struct flink *gone)
 {
-	const char *w[1] = {"Gateway/Watch"};
 	struct flink *l;
 
 	TAILQ_FOREACH(l, &gone->f->links, link)
 		if (l != gone && l->outgoing && l->state == FL_READY)
-			send_req(l, FQ_WATCH, w, 1, NULL);
+			send_watch(l);
 }
 
 /* ---- lookups ------------------------------------------------------------ */
@@ -503,35 +524,58 @@ fed_lookup(struct fed *f, struct cmd_ctx *c, const char *name, size_t len)
 	return CMD_PENDING;
 }
 
-/* A lookup from a remote: among what it is given, the exact travelling
- * name or the first with that application name. */
-static int
-answer_lookup(struct flink *l, const char *name, struct tbuf *r)
+/* e's name as it travels to remotes (fedname_export_dict) is name. */
+static bool
+travels_as(struct flink *l, const struct reg_entry *e, const char *name)
 {
-	const struct reg_entry **v;
-	const struct reg_entry *hit = NULL;
 	struct tbuf d;
 	struct tlist dl;
 	const char *err;
-	size_t i, n;
+	bool yes;
 
-	v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
 	tbuf_init(&d);
 	tlist_init(&dl);
-	for (i = 0; i < n && hit == NULL; i++) {
-		if (!fedname_exportable(l->f->self, l->r, v[i]))
-			continue;
-		fedname_export_dict(l->f->self, l->f->advertise, v[i], &d);
-		if (tlist_parse(&dl, d.p, d.len, &err) == 0 && dl.n > 1 &&
-		    (strcmp(dl.v[1].p, name) == 0 ||
-		        (strchr(name, '@') == NULL &&
-		            fedname_app_len(v[i]->name) == strlen(name) &&
-		            strncmp(v[i]->name, name, strlen(name)) == 0)))
-			hit = v[i];
-	}
-	free((void *)v);
+	fedname_export_dict(l->f->self, l->f->advertise, e, &d);
+	yes = tlist_parse(&dl, d.p, d.len, &err) == 0 && dl.n > 1 &&
+	      strcmp(dl.v[1].p, name) == 0;
 	tlist_free(&dl);
 	tbuf_free(&d);
+	return yes;
+}
+
+/*
+ * A lookup from a remote: among what it is given, the exact travelling
+ * name, or for a bare name the best of those with that application name
+ * (this host's first, then by name).  Both from the table's indexes, so
+ * that a remote asking much costs each lookup what it costs at home.
+ */
+static int
+answer_lookup(struct flink *l, const char *name, struct tbuf *r)
+{
+	struct registry *reg = l->f->g->srv.reg;
+	struct reg_entry *hit = NULL, *x = NULL;
+	size_t len = strlen(name), slen = strlen(l->f->self);
+
+	if (strchr(name, '@') != NULL) {
+		/* "calc@ann@SELF" is our "calc@ann"; a name learned from
+		 * elsewhere travels as it is. */
+		if (len > slen + 1 && name[len - slen - 1] == '@' &&
+		    strcmp(name + len - slen, l->f->self) == 0)
+			hit = registry_find(reg, name, len - slen - 1);
+		if (hit == NULL || hit->path[0] != '\0')
+			hit = registry_find(reg, name, len);
+		if (hit != NULL && (!fedname_exportable(l->f->self, l->r, hit) ||
+		                       !travels_as(l, hit, name)))
+			hit = NULL;
+	} else
+		while ((x = registry_find_app(reg, x, name, len)) != NULL)
+			if (x->namelen > len &&
+			    fedname_exportable(l->f->self, l->r, x) &&
+			    (hit == NULL ||
+			        ((x->path[0] == '\0') != (hit->path[0] == '\0')
+			                ? x->path[0] == '\0'
+			                : strcmp(x->name, hit->name) < 0)))
+				hit = x;
 	if (hit == NULL) {
 		tbuf_printf(r, "no application named \"%.255s\" here", name);
 		return 1;
@@ -555,29 +599,55 @@ fed_cmd_hello(struct cmd_ctx *c)
 	tl_append_str(c->result, 0, l->f->self);
 	tl_append_str(c->result, 0, "version");
 	tl_append_str(c->result, 0, COMMREG_VERSION);
+	/* What a gateway of an older version does not do: the opener asks
+	 * for it only when offered. */
+	tl_append_str(c->result, 0, "features");
+	tl_append_str(c->result, 0, "pieces");
 	return 0;
 }
 
-/* The snapshot as the remote is given it, in pieces as it reads. */
+/* The snapshot as the remote is given it, in pieces as it reads: pieces
+ * of one reply, or (asked with "pieces") messages of their own, so that
+ * no message is larger than a piece whatever the size of the whole. */
 struct fsnap {
 	struct peer_stream ps;
 	const struct fed *f;
+	struct peer *peer;
 	const struct reg_entry **v;
 	size_t n, next;
 	struct tbuf d;
+	struct tbuf list; /* messages: the entries of the next one */
 };
 
 static bool
 fsnap_next(struct peer_stream *ps, struct tbuf *out, size_t budget)
 {
 	struct fsnap *sn = (struct fsnap *)ps;
+	struct tbuf *to = sn->ps.messages ? &sn->list : out;
 	const struct reg_entry *e;
+	const char *w[4];
+	size_t lens[4];
 
-	while (sn->next < sn->n && out->len < budget) {
+	tbuf_reset(&sn->list);
+	/* Well below the least link_max_message a receiver may have. */
+	if (sn->ps.messages && budget > FED_PIECE)
+		budget = FED_PIECE;
+	while (sn->next < sn->n && to->len < budget) {
 		e = sn->v[sn->next++];
 		fedname_export_dict(sn->f->self, sn->f->advertise, e, &sn->d);
-		tl_append(out, 0, sn->d.p, sn->d.len);
+		tl_append(to, 0, sn->d.p, sn->d.len);
 		registry_entry_unref(e);
+	}
+	if (sn->ps.messages && sn->list.len > 0) {
+		w[0] = "Gateway/Event";
+		w[1] = FED_WATCH_TAG;
+		w[2] = "snap";
+		w[3] = sn->list.p;
+		lens[0] = strlen(w[0]);
+		lens[1] = strlen(w[1]);
+		lens[2] = strlen(w[2]);
+		lens[3] = sn->list.len;
+		peer_format_async(sn->peer, out, w, lens, 4);
 	}
 	return sn->next == sn->n;
 }
@@ -591,11 +661,14 @@ fsnap_free(struct peer_stream *ps)
 		registry_entry_unref(sn->v[sn->next++]);
 	free(sn->v);
 	tbuf_free(&sn->d);
+	tbuf_free(&sn->list);
 	free(sn);
 }
 
-/* Gateway/Watch: the snapshot is the reply, on the wire before any
- * event (the engine holds events back while it is written). */
+/* Gateway/Watch ?pieces?: the snapshot is the reply, on the wire before
+ * any event (the engine holds events back while it is written).  With
+ * "pieces" the entries go as Gateway/Event fed snap LIST messages and the
+ * reply is their count. */
 static int
 fed_cmd_watch(struct cmd_ctx *c)
 {
@@ -609,7 +682,19 @@ fed_cmd_watch(struct cmd_ctx *c)
 	sn->ps.next = fsnap_next;
 	sn->ps.free = fsnap_free;
 	sn->f = l->f;
+	sn->peer = c->peer;
 	tbuf_init(&sn->d);
+	tbuf_init(&sn->list);
+	if (c->words->n > 1) {
+		if (strcmp(c->words->v[1].p, "pieces") != 0) {
+			free(sn);
+			tbuf_adds(c->result, "unknown option ");
+			tbuf_add_quoted(c->result, c->words->v[1].p,
+			    c->words->v[1].len);
+			return CMD_ERROR;
+		}
+		sn->ps.messages = true;
+	}
 	v = registry_sorted(l->f->g->srv.reg, "*", 1, &n);
 	for (i = 0; i < n; i++)
 		if (fedname_exportable(l->f->self, l->r, v[i])) {
@@ -618,7 +703,10 @@ fed_cmd_watch(struct cmd_ctx *c)
 		}
 	sn->v = v;
 	l->watching = true;
-	log_info("remote %s watches: %zu entries given", l->r->name, sn->n);
+	log_info("remote %s watches: %zu entries given%s", l->r->name, sn->n,
+	    sn->ps.messages ? ", in pieces" : "");
+	if (sn->ps.messages)
+		tl_append_int(c->result, 0, (int64_t)sn->n);
 	return peer_reply_stream(c, &sn->ps);
 }
 
@@ -633,7 +721,7 @@ fed_cmd_lookup(struct cmd_ctx *c)
 static const struct cmd_entry fed_serve_cmds[] = {
     {"Commreg/Lookup", 1, 1, "name", fed_cmd_lookup},
     {"Gateway/Hello", 1, 1, "name", fed_cmd_hello},
-    {"Gateway/Watch", 0, 0, "", fed_cmd_watch},
+    {"Gateway/Watch", 0, 1, "?pieces?", fed_cmd_watch},
 };
 
 static const struct cmd_entry *
@@ -650,6 +738,27 @@ fed_cmd_event(struct cmd_ctx *c)
 	struct flink *l = c->peer->arg;
 	const struct tlist *w = c->words;
 
+	if (strcmp(w->v[2].p, "snap") == 0) {
+		/* A piece of the snapshot we asked for (Gateway/Watch
+		 * pieces): kept until its reply says it is whole. */
+		if (l->snap_waiting == 0) {
+			tbuf_adds(c->result, "a piece of a snapshot not asked for");
+			return 1;
+		}
+		if (l->snap.len + w->v[3].len + 1 > FED_MAX_SNAPSHOT) {
+			peer_fail(c->peer, "its snapshot is larger than %d MiB",
+			    FED_MAX_SNAPSHOT / (1024 * 1024));
+			return 1;
+		}
+		if (l->snap.len > 0)
+			tbuf_addc(&l->snap, ' ');
+		tbuf_add(&l->snap, w->v[3].p, w->v[3].len);
+		if (l->snap.failed) {
+			peer_fail(c->peer, "out of memory");
+			return 1;
+		}
+		return 0;
+	}
 	if (l->state != FL_READY)
 		return 0; /* before the snapshot: it will carry it */
 	if (strcmp(w->v[2].p, "add") == 0)
@@ -679,6 +788,29 @@ fed_link_find(const char *name, size_t len)
 
 static void link_close(struct flink *, const char *why);
 
+/* Gateway/Hello's answer {... features {pieces ...}}: a dict. */
+static bool
+hello_has_pieces(const char *res, size_t len)
+{
+	struct tlist d, fs;
+	const char *why;
+	bool yes = false;
+	size_t i, j;
+
+	tlist_init(&d);
+	tlist_init(&fs);
+	if (tlist_parse(&d, res, len, &why) == 0)
+		for (i = 0; i + 1 < d.n && !yes; i += 2)
+			if (strcmp(d.v[i].p, "features") == 0 &&
+			    tlist_parse(&fs, d.v[i + 1].p, d.v[i + 1].len,
+			        &why) == 0)
+				for (j = 0; j < fs.n && !yes; j++)
+					yes = strcmp(fs.v[j].p, "pieces") == 0;
+	tlist_free(&fs);
+	tlist_free(&d);
+	return yes;
+}
+
 /* The engine's answer to a request of ours: the remote's (0 or 1), or
  * none (-1: the deadline passed; a lost link takes its requests itself). */
 static void
@@ -693,13 +825,19 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 	TAILQ_REMOVE(&l->reqs, q, link);
 	switch (q->kind) {
 	case FQ_HELLO:
-		if (code != 0)
+		if (code != 0) {
 			peer_fail(p, "%s",
 			    code == -1 ? "no answer to Gateway/Hello"
 			               : "it did not greet us as a "
 			                 "gateway");
+			break;
+		}
+		l->pieces = hello_has_pieces(res, len);
+		send_watch(l);
 		break;
 	case FQ_WATCH:
+		if (q->pieces)
+			l->snap_waiting--;
 		if (code != 0) {
 			peer_fail(p, "%s",
 			    code == -1 ? "no answer to Gateway/Watch"
@@ -707,7 +845,24 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 			break;
 		}
 		tlist_init(&snap);
-		if (tlist_parse(&snap, res, len, &why) != 0)
+		if (q->pieces) {
+			/* The reply counts what its pieces carried. */
+			char *end;
+			unsigned long long want;
+
+			want = strtoull(res, &end, 10);
+			if (tlist_parse(&snap, l->snap.p != NULL ? l->snap.p : "",
+			        l->snap.len, &why) != 0 ||
+			    end == res || snap.n != want) {
+				tlist_free(&snap);
+				tbuf_free(&l->snap);
+				peer_fail(p, "its snapshot came incomplete "
+				             "(%zu entries of %.20s)",
+				    snap.n, res);
+				break;
+			}
+			tbuf_free(&l->snap);
+		} else if (tlist_parse(&snap, res, len, &why) != 0)
 			snap.n = 0;
 		/* What it offers that another link gave us is remembered
 		 * afresh from this snapshot (learn). */
@@ -839,7 +994,6 @@ static void
 tls_up(struct flink *l)
 {
 	const char *w[2] = {"Gateway/Hello", l->f->self};
-	const char *ww[1] = {"Gateway/Watch"};
 	struct bufferevent *bev = l->bev;
 
 	evtimer_del(l->deadline);
@@ -853,8 +1007,12 @@ tls_up(struct flink *l)
 	if (!l->outgoing)
 		return;
 	l->state = FL_HELLO;
+	/* The watch follows the greeting's answer, which says whether the
+	 * snapshot may come in pieces (fed_replied). */
+	l->pieces = false;
+	l->snap_waiting = 0;
+	tbuf_free(&l->snap);
 	send_req(l, FQ_HELLO, w, 2, NULL);
-	send_req(l, FQ_WATCH, ww, 1, NULL);
 }
 
 static void
@@ -935,6 +1093,7 @@ link_new(struct fed *f, const struct gwconf_remote *r, bool outgoing)
 static void
 link_free(struct flink *l)
 {
+	tbuf_free(&l->snap);
 	shadow_clear(l);
 	if (l->shadow != NULL)
 		registry_free(l->shadow);
@@ -995,6 +1154,8 @@ link_close(struct flink *l, const char *why)
 		l->peer = NULL;
 	}
 	link_reqs_drop(l);
+	tbuf_free(&l->snap);
+	l->snap_waiting = 0;
 	if (!l->outgoing) {
 		if (l->r != NULL && why != NULL)
 			log_info("remote %s: link from %s closed: %s",
@@ -1482,7 +1643,7 @@ fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
 		fatalx("event_new failed");
 	/* The gateway's own limits, with room for a large snapshot. */
 	f->lim = g->srv.lim;
-	f->lim.max_message = FED_MAX_MESSAGE;
+	f->lim.max_message = (size_t)c->link_max_message;
 	f->lim.partial_ms = FED_PARTIAL_MS;
 	f->lim.handshake_ms = FED_HANDSHAKE_S * 1000;
 	/* Made by the caller of what this configuration read (a reload, for

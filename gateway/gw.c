@@ -375,39 +375,38 @@ gw_entry_added(struct cmd_ctx *c, const struct reg_request *r,
 	return CMD_OK;
 }
 
+/* For a bare NAME, x answers before y: this host's before those learned
+ * from other gateways, then the first by name, so that the answer does
+ * not depend on the order of the table. */
+static bool
+resolve_before(const struct reg_entry *x, const struct reg_entry *y)
+{
+	if (y == NULL)
+		return true;
+	if ((x->path[0] == '\0') != (y->path[0] == '\0'))
+		return x->path[0] == '\0';
+	return strcmp(x->name, y->name) < 0;
+}
+
 /* NAME@USER exactly; a bare NAME: the asker's own, else the first by
  * name among the other users'. */
 static struct reg_entry *
 resolve(struct server *s, struct gw_user *u, const char *name, size_t len)
 {
-	struct reg_entry *e;
-	const struct reg_entry **v;
+	struct reg_entry *e, *x = NULL;
 	struct tbuf b;
-	size_t i, n;
 
 	if (memchr(name, '@', len) != NULL)
 		return registry_find(s->reg, name, len);
 	tbuf_init(&b);
 	full_name(&b, name, len, u->name);
 	e = registry_find(s->reg, b.p, b.len);
-	if (e == NULL) {
-		/* The name, glob-quoted, then "@*". */
-		tbuf_reset(&b);
-		for (i = 0; i < len; i++) {
-			if (strchr("*?[]\\", name[i]) != NULL)
-				tbuf_addc(&b, '\\');
-			tbuf_addc(&b, name[i]);
-		}
-		tbuf_adds(&b, "@*");
-		v = registry_sorted(s->reg, b.p, b.len, &n);
-		/* This host's before those learned from other gateways. */
-		for (i = 0; i < n && e == NULL; i++)
-			if (v[i]->path[0] == '\0')
-				e = (struct reg_entry *)v[i];
-		if (e == NULL && n > 0)
-			e = (struct reg_entry *)v[0];
-		free((void *)v);
-	}
+	/* Else every NAME@... from the index (registry_find_app), the
+	 * best by resolve_before. */
+	if (e == NULL)
+		while ((x = registry_find_app(s->reg, x, name, len)) != NULL)
+			if (x->namelen > len && resolve_before(x, e))
+				e = x;
 	tbuf_free(&b);
 	return e;
 }

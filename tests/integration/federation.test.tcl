@@ -42,6 +42,14 @@
 #   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
 #                     through gw3 first; when gw3 dies the entry stays,
 #                     offered again over the direct link to gw2
+#   snapshot_in_pieces  gw3 takes at most 64 KiB in one message on its
+#                     links (link_max_message) and gw2 offers 600 names,
+#                     about 100 KB: the snapshot comes as many messages,
+#                     all 600 cross, and changes flow after it
+#   remote_lookup_flood a remote (openssl s_client with gw3's certificate)
+#                     sends 20,000 lookups at once: each is answered, bare
+#                     names and travelling names alike, from the table's
+#                     indexes, while the gateway's own users are served
 #   cert_renewal      gw2's certificate and key renewed in place (same CA,
 #                     same name, a new serial), then SIGHUP: the listener
 #                     presents the new one and gw3 links to it again; a
@@ -698,5 +706,101 @@ main {
         pause 1500
         check "gw4's host still has it (offered by gw2 directly)" {[::fed::has $h4 $t]}
         check_equal "lookup on gw4's host" "[::fed::field [gw_row $h2 tree] port] 127.0.0.2" [::fed::lookup $h4 $t]
+    }
+
+    ::fed::test snapshot_in_pieces {
+        set d2 [::fed::conf 2 -quota 1000 -remotes [::fed::remote gw3 export * import *]]
+        set d3 [::fed::conf 3 -gateway "link_max_message = 65536\n" \
+                    -remotes [::fed::remote gw2 export * import *]]
+        set g2 [::fed::start $d2]
+        set h2 [::fed::host $d2]
+        set names {}
+        for {set i 0} {$i < 600} {incr i} { lappend names [format piece-%03d $i] }
+        set ch [gw_capp $h2 --scope global {*}$names]
+        check "600 global names registered on gw2's host" {
+            [wait_until {[app_count $ch "registered *"] >= 600} [slow 60000] 50]}
+        set g3 [::fed::start $d3]
+        set h3 [::fed::host $d3]
+        # Whole, the snapshot would be one message of about 100 KB, which
+        # gw3 refuses: the link would fail at every try.
+        check "gw3 links and takes all 600" {
+            [gw_wait_log $g3 {remote gw2: linked, 600 entries offered} 20000]}
+        check "gw2 gave them in pieces" {
+            [regexp {remote gw3 watches: 600 entries given, in pieces} [gw_log $g2]]}
+        check "no message over the limit on gw3" {![regexp {longer than the limit} [gw_log $g3]]}
+        check_equal "gw3's host lists the 600" 600 [llength [::fed::names $h3 piece-*]]
+        # Events flow once the snapshot is in.
+        set late [::fed::app $h2 late-piece]
+        check "a name registered later crosses too" {
+            [::fed::wait_name $h3 late-piece@$me@gw2.test 10000]}
+    }
+
+    ::fed::test remote_lookup_flood {
+        set d2 [::fed::conf 2 -quota 1000 -remotes [::fed::remote gw3 export * import *]]
+        set g2 [::fed::start $d2]
+        set h2 [::fed::host $d2]
+        set names {}
+        for {set i 0} {$i < 300} {incr i} { lappend names [format flood-%03d $i] }
+        set ch [gw_capp $h2 --scope global {*}$names]
+        check "300 global names registered on gw2's host" {
+            [wait_until {[app_count $ch "registered *"] >= 300} [slow 60000] 50]}
+        set port [::fed::field [gw_row $h2 flood-000] port]
+        # The comm handshake, then 20,000 lookups in one go: bare names,
+        # names as they travel (NAME@USER@gw2.test), and names nobody has.
+        set n 20000
+        set in [newfile flood].in
+        set f [open $in w]
+        puts $f "{3 2} 0"
+        set nhave 0
+        set nnone 0
+        for {set i 1} {$i <= $n} {incr i} {
+            switch [expr {$i % 3}] {
+                0 { set q [format flood-%03d [expr {$i % 300}]]; incr nhave }
+                1 { set q [format flood-%03d@%s@gw2.test [expr {$i % 300}] $me]; incr nhave }
+                2 { set q nobody-$i; incr nnone }
+            }
+            puts $f [list [list send $i [list Commreg/Lookup $q]]]
+        }
+        close $f
+        # -quiet implies -ign_eof: s_client reads replies until it is
+        # stopped, by PID (spawn).
+        set sc [spawn sh -c "exec openssl s_client -quiet -connect [::fed::addr 2] \
+            -servername gw2.test -CAfile [::fed::cert ca crt] -cert [::fed::cert gw3 crt] \
+            -key [::fed::cert gw3 key] < $in"]
+        set got [list [::fed::lookup $h2 flood-001]]
+        set polls 0
+        set deadline [expr {[clock milliseconds] + [slow 60000]}]
+        set ok 0
+        set bad 0
+        set missing 0
+        while {[clock milliseconds] < $deadline && $ok + $missing < $n} {
+            if {[gets $sc line] < 0} {
+                if {[eof $sc]} break
+                # Meanwhile the gateway's own users are served.
+                if {[incr polls] % 50 == 0} { lappend got [::fed::lookup $h2 flood-001] }
+                after 20
+                continue
+            }
+            if {![regexp {^\{reply ([0-9]+) \{return -code ([01]) (.*)\}\}$} $line -> ser code res]} continue
+            set want [expr {$ser % 3}]
+            if {$want == 2} {
+                if {$code == 1} { incr missing } else { incr bad }
+            } elseif {$code == 0 && $res eq "{$port 127.0.0.2}"} {
+                incr ok
+            } else {
+                incr bad
+                if {$bad < 3} { say "  unexpected: $line" }
+            }
+        }
+        check_equal "every lookup of a name it has answered with the name's port" \
+            $nhave $ok
+        check_equal "every lookup of a name nobody has refused" $nnone $missing
+        check_equal "no wrong answer" 0 $bad
+        set local [::fed::lookup $h2 flood-001]
+        check_regexp "a local lookup after it" "^$port " $local
+        check "every local lookup during the flood answered alike" {
+            [lsearch -exact -not $got $local] < 0}
+        say "       ([llength $got] local lookups during the flood)"
+        check "gw2 alive" {[alive [gw_pid $g2]]}
     }
 } 290

@@ -69,14 +69,16 @@ proc ::fed::remote {name args} {
 
 # conf N ?-cert BASE? ?-ca BASE? ?-listen 0|1? ?-lookup_ms MS?
 #        ?-remotes {NAME DICT ...}? ?-global 0|1? ?-certdir DIR? ?-user U?
+#        ?-gateway LINES? ?-quota N?
 # A configuration directory for gateway N: its socket, TLS listener on
 # 127.0.0.N, certificate BASE.crt/.key (default gwN), CA (default ca),
 # all in DIR (default the run's certificates), [gateway] user U (default
 # none), the rule allowing scope global, and the [remote] sections (from
-# fed::remote).  Files root's (we are root in CI) 0644, directory 0755.
+# fed::remote); LINES more of [gateway], a [quota] default of N.  Files root's (we are root in CI) 0644, directory 0755.
 proc ::fed::conf {n args} {
     set o [dict merge [dict create -cert gw$n -ca ca -listen 1 -lookup_ms 1500 \
-                           -remotes {} -global 1 -certdir "" -user ""] $args]
+                           -remotes {} -global 1 -certdir "" -user "" \
+                           -gateway "" -quota ""] $args]
     set cd [dict get $o -certdir]
     if {$cd eq ""} { set cd [certs] }
     set gw "\[gateway\]\nsocket = @SOCKET@\n"
@@ -86,7 +88,11 @@ proc ::fed::conf {n args} {
     append gw "key = [file join $cd [dict get $o -cert].key]\n"
     append gw "ca = [file join $cd [dict get $o -ca].crt]\n"
     append gw "lookup_timeout_ms = [dict get $o -lookup_ms]\n"
+    append gw [dict get $o -gateway]
     set files [dict create 00-gateway.ini $gw]
+    if {[dict get $o -quota] ne ""} {
+        dict set files 20-quota.ini "\[quota\]\ndefault = [dict get $o -quota]\n"
+    }
     if {[dict get $o -global]} {
         dict set files 10-policy.ini "\[rule global\]\naction = allow\nscopes = global\n"
     }

@@ -60,6 +60,91 @@ nns_bind(struct registry *r, const char *name, const char *data,
 	return registry_add(r, &a, owner, owner, err);
 }
 
+/* A full name as the gateway holds them ("calc@ann"), a copy. */
+static struct reg_entry *
+put(struct registry *r, const char *name, struct reg_entry_list *owner)
+{
+	struct reg_add a;
+	struct tbuf err;
+	struct reg_entry *e;
+
+	memset(&a, 0, sizeof a);
+	a.copy = true;
+	a.name = name;
+	a.namelen = strlen(name);
+	a.base = name;
+	a.baselen = a.namelen;
+	a.want_serial = 1;
+	a.port = 4000;
+	a.host = "localhost";
+	a.scope = REG_SCOPE_GLOBAL;
+	tbuf_init(&err);
+	e = registry_add(r, &a, owner, owner, &err);
+	tbuf_free(&err);
+	return e;
+}
+
+/* How many entries registry_find_app gives for app; each is checked to
+ * be one of app's. */
+static int
+count_app(struct registry *r, const char *app)
+{
+	struct reg_entry *e = NULL;
+	size_t len = strlen(app);
+	int n = 0;
+
+	while ((e = registry_find_app(r, e, app, len)) != NULL) {
+		CU_ASSERT(strncmp(e->name, app, len) == 0 &&
+		          (e->name[len] == '@' || e->name[len] == '\0'));
+		n++;
+	}
+	return n;
+}
+
+static void
+test_application_index(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list o;
+	struct reg_entry *gone[100];
+	char name[64];
+	int i;
+
+	TAILQ_INIT(&o);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	/* Enough to make both tables grow several times. */
+	for (i = 0; i < 3000; i++) {
+		snprintf(name, sizeof name, "app%d@user%d", i % 500, i / 500);
+		CU_ASSERT_PTR_NOT_NULL(put(r, name, &o));
+	}
+	CU_ASSERT_PTR_NOT_NULL(put(r, "calc", &o));
+	CU_ASSERT_PTR_NOT_NULL(put(r, "calc@ann", &o));
+	CU_ASSERT_PTR_NOT_NULL(put(r, "calc@bob@site.example", &o));
+	CU_ASSERT_PTR_NOT_NULL(put(r, "calcx@ann", &o));
+	CU_ASSERT_PTR_NOT_NULL(put(r, "cal@c", &o));
+	CU_ASSERT_PTR_NOT_NULL(put(r, "calc #2@ann", &o));
+	CU_ASSERT_EQUAL(count_app(r, "calc"), 3);
+	CU_ASSERT_EQUAL(count_app(r, "calc #2"), 1);
+	CU_ASSERT_EQUAL(count_app(r, "cal"), 1);
+	CU_ASSERT_EQUAL(count_app(r, "ca"), 0);
+	CU_ASSERT_EQUAL(count_app(r, "app7"), 6);
+	CU_ASSERT_EQUAL(count_app(r, "app499"), 6);
+	CU_ASSERT_EQUAL(count_app(r, "app500"), 0);
+	/* Removed entries leave the index. */
+	for (i = 0; i < 6; i++) {
+		snprintf(name, sizeof name, "app7@user%d", i);
+		gone[i] = registry_find(r, name, strlen(name));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(gone[i]);
+		registry_remove(r, gone[i], &o);
+		CU_ASSERT_EQUAL(count_app(r, "app7"), 5 - i);
+	}
+	CU_ASSERT_EQUAL(count_app(r, "app8"), 6);
+	while (!TAILQ_EMPTY(&o))
+		registry_remove(r, TAILQ_FIRST(&o), &o);
+	CU_ASSERT_EQUAL(count_app(r, "calc"), 0);
+	registry_free(r);
+}
+
 static void
 test_second_instance_gets_serial_2(void)
 {
@@ -637,6 +722,8 @@ main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	s = CU_add_suite("registry", NULL, NULL);
+	CU_add_test(s, "the index by application name",
+	    test_application_index);
 	CU_add_test(s, "second instance gets serial 2",
 	    test_second_instance_gets_serial_2);
 	CU_add_test(s, "Bind refuses duplicates with tcllib's text",
