@@ -1661,6 +1661,15 @@ connect_cb(evutil_socket_t fd, short ev, void *arg)
 		leave(a);
 		return;
 	}
+	/* Connected, nothing sent yet: a squatter on the port of a dead
+	 * registry is never sent a byte; the port is taken, so elect. */
+	if (client_check_listener(a->port, a->why, sizeof a->why) == -1) {
+		log_debug("async: %s", a->why);
+		conn_drop(a);
+		elect(a);
+		leave(a);
+		return;
+	}
 	event_free(a->ev_connect);
 	a->ev_connect = NULL;
 	if ((q = req_new(a, REQ_HELLO)) == NULL) {

@@ -53,6 +53,7 @@
 #include "log.h"
 #include "peer.h"
 #include "peeruid.h"
+#include "portowner.h"
 #include "safepath.h"
 #include "tcllist.h"
 
@@ -1322,10 +1323,11 @@ connect_loopback(int port, int timeout_ms, char *err, size_t errlen)
 
 /*
  * The port may have been taken over by someone else's program since our
- * registry died: only trust a socket our own uid owns.  Asked after the
- * hello, because only then has the peer surely accepted (before, the
- * kernel may not know the owner yet).  When the kernel cannot tell, the
- * uid the hello claims is the check.
+ * registry died: only trust a socket our own uid owns.  The listener was
+ * checked before anything was sent (client_check_listener); this asks
+ * again of the connection itself, once the hello's answer says the peer
+ * accepted it (before, an unaccepted socket has no owner to tell).  A
+ * connection whose owner the kernel cannot tell is refused.
  */
 int
 client_check_owner(int fd, int port, const struct commreg_hello *h, char *err,
@@ -1361,6 +1363,30 @@ client_check_owner(int fd, int port, const struct commreg_hello *h, char *err,
 	return 0;
 }
 
+int
+client_check_listener(int port, char *err, size_t errlen)
+{
+	struct listeners ls;
+	char why[256];
+	int rc;
+
+	memset(&ls, 0, sizeof ls);
+	if (portowner_dump(&ls, why, sizeof why) == -1) {
+		reason(err, errlen, "cannot tell who listens on port %d: %s",
+		    port, why);
+		return -1;
+	}
+	/* need: something of ours must listen there, and nothing of
+	 * another's would take a connection to 127.0.0.1 instead. */
+	rc = portowner_check_host(&ls, "127.0.0.1", port, getuid(), true, why,
+	    sizeof why);
+	portowner_free(&ls);
+	if (rc == -1)
+		reason(err, errlen, "not a registry of ours on port %d: %s",
+		    port, why);
+	return rc;
+}
+
 struct commreg_client *
 commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
     size_t errlen)
@@ -1376,6 +1402,11 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 	    err, errlen);
 	if (fd == -1)
 		return NULL;
+	/* Connected, nothing sent yet: whose is it? */
+	if (client_check_listener(port, err, errlen) == -1) {
+		close(fd);
+		return NULL;
+	}
 	if ((c = commreg_attach(fd, o, err, errlen)) == NULL)
 		return NULL;
 	if (client_check_owner(c->fd, port, &c->hello, err, errlen) == -1) {

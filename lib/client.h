@@ -93,6 +93,15 @@ int client_hello_parse(struct commreg_hello *, const char *, size_t);
 int client_check_owner(int fd, int port, const struct commreg_hello *,
     char *err, size_t errlen);
 
+/*
+ * Before a byte is sent on a connection to 127.0.0.1:port: is what
+ * listens there, as the kernel would route the connection, our own
+ * uid's?  Asked of the kernel (portowner.h); -1 with a reason when not,
+ * or when it cannot tell.  A squatter on a dead registry's port is then
+ * never sent our offer, our Hello or anything after them.
+ */
+int client_check_listener(int port, char *err, size_t errlen);
+
 /* Start a nonblocking connect to 127.0.0.1:port.  Returns the fd (the
  * connect may still be in progress), or -1 with err. */
 int client_connect_start(int port, char *err, size_t errlen);

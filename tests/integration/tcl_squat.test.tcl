@@ -242,6 +242,41 @@ main {
         check_equal "still no byte for the squatter" 0 [squat_bytes $sq]
     }
 
+    # The C library (the commreg command, the blocking client, and capp,
+    # the async client) asks the kernel whose listener it reached before
+    # its first byte: the comm offer and its Hello never reach a squatter,
+    # whether the port file is locked or not, and TCL_COMM_REGPORT.
+    test c_clients_send_a_squatter_nothing {
+        if {[capp_path] eq ""} { say "  (skipped: capp is not built)"; return }
+        set home [new_home]
+        lassign [start_registry $home] dpid port
+        kill_proc $dpid TERM
+        set sq [squat $port]
+        check_equal "another user listens on the port" "bound $port" [squat_ready $sq]
+        # Locked port file: the clients connect, check, and refuse.
+        set locker [spawn sh -c {exec 9<"$0" && flock -n 9 && exec sleep 60} \
+                        [portfile $home]]
+        check "the port file is locked" {[wait_until {[port_file_locked $home]} 3000]}
+        set r [commreg $home list]
+        check "commreg list fails" {[dict get $r code] != 0}
+        check_match "... saying whose port it is" "*port $port*uid $ouid*" [dict get $r err]
+        check "the squatter was connected to (and checked)" {[squat_conns $sq] >= 1}
+        check_equal "the squatter received no byte from commreg" 0 [squat_bytes $sq]
+        set app [spawn -home $home [capp_path] --home $home --commregd [commregd_path] capp-a]
+        pause 1500
+        stop $app
+        check_equal "... nor from the async client" 0 [squat_bytes $sq]
+        stop $locker
+        # TCL_COMM_REGPORT naming the squatter.
+        set app [spawn -home $home env TCL_COMM_REGPORT=$port [capp_path] --home $home \
+                     --commregd [commregd_path] capp-b]
+        check_match "capp registers on a registry of its own" "registered capp-b capp-b" \
+            [readline $app [slow 15000]]
+        stop $app
+        check_equal "... and the squatter still received no byte" 0 [squat_bytes $sq]
+        catch {adopt_registry $home}
+    }
+
     test regport_held_by_another_user_falls_back_to_the_user_registry {
         set home [new_home]
         lassign [start_registry $home] upid uport

@@ -6,8 +6,8 @@
  * is asked (NETLINK_SOCK_DIAG, a dump of listening TCP sockets, IPv4 and
  * IPv6).
  */
-#ifndef GATEWAY_PORTOWNER_H
-#define GATEWAY_PORTOWNER_H
+#ifndef LOCAL_PORTOWNER_H
+#define LOCAL_PORTOWNER_H
 
 #include <stdbool.h>
 #include <stddef.h>
