@@ -723,14 +723,27 @@ remote_address(struct loader *ld, const char *key, const char *value)
 	parse_hostport(ld, key, value, &r->host, &r->port);
 }
 
+bool
+gwconf_gateway_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 253)
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
 static void
 remote_peer_name(struct loader *ld, const char *key, const char *value)
 {
 	struct gwconf_remote *r = current_remote(ld);
 
-	if (count_words(value) != 1) {
-		err_line(ld, "bad value \"%s\" for %s in %s (one word)", value,
-		    key, ld->title);
+	if (!gwconf_gateway_name_ok(value)) {
+		err_line(ld,
+		    "bad value \"%s\" for %s in %s (a host name: letters, "
+		    "digits, \".\", \"-\", \"_\")",
+		    value, key, ld->title);
 		return;
 	}
 	free(r->peer_name);

@@ -105,6 +105,14 @@ struct gwconf_remote {
 	bool reexport; /* reexport = yes: pass on what others gave us */
 };
 
+/*
+ * A gateway's name (a remote's peer_name, the name our certificate gives
+ * us) is a host name: 1..253 of letters, digits, ".", "-" and "_".  It
+ * ends entries' names (NAME@USER@GATEWAY) and is a word of their paths,
+ * so a space or an "@" in it would let one name pass for another.
+ */
+bool gwconf_gateway_name_ok(const char *name);
+
 /* A file as read: its name (a path) and its bytes, data[len] == '\0'. */
 struct gwconf_blob {
 	char *name;

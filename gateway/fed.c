@@ -1581,6 +1581,14 @@ tls_setup(const struct gwconf *c, char *self, size_t selflen, char *err,
 		    c->certificate);
 		goto fail;
 	}
+	if (!gwconf_gateway_name_ok(self)) {
+		reason(err, errlen,
+		    "certificate %s calls this gateway \"%.100s\", which is "
+		    "not a host name (letters, digits, \".\", \"-\", \"_\"): "
+		    "names of entries (NAME@USER@GATEWAY) would break",
+		    c->certificate, self);
+		goto fail;
+	}
 	X509_free(cert);
 	return ctx;
 fail:

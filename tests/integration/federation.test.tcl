@@ -42,6 +42,8 @@
 #   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
 #                     through gw3 first; when gw3 dies the entry stays,
 #                     offered again over the direct link to gw2
+#   certificate_name_not_a_host_name  a certificate calling the gateway
+#                     "gw 8.test" is refused by --check-config, saying why
 #   snapshot_in_pieces  gw3 takes at most 64 KiB in one message on its
 #                     links (link_max_message) and gw2 offers 600 names,
 #                     about 100 KB: the snapshot comes as many messages,
@@ -706,6 +708,17 @@ main {
         pause 1500
         check "gw4's host still has it (offered by gw2 directly)" {[::fed::has $h4 $t]}
         check_equal "lookup on gw4's host" "[::fed::field [gw_row $h2 tree] port] 127.0.0.2" [::fed::lookup $h4 $t]
+    }
+
+    ::fed::test certificate_name_not_a_host_name {
+        # Its certificate would call the gateway "gw 8.test": refused by
+        # --check-config and at start, saying why.
+        set d8 [::fed::conf 8 -cert spacename]
+        set r [run [gw_path] --config-dir $d8 --check-config]
+        check "--check-config fails" {[dict get $r code] != 0}
+        check_regexp "... saying the name is no host name" \
+            {calls this gateway "gw 8\.test", which is not a host name} \
+            "[dict get $r out][dict get $r err]"
     }
 
     ::fed::test snapshot_in_pieces {

@@ -128,6 +128,9 @@ for n in 1 2 3 4 5 6; do
 done
 leaf rogue gw9.test gw9.test 127.0.0.9 rogue-ca
 leaf wrongname other.test other.test 127.0.0.5 ca
+# A name that is no host name: entries' names (NAME@USER@GATEWAY) and
+# paths would break on its space, so a gateway refuses to be called so.
+leaf spacename "gw 8.test" "gw 8.test" 127.0.0.8 ca
 expired expired gw7.test gw7.test 127.0.0.7
 
 # What the tests rely on, checked here so that a broken openssl shows up

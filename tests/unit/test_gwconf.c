@@ -165,6 +165,30 @@ test_bad_number(void)
 	    "t.ini:2: bad number \"-5\" for max_message in [gateway]");
 }
 
+/* A gateway's name ends entries' names and is a word of their paths:
+ * one with a space or an "@" could pass for another. */
+static void
+test_gateway_names(void)
+{
+	expect_error("[remote r]\naddress = 127.0.0.1:7000\n"
+	             "peer_name = gw 2.example.org\n",
+	    "t.ini:3: bad value \"gw 2.example.org\" for peer_name in "
+	    "[remote r] (a host name: letters, digits, \".\", \"-\", "
+	    "\"_\")");
+	expect_error("[remote r]\naddress = 127.0.0.1:7000\n"
+	             "peer_name = gw@example.org\n",
+	    "t.ini:3: bad value \"gw@example.org\" for peer_name in "
+	    "[remote r] (a host name: letters, digits, \".\", \"-\", "
+	    "\"_\")");
+	CU_ASSERT(gwconf_gateway_name_ok("gw2.example.org"));
+	CU_ASSERT(gwconf_gateway_name_ok("site_1-a"));
+	CU_ASSERT(!gwconf_gateway_name_ok(""));
+	CU_ASSERT(!gwconf_gateway_name_ok("a b"));
+	CU_ASSERT(!gwconf_gateway_name_ok("a@b"));
+	CU_ASSERT(!gwconf_gateway_name_ok("a\tb"));
+	CU_ASSERT(!gwconf_gateway_name_ok("caf\xc3\xa9"));
+}
+
 static void
 test_out_of_range(void)
 {
@@ -1526,6 +1550,7 @@ main(void)
 		void (*fn)(void);
 	} tests[] = {
 	    {"unknown section", test_unknown_section},
+	    {"gateway names are host names", test_gateway_names},
 	    {"unknown key", test_unknown_key},
 	    {"bad number", test_bad_number},
 	    {"number out of range", test_out_of_range},
