@@ -3,13 +3,21 @@
  * "YYYY-mm-ddTHH:MM:SSZ progname: message", to stderr or the file chosen
  * with log_to(), flushed at once so a crash loses nothing; or the message
  * alone to a sink (the client library's application), or nowhere.
+ *
+ * Under systemd, when the line goes to the journal (stderr is the stream
+ * $JOURNAL_STREAM names, as sd-daemon(3) says to check), it is
+ * "<N>progname: message": the syslog priority for journald to keep, and
+ * no time of our own, the journal has it.
  */
 #define _GNU_SOURCE /* program_invocation_short_name */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +30,7 @@ static log_sink_fn log_sink;
 static void *log_sink_arg;
 static int log_asked; /* the program chose where its lines go */
 static int log_quiet; /* the library's default: nowhere */
+static int log_journal = -1; /* lines go to the journal; -1: not known */
 
 static void vlog(int, int, const char *, va_list, const char *);
 
@@ -38,6 +47,7 @@ void
 log_to(FILE *fp)
 {
 	log_fp = fp;
+	log_journal = -1;
 	log_asked = 1;
 	log_quiet = 0;
 }
@@ -68,6 +78,43 @@ log_library_default(void)
 {
 	if (!log_asked)
 		log_quiet = 1;
+}
+
+/*
+ * Is fd the journal's stream?  systemd sets JOURNAL_STREAM=DEV:INODE for
+ * a service whose stderr it connects to journald; the descriptor must
+ * still be that one (a detached daemon's stderr is its log file, a
+ * child's may be redirected).
+ */
+static int
+is_journal(int fd)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (js == NULL || sscanf(js, "%llu:%llu%c", &dev, &ino, &end) != 2 ||
+	    fstat(fd, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+/* The syslog priority of a line, for the journal. */
+static int
+priority(int level, int fatal)
+{
+	if (fatal)
+		return LOG_ERR;
+	switch (level) {
+	case LOG_LVL_WARN:
+		return LOG_WARNING;
+	case LOG_LVL_INFO:
+		return LOG_INFO;
+	default:
+		return LOG_DEBUG;
+	}
 }
 
 /* The message alone, for a sink. */
@@ -111,9 +158,18 @@ vlog(int level, int fatal, const char *fmt, va_list ap, const char *why)
 		return;
 	name =
 	    log_progname != NULL ? log_progname : program_invocation_short_name;
-	now = time(NULL);
-	if (gmtime_r(&now, &tm) != NULL)
-		len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	if (log_journal == -1)
+		log_journal = is_journal(fileno(fp));
+	if (log_journal) {
+		n = snprintf(line, sizeof(line), "<%d>", priority(level, fatal));
+		if (n > 0)
+			len = (size_t)n;
+	} else {
+		now = time(NULL);
+		if (gmtime_r(&now, &tm) != NULL)
+			len = strftime(line, sizeof(line),
+			    "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	}
 	n = snprintf(line + len, sizeof(line) - len, "%s: ", name);
 	if (n > 0)
 		len += (size_t)n;

@@ -3,7 +3,9 @@
  * log_warnx() for things an operator should see, log_info() for the life
  * cycle, log_debug() for tracing, fatalx() to stop.  Lines go to stderr in
  * the foreground or to the log file a detached daemon opened, prefixed with
- * time and program name; or, in the client library, to the application's
+ * time and program name (under systemd, when stderr is the journal: with
+ * the syslog priority, <4> warning, <6> info, <7> debug, <3> the fatal
+ * line, and no time); or, in the client library, to the application's
  * sink, or nowhere (log_set_sink, log_library_default).
  */
 #ifndef WIRE_LOG_H

@@ -28,6 +28,14 @@
 #                                  simply is the registry
 #   standby_is_for_the_foreground  --standby with --detach or --private:
 #                                  a usage error, exit 2
+#   the_journal_gets_priorities_and_no_time
+#                                  stderr being the stream JOURNAL_STREAM
+#                                  names (systemd's way of saying "the
+#                                  journal"): each line is "<N>prog: ..."
+#                                  with the syslog priority (4 warning,
+#                                  6 info, 3 the fatal line) and no time;
+#                                  JOURNAL_STREAM naming another file, or
+#                                  none: the time as ever
 #   install_puts_units_with_its_paths
 #                                  `cmake --install --prefix DIR` installs
 #                                  commgwd.service (system) and
@@ -78,6 +86,24 @@ proc install_prefix {} {
 proc unit_value {text key} {
     if {[regexp -line "^${key}=(.*)\$" $text -> v]} { return $v }
     return ""
+}
+
+# Start CMD ARG... in the background with stderr appended to FILE and
+# JOURNAL_STREAM set to JS ("" : not set).  Returns its PID, ended with
+# the scope.
+proc start_logging_to {file js args} {
+    set cmd [list env -u JOURNAL_STREAM]
+    if {$js ne ""} { lappend cmd JOURNAL_STREAM=$js }
+    set pid [exec {*}$cmd {*}$args </dev/null >/dev/null 2>>$file &]
+    remember $pid
+    defer [list ::t::kill_proc $pid]
+    return $pid
+}
+
+# DEV:INODE of FILE, as systemd writes JOURNAL_STREAM.
+proc dev_ino {file} {
+    file stat $file st
+    return "$st(dev):$st(ino)"
 }
 
 proc daemons {} {
@@ -271,5 +297,63 @@ main {
                 [dict get $r err]
         }
         check_equal "nothing was started" "" [file_port $home]
+    }
+
+    test the_journal_gets_priorities_and_no_time {
+        # A registry whose stderr is "the journal", with a host
+        # configuration it refuses (a warning) beside its life cycle.
+        set home [new_home]
+        set bad [gw_confdir [dict create 00-gateway.ini "\[gateway\]\nsocket = relative\n"]]
+        set j [newfile journal].log
+        write_file $j ""
+        set pid [start_logging_to $j [dev_ino $j] [commregd_path] --home $home \
+                     --config-dir $bad]
+        wait_ready $home $pid
+        kill_proc $pid
+        set lines [split [string trimright [read_file $j] \n] \n]
+        check "the registry logged" {[llength $lines] >= 3}
+        check_equal "every line is <N>commregd: ..., without a time" {} \
+            [lsearch -all -inline -not -regexp $lines {^<[0-7]>commregd: }]
+        check "the refused configuration is a warning (4)" \
+            {[lsearch -regexp $lines {^<4>commregd: host configuration refused}] >= 0}
+        check "listening is info (6)" \
+            {[lsearch -regexp $lines {^<6>commregd: registry for .* listening on}] >= 0}
+
+        # The same registry's lines in a file that is not the journal.
+        set home2 [new_home]
+        set other [newfile other].log
+        write_file $other ""
+        foreach js [list "" [dev_ino $other]] {
+            set f [newfile plain].log
+            write_file $f ""
+            set pid [start_logging_to $f $js [commregd_path] --home $home2]
+            wait_ready $home2 $pid
+            kill_proc $pid
+            set text [read_file $f]
+            check "JOURNAL_STREAM=[show $js]: lines keep their time" \
+                {[regexp -line {^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ commregd: registry for} $text]}
+            check "and no priority" {![regexp -line {^<\d>} $text]}
+        }
+
+        # The gateway: a warning, info, and the line it stops with.
+        if {[exec id -u] == 0} {
+            set d [gw_confdir [dict create 00-gateway.ini "\[gateway\]\nsocket = @SOCKET@\n"]]
+            set j [newfile journal].log
+            write_file $j ""
+            set pid [start_logging_to $j [dev_ino $j] [gw_path] --config-dir $d]
+            check "the gateway's root warning is <4>" \
+                {[wait_until {[regexp -line {^<4>commgwd: serving as root} [::t::read_file $j]]} [slow 5000]]}
+            check "its start is <6>" {[regexp -line {^<6>commgwd: host gateway on} [read_file $j]]}
+            kill_proc $pid
+        }
+        set sockdir [tempdir gwsock 0755]
+        write_file $sockdir/gw.sock "not a socket\n" 0644
+        set d [gw_confdir [dict create 00-gateway.ini \
+            "\[gateway\]\nsocket = $sockdir/gw.sock\n"] $sockdir/gw.sock]
+        set j [newfile journal].log
+        write_file $j ""
+        set pid [start_logging_to $j [dev_ino $j] [gw_path] --config-dir $d]
+        check "a gateway that cannot start says why at <3>" \
+            {[wait_until {[regexp -line {^<3>commgwd: .*gw.sock exists and is not a socket} [::t::read_file $j]]} [slow 5000]]}
     }
 }
