@@ -155,6 +155,8 @@ check "commgwd --check-config accepts the installed configuration" \
   /usr/sbin/commgwd --check-config
 check "the unit runs the installed commgwd" \
   grep -q '^ExecStart=/usr/sbin/commgwd' /lib/systemd/system/commgwd.service
+check "the user unit runs the installed commregd" \
+  grep -q '^ExecStart=/usr/bin/commregd ' /usr/lib/systemd/user/commregd.service
 /usr/sbin/commgwd >"$work/gw.out" 2>"$work/gw.err" &
 gwpid=$!
 pids+=("$gwpid")
