@@ -196,7 +196,7 @@ cmd_gateway_status(struct cmd_ctx *ctx, int argc, char **argv)
 	struct tbuf hello, stats;
 	struct tlist hd, sd;
 	const char *perr;
-	char err[1024], socket[4096];
+	char err[1024], socket[256]; /* a socket path is at most 107 bytes */
 	bool missing = false;
 	size_t i;
 	int r, rc = 0;
