@@ -23,7 +23,9 @@
 # the lock on its port file: a stopped registry's port, still in the port
 # file or in TCL_COMM_REGPORT, may have been taken by another local user,
 # who would otherwise get our names, port and pid and answer our lookups
-# (docs/security.md).
+# (docs/security.md).  `send` holds an application's port to the same
+# rule: the socket that accepts must be held by a uid that registered
+# that port (SendExpect, SendConnected).
 #
 # A private registry (`commreg run -- CMD` gives CMD's process group one,
 # named by the environment variable TCL_COMM_REGPORT) is used instead
@@ -137,6 +139,11 @@ namespace eval ::comm::registry {
     variable sends
     array set sends {}
     variable sendseq 0
+    # While `send` connects: {NAME UIDS}, the uids that may hold the
+    # port (SendConnected); and why its connection was refused, {} or
+    # {MESSAGE ERRORCODE}.
+    variable sendcheck ""
+    variable sendrefused {}
 
     # Our watches, by token: pattern, command, the entries the
     # application has been told of (name -> entry), and those that were
@@ -614,17 +621,27 @@ proc ::comm::registry::send {args} {
     }
     set id [lookup $name]
     NeedComm
+    # A connection comm opens for this send is checked before a byte
+    # goes on it (SendConnected).
+    set expect [SendExpect $name $id]
+    WatchSendConnect
+    variable sendcheck [::list $name $expect]
+    variable sendrefused {}
     if {$async} {
-        if {[catch {::comm::comm send -async $id {*}$script} err opts]} {
+        set code [catch {::comm::comm send -async $id {*}$script} err opts]
+        set sendcheck ""
+        if {$code} {
             Unreachable $name $id $err $opts
         }
         return
     }
     set key [incr sendseq]
     set sends($key) ""
-    if {[catch {::comm::comm send -command \
-                    [::list ::comm::registry::SendDone $key] \
-                    $id {*}$script} err opts]} {
+    set code [catch {::comm::comm send -command \
+                         [::list ::comm::registry::SendDone $key] \
+                         $id {*}$script} err opts]
+    set sendcheck ""
+    if {$code} {
         unset sends($key)
         Unreachable $name $id $err $opts
     }
@@ -675,6 +692,14 @@ proc ::comm::registry::SendDone {key args} {
 # registry has not yet seen its connection close); anything else is
 # passed on as it is.
 proc ::comm::registry::Unreachable {name id err opts} {
+    variable sendrefused
+    if {[llength $sendrefused]} {
+        # Connected, but to a socket that is not the application's.
+        lassign $sendrefused msg code
+        set sendrefused {}
+        return -code error -level 2 -errorcode $code \
+            "refusing to send to \"$name\" ($id): $msg"
+    }
     if {[string match "Connect to remote failed:*" $err]} {
         set why [string trim [string range $err 25 end]]
         return -code error -level 2 \
@@ -683,6 +708,129 @@ proc ::comm::registry::Unreachable {name id err opts} {
     }
     dict set opts -level 2
     return -options $opts $err
+}
+
+# Whose port is it, for `send` (docs/tcl.md "send ... checks the port").
+# An application's entry says which port it listens on; once it has died,
+# anyone may listen there, and would be sent the script and believed.  So
+# a connection comm opens for `send` to a port of this host is checked as
+# the registry's are (OwnedSocket): the kernel must list the socket that
+# accepted it as held by a uid that registered that port (the uid of an
+# entry leading there, under NAME or NAME@USER; ours when the registry
+# lists none: a user or private registry holds only our own entries), or
+# comm's connect fails with nothing sent.  A connection comm already has
+# is used as it is; a port of another host cannot be checked here.
+
+# The uids that may hold the port of ID, registered as NAME.
+proc ::comm::registry::SendExpect {name id} {
+    set uids {}
+    set pattern "[string map {\\ \\\\ * \\* ? \\? [ \\[ ] \\]} $name]*"
+    if {![catch {::comm::registry::list $pattern} entries]} {
+        foreach e $entries {
+            if {![catch {dict get $e uid} u] && [string is integer -strict $u]
+                && [IdOf $e] eq $id && $u ni $uids} {
+                lappend uids $u
+            }
+        }
+    }
+    if {![llength $uids]} {
+        lappend uids [Uid]
+    }
+    return $uids
+}
+
+# Put SendConnected into comm's connected hook of its default channel
+# (again, if the application replaced that hook).  comm runs the hook in
+# commConnect, where `fid` is the new connection, before it writes
+# anything on it; an error there closes it and fails the send.
+proc ::comm::registry::WatchSendConnect {} {
+    set script {::comm::registry::SendConnected $fid}
+    if {[catch {::comm::comm hook connected} current]} {
+        set current ""
+    }
+    if {[string first $script $current] < 0} {
+        ::comm::comm hook connected +$script
+    }
+}
+
+# comm's connected hook: only while `send` connects (sendcheck), check
+# the connection FID; otherwise (the application's own comm::comm send)
+# nothing.
+proc ::comm::registry::SendConnected {fid} {
+    variable sendcheck
+    variable sendrefused
+    if {$sendcheck eq ""} return
+    lassign $sendcheck name expect
+    set sendcheck ""
+    if {[catch {CheckPeerOwner $fid $expect} err opts]} {
+        set sendrefused [::list $err [dict get $opts -errorcode]]
+        return -code error $err
+    }
+}
+
+# How /proc/net/tcp (tcp6) writes ADDR: {KIND HEX}, or {} for an address
+# this check does not know (an IPv6 address other than ::1 and
+# ::ffff:a.b.c.d).  Each 32-bit word as the kernel holds it (network
+# order), printed as a number of this machine's byte order.
+proc ::comm::registry::AddrHex {addr} {
+    set le [expr {$::tcl_platform(byteOrder) eq "littleEndian"}]
+    set v4 {}
+    if {[regexp {^(?:::ffff:)?([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)$} $addr -> a b c d]} {
+        set v4 [expr {$le ? [format %02X%02X%02X%02X $d $c $b $a]
+                          : [format %02X%02X%02X%02X $a $b $c $d]}]
+    }
+    if {$v4 ne "" && ![string match ::ffff:* $addr]} {
+        return [::list tcp $v4]
+    }
+    if {$v4 ne ""} {
+        return [::list tcp6 "0000000000000000[expr {$le ? {FFFF0000} : {0000FFFF}}]$v4"]
+    }
+    if {$addr eq "::1"} {
+        return [::list tcp6 "000000000000000000000000[expr {$le ? {01000000} : {00000001}}]"]
+    }
+    return {}
+}
+
+# The connection FID must have been accepted by a socket of one of the
+# uids EXPECT, when its other end is on this host (a loopback address,
+# or our own address of the connection).
+proc ::comm::registry::CheckPeerOwner {fid expect} {
+    lassign [fconfigure $fid -peername] paddr - pport
+    lassign [fconfigure $fid -sockname] maddr - mport
+    set loop [expr {[string match 127.* $paddr] || [string match ::ffff:127.* $paddr]
+                    || $paddr eq "::1"}]
+    if {!$loop && $paddr ne $maddr} return
+    lassign [AddrHex $paddr] kind phex
+    lassign [AddrHex $maddr] mkind mhex
+    if {$kind eq "" || $kind ne $mkind} {
+        return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
+            "cannot tell who holds port $pport at $paddr; refusing to use it"
+    }
+    set re "^\\s*\[0-9\]+: $phex:[format %04X $pport] $mhex:[format %04X $mport] (\[0-9A-F\]{2}) \\S+ \\S+ \\S+ +(\[0-9\]+) "
+    set uids {}
+    for {set i 0} {$i < 25 && ![llength $uids]} {incr i} {
+        if {$i} {
+            after [expr {$i < 5 ? 0 : 1}]
+        }
+        if {[catch {ProcRead $kind} data]} {
+            NoProc $data "who holds port $pport"
+        }
+        foreach {- st uid} [regexp -all -inline -line -nocase $re $data] {
+            if {$st in {01 03} && $uid ni $uids} {
+                lappend uids $uid
+            }
+        }
+    }
+    if {![llength $uids]} {
+        return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
+            "cannot tell who holds port $pport: the kernel lists no socket accepting our connection to it"
+    }
+    foreach u $uids {
+        if {$u ni $expect} {
+            return -code error -errorcode [::list COMMREG NOTOURS $pport $u] \
+                "port $pport is held by uid $u, not by [expr {[llength $expect] == 1 ? "uid $expect" : "uid [join $expect { or }]"}] that registered it: not the registered application"
+        }
+    }
 }
 
 # interps ?PATTERN? -> the names of the registered applications (as
