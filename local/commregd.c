@@ -46,6 +46,7 @@ struct commregd_opts {
 	const char *config_dir;    /* --config-dir (NULL: the default) */
 	int detach;                /* --detach */
 	int standby;               /* --standby */
+	long log_size;             /* --log-size */
 	int wait_ms;               /* --wait */
 	int private_reg;           /* --private or --semi */
 	int semi;                  /* --semi */
@@ -63,6 +64,7 @@ struct commregd {
 	struct upstream *up;         /* semi-private: the registry above */
 	struct passwd *pw;           /* user registry: its owner */
 	char regdir[4096];
+	char logpath[4400]; /* --detach: ~/.tcl/comm/log/HOST.log */
 	char host[256];
 };
 
@@ -95,6 +97,9 @@ usage(FILE *fp)
 	    "  --ready-fd FD      private: write \"PORT\\n\" to FD once\n"
 	    "                     listening, then close it\n"
 	    "  --home DIR         use DIR instead of $HOME\n"
+	    "  --log-size N       --detach: the log file is put aside as\n"
+	    "                     HOST.log.1 once it holds N bytes\n"
+	    "                     (1048576)\n"
 	    "  --max-message N    largest message accepted (default %d)\n"
 	    "  --wait MS          how long to wait for a contender (3000)\n"
 	    "  --handshake-timeout S\n"
@@ -163,6 +168,45 @@ open_log(const char *path, char *err, size_t errlen)
 }
 
 /*
+ * The log file is bounded (wire/log.h, log_bound): once it holds
+ * --log-size bytes it becomes HOST.log.1 (the one before is dropped) and
+ * a new HOST.log is opened with the checks of the first (open_log).
+ * Should that fail (something not ours at the path meanwhile), the last
+ * line of the old file says why and the registry logs nowhere from then
+ * on, as it would have from the start.
+ */
+#define LOG_FILE_MAX (1L << 20)
+
+static FILE *
+rotate_log(void *arg)
+{
+	const char *path = arg;
+	char old[4500], why[5200];
+	FILE *fp = NULL;
+	int fd;
+
+	snprintf(old, sizeof old, "%s.1", path);
+	if (rename(path, old) == -1)
+		snprintf(why, sizeof why, "cannot rename it to %s: %s", old,
+		    strerror(errno));
+	else if ((fp = open_log(path, why, sizeof why)) != NULL)
+		log_info("this log is full (%s now): continued in %s", old,
+		    path);
+	if (fp == NULL) {
+		log_warnx("%s is full and %s; this registry's log goes "
+		          "nowhere from here",
+		    path, why);
+		if ((fp = fopen("/dev/null", "ae")) == NULL)
+			return NULL;
+	}
+	/* stderr is the log file too (detach): what else is written
+	 * there follows the log. */
+	if ((fd = fileno(fp)) != 2)
+		dup2(fd, 2);
+	return fp;
+}
+
+/*
  * Detach: the child does the serving; the parent waits on a pipe until
  * the child says it is ready, so "commregd --detach && connect" works.
  * The caller's stdin, stdout and stderr are let go of in every case (a
@@ -171,7 +215,7 @@ open_log(const char *path, char *err, size_t errlen)
  * stderr before it is let go of when that is not the log file.
  */
 static int
-detach(const char *logpath)
+detach(char *logpath, long log_size)
 {
 	int pfd[2], fd;
 	pid_t pid;
@@ -201,8 +245,10 @@ detach(const char *logpath)
 		if (fd > 2)
 			close(fd);
 	}
-	if (log != NULL)
+	if (log != NULL) {
 		log_to(log);
+		log_bound(log_size, rotate_log, logpath);
+	}
 	return pfd[1];
 }
 
@@ -321,6 +367,7 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	static const struct option longopts[] = {
 	    {"detach", no_argument, NULL, 'd'},
 	    {"standby", no_argument, NULL, 'B'},
+	    {"log-size", required_argument, NULL, 'G'},
 	    {"home", required_argument, NULL, 'H'},
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"wait", required_argument, NULL, 'w'},
@@ -344,6 +391,7 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	server_default_opts(&o->server);
 	o->wait_ms = 3000;
 	o->ready_fd = -1;
+	o->log_size = LOG_FILE_MAX;
 	opterr = 0; /* cmdline_bad_option says it, in one line */
 	while ((ch = getopt_long(argc, argv, ":dH:m:w:T:O:vh", longopts,
 	            NULL)) != -1) {
@@ -353,6 +401,12 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 			break;
 		case 'B':
 			o->standby = 1;
+			break;
+		case 'G':
+			o->log_size = strtol(optarg, &end, 10);
+			if (*end != '\0' || o->log_size < 4096)
+				return bad_value("log-size", optarg,
+				    "a size of at least 4096");
 			break;
 		case 'H':
 			o->home = optarg;
@@ -594,14 +648,13 @@ user_elect(struct commregd *d, struct commregd_opts *o)
 static void
 user_setup(struct commregd *d, struct commregd_opts *o)
 {
-	char logpath[4400];
 	int ready_fd = -1;
 
 	/* regdir is ~/.tcl/comm/registry; the log is beside it. */
-	snprintf(logpath, sizeof logpath, "%.*s/log/%s.log",
+	snprintf(d->logpath, sizeof d->logpath, "%.*s/log/%s.log",
 	    (int)(strrchr(d->regdir, '/') - d->regdir), d->regdir, d->host);
 	if (o->detach)
-		ready_fd = detach(logpath);
+		ready_fd = detach(d->logpath, o->log_size);
 	signal(SIGPIPE, SIG_IGN);
 
 	raise_fd_limit(&o->server);

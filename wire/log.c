@@ -31,6 +31,10 @@ static void *log_sink_arg;
 static int log_asked; /* the program chose where its lines go */
 static int log_quiet; /* the library's default: nowhere */
 static int log_journal = -1; /* lines go to the journal; -1: not known */
+static long log_max;         /* log_bound */
+static log_rotate_fn log_rotate;
+static void *log_rotate_arg;
+static int log_rotating; /* in log_rotate: its lines go to the old file */
 
 static void vlog(int, int, const char *, va_list, const char *);
 
@@ -50,6 +54,40 @@ log_to(FILE *fp)
 	log_journal = -1;
 	log_asked = 1;
 	log_quiet = 0;
+}
+
+void
+log_bound(long max, log_rotate_fn rotate, void *arg)
+{
+	log_max = max;
+	log_rotate = rotate;
+	log_rotate_arg = arg;
+}
+
+/*
+ * After a line to the bounded file: put the file aside when it is full.
+ * fstat each time (a registry logs little): the size is the file's, with
+ * whatever else wrote to it (stderr is the same file).
+ */
+static void
+log_check_bound(FILE *fp)
+{
+	struct stat st;
+	FILE *next;
+
+	if (log_max <= 0 || log_rotate == NULL || fp != log_fp ||
+	    log_rotating || fstat(fileno(fp), &st) == -1 ||
+	    st.st_size < log_max)
+		return;
+	log_rotating = 1;
+	next = log_rotate(log_rotate_arg);
+	log_rotating = 0;
+	if (next == NULL) {
+		log_max = 0;
+		return;
+	}
+	log_to(next);
+	fclose(fp);
 }
 
 int
@@ -190,6 +228,7 @@ vlog(int level, int fatal, const char *fmt, va_list ap, const char *why)
 	if (write(fileno(fp), line, len) == -1) {
 		/* nowhere left to complain */
 	}
+	log_check_bound(fp);
 }
 
 void

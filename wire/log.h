@@ -18,6 +18,15 @@ enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO = 1, LOG_LVL_DEBUG = 2 };
 void log_init(const char *progname, int level);
 /* Send lines to fp instead of stderr (the caller keeps fp open). */
 void log_to(FILE *fp);
+/*
+ * Bound the log_to file: once a line leaves it at max bytes or more,
+ * rotate(arg) is called to put it aside and return the file to write
+ * from then on (log_to'd in its place; the old one is closed), or NULL
+ * to keep writing where we are, unbounded.  Lines rotate() logs go to
+ * the old file.  max 0: no bound.
+ */
+typedef FILE *(*log_rotate_fn)(void *arg);
+void log_bound(long max, log_rotate_fn rotate, void *arg);
 int log_level(void);
 /* The level alone; like log_init, it asks for the lines (on stderr when
  * there is no sink). */

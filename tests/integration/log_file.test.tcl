@@ -6,6 +6,11 @@
 # end (Tcl's exec, the comm::registry package) is not held up; where the
 # log went is said on that stderr.  Before the fix, the FIFO case never
 # answered, and the link case kept the caller's pipe open.
+#
+# The file is bounded (--log-size, 1 MiB by default): once full it becomes
+# HOST.log.1 (the one before is dropped) and a new HOST.log is opened
+# with the same checks; a log that cannot be put aside ends with a line
+# that says why, and the registry serves on, logging nowhere.
 source [file join [file dirname [info script]] lib.tcl]
 
 # Start `commregd --detach` for HOME with stdout and stderr on a pipe we
@@ -41,6 +46,23 @@ proc logpath {home} {
 proc stop_registry {home} {
     if {[file_port $home] eq "" || [catch {registry_pid $home} pid]} return
     if {$pid ne ""} { kill_proc $pid }
+}
+
+# Start `commregd --detach -v --log-size SIZE` for HOME; returns its port.
+proc detach_bounded {home size} {
+    set r [run -home $home [commregd_path] --detach --home $home -v \
+               --log-size $size]
+    if {[dict get $r code] != 0} {
+        error "commregd --detach: [dict get $r err]"
+    }
+    return [file_port $home]
+}
+
+# One connection that says hello and goes: a few debug lines in the log.
+proc knock {port} {
+    set s [raw_open $port]
+    raw_call $s ProtocolVersion
+    raw_close $s
 }
 
 main {
@@ -112,5 +134,72 @@ main {
             [dict get $r out]
         check_equal "nothing appended" "" [read_file [logpath $home]]
         stop_registry $home
+    }
+
+    test the_log_file_is_bounded {
+        set home [new_home]
+        defer [list stop_registry $home]
+        set size 4096
+        set port [detach_bounded $home $size]
+        set log [logpath $home]
+        set old $log.1
+        # A line is at most 2048 bytes: a file is put aside within one.
+        set most [expr {$size + 2048}]
+        set biggest 0
+        set first ""
+        set rotations 0
+        for {set i 0} {$i < 400 && $rotations < 2} {incr i} {
+            knock $port
+            set biggest [expr {max($biggest, [file_size $log])}]
+            if {[file exists $old]} {
+                set head [lindex [split [read_file $old] \n] 0]
+                if {$head ne $first} {
+                    incr rotations
+                    set first $head
+                    check "HOST.log.1 holds the full log ([file size $old] bytes)" \
+                        {[file size $old] >= $size && [file size $old] < $most}
+                }
+            }
+        }
+        check_equal "the log was put aside twice" 2 $rotations
+        check "HOST.log never grew past $size bytes and a line ($biggest)" \
+            {$biggest < $most}
+        check_equal "one old log is kept, no more" \
+            [list [file tail $log] [file tail $old]] \
+            [lsort [lmap f [glob -directory [file dirname $log] *] {file tail $f}]]
+        check_equal "the new log's mode" 0600 [perm $log]
+        check_equal "the old log's mode" 0600 [perm $old]
+        check_match "the old log says where it goes on" \
+            "*this log is full ($old now): continued in $log\n" [read_file $old]
+        set before [file_size $log]
+        knock $port
+        check "the registry serves on and logs to the new file" \
+            {[file_size $log] > $before}
+    }
+
+    test a_log_that_cannot_be_put_aside_says_so_and_stops {
+        set home [new_home]
+        defer [list stop_registry $home]
+        make_regdir $home
+        file mkdir [file dirname [logpath $home]]
+        file attributes [file dirname [logpath $home]] -permissions 0700
+        set log [logpath $home]
+        # HOST.log.1 taken by a directory with something in it: the
+        # full log cannot be renamed onto it.
+        file mkdir $log.1/keep
+        set port [detach_bounded $home 4096]
+        for {set i 0} {$i < 200 && ![string match "*goes nowhere*" [read_file $log]]} {incr i} {
+            knock $port
+        }
+        check_match "the log's last line says why it stops" \
+            "*$log is full and cannot rename it to $log.1: *; this registry's log goes nowhere from here\n" \
+            [read_file $log]
+        set before [file_size $log]
+        knock $port
+        knock $port
+        check_equal "nothing is written after it" $before [file_size $log]
+        check "the directory is left alone" {[file isdirectory $log.1/keep]}
+        check_equal "the registry serves on" {0 1} \
+            [raw_call [raw_open $port] ProtocolVersion]
     }
 }
