@@ -279,8 +279,7 @@ print_change_json(const char *op, const struct commreg_entry *e)
 }
 
 static void
-print_change(struct cmd_ctx *ctx, const char *op,
-    const struct commreg_entry *e)
+print_change(struct cmd_ctx *ctx, const char *op, const struct commreg_entry *e)
 {
 	char port[16] = "", *name, *host;
 	const char *w[4];
@@ -342,10 +341,10 @@ print_table(const struct commreg_entry *v, size_t n)
 		row[COL_NAME] = shown_cell(v[i].name);
 		snprintf(num, sizeof num, "%d", v[i].port);
 		row[COL_PORT] = strdup(v[i].port > 0 ? num : "-");
-		row[COL_HOST] = shown_cell(v[i].host[0] != '\0' ? v[i].host
-		                                                : "-");
-		row[COL_USER] = shown_cell(v[i].user[0] != '\0' ? v[i].user
-		                                                : "-");
+		row[COL_HOST] =
+		    shown_cell(v[i].host[0] != '\0' ? v[i].host : "-");
+		row[COL_USER] =
+		    shown_cell(v[i].user[0] != '\0' ? v[i].user : "-");
 		snprintf(num, sizeof num, "%ld", v[i].pid);
 		row[COL_PID] = strdup(v[i].pid >= 0 ? num : "-");
 		time_iso(v[i].since, num, sizeof num);
@@ -631,7 +630,8 @@ watch_event(struct commreg_async *a, struct commreg_watch *w,
 		if (ev->resync && ctx->json) {
 			json_t *o = json_object();
 
-			json_object_set_new(o, "event", json_string("regained"));
+			json_object_set_new(o, "event",
+			    json_string("regained"));
 			json_object_set_new(o, "port",
 			    json_integer(commreg_async_port(a)));
 			json_print(o, true);
@@ -923,7 +923,8 @@ static const struct cmd_entry cmd_table[] = {
         "\n"
         "--json: one JSON object per line: {\"event\":\"add\"} or\n"
         "\"remove\" with the entry's fields (as list --json), and\n"
-        "{\"event\":\"lost\",\"reason\":...}, {\"event\":\"regained\",\"port\":N}.\n",
+        "{\"event\":\"lost\",\"reason\":...}, "
+        "{\"event\":\"regained\",\"port\":N}.\n",
         0, 1, CMD_OPT_JSON, cmd_watch},
     {"status", "[--json] [--prometheus FILE]", "show the running registry",
         "Show the version, port, pid, owner, entries, connections,\n"
@@ -1083,7 +1084,8 @@ cmd_option(struct cmd_ctx *ctx, const struct cmd_entry *ce, int ch)
 	size_t i;
 
 	for (i = 0; i < sizeof cmd_options / sizeof cmd_options[0]; i++)
-		if (cmd_options[i].ch == ch && !(ce->opts & cmd_options[i].flag))
+		if (cmd_options[i].ch == ch &&
+		    !(ce->opts & cmd_options[i].flag))
 			return -1;
 	switch (ch) {
 	case OPT_HOST:

@@ -133,8 +133,9 @@ gateway_text(const char *socket, const struct tlist *hello,
 		char *remote = shown_cell(dict_str(&links[i], "remote")),
 		     *addr = shown_cell(dict_str(&links[i], "address"));
 
-		printf("%-22s %s %s %s %s, %lld entries\n", i == 0 ? "links" : "",
-		    remote, dict_str(&links[i], "direction"), addr,
+		printf("%-22s %s %s %s %s, %lld entries\n",
+		    i == 0 ? "links" : "", remote,
+		    dict_str(&links[i], "direction"), addr,
 		    dict_str(&links[i], "state"),
 		    dict_int(&links[i], "entries"));
 		free(remote);
@@ -166,7 +167,8 @@ gateway_prom(struct cmd_ctx *ctx, const struct tlist *hello,
 			prom_label(p, "remote", dict_str(&links[i], "remote"));
 			prom_label(p, "direction",
 			    dict_str(&links[i], "direction"));
-			prom_label(p, "address", dict_str(&links[i], "address"));
+			prom_label(p, "address",
+			    dict_str(&links[i], "address"));
 			if (pass == 0)
 				prom_metric(p, "commreg_gateway_link_ready",
 				    "gauge",
@@ -246,10 +248,11 @@ cmd_gateway_status(struct cmd_ctx *ctx, int argc, char **argv)
 
 		o = json_object();
 		json_object_set_new(o, "running", json_true());
-		json_object_set_new(o, "socket", json_text(socket,
-		    strlen(socket)));
-		json_object_set_new(o, "host", json_text(dict_str(&hd, "host"),
-		    strlen(dict_str(&hd, "host"))));
+		json_object_set_new(o, "socket",
+		    json_text(socket, strlen(socket)));
+		json_object_set_new(o, "host",
+		    json_text(dict_str(&hd, "host"),
+		        strlen(dict_str(&hd, "host"))));
 		json_object_update(o, st);
 		json_decref(st);
 		json_print(o, false);

@@ -139,7 +139,7 @@ gwcall_stats(const char *path, struct tbuf *hello, struct tbuf *stats,
 			break;
 	if (g.waiting > 0 || g.code[0] == -1 || g.code[1] == -1) {
 		snprintf(err, errlen, "the host gateway on %s: %s", path,
-		    g.code[0] == -1 ? hello->p
+		    g.code[0] == -1   ? hello->p
 		    : g.code[1] == -1 ? stats->p
 		                      : "no answer");
 		goto out;
@@ -149,8 +149,9 @@ gwcall_stats(const char *path, struct tbuf *hello, struct tbuf *stats,
 		goto out;
 	}
 	if (g.code[1] != 0) {
-		snprintf(err, errlen, "the host gateway on %s: Commreg/Stats: %s",
-		    path, stats->p);
+		snprintf(err, errlen,
+		    "the host gateway on %s: Commreg/Stats: %s", path,
+		    stats->p);
 		goto out;
 	}
 	rc = 0;

@@ -135,7 +135,8 @@ json_tcl_dict(const char *s, size_t len)
 			if (tlist_parse(&l, val, vlen, &err) == 0)
 				for (k = 0; k < l.n; k++)
 					json_array_append_new(a,
-					    json_tcl_dict(l.v[k].p, l.v[k].len));
+					    json_tcl_dict(l.v[k].p,
+					        l.v[k].len));
 			tlist_free(&l);
 			put(o, key, a);
 		} else if (integer_of(val, vlen, &v))

@@ -89,7 +89,8 @@ stats_metrics(struct prom *p, const char *prefix, const struct tlist *d)
 	}
 }
 
-/* ---- no registry ---------------------------------------------------------- */
+/* ---- no registry ----------------------------------------------------------
+ */
 
 static int
 status_none(struct cmd_ctx *ctx, const char *why, int rc)
@@ -127,7 +128,8 @@ status_none(struct cmd_ctx *ctx, const char *why, int rc)
 		p = prom_new();
 		prom_label(p, "user", user);
 		prom_metric(p, "commreg_registry_up", "gauge",
-		    "1 when the registry answered, 0 when none runs or it could "
+		    "1 when the registry answered, 0 when none runs or it "
+		    "could "
 		    "not be asked.",
 		    0);
 		if (prom_write(p, ctx->prom) == -1)
@@ -137,7 +139,8 @@ status_none(struct cmd_ctx *ctx, const char *why, int rc)
 	return rc;
 }
 
-/* ---- a registry ----------------------------------------------------------- */
+/* ---- a registry -----------------------------------------------------------
+ */
 
 static void
 status_text(const struct commreg_hello *h, const struct tlist *st)
@@ -176,8 +179,8 @@ status_json(const struct commreg_hello *h, const char *stats, size_t len)
 	char since[32];
 
 	json_object_set_new(o, "running", json_true());
-	json_object_set_new(o, "version", json_text(h->version,
-	    strlen(h->version)));
+	json_object_set_new(o, "version",
+	    json_text(h->version, strlen(h->version)));
 	json_object_set_new(o, "protocol", json_integer(h->protocol));
 	json_object_set_new(o, "scope", json_text(h->scope, strlen(h->scope)));
 	json_object_set_new(o, "port", json_integer(h->port));

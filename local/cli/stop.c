@@ -161,7 +161,8 @@ cmd_stop(struct cmd_ctx *ctx, int argc, char **argv)
 	close(pidfd);
 	if (r != 1) {
 		fprintf(stderr,
-		    "commreg: the registry (pid %ld) was told to stop but still "
+		    "commreg: the registry (pid %ld) was told to stop but "
+		    "still "
 		    "runs after %d s\n",
 		    pid, STOP_WAIT_MS / 1000);
 		return EXIT_REGISTRY;
