@@ -184,6 +184,25 @@ main {
             [lmap k {event name} {dict get [json::json2dict $l2] $k}]
         check_regexp "compact, the event first" {^\{"event":"add","name":"j1",} $l
         stop $w
+
+        # The registry goes and comes back: said as events too.
+        set h [new_home]
+        lassign [start_registry $h] p1 port1
+        set w [spawn -home $h [commreg_path] --home $h watch --json]
+        set k [register $h kept 5202]
+        check_equal "kept registered" kept [readline $k]
+        set add [json::json2dict [readline $w]]
+        check_equal "kept's add" {add kept} [list [dict get $add event] [dict get $add name]]
+        check_equal "stop: exit 0" 0 [dict get [commreg $h stop] code]
+        set lost [json::json2dict [readline $w [slow 5000]]]
+        check_equal "a lost event" lost [dict get $lost event]
+        check "with its reason" {[dict get $lost reason] ne ""}
+        set back [json::json2dict [readline $w [slow 10000]]]
+        check_equal "a regained event, with the port" {regained 1} \
+            [list [dict get $back event] [string is integer -strict [dict get $back port]]]
+        foreach p [commregds_of $h] { defer [list ::t::kill_proc $p] }
+        stop $w
+        stop $k
     }
 
     test status_json_and_iso_start {
