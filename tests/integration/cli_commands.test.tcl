@@ -30,11 +30,14 @@ proc project_version {} {
 
 # A registry (tcllib comm) whose Hello says pid PID and port CLAIM (""
 # for its own); prints its port.  Returns the channel.
-proc liar {pid {claim ""}} {
-    return [spawn_tcl liar {
+proc liar {pid {claim ""} {tclsh ""}} {
+    if {$tclsh eq ""} { set tclsh [info nameofexecutable] }
+    set f [newfile liar].tcl
+    write_file $f {
         package require comm
         lassign $argv victim claim
         ::comm::comm new ::reg -listen 1 -local 1 -port 0
+        if {$victim eq "self"} { set victim [pid] }
         proc Commreg/Hello {args} {
             set p [expr {$::claim eq "" ? [::reg self] : $::claim}]
             list registry commreg version 0.1.0 protocol 1 \
@@ -42,8 +45,11 @@ proc liar {pid {claim ""}} {
                 pid $::victim port $p scope user
         }
         puts [::reg self]
+        flush stdout
         vwait forever
-    } $pid $claim]
+    } 0644
+    # SIGTERM ignored, as exec leaves it: a registry that will not stop.
+    return [spawn sh -c {trap '' TERM; exec "$0" "$@"} $tclsh $f $pid $claim]
 }
 
 set iso_re {^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$}
@@ -321,5 +327,22 @@ main {
         check_equal "a Hello naming another port: exit 1" 1 [dict get $r code]
         check_equal "nothing on stdout" "" [dict get $r out]
         check_match "says so" "*connected to on port $lport says its port is 1*" [dict get $r err]
+    }
+
+    test stop_says_when_the_registry_does_not_end {
+        # A "commregd" (tclsh under that name) that serves as a registry,
+        # names itself in its Hello, and ignores SIGTERM.
+        set d [tempdir fake 0755]
+        set fake [file join $d commregd]
+        exec cp -L [info nameofexecutable] $fake
+        file attributes $fake -permissions 0755
+        set l [liar self "" $fake]
+        set lport [readline $l]
+        check "it listens" {[string is integer -strict $lport]}
+        set r [commreg_at $home $lport stop]
+        check_equal "exit 1" 1 [dict get $r code]
+        check_match "says it still runs" "*was told to stop but still runs after 5 s*" [dict get $r err]
+        check "it does still run" {[alive [spawn_pid $l]]}
+        stop $l KILL
     }
 }
