@@ -106,7 +106,11 @@ usage(FILE *fp)
 	            "COMMAND [ARGS]\n\ncommands:\n");
 	for (ce = cmd_table; ce->name != NULL; ce++) {
 		snprintf(buf, sizeof buf, "%s %s", ce->name, ce->args);
-		fprintf(fp, "  %-30s %s\n", buf, ce->summary);
+		/* A long synopsis gets a line of its own. */
+		if (strlen(buf) > 30)
+			fprintf(fp, "  %s\n  %-30s %s\n", buf, "", ce->summary);
+		else
+			fprintf(fp, "  %-30s %s\n", buf, ce->summary);
 	}
 	fprintf(fp,
 	    "\noptions:\n"
