@@ -183,8 +183,14 @@ main {
             "$prefix/bin/commregd --standby" [unit_value $ut ExecStart]
         check "the programs they name are installed" \
             {[file executable $prefix/sbin/commgwd] && [file executable $prefix/bin/commregd]}
-        check_equal "the gateway's unit names its man page" \
-            "man:commgwd(8)" [unit_value $st Documentation]
+        check_equal "the gateway's unit names its man pages" \
+            "man:commgwd(8) man:tcl-comm.ini(5)" [unit_value $st Documentation]
+        check_equal "the user unit names its man pages" \
+            "man:commregd(1) man:commreg(1)" [unit_value $ut Documentation]
+        # Installed too, so that systemctl help finds them.
+        foreach page {man8/commgwd.8 man5/tcl-comm.ini.5 man1/commregd.1 man1/commreg.1} {
+            check "$page is installed" {[file isfile [file join $prefix share man $page]]}
+        }
         check "no template placeholder is left" \
             {![string match *@COMMREG_* $st$ut]}
 
@@ -309,6 +315,9 @@ main {
         set pid [start_logging_to $j [dev_ino $j] [commregd_path] --home $home \
                      --config-dir $bad]
         wait_ready $home $pid
+        # The port answers from the election on: wait for the line that
+        # says it serves, then stop it.
+        wait_until {[string match "*listening on*" [::t::read_file $j]]} [slow 5000]
         kill_proc $pid
         set lines [split [string trimright [read_file $j] \n] \n]
         check "the registry logged" {[llength $lines] >= 3}
@@ -328,6 +337,7 @@ main {
             write_file $f ""
             set pid [start_logging_to $f $js [commregd_path] --home $home2]
             wait_ready $home2 $pid
+            wait_until {[string match "*listening on*" [::t::read_file $f]]} [slow 5000]
             kill_proc $pid
             set text [read_file $f]
             check "JOURNAL_STREAM=[show $js]: lines keep their time" \
