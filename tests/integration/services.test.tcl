@@ -191,6 +191,11 @@ main {
         foreach page {man8/commgwd.8 man5/tcl-comm.ini.5 man1/commregd.1 man1/commreg.1} {
             check "$page is installed" {[file isfile [file join $prefix share man $page]]}
         }
+        foreach {text doc} [list $st gateway.md $ut election.md] {
+            set want "file://$prefix/share/doc/commreg/$doc"
+            check "a unit names $want" {[string first "Documentation=$want\n" $text] >= 0}
+            check "which is installed" {[file isfile [string range $want 7 end]]}
+        }
         check "no template placeholder is left" \
             {![string match *@COMMREG_* $st$ut]}
 
