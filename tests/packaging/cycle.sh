@@ -10,10 +10,12 @@
 #      started by commregd --detach, the Tcl package from a plain tclsh
 #      (registering with scope host through that gateway), and a C
 #      program built with pkg-config against libcommreg-dev;
-#   4. purge them, and check that nothing is left: no file any package
+#   4. remove them (the edited configuration and the user stay), purge
+#      them, and check that nothing is left: no file any package
 #      installed, nothing new under /usr, /etc or systemd's and dpkg's
 #      state, no tclcomm user or group (unless it was there before), no
-#      /run/tcl-comm.
+#      /run/tcl-comm; and that a tclcomm account the administrator made
+#      before is used and kept.
 #
 #   bash tests/packaging/cycle.sh [--no-build]
 #
@@ -237,12 +239,28 @@ check "the C client registers and looks up through libcommreg.so.0" \
 stop "$gwpid"
 check "the gateway removed its socket" test ! -e /run/tcl-comm/gateway.sock
 
+echo "== remove (the configuration and the user stay)"
+echo "# an administrator's edit" >>/etc/tcl/comm/20-quota.ini
+if apt-get remove -y -q "${pkgs[@]}" >"$work/remove.log" 2>&1; then
+  ok "apt-get remove"
+else
+  tail -n 30 "$work/remove.log"
+  bad "apt-get remove"
+fi
+check "the programs are gone" sh -c \
+  '! test -e /usr/bin/commreg && ! test -e /usr/bin/commregd && ! test -e /usr/sbin/commgwd'
+check "the edited /etc/tcl/comm/20-quota.ini stays" \
+  grep -q "an administrator's edit" /etc/tcl/comm/20-quota.ini
+check "the tclcomm user stays" getent passwd tclcomm
+
+# Removed packages that came from files and no archive are unknown to
+# apt-get (\"Unable to locate package\"): dpkg purges them.
 echo "== purge"
-if apt-get purge -y -q "${pkgs[@]}" >"$work/purge.log" 2>&1; then
-  ok "apt-get purge"
+if dpkg --purge "${pkgs[@]}" >"$work/purge.log" 2>&1; then
+  ok "dpkg --purge"
 else
   tail -n 30 "$work/purge.log"
-  bad "apt-get purge"
+  bad "dpkg --purge"
 fi
 for p in "${pkgs[@]}"; do
   check "$p is gone from dpkg" sh -c "! dpkg-query -W -f='\${db:Status-Status}' $p 2>/dev/null | grep -qv '^not-installed\$'"
@@ -274,6 +292,21 @@ else
 fi
 if [ -z "$group_before" ]; then
   check "the tclcomm group is gone" sh -c '! getent group tclcomm'
+fi
+
+# An account tclcomm the administrator made before is used, and kept at
+# purge (postrm removes only the one postinst made).
+if [ -z "$user_before" ] && [ -z "$group_before" ]; then
+  echo "== an administrator's tclcomm"
+  useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --comment "made by hand" tclcomm
+  admin=$(getent passwd tclcomm)
+  apt-get install -y -q "${debs[@]/#/./}" >"$work/install2.log" 2>&1 &&
+    apt-get purge -y -q "${pkgs[@]}" >"$work/purge2.log" 2>&1
+  check "install and purge with it" test $? -eq 0
+  check "it is kept as it was" sh -c "[ \"\$(getent passwd tclcomm)\" = '$admin' ]"
+  userdel tclcomm >/dev/null 2>&1
+  check "(removed again by this test)" sh -c '! getent passwd tclcomm && ! getent group tclcomm'
 fi
 
 echo "packaging cycle: $npass passed, $nfail failed"
