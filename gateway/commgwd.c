@@ -142,8 +142,8 @@ drop_privileges(const char *user, const char *config_dir)
 	if (user == NULL) {
 		if (geteuid() == 0)
 			log_warnx("serving as root: nothing here needs it; "
-			          "set user = tclcomm (an account of its own) in "
-			          "[gateway] of %s/*.ini (docs/gateway.md)",
+			          "set user = tclcomm (an account of its own) "
+			          "in [gateway] of %s/*.ini (docs/gateway.md)",
 			    config_dir);
 		return;
 	}
@@ -234,8 +234,7 @@ parse_options(int argc, char **argv, struct commgwd_opts *o)
 
 	memset(o, 0, sizeof *o);
 	opterr = 0; /* cmdline_bad_option says it, in one line */
-	while ((ch = getopt_long(argc, argv, ":c:tvh", longopts, NULL)) !=
-	    -1) {
+	while ((ch = getopt_long(argc, argv, ":c:tvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			o->config_dir = optarg;

@@ -600,8 +600,8 @@ standby(struct commregd *d, int port)
 
 /*
  * The user registry: find the live one through the port file, or become
- * it (--standby: once the live one is gone).  Returns 1 when another process is the registry (said on stdout),
- * 0 when this one won.
+ * it (--standby: once the live one is gone).  Returns 1 when another
+ * process is the registry (said on stdout), 0 when this one won.
  */
 static int
 user_elect(struct commregd *d, struct commregd_opts *o)
@@ -636,7 +636,8 @@ user_elect(struct commregd *d, struct commregd_opts *o)
 		if (!o->standby) {
 			printf("commregd: a registry is already running for %s "
 			       "on %s, port %d\n",
-			    d->pw ? d->pw->pw_name : "this user", d->host, port);
+			    d->pw ? d->pw->pw_name : "this user", d->host,
+			    port);
 			return 1;
 		}
 		standby(d, port);

@@ -252,8 +252,8 @@ port_file_free(const char *path)
 }
 
 int
-election_wait_gone(const char *regdir, const char *host, int max_ms,
-    char *err, size_t errlen)
+election_wait_gone(const char *regdir, const char *host, int max_ms, char *err,
+    size_t errlen)
 {
 	char path[PATH_MAX], ev[4096];
 	struct pollfd pfd;

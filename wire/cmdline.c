@@ -33,7 +33,8 @@ int
 cmdline_bad_option(const char *prog, int argc, char *const *argv, int ch,
     const struct option *longopts)
 {
-	const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "-";
+	const char *word =
+	    optind > 0 && optind <= argc ? argv[optind - 1] : "-";
 	const struct option *lo = long_named(word, longopts);
 
 	if (ch == ':' && strncmp(word, "--", 2) == 0)

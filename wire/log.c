@@ -28,8 +28,8 @@ static int log_lvl = LOG_LVL_WARN;
 static FILE *log_fp;
 static log_sink_fn log_sink;
 static void *log_sink_arg;
-static int log_asked; /* the program chose where its lines go */
-static int log_quiet; /* the library's default: nowhere */
+static int log_asked;        /* the program chose where its lines go */
+static int log_quiet;        /* the library's default: nowhere */
 static int log_journal = -1; /* lines go to the journal; -1: not known */
 static long log_max;         /* log_bound */
 static log_rotate_fn log_rotate;
@@ -199,7 +199,8 @@ vlog(int level, int fatal, const char *fmt, va_list ap, const char *why)
 	if (log_journal == -1)
 		log_journal = is_journal(fileno(fp));
 	if (log_journal) {
-		n = snprintf(line, sizeof(line), "<%d>", priority(level, fatal));
+		n = snprintf(line, sizeof(line), "<%d>",
+		    priority(level, fatal));
 		if (n > 0)
 			len = (size_t)n;
 	} else {
