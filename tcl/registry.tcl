@@ -622,8 +622,13 @@ proc ::comm::registry::send {args} {
     set id [lookup $name]
     NeedComm
     # A connection comm opens for this send is checked before a byte
-    # goes on it (SendConnected).
-    set expect [SendExpect $name $id]
+    # goes on it (SendConnected); one comm has is used as it is, and
+    # then the registry need not be asked who may hold the port.
+    if {$id in [::comm::comm ids]} {
+        set expect {}
+    } else {
+        set expect [SendExpect $name $id]
+    }
     WatchSendConnect
     variable sendcheck [::list $name $expect]
     variable sendrefused {}
@@ -762,6 +767,13 @@ proc ::comm::registry::SendConnected {fid} {
     if {$sendcheck eq ""} return
     lassign $sendcheck name expect
     set sendcheck ""
+    if {![llength $expect]} {
+        # comm had a connection when send began, yet opens one (it went
+        # meanwhile): the same rule with the uids only the registry knows
+        # is not to be had here without a call; take ours, as for an
+        # entry the registry does not list.
+        set expect [::list [Uid]]
+    }
     if {[catch {CheckPeerOwner $fid $expect} err opts]} {
         set sendrefused [::list $err [dict get $opts -errorcode]]
         return -code error $err
