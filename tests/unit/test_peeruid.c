@@ -6,6 +6,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -407,6 +408,38 @@ tcp_repair_works(void)
  * inactive before the run, and said so.  The run summary counts it under
  * Inactive, never as passed.
  */
+/*
+ * The inode given is that of the socket at the other end: the one the
+ * process that accepted holds (commreg stop finds that process by it).
+ */
+static void
+test_inode_is_the_other_end(void)
+{
+	struct stat sb;
+	char err[256];
+	unsigned long ino = 0;
+	uid_t uid;
+	int ls, cs, as, port;
+
+	CU_ASSERT_FATAL((ls = listener(AF_INET, "127.0.0.1", &port)) != -1);
+	CU_ASSERT_FATAL((cs = connect_to(AF_INET, "127.0.0.1", port)) != -1);
+	as = accept_within(ls, WAIT_MS);
+	CU_ASSERT_FATAL(as != -1);
+	CU_ASSERT_EQUAL(peeruid_lookup_inode(cs, &uid, &ino, err, sizeof(err)),
+	    0);
+	CU_ASSERT_EQUAL(fstat(as, &sb), 0);
+	CU_ASSERT_EQUAL(ino, (unsigned long)sb.st_ino);
+	CU_ASSERT_EQUAL(uid, geteuid());
+	/* And from the other side, the client's socket. */
+	CU_ASSERT_EQUAL(peeruid_lookup_inode(as, &uid, &ino, err, sizeof(err)),
+	    0);
+	CU_ASSERT_EQUAL(fstat(cs, &sb), 0);
+	CU_ASSERT_EQUAL(ino, (unsigned long)sb.st_ino);
+	close(as);
+	close(cs);
+	close(ls);
+}
+
 static void
 skip_case(CU_pSuite s, const char *name, const char *why)
 {
@@ -446,7 +479,9 @@ main(void)
 	    CU_add_test(s, "refusals give a reason",
 	        test_refusals_give_a_reason) == NULL ||
 	    CU_add_test(s, "remote, absent or listening peer is refused",
-	        test_no_real_peer_is_refused) == NULL) {
+	        test_no_real_peer_is_refused) == NULL ||
+	    CU_add_test(s, "the inode is the other end's socket",
+	        test_inode_is_the_other_end) == NULL) {
 		CU_cleanup_registry();
 		return 1;
 	}
