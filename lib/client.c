@@ -1417,16 +1417,18 @@ commreg_connect_port(int port, const struct commreg_open_opts *o, char *err,
 }
 
 /*
- * Read "PORT\n" from the port file (ARCHITECTURE §3).  NONE covers a
+ * Read "PORT\n" from the port file (ARCHITECTURE §3), the first line of
+ * a file that may say more (docs/distributed.md).  NONE covers a
  * missing file, one still being written (no LF yet) and one that holds no
  * port: the election sorts all of those out.
  */
 enum client_find
 client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 {
-	char buf[32];
+	char buf[1024];
+	const char *lf;
 	ssize_t n;
-	size_t i;
+	size_t i, plen;
 	long v;
 	int fd;
 
@@ -1462,12 +1464,16 @@ client_port_file_read(const char *path, int *port, char *err, size_t errlen)
 		    path);
 		return CLIENT_FIND_NONE;
 	}
-	for (i = 0, v = 0; i < (size_t)n - 1; i++) {
+	/* The port is the first line; the distributed registry's addresses
+	 * may follow it (docs/distributed.md). */
+	lf = memchr(buf, '\n', (size_t)n);
+	plen = (size_t)(lf - buf);
+	for (i = 0, v = 0; i < plen; i++) {
 		if (buf[i] < '0' || buf[i] > '9' || i >= 5)
 			break;
 		v = v * 10 + (buf[i] - '0');
 	}
-	if (i == 0 || i != (size_t)n - 1 || v < 1 || v > 65535) {
+	if (i == 0 || i != plen || v < 1 || v > 65535) {
 		reason(err, errlen, "%s: holds no port number", path);
 		return CLIENT_FIND_NONE;
 	}

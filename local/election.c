@@ -56,7 +56,8 @@
 #define ELECTION_SLEEP_MIN_MS 2
 #define ELECTION_SLEEP_MAX_MS 50
 #define ELECTION_TEMP_TRIES   8
-#define PORT_MAX_LEN          6 /* "65535\n" */
+#define PORT_MAX_LEN          6    /* "65535\n" */
+#define PORT_FILE_MAX         1024 /* the port and the addresses after it */
 
 /*
  * Fault injection for tests/unit/test_election.c: when set, it is called
@@ -145,16 +146,26 @@ sleep_ms(long ms)
 		;
 }
 
-/* "PORT\n" with PORT in 1..65535, nothing else; -1 when not (yet) valid. */
+/*
+ * "PORT\n" with PORT in 1..65535; -1 when not (yet) valid.  More lines
+ * may follow the port's (the distributed registry's addresses,
+ * docs/distributed.md): the content counts once it ends in LF, and its
+ * first line is the port.
+ */
 static int
 port_parse(const char *buf, size_t len)
 {
-	size_t i;
+	const char *lf;
+	size_t i, plen;
 	int port = 0;
 
-	if (len < 2 || len > PORT_MAX_LEN || buf[len - 1] != '\n')
+	if (len < 2 || buf[len - 1] != '\n')
 		return -1;
-	for (i = 0; i < len - 1; i++) {
+	lf = memchr(buf, '\n', len);
+	plen = (size_t)(lf - buf) + 1;
+	if (plen < 2 || plen > PORT_MAX_LEN)
+		return -1;
+	for (i = 0; i < plen - 1; i++) {
 		if (buf[i] < '0' || buf[i] > '9')
 			return -1;
 		port = port * 10 + (buf[i] - '0');
@@ -166,7 +177,7 @@ port_parse(const char *buf, size_t len)
 static int
 port_read(int fd)
 {
-	char buf[PORT_MAX_LEN + 1];
+	char buf[PORT_FILE_MAX];
 	ssize_t n;
 
 	do {
@@ -471,13 +482,19 @@ temp_create(struct election *e, char *tpath, size_t len)
 static enum step
 become(struct election *e, int fd, int fresh, struct election_claim *c)
 {
+	struct stat st;
+	char line[16];
 	int old;
 
 	if (listen_claim(e, c) == -1)
 		goto fail;
 	crash_point("bound");
 	old = port_read(fd);
-	if (old != c->port) {
+	/* The dead registry's addresses (docs/distributed.md) are not ours:
+	 * the file says only the port until this one says more. */
+	if (old != c->port ||
+	    (fstat(fd, &st) == 0 &&
+	        st.st_size != snprintf(line, sizeof line, "%d\n", c->port))) {
 		crash_point("writing");
 		if (port_write(e, fd, c->path, c->port) == -1) {
 			close(c->listen_fd);

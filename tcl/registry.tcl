@@ -1086,10 +1086,13 @@ proc ::comm::registry::ReadPortFile {} {
     CheckPath $f file 077
     if {[catch {open $f r} fh]} { return "" }
     fconfigure $fh -translation binary
-    set data [read $fh 64]
+    set data [read $fh 1024]
     close $fh
     # Valid only when it ends in LF: a half-written file is never believed.
-    if {[regexp {^([0-9]{1,5})\n$} $data -> port]} {
+    # The port is the first line; the distributed registry's addresses
+    # may follow (docs/distributed.md).
+    if {[string index $data end] eq "\n"
+        && [regexp {^([0-9]{1,5})\n} $data -> port]} {
         scan $port %d port
         if {$port >= 1 && $port <= 65535} { return $port }
     }
