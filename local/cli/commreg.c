@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 
 #include <sys/socket.h>
@@ -63,6 +64,7 @@
 #include "client.h"
 #include "election.h"
 #include "log.h"
+#include "safepath.h"
 #include "tbuf.h"
 #include "tcllist.h"
 #include "utf8.h"
@@ -874,6 +876,59 @@ cmd_private_run(struct cmd_ctx *ctx, int argc, char **argv)
 	return WEXITSTATUS(status);
 }
 
+/*
+ * cookie: the secret of the distributed registry (docs/distributed.md),
+ * ~/.tcl/comm/cookie, made when missing (48 random bytes, 0600, never
+ * through a link), checked as the tree's other files when present; its
+ * path is printed either way.
+ */
+static int
+cmd_cookie(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	char regdir[PATH_MAX], host[256], pf[PATH_MAX], path[PATH_MAX + 16];
+	char err[1024];
+	unsigned char key[48];
+	const char *home;
+	int fd;
+
+	if ((home = client_home_dir(ctx->opts.home)) == NULL ||
+	    client_registry_path(home, regdir, sizeof regdir, host, sizeof host,
+	        pf, sizeof pf, err, sizeof err) == -1) {
+		fprintf(stderr, "commreg: %s\n",
+		    home == NULL ? "no home directory" : err);
+		return EXIT_REGISTRY;
+	}
+	/* regdir is ~/.tcl/comm/registry: the cookie is beside it. */
+	snprintf(path, sizeof path, "%.*s/cookie",
+	    (int)(strrchr(regdir, '/') - regdir), regdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd != -1) {
+		if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key ||
+		    write(fd, key, sizeof key) != (ssize_t)sizeof key ||
+		    fsync(fd) == -1) {
+			fprintf(stderr, "commreg: %s: %s\n", path,
+			    strerror(errno));
+			close(fd);
+			unlink(path);
+			return EXIT_REGISTRY;
+		}
+		close(fd);
+	} else if (errno != EEXIST ||
+	           (fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	                                O_CLOEXEC)) == -1 ||
+	           safe_file_fd(fd, path, getuid(), err, sizeof err) == -1) {
+		fprintf(stderr, "commreg: %s\n",
+		    fd == -1 ? strerror(errno) : err);
+		if (fd != -1)
+			close(fd);
+		return EXIT_REGISTRY;
+	} else
+		close(fd);
+	printf("%s\n", path);
+	return 0;
+}
+
 /* ---- table and option parsing ------------------------------------------- */
 
 static const struct cmd_entry cmd_table[] = {
@@ -981,6 +1036,12 @@ static const struct cmd_entry cmd_table[] = {
         "--semi they also see the user registry's applications, which do\n"
         "not see them.  See docs/private.md.\n",
         1, 1 << 20, 0, cmd_private_run},
+    {"cookie", "", "make the distributed registry's secret if missing",
+        "Make ~/.tcl/comm/cookie (48 random bytes, mode 0600) if it does\n"
+        "not exist, and print its path.  With it, the user registries of\n"
+        "every host that shares this home link to one another and make\n"
+        "one registry (docs/distributed.md).\n",
+        0, 0, 0, cmd_cookie},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 
