@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "cmdline.h"
+#include "dist.h"
 #include "election.h"
 #include "gwconf.h"
 #include "gwlink.h"
@@ -44,6 +45,7 @@ struct commregd_opts {
 	                            * --handshake-timeout */
 	const char *home;          /* --home (NULL: $HOME, else passwd) */
 	const char *config_dir;    /* --config-dir (NULL: the default) */
+	const char *dist_listen;   /* --dist-listen (NULL: the default) */
 	int detach;                /* --detach */
 	int standby;               /* --standby */
 	long log_size;             /* --log-size */
@@ -62,6 +64,7 @@ struct commregd {
 	struct event *sigterm, *sigint;
 	struct election_claim claim; /* user registry: the election won */
 	struct upstream *up;         /* semi-private: the registry above */
+	struct dist *dist;           /* user registry: the other hosts' */
 	struct passwd *pw;           /* user registry: its owner */
 	char regdir[4096];
 	char logpath[4400]; /* --detach: ~/.tcl/comm/log/HOST.log */
@@ -115,6 +118,11 @@ usage(FILE *fp)
 	    "  --config-dir DIR   the host configuration (where the host\n"
 	    "                     gateway is; default $TCL_COMM_CONFIG_DIR,\n"
 	    "                     else /etc/tcl/comm)\n"
+	    "  --dist-listen ADDR[:PORT]\n"
+	    "                     with ~/.tcl/comm/cookie: where the other\n"
+	    "                     hosts' registries link to this one\n"
+	    "                     (default: the host name's address, else\n"
+	    "                     every address; docs/distributed.md)\n"
 	    "  -v                 debug logging\n"
 	    "  -h, --help         this text\n"
 	    "  --version          the version, and exit\n",
@@ -380,6 +388,7 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	    {"port", required_argument, NULL, 'p'},
 	    {"ready-fd", required_argument, NULL, 'R'},
 	    {"config-dir", required_argument, NULL, 'C'},
+	    {"dist-listen", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -465,6 +474,9 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 			break;
 		case 'C':
 			o->config_dir = optarg;
+			break;
+		case 'D':
+			o->dist_listen = optarg;
 			break;
 		case 'R':
 			o->ready_fd = (int)strtol(optarg, &end, 10);
@@ -649,6 +661,7 @@ user_elect(struct commregd *d, struct commregd_opts *o)
 static void
 user_setup(struct commregd *d, struct commregd_opts *o)
 {
+	char err[512];
 	int ready_fd = -1;
 
 	/* regdir is ~/.tcl/comm/registry; the log is beside it. */
@@ -668,6 +681,10 @@ user_setup(struct commregd *d, struct commregd_opts *o)
 	    d->pw ? d->pw->pw_name : "unknown");
 	link_gateway(&d->srv, o->config_dir);
 	wait_gateway(d->base, &d->srv);
+	d->dist = dist_start(&d->srv, d->regdir, &d->claim, o->dist_listen, err,
+	    sizeof err);
+	if (d->dist == NULL && err[0] != '\0')
+		log_warnx("distributed registry off: %s", err);
 	signals_add(d);
 	/* The host configuration is read once, at start: HUP reloads
 	 * nothing and must not kill us. */
@@ -688,6 +705,7 @@ user_setup(struct commregd *d, struct commregd_opts *o)
 static void
 user_teardown(struct commregd *d)
 {
+	dist_free(d->dist);
 	gwlink_free(d->srv.gw);
 	server_free(&d->srv);
 	if (d->srv.mirror != NULL)

@@ -489,6 +489,11 @@ cmd_lookup(struct cmd_ctx *c)
 			e = registry_find(c->srv->reg, name->p,
 			    name->len - olen - 1);
 	}
+	/* NAME@HOST, and a bare NAME another host holds under NAME@HOST
+	 * here (docs/distributed.md "Names across hosts"). */
+	if (e == NULL && c->srv->lookup_more != NULL)
+		e = (struct reg_entry *)c->srv->lookup_more(c->srv, name->p,
+		    name->len);
 	/* A semi-private registry asks the one above (which may ask its
 	 * gateway) for what neither it nor its copy holds. */
 	if (e == NULL && c->srv->up != NULL &&

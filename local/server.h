@@ -117,6 +117,12 @@ struct server {
 	                            entries, or NULL */
 	struct gwlink *gw;       /* user registry: its host gateway */
 	struct upstream *up;     /* semi-private: the registry above */
+	struct dist *dist;       /* user registry with a cookie: the other
+	                            hosts' registries (dist.h), or NULL */
+	/* Names a lookup finds beyond the table (NAME@HOST of the
+	 * distributed registry, dist.h); NULL: none. */
+	const struct reg_entry *(*lookup_more)(struct server *,
+	    const char *name, size_t len);
 	int upstream_port;       /* 0: none connected */
 	uint64_t refused;
 	uint64_t accepted; /* Unix socket peers, for their names */

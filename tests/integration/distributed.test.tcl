@@ -1,0 +1,471 @@
+# The distributed user registry (docs/distributed.md): three hosts of
+# one user, simulated on this machine as network namespaces with a host
+# name each (unshare --net --uts), joined by veth pairs to a bridge in a
+# fourth namespace, share one home directory, as hosts with an NFS home
+# do.  With ~/.tcl/comm/cookie, their user registries link to each other
+# over TLS keyed from the cookie and make one registry: what is
+# registered on one host is seen on the others, and goes from them when
+# its registry goes (SIGKILL, SIGSTOP past the liveness deadline, a
+# partition), and comes back when it does.  A peer with a wrong cookie,
+# or another user's registry, is refused.
+#
+# Needs root (namespaces, a throwaway user's registry); skipped otherwise.
+source [file join [file dirname [info script]] lib.tcl]
+
+# Liveness of the registries here: a host that stops answering is dropped
+# within this (a timing is measured by bench/, never asserted here).
+set LIVENESS 1500
+set NET 10.[expr {64 + [pid] % 60}].[expr {[pid] % 250}]
+
+# ---- the simulated hosts ---------------------------------------------------
+
+# A process holding a network and UTS namespace of its own with host name
+# NAME; everything "on" that host is run with nsenter into both.
+proc host_new {name} {
+    set pid [exec unshare --net --uts sh -c "hostname $name && exec sleep 100000" &]
+    t::remember $pid
+    t::defer [list ::t::kill_proc $pid KILL]
+    if {![t::wait_until {[string trim [t::read_file /proc/$pid/comm]] eq "sleep"} 3000]} {
+        error "host $name: namespace holder did not start"
+    }
+    set ::hostpid($name) $pid
+    return $pid
+}
+
+# The bridge every host is joined to.
+proc hub_new {} {
+    set pid [exec unshare --net sleep 100000 &]
+    t::remember $pid
+    t::defer [list ::t::kill_proc $pid KILL]
+    t::wait_until {[string trim [t::read_file /proc/$pid/comm]] eq "sleep"} 3000
+    set ::hubpid $pid
+    exec nsenter -t $pid --net ip link add br0 type bridge
+    exec nsenter -t $pid --net ip link set br0 up
+}
+
+# Join host NAME to the bridge with address NET.N.
+proc host_join {name n} {
+    set veth cr[expr {[pid] % 100000}]$n
+    set ::veth($name) $veth
+    exec ip link add $veth netns $::hubpid type veth peer name eth0 netns $::hostpid($name)
+    exec nsenter -t $::hubpid --net ip link set $veth master br0 up
+    exec nsenter -t $::hostpid($name) --net ip addr add $::NET.$n/24 dev eth0
+    exec nsenter -t $::hostpid($name) --net ip link set eth0 up
+    exec nsenter -t $::hostpid($name) --net ip link set lo up
+    set ::hostaddr($name) $::NET.$n
+}
+
+# The command line ARGS run on host NAME.
+proc on {name args} {
+    return [list nsenter -t $::hostpid($name) --net --uts {*}$args]
+}
+
+# Cut host NAME off the network, or join it again.
+proc host_link {name state} {
+    exec nsenter -t $::hubpid --net ip link set $::veth($name) $state
+}
+
+# ---- registries and clients on a host ---------------------------------------
+
+# Start the user registry of HOME on host NAME (in the foreground, as
+# start_daemon does); returns its PID once its port file names its link
+# address (or just its port, with -plain).
+proc registry_on {name home args} {
+    set plain 0
+    if {[lindex $args 0] eq "-plain"} {
+        set plain 1
+        set args [lrange $args 1 end]
+    }
+    set log [t::newfile commregd-$name].log
+    set pid [exec {*}[on $name env HOME=$home [t::commregd_path] --home $home \
+                          --liveness $::LIVENESS {*}$args] </dev/null >& $log &]
+    t::remember $pid
+    set ::t::daemon_log($pid) $log
+    t::watch_log "commregd on $name (pid $pid)" $log
+    t::defer [list ::t::kill_proc $pid]
+    set pf [file join [t::regdir $home] $name]
+    set re [expr {$plain ? {^[0-9]+\n$} : {^[0-9]+\ndist [0-9.]+ [0-9]+\n$}}]
+    if {![t::wait_until {[t::alive $pid] && [regexp $re [t::read_file $pf]]} 5000]} {
+        error "registry on $name (pid $pid) not ready; port file\
+               [t::show [t::read_file $pf]]\nlog:\n[t::daemon_log $pid]"
+    }
+    return $pid
+}
+
+set QUERY {
+    package require comm
+    lassign $argv home host cmd
+    set f [open [file join $home .tcl comm registry $host]]
+    gets $f port
+    close $f
+    if {[catch {comm::comm send $port {*}$cmd} r]} {
+        puts [list error $r]
+        exit 1
+    }
+    puts [list ok $r]
+    exit 0
+}
+
+# Send CMD to the user registry of HOME on host NAME; its answer, or
+# raises the error.
+proc ask {name home cmd} {
+    set f [file join [t::workdir] query.tcl]
+    if {![file exists $f]} { t::write_file $f $::QUERY 0644 }
+    set r [t::run -timeout 10 {*}[on $name [info nameofexecutable] $f $home $name $cmd]]
+    set out [string trim [dict get $r out]]
+    if {[dict get $r code] != 0 || [lindex $out 0] ne "ok"} {
+        error "on $name: $cmd: [dict get $r code] $out [dict get $r err]"
+    }
+    return [lindex $out 1]
+}
+
+# Names listed on host NAME (sorted), or {-} when its registry does not
+# answer.
+proc names_on {name home {pattern *}} {
+    if {[catch {ask $name $home [list Commreg/List $pattern]} l]} { return - }
+    return [lsort [lmap e $l { dict get $e name }]]
+}
+
+# The entry dict of NAME on host H, or "".
+proc entry_on {h home name} {
+    if {[catch {ask $h $home [list Commreg/List $name]} l]} { return "" }
+    foreach e $l {
+        if {[dict get $e name] eq $name} { return $e }
+    }
+    return ""
+}
+
+set HOLDER {
+    package require comm
+    lassign $argv home host port names barrier
+    set f [open [file join $home .tcl comm registry $host]]
+    gets $f rport
+    close $f
+    if {$barrier ne ""} {
+        # Connected and ready, then held until the test lets all go.
+        comm::comm send $rport Commreg/Hello
+        close [open $barrier r]
+    }
+    set got {}
+    foreach n $names {
+        lappend got [comm::comm send $rport Commreg/Register $n $port]
+    }
+    puts [list registered [llength $got] [lrange $got 0 9]]
+    flush stdout
+    vwait forever
+}
+
+# An application of host NAME that holds NAMES (registered for PORT on
+# localhost) over one connection for as long as it runs.  Returns its
+# channel once registered.
+proc hold_on {name home port names} {
+    set f [file join [t::workdir] holder.tcl]
+    if {![file exists $f]} { t::write_file $f $::HOLDER 0644 }
+    set ch [t::spawn {*}[on $name [info nameofexecutable] $f $home $name $port $names]]
+    set line [t::readline $ch 20000]
+    if {[lindex $line 0] ne "registered"} {
+        error "holder on $name: $line [t::spawn_err $ch]"
+    }
+    return $ch
+}
+
+proc cookie_make {home} {
+    set r [t::run {*}[list [t::commreg_path] --home $home cookie]]
+    if {[dict get $r code] != 0} { error "commreg cookie: $r" }
+    return [string trim [dict get $r out]]
+}
+
+# ---- the scenarios -----------------------------------------------------------
+
+main {
+    if {[exec id -u] != 0} { skip "needs root for network namespaces" }
+    foreach tool {unshare nsenter ip setpriv} {
+        if {[auto_execok $tool] eq ""} { skip "$tool not installed" }
+    }
+    if {[catch {exec unshare --net --uts true} why]} {
+        skip "cannot make network namespaces here: $why"
+    }
+    hub_new
+    set n 0
+    foreach h {h1 h2 h3 a0} {
+        host_new $h
+        host_join $h [incr n]
+    }
+    set home [t::new_home]
+
+    test commreg_cookie_makes_a_private_secret {
+        set path [cookie_make $home]
+        check_equal "cookie path" [file join $home .tcl comm cookie] $path
+        check_equal "mode 0600" 0600 [t::perm $path]
+        check "at least 32 bytes" {[file size $path] >= 32}
+        set before [t::read_file $path]
+        cookie_make $home
+        check "a second run keeps it" {[t::read_file $path] eq $before}
+    }
+
+    set reg(h1) [registry_on h1 $home]
+    set reg(h2) [registry_on h2 $home]
+    set reg(h3) [registry_on h3 $home]
+
+    test port_file_starts_with_the_port_line {
+        set data [t::read_file [file join [t::regdir $home] h1]]
+        check_regexp "PORT, then the link address" \
+            "^\[0-9\]+\ndist $::hostaddr(h1) \[0-9\]+\n\$" $data
+        # The readers of before: the C library and the Tcl package take
+        # the first line.
+        set r [t::run -timeout 10 {*}[on h1 env HOME=$home [t::commreg_path] \
+                                        --home $home port]]
+        check_equal "commreg port reads the first line" \
+            [lindex [split $data \n] 0] [string trim [dict get $r out]]
+    }
+
+    test registration_on_host1_seen_on_hosts_2_and_3 {
+        set app [hold_on h1 $home 4711 {alpha beta}]
+        foreach h {h2 h3} {
+            check "$h sees alpha and beta" [list [t::wait_until \
+                {[names_on $h $home] eq {alpha beta}} 5000 50]]
+        }
+        set e [entry_on h2 $home alpha]
+        check_equal "the copy carries h1's address, not localhost" \
+            $::hostaddr(h1) [dict get $e host]
+        check_equal "its port" 4711 [dict get $e port]
+        check_equal "its origin" h1 [dict get $e origin]
+        check_equal "lookup alpha on h3" [list 4711 $::hostaddr(h1)] \
+            [ask h3 $home {Commreg/Lookup alpha}]
+        check_equal "lookup alpha@h1 on h3" [list 4711 $::hostaddr(h1)] \
+            [ask h3 $home {Commreg/Lookup alpha@h1}]
+        check_equal "alpha@h1 on h1 is its own" {4711 localhost} \
+            [ask h1 $home {Commreg/Lookup alpha@h1}]
+        # nns Search answers from the same table.
+        check_equal "nns Search on h2" [list alpha [list 4711 $::hostaddr(h1)]] \
+            [ask h2 $home {Search alph*}]
+        t::stop $app
+        foreach h {h2 h3} {
+            check "$h drops them when the application goes" [list [t::wait_until \
+                {[names_on $h $home] eq {}} 5000 50]]
+        }
+    }
+
+    test sigkill_of_host1_registry_purged_on_the_others {
+        set app [hold_on h1 $home 4712 {gamma}]
+        check "h3 sees gamma" [list [t::wait_until {[names_on h3 $home] eq {gamma}} 5000 50]]
+        set m2 [t::log_mark $reg(h2)]
+        exec kill -KILL $reg(h1)
+        t::wait_until {![t::alive $::reg(h1)]} 2000
+        foreach h {h2 h3} {
+            check "$h drops h1's gamma" [list [t::wait_until \
+                {[names_on $h $home] eq {}} 5000 50]]
+        }
+        check_regexp "h2's log says why" {host h1: .*dropped its 1 entries} \
+            [t::log_since $reg(h2) $m2]
+        t::stop $app
+    }
+
+    test host1_elects_again_and_its_names_return {
+        # An application that holds its name across a failover: commreg
+        # register, which starts a registry itself when none runs.
+        set wrap [t::newfile commregd-wrap]
+        t::write_file $wrap "#!/bin/sh\nexec [t::commregd_path] --liveness $::LIVENESS \"\$@\"\n" 0755
+        set ch [t::spawn {*}[on h1 env HOME=$home [t::commreg_path] --home $home \
+                                 --commregd $wrap register delta 4713]]
+        check_equal "registered" delta [t::readline $ch 10000]
+        foreach h {h2 h3} {
+            check "$h sees delta" [list [t::wait_until {[names_on $h $home] eq {delta}} 5000 50]]
+        }
+        set pid1 [dict get [ask h1 $home Commreg/Hello] pid]
+        set m2 [t::log_mark $reg(h2)]
+        exec kill -KILL $pid1
+        check "h1 elects a new registry" [list [t::wait_until \
+            {![catch {ask h1 $home Commreg/Hello} hi] && [dict get $hi pid] != $pid1} 10000 100]]
+        # Its applications may be back in it before h2 has seen the old
+        # link close: then h2 replaces the old link's entries by the new
+        # one's snapshot, with no drop in between.
+        check "h2 links to the new registry" [list [t::wait_until \
+            {[regexp {host h1: linked} [t::log_since $::reg(h2) $m2]]} 10000 50]]
+        foreach h {h2 h3} {
+            check "delta returns on $h" [list [t::wait_until \
+                {[names_on $h $home] eq {delta}} 10000 50]]
+        }
+        t::stop $ch
+        foreach h {h2 h3} {
+            t::wait_until {[names_on $h $home] eq {}} 5000 50
+        }
+        set reg(h1) [dict get [ask h1 $home Commreg/Hello] pid]
+    }
+
+    test sigstop_of_host1_registry_purged_within_liveness {
+        set app [hold_on h1 $home 4714 {epsilon}]
+        check "h2 sees epsilon" [list [t::wait_until {[names_on h2 $home] eq {epsilon}} 5000 50]]
+        set m2 [t::log_mark $reg(h2)]
+        exec kill -STOP $reg(h1)
+        t::defer [list catch [list exec kill -CONT $reg(h1)]]
+        foreach h {h2 h3} {
+            check "$h drops epsilon of the stopped host" [list [t::wait_until \
+                {[names_on $h $home] eq {}} [expr {4 * $::LIVENESS + 3000}] 50]]
+        }
+        check_regexp "h2's log says it did not answer" \
+            {host h1: .*(ping|answer|silent|live).*dropped its 1 entries} \
+            [t::log_since $reg(h2) $m2]
+        exec kill -CONT $reg(h1)
+        foreach h {h2 h3} {
+            check "epsilon returns on $h once h1 runs again" [list [t::wait_until \
+                {[names_on $h $home] eq {epsilon}} 10000 50]]
+        }
+        t::stop $app
+    }
+
+    test a_peer_with_a_wrong_cookie_is_refused {
+        # Host a0 sorts first, so it is the one that dials: its registry
+        # is given h2's port file, in a home whose cookie is another.
+        set other [t::new_home]
+        cookie_make $other
+        t::make_regdir $other
+        t::write_file [file join [t::regdir $other] h2] \
+            [t::read_file [file join [t::regdir $home] h2]]
+        set m2 [t::log_mark $reg(h2)]
+        set bad [registry_on a0 $other]
+        set app [hold_on a0 $other 4715 {intruder}]
+        check "h2 logs the refusal" [list [t::wait_until \
+            {[regexp "refused registry link from $::hostaddr(a0):" \
+                 [t::log_since $::reg(h2) $m2]]} 5000 50]]
+        check_regexp "a0 cannot link" {host h2: cannot link to} [t::daemon_log $bad]
+        check "h2 does not list a0's name" {[lsearch [names_on h2 $home] intruder*] < 0}
+        check_equal "a0 sees none of h2's" {intruder} [names_on a0 $other]
+        # Refusals again and again: still one line per source and 10 s.
+        t::pause 2500
+        set lines [regexp -all -line {refused registry link from} \
+                       [t::log_since $reg(h2) $m2]]
+        check "the refusals are rate-limited ($lines lines)" {$lines <= 2}
+        check "h2 still serves" {[names_on h2 $home] ne "-"}
+        t::stop $app
+        t::kill_proc $bad
+    }
+
+    test another_user_cannot_join {
+        set uid 65534
+        set other [t::tempdir nobody 0700]
+        file attributes $other -owner $uid
+        # Its own cookie: a copy of ours is unreadable to it (0600, root's).
+        exec setpriv --reuid=$uid --regid=$uid --clear-groups \
+            env HOME=$other [t::commreg_path] --home $other cookie
+        exec setpriv --reuid=$uid --regid=$uid --clear-groups \
+            sh -c "umask 077 && cat > $other/.tcl/comm/registry/h2" \
+            << [t::read_file [file join [t::regdir $home] h2]]
+        set m2 [t::log_mark $reg(h2)]
+        set log [t::newfile commregd-nobody].log
+        set pid [exec {*}[on a0 setpriv --reuid=$uid --regid=$uid --clear-groups \
+                              env HOME=$other [t::commregd_path] --home $other \
+                              --liveness $::LIVENESS] </dev/null >& $log &]
+        t::remember $pid
+        set ::t::daemon_log($pid) $log
+        t::watch_log "commregd of uid $uid on a0" $log
+        t::defer [list ::t::kill_proc $pid]
+        check "h2 refuses the other user's registry" [list [t::wait_until \
+            {[regexp "refused registry link from $::hostaddr(a0):" \
+                 [t::log_since $::reg(h2) $m2]]} 8000 50]]
+        check "the other user's registry did not link" \
+            {![regexp {host h2: linked} [t::daemon_log $pid]]}
+        check_equal "h2 lists nothing of it" {} [names_on h2 $home]
+    }
+
+    test thousand_names_resynced_after_a_partition_heals {
+        set names {}
+        for {set i 0} {$i < 1000} {incr i} { lappend names n$i }
+        set app [hold_on h1 $home 4716 $names]
+        set want [lsort $names]
+        foreach h {h2 h3} {
+            check "$h sees the 1000 names" [list [t::wait_until \
+                {[names_on $h $home] eq $want} 10000 100]]
+        }
+        set m2 [t::log_mark $reg(h2)]
+        host_link h1 down
+        foreach h {h2 h3} {
+            check "$h drops them when h1 is cut off" [list [t::wait_until \
+                {[names_on $h $home] eq {}} [expr {4 * $::LIVENESS + 5000}] 100]]
+        }
+        host_link h1 up
+        foreach h {h2 h3} {
+            check "$h has exactly the 1000 names again" [list [t::wait_until \
+                {[names_on $h $home] eq $want} 20000 100]]
+        }
+        set l [ask h3 $home Commreg/List]
+        check_equal "no duplicates on h3" 1000 [llength $l]
+        t::stop $app
+    }
+
+    test same_name_on_two_hosts_at_once {
+        # Both connected, then let go at the same instant: each registers
+        # "same" before the other's copy can have come, or just after;
+        # either way the answers must end distinct and the same on every
+        # host, whatever the order things arrived in.
+        set f [file join [t::workdir] holder.tcl]
+        set fifo [t::barrier_new]
+        set c2 [t::spawn {*}[on h2 [info nameofexecutable] $f $home h2 4802 same $fifo]]
+        set c3 [t::spawn {*}[on h3 [info nameofexecutable] $f $home h3 4803 same $fifo]]
+        t::pause 1000
+        t::barrier_release $fifo
+        set l2 [t::readline $c2 10000]
+        set l3 [t::readline $c3 10000]
+        check_match "h2 registered" {registered 1 *} $l2
+        check_match "h3 registered" {registered 1 *} $l3
+        set n2 [lindex $l2 2 0]
+        set n3 [lindex $l3 2 0]
+        if {$n2 eq $n3} {
+            # At once: each host has "same" for its own; the others see
+            # the copy of the host that sorts first as "same".
+            set view(h1) [lsort [list same same@h3]]
+            set view(h2) [lsort [list same same@h3]]
+            set view(h3) [lsort [list same same@h2]]
+            set on_h1(same) [list 4802 $::hostaddr(h2)]
+            set on_h1(same@h3) [list 4803 $::hostaddr(h3)]
+            set on_h3(same) {4803 localhost}
+            set on_h3(same@h2) [list 4802 $::hostaddr(h2)]
+        } else {
+            # One saw the other's first and took the next serial.
+            check "distinct names ($n2, $n3)" {$n2 ne $n3}
+            foreach h {h1 h2 h3} { set view($h) [lsort [list $n2 $n3]] }
+            set on_h1($n2) [list 4802 $::hostaddr(h2)]
+            set on_h1($n3) [list 4803 $::hostaddr(h3)]
+            set on_h3($n3) {4803 localhost}
+            set on_h3($n2) [list 4802 $::hostaddr(h2)]
+        }
+        t::say "  (h2 got \"$n2\", h3 got \"$n3\")"
+        foreach h {h1 h2 h3} {
+            check "$h ends with $view($h)" [list [t::wait_until \
+                {[names_on $h $home] eq $view($h)} 5000 50]]
+        }
+        foreach n [array names on_h1] {
+            check_equal "lookup $n on h1" $on_h1($n) \
+                [ask h1 $home [list Commreg/Lookup $n]]
+        }
+        foreach n [array names on_h3] {
+            check_equal "lookup $n on h3" $on_h3($n) \
+                [ask h3 $home [list Commreg/Lookup $n]]
+        }
+        check_equal "same@h3 on h2 is h3's" [list 4803 $::hostaddr(h3)] \
+            [ask h2 $home {Commreg/Lookup same@h3}]
+        # Stable: h1's registry restarted gets the same answers.
+        t::kill_proc $reg(h1)
+        set reg(h1) [registry_on h1 $home]
+        check "h1 ends with the same view after its registry restarts" \
+            [list [t::wait_until {[names_on h1 $home] eq $view(h1)} 5000 50]]
+        foreach n [array names on_h1] {
+            check_equal "lookup $n on h1 again" $on_h1($n) \
+                [ask h1 $home [list Commreg/Lookup $n]]
+        }
+        t::stop $c2
+        t::stop $c3
+    }
+
+    test without_a_cookie_nothing_listens_beyond_loopback {
+        set plain [t::new_home]
+        set pid [registry_on h3 $plain -plain]
+        check_regexp "port file is just the port" {^[0-9]+\n$} \
+            [t::read_file [file join [t::regdir $plain] h3]]
+        set r [t::run {*}[on h3 ss -Hltnp]]
+        set mine [lsearch -all -inline [split [dict get $r out] \n] "*pid=$pid,*"]
+        check "it listens on 127.0.0.1 only: $mine" \
+            {[llength $mine] == 1 && [string match *127.0.0.1:* [lindex $mine 0]]}
+        t::kill_proc $pid
+    }
+} 240
