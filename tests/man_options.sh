@@ -8,8 +8,9 @@ page=$1
 prog=$2
 status=0
 help=$("$prog" --help) || { echo "$prog --help failed"; exit 1; }
-cmds=$(printf '%s\n' "$help" |
-  sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}')
+# (a command's line starts with two spaces; a wrapped summary with more)
+cmds=$(printf '%s\n' "$help" | sed -n '/^commands:/,/^$/p' |
+  sed -n 's/^  \([a-z][a-z-]*\).*/\1/p')
 for sub in $cmds; do
   sub_help=$("$prog" "$sub" --help) ||
     { echo "$prog $sub --help failed"; exit 1; }
