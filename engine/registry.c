@@ -644,6 +644,22 @@ registry_match(struct registry *r, const char *pat, size_t plen,
 	}
 }
 
+size_t
+registry_scan(struct registry *r, size_t *cursor, size_t max,
+    void (*fn)(const struct reg_entry *, void *), void *arg)
+{
+	struct reg_entry *e;
+	size_t i, n = 0;
+
+	for (i = *cursor; i < r->nbuckets && n < max; i++)
+		for (e = r->buckets[i]; e != NULL; e = e->hnext) {
+			fn(e, arg);
+			n++;
+		}
+	*cursor = i < r->nbuckets ? i : 0;
+	return n;
+}
+
 struct sorted_ctx {
 	const struct reg_entry **v;
 	size_t n, cap;

@@ -156,6 +156,17 @@ struct reg_entry *registry_find(struct registry *, const char *name,
  */
 struct reg_entry *registry_find_app(struct registry *,
     const struct reg_entry *after, const char *app, size_t len);
+/*
+ * Part of a walk over the whole table, for work spread over time (the
+ * gateway's port checks): fn for the entries of whole hash chains from
+ * *cursor (0: the start) until at least max were given or the table
+ * ends; *cursor is where to go on, 0 again after the end.  fn must not
+ * remove entries (collect them, act after).  An entry added or removed
+ * between two calls may be given once more, or not at all, that round.
+ * Returns how many were given.
+ */
+size_t registry_scan(struct registry *, size_t *cursor, size_t max,
+    void (*fn)(const struct reg_entry *, void *), void *arg);
 void registry_match(struct registry *, const char *pat, size_t plen,
     void (*fn)(const struct reg_entry *, void *), void *arg);
 /* All entries matching, sorted by name, *n of them; caller frees the

@@ -21,8 +21,11 @@
 #include "gwconf.h"
 #include "server.h"
 
-/* How often every entry's port check is made again. */
-#define GW_RECHECK_MS 2000
+/* How often every entry's port check is made again: a slice of the table
+ * every GW_RECHECK_SLICE_MS, so that a large table is not one long stall
+ * of the gateway. */
+#define GW_RECHECK_MS       2000
+#define GW_RECHECK_SLICE_MS 100
 
 /* Connections one uid may hold (a user registry needs one). */
 #define GW_CONNS_PER_UID 16
@@ -53,7 +56,8 @@ struct gateway {
 	/* The rule that allowed the registration being added, for its log
 	 * line (gw_admit_entry to gw_entry_added, one command). */
 	const struct gwconf_rule *last_rule;
-	struct event *recheck; /* the port check, every GW_RECHECK_MS */
+	struct event *recheck; /* the port check, every GW_RECHECK_SLICE_MS */
+	size_t recheck_at;     /* where it goes on (registry_scan) */
 };
 
 struct fed;

@@ -15,6 +15,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -493,29 +494,58 @@ static void withdraw(struct gateway *, struct reg_entry *, const char *);
 /*
  * The port check again, for every entry of this host, while it lives:
  * an application that closed its port, and someone else who took it,
- * must not keep the name leading there.  One dump of the listeners per
- * round, each entry checked against it.
+ * must not keep the name leading there.  A slice of the table every
+ * GW_RECHECK_SLICE_MS, each entry of it checked against one fresh dump of
+ * the listeners (a dump older than an entry would miss its listener).
  */
+struct recheck_slice {
+	struct reg_entry **v;
+	size_t n, cap;
+};
+
+static void
+recheck_collect(const struct reg_entry *ce, void *arg)
+{
+	struct recheck_slice *sl = arg;
+	struct reg_entry **nv;
+
+	if (sl->n == sl->cap) {
+		sl->cap = sl->cap ? sl->cap * 2 : 256;
+		if ((nv = reallocarray(sl->v, sl->cap, sizeof *nv)) == NULL)
+			fatal("%s", __func__);
+		sl->v = nv;
+	}
+	/* Held: withdrawing one entry may end its owner's others. */
+	registry_entry_ref(ce);
+	sl->v[sl->n++] = (struct reg_entry *)(uintptr_t)ce;
+}
+
 static void
 gw_recheck(evutil_socket_t fd, short ev, void *arg)
 {
 	struct gateway *g = arg;
+	struct recheck_slice sl = {NULL, 0, 0};
 	struct listeners ls;
-	const struct reg_entry **v;
 	struct reg_entry *e;
 	char err[300], why[400];
-	size_t i, n, gone = 0;
+	size_t i, gone = 0, count = registry_count(g->srv.reg);
 
+	if (count == 0)
+		return;
 	if (portowner_dump(&ls, err, sizeof err) == -1) {
 		log_limited("port check", "port check: %s", err);
 		return;
 	}
-	v = registry_sorted(g->srv.reg, "*", 1, &n);
-	for (i = 0; i < n; i++) {
-		e = (struct reg_entry *)v[i];
-		if (e->path[0] != '\0' || e->owner == NULL ||
+	/* A slice each turn, the whole table every GW_RECHECK_MS. */
+	registry_scan(g->srv.reg, &g->recheck_at,
+	    count / (GW_RECHECK_MS / GW_RECHECK_SLICE_MS) + 1, recheck_collect,
+	    &sl);
+	for (i = 0; i < sl.n; i++) {
+		e = sl.v[i];
+		if (e->removed || e->path[0] != '\0' || e->owner == NULL ||
 		    ((struct peer *)e->owner)->srv != &g->srv)
-			continue; /* learned from another gateway */
+			continue; /* gone meanwhile, or learned from another
+			             gateway */
 		if (gw_check_leads(g, &ls, e->host, e->port, e->data,
 		        e->datalen, e->scope == REG_SCOPE_GLOBAL, e->uid, err,
 		        sizeof err) == 0)
@@ -527,7 +557,9 @@ gw_recheck(evutil_socket_t fd, short ev, void *arg)
 		withdraw(g, e, why);
 		gone++;
 	}
-	free((void *)v);
+	for (i = 0; i < sl.n; i++)
+		registry_entry_unref(sl.v[i]);
+	free(sl.v);
 	portowner_free(&ls);
 	if (gone > 0)
 		server_flush(&g->srv);
@@ -672,8 +704,8 @@ gateway_init(struct gateway *g, struct event_base *base, int listen_fd,
 	g->srv.kind = "gateway";
 	registry_observe(g->srv.reg, count_entries, g);
 	{
-		struct timeval tv = {GW_RECHECK_MS / 1000,
-		    (GW_RECHECK_MS % 1000) * 1000};
+		struct timeval tv = {GW_RECHECK_SLICE_MS / 1000,
+		    (GW_RECHECK_SLICE_MS % 1000) * 1000};
 
 		g->recheck = event_new(base, -1, EV_PERSIST, gw_recheck, g);
 		if (g->recheck == NULL)

@@ -146,6 +146,50 @@ test_application_index(void)
 }
 
 static void
+count_seen(const struct reg_entry *e, void *arg)
+{
+	/* port is the entry's number in the table below */
+	((int *)arg)[e->port]++;
+}
+
+/* A walk in slices gives each entry once per round, the cursor back at 0
+ * at the end of it. */
+static void
+test_scan_in_slices(void)
+{
+	struct registry *r = registry_new(NULL, NULL);
+	struct reg_entry_list o;
+	static int seen[5000];
+	size_t cursor = 0, got, total = 0;
+	char name[32];
+	int i, rounds = 0, calls = 0;
+	struct reg_entry *e;
+
+	TAILQ_INIT(&o);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	for (i = 0; i < 5000; i++) {
+		snprintf(name, sizeof name, "s%d@u", i);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(e = put(r, name, &o));
+		e->port = i;
+	}
+	memset(seen, 0, sizeof seen);
+	do {
+		got = registry_scan(r, &cursor, 250, count_seen, seen);
+		CU_ASSERT(got >= (cursor == 0 ? 0 : 250));
+		total += got;
+		calls++;
+	} while (cursor != 0 && calls < 10000);
+	rounds++;
+	CU_ASSERT_EQUAL(total, 5000);
+	CU_ASSERT(calls >= 5000 / 250 / 2 && calls <= 5000 / 250 + 1);
+	for (i = 0; i < 5000; i++)
+		CU_ASSERT_EQUAL(seen[i], rounds);
+	while (!TAILQ_EMPTY(&o))
+		registry_remove(r, TAILQ_FIRST(&o), &o);
+	registry_free(r);
+}
+
+static void
 test_second_instance_gets_serial_2(void)
 {
 	struct seen s = {""};
@@ -722,6 +766,7 @@ main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	s = CU_add_suite("registry", NULL, NULL);
+	CU_add_test(s, "a walk in slices", test_scan_in_slices);
 	CU_add_test(s, "the index by application name",
 	    test_application_index);
 	CU_add_test(s, "second instance gets serial 2",
