@@ -15,7 +15,15 @@
  *       host and global names on ONE connection to the gateway, which
  *       takes at most 1024 names per connection: 10,000 names need ten
  *       user registries); prints "ok SECONDS" once all are in, then
- *       holds them until SIGTERM.
+ *       holds them until SIGTERM.  FEDBENCH_PER_CONN in the
+ *       environment: that many names on each connection instead;
+ *       FEDBENCH_PREFIX: names PREFIX00000 ... instead of fill-.
+ *   fedbench lookups N HOME NAME...
+ *       N times, each NAME in turn: commreg_lookup on HOME's user
+ *       registry (which asks its gateway for what it lacks).  Prints
+ *       "ok FOUND" (how many were answered with a comm id) and the N
+ *       times in ms (a failed lookup counts as it is: a
+ *       NAME nobody has measures the way to "no").
  *   fedbench resync N WATCH_HOME TIMEOUT_S CMD...
  *       watch "fill-*" on WATCH_HOME until it shows N entries, then run
  *       CMD (a shell command), and time until the view has lost at least
@@ -210,22 +218,30 @@ on_term(int sig)
 static int
 fill(int n, char **homes, int nh)
 {
-	int port = listener(), i,
-	    nc = (n + NAMES_PER_CONN - 1) / NAMES_PER_CONN;
+	int per = getenv("FEDBENCH_PER_CONN") != NULL
+	              ? atoi(getenv("FEDBENCH_PER_CONN"))
+	              : NAMES_PER_CONN;
+	const char *prefix = getenv("FEDBENCH_PREFIX") != NULL
+	                         ? getenv("FEDBENCH_PREFIX")
+	                         : "fill-";
+	int port = listener(), i, nc;
+
+	if (per <= 0)
+		fail("FEDBENCH_PER_CONN %s%s", "must be a positive number", "");
+	nc = (n + per - 1) / per;
 	struct commreg_client **c = calloc((size_t)nc, sizeof *c);
 	char name[64], assigned[256];
 	double t0 = now_ms();
 
 	if (nc > nh)
-		fail("too few homes: one per %s names%s", "1000", "");
+		fail("too few homes: one per %s names%s", getenv("FEDBENCH_PER_CONN") ? getenv("FEDBENCH_PER_CONN") : "1000", "");
 	for (i = 0; i < nc; i++)
 		c[i] = client(homes[i]);
 	for (i = 0; i < n; i++) {
-		snprintf(name, sizeof name, "fill-%05d", i);
-		if (commreg_register_scope(c[i / NAMES_PER_CONN], name, port,
-		        NULL, "global", assigned, sizeof assigned) != 0)
-			fail("register %s: %s", name,
-			    commreg_error(c[i / NAMES_PER_CONN]));
+		snprintf(name, sizeof name, "%s%05d", prefix, i);
+		if (commreg_register_scope(c[i / per], name, port, NULL,
+		        "global", assigned, sizeof assigned) != 0)
+			fail("register %s: %s", name, commreg_error(c[i / per]));
 	}
 	printf("ok %.3f\n", (now_ms() - t0) / 1e3);
 	fflush(stdout);
@@ -389,6 +405,33 @@ tls(const char *host, int port, const char *cert, const char *key,
 	return 0;
 }
 
+/* ---- lookups ------------------------------------------------------------ */
+
+static int
+lookups(int n, const char *home, char **names, int nn)
+{
+	struct commreg_client *c = client(home);
+	double *t = calloc((size_t)n, sizeof *t), t0;
+	char id[512];
+	int i, found = 0;
+
+	if (t == NULL)
+		fail("out of memory%s%s", "", "");
+	for (i = 0; i < n; i++) {
+		t0 = now_ms();
+		if (commreg_lookup_id(c, names[i % nn], id, sizeof id) == 0)
+			found++;
+		t[i] = now_ms() - t0;
+	}
+	printf("ok %d", found);
+	for (i = 0; i < n; i++)
+		printf(" %.4f", t[i]);
+	printf("\n");
+	commreg_close(c);
+	free(t);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -398,6 +441,8 @@ main(int argc, char **argv)
 		return latency(atoi(argv[2]), argv[3], argv + 4, argc - 4);
 	if (argc >= 4 && strcmp(argv[1], "fill") == 0)
 		return fill(atoi(argv[2]), argv + 3, argc - 3);
+	if (argc >= 5 && strcmp(argv[1], "lookups") == 0)
+		return lookups(atoi(argv[2]), argv[3], argv + 4, argc - 4);
 	if (argc == 6 && strcmp(argv[1], "resync") == 0)
 		return resync(atoi(argv[2]), argv[3], atoi(argv[4]), argv[5]);
 	if (argc == 9 && strcmp(argv[1], "tls") == 0)
@@ -406,6 +451,7 @@ main(int argc, char **argv)
 	fprintf(stderr,
 	    "usage: fedbench latency N REG_HOME WATCH_HOME...\n"
 	    "       fedbench fill N REG_HOME...\n"
+	    "       fedbench lookups N HOME NAME...\n"
 	    "       fedbench resync N WATCH_HOME TIMEOUT_S CMD\n"
 	    "       fedbench tls HOST PORT CERT KEY CA PEER_NAME SECONDS\n");
 	return 2;
