@@ -159,14 +159,31 @@ check "the unit runs the installed commgwd" \
   grep -q '^ExecStart=/usr/sbin/commgwd' /lib/systemd/system/commgwd.service
 check "the user unit runs the installed commregd" \
   grep -q '^ExecStart=/usr/bin/commregd ' /usr/lib/systemd/user/commregd.service
-/usr/sbin/commgwd >"$work/gw.out" 2>"$work/gw.err" &
-gwpid=$!
-pids+=("$gwpid")
-if wait_for 10 grep -q '^ready' "$work/gw.out"; then
-  ok "commgwd serves (ready)"
+# Under systemd the package has enabled and started the unit; without
+# it (a container, a chroot) the gateway is started here as the unit
+# would, and stopped by its PID.
+gw_systemd=0
+if [ -d /run/systemd/system ]; then
+  gw_systemd=1
+  check "the unit is enabled" systemctl is-enabled --quiet commgwd
+  if wait_for 10 systemctl is-active --quiet commgwd; then
+    ok "systemd started commgwd.service"
+  else
+    systemctl status commgwd --no-pager | tail -n 20
+    bad "systemd started commgwd.service"
+  fi
+  gwpid=$(systemctl show -p MainPID --value commgwd)
+  wait_for 10 test -S /run/tcl-comm/gateway.sock
 else
-  cat "$work/gw.err"
-  bad "commgwd serves (ready)"
+  /usr/sbin/commgwd >"$work/gw.out" 2>"$work/gw.err" &
+  gwpid=$!
+  pids+=("$gwpid")
+  if wait_for 10 grep -q '^ready' "$work/gw.out"; then
+    ok "commgwd serves (ready)"
+  else
+    cat "$work/gw.err"
+    bad "commgwd serves (ready)"
+  fi
 fi
 check "the serving gateway runs as tclcomm" \
   sh -c "ps -o user= --ppid $gwpid | grep -qx tclcomm"
@@ -236,8 +253,10 @@ check "the C client registers and looks up through libcommreg.so.0" \
          HOME='$home' timeout 30 '$work/smoke'"
 
 [ -n "$regpid" ] && stop "$regpid"
-stop "$gwpid"
-check "the gateway removed its socket" test ! -e /run/tcl-comm/gateway.sock
+if [ "$gw_systemd" = 0 ]; then
+  stop "$gwpid"
+  check "the gateway removed its socket" test ! -e /run/tcl-comm/gateway.sock
+fi
 
 echo "== remove (the configuration and the user stay)"
 echo "# an administrator's edit" >>/etc/tcl/comm/20-quota.ini
@@ -246,6 +265,10 @@ if apt-get remove -y -q "${pkgs[@]}" >"$work/remove.log" 2>&1; then
 else
   tail -n 30 "$work/remove.log"
   bad "apt-get remove"
+fi
+if [ "$gw_systemd" = 1 ]; then
+  check "removing the package stopped the unit" \
+    sh -c '! systemctl is-active --quiet commgwd'
 fi
 check "the programs are gone" sh -c \
   '! test -e /usr/bin/commreg && ! test -e /usr/bin/commregd && ! test -e /usr/sbin/commgwd'
