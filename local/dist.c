@@ -1290,7 +1290,8 @@ scan(struct dist *d)
 		if (h->dialing != NULL)
 			link_close(h->dialing, NULL);
 		if (h->cur != NULL)
-			link_close(h->cur, "its port file is gone");
+			link_close(h->cur,
+			    "its port file is gone or names no link address");
 	}
 	server_flush(d->srv);
 }

@@ -457,6 +457,68 @@ main {
         t::stop $c3
     }
 
+    test an_unsafe_cookie_is_refused_and_the_registry_serves {
+        foreach {what setup fix} {
+            "mode 0644" {file attributes $c -permissions 0644} {run: chmod 600}
+            "16 bytes" {t::write_file $c [string repeat x 16]} {fewer than 32}
+        } {
+            set bad [t::new_home]
+            set c [cookie_make $bad]
+            eval $setup
+            set pid [registry_on h3 $bad -plain]
+            check_regexp "$what: the log says why and how to fix it" \
+                "distributed registry off: .*cookie: .*$fix" [t::daemon_log $pid]
+            check_regexp "$what: the port file is just the port" {^[0-9]+\n$} \
+                [t::read_file [file join [t::regdir $bad] h3]]
+            check_equal "$what: it serves" {} [names_on h3 $bad]
+            t::kill_proc $pid
+        }
+    }
+
+    test a_linked_peer_that_talks_nonsense_is_closed {
+        # A peer that holds the cookie (its key derived by openssl's own
+        # HKDF, which checks ours) and then sends what no registry would:
+        # refused or closed, logged, and h2 serves on.
+        set key [binary encode hex [t::read_file [file join $home .tcl comm cookie]]]
+        set r [t::run openssl kdf -keylen 32 -kdfopt digest:SHA256 \
+                   -kdfopt hexkey:$key -kdfopt "salt:commreg distributed registry" \
+                   -kdfopt "info:link psk v1 [exec id -un]" HKDF]
+        set psk [string map {: ""} [string trim [dict get $r out]]]
+        check "openssl derives a key" {[string length $psk] == 64}
+        regexp {dist ([0-9.]+) ([0-9]+)} [t::read_file [file join [t::regdir $home] h2]] -> a p
+        set m2 [t::log_mark $reg(h2)]
+        set ch [open |[list {*}[on h3 openssl s_client -quiet -tls1_3 -psk $psk \
+                                  -psk_identity "commreg-dist/1 [exec id -un]" \
+                                  -connect $a:$p] 2>@1] r+]
+        fconfigure $ch -blocking 0 -buffering line
+        t::remember [pid $ch]
+        t::defer [list ::t::kill_proc [pid $ch]]
+        t::defer [list catch [list close $ch]]
+        puts $ch [list {3 2} 0]
+        set l {}
+        # (Each line is one element of the stream's list: {vers 3}.)
+        t::wait_until {[catch {lindex [set l [t::readline $ch 100]] 0} l] == 0
+            && $l eq {vers 3}} 5000 10
+        check_equal "TLS with the derived key, then the comm handshake" {vers 3} $l
+        puts $ch [list [list send 1 [list [list Dist/Snapshot {}]]]]
+        check_match "a snapshot before Dist/Hello is refused" \
+            "*reply 1 ?return -code 1 *no Dist/Hello*" [t::readline $ch 3000]
+        puts $ch [list [list send 2 [list [list Dist/Hello zz nobody]]]]
+        check_match "a Dist/Hello of another user is refused" \
+            "*reply 2 ?return -code 1 *refused*" [t::readline $ch 3000]
+        puts $ch [list [list send 3 [list [list Dist/Hello zz [exec id -un]]]]]
+        set got {}
+        # Its reply, and h2's snapshot (quickly: h2 pings a link silent
+        # for a third of its liveness, and this one does not answer).
+        for {set i 0} {$i < 2} {incr i} { lappend got [t::readline $ch 3000] }
+        check "Dist/Hello answered with h2's name" {[lsearch $got "*reply 3 ?return -code 0 h2?*"] >= 0}
+        puts $ch [list [list async 4 [list [list Dist/Add {name}]]]]
+        check "an entry that is no entry closes the link" [list [t::wait_until \
+            {[regexp {host zz: bad entry: .*dropped its 0 entries} \
+                 [t::log_since $::reg(h2) $m2]]} 5000 50]]
+        check "h2 serves on" {[names_on h2 $home] ne "-"}
+    }
+
     test without_a_cookie_nothing_listens_beyond_loopback {
         set plain [t::new_home]
         set pid [registry_on h3 $plain -plain]
