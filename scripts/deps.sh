@@ -12,7 +12,7 @@ pkgs=(
   dpkg-dev debhelper lintian adduser
   passwd util-linux procps iproute2
   dbus libdbus-1-dev
-  systemd
+  systemd strace
 )
 
 apt-get update -q

@@ -36,6 +36,16 @@
 #                                  6 info, 3 the fatal line) and no time;
 #                                  JOURNAL_STREAM naming another file, or
 #                                  none: the time as ever
+#   the_gateway_stays_inside_its_unit
+#                                  commgwd under strace, as root with
+#                                  user = nobody (privilege separation),
+#                                  serving a registry, checking a port,
+#                                  reloading and stopping: every system
+#                                  call it makes is in the unit's
+#                                  SystemCallFilter, and the only /proc
+#                                  file it opens is one glibc does without
+#                                  (so ProcSubset=pid and ProtectProc
+#                                  take nothing it needs)
 #   install_puts_units_with_its_paths
 #                                  `cmake --install --prefix DIR` installs
 #                                  commgwd.service (system) and
@@ -104,6 +114,39 @@ proc start_logging_to {file js args} {
 proc dev_ino {file} {
     file stat $file st
     return "$st(dev):$st(ino)"
+}
+
+# The system calls a SystemCallFilter= line allows: its groups expanded,
+# as systemd-analyze syscall-filter lists them, minus the ~ line's.
+proc filter_members {analyze group {seen {}}} {
+    set out {}
+    set r [run $analyze syscall-filter $group]
+    foreach l [lrange [split [dict get $r out] \n] 1 end] {
+        set l [string trim $l]
+        if {$l eq "" || [string match #* $l]} continue
+        if {[string match @* $l]} {
+            if {$l ni $seen} {
+                lappend seen $l
+                lappend out {*}[filter_members $analyze $l $seen]
+            }
+        } else {
+            lappend out $l
+        }
+    }
+    return [lsort -unique $out]
+}
+
+proc unit_syscalls_allowed {analyze unit_text} {
+    set allow {}
+    set deny {}
+    foreach l [split $unit_text \n] {
+        if {![regexp {^SystemCallFilter=(~?)(.*)$} $l -> neg groups]} continue
+        foreach g $groups {
+            set m [filter_members $analyze $g]
+            if {$neg eq "~"} { lappend deny {*}$m } else { lappend allow {*}$m }
+        }
+    }
+    return [lmap c [lsort -unique $allow] {expr {$c in $deny ? [continue] : $c}}]
 }
 
 proc daemons {} {
@@ -370,5 +413,62 @@ main {
         set pid [start_logging_to $j [dev_ino $j] [gw_path] --config-dir $d]
         check "a gateway that cannot start says why at <3>" \
             {[wait_until {[regexp -line {^<3>commgwd: .*gw.sock exists and is not a socket} [::t::read_file $j]]} [slow 5000]]}
+    }
+
+    test the_gateway_stays_inside_its_unit {
+        if {[exec id -u] != 0} {
+            say "  (skipped: the unit starts the gateway as root)"
+            return
+        }
+        set strace [need strace strace]
+        set analyze [need systemd-analyze systemd]
+        set r [run $strace -qq -o /dev/null true]
+        if {[dict get $r code] != 0} {
+            say "  SKIPPED: strace cannot trace here: [string trim [dict get $r err]]"
+            return
+        }
+        set trace [newfile gw].strace
+        set d [gw_confdir [dict create 00-gateway.ini \
+            "\[gateway\]\nsocket = @SOCKET@\nuser = nobody\n"]]
+        # -D: strace is a grandchild, the gateway keeps the PID we signal.
+        set g [spawn $strace -D -f -q -o $trace [gw_path] --config-dir $d]
+        check_equal "the gateway starts under strace" ready [readline $g [slow 10000]]
+        set u [gw_user "" $d]
+        set reg [gw_registry $u]
+        check "a registry links to it" {[gw_linked $u $reg]}
+        lassign [gw_listener $u] - port
+        check "a name is admitted, its port checked" \
+            {[dict get [gw_register $u traced $port] ok]}
+        set mark [gw_log_mark $g]
+        gw_signal $g HUP
+        check "it reloads" {[gw_wait_log $g "configuration reloaded from $d" 5000 $mark]}
+        set pid [gw_pid $g]
+        stop $g TERM
+        check "it stops, and strace has written all" \
+            {[wait_until {[regexp -line "^$pid +\\+\\+\\+ (exited|killed)" [::t::read_file $trace]]} [slow 5000]]}
+
+        set calls {}
+        set procs {}
+        foreach l [split [read_file $trace] \n] {
+            if {[regexp {^\d+ +([a-z0-9_]+)\(} $l -> c]} { lappend calls $c }
+            foreach p [regexp -all -inline {"/proc/[^"]*"} $l] {
+                lappend procs [string trim $p \"]
+            }
+        }
+        set calls [lsort -unique $calls]
+        check "strace saw the gateway's calls ([llength $calls])" {[llength $calls] > 20}
+        set st [read_file [file join [build_dir] etc-tcl-comm commgwd.service]]
+        set allowed [unit_syscalls_allowed $analyze $st]
+        check "the unit's filter allows a plain daemon's calls" \
+            {"epoll_wait" in $allowed && "setgroups" in $allowed && "mount" ni $allowed}
+        check_equal "every call it made is in the unit's SystemCallFilter" {} \
+            [lmap c $calls {expr {$c in $allowed ? [continue] : $c}}]
+        # Its own /proc/self stays under ProcSubset=pid (a sanitizer
+        # build reads it); nothing else of /proc but what glibc does
+        # without.
+        check_equal "of /proc it opens only its own, and what glibc does without" \
+            {} [lmap p [lsort -unique $procs] {
+                expr {$p eq "/proc/sys/kernel/ngroups_max" ||
+                      [string match /proc/self/* $p] ? [continue] : $p}}]
     }
 }
