@@ -74,7 +74,7 @@ print_errors(const struct gwconf_errors *errs)
 	size_t i;
 
 	for (i = 0; i < errs->n; i++)
-		fprintf(stderr, "commgwd: %s\n", errs->v[i]);
+		log_tell("%s", errs->v[i]);
 }
 
 /*
@@ -289,8 +289,7 @@ load_config(const struct commgwd_opts *o)
 		print_errors(&errs);
 		gwconf_errors_free(&errs);
 		if (o->check)
-			fprintf(stderr, "commgwd: %s: configuration refused\n",
-			    o->config_dir);
+			log_tell("%s: configuration refused", o->config_dir);
 	}
 	return conf;
 }
@@ -310,9 +309,8 @@ check_ok(struct gwconf *conf)
 	if (conf->certificate != NULL && conf->key != NULL &&
 	    conf->ca != NULL) {
 		if ((ctx = fed_tls_context(conf, err, sizeof err)) == NULL) {
-			fprintf(stderr, "commgwd: %s\n", err);
-			fprintf(stderr, "commgwd: %s: configuration refused\n",
-			    conf->dir);
+			log_tell("%s", err);
+			log_tell("%s: configuration refused", conf->dir);
 			gwconf_free(conf);
 			return 1;
 		}

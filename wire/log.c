@@ -233,6 +233,36 @@ vlog(int level, int fatal, const char *fmt, va_list ap, const char *why)
 }
 
 void
+log_tell(const char *fmt, ...)
+{
+	const char *name =
+	    log_progname != NULL ? log_progname : program_invocation_short_name;
+	char line[2048];
+	size_t len = 0;
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line),
+	    "%s%s: ", is_journal(STDERR_FILENO) ? "<3>" : "", name);
+	if (n > 0)
+		len = (size_t)n;
+	if (len < sizeof(line)) {
+		va_start(ap, fmt);
+		n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+		va_end(ap);
+		if (n > 0)
+			len += (size_t)n;
+	}
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	fflush(stderr);
+	if (write(STDERR_FILENO, line, len) == -1) {
+		/* nowhere left to complain */
+	}
+}
+
+void
 log_warnx(const char *fmt, ...)
 {
 	va_list ap;

@@ -45,6 +45,14 @@ void log_set_sink(log_sink_fn fn, void *arg);
  * the process that hosts the library is not the library's to write on.
  */
 void log_library_default(void);
+/*
+ * What went wrong, told to the person who ran the command (a refused
+ * configuration, by --check-config or at a start): "prog: message" on
+ * stderr without a time, as they read it now; and as an error (<3>) when
+ * stderr is the journal, so that a service's failed start shows in
+ * journalctl -p err.
+ */
+void log_tell(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -413,6 +413,24 @@ main {
         set pid [start_logging_to $j [dev_ino $j] [gw_path] --config-dir $d]
         check "a gateway that cannot start says why at <3>" \
             {[wait_until {[regexp -line {^<3>commgwd: .*gw.sock exists and is not a socket} [::t::read_file $j]]} [slow 5000]]}
+
+        # A configuration refused (the unit's ExecStartPre, or a start):
+        # each error, and the verdict, are errors for the journal too.
+        set d [gw_confdir [dict create 00-gateway.ini "\[gateway\]\nsocket = @SOCKET@\nbogus = 1\n"]]
+        set said "<3>commgwd: $d/00-gateway.ini:3: unknown key \"bogus\" in \[gateway\]\n"
+        foreach {argv want} [list --check-config "$said<3>commgwd: $d: configuration refused\n" \
+                                 {} $said] {
+            set j [newfile journal].log
+            write_file $j ""
+            set r [run env JOURNAL_STREAM=[dev_ino $j] J=$j sh -c {exec "$@" 2>>"$J"} \
+                       sh [gw_path] --config-dir $d {*}$argv]
+            check_equal "commgwd $argv on a bad configuration: exit 1" 1 [dict get $r code]
+            check_equal "commgwd $argv: its errors are <3>" $want [read_file $j]
+        }
+        set r [run [gw_path] --config-dir $d --check-config]
+        check_equal "on a terminal, the same lines without a priority" \
+            "commgwd: $d/00-gateway.ini:3: unknown key \"bogus\" in \[gateway\]\ncommgwd: $d: configuration refused\n" \
+            [dict get $r err]
     }
 
     test the_gateway_stays_inside_its_unit {
