@@ -26,6 +26,12 @@
 #                                  the same when the registry stops
 #                                  cleanly; with no registry, --standby
 #                                  simply is the registry
+#   a_tcllib_client_finds_the_standby
+#                                  nameserv::auto's names, bound at a
+#                                  registry an application started, are
+#                                  back after that registry is killed,
+#                                  nobody starting another: the standby
+#                                  took over on the same port
 #   standby_is_for_the_foreground  --standby with --detach or --private:
 #                                  a usage error, exit 2
 #   the_journal_gets_priorities_and_no_time
@@ -56,6 +62,7 @@
 #                                  rates the installed gateway unit 2.5
 #                                  or less (issue 14's bar)
 source [file join [file dirname [info script]] lib.tcl]
+package require nameserv::auto
 
 # The version CMake's project() gives, read from the top CMakeLists.txt.
 proc project_version {} {
@@ -340,6 +347,34 @@ main {
         set p2 [wait_ready $home2 $s2]
         check_equal "with no registry, --standby is the registry" $s2 [registry_pid $home2]
         check "and never stood by" {![string match "*standing by*" [daemon_log $s2]]}
+    }
+
+    test a_tcllib_client_finds_the_standby {
+        set home [new_home]
+        set r [run -home $home [commregd_path] --detach --home $home]
+        check_equal "an application's registry starts (--detach)" 0 [dict get $r code]
+        set port [file_port $home]
+        set first [registry_pid $home]
+        if {$first eq ""} { error "no registry answers on $port" }
+        remember $first
+        defer [list ::t::kill_proc $first]
+        set s [start_daemon $home --standby]
+        check "the standby stands by" \
+            {[wait_until {[string match "*standing by*" [::t::daemon_log $s]]} [slow 5000]]}
+        must {nameserv::auto::configure -port $port -host localhost -delay 200}
+        must {nameserv::auto::bind svc.login {7101 hostA}}
+        # Let go while the standby still serves (deferred scripts run
+        # last first), so that no rebinding outlives the scenario.
+        defer {catch {nameserv::auto::release}}
+        check_equal "a tcllib client's name is there" {svc.login {7101 hostA}} \
+            [search $port svc.*]
+
+        kill_proc $first KILL
+        set ok [wait_until {
+            [catch {::t::search $port svc.*} now] == 0 && $now eq {svc.login {7101 hostA}}
+        } [slow 8000] 50]
+        check "its name is back, nobody having started a registry" {$ok}
+        check_equal "served by the standby, on the same port" $s [registry_pid $home]
     }
 
     test standby_is_for_the_foreground {
