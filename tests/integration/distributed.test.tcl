@@ -80,6 +80,11 @@ main {
             [ask h3 $home {Commreg/Lookup alpha@h1}]
         check_equal "alpha@h1 on h1 is its own" {4711 localhost} \
             [ask h1 $home {Commreg/Lookup alpha@h1}]
+        # The C library (the commreg command) sees the same.
+        set r [t::run -timeout 10 {*}[on h3 env HOME=$home [t::commreg_path] \
+                                        --home $home lookup alpha]]
+        check_equal "commreg lookup alpha on h3" "4711 $::hostaddr(h1)" \
+            [string trim [dict get $r out]]
         # nns Search answers from the same table.
         check_equal "nns Search on h2" [list alpha [list 4711 $::hostaddr(h1)]] \
             [ask h2 $home {Search alph*}]
@@ -135,6 +140,27 @@ main {
             t::wait_until {[names_on $h $home] eq {}} 5000 50
         }
         set reg(h1) [dict get [ask h1 $home Commreg/Hello] pid]
+    }
+
+    test a_host_whose_port_file_goes_is_purged {
+        set app [hold_on h3 $home 4720 zeta]
+        check "h1 sees zeta" [list [t::wait_until {[names_on h1 $home] eq {zeta}} 5000 50]]
+        set pf [file join [t::regdir $home] h3]
+        set data [t::read_file $pf]
+        set m2 [t::log_mark $reg(h2)]
+        file delete $pf
+        foreach h {h1 h2} {
+            check "$h drops h3's zeta" [list [t::wait_until \
+                {[names_on $h $home] eq {}} 5000 50]]
+        }
+        check_regexp "h2's log says why" {host h3: its port file is gone} \
+            [t::log_since $reg(h2) $m2]
+        t::write_file $pf $data
+        foreach h {h1 h2} {
+            check "zeta returns on $h with the file" [list [t::wait_until \
+                {[names_on $h $home] eq {zeta}} 5000 50]]
+        }
+        t::stop $app
     }
 
     test sigstop_of_host1_registry_purged_within_liveness {
