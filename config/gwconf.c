@@ -518,6 +518,15 @@ gw_link_max_message(struct loader *ld, const char *key, const char *value)
 }
 
 static void
+gw_link_max_snapshot(struct loader *ld, const char *key, const char *value)
+{
+	/* What one remote may make us hold while its snapshot comes in
+	 * pieces (about 200 bytes an entry: 64 MiB is some 300,000). */
+	parse_int(ld, key, value, 65536, 1024 * 1024 * 1024,
+	    &ld->conf->link_max_snapshot);
+}
+
+static void
 gw_handshake_timeout(struct loader *ld, const char *key, const char *value)
 {
 	parse_int(ld, key, value, 1, HANDSHAKE_MAX,
@@ -553,6 +562,7 @@ static const struct key_entry gateway_keys[] = {
     {"ca", gw_ca},
     {"max_connections", gw_max_connections},
     {"link_max_message", gw_link_max_message},
+    {"link_max_snapshot", gw_link_max_snapshot},
     {"max_message", gw_max_message},
     {"handshake_timeout", gw_handshake_timeout},
     {"lookup_timeout_ms", gw_lookup_timeout_ms},
@@ -1251,6 +1261,7 @@ conf_new(const char *dir)
 	c->liveness_ms = 15000;
 	c->lookup_timeout_ms = 2000;
 	c->link_max_message = MAX_MESSAGE_MAX;
+	c->link_max_snapshot = 64 * 1024 * 1024;
 	c->quota_default = 32;
 	return c;
 }

@@ -143,6 +143,8 @@ struct gwconf {
 	int lookup_timeout_ms; /* forwarded lookups, default 2000 */
 	int link_max_message;  /* bytes in one message on a federation
 	                          link, default 16 MiB */
+	int link_max_snapshot; /* bytes of one snapshot from a remote, in
+	                          pieces, default 64 MiB */
 
 	struct gwconf_rule *rules;
 	size_t nrules;

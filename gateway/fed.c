@@ -67,10 +67,9 @@
 /* Out of descriptors: the listener rests this long. */
 #define FED_ACCEPT_REST_MS 100
 #define FED_WATCH_TAG      "fed"
-/* A snapshot in pieces (Gateway/Watch pieces) is kept until it is whole:
- * at most this much of it, far above the 0.5 KB or so an entry takes. */
-#define FED_MAX_SNAPSHOT (512 * 1024 * 1024)
-#define FED_PIECE        (16 * 1024)
+/* A snapshot in pieces (Gateway/Watch pieces) is kept until it is whole,
+ * within [gateway] link_max_snapshot; its pieces are this big. */
+#define FED_PIECE (16 * 1024)
 
 enum flink_state { FL_CONNECTING, FL_HELLO, FL_READY };
 
@@ -745,9 +744,12 @@ fed_cmd_event(struct cmd_ctx *c)
 			tbuf_adds(c->result, "a piece of a snapshot not asked for");
 			return 1;
 		}
-		if (l->snap.len + w->v[3].len + 1 > FED_MAX_SNAPSHOT) {
-			peer_fail(c->peer, "its snapshot is larger than %d MiB",
-			    FED_MAX_SNAPSHOT / (1024 * 1024));
+		if (l->snap.len + w->v[3].len + 1 >
+		    (size_t)l->f->g->conf->link_max_snapshot) {
+			peer_fail(c->peer,
+			    "its snapshot is larger than link_max_snapshot "
+			    "(%d bytes)",
+			    l->f->g->conf->link_max_snapshot);
 			return 1;
 		}
 		if (l->snap.len > 0)
@@ -854,11 +856,13 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 			if (tlist_parse(&snap, l->snap.p != NULL ? l->snap.p : "",
 			        l->snap.len, &why) != 0 ||
 			    end == res || snap.n != want) {
+				size_t got = snap.n;
+
 				tlist_free(&snap);
 				tbuf_free(&l->snap);
 				peer_fail(p, "its snapshot came incomplete "
 				             "(%zu entries of %.20s)",
-				    snap.n, res);
+				    got, res);
 				break;
 			}
 			tbuf_free(&l->snap);

@@ -722,7 +722,7 @@ main {
     }
 
     ::fed::test snapshot_in_pieces {
-        set d2 [::fed::conf 2 -quota 1000 -remotes [::fed::remote gw3 export * import *]]
+        set d2 [::fed::conf 2 -quota 1000 -remotes [concat [::fed::remote gw3 export * import *] [::fed::remote gw4 export * import *]]]
         set d3 [::fed::conf 3 -gateway "link_max_message = 65536\n" \
                     -remotes [::fed::remote gw2 export * import *]]
         set g2 [::fed::start $d2]
@@ -746,6 +746,14 @@ main {
         set late [::fed::app $h2 late-piece]
         check "a name registered later crosses too" {
             [::fed::wait_name $h3 late-piece@$me@gw2.test 10000]}
+        # What one remote may make a gateway hold is bounded: gw4 takes
+        # at most 64 KiB of snapshot, and says so when gw2's is more.
+        set d4 [::fed::conf 4 -gateway "link_max_snapshot = 65536\n" \
+                    -remotes [::fed::remote gw2 export * import *]]
+        set g4 [::fed::start $d4]
+        check "gw4 ends a snapshot beyond link_max_snapshot, saying so" {
+            [gw_wait_log $g4 {remote gw2.*larger than link_max_snapshot \(65536 bytes\)} 15000]}
+        check "gw2 and gw4 alive" {[alive [gw_pid $g2]] && [alive [gw_pid $g4]]}
     }
 
     ::fed::test remote_lookup_flood {
