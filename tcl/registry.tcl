@@ -144,6 +144,9 @@ namespace eval ::comm::registry {
     # {MESSAGE ERRORCODE}.
     variable sendcheck ""
     variable sendrefused {}
+    # Connections send checked (SendChecked): channel -> its addresses.
+    variable sendchecked
+    array set sendchecked {}
 
     # Our watches, by token: pattern, command, the entries the
     # application has been told of (name -> entry), and those that were
@@ -622,9 +625,20 @@ proc ::comm::registry::send {args} {
     set id [lookup $name]
     NeedComm
     # A connection comm opens for this send is checked before a byte
-    # goes on it (SendConnected); one comm has is used as it is, and
-    # then the registry need not be asked who may hold the port.
+    # goes on it (SendConnected).  One comm has already is checked too,
+    # once: comm files a connection a peer opened to us under the id that
+    # peer *claims*, so any local user could pose as {PORT localhost}.
+    # Its other end must be a socket of the uid that registered NAME.
     if {$id in [::comm::comm ids]} {
+        set fid [::comm::comm connect $id]
+        if {![SendChecked $fid]} {
+            set expect [SendExpect $name $id]
+            if {[catch {CheckPeerOwner $fid $expect} err opts]} {
+                return -code error -errorcode [dict get $opts -errorcode] \
+                    "application \"$name\" ($id): $err"
+            }
+            SendChecked $fid 1
+        }
         set expect {}
     } else {
         set expect [SendExpect $name $id]
@@ -778,6 +792,22 @@ proc ::comm::registry::SendConnected {fid} {
         set sendrefused [::list $err [dict get $opts -errorcode]]
         return -code error $err
     }
+    SendChecked $fid 1
+}
+
+# SendChecked FID ?1?: was connection FID checked (CheckPeerOwner) for
+# send; with 1, note that it was.  Kept by the connection's addresses as
+# well as its channel name, which Tcl may give a later connection.
+proc ::comm::registry::SendChecked {fid {set 0}} {
+    variable sendchecked
+    if {[catch {::list [fconfigure $fid -sockname] [fconfigure $fid -peername]} key]} {
+        return 0
+    }
+    if {$set} {
+        set sendchecked($fid) $key
+        return 1
+    }
+    return [expr {[info exists sendchecked($fid)] && $sendchecked($fid) eq $key}]
 }
 
 # How /proc/net/tcp (tcp6) writes ADDR: {KIND HEX}, or {} for an address
@@ -818,18 +848,31 @@ proc ::comm::registry::CheckPeerOwner {fid expect} {
         return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
             "cannot tell who holds port $pport at $paddr; refusing to use it"
     }
-    set re "^\\s*\[0-9\]+: $phex:[format %04X $pport] $mhex:[format %04X $mport] (\[0-9A-F\]{2}) \\S+ \\S+ \\S+ +(\[0-9\]+) "
+    # An IPv4 connection accepted by a dual-stack IPv6 socket (one on
+    # [::] without V6ONLY) is listed in tcp6 only, by its v4-mapped
+    # addresses: both tables are read for it.
+    set where [::list [::list $kind $phex $mhex]]
+    if {$kind eq "tcp"} {
+        lappend where [::list {*}[AddrHex ::ffff:$paddr] [lindex [AddrHex ::ffff:$maddr] 1]]
+    }
     set uids {}
     for {set i 0} {$i < 25 && ![llength $uids]} {incr i} {
         if {$i} {
             after [expr {$i < 5 ? 0 : 1}]
         }
-        if {[catch {ProcRead $kind} data]} {
-            NoProc $data "who holds port $pport"
-        }
-        foreach {- st uid} [regexp -all -inline -line -nocase $re $data] {
-            if {$st in {01 03} && $uid ni $uids} {
-                lappend uids $uid
+        foreach w $where {
+            lassign $w k ph mh
+            set re "^\\s*\[0-9\]+: $ph:[format %04X $pport] $mh:[format %04X $mport] (\[0-9A-F\]{2}) \\S+ \\S+ \\S+ +(\[0-9\]+) "
+            if {[catch {ProcRead $k} data]} {
+                if {$k eq $kind} {
+                    NoProc $data "who holds port $pport"
+                }
+                continue ;# no IPv6 here: tcp is the answer
+            }
+            foreach {- st uid} [regexp -all -inline -line -nocase $re $data] {
+                if {$st in {01 03} && $uid ni $uids} {
+                    lappend uids $uid
+                }
             }
         }
     }

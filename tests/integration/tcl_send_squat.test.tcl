@@ -152,6 +152,52 @@ main {
         check_equal "no byte" 0 [squat_bytes $dir]
     }
 
+    # comm files a connection a peer opened to us under the id that peer
+    # claims: another user connects to our comm port saying it is
+    # {PORT localhost}, PORT being a registered application's.  `send`
+    # to that application must not take that connection for its own.
+    test a_peer_posing_as_a_registered_id_gets_nothing {
+        set home [new_home]
+        start_registry $home
+        use_home $home
+        set port [free_port]
+        comm::registry::register -port $port victim
+        set dir [tempdir poser 0700]
+        file attributes $dir -owner $user
+        set f [newfile poser].tcl
+        write_file $f {
+            lassign $argv ourport claim dir
+            after 30000 exit
+            set s [socket 127.0.0.1 $ourport]
+            fconfigure $s -translation binary -blocking 0
+            puts $s [list 3 [list $claim localhost]]
+            flush $s
+            proc got {s} {
+                if {[catch {read $s} data] || [eof $s]} { exit }
+                set f [open $::dir/bytes {WRONLY APPEND CREAT BINARY} 0600]
+                puts -nonewline $f $data
+                close $f
+            }
+            fileevent $s readable [list got $s]
+            puts offered
+            flush stdout
+            vwait forever
+        } 0644
+        set ch [spawn env HOME=/ setpriv --reuid=$ouid --regid=$ogid --clear-groups \
+                    [info nameofexecutable] $f [comm::comm self] $port $dir]
+        check_equal "the poser offered" offered [readline $ch [slow 5000]]
+        check "comm files its connection under the id it claims" {
+            [wait_until {[list $port localhost] in [comm::comm ids]} [slow 3000]]}
+        lassign [refused {comm::registry::send victim set x 1}] code
+        check_equal "send refuses it: the peer's socket is another user's" \
+            [list COMMREG NOTOURS $ouid] [list {*}[lrange $code 0 1] [lindex $code 3]]
+        lassign [refused {comm::registry::send -async victim set x 2}] code
+        check_equal "-async too" [list COMMREG NOTOURS] [lrange $code 0 1]
+        pause 300
+        set got [read_file [file join $dir bytes]]
+        check "the poser got no script" {[string first "set x" $got] < 0}
+    }
+
     test an_application_of_ours_answers {
         set home [new_home]
         start_registry $home
