@@ -29,7 +29,11 @@
  * application's event_base and connects to itself.  A failed attempt is
  * retried after a jittered backoff: 10-100 ms first, so that hundreds of
  * clients that lose the registry together do not all elect at once, then
- * doubling to at most about a second.
+ * doubling to at most about a second.  The first try after losing a
+ * registry that served us is made at once, not after the jitter: a
+ * registry's standby accepts on the same port the moment it dies, and
+ * only when nothing answers there does the client elect (after the
+ * jitter, as above).
  *
  * Once connected, every registration is made again, asking for its old
  * serial (Commreg/Register -serial), and every watch again (its reply is
@@ -257,6 +261,7 @@ struct commreg_async {
 	long long outage_ms;
 	int attempt;         /* failed tries in a row */
 	int elected;         /* this try elected already */
+	int quick;           /* this try is the one made at once on a loss */
 	int soon;            /* next try after RETRY_SOON */
 	int nsoon;           /* such tries in a row */
 	char path[PATH_MAX]; /* the port file */
@@ -1479,6 +1484,7 @@ lost(struct commreg_async *a, const char *reason)
 	 * growing; one that served us starts it afresh. */
 	if (was == A_READY)
 		a->attempt = 0;
+	a->quick = 0;
 	snprintf(a->why, sizeof a->why, "%s", reason);
 	if ((was == A_RESTORING || was == A_READY) && a->opened && !a->outage) {
 		a->outage = 1;
@@ -1491,6 +1497,19 @@ lost(struct commreg_async *a, const char *reason)
 	} else if (!a->opened) {
 		/* Never open: no on_lost; on_open comes once it is back. */
 		log_debug("async: registry lost while opening: %s", reason);
+	}
+	if (was == A_READY) {
+		/*
+		 * Connect at once: a registry's standby accepts on the same
+		 * port the moment it dies (docs/election.md).  Only when
+		 * nothing answers there does the jitter below spread the
+		 * clients that will elect (elect()).
+		 */
+		snprintf(a->why, sizeof a->why, "%s", reason);
+		a->quick = 1;
+		a->elected = 0;
+		attempt(a);
+		return;
 	}
 	attempt_failed(a, "%s", reason);
 }
@@ -2130,6 +2149,13 @@ elect(struct commreg_async *a)
 		attempt_failed(a, "%s", a->why);
 		return;
 	}
+	if (a->quick) {
+		/* The try made at once on the loss found no registry: elect
+		 * after the jitter, as every client does. */
+		a->quick = 0;
+		attempt_failed(a, "%s", a->why);
+		return;
+	}
 	a->elected = 1;
 	if (a->srv != NULL) {
 		conn_start(a, a->claim.port); /* we are it already */
@@ -2174,6 +2200,7 @@ restored(struct commreg_async *a)
 
 	a->state = A_READY;
 	a->attempt = 0;
+	a->quick = 0;
 	a->nsoon = 0;
 	a->outage = 0;
 	TAILQ_FOREACH(q, &a->reqs, link) {

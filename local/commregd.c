@@ -15,11 +15,13 @@
  * (upstream.c), whose applications the group then sees too.
  */
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +39,7 @@
 #include "log.h"
 #include "safepath.h"
 #include "server.h"
+#include "standby.h"
 #include "upstream.h"
 
 /* The command line. */
@@ -49,6 +52,8 @@ struct commregd_opts {
 	int detach;                /* --detach */
 	int standby;               /* --standby */
 	long log_size;             /* --log-size */
+	int no_standby;            /* --no-standby */
+	int standby_fds[3];        /* --standby-fds (standby.h); [0] -1: none */
 	int wait_ms;               /* --wait */
 	int private_reg;           /* --private or --semi */
 	int semi;                  /* --semi */
@@ -66,6 +71,7 @@ struct commregd {
 	struct upstream *up;         /* semi-private: the registry above */
 	struct dist *dist;           /* user registry: the other hosts' */
 	struct passwd *pw;           /* user registry: its owner */
+	struct standby *sb;          /* user registry: its standby */
 	char regdir[4096];
 	char logpath[4400]; /* --detach: ~/.tcl/comm/log/HOST.log */
 	char host[256];
@@ -89,6 +95,9 @@ usage(FILE *fp)
 	    "  --standby          when another registry runs, wait and\n"
 	    "                     take over when it stops (a service\n"
 	    "                     manager's way: commregd.service)\n"
+	    "  --no-standby       keep no standby process (by default the\n"
+	    "                     registry keeps one that takes over its\n"
+	    "                     port and table at once if it dies)\n"
 	    "  --private          a private registry (commreg run): no port\n"
 	    "                     file, no election; its group sees only\n"
 	    "                     itself\n"
@@ -376,6 +385,8 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	    {"detach", no_argument, NULL, 'd'},
 	    {"standby", no_argument, NULL, 'B'},
 	    {"log-size", required_argument, NULL, 'G'},
+	    {"no-standby", no_argument, NULL, 'N'},
+	    {"standby-fds", required_argument, NULL, 'F'},
 	    {"home", required_argument, NULL, 'H'},
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"wait", required_argument, NULL, 'w'},
@@ -401,6 +412,7 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 	o->wait_ms = 3000;
 	o->ready_fd = -1;
 	o->log_size = LOG_FILE_MAX;
+	o->standby_fds[0] = -1;
 	opterr = 0; /* cmdline_bad_option says it, in one line */
 	while ((ch = getopt_long(argc, argv, ":dH:m:w:T:O:vh", longopts,
 	            NULL)) != -1) {
@@ -416,6 +428,16 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 			if (*end != '\0' || o->log_size < 4096)
 				return bad_value("log-size", optarg,
 				    "a size of at least 4096");
+			break;
+		case 'N':
+			o->no_standby = 1;
+			break;
+		case 'F':
+			/* Internal: how a registry starts its standby. */
+			if (standby_parse_fds(optarg, o->standby_fds) == -1)
+				return bad_value("standby-fds", optarg,
+				    "three open descriptors, as a registry "
+				    "gives its standby");
 			break;
 		case 'H':
 			o->home = optarg;
@@ -507,6 +529,12 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 		fprintf(stderr, "commregd: --standby is for the user registry "
 		                "in the foreground (a service manager's), not "
 		                "with --detach, --private or --semi\n");
+		return 2;
+	}
+	if (o->standby_fds[0] != -1 && (o->detach || o->private_reg)) {
+		fprintf(stderr, "commregd: --standby-fds is how a registry "
+		                "starts its standby, not with --detach, "
+		                "--private or --semi\n");
 		return 2;
 	}
 	if (o->private_reg && o->detach) {
@@ -615,12 +643,11 @@ standby(struct commregd *d, int port)
  * it (--standby: once the live one is gone).  Returns 1 when another
  * process is the registry (said on stdout), 0 when this one won.
  */
-static int
-user_elect(struct commregd *d, struct commregd_opts *o)
+static void
+user_paths(struct commregd *d, struct commregd_opts *o)
 {
 	const char *home = o->home;
 	char err[512];
-	int port;
 
 	d->pw = getpwuid(getuid());
 	if (home == NULL)
@@ -634,7 +661,15 @@ user_elect(struct commregd *d, struct commregd_opts *o)
 		fatalx("%s", err);
 	if (election_hostname(d->host, sizeof d->host) == -1)
 		fatal("gethostname");
+}
 
+static int
+user_elect(struct commregd *d, struct commregd_opts *o)
+{
+	char err[512];
+	int port;
+
+	user_paths(d, o);
 	for (;;) {
 		switch (election_run(d->regdir, d->host, o->wait_ms, &port,
 		    &d->claim, err, sizeof err)) {
@@ -702,10 +737,122 @@ user_setup(struct commregd *d, struct commregd_opts *o)
 	}
 }
 
+/*
+ * Keep a standby (standby.h) from now on: this process, run again with
+ * the listening socket, the locked port file and a channel.  Children
+ * are not waited for: ours are standbys only.
+ */
+static void
+keep_standby(struct commregd *d, struct commregd_opts *o, char **argv)
+{
+	char exe[4096];
+	ssize_t n;
+
+	if (o->no_standby)
+		return;
+	signal(SIGCHLD, SIG_IGN);
+	/* By its name, so that it is a commregd to ps and pgrep; the
+	 * kernel's link when the file was replaced since we started. */
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0 || (size_t)n >= sizeof exe - 1 ||
+	    access((exe[n] = '\0', exe), X_OK) == -1)
+		snprintf(exe, sizeof exe, "/proc/self/exe");
+	d->sb = standby_keep(&d->srv, d->claim.listen_fd, d->claim.lock_fd,
+	    exe, argv);
+}
+
+/*
+ * --standby-fds: a registry's standby.  Serve nothing while it lives,
+ * keeping its table; when it dies, be the registry on its socket, with
+ * its lock, at once.  Returns 1 when the registry stopped cleanly and
+ * asked us to go too.
+ */
+static int
+standby_run(struct commregd *d, struct commregd_opts *o, char **argv)
+{
+	struct sockaddr_in sin;
+	struct stat st, lst;
+	socklen_t len = sizeof sin;
+	char err[512];
+	size_t held;
+	FILE *log;
+	int fd;
+
+	user_paths(d, o);
+	/* The registry's log, when ours is it (a detached registry's
+	 * standby): bounded as the registry bounds it. */
+	snprintf(d->logpath, sizeof d->logpath, "%.*s/log/%s.log",
+	    (int)(strrchr(d->regdir, '/') - d->regdir), d->regdir, d->host);
+	if (fstat(2, &st) == 0 && stat(d->logpath, &lst) == 0 &&
+	    st.st_dev == lst.st_dev && st.st_ino == lst.st_ino &&
+	    (fd = dup(2)) != -1) {
+		if ((log = fdopen(fd, "a")) != NULL) {
+			log_to(log);
+			log_bound(o->log_size, rotate_log, d->logpath);
+		} else
+			close(fd);
+	}
+	if ((size_t)snprintf(d->claim.path, sizeof d->claim.path, "%.*s/%s",
+	        (int)(sizeof d->claim.path - sizeof d->host - 2), d->regdir,
+	        d->host) >= sizeof d->claim.path)
+		fatalx("%s: path too long", d->regdir);
+	d->claim.listen_fd = o->standby_fds[1];
+	d->claim.lock_fd = o->standby_fds[2];
+	if (getsockname(d->claim.listen_fd, (struct sockaddr *)&sin, &len) ==
+	        -1 ||
+	    sin.sin_family != AF_INET)
+		fatalx("--standby-fds: the second is not the registry's "
+		       "listening socket");
+	d->claim.port = ntohs(sin.sin_port);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	raise_fd_limit(&o->server);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if (server_init(&d->srv, d->base, d->claim.listen_fd, d->claim.port,
+	        d->host, &o->server) == -1)
+		fatalx("out of memory");
+	snprintf(d->srv.owner, sizeof d->srv.owner, "%s",
+	    d->pw ? d->pw->pw_name : "unknown");
+	signals_add(d);
+	log_debug("standby for port %d (pid %ld)", d->claim.port,
+	    (long)getpid());
+	if (standby_follow(&d->srv, o->standby_fds[0], d->claim.lock_fd) == 0) {
+		/* Quietly: the lock is the registry's too, and goes when
+		 * the last of us closes it. */
+		holdover_free(&d->srv);
+		server_free(&d->srv);
+		close(d->claim.lock_fd);
+		event_free(d->sigterm);
+		event_free(d->sigint);
+		event_base_free(d->base);
+		return 1;
+	}
+	/* ps and /proc/PID/cmdline tell a standby from the registry it
+	 * became: its --standby-fds= word is overwritten in place. */
+	for (; *argv != NULL; argv++)
+		if (strncmp(*argv, "--standby-fds=", 14) == 0)
+			strncpy(*argv, "--took-over", strlen(*argv));
+	held = holdover_count(&d->srv);
+	log_info("registry for %s on %s listening on 127.0.0.1:%d (pid %ld): "
+	         "took over from the registry that died, holding its %zu "
+	         "entries for %d ms",
+	    d->srv.owner, d->host, d->claim.port, (long)getpid(), held,
+	    STANDBY_GRACE_MS);
+	link_gateway(&d->srv, o->config_dir);
+	d->dist = dist_start(&d->srv, d->regdir, &d->claim, o->dist_listen, err,
+	    sizeof err);
+	if (d->dist == NULL && err[0] != '\0')
+		log_warnx("distributed registry off: %s", err);
+	return 0;
+}
+
 static void
 user_teardown(struct commregd *d)
 {
 	dist_free(d->dist);
+	standby_stop(d->sb);
+	holdover_free(&d->srv);
 	gwlink_free(d->srv.gw);
 	server_free(&d->srv);
 	if (d->srv.mirror != NULL)
@@ -738,9 +885,15 @@ main(int argc, char **argv)
 		private_teardown(&d);
 		return 0;
 	}
-	if (user_elect(&d, &o) == 1)
-		return 0;
-	user_setup(&d, &o);
+	if (o.standby_fds[0] != -1) {
+		if (standby_run(&d, &o, argv) == 1)
+			return 0;
+	} else {
+		if (user_elect(&d, &o) == 1)
+			return 0;
+		user_setup(&d, &o);
+	}
+	keep_standby(&d, &o, argv);
 	event_base_dispatch(d.base);
 	user_teardown(&d);
 	return 0;

@@ -14,6 +14,7 @@
 #include "gwlink.h"
 #include "handlers.h"
 #include "log.h"
+#include "standby.h"
 #include "upstream.h"
 
 static int reply_listing(struct cmd_ctx *, const char *, size_t, bool);
@@ -58,6 +59,9 @@ cmd_bind(struct cmd_ctx *c)
 	a.datalen = w->v[2].len;
 	a.uid = p->uid;
 	a.scope = c->srv->scope;
+	/* Its own entry, held since a failover: taken back silently. */
+	if (c->srv->holdover != NULL && holdover_reclaim(c, &a) == CMD_OK)
+		return CMD_OK;
 	if (registry_add(c->srv->reg, &a, p, &p->entries, c->result) == NULL)
 		return CMD_ERROR;
 	p->nentries++;
@@ -419,6 +423,8 @@ cmd_register(struct cmd_ctx *c)
 	} else if (r.scope != NULL &&
 	           scope_check(c->srv, r.scope, &a.scope, c->result) == -1)
 		return CMD_ERROR;
+	if (c->srv->holdover != NULL && holdover_reclaim(c, &a) == CMD_OK)
+		return CMD_OK;
 	if ((e = registry_add(c->srv->reg, &a, p, &p->entries, c->result)) ==
 	    NULL)
 		return CMD_ERROR;
@@ -720,6 +726,10 @@ cmd_stats(struct cmd_ctx *c)
 	tl_append_int(r, 0, (long long)s->refused);
 	tl_append_str(r, 0, "version");
 	tl_append_str(r, 0, COMMREG_VERSION);
+	if (s->holdover != NULL) {
+		tl_append_str(r, 0, "held");
+		tl_append_int(r, 0, (long long)holdover_count(s));
+	}
 	if (s->mirror != NULL) {
 		tl_append_str(r, 0, "upstream_entries");
 		tl_append_int(r, 0, (long long)registry_count(s->mirror));

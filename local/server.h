@@ -123,6 +123,9 @@ struct server {
 	 * distributed registry, dist.h); NULL: none. */
 	const struct reg_entry *(*lookup_more)(struct server *,
 	    const char *name, size_t len);
+	/* A standby that took over: the dead registry's entries, held
+	 * for their applications (standby.h); NULL: none. */
+	struct holdover *holdover;
 	int upstream_port;       /* 0: none connected */
 	uint64_t refused;
 	uint64_t accepted; /* Unix socket peers, for their names */

@@ -172,7 +172,7 @@ namespace eval ::comm::registry {
 
     # Recovery after a loss (see BeginRecovery).
     variable rec
-    array set rec {start 0 attempt 0 reason "" timer "" pending 0}
+    array set rec {start 0 attempt 0 reason "" timer "" pending 0 quick 0}
     variable spawnout
     array set spawnout {}
     variable giveup_ms 30000
@@ -2231,9 +2231,13 @@ proc ::comm::registry::BeginRecovery {why} {
         }
         set state recovering
         TellLost $why
-        # The jitter spreads simultaneous losers a little; the election
-        # in commregd makes one registry out of any number anyway.
-        set rec(timer) [after [Jitter] [::list ::comm::registry::RecoverStep $gen]]
+        # Connect first, at once: a registry's standby accepts on the
+        # same port the moment it dies (docs/election.md).  Only when
+        # nothing answers there, the jitter spreads simultaneous losers
+        # a little before they run commregd; the election in commregd
+        # makes one registry out of any number anyway.
+        set rec(quick) 1
+        set rec(timer) [after 0 [::list ::comm::registry::QuickStep $gen]]
     } else {
         set rec(reason) $why
         Retry
@@ -2262,8 +2266,22 @@ proc ::comm::registry::Retry {} {
     incr gen
     CancelRecovery
     DropConnection
+    if {$rec(quick)} {
+        # The first, quick try found no registry: elect as before.
+        set rec(quick) 0
+        set rec(timer) [after [Jitter] [::list ::comm::registry::RecoverStep $gen]]
+        return
+    }
     set delay [expr {min(1000, 50 << min($rec(attempt), 5)) + [Jitter]}]
     set rec(timer) [after $delay [::list ::comm::registry::RecoverStep $gen]]
+}
+
+proc ::comm::registry::QuickStep {g} {
+    variable gen
+    variable rec
+    if {$g != $gen} return
+    set rec(timer) ""
+    TryConnect $g
 }
 
 proc ::comm::registry::RecoverStep {g} {
@@ -2354,7 +2372,9 @@ proc ::comm::registry::TryConnect {g} {
         return
     }
     if {[catch {CheckPortFile $port} err opts]} {
-        Refused $err $opts
+        # The quick try says nothing: the way after it (electing) tells
+        # of a port that is not ours, once, if it still matters then.
+        if {!$rec(quick)} { Refused $err $opts }
         set rec(reason) $err
         Retry
         return
@@ -2366,7 +2386,7 @@ proc ::comm::registry::TryConnect {g} {
                     [::list ::comm::registry::RecoverHello $g $port]} err]} {
         if {[llength $refused]} {
             lassign $refused err code
-            Refused $err [::list -errorcode $code]
+            if {!$rec(quick)} { Refused $err [::list -errorcode $code] }
             set rec(reason) $err
         } else {
             set rec(reason) "no registry answers on port $port: $err"

@@ -77,7 +77,9 @@ main {
 
     test dead_registry_leaves_port_file_and_successor_reuses_the_port {
         set home [new_home]
-        lassign [start_registry $home] pid1 port
+        # With no standby: this is what clients see when none lives
+        # (docs/election.md; the standby's own: standby.test.tcl).
+        lassign [start_registry $home --no-standby] pid1 port
         set pf [portfile $home]
         kill_proc $pid1 KILL
         check_equal "after SIGKILL: file still names the port" "$port\n" [read_file $pf]

@@ -350,11 +350,31 @@ proc ::t::procs_mentioning {args} {
     return $found
 }
 
-# Running commregd processes whose command line or HOME mentions STRING.
+# Running commregd processes whose command line or HOME mentions STRING:
+# registries and those becoming one, not their standbys (standbys_of).
 proc ::t::commregds_of {string} {
     set l {}
     foreach pid [procs_mentioning $string] {
-        if {[string trim [read_file /proc/$pid/comm]] eq "commregd" && [alive $pid]} {
+        if {[string trim [read_file /proc/$pid/comm]] eq "commregd" && [alive $pid]
+                && ![is_standby $pid]} {
+            lappend l $pid
+        }
+    }
+    return $l
+}
+
+# Is PID a registry's standby (commregd --standby-fds, docs/election.md)?
+proc ::t::is_standby {pid} {
+    if {[catch {read_file /proc/$pid/cmdline} cmd]} { return 0 }
+    return [expr {[string first "\0--standby-fds=" $cmd] >= 0}]
+}
+
+# The standbys (running) whose command line or HOME mentions STRING.
+proc ::t::standbys_of {string} {
+    set l {}
+    foreach pid [procs_mentioning $string] {
+        if {[string trim [read_file /proc/$pid/comm]] eq "commregd" && [alive $pid]
+                && [is_standby $pid]} {
             lappend l $pid
         }
     }
@@ -1116,14 +1136,14 @@ proc ::t::app_start {kind home args} {
     }
     switch -- $kind {
         c - c-inprocess {
-            set cmd [list [capp_path] --home $home --commregd [commregd_path]]
+            set cmd [list [capp_path] --home $home --commregd [app_commregd_path]]
             if {$kind eq "c-inprocess"} { lappend cmd --inprocess }
             if {[llength $wargs]} { lappend cmd --watch [lindex $wargs 1] }
         }
         tcl {
             set cmd [list env TCLLIBPATH=[list [file join [src_dir] tcl]] \
                          [info nameofexecutable] [tclapp_path] \
-                         -home $home -commregd [commregd_path]]
+                         -home $home -commregd [app_commregd_path]]
             if {[llength $wargs]} { lappend cmd -watch [lindex $wargs 1] }
         }
         default { error "app_start: bad kind \"$kind\"" }
@@ -1134,6 +1154,13 @@ proc ::t::app_start {kind home args} {
         pid [spawn_pid $ch] t0 [clock milliseconds] eof 0]
     fileevent $ch readable [list ::t::app_drain $ch]
     return $ch
+}
+
+# The commregd apps run: ::t::app_commregd when set (a wrapper adding
+# options, as the benchmarks' --no-standby), else the one built.
+proc ::t::app_commregd_path {} {
+    if {[info exists ::t::app_commregd]} { return $::t::app_commregd }
+    return [commregd_path]
 }
 
 proc ::t::app_drain {ch} {

@@ -7,7 +7,9 @@ package require nameserv::auto
 main {
     test auto_client_rebinds_after_registry_is_killed_and_restarted {
         set home [new_home]
-        lassign [start_registry $home] pid1 port
+        # With no standby: this is what clients see when none lives
+        # (docs/election.md; the standby's own: standby.test.tcl).
+        lassign [start_registry $home --no-standby] pid1 port
         must {nameserv::auto::configure -port $port -host localhost -delay 200}
         check_equal "delay configured" 200 [nameserv::auto::cget -delay]
 

@@ -390,7 +390,9 @@ main {
     test watcher_back_before_the_applications_sees_no_change {
         set home [new_home]
         defer [list kill_registries $home]
-        lassign [start_registry $home] dpid port
+        # With no standby: this is what clients see when none lives
+        # (docs/election.md; the standby's own: standby.test.tcl).
+        lassign [start_registry $home --no-standby] dpid port
         set apps {}
         foreach name {one two three} {
             lappend apps [start_app $home $name $name]
@@ -422,7 +424,9 @@ main {
     test gives_up_after_a_bound_and_comes_back_on_the_next_call {
         set home [new_home]
         defer [list kill_registries $home]
-        lassign [start_registry $home] dpid port
+        # With no standby: this is what clients see when none lives
+        # (docs/election.md; the standby's own: standby.test.tcl).
+        lassign [start_registry $home --no-standby] dpid port
         use_home $home
         set ::life {}
         comm::registry::configure -command {apply {{args} {lappend ::life $args}}}
@@ -451,7 +455,9 @@ main {
     test renamed_when_the_name_was_taken_during_failover {
         set home [new_home]
         defer [list kill_registries $home]
-        lassign [start_registry $home] dpid port
+        # With no standby: this is what clients see when none lives
+        # (docs/election.md; the standby's own: standby.test.tcl).
+        lassign [start_registry $home --no-standby] dpid port
         set old [start_app $home foo foo]
         set oldpid [spawn_pid $old]
         # The holder of foo sleeps through the registry's death...

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -435,7 +436,9 @@ t_file_port(void)
 	return atoi(buf);
 }
 
-/* Start commregd in the foreground for t_home; its port from stdout. */
+/* Start commregd in the foreground for t_home; its port from stdout.
+ * Without a standby: these tests are of the election, which is what
+ * the clients fall back to when no standby lives (docs/election.md). */
 static pid_t
 t_commregd_start(int *port)
 {
@@ -458,7 +461,7 @@ t_commregd_start(int *port)
 		close(p[0]);
 		home_arg = t_home;
 		execl(COMMREG_TEST_COMMREGD, "commregd", "--home", home_arg,
-		    (char *)NULL);
+		    "--no-standby", (char *)NULL);
 		_exit(127);
 	}
 	t_note_pid(pid);
@@ -534,6 +537,73 @@ t_file_has_line(const char *out, const char *s)
  * answers for t_home (spawned detached by the library) by the PID its
  * hello gives, then the HOME.
  */
+/*
+ * SIGKILL every standby of a registry for t_home: a commregd whose
+ * command line names t_home (the library passes --home) and has
+ * --standby-fds=.  Found through /proc; our own children or not.
+ */
+/* Does process pid (a /proc name) have HOME=t_home? */
+static int
+t_env_home_is(const char *pid)
+{
+	char path[300], env[65536], want[1100];
+	size_t i, n;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%s/environ", pid);
+	snprintf(want, sizeof want, "HOME=%s", t_home);
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return 0;
+	r = read(fd, env, sizeof env - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	n = (size_t)r;
+	env[n] = '\0';
+	for (i = 0; i < n; i += strlen(env + i) + 1)
+		if (strcmp(env + i, want) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+t_kill_standbys(void)
+{
+	char path[300], cmd[4096];
+	struct dirent *de;
+	size_t i, n;
+	ssize_t r;
+	int fd, standby, ours;
+	DIR *d;
+
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+		if ((fd = open(path, O_RDONLY)) == -1)
+			continue;
+		r = read(fd, cmd, sizeof cmd - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		n = (size_t)r;
+		cmd[n] = '\0';
+		standby = ours = 0;
+		for (i = 0; i < n; i += strlen(cmd + i) + 1) {
+			standby |= strncmp(cmd + i, "--standby-fds=", 14) == 0;
+			ours |= strcmp(cmd + i, t_home) == 0;
+		}
+		if (standby && !ours)
+			ours = t_env_home_is(de->d_name);
+		if (standby && ours)
+			kill((pid_t)atol(de->d_name), SIGKILL);
+	}
+	closedir(d);
+}
+
 static void
 t_cleanup(void)
 {
@@ -545,7 +615,10 @@ t_cleanup(void)
 			t_kill_child(t_pids[i]);
 	}
 	t_npids = 0;
-	for (tries = 0; tries < 10 && (pid = t_registry_pid(NULL)) > 0;
+	/* Standbys first, each time (docs/election.md): a registry
+	 * killed before its standby would only hand over to it. */
+	for (tries = 0;
+	     tries < 10 && (t_kill_standbys(), pid = t_registry_pid(NULL)) > 0;
 	     tries++) {
 		if (pid == (long)getpid())
 			break; /* hosted here: gone with its handle */
