@@ -130,9 +130,10 @@ EOF
 kill -HUP "$gwpid"; sleep 1
 HOME=$home2 "$bin/commreg" list | sed 's/^/     /'
 kill "$gwpid" 2>/dev/null || true
-pkill -f "HOME=$nhome" 2>/dev/null || true
-for p in $(pgrep commregd); do
-  if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qE "^HOME=($home2|${nhome:-/nonexistent})$"; then kill "$p"; fi
+# The registries the demo's users started (detached): by PID, those whose
+# HOME is one of the demo's (a process may end meanwhile: quietly).
+for p in $(pgrep -x commregd); do
+  if { tr '\0' '\n' </proc/$p/environ; } 2>/dev/null | grep -qE "^HOME=($home2|${nhome:-/nonexistent})$"; then kill "$p"; fi
 done
 rm -rf "$gwdir" "$home2" "${nhome:-}"
 unset TCL_COMM_CONFIG_DIR
@@ -190,8 +191,8 @@ HOME=$fdir/home3 TCL_COMM_CONFIG_DIR=$fdir/etc3 "$bin/commreg" lookup calc | sed
 echo "   host 2's application exits: host 3's watcher is told"
 kill "$calcpid" 2>/dev/null || true
 sleep 1
-for p in $(pgrep commregd); do
-  if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qE "^HOME=$fdir/home[23]$"; then kill "$p"; fi
+for p in $(pgrep -x commregd); do
+  if { tr '\0' '\n' </proc/$p/environ; } 2>/dev/null | grep -qE "^HOME=$fdir/home[23]$"; then kill "$p"; fi
 done
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 sleep 0.3
