@@ -347,6 +347,50 @@ test_stale_file_same_port(void)
 	election_release(&c);
 }
 
+/* The distributed registry writes its link addresses after the port
+ * line (docs/distributed.md): the port is still the first line, and a
+ * registry that takes the file over writes only its own content. */
+static void
+test_port_file_with_addresses(void)
+{
+	struct election_claim c, c2;
+	char p[256], err[512];
+	int fd, old, port = -1, port2 = -1;
+
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port,
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
+	port_path(p, sizeof(p), "h-addr");
+	CU_ASSERT_FATAL((fd = open(p, O_WRONLY | O_APPEND)) != -1);
+	CU_ASSERT(write(fd, "dist 10.0.0.1 4000\n", 19) == 19);
+	close(fd);
+	/* A live registry's file: found, at the port of its first line. */
+	CU_ASSERT_EQUAL(election_run(regdir, "h-addr", 0, &port2, &c2, err,
+	                    sizeof(err)),
+	    ELECTION_FOUND);
+	CU_ASSERT_EQUAL(port2, port);
+	election_release(&c);
+
+	/* A dead one's: taken over on the same port, addresses gone. */
+	old = port;
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port,
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
+	CU_ASSERT_EQUAL(c.port, old);
+	CU_ASSERT(says_port("h-addr", old));
+	election_release(&c);
+
+	/* Without the final LF it is not believed yet. */
+	CU_ASSERT_FATAL((fd = open(p, O_WRONLY | O_APPEND)) != -1);
+	CU_ASSERT(write(fd, "dist 10.0.0.1 40", 16) == 16);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port,
+	                          &c, err, sizeof(err)),
+	    ELECTION_WON);
+	CU_ASSERT(says_port("h-addr", c.port));
+	election_release(&c);
+}
+
 static void
 test_stale_port_taken_elsewhere(void)
 {
@@ -687,6 +731,8 @@ main(void)
 	        test_second_starter_finds_it) == NULL ||
 	    CU_add_test(s, "stale file: won on the same port",
 	        test_stale_file_same_port) == NULL ||
+	    CU_add_test(s, "port file with link addresses after the port",
+	        test_port_file_with_addresses) == NULL ||
 	    CU_add_test(s, "stale file, port taken: won on another port",
 	        test_stale_port_taken_elsewhere) == NULL ||
 	    CU_add_test(s, "dead contender is taken over",
