@@ -486,6 +486,31 @@ show(struct dhost *h, const struct reg_entry *x)
 	tbuf_free(&alt);
 }
 
+/* A local application wants back the name a copy holds: the copy moves
+ * to NAME@HOST, so a host's own applications keep their names across a
+ * failover of its registry (docs/distributed.md "Names across hosts"). */
+static void
+dist_name_wanted(struct server *srv, const char *name, size_t len)
+{
+	struct registry *r = srv->reg;
+	struct reg_entry *e, *x;
+	struct dhost *h;
+	struct tbuf alt;
+
+	if ((e = registry_find(r, name, len)) == NULL || !is_copy(srv->dist, e))
+		return;
+	h = e->owner;
+	x = registry_find(h->index, e->name, e->namelen);
+	registry_remove(r, e, &h->shown);
+	if (x == NULL)
+		return;
+	tbuf_init(&alt);
+	display_name(&alt, h, x->name);
+	if (!alt.failed)
+		show_as(h, x, alt.p, alt.len);
+	tbuf_free(&alt);
+}
+
 static void
 unput(struct dhost *h, struct reg_entry *x)
 {
@@ -1542,6 +1567,7 @@ dist_start(struct server *srv, const char *regdir, struct election_claim *claim,
 	    d->user, (int)strcspn(d->line + 5, "\n"), d->line + 5);
 	srv->dist = d;
 	srv->lookup_more = dist_lookup;
+	srv->name_wanted = dist_name_wanted;
 	scan(d);
 	return d;
 fail:
@@ -1595,6 +1621,7 @@ dist_free(struct dist *d)
 	OPENSSL_cleanse(d->psk, sizeof d->psk);
 	d->srv->dist = NULL;
 	d->srv->lookup_more = NULL;
+	d->srv->name_wanted = NULL;
 	free(d);
 }
 

@@ -413,6 +413,17 @@ cmd_register(struct cmd_ctx *c)
 	a.data = r.data;
 	a.datalen = r.datalen;
 	a.want_serial = r.serial;
+	if (r.serial > 0 && c->srv->name_wanted != NULL) {
+		struct tbuf want;
+
+		tbuf_init(&want);
+		tbuf_add(&want, r.name, r.namelen);
+		if (r.serial > 1)
+			tbuf_printf(&want, " #%d", r.serial);
+		if (!want.failed)
+			c->srv->name_wanted(c->srv, want.p, want.len);
+		tbuf_free(&want);
+	}
 	a.port = r.port;
 	a.pid = r.pid;
 	a.uid = p->uid;

@@ -126,6 +126,10 @@ struct server {
 	/* A standby that took over: the dead registry's entries, held
 	 * for their applications (standby.h); NULL: none. */
 	struct holdover *holdover;
+	/* An application of this host registers again under the serial it
+	 * had (after a failover): a copy of another host's entry that took
+	 * the name meanwhile makes room (dist.h); NULL: none. */
+	void (*name_wanted)(struct server *, const char *name, size_t len);
 	int upstream_port;       /* 0: none connected */
 	uint64_t refused;
 	uint64_t accepted; /* Unix socket peers, for their names */

@@ -263,6 +263,45 @@ main {
         t::stop $app
     }
 
+    test a_host_keeps_its_names_across_its_registrys_failover {
+        # h3 and h2 each hold "dup" (registered while h3 was cut off);
+        # h3's registry is killed and its application registers again:
+        # it gets "dup" back even when h2's copy came to the new
+        # registry first (the copy moves to dup@h2).
+        t::kill_proc $reg(h3)
+        host_link h3 down
+        set wrap [t::newfile commregd-wrap]
+        t::write_file $wrap "#!/bin/sh\nexec [t::commregd_path] --liveness $::LIVENESS \"\$@\"\n" 0755
+        set ch [t::spawn {*}[on h3 env HOME=$home [t::commreg_path] --home $home \
+                                 --commregd $wrap register dup 4731]]
+        check_equal "h3's application has dup" dup [t::readline $ch 10000]
+        set c2 [hold_on h2 $home 4732 dup]
+        check_equal "so has h2's, h3 being cut off" dup [lindex $::hold_line($c2) 2 0]
+        host_link h3 up
+        check "h3 sees h2's as dup@h2" [list [t::wait_until \
+            {[names_on h3 $home] eq {dup dup@h2}} 10000 50]]
+        check "h2 sees h3's as dup@h3" [list [t::wait_until \
+            {[names_on h2 $home] eq {dup dup@h3}} 10000 50]]
+        set pid3 [dict get [ask h3 $home Commreg/Hello] pid]
+        exec kill -KILL $pid3
+        check "h3 elects a new registry" [list [t::wait_until \
+            {![catch {ask h3 $home Commreg/Hello} hi] && [dict get $hi pid] != $pid3} 10000 100]]
+        check "h3 ends with its own dup and h2's dup@h2" [list [t::wait_until \
+            {[names_on h3 $home] eq {dup dup@h2}} 10000 50]]
+        check_equal "dup on h3 is h3's application" {4731 localhost} \
+            [ask h3 $home {Commreg/Lookup dup}]
+        set lines [t::readlines_for $ch 500]
+        check "its application was not renamed: $lines" \
+            {[lsearch -glob $lines renamed*] < 0}
+        check "h2 still has dup and dup@h3" [list [t::wait_until \
+            {[names_on h2 $home] eq {dup dup@h3}} 5000 50]]
+        t::stop $ch
+        t::stop $c2
+        foreach h {h1 h2 h3} {
+            t::wait_until {[names_on $h $home] eq {}} 5000 50
+        }
+    }
+
     test a_name_taken_on_another_host_gets_the_next_serial {
         set c2 [hold_on h2 $home 4902 later]
         check "h3 sees h2's later" [list [t::wait_until \
@@ -356,6 +395,10 @@ main {
             set c [cookie_make $bad]
             eval $setup
             set pid [registry_on h3 $bad -plain]
+            # The port file is written at the election, before the
+            # cookie is read: wait for what the log says of it.
+            t::wait_until {[regexp "distributed registry off|listening" \
+                                [t::daemon_log $pid]]} 5000 20
             check_regexp "$what: the log says why and how to fix it" \
                 "distributed registry off: .*cookie: .*$fix" [t::daemon_log $pid]
             check_regexp "$what: the port file is just the port" {^[0-9]+\n$} \
@@ -412,6 +455,7 @@ main {
     test without_a_cookie_nothing_listens_beyond_loopback {
         set plain [t::new_home]
         set pid [registry_on h3 $plain -plain]
+        t::wait_until {[regexp "listening" [t::daemon_log $pid]]} 5000 20
         check_regexp "port file is just the port" {^[0-9]+\n$} \
             [t::read_file [file join [t::regdir $plain] h3]]
         set r [t::run {*}[on h3 ss -Hltnp]]
