@@ -186,6 +186,18 @@ on_chan_read(evutil_socket_t fd, short ev, void *arg)
 	standby_lost(sb, "is gone", false);
 }
 
+/*
+ * What the standby is given: the entries of this host's applications.
+ * Not those of scope host and global (the gateway holds them), nor the
+ * copies of other hosts' entries (their path names the host, dist.h):
+ * those the other hosts give the new registry again over its links.
+ */
+static bool
+standby_holds(const struct reg_entry *e)
+{
+	return e->scope < REG_SCOPE_HOST && e->path[0] == '\0';
+}
+
 static void
 frame_entry(struct tbuf *b, const struct reg_entry *e)
 {
@@ -230,7 +242,7 @@ standby_observe(const struct reg_entry *e, bool added, void *arg)
 {
 	struct standby *sb = arg;
 
-	if (sb->chan == -1 || e->scope >= REG_SCOPE_HOST)
+	if (sb->chan == -1 || !standby_holds(e))
 		return;
 	if (added)
 		frame_entry(&sb->out, e);
@@ -314,7 +326,7 @@ standby_spawn(struct standby *sb)
 		return;
 	}
 	for (i = 0; i < n; i++)
-		if (all[i]->scope < REG_SCOPE_HOST)
+		if (standby_holds(all[i]))
 			frame_entry(&sb->out, all[i]);
 	free(all);
 	log_info("standby (pid %ld) made, given the listening socket, the "

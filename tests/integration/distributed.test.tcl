@@ -110,6 +110,35 @@ main {
         t::stop $app
     }
 
+    test a_standby_taking_over_offers_only_its_own_hosts_entries {
+        # h1's registry keeps a standby (docs/election.md), given h1's
+        # table; when it takes over, h2's entries reach it again over
+        # the links, never as h1's own.
+        # (The registry h1 has now is the standby that took over when
+        # the previous scenario killed its registry; it keeps one too.)
+        set app [hold_on h2 $home 4740 omega]
+        check "h1 sees omega" [list [t::wait_until {[names_on h1 $home] eq {omega}} 5000 50]]
+        t::pause 500
+        set before [dict get [ask h1 $home Commreg/Hello] pid]
+        exec kill -KILL $before
+        check "the standby answers on h1" [list [t::wait_until \
+            {![catch {ask h1 $home Commreg/Hello} hi] && [dict get $hi pid] != $before} 5000 20]]
+        set seen {}
+        set deadline [expr {[clock milliseconds] + 3000}]
+        while {[clock milliseconds] < $deadline} {
+            foreach h {h1 h3} {
+                foreach n [names_on $h $home] { if {$n ni $seen} { lappend seen $n } }
+            }
+            t::pause 100
+        }
+        check_equal "h1 and h3 only ever list omega, h2's" {omega} $seen
+        check_equal "omega on h3 comes from h2" h2 [dict get [entry_on h3 $home omega] origin]
+        t::stop $app
+        foreach h {h1 h3} {
+            t::wait_until {[names_on $h $home] eq {}} 5000 50
+        }
+    }
+
     test host1_elects_again_and_its_names_return {
         # An application that holds its name across a failover: commreg
         # register, which starts a registry itself when none runs.
