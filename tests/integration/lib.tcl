@@ -501,6 +501,18 @@ proc ::t::perm {path} {
 
 # A TCP port on 127.0.0.1 that nothing listens on (at this instant).
 proc ::t::free_port {} {
+    # Below the kernel's ephemeral range (32768 and up by default), so
+    # that no outgoing connection of another test takes it as its local
+    # port before the test binds it (a registry then had to take another
+    # port, once, under load).  Tried at random, bounded; else the
+    # kernel's choice.
+    for {set i 0} {$i < 50} {incr i} {
+        set port [expr {20000 + int(rand() * 12000)}]
+        if {![catch {socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 $port} s]} {
+            close $s
+            return $port
+        }
+    }
     set s [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
     set port [lindex [fconfigure $s -sockname] 2]
     close $s
