@@ -59,7 +59,7 @@ cleanup() {
 	done
 	# user registries a client may have started after all (none should)
 	for p in $(pgrep -x commregd 2>/dev/null); do
-		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+		{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null |
 		    grep -q "^HOME=$work/" && kill "$p" 2>/dev/null
 	done
 	sleep 0.2
