@@ -198,6 +198,33 @@ main {
         check "the poser got no script" {[string first "set x" $got] < 0}
     }
 
+    # An application of ours listening on [::] without IPV6_V6ONLY (the
+    # default of C and of most languages) accepts an IPv4 connection as a
+    # tcp6 socket with v4-mapped addresses: send must find it there, where
+    # it once looked in tcp only and failed with NOACCEPTOR.
+    test an_application_on_a_dual_stack_socket_is_ours {
+        if {[capp_path] eq ""} { say "  (skipped: capp is not built)"; return }
+        set home [new_home]
+        start_registry $home
+        use_home $home
+        set app [spawn -home $home [capp_path] --home $home --commregd [commregd_path] \
+                     --dual-stack dualapp]
+        check_match "capp registers" "registered dualapp *" [readline $app [slow 10000]]
+        set port [lindex [comm::registry::lookup dualapp] 0]
+        # Its port, named by its IPv4 address.
+        set reg [spawn -home $home [commreg_path] --home $home register dual4 $port \
+                     --host 127.0.0.1]
+        check_equal "registered at 127.0.0.1" dual4 [readline $reg [slow 5000]]
+        set code [try {
+            comm::registry::send -timeout 300 dual4 set x 1
+            list no error
+        } on error {m o} {
+            dict get $o -errorcode
+        }]
+        check_equal "the port check passes; only an answer is missing (capp speaks no comm)" \
+            {COMMREG TIMEOUT} [lrange $code 0 1]
+    }
+
     test an_application_of_ours_answers {
         set home [new_home]
         start_registry $home

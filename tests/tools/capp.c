@@ -7,6 +7,9 @@
  *   ... [--lookup NAME]...    look NAME up at each SIGUSR1
  *   ... [--scope S]           register with scope S (user, host, global)
  *
+ * With --dual-stack it listens on [::] without IPV6_V6ONLY instead (an
+ * IPv4 connection is then the kernel's tcp6 socket, v4-mapped) and keeps
+ * what it accepts open, for the checks of who accepted a connection.
  * It listens on 127.0.0.1 (its "comm port": connections are accepted and
  * closed), registers each NAME with that port and prints one line per
  * happening on stdout, flushed, the text after the keyword as it is:
@@ -77,7 +80,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: capp [--home DIR] [--inprocess] [--commregd PATH] "
-	            "[--scope S] [-v] NAME...\n"
+	            "[--scope S] [--dual-stack] [-v] NAME...\n"
 	            "       capp [--home DIR] [--inprocess] [--commregd PATH] "
 	            "[-v] --watch PATTERN\n"
 	            "  either with [--lookup NAME]...: looked up at SIGUSR1\n");
@@ -207,8 +210,34 @@ on_accept(evutil_socket_t fd, short ev, void *arg)
 {
 	int s;
 
-	if ((s = accept(fd, NULL, NULL)) != -1)
+	/* --dual-stack: kept open until the process ends, so that the
+	 * connection is there to be looked up. */
+	if ((s = accept(fd, NULL, NULL)) != -1 && arg == NULL)
 		close(s);
+}
+
+static int
+comm_listen_dual(int *port)
+{
+	struct sockaddr_in6 sin6;
+	socklen_t len = sizeof sin6;
+	int s, no = 0;
+
+	s = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s == -1)
+		return -1;
+	memset(&sin6, 0, sizeof sin6);
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_any;
+	if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no) == -1 ||
+	    bind(s, (struct sockaddr *)&sin6, sizeof sin6) == -1 ||
+	    listen(s, 16) == -1 ||
+	    getsockname(s, (struct sockaddr *)&sin6, &len) == -1) {
+		close(s);
+		return -1;
+	}
+	*port = ntohs(sin6.sin6_port);
+	return s;
 }
 
 static int
@@ -244,6 +273,7 @@ main(int argc, char **argv)
 	    {"watch", required_argument, NULL, 'w'},
 	    {"lookup", required_argument, NULL, 'l'},
 	    {"scope", required_argument, NULL, 's'},
+	    {"dual-stack", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -252,7 +282,7 @@ main(int argc, char **argv)
 	struct event *sigterm, *sigint, *sigusr1, *acc;
 	const char *watch = NULL, *scope = NULL;
 	char err[1024];
-	int ch, i, lfd, port;
+	int ch, i, lfd, port, dual = 0;
 
 	memset(&o, 0, sizeof o);
 	memset(&c, 0, sizeof c);
@@ -272,6 +302,9 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			scope = optarg;
+			break;
+		case 'd':
+			dual = 1;
 			break;
 		case 'l':
 			if (c.nlookups == MAX_LOOKUPS) {
@@ -300,11 +333,12 @@ main(int argc, char **argv)
 		say("error event_base_new failed");
 		return 1;
 	}
-	if ((lfd = comm_listen(&port)) == -1) {
+	if ((lfd = dual ? comm_listen_dual(&port) : comm_listen(&port)) == -1) {
 		say("error cannot listen on 127.0.0.1");
 		return 1;
 	}
-	acc = event_new(c.base, lfd, EV_READ | EV_PERSIST, on_accept, NULL);
+	acc = event_new(c.base, lfd, EV_READ | EV_PERSIST, on_accept,
+	    dual ? &c : NULL);
 	event_add(acc, NULL);
 
 	o.on_open = on_open;
