@@ -5,10 +5,11 @@
 #   COMMREG_TOOLS  directory with the test app capp (tests/tools/capp.c)
 #   COMMREG_SRC    the source tree
 #   BENCH_RUNS     repetitions per row (5)
-#   BENCH_M        failover sizes ("10 100 500")
+#   BENCH_M        failover sizes, C apps ("100 500"), with and without
+#                  the registry's standby
 #   BENCH_N        election sizes ("10 50")
 #   BENCH_INPROC_M in-process failover sizes ("10 100")
-#   BENCH_TCL_M    failover sizes with Tcl apps ("10 50")
+#   BENCH_TCL_M    failover sizes with Tcl apps ("100"), the same
 #
 # Applications are real processes, one per application, each with its own
 # connection and one name: the C test app `capp` (tests/tools/capp.c, on
@@ -28,10 +29,10 @@ proc env_or {name default} {
 }
 
 set runs [env_or BENCH_RUNS 5]
-set sizes_m [env_or BENCH_M "10 100 500"]
+set sizes_m [env_or BENCH_M "100 500"]
 set sizes_n [env_or BENCH_N "10 50"]
 set sizes_inproc [env_or BENCH_INPROC_M "10 100"]
-set sizes_tcl [env_or BENCH_TCL_M "10 50"]
+set sizes_tcl [env_or BENCH_TCL_M "100"]
 set rows {}
 
 proc progress {msg} {
@@ -128,36 +129,112 @@ proc kill_pid {pid} {
 }
 
 proc end_registries {home} {
+    foreach p [::t::standbys_of $home] { ::t::kill_proc $p KILL }
     foreach p [::t::commregds_of $home] { ::t::kill_proc $p KILL }
 }
 
 # ---------------------------------------------------------------------------
 # Failover, commregd spawned by the apps: SIGKILL the registry, time until
-# all M names are back (same port, same serials, same ports).
+# its port accepts a connection again, until a registry answers there, and
+# until all M names are back (same port, same serials, same ports) held by
+# their applications again (Commreg/Stats "held" 0: not a standby's hold
+# of the dead registry's entries, docs/election.md).  SB 1: the registry
+# keeps a standby (the default); SB 0: no registry of the run keeps one
+# (the apps run commregd through a wrapper adding --no-standby), so the
+# apps elect a new registry as when no standby lives.
 
-proc bench_failover {kind m} {
+# A commregd that keeps no standby, for the apps to run.
+proc no_standby_commregd {} {
+    set f [::t::newfile commregd-nosb]
+    ::t::write_file $f "#!/bin/sh\nexec [::t::commregd_path] --no-standby \"\$@\"\n" 0755
+    return $f
+}
+
+# Ms from T0 (the SIGKILL of PID) until 127.0.0.1:PORT accepts (tried
+# every ms once PID is dead), until a
+# registry answers Commreg/Stats there, and until it holds N entries none
+# of which is held; "" for those not reached within MS.
+proc failover_times {pid port n t0 ms} {
+    set deadline [expr {$t0 + $ms}]
+    # Dead first (its descriptors closed: gone, or a zombie), or a probe
+    # made while SIGKILL is still on its way reaches it.
+    while {[clock milliseconds] < $deadline && ![catch {::t::read_file /proc/$pid/stat} st]
+           && [lindex [split [lindex [split $st )] end]] 1] ne "Z"} {}
+    set conn ""
+    while {[clock milliseconds] < $deadline} {
+        if {![catch {socket 127.0.0.1 $port} s]} {
+            set conn [expr {[clock milliseconds] - $t0}]
+            close $s
+            break
+        }
+        after 1
+    }
+    set answer ""
+    set all ""
+    set s ""
+    while {[clock milliseconds] < $deadline} {
+        if {$s eq "" && [catch {::t::raw_open $port} s]} {
+            set s ""
+            ::t::pause 2
+            continue
+        }
+        lassign [::t::raw_call $s {Commreg/Stats} 2000] code res
+        if {$code ne "0"} {
+            ::t::raw_close $s
+            set s ""
+            ::t::pause 2
+            continue
+        }
+        if {$answer eq ""} { set answer [expr {[clock milliseconds] - $t0}] }
+        set held [expr {[dict exists $res held] ? [dict get $res held] : 0}]
+        if {[dict get $res entries] >= $n && $held == 0} {
+            set all [expr {[clock milliseconds] - $t0}]
+            break
+        }
+        ::t::pause 2
+    }
+    if {$s ne ""} { ::t::raw_close $s }
+    return [list $conn $answer $all]
+}
+
+proc bench_failover {kind m {sb 1}} {
     global runs
     set home [::t::new_home]
-    lassign [::t::start_registry $home] rpid port
+    if {$sb} {
+        lassign [::t::start_registry $home] rpid port
+    } else {
+        lassign [::t::start_registry $home --no-standby] rpid port
+        set ::t::app_commregd [no_standby_commregd]
+    }
     set names {}
     for {set i 0} {$i < $m} {incr i} { lappend names fo$i }
     if {$kind eq "tcl" && [::t::tclapp_path] eq ""} { error "no tests/tools/tclapp.tcl" }
-    progress "failover M=$m: starting $m $kind apps"
+    progress "failover M=$m, [expr {$sb ? "standby" : "no standby"}]: starting $m $kind apps"
     set apps [start_capps $kind $home $names]
+    unset -nocomplain ::t::app_commregd
     set before [lsort [::t::reg_pairs $port]]
+    set tconn {}
+    set tanswer {}
     set times {}
     set notes {}
     set bad 0
     for {set r 0} {$r < $runs} {incr r} {
+        if {$sb && ![::t::wait_until {[llength [::t::standbys_of $home]] == 1} 5000 20]} {
+            lappend notes "run [expr {$r + 1}]: no standby"
+        }
         set rpid [::t::registry_pid $home]
         if {$rpid eq ""} {
             incr bad
             lappend notes "run [expr {$r + 1}]: no registry answers"
             break
         }
+        # The standby has the whole table (streamed as the apps came).
+        ::t::pause 100
         set t0 [clock milliseconds]
         kill_pid $rpid
-        set t [wait_entries $home $port $m $t0 60000]
+        lassign [failover_times $rpid $port $m $t0 60000] c a t
+        if {$c ne ""} { lappend tconn $c }
+        if {$a ne ""} { lappend tanswer $a }
         if {$t eq ""} {
             incr bad
             lappend notes "run [expr {$r + 1}]: not all back within 60 s"
@@ -175,9 +252,12 @@ proc bench_failover {kind m} {
         ::t::pause 300
     }
     if {!$bad} { lappend notes "table identical after every run" }
-    set what [expr {$kind eq "c" ? "failover, C apps, commregd spawned: SIGKILL → all M names back"
-                    : "failover, Tcl apps (comm::registry): SIGKILL → all M names back"}]
-    row $what $m $times $runs [join $notes "; "]
+    set who [expr {$kind eq "c" ? "C apps, commregd spawned" : "Tcl apps (comm::registry)"}]
+    set how [expr {$sb ? "with standby" : "no standby"}]
+    row "failover, $who, $how: SIGKILL → port accepts again" $m $tconn $runs \
+        [expr {$sb ? "probed once the harness sees the registry dead; it never stops accepting (standby.test.tcl)" : ""}]
+    row "failover, $who, $how: SIGKILL → a registry answers" $m $tanswer $runs ""
+    row "failover, $who, $how: SIGKILL → all M names back" $m $times $runs [join $notes "; "]
     stop_all $apps
     end_registries $home
 }
@@ -361,8 +441,8 @@ set started [clock seconds]
 foreach what [list {*}[lmap n $sizes_n {list election_commregd $n}] \
                   {*}[lmap n $sizes_n {list election c $n}] \
                   {*}[lmap n $sizes_n {list election c-inprocess $n}] \
-                  {*}[lmap m $sizes_m {list failover c $m}] \
-                  {*}[lmap m $sizes_tcl {list failover tcl $m}] \
+                  {*}[concat {*}[lmap m $sizes_m {list [list failover c $m 1] [list failover c $m 0]}]] \
+                  {*}[concat {*}[lmap m $sizes_tcl {list [list failover tcl $m 1] [list failover tcl $m 0]}]] \
                   {*}[lmap m $sizes_inproc {list failover_inproc $m}]] {
     if {[catch {bench_[lindex $what 0] {*}[lrange $what 1 end]} err]} {
         progress "[join $what]: $err"

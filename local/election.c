@@ -50,7 +50,10 @@
 #include "log.h"
 #include "safepath.h"
 
-#define ELECTION_BACKLOG      511
+/* Every application of the user connects again at once when a standby
+ * takes over: a SYN beyond the accept queue is dropped and sent again
+ * by the client's kernel only a second later (capped by somaxconn). */
+#define ELECTION_BACKLOG      4096
 #define ELECTION_MAX_ROUNDS   4096 /* hard cap, whatever wait_ms says */
 #define ELECTION_MAX_RESTARTS 64   /* lost races before giving up */
 #define ELECTION_SLEEP_MIN_MS 2

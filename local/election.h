@@ -45,7 +45,7 @@ struct election_claim {
  * hostname.  wait_ms bounds rule (b).  On ELECTION_FOUND *port is the live
  * registry's port (the lock proves a holder is alive; the caller still says
  * hello before trusting it).  On ELECTION_WON the
- * caller owns claim, already listening (backlog 511, nonblocking, CLOEXEC)
+ * caller owns claim, already listening (backlog 4096, nonblocking, CLOEXEC)
  * on the remembered port if it was free, else on a port the OS chose, and
  * the port file already says so.
  */

@@ -240,8 +240,12 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	        s);
 	if (s->reg == NULL)
 		goto fail;
+	/* Backlog 0: listen_fd listens already, with the backlog its maker
+	 * chose (election.c); -1 would have libevent listen() again with
+	 * 128, and a crowd reconnecting at once to a standby would
+	 * overflow it (each dropped SYN is sent again only a second later). */
 	s->listener = evconnlistener_new(base, server_accept, s,
-	    LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
+	    LEV_OPT_CLOSE_ON_FREE, 0, listen_fd);
 	if (s->listener == NULL)
 		goto fail;
 	evconnlistener_set_error_cb(s->listener, server_accept_error);
