@@ -9,7 +9,9 @@
 #     namespaces share it): from just before the application's send to
 #     the watcher's event, median and p99;
 #   purge: h1 holds DBENCH_PURGE names (100); its registry is killed
-#     (SIGKILL); time until the watcher on h2 has had every remove;
+#     (SIGKILL); time until the watcher on h2 has had every remove (the
+#     registries run with --no-standby: a standby would take over and
+#     bring the names back for their applications, docs/election.md);
 #   resync: h1 holds DBENCH_RESYNC names (10000); h2's registry is
 #     killed and a new one started; time from its start until it holds
 #     every copy (Commreg/Stats polled every 5 ms on h2);
@@ -136,7 +138,7 @@ set code [catch {
     }
     set home [t::new_home]
     cookie_make $home
-    foreach h {h1 h2 h3} { set reg($h) [registry_on $h $home] }
+    foreach h {h1 h2 h3} { set reg($h) [registry_on $h $home --no-standby] }
     t::pause 1500
 
     # ---- propagation
@@ -191,7 +193,7 @@ set code [catch {
     t::stop $app
     t::stop $w
     t::wait_until {![t::alive $::reg(h1)]} 2000
-    set reg(h1) [registry_on h1 $home]
+    set reg(h1) [registry_on h1 $home --no-standby]
 
     # ---- resync and memory
     progress "resync: $NRESYNC names"
@@ -215,7 +217,7 @@ set code [catch {
     t::pause 500
     set t0 [clock microseconds]
     set p [t::spawn {*}[on h2 [info nameofexecutable] [script poller $POLLER] $home h2 $NRESYNC $t0]]
-    set reg(h2) [registry_on h2 $home]
+    set reg(h2) [registry_on h2 $home --no-standby]
     set line [t::readline $p 120000]
     if {[llength $line] == 2} {
         lappend rows [list "resync of $NRESYNC entries (h2's new registry: start to every copy)" \
