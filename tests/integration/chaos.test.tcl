@@ -90,6 +90,14 @@ proc kill_registry {home} {
     return 1
 }
 
+# How many times a standby took over, by the registries' logs (the
+# first registry's, which its standbys share, and the detached ones').
+proc takeovers {home} {
+    set text [read_file [file join $home .tcl comm log [shorthost].log]]
+    foreach pid [array names ::t::daemon_log] { append text [daemon_log $pid] }
+    return [regexp -all {took over from the registry that died} $text]
+}
+
 proc expected_names {} {
     set l {}
     foreach a $::live { lappend l {*}[app_names $a] }
@@ -211,6 +219,9 @@ proc chaos {home kinds watchers kills_wanted ms} {
         check_equal "the registry is a live app and no commregd runs" {} $regs
     } else {
         check_equal "exactly one commregd, the one answering" [list $host] $regs
+        # Failovers went through standbys (docs/election.md): the last
+        # registry has one too.
+        check "and one standby" {[wait_until {[llength [::t::standbys_of $home]] == 1} [slow 5000] 50]}
     }
 
     foreach a [concat $::live $watchers] { app_kill $a TERM }
@@ -234,6 +245,9 @@ main {
         if {$c} { lappend watchers [app_start c $home -watch *] }
         if {$tcl} { lappend watchers [app_start tcl $home -watch *] }
         chaos $home $kinds $watchers 20 30000
+        set n [takeovers $home]
+        say "  (the registries' logs count $n takeovers by a standby)"
+        check "standbys took over ($n times)" {$n > 0}
     }
 
     test in_process_hosts_among_them_killed_too {
