@@ -26,7 +26,8 @@ struct reg_watch_slot {
 
 struct registry {
 	struct reg_entry **buckets;
-	struct reg_entry **abuckets; /* by application name (app_len) */
+	struct reg_entry **abuckets; /* by application name (app_len);
+	                                NULL until registry_index_apps */
 	size_t nbuckets;             /* power of two, of both */
 	size_t count;
 	size_t bytes; /* registry_bytes */
@@ -94,12 +95,10 @@ registry_new(reg_notify_fn notify, void *arg)
 		return NULL;
 	r->nbuckets = 256;
 	r->buckets = xcalloc(r->nbuckets, sizeof *r->buckets);
-	r->abuckets = xcalloc(r->nbuckets, sizeof *r->abuckets);
 	r->nwbuckets = 64;
 	r->wbuckets = xcalloc(r->nwbuckets, sizeof *r->wbuckets);
-	if (r->buckets == NULL || r->abuckets == NULL || r->wbuckets == NULL) {
+	if (r->buckets == NULL || r->wbuckets == NULL) {
 		free(r->buckets);
-		free(r->abuckets);
 		free(r->wbuckets);
 		free(r);
 		return NULL;
@@ -186,7 +185,8 @@ registry_grow(struct registry *r)
 	 * still right. */
 	if ((nb = xcalloc(n, sizeof *nb)) == NULL)
 		return;
-	if ((na = xcalloc(n, sizeof *na)) == NULL) {
+	na = NULL;
+	if (r->abuckets != NULL && (na = xcalloc(n, sizeof *na)) == NULL) {
 		free(nb);
 		return;
 	}
@@ -196,9 +196,11 @@ registry_grow(struct registry *r)
 			h = hash_bytes(e->name, e->namelen) & (n - 1);
 			e->hnext = nb[h];
 			nb[h] = e;
-			h = app_hash(e, n);
-			e->anext = na[h];
-			na[h] = e;
+			if (na != NULL) {
+				h = app_hash(e, n);
+				e->anext = na[h];
+				na[h] = e;
+			}
 		}
 	}
 	free(r->buckets);
@@ -208,12 +210,33 @@ registry_grow(struct registry *r)
 	r->nbuckets = n;
 }
 
+int
+registry_index_apps(struct registry *r)
+{
+	struct reg_entry *e;
+	size_t i, h;
+
+	if (r->abuckets != NULL)
+		return 0;
+	if ((r->abuckets = xcalloc(r->nbuckets, sizeof *r->abuckets)) == NULL)
+		return -1;
+	for (i = 0; i < r->nbuckets; i++)
+		for (e = r->buckets[i]; e != NULL; e = e->hnext) {
+			h = app_hash(e, r->nbuckets);
+			e->anext = r->abuckets[h];
+			r->abuckets[h] = e;
+		}
+	return 0;
+}
+
 struct reg_entry *
 registry_find_app(struct registry *r, const struct reg_entry *after,
     const char *app, size_t len)
 {
 	struct reg_entry *e;
 
+	if (r->abuckets == NULL)
+		return NULL;
 	e = after != NULL ? after->anext
 	                  : r->abuckets[hash_bytes(app, len) & (r->nbuckets - 1)];
 	for (; e != NULL; e = e->anext)
@@ -584,9 +607,11 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	h = hash_bytes(e->name, e->namelen) & (r->nbuckets - 1);
 	e->hnext = r->buckets[h];
 	r->buckets[h] = e;
-	h = app_hash(e, r->nbuckets);
-	e->anext = r->abuckets[h];
-	r->abuckets[h] = e;
+	if (r->abuckets != NULL) {
+		h = app_hash(e, r->nbuckets);
+		e->anext = r->abuckets[h];
+		r->abuckets[h] = e;
+	}
 	r->count++;
 	r->bytes += entry_bytes(e);
 	TAILQ_INSERT_TAIL(owner_list, e, owner_link);
@@ -607,8 +632,9 @@ registry_remove(struct registry *r, struct reg_entry *e,
 			break;
 		}
 	}
-	pp = &r->abuckets[app_hash(e, r->nbuckets)];
-	for (; *pp != NULL; pp = &(*pp)->anext) {
+	pp = r->abuckets != NULL ? &r->abuckets[app_hash(e, r->nbuckets)]
+	                         : NULL;
+	for (; pp != NULL && *pp != NULL; pp = &(*pp)->anext) {
 		if (*pp == e) {
 			*pp = e->anext;
 			break;

@@ -152,8 +152,11 @@ struct reg_entry *registry_find(struct registry *, const char *name,
  * The entries whose name before its first "@" is app ("calc" for the
  * gateway's "calc@ann" and "calc@bob@site.example"), one at a time: after
  * NULL gives the first.  In no order; constant time each, whatever the
- * size of the table.
+ * size of the table.  Only a registry that keeps that index (the
+ * gateway's: a user registry has no use for it and saves its memory)
+ * answers; registry_index_apps starts it.  -1: out of memory.
  */
+int registry_index_apps(struct registry *);
 struct reg_entry *registry_find_app(struct registry *,
     const struct reg_entry *after, const char *app, size_t len);
 /*

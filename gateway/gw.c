@@ -703,6 +703,9 @@ gateway_init(struct gateway *g, struct event_base *base, int listen_fd,
 	snprintf(g->srv.owner, sizeof g->srv.owner, "commgwd");
 	g->srv.kind = "gateway";
 	registry_observe(g->srv.reg, count_entries, g);
+	/* Bare names ("calc" among "calc@USER") are looked up by it. */
+	if (registry_index_apps(g->srv.reg) == -1)
+		fatalx("out of memory");
 	{
 		struct timeval tv = {GW_RECHECK_SLICE_MS / 1000,
 		    (GW_RECHECK_SLICE_MS % 1000) * 1000};

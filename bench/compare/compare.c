@@ -407,6 +407,11 @@ target_start(struct target *t, enum tkind kind)
 		argv[n++] = (char *)opt.commregd;
 		argv[n++] = "--home";
 		argv[n++] = t->dir;
+		/* The harness's connections hold names and stay quiet for
+		 * minutes without answering the liveness ping, as nnsd and
+		 * dbus-daemon never ask them to: no pings here. */
+		argv[n++] = "--liveness";
+		argv[n++] = "0";
 		argv[n] = NULL;
 		t->pid = spawn(argv, &outfd, log);
 		free(w);

@@ -112,8 +112,13 @@ test_application_index(void)
 
 	TAILQ_INIT(&o);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-	/* Enough to make both tables grow several times. */
+	/* Enough to make both tables grow several times; the index is
+	 * started half-way, over what is there already. */
 	for (i = 0; i < 3000; i++) {
+		if (i == 1500) {
+			CU_ASSERT_EQUAL(count_app(r, "app7"), 0); /* no index */
+			CU_ASSERT_EQUAL(registry_index_apps(r), 0);
+		}
 		snprintf(name, sizeof name, "app%d@user%d", i % 500, i / 500);
 		CU_ASSERT_PTR_NOT_NULL(put(r, name, &o));
 	}
