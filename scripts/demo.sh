@@ -191,10 +191,13 @@ HOME=$fdir/home3 TCL_COMM_CONFIG_DIR=$fdir/etc3 "$bin/commreg" lookup calc | sed
 echo "   host 2's application exits: host 3's watcher is told"
 kill "$calcpid" 2>/dev/null || true
 sleep 1
+# The watchers and gateways first: a watcher whose registry goes elects
+# another, which would outlive the demo.
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+sleep 0.3
 for p in $(pgrep -x commregd); do
   if { tr '\0' '\n' </proc/$p/environ; } 2>/dev/null | grep -qE "^HOME=$fdir/home[23]$"; then kill "$p"; fi
 done
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 sleep 0.3
 rm -rf "$fdir"
 
