@@ -582,8 +582,8 @@ peer_format_async(struct peer *p, struct tbuf *out, const char *const *words,
 	if (e->payload.failed)
 		out->failed = true;
 	else
-		comm_format_message(out, "async", ++p->out_serial,
-		    e->payload.p, e->payload.len);
+		comm_format_message(out, "async", ++p->out_serial, e->payload.p,
+		    e->payload.len);
 }
 
 void

@@ -237,8 +237,9 @@ registry_find_app(struct registry *r, const struct reg_entry *after,
 
 	if (r->abuckets == NULL)
 		return NULL;
-	e = after != NULL ? after->anext
-	                  : r->abuckets[hash_bytes(app, len) & (r->nbuckets - 1)];
+	e = after != NULL
+	        ? after->anext
+	        : r->abuckets[hash_bytes(app, len) & (r->nbuckets - 1)];
 	for (; e != NULL; e = e->anext)
 		if (app_len(e->name, e->namelen) == len &&
 		    memcmp(e->name, app, len) == 0)
@@ -632,8 +633,8 @@ registry_remove(struct registry *r, struct reg_entry *e,
 			break;
 		}
 	}
-	pp = r->abuckets != NULL ? &r->abuckets[app_hash(e, r->nbuckets)]
-	                         : NULL;
+	pp =
+	    r->abuckets != NULL ? &r->abuckets[app_hash(e, r->nbuckets)] : NULL;
 	for (; pp != NULL && *pp != NULL; pp = &(*pp)->anext) {
 		if (*pp == e) {
 			*pp = e->anext;

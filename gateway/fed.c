@@ -563,8 +563,9 @@ answer_lookup(struct flink *l, const char *name, struct tbuf *r)
 			hit = registry_find(reg, name, len - slen - 1);
 		if (hit == NULL || hit->path[0] != '\0')
 			hit = registry_find(reg, name, len);
-		if (hit != NULL && (!fedname_exportable(l->f->self, l->r, hit) ||
-		                       !travels_as(l, hit, name)))
+		if (hit != NULL &&
+		    (!fedname_exportable(l->f->self, l->r, hit) ||
+		        !travels_as(l, hit, name)))
 			hit = NULL;
 	} else
 		while ((x = registry_find_app(reg, x, name, len)) != NULL)
@@ -741,7 +742,8 @@ fed_cmd_event(struct cmd_ctx *c)
 		/* A piece of the snapshot we asked for (Gateway/Watch
 		 * pieces): kept until its reply says it is whole. */
 		if (l->snap_waiting == 0) {
-			tbuf_adds(c->result, "a piece of a snapshot not asked for");
+			tbuf_adds(c->result,
+			    "a piece of a snapshot not asked for");
 			return 1;
 		}
 		if (l->snap.len + w->v[3].len + 1 >
@@ -853,15 +855,17 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 			unsigned long long want;
 
 			want = strtoull(res, &end, 10);
-			if (tlist_parse(&snap, l->snap.p != NULL ? l->snap.p : "",
-			        l->snap.len, &why) != 0 ||
+			if (tlist_parse(&snap,
+			        l->snap.p != NULL ? l->snap.p : "", l->snap.len,
+			        &why) != 0 ||
 			    end == res || snap.n != want) {
 				size_t got = snap.n;
 
 				tlist_free(&snap);
 				tbuf_free(&l->snap);
-				peer_fail(p, "its snapshot came incomplete "
-				             "(%zu entries of %.20s)",
+				peer_fail(p,
+				    "its snapshot came incomplete "
+				    "(%zu entries of %.20s)",
 				    got, res);
 				break;
 			}

@@ -757,8 +757,8 @@ keep_standby(struct commregd *d, struct commregd_opts *o, char **argv)
 	if (n <= 0 || (size_t)n >= sizeof exe - 1 ||
 	    access((exe[n] = '\0', exe), X_OK) == -1)
 		snprintf(exe, sizeof exe, "/proc/self/exe");
-	d->sb = standby_keep(&d->srv, d->claim.listen_fd, d->claim.lock_fd,
-	    exe, argv);
+	d->sb = standby_keep(&d->srv, d->claim.listen_fd, d->claim.lock_fd, exe,
+	    argv);
 }
 
 /*

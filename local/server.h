@@ -121,8 +121,8 @@ struct server {
 	                            hosts' registries (dist.h), or NULL */
 	/* Names a lookup finds beyond the table (NAME@HOST of the
 	 * distributed registry, dist.h); NULL: none. */
-	const struct reg_entry *(*lookup_more)(struct server *,
-	    const char *name, size_t len);
+	const struct reg_entry *(
+	    *lookup_more)(struct server *, const char *name, size_t len);
 	/* A standby that took over: the dead registry's entries, held
 	 * for their applications (standby.h); NULL: none. */
 	struct holdover *holdover;
@@ -130,7 +130,7 @@ struct server {
 	 * had (after a failover): a copy of another host's entry that took
 	 * the name meanwhile makes room (dist.h); NULL: none. */
 	void (*name_wanted)(struct server *, const char *name, size_t len);
-	int upstream_port;       /* 0: none connected */
+	int upstream_port; /* 0: none connected */
 	uint64_t refused;
 	uint64_t accepted; /* Unix socket peers, for their names */
 	/* The body of the last change told to watchers (handlers_notify),

@@ -64,8 +64,8 @@ struct standby {
 	int listen_fd, lock_fd;
 	char **argv; /* exe's, with --standby-fds added, NULL-ended */
 	char *exe;
-	pid_t pid;   /* the standby now, 0: none */
-	int chan;    /* -1: none */
+	pid_t pid; /* the standby now, 0: none */
+	int chan;  /* -1: none */
 	struct event *ev_read, *ev_write, *respawn;
 	struct tbuf out; /* frames not yet written, from off */
 	size_t off;
@@ -151,7 +151,8 @@ chan_flush(struct standby *sb)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (sb->out.len - sb->off > STANDBY_MAX_BACKLOG) {
-				standby_lost(sb, "is stuck: it reads nothing", true);
+				standby_lost(sb, "is stuck: it reads nothing",
+				    true);
 				return;
 			}
 			event_add(sb->ev_write, NULL);
@@ -249,7 +250,8 @@ standby_observe(const struct reg_entry *e, bool added, void *arg)
 	else
 		frame_word(&sb->out, "del", e->name, e->namelen);
 	if (sb->out.failed) {
-		standby_lost(sb, "cannot be given the table: out of memory", true);
+		standby_lost(sb, "cannot be given the table: out of memory",
+		    true);
 		return;
 	}
 	chan_flush(sb);
@@ -275,9 +277,8 @@ child_exec(struct standby *sb, int chan)
 	c = fcntl(chan, F_DUPFD, 16);
 	l = fcntl(sb->listen_fd, F_DUPFD, 16);
 	k = fcntl(sb->lock_fd, F_DUPFD, 16);
-	if (c == -1 || l == -1 || k == -1 ||
-	    dup2(c, STANDBY_FD_CHAN) == -1 || dup2(l, STANDBY_FD_LISTEN) == -1 ||
-	    dup2(k, STANDBY_FD_LOCK) == -1)
+	if (c == -1 || l == -1 || k == -1 || dup2(c, STANDBY_FD_CHAN) == -1 ||
+	    dup2(l, STANDBY_FD_LISTEN) == -1 || dup2(k, STANDBY_FD_LOCK) == -1)
 		_exit(127);
 	close_range(STANDBY_FD_LOCK + 1, ~0U, 0);
 	signal(SIGCHLD, SIG_DFL);
@@ -322,7 +323,8 @@ standby_spawn(struct standby *sb)
 	event_add(sb->ev_read, NULL);
 	/* The whole table first; every change after it, in order. */
 	if ((all = registry_sorted(sb->srv->reg, "*", 1, &n)) == NULL) {
-		standby_lost(sb, "cannot be given the table: out of memory", true);
+		standby_lost(sb, "cannot be given the table: out of memory",
+		    true);
 		return;
 	}
 	for (i = 0; i < n; i++)
@@ -420,7 +422,8 @@ standby_stop(struct standby *sb)
 			if (left <= 0)
 				break;
 			pfd.fd = sb->chan;
-			pfd.events = POLLIN | (sb->off < sb->out.len ? POLLOUT : 0);
+			pfd.events =
+			    POLLIN | (sb->off < sb->out.len ? POLLOUT : 0);
 			if (poll(&pfd, 1, (int)left) <= 0)
 				break;
 			if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -685,7 +688,8 @@ holdover_reclaim(struct cmd_ctx *c, const struct reg_add *a)
 	       memcmp(data.p, e->data, data.len) == 0;
 	tbuf_free(&data);
 	if (!a->nns)
-		same = same && e->port == a->port && strcmp(e->host, a->host) == 0;
+		same =
+		    same && e->port == a->port && strcmp(e->host, a->host) == 0;
 	if (a->pid > 0 && e->pid > 0 && a->pid != e->pid)
 		same = 0;
 	if (!same)

@@ -234,14 +234,18 @@ fill(int n, char **homes, int nh)
 	double t0 = now_ms();
 
 	if (nc > nh)
-		fail("too few homes: one per %s names%s", getenv("FEDBENCH_PER_CONN") ? getenv("FEDBENCH_PER_CONN") : "1000", "");
+		fail("too few homes: one per %s names%s",
+		    getenv("FEDBENCH_PER_CONN") ? getenv("FEDBENCH_PER_CONN")
+		                                : "1000",
+		    "");
 	for (i = 0; i < nc; i++)
 		c[i] = client(homes[i]);
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof name, "%s%05d", prefix, i);
 		if (commreg_register_scope(c[i / per], name, port, NULL,
 		        "global", assigned, sizeof assigned) != 0)
-			fail("register %s: %s", name, commreg_error(c[i / per]));
+			fail("register %s: %s", name,
+			    commreg_error(c[i / per]));
 	}
 	printf("ok %.3f\n", (now_ms() - t0) / 1e3);
 	fflush(stdout);

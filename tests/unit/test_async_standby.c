@@ -103,7 +103,8 @@ fake_start(struct fake *f)
 	if ((f->pid = fork()) == -1)
 		return -1;
 	if (f->pid == 0) {
-		int c = fcntl(sv[1], F_DUPFD, 20), l = fcntl(f->listen, F_DUPFD, 20),
+		int c = fcntl(sv[1], F_DUPFD, 20),
+		    l = fcntl(f->listen, F_DUPFD, 20),
 		    k = fcntl(f->lock, F_DUPFD, 20), lg;
 
 		lg = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);

@@ -357,8 +357,8 @@ test_port_file_with_addresses(void)
 	char p[256], err[512];
 	int fd, old, port = -1, port2 = -1;
 
-	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port,
-	                          &c, err, sizeof(err)),
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port, &c,
+	                          err, sizeof(err)),
 	    ELECTION_WON);
 	port_path(p, sizeof(p), "h-addr");
 	CU_ASSERT_FATAL((fd = open(p, O_WRONLY | O_APPEND)) != -1);
@@ -373,8 +373,8 @@ test_port_file_with_addresses(void)
 
 	/* A dead one's: taken over on the same port, addresses gone. */
 	old = port;
-	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port,
-	                          &c, err, sizeof(err)),
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port, &c,
+	                          err, sizeof(err)),
 	    ELECTION_WON);
 	CU_ASSERT_EQUAL(c.port, old);
 	CU_ASSERT(says_port("h-addr", old));
@@ -384,8 +384,8 @@ test_port_file_with_addresses(void)
 	CU_ASSERT_FATAL((fd = open(p, O_WRONLY | O_APPEND)) != -1);
 	CU_ASSERT(write(fd, "dist 10.0.0.1 40", 16) == 16);
 	close(fd);
-	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port,
-	                          &c, err, sizeof(err)),
+	CU_ASSERT_EQUAL_FATAL(election_run(regdir, "h-addr", WAIT_MS, &port, &c,
+	                          err, sizeof(err)),
 	    ELECTION_WON);
 	CU_ASSERT(says_port("h-addr", c.port));
 	election_release(&c);

@@ -772,8 +772,7 @@ main(void)
 		return 1;
 	s = CU_add_suite("registry", NULL, NULL);
 	CU_add_test(s, "a walk in slices", test_scan_in_slices);
-	CU_add_test(s, "the index by application name",
-	    test_application_index);
+	CU_add_test(s, "the index by application name", test_application_index);
 	CU_add_test(s, "second instance gets serial 2",
 	    test_second_instance_gets_serial_2);
 	CU_add_test(s, "Bind refuses duplicates with tcllib's text",
