@@ -571,10 +571,7 @@ answer_lookup(struct flink *l, const char *name, struct tbuf *r)
 		while ((x = registry_find_app(reg, x, name, len)) != NULL)
 			if (x->namelen > len &&
 			    fedname_exportable(l->f->self, l->r, x) &&
-			    (hit == NULL ||
-			        ((x->path[0] == '\0') != (hit->path[0] == '\0')
-			                ? x->path[0] == '\0'
-			                : strcmp(x->name, hit->name) < 0)))
+			    fedname_answers_before(x, hit))
 				hit = x;
 	if (hit == NULL) {
 		tbuf_printf(r, "no application named \"%.255s\" here", name);

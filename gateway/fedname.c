@@ -18,6 +18,16 @@ fedname_app_len(const char *name)
 }
 
 bool
+fedname_answers_before(const struct reg_entry *x, const struct reg_entry *y)
+{
+	if (y == NULL)
+		return true;
+	if ((x->path[0] == '\0') != (y->path[0] == '\0'))
+		return x->path[0] == '\0';
+	return strcmp(x->name, y->name) < 0;
+}
+
+bool
 fedname_patterns_match(char *const *pats, size_t n, const char *name)
 {
 	size_t i, len = fedname_app_len(name);

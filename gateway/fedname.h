@@ -32,6 +32,12 @@ size_t fedname_app_len(const char *name);
 /* Does any of the n Tcl string match patterns match name's application
  * name (fedname_app_len)?  Export and import patterns never see the
  * user or the origin. */
+/* For a bare NAME ("calc" among "calc@USER..."), x answers before y
+ * (NULL: none yet): this host's entries before those learned from other
+ * gateways, then the first by name, so that the answer does not depend
+ * on the order of the table.  The gateway's lookups and a remote's. */
+bool fedname_answers_before(const struct reg_entry *x,
+    const struct reg_entry *y);
 bool fedname_patterns_match(char *const *pats, size_t n, const char *name);
 
 /* Is gateway who a whole word of the space-separated path ("gw1" is not

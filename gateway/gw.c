@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "fed.h"
+#include "fedname.h"
 #include "gateway.h"
 #include "handlers.h"
 #include "log.h"
@@ -376,19 +377,6 @@ gw_entry_added(struct cmd_ctx *c, const struct reg_request *r,
 	return CMD_OK;
 }
 
-/* For a bare NAME, x answers before y: this host's before those learned
- * from other gateways, then the first by name, so that the answer does
- * not depend on the order of the table. */
-static bool
-resolve_before(const struct reg_entry *x, const struct reg_entry *y)
-{
-	if (y == NULL)
-		return true;
-	if ((x->path[0] == '\0') != (y->path[0] == '\0'))
-		return x->path[0] == '\0';
-	return strcmp(x->name, y->name) < 0;
-}
-
 /* NAME@USER exactly; a bare NAME: the asker's own, else the first by
  * name among the other users'. */
 static struct reg_entry *
@@ -403,10 +391,10 @@ resolve(struct server *s, struct gw_user *u, const char *name, size_t len)
 	full_name(&b, name, len, u->name);
 	e = registry_find(s->reg, b.p, b.len);
 	/* Else every NAME@... from the index (registry_find_app), the
-	 * best by resolve_before. */
+	 * best by fedname_answers_before. */
 	if (e == NULL)
 		while ((x = registry_find_app(s->reg, x, name, len)) != NULL)
-			if (x->namelen > len && resolve_before(x, e))
+			if (x->namelen > len && fedname_answers_before(x, e))
 				e = x;
 	tbuf_free(&b);
 	return e;

@@ -194,6 +194,25 @@ test_patterns_see_the_application_name(void)
 	CU_ASSERT_FALSE(fedname_patterns_match(pats, 0, "calc@ann"));
 }
 
+/* Which entry a bare name answers with: this host's first, then by
+ * name, whatever the order they come in. */
+static void
+test_answers_before(void)
+{
+	const struct reg_entry *bob = local("first@bob", REG_SCOPE_GLOBAL);
+	const struct reg_entry *ann = local("first@ann", REG_SCOPE_GLOBAL);
+	const struct reg_entry *far =
+	    learned("first@al@site.example", "site.example");
+
+	CU_ASSERT_TRUE(fedname_answers_before(bob, NULL));
+	CU_ASSERT_TRUE(fedname_answers_before(ann, bob));
+	CU_ASSERT_FALSE(fedname_answers_before(bob, ann));
+	/* "first@al@..." sorts first, but a local entry comes before it. */
+	CU_ASSERT_TRUE(fedname_answers_before(bob, far));
+	CU_ASSERT_FALSE(fedname_answers_before(far, bob));
+	CU_ASSERT_FALSE(fedname_answers_before(ann, ann));
+}
+
 static void
 test_exportable_local(void)
 {
@@ -393,6 +412,8 @@ main(void)
 		return 1;
 	s = CU_add_suite("federation names", suite_init, suite_clean);
 	if (s == NULL ||
+	    CU_add_test(s, "answers_before: this host's first, then by name",
+	        test_answers_before) == NULL ||
 	    CU_add_test(s, "path_has: whole words only",
 	        test_path_has_whole_words) == NULL ||
 	    CU_add_test(s, "patterns see the application name",
