@@ -42,6 +42,9 @@
 #   mesh_second_path  gw2, gw3, gw4 all linked: gw4 learned gw2's entry
 #                     through gw3 first; when gw3 dies the entry stays,
 #                     offered again over the direct link to gw2
+#   lying_snapshot_in_pieces  a remote sends a piece not asked for and a
+#                     count its pieces do not make: the link ends, logged,
+#                     nothing taken
 #   certificate_name_not_a_host_name  a certificate calling the gateway
 #                     "gw 8.test" is refused by --check-config, saying why
 #   snapshot_in_pieces  gw3 takes at most 64 KiB in one message on its
@@ -708,6 +711,40 @@ main {
         pause 1500
         check "gw4's host still has it (offered by gw2 directly)" {[::fed::has $h4 $t]}
         check_equal "lookup on gw4's host" "[::fed::field [gw_row $h2 tree] port] 127.0.0.2" [::fed::lookup $h4 $t]
+    }
+
+    ::fed::test lying_snapshot_in_pieces {
+        # "gw5" (openssl s_server with gw5's certificate) offers pieces in
+        # its Hello, then lies: a piece before any watch was asked, one
+        # piece of one entry after it, and a reply counting two.  gw6
+        # takes no piece it did not ask for, ends the link over the
+        # count, and keeps nothing of it.
+        set e {{name %s serial 1 base %s port %d host 127.0.0.5 data {%d 127.0.0.5} scope global pid 1 since 1 path gw5.test}}
+        set early [list [format [lindex $e 0] early@root@gw5.test early 4010 4010]]
+        set late [list [format [lindex $e 0] late@root@gw5.test late 4011 4011]]
+        set data "[list [list vers 3]]\n"
+        append data "[list [list async 1 [list [list Gateway/Event fed snap $early]]]]\n"
+        append data "[list [list reply 1 [list return -code 0 {gateway commgwd name gw5.test features pieces}]]]\n"
+        append data "[list [list async 2 [list [list Gateway/Event fed snap $late]]]]\n"
+        append data "[list [list reply 2 [list return -code 0 2]]]\n"
+        set p5 [::fed::free_port 5]
+        set log [newfile s_server].log
+        set pid [exec openssl s_server -accept 127.0.0.5:$p5 -naccept 1 \
+                     -cert [::fed::cert gw5 crt] -key [::fed::cert gw5 key] \
+                     -CAfile [::fed::cert ca crt] -Verify 1 -quiet << $data >& $log &]
+        remember $pid
+        defer [list ::t::kill_proc $pid]
+        check "s_server listens" {[wait_until {
+            ![catch {exec ss -Hltn "sport = :$p5"} o] && [string match *LISTEN* $o]} [slow 5000] 50]}
+        set d6 [::fed::conf 6 -listen 0 \
+                    -remotes [::fed::remote g5 address 127.0.0.5:$p5 peer_name gw5.test export * import *]]
+        set g6 [::fed::start $d6]
+        set h6 [::fed::host $d6]
+        check "the count is checked: one entry came of two (the unasked piece not counted)" {
+            [::fed::wait_log $g6 {remote g5.*its snapshot came incomplete \(1 entries of 2\)} 15000]}
+        check "nothing of it is taken" {
+            [lsearch -glob [::fed::names $h6] *@gw5.test] < 0}
+        check "gw6 alive" {[alive [gw_pid $g6]]}
     }
 
     ::fed::test certificate_name_not_a_host_name {
