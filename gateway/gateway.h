@@ -21,11 +21,14 @@
 #include "gwconf.h"
 #include "server.h"
 
-/* How often every entry's port check is made again: a slice of the table
- * every GW_RECHECK_SLICE_MS, so that a large table is not one long stall
- * of the gateway. */
-#define GW_RECHECK_MS       2000
-#define GW_RECHECK_SLICE_MS 100
+/* How often every entry's port check is made again: a round every
+ * GW_RECHECK_MS, in slices of at least GW_RECHECK_SLICE_MIN entries
+ * GW_RECHECK_SLICE_MS apart, so that a large table is not one long stall
+ * of the gateway and a small one costs one dump of the listeners a
+ * round. */
+#define GW_RECHECK_MS        2000
+#define GW_RECHECK_SLICE_MS  100
+#define GW_RECHECK_SLICE_MIN 500
 
 /* Connections one uid may hold (a user registry needs one). */
 #define GW_CONNS_PER_UID 16
@@ -56,7 +59,8 @@ struct gateway {
 	/* The rule that allowed the registration being added, for its log
 	 * line (gw_admit_entry to gw_entry_added, one command). */
 	const struct gwconf_rule *last_rule;
-	struct event *recheck; /* the port check, every GW_RECHECK_SLICE_MS */
+	struct event *recheck; /* the port check's next slice */
+	int64_t recheck_began; /* its round's start (monotonic ms) */
 	size_t recheck_at;     /* where it goes on (registry_scan) */
 };
 

@@ -16,6 +16,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -482,10 +483,37 @@ static void withdraw(struct gateway *, struct reg_entry *, const char *);
 /*
  * The port check again, for every entry of this host, while it lives:
  * an application that closed its port, and someone else who took it,
- * must not keep the name leading there.  A slice of the table every
- * GW_RECHECK_SLICE_MS, each entry of it checked against one fresh dump of
- * the listeners (a dump older than an entry would miss its listener).
+ * must not keep the name leading there.  A round every GW_RECHECK_MS, in
+ * slices (gateway.h), each entry checked against one fresh dump of the
+ * listeners (a dump older than an entry would miss its listener).
  */
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The next slice a turn later; after a round's last, the next round
+ * GW_RECHECK_MS after this one began. */
+static void
+recheck_schedule(struct gateway *g)
+{
+	int64_t ms = GW_RECHECK_SLICE_MS;
+	struct timeval tv;
+
+	if (g->recheck_at == 0) {
+		ms = GW_RECHECK_MS - (mono_ms() - g->recheck_began);
+		if (ms < GW_RECHECK_SLICE_MS)
+			ms = GW_RECHECK_SLICE_MS;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(g->recheck, &tv);
+}
+
 struct recheck_slice {
 	struct reg_entry **v;
 	size_t n, cap;
@@ -516,18 +544,23 @@ gw_recheck(evutil_socket_t fd, short ev, void *arg)
 	struct listeners ls;
 	struct reg_entry *e;
 	char err[300], why[400];
-	size_t i, gone = 0, count = registry_count(g->srv.reg);
+	size_t i, gone = 0, count = registry_count(g->srv.reg), slice;
 
-	if (count == 0)
-		return;
-	if (portowner_dump(&ls, err, sizeof err) == -1) {
-		log_limited("port check", "port check: %s", err);
+	if (g->recheck_at == 0)
+		g->recheck_began = mono_ms();
+	if (count == 0) {
+		recheck_schedule(g);
 		return;
 	}
-	/* A slice each turn, the whole table every GW_RECHECK_MS. */
-	registry_scan(g->srv.reg, &g->recheck_at,
-	    count / (GW_RECHECK_MS / GW_RECHECK_SLICE_MS) + 1, recheck_collect,
-	    &sl);
+	if (portowner_dump(&ls, err, sizeof err) == -1) {
+		log_limited("port check", "port check: %s", err);
+		recheck_schedule(g);
+		return;
+	}
+	slice = count / (GW_RECHECK_MS / GW_RECHECK_SLICE_MS) + 1;
+	if (slice < GW_RECHECK_SLICE_MIN)
+		slice = GW_RECHECK_SLICE_MIN;
+	registry_scan(g->srv.reg, &g->recheck_at, slice, recheck_collect, &sl);
 	for (i = 0; i < sl.n; i++) {
 		e = sl.v[i];
 		if (e->removed || e->path[0] != '\0' || e->owner == NULL ||
@@ -551,6 +584,7 @@ gw_recheck(evutil_socket_t fd, short ev, void *arg)
 	portowner_free(&ls);
 	if (gone > 0)
 		server_flush(&g->srv);
+	recheck_schedule(g);
 }
 
 /* The policy no longer allows e: its owner is told, then it goes. */
@@ -694,15 +728,10 @@ gateway_init(struct gateway *g, struct event_base *base, int listen_fd,
 	/* Bare names ("calc" among "calc@USER") are looked up by it. */
 	if (registry_index_apps(g->srv.reg) == -1)
 		fatalx("out of memory");
-	{
-		struct timeval tv = {GW_RECHECK_SLICE_MS / 1000,
-		    (GW_RECHECK_SLICE_MS % 1000) * 1000};
-
-		g->recheck = event_new(base, -1, EV_PERSIST, gw_recheck, g);
-		if (g->recheck == NULL)
-			return -1;
-		event_add(g->recheck, &tv);
-	}
+	if ((g->recheck = evtimer_new(base, gw_recheck, g)) == NULL)
+		return -1;
+	g->recheck_began = mono_ms();
+	recheck_schedule(g);
 	return 0;
 }
 
