@@ -44,8 +44,13 @@
 /* A standby that reads nothing while this much waits for it is stuck:
  * it is replaced rather than let the registry's memory grow. */
 #define STANDBY_MAX_BACKLOG (64u << 20)
-/* A frame larger than this is not one the registry writes. */
-#define STANDBY_MAX_FRAME (1u << 20)
+/* A frame carries one entry, whose data is bounded by the registry's
+ * max_message (the engine's limit, the same in the standby, which runs
+ * with the registry's options): larger than this, it is not one the
+ * registry writes.  (A fixed 1 MiB once made a registry run with a
+ * larger --max-message look broken to its standby, which took over
+ * beside it.) */
+#define STANDBY_FRAME_MAX(lim) (2 * (lim).max_message + 4096)
 /* Standbys that die young are made again at a growing interval. */
 #define STANDBY_RESPAWN_MIN_MS 50
 #define STANDBY_RESPAWN_MAX_MS 5000
@@ -830,9 +835,9 @@ on_follow_read(evutil_socket_t fd, short ev, void *arg)
 	while (f->in.len >= 4 && f->result == -2) {
 		memcpy(&n, f->in.p, 4);
 		n = ntohl(n);
-		if (n <= STANDBY_MAX_FRAME && f->in.len - 4 < n)
+		if (n <= STANDBY_FRAME_MAX(f->srv->lim) && f->in.len - 4 < n)
 			break; /* not all of it yet */
-		if (n > STANDBY_MAX_FRAME ||
+		if (n > STANDBY_FRAME_MAX(f->srv->lim) ||
 		    follow_frame(f, f->in.p + 4, n) == -1) {
 			log_warnx("standby: the registry sent what no registry "
 			          "sends (a frame of %u bytes); taking over",

@@ -225,6 +225,24 @@ main {
         check "the name is back" {[wait_until {[::t::reg_names $port] eq "st"} [slow 5000]]}
     }
 
+    # An entry larger than a fixed frame limit of the standby's once made
+    # the standby think the registry broken: it took over beside the live
+    # registry.  The limit follows --max-message now.
+    test a_large_entry_does_not_make_the_standby_take_over {
+        set home [new_home]
+        lassign [start_registry $home --max-message 4194304] rpid port
+        set sb [standby_of $home]
+        check "a standby" {$sb ne ""}
+        set s [raw_open $port]
+        set big [string repeat x 1500000]
+        check_equal "a Bind of 1.5 MB of data" {0 {}} [raw_call $s [list Bind big $big] [slow 10000]]
+        pause 500
+        check "the standby did not take over" {![string match "*taking over*" [daemon_log $rpid]]}
+        check_equal "the standby is still the standby" [list $sb] [standbys_of $home]
+        check_equal "the registry answers" $rpid [registry_pid $home]
+        raw_close $s
+    }
+
     test sigkill_of_both_the_election_is_the_fallback {
         if {!$c || !$tcl} return
         set home [new_home]
