@@ -63,10 +63,13 @@
 #include "log.h"
 #include "safepath.h"
 
-#define DIST_POLL_MS        1000 /* inotify misses other NFS clients */
-#define DIST_RETRY_MIN_MS   200
-#define DIST_RETRY_MAX_MS   2000
-#define DIST_HANDSHAKE_S    5
+#define DIST_POLL_MS      1000 /* inotify misses other NFS clients */
+#define DIST_RETRY_MIN_MS 200
+#define DIST_RETRY_MAX_MS 2000
+#define DIST_HANDSHAKE_S  5 /* the links' handshake_ms (dist_start) */
+/* A snapshot of 64 MiB takes its time on a slow link: the links'
+ * partial_ms, as between gateways. */
+#define DIST_PARTIAL_MS     60000
 #define DIST_MAX_ADDRS      8
 #define DIST_MAX_LINKS      256 /* accepted links, in all */
 #define DIST_MAX_PER_SOURCE 8
@@ -122,7 +125,8 @@ struct dist {
 	SSL_CTX *ctx;
 	struct engine_limits lim;
 	struct evconnlistener *listener;
-	char line[512]; /* what the port file says after the port */
+	struct event *accept_rest; /* out of descriptors: accept later */
+	char line[512];            /* what the port file says after the port */
 	int inotify_fd;
 	struct event *ev_inotify;
 	struct event *poll;
@@ -1000,7 +1004,7 @@ dist_ready(struct peer *p)
 	lens[0] = strlen(w[0]);
 	lens[1] = strlen(w[1]);
 	lens[2] = strlen(w[2]);
-	peer_request(p, w, lens, 3, DIST_HANDSHAKE_S * 1000, hello_replied, l);
+	peer_request(p, w, lens, 3, l->d->lim.handshake_ms, hello_replied, l);
 	send_snapshot(l);
 }
 
@@ -1034,13 +1038,13 @@ tls_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 	if (!l->outgoing)
 		log_limited(l->ip,
 		    "refused registry link from %s: TLS not set up within "
-		    "%d s",
-		    l->addr, DIST_HANDSHAKE_S);
+		    "%d ms",
+		    l->addr, l->d->lim.handshake_ms);
 	else
 		log_limited(l->addr,
 		    "host %s: cannot link to %s: TLS not set "
-		    "up within %d s",
-		    l->h->name, l->addr, DIST_HANDSHAKE_S);
+		    "up within %d ms",
+		    l->h->name, l->addr, l->d->lim.handshake_ms);
 	link_close(l, NULL);
 }
 
@@ -1083,7 +1087,8 @@ static void
 host_dial(struct dhost *h)
 {
 	struct dist *d = h->d;
-	struct timeval tv = {DIST_HANDSHAKE_S, 0};
+	struct timeval tv = {d->lim.handshake_ms / 1000,
+	    (d->lim.handshake_ms % 1000) * 1000};
 	struct sockaddr_in sin;
 	struct dlink *l;
 	SSL *ssl;
@@ -1136,7 +1141,8 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct dist *d = arg;
-	struct timeval tv = {DIST_HANDSHAKE_S, 0};
+	struct timeval tv = {d->lim.handshake_ms / 1000,
+	    (d->lim.handshake_ms % 1000) * 1000};
 	char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
 	struct dlink *l;
 	SSL *ssl;
@@ -1178,8 +1184,30 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 static void
 accept_error(struct evconnlistener *lis, void *arg)
 {
-	log_limited("registry links accept", "registry links: accept: %s",
-	    strerror(EVUTIL_SOCKET_ERROR()));
+	struct dist *d = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, SERVER_ACCEPT_REST_MS * 1000};
+
+	/* As the registry's own listener (server.c): out of descriptors,
+	 * the pending link would make the listener fire again at once, at
+	 * full CPU; it rests a moment. */
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_limited("registry links accept",
+		    "registry links: accept: %s; not accepting for %d ms",
+		    strerror(err), SERVER_ACCEPT_REST_MS);
+		evconnlistener_disable(d->listener);
+		evtimer_add(d->accept_rest, &tv);
+	} else
+		log_limited("registry links accept",
+		    "registry links: accept: %s", strerror(err));
+}
+
+static void
+accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dist *d = arg;
+
+	evconnlistener_enable(d->listener);
 }
 
 /* ---- the other hosts' port files --------------------------------------- */
@@ -1457,6 +1485,9 @@ dist_listen(struct dist *d, const char *spec, char *err, size_t errlen)
 		return reason(err, errlen, "evconnlistener_new failed");
 	}
 	evconnlistener_set_error_cb(d->listener, accept_error);
+	if ((d->accept_rest = evtimer_new(d->srv->base, accept_resume, d)) ==
+	    NULL)
+		return reason(err, errlen, "evtimer_new failed");
 	d->line[0] = '\0';
 	if (every)
 		every_address(d, ntohs(sin.sin_port));
@@ -1535,6 +1566,8 @@ dist_start(struct server *srv, const char *regdir, struct election_claim *claim,
 	d->lim = srv->lim;
 	d->lim.max_message = 64 * 1024 * 1024;
 	d->lim.max_output = 256 * 1024 * 1024;
+	d->lim.partial_ms = DIST_PARTIAL_MS;
+	d->lim.handshake_ms = DIST_HANDSHAKE_S * 1000;
 	if (dist_listen(d, listen, err, errlen) == -1)
 		goto fail;
 	if (portfile_write(claim, d->line) == -1) {
@@ -1571,6 +1604,8 @@ dist_start(struct server *srv, const char *regdir, struct election_claim *claim,
 	scan(d);
 	return d;
 fail:
+	if (d->accept_rest != NULL)
+		event_free(d->accept_rest);
 	if (d->listener != NULL)
 		evconnlistener_free(d->listener);
 	if (d->ctx != NULL)
@@ -1616,6 +1651,8 @@ dist_free(struct dist *d)
 	if (d->inotify_fd != -1)
 		close(d->inotify_fd);
 	event_free(d->poll);
+	if (d->accept_rest != NULL)
+		event_free(d->accept_rest);
 	evconnlistener_free(d->listener);
 	SSL_CTX_free(d->ctx);
 	OPENSSL_cleanse(d->psk, sizeof d->psk);

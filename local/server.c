@@ -23,9 +23,6 @@
 #include "peeruid.h"
 #include "server.h"
 
-/* How long the listener rests when descriptors run out. */
-#define SERVER_ACCEPT_REST_MS 100
-
 void
 server_default_opts(struct server_opts *o)
 {
@@ -192,12 +189,13 @@ server_accept_error(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = {0, SERVER_ACCEPT_REST_MS * 1000};
 
-	log_limited("accept", "accept: %s; not accepting for %d ms",
-	    strerror(err), SERVER_ACCEPT_REST_MS);
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_limited("accept", "accept: %s; not accepting for %d ms",
+		    strerror(err), SERVER_ACCEPT_REST_MS);
 		evconnlistener_disable(s->listener);
 		evtimer_add(s->accept_rest, &tv);
-	}
+	} else
+		log_limited("accept", "accept: %s", strerror(err));
 }
 
 int
