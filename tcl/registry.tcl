@@ -738,7 +738,8 @@ proc ::comm::registry::Unreachable {name id err opts} {
 # entry leading there, under NAME or NAME@USER; ours when the registry
 # lists none: a user or private registry holds only our own entries), or
 # comm's connect fails with nothing sent.  A connection comm already has
-# is used as it is; a port of another host cannot be checked here.
+# is checked the same way once (send, SendChecked); a port of another
+# host cannot be checked here.
 
 # The uids that may hold the port of ID, registered as NAME.
 proc ::comm::registry::SendExpect {name id} {
