@@ -973,6 +973,24 @@ pending_reply(struct pending *q, int code, const char *result, size_t len)
 	free(q);
 }
 
+void
+pending_ctx(const struct pending *q, struct cmd_ctx *c, struct tbuf *result)
+{
+	memset(c, 0, sizeof *c);
+	c->peer = q->peer;
+	c->result = result;
+	c->serial = q->serial;
+	c->kind = q->kind;
+}
+
+void
+pending_forget(struct pending *q)
+{
+	if (q->peer != NULL)
+		TAILQ_REMOVE(&q->peer->pendings, q, link);
+	free(q);
+}
+
 /* Run one literal command; result holds the reply text. */
 static int
 peer_exec(struct peer *p, const struct tlist *w)

@@ -268,6 +268,13 @@ size_t peer_queued(const struct peer *);
 struct pending *pending_new(struct cmd_ctx *c, void *arg);
 /* Give it (code 0 result, 1 error) and free it; the peer may be gone. */
 void pending_reply(struct pending *, int code, const char *result, size_t len);
+/* The context of the message q answers, to answer it as a handler would
+ * (peer_reply_stream); q must still have its peer.  result is the
+ * caller's. */
+void pending_ctx(const struct pending *q, struct cmd_ctx *c,
+    struct tbuf *result);
+/* Free q unanswered: it was answered another way (a stream). */
+void pending_forget(struct pending *);
 
 /* The handler's reply is s, produced in pieces as the peer reads; the
  * handler returns what this returns (CMD_STREAM).  The engine frees s. */

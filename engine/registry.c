@@ -329,11 +329,12 @@ notify_all(struct registry *r, const struct reg_entry *e, bool added)
 		s = slot_find(r, e->name, e->namelen, false);
 		if (s != NULL) {
 			TAILQ_FOREACH_SAFE(w, &s->watches, link, next)
-				r->notify(w, e, added, r->arg);
+				if (!w->deferred)
+					r->notify(w, e, added, r->arg);
 		}
 		TAILQ_FOREACH_SAFE(w, &r->globs, link, next) {
-			if (tcl_string_match(w->pattern, w->patlen, e->name,
-			        e->namelen))
+			if (!w->deferred && tcl_string_match(w->pattern,
+			                        w->patlen, e->name, e->namelen))
 				r->notify(w, e, added, r->arg);
 		}
 	}

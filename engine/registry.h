@@ -92,6 +92,10 @@ struct reg_watch {
 	char *pattern;
 	size_t patlen;
 	bool literal;
+	/* Not told of changes yet: its first snapshot waits for something
+	 * (the host gateway's entries, local/gwlink.h), and will include
+	 * what happens meanwhile. */
+	bool deferred;
 	void *owner;
 	TAILQ_ENTRY(reg_watch) owner_link;
 	TAILQ_ENTRY(reg_watch) link; /* glob list or literal bucket */

@@ -343,9 +343,10 @@ gateway_wait_over(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
- * Say we are ready only with the host's view: the first copy of the
- * gateway's entries, or GATEWAY_WAIT_MS without it (a gateway that is
- * down must not hold up the user's applications).
+ * Say we are ready only once linked to the host gateway (it answered our
+ * greeting), or GATEWAY_WAIT_MS without it (a gateway that is down must
+ * not hold up the user's applications).  The others' entries are asked
+ * for when used (gwlink.h).
  */
 #define GATEWAY_WAIT_MS 1000
 static void
@@ -364,7 +365,7 @@ wait_gateway(struct event_base *base, struct server *srv)
 		event_base_loop(base, EVLOOP_ONCE);
 	event_free(t);
 	if (!gwlink_settled(srv->gw))
-		log_info("host gateway: no copy of its entries within %d ms; "
+		log_info("host gateway: not linked within %d ms; "
 		         "serving meanwhile",
 		    GATEWAY_WAIT_MS);
 }

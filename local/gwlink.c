@@ -12,9 +12,11 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -33,10 +35,22 @@
 #define GW_TIMEOUT_MS   5000               /* a verdict or a forwarded lookup */
 #define GW_MAX_MESSAGE  (16 * 1024 * 1024) /* the gateway's snapshot */
 #define GW_WATCH_TAG    "gwlink"
+/* The copy of the others' entries (gwlink.h): how long it is kept after
+ * its last use, and how long a listing waits for it. */
+#define GW_COPY_LINGER_MS 10000
+#define GW_COPY_WAIT_MS   5000
 
 enum gw_state { GW_IDLE, GW_CONNECTING, GW_HELLO, GW_READY };
 
 enum gwreq_kind { GWQ_HELLO, GWQ_WATCH, GWQ_REGISTER, GWQ_FORGET, GWQ_LOOKUP };
+
+/* A listing or a watch waiting for the copy (gwlink_copy). */
+struct gwwait {
+	TAILQ_ENTRY(gwwait) link;
+	void (*fn)(void *);
+	void *arg;
+};
+TAILQ_HEAD(gwwait_list, gwwait);
 
 struct gwreq {
 	TAILQ_ENTRY(gwreq) link;
@@ -58,7 +72,13 @@ struct gwlink {
 	struct engine_limits lim;
 	struct event *retry;
 	int attempt;
-	bool had_snapshot;
+	bool had_snapshot;    /* srv->mirror holds a copy (maybe stale) */
+	bool copying;         /* our watch on "*" is asked for or running */
+	bool fresh;           /* ... and its snapshot came */
+	uint64_t used_ms;     /* the copy's last use (gwlink_copy) */
+	struct event *linger; /* drops the copy once it is not used */
+	struct event *wait;   /* gives up waiting for the copy */
+	struct gwwait_list waiters;
 	bool withdrawing; /* removing what the gateway withdrew */
 	char why[256];    /* why not ready */
 	struct mirror m;
@@ -195,6 +215,133 @@ withdraw_local(struct gwlink *gw, const char *name, const char *reason)
 	p->nentries--;
 }
 
+/* ---- the copy of the others' entries -------------------------------- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+arm(struct event *ev, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(ev, &tv);
+}
+
+/* Answer whoever waits for the copy, with what srv->mirror holds now. */
+static void
+waiters_release(struct gwlink *gw)
+{
+	struct gwwait *w;
+
+	evtimer_del(gw->wait);
+	while ((w = TAILQ_FIRST(&gw->waiters)) != NULL) {
+		TAILQ_REMOVE(&gw->waiters, w, link);
+		w->fn(w->arg);
+		free(w);
+	}
+	server_flush(gw->srv);
+}
+
+/* Is the copy wanted: a watch here, or a listing not long ago? */
+static bool
+copy_wanted(const struct gwlink *gw)
+{
+	return registry_watch_count(gw->srv->reg) > 0 ||
+	       !TAILQ_EMPTY(&gw->waiters) ||
+	       now_ms() - gw->used_ms < GW_COPY_LINGER_MS;
+}
+
+/* Ask the gateway for its entries and every change to them. */
+static void
+copy_start(struct gwlink *gw)
+{
+	const char *w[3] = {"Commreg/Watch", GW_WATCH_TAG, "*"};
+
+	gw->copying = true;
+	gw->fresh = false;
+	send_req(gw, GWQ_WATCH, w, 3, NULL);
+	arm(gw->linger, GW_COPY_LINGER_MS);
+	log_debug("host gateway: copying its entries");
+}
+
+/* Nobody uses the copy any more: stop the watch and drop it (no watcher
+ * here is told: there is none). */
+static void
+copy_stop(struct gwlink *gw)
+{
+	const char *w[2] = {"Commreg/Unwatch", GW_WATCH_TAG};
+
+	if (gw->state == GW_READY || gw->state == GW_HELLO)
+		send_req(gw, GWQ_FORGET, w, 2, NULL);
+	gw->copying = false;
+	gw->fresh = false;
+	gw->had_snapshot = false;
+	mirror_clear(&gw->m);
+	log_debug("host gateway: its entries unused for %d ms; copy dropped",
+	    GW_COPY_LINGER_MS);
+}
+
+static void
+linger_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwlink *gw = arg;
+	uint64_t idle;
+
+	if (!gw->copying)
+		return;
+	if (copy_wanted(gw)) {
+		/* Look again when the last use is GW_COPY_LINGER_MS old. */
+		idle = now_ms() - gw->used_ms;
+		arm(gw->linger, idle < GW_COPY_LINGER_MS
+		                    ? GW_COPY_LINGER_MS - (int)idle
+		                    : GW_COPY_LINGER_MS);
+		return;
+	}
+	copy_stop(gw);
+}
+
+static void
+wait_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gwlink *gw = arg;
+
+	log_warnx("host gateway: its entries did not come within %d ms; "
+	          "answering without them",
+	    GW_COPY_WAIT_MS);
+	waiters_release(gw);
+}
+
+bool
+gwlink_copy(struct gwlink *gw, void (*fn)(void *), void *arg)
+{
+	struct gwwait *w;
+
+	gw->used_ms = now_ms();
+	/* No gateway now: what the copy holds (kept for a while after a
+	 * lost link, mirror.h) is all there is. */
+	if (gw->state != GW_READY && gw->state != GW_HELLO)
+		return true;
+	if (!gw->copying)
+		copy_start(gw);
+	if (gw->fresh)
+		return true;
+	if ((w = calloc(1, sizeof *w)) == NULL)
+		fatal("%s", __func__);
+	w->fn = fn;
+	w->arg = arg;
+	if (TAILQ_EMPTY(&gw->waiters))
+		arm(gw->wait, GW_COPY_WAIT_MS);
+	TAILQ_INSERT_TAIL(&gw->waiters, w, link);
+	return false;
+}
+
 /* ---- replies and events ------------------------------------------------ */
 
 static void
@@ -204,7 +351,6 @@ on_hello(struct gwlink *gw, int ok, const char *res, size_t len)
 	const char *err;
 	bool is_gw = false;
 	size_t i;
-	const char *w[3] = {"Commreg/Watch", GW_WATCH_TAG, "*"};
 
 	tlist_init(&d);
 	if (ok && tlist_parse(&d, res, len, &err) == 0 && d.n % 2 == 0) {
@@ -235,7 +381,14 @@ on_hello(struct gwlink *gw, int ok, const char *res, size_t len)
 				send_register(gw, v[j], NULL);
 		free((void *)v);
 	}
-	send_req(gw, GWQ_WATCH, w, 3, NULL);
+	/* The copy again if it is used (the old one is kept meanwhile,
+	 * mirror.h); else what is left of it goes. */
+	if (copy_wanted(gw))
+		copy_start(gw);
+	else if (gw->had_snapshot) {
+		gw->had_snapshot = false;
+		mirror_clear(&gw->m);
+	}
 }
 
 static void
@@ -285,19 +438,23 @@ gw_reply(struct peer *p, void *arg, int code, const char *res, size_t len)
 		on_hello(gw, ok, res, len);
 		break;
 	case GWQ_WATCH:
+		if (!gw->copying)
+			break; /* dropped meanwhile (copy_stop) */
 		if (!ok) {
 			log_warnx("host gateway: watch refused: %.*s", (int)len,
 			    res);
-			break;
-		}
-		if (commreg_entries_parse(res, len, &v, &n, why, sizeof why) ==
-		    -1) {
+			gw->copying = false;
+		} else if (commreg_entries_parse(res, len, &v, &n, why,
+		               sizeof why) == -1) {
 			log_warnx("host gateway: bad snapshot: %s", why);
-			break;
+			gw->copying = false;
+		} else {
+			mirror_snapshot(&gw->m, v, n, gw->had_snapshot);
+			gw->had_snapshot = true;
+			gw->fresh = true;
+			commreg_entries_free(v, n);
 		}
-		mirror_snapshot(&gw->m, v, n, gw->had_snapshot);
-		gw->had_snapshot = true;
-		commreg_entries_free(v, n);
+		waiters_release(gw);
 		break;
 	case GWQ_REGISTER:
 		on_register(gw, q, ok, res, len);
@@ -325,7 +482,8 @@ gw_cmd_event(struct cmd_ctx *c)
 	char why[256];
 	bool add = strcmp(w->v[2].p, "add") == 0;
 
-	if (strcmp(w->v[1].p, GW_WATCH_TAG) != 0)
+	/* Another watch's, or the rest of one we stopped (copy_stop). */
+	if (strcmp(w->v[1].p, GW_WATCH_TAG) != 0 || !gw->copying)
 		return CMD_OK;
 	if (!add && strcmp(w->v[2].p, "remove") != 0) {
 		tbuf_adds(c->result, "bad event ");
@@ -401,8 +559,10 @@ gw_gone(struct peer *p, const char *reason)
 	else if (gw->attempt == 0)
 		log_info("host gateway: %s", why);
 	snprintf(gw->why, sizeof gw->why, "%s", why);
-	if (gw->state == GW_READY)
+	if (gw->state == GW_READY && gw->had_snapshot)
 		mirror_lost(&gw->m);
+	gw->copying = false;
+	gw->fresh = false;
 	gw->state = GW_IDLE;
 	snprintf(msg, sizeof msg, "lost the host gateway: %s", gw->why);
 	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
@@ -417,7 +577,7 @@ gw_gone(struct peer *p, const char *reason)
 			req_fail(q, msg);
 		req_free(q);
 	}
-	server_flush(gw->srv);
+	waiters_release(gw);
 	schedule_retry(gw);
 }
 
@@ -508,7 +668,7 @@ gwlink_ready(const struct gwlink *gw, char *err, size_t errlen)
 bool
 gwlink_settled(const struct gwlink *gw)
 {
-	return gw->had_snapshot || gw->state == GW_IDLE;
+	return gw->state == GW_READY || gw->state == GW_IDLE;
 }
 
 int
@@ -553,10 +713,13 @@ gwlink_start(struct server *srv, const char *socket_path)
 	gw->lim.max_message = GW_MAX_MESSAGE;
 	snprintf(gw->path, sizeof gw->path, "%s", socket_path);
 	TAILQ_INIT(&gw->reqs);
+	TAILQ_INIT(&gw->waiters);
 	mirror_init(&gw->m, srv, "host gateway");
 	gw->m.skip = skip_own;
 	gw->m.arg = gw;
-	if ((gw->retry = evtimer_new(srv->base, retry_cb, gw)) == NULL)
+	if ((gw->retry = evtimer_new(srv->base, retry_cb, gw)) == NULL ||
+	    (gw->linger = evtimer_new(srv->base, linger_cb, gw)) == NULL ||
+	    (gw->wait = evtimer_new(srv->base, wait_cb, gw)) == NULL)
 		fatalx("event_new failed");
 	registry_observe(srv->reg, observe, gw);
 	gw_connect(gw);
@@ -571,6 +734,7 @@ gwlink_free(struct gwlink *gw)
 	if (gw == NULL)
 		return;
 	registry_unobserve(gw->srv->reg, gw);
+	waiters_release(gw);
 	while ((q = TAILQ_FIRST(&gw->reqs)) != NULL) {
 		TAILQ_REMOVE(&gw->reqs, q, link);
 		peer_request_cancel(q->req);
@@ -584,5 +748,7 @@ gwlink_free(struct gwlink *gw)
 	}
 	mirror_free(&gw->m);
 	event_free(gw->retry);
+	event_free(gw->linger);
+	event_free(gw->wait);
 	free(gw);
 }

@@ -10,8 +10,13 @@
  *    registry's observer), and, the other way, the gateway's withdrawal
  *    when its policy changes (Commreg/Withdrawn, passed on to the owner);
  *  - lookups this registry cannot answer;
- *  - one watch on "*", which keeps srv->mirror, the copy of every other
- *    user's host entries (mirror.c), for lists and watches.
+ *  - while the copy is used, one watch on "*", which keeps srv->mirror,
+ *    the copy of every other user's host entries (mirror.c), for lists
+ *    and watches.
+ * The copy is made only while it is used: while this registry has a
+ * watch, and until GW_COPY_LINGER_MS after the last listing.  A host
+ * with a thousand users and a hundred thousand entries would otherwise
+ * keep a thousand copies of them, each told of every change.
  * When the link drops it is made again with backoff, and everything is
  * registered again: a gateway restart loses nothing for good.
  */
@@ -30,9 +35,19 @@ void gwlink_free(struct gwlink *);
 /* Connected and greeted; else why not into err. */
 bool gwlink_ready(const struct gwlink *, char *err, size_t errlen);
 
-/* Has the first copy of the gateway's entries arrived, or is there no
- * gateway to wait for (not reachable now)? */
+/* Has the gateway answered our greeting, or is there no gateway to wait
+ * for (not reachable now)? */
 bool gwlink_settled(const struct gwlink *);
+
+/*
+ * A listing or a new watch wants the copy of the others' entries: true
+ * when it can be answered now (the copy is current, or there is no
+ * gateway to ask).  False when the copy is on its way: then fn(arg) is
+ * called once, when it has come or will not come soon (GW_COPY_WAIT_MS,
+ * the link lost, the link freed), and the caller answers then with what
+ * srv->mirror holds.
+ */
+bool gwlink_copy(struct gwlink *, void (*fn)(void *), void *arg);
 
 /* Offer e (just added here, scope host or global) to the gateway; the
  * verdict answers c.  Returns CMD_PENDING, or CMD_ERROR ("out of memory"

@@ -18,6 +18,11 @@
 #include "upstream.h"
 
 static int reply_listing(struct cmd_ctx *, const char *, size_t, bool);
+static int later(struct cmd_ctx *, int kind, const char *pat, size_t plen,
+    const struct tl_elem *tag);
+
+/* What waits for the host gateway's entries (later). */
+enum { LATER_LIST, LATER_SEARCH, LATER_WATCH, LATER_NNS_WATCH };
 
 static int
 arg_is(const struct tl_elem *e, const char *s)
@@ -120,7 +125,10 @@ static int
 cmd_search(struct cmd_ctx *c)
 {
 	const struct tl_elem *pat = &c->words->v[1];
+	int r;
 
+	if ((r = later(c, LATER_SEARCH, pat->p, pat->len, NULL)) != -1)
+		return r;
 	return reply_listing(c, pat->p, pat->len, true);
 }
 
@@ -139,16 +147,52 @@ cmd_protocol_features(struct cmd_ctx *c)
 }
 
 static struct reg_watch *
-watch_find(struct peer *p, enum reg_watch_kind kind, const struct tl_elem *tag)
+watch_find_tag(struct peer *p, enum reg_watch_kind kind, const char *tag,
+    size_t taglen)
 {
 	struct reg_watch *w;
 
 	TAILQ_FOREACH(w, &p->watches, owner_link) {
-		if (w->kind == kind && w->taglen == tag->len &&
-		    memcmp(w->tag, tag->p, tag->len) == 0)
+		if (w->kind == kind && w->taglen == taglen &&
+		    memcmp(w->tag, tag, taglen) == 0)
 			return w;
 	}
 	return NULL;
+}
+
+static struct reg_watch *
+watch_find(struct peer *p, enum reg_watch_kind kind, const struct tl_elem *tag)
+{
+	return watch_find_tag(p, kind, tag->p, tag->len);
+}
+
+/* The first Search/Continuous/Change of an nns watch: the current
+ * matches, empty or not (nns_protocol, Search/Continuous).  False when
+ * memory ran out. */
+static bool
+nns_first_change(struct server *s, struct peer *p, const struct reg_watch *w)
+{
+	struct tbuf snap;
+	const char *words[4];
+	size_t lens[4];
+
+	tbuf_init(&snap);
+	search_all(s, w->pattern, w->patlen, &snap);
+	if (snap.failed) {
+		tbuf_free(&snap);
+		return false;
+	}
+	words[0] = "Search/Continuous/Change";
+	lens[0] = strlen(words[0]);
+	words[1] = w->tag;
+	lens[1] = w->taglen;
+	words[2] = "add";
+	lens[2] = 3;
+	words[3] = snap.p;
+	lens[3] = snap.len;
+	peer_send_async(p, words, lens, 4);
+	tbuf_free(&snap);
+	return true;
 }
 
 static int
@@ -157,9 +201,7 @@ cmd_search_start(struct cmd_ctx *c)
 	const struct tlist *w = c->words;
 	struct peer *p = c->peer;
 	struct reg_watch *wa;
-	struct tbuf snap;
-	const char *words[4];
-	size_t lens[4];
+	int r;
 
 	/* tcllib's server ignores a second Start with the same tag. */
 	if (watch_find(p, REG_WATCH_NNS, &w->v[1]) != NULL)
@@ -170,28 +212,17 @@ cmd_search_start(struct cmd_ctx *c)
 	         w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches)) == NULL)
 		return error_nomem(c);
 	p->nwatches++;
-
-	/* The first Change carries the current matches, empty or not
-	 * (nns_protocol, Search/Continuous). */
-	tbuf_init(&snap);
-	search_all(c->srv, w->v[2].p, w->v[2].len, &snap);
-	if (snap.failed) {
+	wa->deferred = true;
+	if ((r = later(c, LATER_NNS_WATCH, w->v[2].p, w->v[2].len, &w->v[1])) ==
+	    CMD_PENDING)
+		return r;
+	wa->deferred = false;
+	if (r == CMD_ERROR || !nns_first_change(c->srv, p, wa)) {
 		/* A watch whose snapshot never came would be wrong: none. */
-		tbuf_free(&snap);
 		registry_watch_remove(c->srv->reg, wa, &p->watches);
 		p->nwatches--;
 		return error_nomem(c);
 	}
-	words[0] = "Search/Continuous/Change";
-	lens[0] = strlen(words[0]);
-	words[1] = w->v[1].p;
-	lens[1] = w->v[1].len;
-	words[2] = "add";
-	lens[2] = 3;
-	words[3] = snap.p;
-	lens[3] = snap.len;
-	peer_send_async(p, words, lens, 4);
-	tbuf_free(&snap);
 	return CMD_OK;
 }
 
@@ -648,7 +679,9 @@ reply_listing(struct cmd_ctx *c, const char *pat, size_t plen, bool nns)
 	struct listing *l;
 	size_t i;
 
-	if (!listing_big(c->srv)) {
+	/* A peer already given a reply in pieces (one that waited for the
+	 * gateway's entries, later) gets this one whole. */
+	if (!listing_big(c->srv) || c->peer->stream != NULL) {
 		if (nns)
 			search_all(c->srv, pat, plen, c->result);
 		else {
@@ -683,9 +716,13 @@ static int
 cmd_list(struct cmd_ctx *c)
 {
 	const struct tlist *w = c->words;
+	const char *pat = w->n > 1 ? w->v[1].p : "*";
+	size_t plen = w->n > 1 ? w->v[1].len : 1;
+	int r;
 
-	return reply_listing(c, w->n > 1 ? w->v[1].p : "*",
-	    w->n > 1 ? w->v[1].len : 1, false);
+	if ((r = later(c, LATER_LIST, pat, plen, NULL)) != -1)
+		return r;
+	return reply_listing(c, pat, plen, false);
 }
 
 static int
@@ -693,6 +730,8 @@ cmd_watch(struct cmd_ctx *c)
 {
 	const struct tlist *w = c->words;
 	struct peer *p = c->peer;
+	struct reg_watch *wa;
+	int r;
 
 	if (watch_find(p, REG_WATCH_COMMREG, &w->v[1]) != NULL) {
 		tbuf_adds(c->result, "a watch with tag ");
@@ -702,13 +741,141 @@ cmd_watch(struct cmd_ctx *c)
 	}
 	if (p->nwatches >= c->srv->o.max_watches)
 		return error_too_many(c, "watches", c->srv->o.max_watches);
-	if (registry_watch_add(c->srv->reg, REG_WATCH_COMMREG, w->v[1].p,
-	        w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches) == NULL)
+	if ((wa = registry_watch_add(c->srv->reg, REG_WATCH_COMMREG, w->v[1].p,
+	         w->v[1].len, w->v[2].p, w->v[2].len, p, &p->watches)) == NULL)
 		return error_nomem(c);
 	p->nwatches++;
 	/* The snapshot is the reply, so it is on the wire before any event
-	 * of this watch (docs/protocol.md §4). */
+	 * of this watch (docs/protocol.md §4); until it is, the watch hears
+	 * nothing. */
+	wa->deferred = true;
+	if ((r = later(c, LATER_WATCH, w->v[2].p, w->v[2].len, &w->v[1])) ==
+	    CMD_PENDING)
+		return r;
+	wa->deferred = false;
+	if (r == CMD_ERROR) {
+		registry_watch_remove(c->srv->reg, wa, &p->watches);
+		p->nwatches--;
+		return r;
+	}
 	return reply_listing(c, w->v[2].p, w->v[2].len, false);
+}
+
+/* ---- waiting for the host gateway's entries ------------------------------
+ *
+ * A user registry copies the other users' entries from the gateway only
+ * while they are used (gwlink.h): a listing or a watch that starts while
+ * the copy is on its way is answered when it comes.  A watch waiting so
+ * is deferred (registry.h): its snapshot, taken then, includes what
+ * happened meanwhile.
+ */
+struct later {
+	struct server *srv;
+	int kind;
+	struct pending *pend;
+	char *pattern;
+	size_t plen;
+	char *tag;
+	size_t taglen;
+};
+
+/* A NUL-terminated copy of len bytes (which may hold NULs). */
+static char *
+memdup0(const char *p, size_t len)
+{
+	char *d;
+
+	if ((d = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(d, p, len);
+	d[len] = '\0';
+	return d;
+}
+
+static void
+later_free(struct later *l)
+{
+	free(l->pattern);
+	free(l->tag);
+	free(l);
+}
+
+static void
+later_ready(void *arg)
+{
+	struct later *l = arg;
+	struct peer *p = l->pend->peer;
+	struct reg_watch *w = NULL;
+	struct cmd_ctx c;
+	struct tbuf res;
+	int code;
+
+	if (p == NULL || p->state != PEER_READY) {
+		/* It went meanwhile: nobody to answer. */
+		pending_reply(l->pend, 1, "", 0);
+		later_free(l);
+		return;
+	}
+	if (l->kind == LATER_WATCH || l->kind == LATER_NNS_WATCH) {
+		w = watch_find_tag(p,
+		    l->kind == LATER_WATCH ? REG_WATCH_COMMREG : REG_WATCH_NNS,
+		    l->tag, l->taglen);
+		if (w != NULL)
+			w->deferred = false;
+	}
+	if (l->kind == LATER_NNS_WATCH) {
+		/* Stopped meanwhile: no Change.  Out of memory: the watcher
+		 * cannot have a right view, and loses the connection. */
+		if (w != NULL && !nns_first_change(l->srv, p, w))
+			peer_fail(p, "out of memory");
+		pending_reply(l->pend, 0, "", 0);
+		later_free(l);
+		return;
+	}
+	tbuf_init(&res);
+	pending_ctx(l->pend, &c, &res);
+	c.srv = l->srv;
+	code = reply_listing(&c, l->pattern, l->plen, l->kind == LATER_SEARCH);
+	if (code == CMD_OK || code == CMD_ERROR)
+		pending_reply(l->pend, code, res.p != NULL ? res.p : "",
+		    res.len);
+	else
+		pending_forget(l->pend); /* answered in pieces */
+	tbuf_free(&res);
+	later_free(l);
+}
+
+/*
+ * Does c's answer wait for the gateway's entries?  -1: no, answer now;
+ * CMD_PENDING: yes, later_ready answers it; CMD_ERROR: memory ran out
+ * (in c->result).  tag: the watch's, for the watch kinds.
+ */
+static int
+later(struct cmd_ctx *c, int kind, const char *pat, size_t plen,
+    const struct tl_elem *tag)
+{
+	struct later *l;
+
+	if (c->srv->gw == NULL)
+		return -1;
+	if ((l = calloc(1, sizeof *l)) == NULL ||
+	    (l->pattern = memdup0(pat, plen)) == NULL ||
+	    (tag != NULL && (l->tag = memdup0(tag->p, tag->len)) == NULL) ||
+	    (l->pend = pending_new(c, NULL)) == NULL) {
+		if (l != NULL)
+			later_free(l);
+		return error_nomem(c);
+	}
+	l->srv = c->srv;
+	l->kind = kind;
+	l->plen = plen;
+	l->taglen = tag != NULL ? tag->len : 0;
+	if (!gwlink_copy(c->srv->gw, later_ready, l))
+		return CMD_PENDING;
+	/* The copy is here (or no gateway to ask): at once, as asked. */
+	pending_forget(l->pend);
+	later_free(l);
+	return -1;
 }
 
 static int

@@ -56,7 +56,8 @@ static const struct stat_metric {
         "Connections refused since the start (another uid, limits)."},
     {"uptime", "uptime_seconds", "gauge", "Seconds since the start."},
     {"upstream_entries", "upstream_entries", "gauge",
-        "Entries copied from the registry above (semi-private)."},
+        "Entries copied from the registry above (semi-private) or, while "
+        "used, from the host gateway."},
     {"admitted", "registrations_admitted_total", "counter",
         "Registrations the admission policy allowed since the start."},
     {"registrations_refused", "registrations_refused_total", "counter",

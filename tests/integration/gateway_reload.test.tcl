@@ -10,6 +10,9 @@
 #                      package gets refusals as Tcl errors
 #   quota              default 2 for B; A gets the larger of its user and
 #                      group lines
+#   copy_on_demand     B's registry copies the others' entries only while
+#                      a list or watch uses them; lists, watches and nns
+#                      watches wait for the copy; the copy goes unused
 #   visibility         NAME@USER in the other user's list and lookups;
 #                      own entries plain; scope user stays private
 #   reload             SIGHUP with a stricter policy withdraws (holders
@@ -92,6 +95,23 @@ proc gw_call {u d args} {
 proc re_quote {s} {
     return [regsub -all {[][\\$^.*+?(){}|]} $s {\\&}]
 }
+
+# The watches the gateway of D has (its Commreg/Stats, asked as U).
+proc gw_watches {u d} {
+    lassign [gw_call $u $d Commreg/Stats] code r
+    if {$code != 0 || [catch {dict get $r watches} n]} { return "?$r" }
+    return $n
+}
+
+# How many entries U's registry copies from the gateway (commreg status).
+proc ::t::copied {u} {
+    set r [gw_commreg $u status]
+    if {[regexp -line {^upstream_entries\s+([0-9]+)} [dict get $r out] -> n]} {
+        return $n
+    }
+    return "no upstream_entries in: [dict get $r out] [dict get $r err]"
+}
+proc copied {u} { return [::t::copied $u] }
 
 # KEY of a row of gw_list (or "" when there is no such row).
 proc field {row key} {
@@ -286,6 +306,58 @@ main {
         app_kill $app TERM
         check "B no longer sees editor@A once A's app ends" {[sees_not $ub editor@$A]}
         check_equal "B: lookup editor@A fails now" "" [string trim [dict get [gw_commreg $ub lookup editor@$A] out]]
+    }
+
+    # A user registry copies the other users' entries from the gateway
+    # only while they are used (docs/gateway.md, "What a registry
+    # copies"): until then the gateway watches for nobody and tells
+    # nobody of a change, which is what lets one gateway serve a
+    # thousand users.  A list, a watch (Commreg/Watch, and nns
+    # Search/Continuous from tcllib's nameserv) waits for the copy and
+    # sees the others' entries at once; the copy goes once unused.
+    test copy_on_demand {
+        setup
+        set app [gw_capp $ua --scope host editor]
+        check "A holds editor" {[gw_app_wait $app "registered editor editor"]}
+        check "the gateway admitted it" {[gw_wait_log $g "admitted \"editor@$A\""]}
+        check_equal "the gateway watches for nobody" 0 [gw_watches $ua $d]
+        check_equal "B's registry holds no copy" 0 [copied $ub]
+        # Not polled: the first list must already have it.
+        check "B's first list has editor@A" {[lsearch -exact [gw_list_names $ub] editor@$A] >= 0}
+        check_equal "B's registry now copies: one watch at the gateway" 1 [gw_watches $ua $d]
+        check "and holds the copy" {[copied $ub] >= 1}
+        # The copy goes once unused; a watch fetches it again, and its
+        # snapshot has editor@A (snapshot 0 if it did not wait).
+        check "the copy goes once unused" {[wait_until {[copied $ub] == 0} [slow 20000] 200]}
+        check_equal "the gateway watches for nobody again" 0 [gw_watches $ua $d]
+        set w [gw_capp $ub --watch editor*]
+        check "B's watch starts with editor@A" {[gw_app_wait $w "snapshot 1"]}
+        set app2 [gw_capp $ua --scope host editor]
+        check "A's second editor" {[gw_app_wait $app2 "registered editor editor #2"]}
+        check "B's watch is told of it" {[gw_app_wait $w "add editor #2@$A"]}
+        # tcllib's nameserv, unmodified: its first Change has editor@A.
+        app_kill $w TERM
+        check "the copy goes again" {[wait_until {[copied $ub] == 0} [slow 20000] 200]}
+        set f [newfile nns].tcl
+        write_file $f {
+            package require nameserv
+            nameserv::configure -port [lindex $argv 0]
+            set r [nameserv::search -continuous editor*]
+            set end [expr {[clock milliseconds] + 10000}]
+            while {![$r filled] && [clock milliseconds] < $end} {
+                after 20 {set ::tick 1}
+                vwait ::tick
+            }
+            puts [list [$r filled] [lsort [$r names]]]
+            exit 0
+        } 0644
+        set port [string trim [lindex [split [read_file [file join [dict get $ub home] .tcl comm registry [info hostname]]] \n] 0]]
+        set r [run -timeout 20 {*}[gw_cmd $ub [info nameofexecutable] $f $port]]
+        check_equal "nameserv's first Change: A's editors" [list 1 [lsort [list editor@$A "editor #2@$A"]]] [string trim [dict get $r out]]
+        # Lookups never needed the copy.
+        check "the copy goes after nameserv's watch" {[wait_until {[::t::copied $ub] == 0} [slow 20000] 200]}
+        check_match "B: lookup editor@A" "* localhost" [string trim [dict get [gw_commreg $ub lookup editor@$A] out]]
+        check_equal "and that made none" 0 [copied $ub]
     }
 
     # The port check is what makes a registration "not dangerous"
