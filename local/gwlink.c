@@ -710,7 +710,11 @@ gwlink_start(struct server *srv, const char *socket_path)
 		fatal("%s", __func__);
 	gw->srv = srv;
 	gw->lim = srv->lim;
-	gw->lim.max_message = GW_MAX_MESSAGE;
+	/* At least 16 MiB for the gateway's snapshot, more when the
+	 * registry was given more (--max-message): a copy that cannot come
+	 * would drop the link at each list. */
+	if (gw->lim.max_message < GW_MAX_MESSAGE)
+		gw->lim.max_message = GW_MAX_MESSAGE;
 	snprintf(gw->path, sizeof gw->path, "%s", socket_path);
 	TAILQ_INIT(&gw->reqs);
 	TAILQ_INIT(&gw->waiters);
