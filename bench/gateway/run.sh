@@ -13,7 +13,11 @@
 #   spread over the users;
 #   the gateway's resident memory with 10 and with N entries, per entry;
 #   the time to register the N names (GWBENCH_PARALLEL users at a time);
-#   the user registries' memory: each mirrors the gateway's table.
+#   the user registries' memory, and how many watch the gateway: a user
+#   registry copies the gateway's table only while a list or watch uses
+#   it (docs/gateway.md), so with nobody listing, none;
+#   one user's `commreg list` of every name: the first fetches the copy,
+#   the second (within 10 s) answers from it.
 # A user registry holds its user's host and global names on one
 # connection, which the gateway caps at 1024 names: N/USERS must be at
 # most that.  Prints a markdown table on stdout, progress on stderr; a
@@ -35,7 +39,7 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 	mkdir -p "$build"
 	if ! { cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
 	    cmake --build "$build" -j"$(nproc)" --target commgwd commregd \
-	        fedbench; } >"$build/bench-gateway-build.log" 2>&1; then
+	        commreg fedbench; } >"$build/bench-gateway-build.log" 2>&1; then
 		cat "$build/bench-gateway-build.log" >&2
 		say "build failed"
 		exit 1
@@ -43,8 +47,9 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 fi
 GWD=$build/gateway/commgwd
 REGD=$build/local/commregd
+CR=$build/local/commreg
 FB=$build/bench/federation/fedbench
-for p in "$GWD" "$REGD" "$FB"; do
+for p in "$GWD" "$REGD" "$CR" "$FB"; do
 	[ -x "$p" ] || { say "missing $p"; exit 1; }
 done
 
@@ -193,6 +198,23 @@ rss_big=$(rss)
 regs_kb=$(for p in "${regpids[@]}"; do awk '/^VmRSS/ { print $2 }' "/proc/$p/status"; done |
     awk '{ s += $1 } END { print s + 0 }')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+# The gateway's watches: one per user registry that copies its table.
+gw_watches() {
+	"$CR" gateway-status --config-dir "$work/etc" |
+	    awk '$1 == "watches" { print $2 }'
+}
+watching=$(gw_watches)
+# One user lists every name: the first list fetches the copy.
+list_ms() { # I: ms and lines of user I's `commreg list`
+	local a b n
+	a=$(date +%s%N)
+	n=$(as "$1" "$CR" --home "$work/h$1" --config-dir "$work/etc" list | wc -l)
+	b=$(date +%s%N)
+	echo "$(((b - a) / 1000000)) $n"
+}
+read -r list1 lines1 <<<"$(list_ms 2)"
+read -r list2 lines2 <<<"$(list_ms 2)"
+watching_after=$(gw_watches)
 
 read -r hm hp hx <"$work/have.small"
 read -r Hm Hp Hx <"$work/have.big"
@@ -205,6 +227,9 @@ echo "| lookup of a bare name another user holds, median ms (p99) | $hm ($hp) | 
 echo "| lookup of a name nobody has, median ms (p99) | $nm ($np) | $Nm ($Np) | $(ratio "$nm" "$Nm") |"
 echo "| gateway RSS, KiB | $rss_small | $rss_big | $(awk -v a="$rss_small" -v b="$rss_big" -v n="$N" 'BEGIN { printf "%.2f KiB per entry", (b - a) / (n - 10) }') |"
 echo "| register the $N names ($P users at a time) | | $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f s", b - a }') | |"
-echo "| the $((U + 1)) user registries' RSS in all, KiB (each mirrors the gateway's table) | | $regs_kb | |"
+echo "| the $((U + 1)) user registries' RSS in all, KiB | | $regs_kb ($(awk -v k="$regs_kb" -v u="$((U + 1))" 'BEGIN { printf "%.0f", k / u }') each) | |"
+echo "| user registries watching the gateway (copying its table), nobody listing | | $watching | |"
+echo "| one user's \`commreg list\`: first (fetches the copy) | | $list1 ms, $lines1 lines | |"
+echo "| the same again within 10 s (answered from the copy) | | $list2 ms, $lines2 lines; $watching_after watching | |"
 echo
 echo "load average at the end: $load; $(nproc) CPUs"

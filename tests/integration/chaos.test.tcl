@@ -225,6 +225,10 @@ proc chaos {home kinds watchers kills_wanted ms} {
     }
 
     foreach a [concat $::live $watchers] { app_kill $a TERM }
+    # Standbys first: a standby whose registry is killed before it takes
+    # over, and the count of takeovers below would have one more than
+    # the kills made.
+    foreach p [standbys_of $home] { kill_proc $p KILL }
     foreach p [commregds_of $home] { kill_proc $p KILL }
 }
 

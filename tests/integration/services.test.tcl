@@ -231,6 +231,11 @@ main {
             "$prefix/sbin/commgwd --check-config" [unit_value $st ExecStartPre]
         check_equal "commregd.service runs the installed commregd, standing by" \
             "$prefix/bin/commregd --standby" [unit_value $ut ExecStart]
+        # Not the main process alone: its standby takes over when it
+        # dies, and must not be killed with it.
+        check_equal "the user unit lives while the registry or its standby does" \
+            cgroup [unit_value $ut ExitType]
+        check_equal "and a stop ends both" "" [unit_value $ut KillMode]
         check "the programs they name are installed" \
             {[file executable $prefix/sbin/commgwd] && [file executable $prefix/bin/commregd]}
         check_equal "the gateway's unit names its man pages" \
