@@ -24,7 +24,6 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <netdb.h>
 #include <stdio.h>
@@ -51,6 +50,7 @@
 #include "log.h"
 #include "registry.h"
 #include "tcllist.h"
+#include "tlslink.h"
 
 #define FED_RETRY_MIN_MS 500
 #define FED_RETRY_MAX_MS 30000
@@ -930,48 +930,18 @@ static const struct peer_ops fed_link_ops = {.find = fed_link_find,
 /* ---- TLS ------------------------------------------------------------------
  */
 
-/* Why a TLS link failed, as OpenSSL says it. */
+/* Why a TLS link failed: a certificate refused says so first. */
 static void
 tls_reason(struct bufferevent *bev, short what, char *buf, size_t len)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	unsigned long e;
+	char first[200] = "";
 	long vr;
-	size_t off = 0;
 
-	buf[0] = '\0';
-	/* A link the other end closed after a good handshake is just that;
-	 * OpenSSL calls it an unexpected EOF. */
-	if ((what & BEV_EVENT_EOF) && ssl != NULL &&
-	    SSL_is_init_finished(ssl)) {
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
-		snprintf(buf, len, "closed by the other end");
-		return;
-	}
 	if (ssl != NULL && (vr = SSL_get_verify_result(ssl)) != X509_V_OK)
-		off += (size_t)snprintf(buf, len,
-		    "certificate verify failed: %s; ",
+		snprintf(first, sizeof first, "certificate verify failed: %s",
 		    X509_verify_cert_error_string(vr));
-	while ((e = bufferevent_get_openssl_error(bev)) != 0 && off < len - 1) {
-		char one[256];
-
-		/* Library 0 carries system errno values, said below. */
-		if (ERR_GET_LIB(e) == 0)
-			continue;
-		ERR_error_string_n(e, one, sizeof one);
-		off += (size_t)snprintf(buf + off, len - off, "%s; ", one);
-	}
-	if (off == 0 && (what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
-		snprintf(buf, len, "%s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	else if (off == 0)
-		snprintf(buf, len, "%s",
-		    (what & BEV_EVENT_EOF)       ? "closed by the other end"
-		    : (what & BEV_EVENT_TIMEOUT) ? "timed out"
-		                                 : "connection error");
-	else if (off >= 2 && off < len)
-		buf[off - 2] = '\0';
+	tlslink_reason(bev, what, first, buf, len);
 }
 
 /* An accepted link's certificate must be one of our remotes'. */
@@ -1205,25 +1175,6 @@ resolve_addr(const char *host, int port, struct sockaddr_storage *ss,
 	return 0;
 }
 
-/*
- * Small messages both ways (a reply, an event): no Nagle, or the
- * handshake's last message waits for a delayed ACK; and keepalives, so a
- * peer that vanished without a FIN is noticed within minutes.
- */
-static void
-tune_socket(evutil_socket_t fd)
-{
-	int one = 1, idle = 60, intvl = 10, cnt = 6;
-
-	if (fd < 0)
-		return;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-}
-
 static void
 link_open(struct flink *l)
 {
@@ -1258,7 +1209,7 @@ link_open(struct flink *l)
 		link_close(l, "connect failed");
 		return;
 	}
-	tune_socket(bufferevent_getfd(l->bev));
+	tlslink_tune_socket(bufferevent_getfd(l->bev), &f->lim);
 }
 
 static void
@@ -1318,7 +1269,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
-	tune_socket(fd);
+	tlslink_tune_socket(fd, &f->lim);
 	l = link_new(f, NULL, false);
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	snprintf(l->src, sizeof l->src, "%.63s", host);

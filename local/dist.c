@@ -34,7 +34,6 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,7 +52,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/ssl.h>
@@ -62,6 +60,7 @@
 #include "dist.h"
 #include "log.h"
 #include "safepath.h"
+#include "tlslink.h"
 
 #define DIST_POLL_MS      1000 /* inotify misses other NFS clients */
 #define DIST_RETRY_MIN_MS 200
@@ -821,48 +820,11 @@ dist_find(const char *name, size_t len)
 /* ---- TLS and the life of a link ---------------------------------------- */
 
 static void
-tls_reason(struct dlink *l, struct bufferevent *bev, short what, char *buf,
-    size_t len)
-{
-	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
-	unsigned long e;
-	size_t off = 0;
-
-	buf[0] = '\0';
-	if ((what & BEV_EVENT_EOF) && ssl != NULL &&
-	    SSL_is_init_finished(ssl)) {
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
-		snprintf(buf, len, "closed by the other end");
-		return;
-	}
-	if (l->why[0] != '\0')
-		off += (size_t)snprintf(buf, len, "%s; ", l->why);
-	while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0 &&
-	       off < len - 1) {
-		char one[256];
-
-		if (ERR_GET_LIB(e) == 0)
-			continue;
-		ERR_error_string_n(e, one, sizeof one);
-		off += (size_t)snprintf(buf + off, len - off, "%s; ", one);
-	}
-	if (off == 0 && (what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0)
-		snprintf(buf, len, "%s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	else if (off == 0)
-		snprintf(buf, len, "%s",
-		    (what & BEV_EVENT_EOF)       ? "closed by the other end"
-		    : (what & BEV_EVENT_TIMEOUT) ? "timed out"
-		                                 : "connection error");
-	else if (off >= 2 && off < len)
-		buf[off - 2] = '\0';
-}
-
-static void
 dist_bev_error(struct peer *p, short what, char *buf, size_t len)
 {
-	tls_reason(p->arg, p->bev, what, buf, len);
+	struct dlink *l = p->arg;
+
+	tlslink_reason(p->bev, what, l != NULL ? l->why : NULL, buf, len);
 }
 
 static void
@@ -1018,7 +980,7 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		tls_up(l);
 		return;
 	}
-	tls_reason(l, l->bev, what, why, sizeof why);
+	tlslink_reason(l->bev, what, l->why, why, sizeof why);
 	if (!l->outgoing)
 		log_limited(l->ip,
 		    "refused registry link from %s: %s (a peer without this "
@@ -1067,22 +1029,6 @@ link_new(struct dist *d, struct dhost *h, bool outgoing)
 	return l;
 }
 
-/* Small messages both ways: no Nagle; keepalives for a peer that
- * vanished without a word while no ping was due. */
-static void
-tune_socket(evutil_socket_t fd)
-{
-	int one = 1, idle = 30, intvl = 5, cnt = 3;
-
-	if (fd < 0)
-		return;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-}
-
 static void
 host_dial(struct dhost *h)
 {
@@ -1127,7 +1073,7 @@ host_dial(struct dhost *h)
 		link_close(l, NULL);
 		return;
 	}
-	tune_socket(bufferevent_getfd(l->bev));
+	tlslink_tune_socket(bufferevent_getfd(l->bev), &d->lim);
 }
 
 static void
@@ -1161,7 +1107,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
-	tune_socket(fd);
+	tlslink_tune_socket(fd, &d->lim);
 	l = link_new(d, NULL, false);
 	snprintf(l->addr, sizeof l->addr, "%.63s:%.16s", host, serv);
 	snprintf(l->ip, sizeof l->ip, "%.63s", host);
