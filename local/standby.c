@@ -72,7 +72,8 @@ struct standby {
 	pid_t pid; /* the standby now, 0: none */
 	int chan;  /* -1: none */
 	struct event *ev_read, *ev_write, *respawn;
-	struct tbuf out; /* frames not yet written, from off */
+	struct event *ev_flush; /* armed: frames wait for the turn's end */
+	struct tbuf out;        /* frames not yet written, from off */
 	size_t off;
 	int failures; /* standbys in a row that died young */
 	time_t born;
@@ -105,6 +106,8 @@ frame_end(struct tbuf *b, size_t start)
 static void
 chan_close(struct standby *sb)
 {
+	if (sb->ev_flush != NULL)
+		event_del(sb->ev_flush);
 	if (sb->ev_read != NULL)
 		event_free(sb->ev_read);
 	if (sb->ev_write != NULL)
@@ -140,6 +143,17 @@ standby_lost(struct standby *sb, const char *why, bool stuck)
 	evtimer_add(sb->respawn, &tv);
 }
 
+/* The standby reads nothing while more than the cap waits for it: it is
+ * stopped or wedged, and is replaced (standby_lost kills it). */
+static bool
+chan_stuck(struct standby *sb)
+{
+	if (sb->out.len - sb->off <= STANDBY_MAX_BACKLOG)
+		return false;
+	standby_lost(sb, "is stuck: it reads nothing", true);
+	return true;
+}
+
 /* Write what the channel takes; the rest waits for it to be writable. */
 static void
 chan_flush(struct standby *sb)
@@ -155,10 +169,15 @@ chan_flush(struct standby *sb)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (sb->out.len - sb->off > STANDBY_MAX_BACKLOG) {
-				standby_lost(sb, "is stuck: it reads nothing",
-				    true);
+			if (chan_stuck(sb))
 				return;
+			/* What was written goes from the front, or a standby
+			 * that keeps up slowly would grow the buffer for ever
+			 * behind what it has not read (the cap counts only
+			 * the unwritten part). */
+			if (sb->off >= (sb->out.len - sb->off)) {
+				tbuf_consume(&sb->out, sb->off);
+				sb->off = 0;
 			}
 			event_add(sb->ev_write, NULL);
 			return;
@@ -170,6 +189,30 @@ chan_flush(struct standby *sb)
 		tbuf_reset(&sb->out);
 		sb->off = 0;
 	}
+}
+
+/*
+ * A frame was queued.  It is written at the end of this turn of the event
+ * loop, with every other frame of the turn: a crowd registering at once
+ * costs one write(2) a turn, not one a change.  While the channel is
+ * behind, its writability writes; meanwhile only the cap is checked.
+ * (A reply to an application may thus leave before its frame, within the
+ * turn: a registry killed in between leaves that entry to be registered
+ * again as after any failover, as when the channel is behind.)
+ */
+static void
+chan_queued(struct standby *sb)
+{
+	if (event_pending(sb->ev_write, EV_WRITE, NULL))
+		chan_stuck(sb);
+	else
+		event_active(sb->ev_flush, EV_TIMEOUT, 0);
+}
+
+static void
+on_chan_flush(evutil_socket_t fd, short ev, void *arg)
+{
+	chan_flush(arg);
 }
 
 static void
@@ -259,7 +302,7 @@ standby_observe(const struct reg_entry *e, bool added, void *arg)
 		    true);
 		return;
 	}
-	chan_flush(sb);
+	chan_queued(sb);
 }
 
 static void
@@ -376,7 +419,9 @@ standby_keep(struct server *srv, int listen_fd, int lock_fd, const char *exe,
 	}
 	if ((sb->argv[j] = strdup("--standby-fds=3,4,5")) == NULL)
 		goto nomem;
-	if ((sb->respawn = evtimer_new(srv->base, on_respawn, sb)) == NULL)
+	if ((sb->respawn = evtimer_new(srv->base, on_respawn, sb)) == NULL ||
+	    (sb->ev_flush = event_new(srv->base, -1, 0, on_chan_flush, sb)) ==
+	        NULL)
 		goto nomem;
 	if (registry_observe(srv->reg, standby_observe, sb) == -1) {
 		log_warnx("standby: the table has no room for another "
@@ -449,6 +494,8 @@ standby_stop(struct standby *sb)
 	chan_close(sb);
 	if (sb->respawn != NULL)
 		event_free(sb->respawn);
+	if (sb->ev_flush != NULL)
+		event_free(sb->ev_flush);
 	tbuf_free(&sb->out);
 	if (sb->argv != NULL)
 		for (i = 0; sb->argv[i] != NULL; i++)
