@@ -128,9 +128,14 @@ standby_lost(struct standby *sb, const char *why, bool stuck)
 	int ms;
 
 	log_warnx("standby (pid %ld) %s; making a new one", (long)sb->pid, why);
-	chan_close(sb);
-	if (sb->pid > 0 && stuck) /* ours, by its pid: end it */
+	/* Ours, by its pid (its end of the channel is open, so it has not
+	 * exited and the pid is still its), and killed before the channel
+	 * closes: to a standby that ran on, a closed channel is our death,
+	 * and it would take over beside us.  SIGKILL ends a stopped
+	 * process too. */
+	if (sb->pid > 0 && stuck)
 		kill(sb->pid, SIGKILL);
+	chan_close(sb);
 	sb->pid = 0;
 	if (time(NULL) - sb->born >= STANDBY_ADULT_S)
 		sb->failures = 0;
@@ -148,9 +153,15 @@ standby_lost(struct standby *sb, const char *why, bool stuck)
 static bool
 chan_stuck(struct standby *sb)
 {
+	char why[160];
+
 	if (sb->out.len - sb->off <= STANDBY_MAX_BACKLOG)
 		return false;
-	standby_lost(sb, "is stuck: it reads nothing", true);
+	snprintf(why, sizeof why,
+	    "is stuck: it reads nothing, and %zu bytes of changes wait for "
+	    "it (more than the %u MiB a standby may be behind)",
+	    sb->out.len - sb->off, STANDBY_MAX_BACKLOG >> 20);
+	standby_lost(sb, why, true);
 	return true;
 }
 

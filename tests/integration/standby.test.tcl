@@ -243,6 +243,92 @@ main {
         raw_close $s
     }
 
+    # A standby that stops reading (SIGSTOP: wedged, swapped out, a
+    # debugger) while the table changes: the registry queues what it has
+    # not read, up to 64 MiB, then says so, kills it and makes another;
+    # it serves everyone all along.  The entries here carry 60 KB of data
+    # each, so that the cap is passed in about 1,100 changes.  The old
+    # standby, let run again, does not come back: it was killed (a
+    # standby that ran on would read the closed channel as the
+    # registry's death and take over beside it, on the same socket).
+    test a_standby_that_stops_reading_is_replaced_and_never_takes_over {
+        if {!$c} return
+        set home [new_home]
+        lassign [start_registry $home] rpid port
+        set sb [standby_of $home]
+        check "a standby" {$sb ne ""}
+        set apps [start_set $home {c c c}]
+        check "three apps registered" {[wait_until {[all_registered $apps]} [slow 10000]]}
+        pause 100
+        exec kill -STOP $sb
+        defer [list catch [list exec kill -CONT $sb]]
+        set s [raw_open $port]
+        set big [string repeat x 60000]
+        set mark [log_mark $rpid]
+        set rounds 0
+        set bad {}
+        # 20 Binds, then Release: 20 adds and 20 dels a round, 1.2 MB;
+        # at most 200 rounds (240 MB), or until the registry gives up on
+        # the standby.
+        for {set r 0} {$r < 200} {incr r} {
+            set sers {}
+            for {set i 0} {$i < 20} {incr i} {
+                lappend sers [raw_send $s [list [list Bind churn$i $big]]]
+            }
+            lappend sers [raw_send $s [list Release]]
+            foreach ser $sers {
+                if {[catch {raw_reply $s $ser [slow 10000]} rep]} {
+                    lappend bad "round $r: $rep"
+                    break
+                }
+                if {[dict get $rep code] ne "0"} {
+                    lappend bad "round $r: [dict get $rep result]"
+                }
+            }
+            incr rounds
+            if {[llength $bad] || [string match "*standby (pid $sb) is stuck*" \
+                    [log_since $rpid $mark]]} break
+        }
+        say "  ($rounds rounds of 20 Binds of 60 KB and a Release)"
+        check_equal "every Bind and Release was answered 0" {} $bad
+        check_match "the registry says why it dropped the standby" \
+            "*standby (pid $sb) is stuck: it reads nothing, and * bytes of changes wait for it (more than the 64 MiB a standby may be behind); making a new one*" \
+            [log_since $rpid $mark]
+        check "the stopped standby was killed" {[wait_until {![::t::alive $sb]} [slow 5000] 20]}
+        set sb2 [standby_of $home]
+        check "a new standby was made ($sb2, was $sb)" {$sb2 ne "" && $sb2 != $sb}
+        check_equal "the registry is the same" $rpid [registry_pid $home]
+        check_equal "the churner is still served" {0 {}} [raw_call $s [list Bind after 1] [slow 5000]]
+        raw_close $s
+        set late [app_start c $home late]
+        check "an app registers meanwhile" {[wait_until {[::t::app_registered $late]} [slow 10000]]}
+        lappend apps $late
+        check "the apps' names are all there, and only they" {[wait_until {
+            [llength [::t::reg_pairs $port]] == 4} [slow 5000] 20]}
+        set before [lsort [reg_pairs $port]]
+
+        # Let the old one run again: there is nothing left of it to run,
+        # and the registry and its new standby are the only ones.
+        catch {exec kill -CONT $sb}
+        pause 300
+        check "the old standby is gone" {![alive $sb]}
+        check_equal "one registry, the same" [list $rpid] [commregds_of $home]
+        check_equal "one standby, the new one" [list $sb2] [standbys_of $home]
+        check_equal "nothing took over" 0 [regexp -all {took over} [daemon_log $rpid]]
+
+        # The new standby has the table: a SIGKILL of the registry loses
+        # no name.
+        pause 200
+        exec kill -KILL $rpid
+        check "the new standby answers as the registry" {[wait_until {
+            [::t::registry_pid $home] eq $sb2} [slow 5000] 20]}
+        check "every name is back" {[wait_until {
+            [lsort [::t::reg_pairs $port]] eq $before
+            && [::stats_held $port] eq "0"} [slow 5000] 20]}
+        check_equal "the apps still run" {} [lmap a $apps {
+            expr {[alive [app_pid $a]] ? [continue] : [app_pid $a]}}]
+    }
+
     test sigkill_of_both_the_election_is_the_fallback {
         if {!$c || !$tcl} return
         set home [new_home]
