@@ -194,6 +194,10 @@ main {
         exec kill -KILL [app_pid $die]
         check "its entry is held meanwhile, then removed" {[wait_until {
             [::t::reg_names $port] eq "keep"} [slow 8000] 20]}
+        # The watcher is told after the table changed: wait for it (a
+        # loaded machine once read its lines before they came).
+        wait_until {[llength [::events_since $w $m]] > 0} [slow 5000] 20
+        pause 100
         check_equal "the watcher saw exactly its remove" {{remove die}} [events_since $w $m]
         check_equal "none held" 0 [stats_held $port]
         check_match "the registry's log says it was not registered again" \
