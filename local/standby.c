@@ -41,8 +41,10 @@
 #include "standby.h"
 #include "tcllist.h"
 
-/* A standby that reads nothing while this much waits for it is stuck:
- * it is replaced rather than let the registry's memory grow. */
+/* A standby that reads nothing while this much waits for it, beyond the
+ * table it was given at birth, is stuck: it is replaced rather than let
+ * the registry's memory grow.  (The table is given at once, and may be
+ * larger than this: entries of up to max_message each.) */
 #define STANDBY_MAX_BACKLOG (64u << 20)
 /* A frame carries one entry, whose data is bounded by the registry's
  * max_message (the engine's limit, the same in the standby, which runs
@@ -75,6 +77,7 @@ struct standby {
 	struct event *ev_flush; /* armed: frames wait for the turn's end */
 	struct tbuf out;        /* frames not yet written, from off */
 	size_t off;
+	size_t given; /* bytes of the table given at birth */
 	int failures; /* standbys in a row that died young */
 	time_t born;
 	bool observing;
@@ -153,14 +156,15 @@ standby_lost(struct standby *sb, const char *why, bool stuck)
 static bool
 chan_stuck(struct standby *sb)
 {
-	char why[160];
+	char why[200];
 
-	if (sb->out.len - sb->off <= STANDBY_MAX_BACKLOG)
+	if (sb->out.len - sb->off <= STANDBY_MAX_BACKLOG + sb->given)
 		return false;
 	snprintf(why, sizeof why,
 	    "is stuck: it reads nothing, and %zu bytes of changes wait for "
-	    "it (more than the %u MiB a standby may be behind)",
-	    sb->out.len - sb->off, STANDBY_MAX_BACKLOG >> 20);
+	    "it (more than the %u MiB a standby may be behind, beyond the "
+	    "%zu bytes of the table it was given)",
+	    sb->out.len - sb->off, STANDBY_MAX_BACKLOG >> 20, sb->given);
 	standby_lost(sb, why, true);
 	return true;
 }
@@ -390,6 +394,7 @@ standby_spawn(struct standby *sb)
 		if (standby_holds(all[i]))
 			frame_entry(&sb->out, all[i]);
 	free(all);
+	sb->given = sb->out.len;
 	log_info("standby (pid %ld) made, given the listening socket, the "
 	         "port file's lock and %zu entries",
 	    (long)pid, n);

@@ -296,7 +296,7 @@ main {
         say "  ($rounds rounds of 20 Binds of 60 KB and a Release)"
         check_equal "every Bind and Release was answered 0" {} $bad
         check_match "the registry says why it dropped the standby" \
-            "*standby (pid $sb) is stuck: it reads nothing, and * bytes of changes wait for it (more than the 64 MiB a standby may be behind); making a new one*" \
+            "*standby (pid $sb) is stuck: it reads nothing, and * bytes of changes wait for it (more than the 64 MiB a standby may be behind, beyond the * bytes of the table it was given); making a new one*" \
             [log_since $rpid $mark]
         check "the stopped standby was killed" {[wait_until {![::t::alive $sb]} [slow 5000] 20]}
         set sb2 [standby_of $home]
@@ -331,6 +331,49 @@ main {
             && [::stats_held $port] eq "0"} [slow 5000] 20]}
         check_equal "the apps still run" {} [lmap a $apps {
             expr {[alive [app_pid $a]] ? [continue] : [app_pid $a]}}]
+    }
+
+    # A new standby is given the whole table at once: a table larger
+    # than the cap on what may wait for a standby (64 MiB, entries of up
+    # to --max-message) once made every new standby look stuck at birth,
+    # killed and made again for ever, and a takeover left the new
+    # registry without one.
+    test a_table_larger_than_the_cap_is_given_to_a_new_standby {
+        set home [new_home]
+        lassign [start_registry $home --max-message 4194304] rpid port
+        set sb [standby_of $home]
+        check "a standby" {$sb ne ""}
+        set s [raw_open $port]
+        set big [string repeat y 3900000]
+        set bad {}
+        set names {}
+        # 18 entries of 3.9 MB: 70 MB, more than 64 MiB.
+        for {set i 0} {$i < 18} {incr i} {
+            lappend names big$i
+            set r [raw_call $s [list Bind big$i $big] [slow 20000]]
+            if {$r ne {0 {}}} { lappend bad "big$i: $r" }
+        }
+        check_equal "18 Binds of 3.9 MB" {} $bad
+        pause 300
+        set mark [log_mark $rpid]
+        exec kill -KILL $sb
+        wait_until {![::t::alive $sb]} 2000 5
+        set sb2 [standby_of $home]
+        check "a new standby ($sb2, was $sb)" {$sb2 ne "" && $sb2 != $sb}
+        check "the log says it was given the 18 entries" {[wait_until {
+            [string match "*standby (pid $sb2) made, * 18 entries*" [::t::log_since $rpid $mark]]} [slow 5000] 20]}
+        # Time for it to read the table, or to be given up on.
+        pause [slow 2000]
+        check "it was not taken for stuck" {![string match "*is stuck*" [log_since $rpid $mark]]}
+        check_equal "it is still the standby" [list $sb2] [standbys_of $home]
+        # And it takes over with them.
+        exec kill -KILL $rpid
+        check "the new standby answers as the registry" {[wait_until {
+            [::t::registry_pid $home] eq $sb2} [slow 5000] 20]}
+        check_match "holding the 18 entries" \
+            "*(pid $sb2): took over from the registry that died, holding its 18 entries*" \
+            [daemon_log $rpid]
+        raw_close $s
     }
 
     test sigkill_of_both_the_election_is_the_fallback {
