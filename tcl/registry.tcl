@@ -863,17 +863,17 @@ proc ::comm::registry::CheckPeerOwner {fid expect} {
         }
         foreach w $where {
             lassign $w k ph mh
-            set re "^\\s*\[0-9\]+: $ph:[format %04X $pport] $mh:[format %04X $mport] (\[0-9A-F\]{2}) \\S+ \\S+ \\S+ +(\[0-9\]+) "
-            if {[catch {ProcRead $k} data]} {
+            if {[catch {SocketUid $k $ph:[format %04X $pport] \
+                            $mh:[format %04X $mport]} uid]} {
                 if {$k eq $kind} {
-                    NoProc $data "who holds port $pport"
+                    NoProc $uid "who holds port $pport"
                 }
                 continue ;# no IPv6 here: tcp is the answer
             }
-            foreach {- st uid} [regexp -all -inline -line -nocase $re $data] {
-                if {$st in {01 03} && $uid ni $uids} {
-                    lappend uids $uid
-                }
+            # Listed in one table only (SocketUid: one socket at most).
+            if {$uid ne ""} {
+                lappend uids $uid
+                break
             }
         }
     }
@@ -1207,31 +1207,80 @@ proc ::comm::registry::LoopbackHex {} {
     return {7F000001 00000000000000000000FFFF7F000001}
 }
 
-# The uids of the sockets that accept our connection from 127.0.0.1:OURS
-# to 127.0.0.1:PORT (normally one): the lines of /proc/net/tcp (or tcp6,
-# for a listener on :: that took it as ::ffff:127.0.0.1) whose local
-# address is 127.0.0.1:PORT and remote address 127.0.0.1:OURS, in state
-# ESTABLISHED (01) or SYN_RECV (03).  A socket in another state is not
-# one serving us (and one in TIME_WAIT lists uid 0 whoever owned it).
+# The uid of the socket that the kernel's table KIND (tcp or tcp6) lists
+# with local address LOCAL and remote address REMOTE (each HEX:PORT as the
+# table writes them, the port in 4 hex digits) in state ESTABLISHED (01)
+# or SYN_RECV (03); "" when it lists none.  A socket in another state is
+# not one serving us (and one in TIME_WAIT lists uid 0 whoever owned it).
 # The columns: sl local_address rem_address st tx:rx tr:when retrnsmt
-# uid ...
+# uid ...  An error with -errorcode {COMMREG NOPROC FILE} when the table
+# cannot be read; for tcp6 (no IPv6 here) "" instead.
+#
+# The table is read a page at a time, and no further than the line
+# sought: printing it walks every bucket of the kernel's hash table of
+# connections, empty or not (a millisecond and more of CPU on a machine
+# with much memory, however few sockets it holds), and after a failover
+# every application reads it at once.  Stopping at the first line is
+# safe: the kernel keeps one socket per pair of addresses in these
+# states (a request socket is replaced by the connection it becomes),
+# and another uid cannot have one whose local port is a port we reached
+# (it would have to hold that port, or accept our connection: the very
+# case refused).
+proc ::comm::registry::SocketUid {kind local remote} {
+    variable procfile
+    set path $procfile($kind)
+    # As the kernel prints them (%08X:%04X): upper case.
+    set needle " [string toupper $local] [string toupper $remote] "
+    set re "^\\s*\[0-9\]+:${needle}(?:01|03) \\S+ \\S+ \\S+ +(\[0-9\]+) "
+    set uid ""
+    if {[catch {
+        set f [open $path rb]
+        try {
+            set tail ""
+            while {$uid eq ""} {
+                set text $tail[read $f 4096]
+                if {[eof $f]} {
+                    set tail ""
+                } else {
+                    # Whole lines only; the rest waits for the next page.
+                    set cut [string last \n $text]
+                    set tail [string range $text [expr {$cut + 1}] end]
+                    set text [string range $text 0 $cut]
+                }
+                set at 0
+                while {[set i [string first $needle $text $at]] >= 0} {
+                    set at [expr {$i + 1}]
+                    set end [string first \n $text $i]
+                    set line [string range $text \
+                        [expr {[string last \n $text $i] + 1}] \
+                        [expr {$end < 0 ? "end" : $end - 1}]]
+                    if {[regexp $re $line -> uid]} break
+                }
+                if {$tail eq "" && [eof $f]} break
+            }
+        } finally {
+            close $f
+        }
+    } err]} {
+        if {$kind eq "tcp6"} { return "" }
+        return -code error -errorcode [::list COMMREG NOPROC $path] $err
+    }
+    return $uid
+}
+
+# The uids of the sockets that accept our connection from 127.0.0.1:OURS
+# to 127.0.0.1:PORT: {} or one uid, from /proc/net/tcp (or tcp6, for a
+# listener on :: that took it as ::ffff:127.0.0.1), see SocketUid.
 proc ::comm::registry::AcceptorUids {port ours} {
     lassign [LoopbackHex] v4 v6
     set p [format %04X $port]
     set o [format %04X $ours]
-    set uids {}
     foreach {kind a} [::list tcp $v4 tcp6 $v6] {
-        set data [ProcRead $kind]
-        set re "^\\s*\[0-9\]+: $a:$p $a:$o (\[0-9A-F\]{2}) \\S+ \\S+ \\S+ +(\[0-9\]+) "
-        foreach {- st uid} [regexp -all -inline -line -nocase $re $data] {
-            if {$st in {01 03} && $uid ni $uids} {
-                lappend uids $uid
-            }
-        }
+        set uid [SocketUid $kind $a:$p $a:$o]
         # Found among IPv4 sockets: no need to look at IPv6 ones.
-        if {[llength $uids]} break
+        if {$uid ne ""} { return [::list $uid] }
     }
-    return $uids
+    return {}
 }
 
 # The uids of the sockets listening on PORT where a connection to
