@@ -20,12 +20,13 @@
 # Nothing is sent to a port before the kernel has said that the socket
 # that accepted our connection there belongs to our own uid, and the
 # user registry's port is not tried at all unless a live registry holds
-# the lock on its port file: a stopped registry's port, still in the port
-# file or in TCL_COMM_REGPORT, may have been taken by another local user,
-# who would otherwise get our names, port and pid and answer our lookups
-# (docs/security.md).  `send` holds an application's port to the same
-# rule: the socket that accepts must be held by a uid that registered
-# that port (SendExpect, SendConnected).
+# the lock on its port file (but in a failover's first try, to the port
+# the lost registry had: TryConnect says why): a stopped registry's
+# port, still in the port file or in TCL_COMM_REGPORT, may have been
+# taken by another local user, who would otherwise get our names, port
+# and pid and answer our lookups (docs/security.md).  `send` holds an
+# application's port to the same rule: the socket that accepts must be
+# held by a uid that registered that port (SendExpect, SendConnected).
 #
 # A private registry (`commreg run -- CMD` gives CMD's process group one,
 # named by the environment variable TCL_COMM_REGPORT) is used instead
@@ -1156,7 +1157,9 @@ proc ::comm::registry::ReadPortFile {} {
 #
 # * the user registry's port is tried only while a registry holds the
 #   flock on the port file (docs/election.md): an unlocked port file is a
-#   stopped registry's, whatever listens on its port (CheckPortFile);
+#   stopped registry's, whatever listens on its port (CheckPortFile; not
+#   in a failover's first try, to the port the lost registry had, see
+#   TryConnect);
 # * every connection our channel opens, to any registry, is checked as
 #   comm opens it (OwnedSocket, its -socketcmd): the kernel's table of
 #   TCP sockets must show that the socket that accepted that very
@@ -2411,6 +2414,7 @@ proc ::comm::registry::TryConnect {g} {
     variable link
     variable version
     variable refused
+    variable regport
     if {[catch {ReadPortFile} port]} {
         set rec(reason) $port
         Retry
@@ -2421,7 +2425,27 @@ proc ::comm::registry::TryConnect {g} {
         Retry
         return
     }
-    if {[catch {CheckPortFile $port} err opts]} {
+    # The port file's lock is not looked up in the quick try to the port
+    # the lost registry had (regport), which passed both checks when we
+    # connected.  What keeps another user from getting anything is the
+    # check of the accepting socket's uid, made on this connection too
+    # before a byte is sent (OwnedSocket); the lock adds that the port is
+    # a live registry's of this HOME, not some other process of our own
+    # uid.  Here it would only tell what the answer to Hello does (a
+    # process of ours that is not a registry is dropped), except for a
+    # registry of ours serving another HOME that took this very port in
+    # the instant since ours died: possible only without a standby
+    # (with one, the listening socket and the lock outlive the registry,
+    # docs/election.md), and a matter of which registry, not of trust,
+    # as our own uid can read all we would tell it.  The C library never
+    # looks at the lock before connecting.  The cost is real: reading
+    # /proc/locks takes the kernel's lock table for writing (stalling
+    # every flock(2) on the machine meanwhile), and after a failover
+    # every application does it at once: 100 of them waited 0.1-0.25 s
+    # in turn there.  When the quick try fails, electing checks the lock
+    # as always.
+    if {!($rec(quick) && $port == $regport)
+        && [catch {CheckPortFile $port} err opts]} {
         # The quick try says nothing: the way after it (electing) tells
         # of a port that is not ours, once, if it still matters then.
         if {!$rec(quick)} { Refused $err $opts }
@@ -2464,6 +2488,15 @@ proc ::comm::registry::RecoverHello {g port args} {
     }
     if {$code != 0 || ![IsRegistry $result]} {
         set rec(reason) "port $port does not answer as a commreg registry ($result)"
+        DropConnection
+        Retry
+        return
+    }
+    # The port file names the user registry; a private registry of ours
+    # that took its port (the quick try does not look at the lock) is
+    # not it.
+    if {![catch {dict get $result scope} scope] && $scope ne "user"} {
+        set rec(reason) "port $port answers as a $scope registry, not as the user registry"
         DropConnection
         Retry
         return

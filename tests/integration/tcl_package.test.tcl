@@ -489,6 +489,78 @@ main {
         check_equal "one commregd" 1 [llength [commregds_of $home]]
     }
 
+    test failover_first_try_to_the_same_port_does_not_look_at_the_lock {
+        # The first try after a loss goes to the port the lost registry
+        # had without reading /proc/locks (a hundred applications reading
+        # it at once waited in turn for it); who accepts is checked as
+        # ever.  Here the package is shown a /proc/locks that lists no
+        # lock: the failover to the standby still comes back on the same
+        # port, and a fresh discovery still refuses the port.
+        set home [new_home]
+        defer [list kill_registries $home]
+        lassign [start_registry $home] dpid port
+        check "a standby waits" {[wait_until {[llength [standbys_of $home]] == 1} 5000]}
+        use_home $home
+        set ::life {}
+        comm::registry::configure -command {apply {{args} {lappend ::life $args}}}
+        check_equal "registered" quick [must {comm::registry::register quick}]
+        set saved $::comm::registry::procfile(locks)
+        defer [list set ::comm::registry::procfile(locks) $saved]
+        set nolocks [newfile nolocks]
+        write_file $nolocks ""
+        set ::comm::registry::procfile(locks) $nolocks
+        exec kill -KILL $dpid
+        check "regained" {[wait_until {[llength $::life] >= 2} 10000]}
+        check_equal "lost, then regained on the same port" \
+            [list lost [list regained $port]] \
+            [lmap e $::life {expr {[lindex $e 0] eq "lost" ? "lost" : $e}}]
+        check_equal "connected there" \
+            [dict create state connected port $port private 0] [comm::registry::status]
+        check_equal "the name is back, held by this process" [list [pid] 1] \
+            [list [dict get [table $port] quick pid] [dict get [table $port] quick serial]]
+        check "the standby's registry holds it" {[registry_pid $home] ni [list "" $dpid]}
+        # Finding the registry afresh reads the lock, and finds none here.
+        comm::registry::disconnect
+        lassign [call {comm::registry::register other} 15000] code res
+        check_equal "a fresh connection is refused" 1 $code
+        check_match "... as the port file is not locked" \
+            "*is not locked by a running registry*" $res
+        set ::comm::registry::procfile(locks) $saved
+        check_equal "with /proc/locks again it works" other \
+            [must {comm::registry::register other} 10000]
+    }
+
+    test a_private_registry_on_the_lost_port_is_not_the_user_registry {
+        # The first try after a loss does not look at the port file's
+        # lock: a private registry of ours that took the lost registry's
+        # port answers Hello, but as scope private, and is not used; the
+        # application elects a user registry elsewhere.
+        set home [new_home]
+        defer [list kill_registries $home]
+        # No standby, so that the port can be taken.
+        lassign [start_registry $home --no-standby] dpid port
+        set a [start_app $home solo solo]
+        set apid [spawn_pid $a]
+        # The application sleeps through the death and the taking.
+        exec kill -STOP $apid
+        defer [list catch [list exec kill -CONT $apid]]
+        exec kill -KILL $dpid
+        check "registry gone" {[wait_until {![alive $dpid]} 3000]}
+        set ppid [start_daemon [new_home] --private --port $port]
+        check "a private registry of ours listens on the port" {[wait_until {
+            ![catch {::t::hello $port} h] && [dict exists $h scope]
+            && [dict get $h scope] eq "private"} 5000]}
+        exec kill -CONT $apid
+        set l [next_match $a regained* 15000]
+        set q [file_port $home]
+        check "regained elsewhere ($l; port file $q)" \
+            {$q ne "" && $q != $port && $l eq "regained $q"}
+        check_match "lost, then regained" {{lost *} {regained *}} $::seen
+        check_equal "the user registry holds the name" {solo} [dict keys [table $q]]
+        check_equal "the private registry holds nothing" {} [dict keys [table $port]]
+        check "the private registry still runs" {[alive $ppid]}
+    }
+
     test a_commregd_that_dies_while_starting_is_retried {
         set home [new_home]
         defer [list kill_registries $home]
