@@ -1359,12 +1359,26 @@ proc ::comm::registry::CheckAcceptor {s port} {
         error "couldn't open socket: $err"
     }
     set ours [lindex [fconfigure $s -sockname] 2]
-    for {set i 0} {$i < 25} {incr i} {
+    # On loopback the accepting socket is listed by the time we are
+    # connected (as SYN_RECV, then ESTABLISHED); a few more looks cover a
+    # line missed while the table changed under the read.  A connection
+    # that went meanwhile is not looked for again: its acceptor is gone
+    # for good (a listener closed with it in its queue, as when the
+    # registry dies while we connect), and each look at a table that
+    # lacks the line reads all of it: 25 looks, as there were, kept 100
+    # applications failing over without a standby busy for seconds.
+    for {set i 0} {$i < 5} {incr i} {
+        if {$i} {
+            set err [fconfigure $s -error]
+            if {$err ne ""} {
+                error "couldn't open socket: $err"
+            }
+            after [expr {$i < 2 ? 0 : 1}]
+        }
         if {[catch {AcceptorUids $port $ours} uids]} {
             NoProc $uids "who holds port $port"
         }
         if {[llength $uids]} break
-        after [expr {$i < 5 ? 0 : 1}]
     }
     if {[llength $uids] == 1 && [lindex $uids 0] == [Uid]} return
     if {![llength $uids]} {
