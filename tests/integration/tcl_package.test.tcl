@@ -561,6 +561,44 @@ main {
         check "the private registry still runs" {[alive $ppid]}
     }
 
+    test a_connection_reset_before_its_check_is_not_looked_for_again {
+        # The check of who accepted a connection (run on every connection
+        # to a registry) gives up at once on one the kernel has reset:
+        # its acceptor is gone for good, and every look for it reads all
+        # of /proc/net/tcp.  Here a listener of ours closes with the
+        # connection still in its queue (as a registry dying while we
+        # connect does), which resets it.
+        set srv [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
+        set port [lindex [fconfigure $srv -sockname] 2]
+        # Not accepted: this process does not run its event loop here.
+        set s [socket -async 127.0.0.1 $port]
+        defer [list catch [list close $s]]
+        set deadline [expr {[clock milliseconds] + 3000}]
+        while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
+            after 1
+        }
+        check_equal "connected (in the listener's queue)" 0 [fconfigure $s -connecting]
+        # The first look finds nothing (the package is shown a table that
+        # lists no socket) and the listener closes right after it: the
+        # reset comes between two looks, as in a failover.
+        set saved $::comm::registry::procfile(tcp)
+        defer [list set ::comm::registry::procfile(tcp) $saved]
+        set empty [newfile emptytcp]
+        write_file $empty "  sl  local_address rem_address   st\n"
+        set ::comm::registry::procfile(tcp) $empty
+        set ::looks 0
+        set close [list apply {{srv args} {
+            if {[incr ::looks] == 1} { close $srv }
+        }} $srv]
+        trace add execution ::comm::registry::AcceptorUids leave $close
+        defer [list trace remove execution ::comm::registry::AcceptorUids leave $close]
+        lassign [call [list comm::registry::CheckAcceptor $s $port]] code res
+        check_equal "refused" 1 $code
+        check_match "... as reset, not as an acceptor not found" \
+            "couldn't open socket: connection reset by peer" $res
+        check_equal "after one look" 1 $::looks
+    }
+
     test a_commregd_that_dies_while_starting_is_retried {
         set home [new_home]
         defer [list kill_registries $home]
