@@ -89,8 +89,11 @@ struct dlink {
 	struct event *deadline;  /* TLS set-up */
 	char addr[96];           /* "10.0.0.2:40123" */
 	char ip[64];             /* the other end's address */
-	char why[160];           /* a refusal found in a callback */
+	char why[256];           /* a refusal found in a callback */
 	bool synced;             /* our snapshot is sent: events follow */
+	bool greeted; /* ours: its answer to Dist/Hello names its host */
+	bool early;   /* ours: a snapshot came before that answer */
+	struct tbuf early_snap; /* that snapshot, kept until the answer */
 };
 TAILQ_HEAD(dlink_list, dlink);
 
@@ -103,6 +106,8 @@ struct dhost {
 	int ports[DIST_MAX_ADDRS];
 	size_t naddrs, next_addr;
 	bool seen;             /* at the last look at the directory */
+	char distrust[512];    /* why its port file is not believed, said
+	                          once; "" when it is */
 	struct dlink *cur;     /* the link its entries come over */
 	struct dlink *dialing; /* ours, being set up */
 	struct event *retry;
@@ -257,6 +262,35 @@ psk_server(SSL *ssl, const char *identity, unsigned char *psk,
 	return sizeof d->psk;
 }
 
+/*
+ * The host a dialer meant to reach (SNI: the name of the port file it
+ * read our address from, host_dial) must be this one.  A port file that
+ * names another host's address (left behind, the address taken since by
+ * this host) leads here; its Dist/Hello would then replace the dialer's
+ * real link with this host, and the dialer would drop it on our answer,
+ * again at every retry.  Refused in the handshake, before anything is
+ * believed.  A dialer that names none is checked by our answer to its
+ * Dist/Hello alone.
+ */
+static int
+sni_check(SSL *ssl, int *alert, void *arg)
+{
+	struct dist *d = ssl_dist(ssl);
+	struct dlink *l = SSL_get_app_data(ssl);
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	/* OpenSSL calls it on the dialer's side too, with the name it sent. */
+	if (!SSL_is_server(ssl) || name == NULL || strcmp(name, d->self) == 0)
+		return SSL_TLSEXT_ERR_OK;
+	if (l != NULL)
+		snprintf(l->why, sizeof l->why,
+		    "it dialled host \"%.60s\" at this address (a port file "
+		    "left behind?); this is host %.60s",
+		    name, d->self);
+	*alert = SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 static SSL_CTX *
 tls_context(struct dist *d)
 {
@@ -271,6 +305,7 @@ tls_context(struct dist *d)
 	    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256");
 	SSL_CTX_set_psk_client_callback(ctx, psk_client);
 	SSL_CTX_set_psk_server_callback(ctx, psk_server);
+	SSL_CTX_set_tlsext_servername_callback(ctx, sni_check);
 	/* No resumption: every link proves the cookie afresh. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0);
@@ -698,6 +733,21 @@ link_host(struct cmd_ctx *c)
 	return l->h;
 }
 
+/* The same, for an entry's add or remove: on a link we made, none comes
+ * before the answer to our Dist/Hello (only the snapshot does). */
+static struct dhost *
+link_host_greeted(struct cmd_ctx *c)
+{
+	struct dlink *l = c->peer->arg;
+	struct dhost *h = link_host(c);
+
+	if (h != NULL && l->outgoing && !l->greeted) {
+		tbuf_adds(c->result, "no answer to Dist/Hello yet");
+		return NULL;
+	}
+	return h;
+}
+
 static bool
 host_name_ok(const char *s, size_t len)
 {
@@ -759,11 +809,24 @@ dist_cmd_hello(struct cmd_ctx *c)
 static int
 dist_cmd_snapshot(struct cmd_ctx *c)
 {
+	struct dlink *l = c->peer->arg;
 	struct dhost *h;
 	char err[300];
 
 	if ((h = link_host(c)) == NULL)
 		return CMD_ERROR;
+	if (l->outgoing && !l->greeted) {
+		/* It sends its snapshot before its answer to our Dist/Hello:
+		 * kept until that answer says it is the host we dialled. */
+		tbuf_reset(&l->early_snap);
+		tbuf_add(&l->early_snap, c->words->v[1].p, c->words->v[1].len);
+		if (l->early_snap.failed) {
+			peer_fail(c->peer, "out of memory");
+			return CMD_ERROR;
+		}
+		l->early = true;
+		return CMD_OK;
+	}
 	if (resync(h, &c->words->v[1], err, sizeof err) == -1) {
 		peer_fail(c->peer, "bad snapshot: %s", err);
 		return CMD_ERROR;
@@ -779,7 +842,7 @@ dist_cmd_add(struct cmd_ctx *c)
 	struct dhost *h;
 	char err[300];
 
-	if ((h = link_host(c)) == NULL)
+	if ((h = link_host_greeted(c)) == NULL)
 		return CMD_ERROR;
 	if (put(h, e->p, e->len, err, sizeof err) == -1) {
 		peer_fail(c->peer, "bad entry: %s", err);
@@ -795,7 +858,7 @@ dist_cmd_remove(struct cmd_ctx *c)
 	struct reg_entry *x;
 	struct dhost *h;
 
-	if ((h = link_host(c)) == NULL)
+	if ((h = link_host_greeted(c)) == NULL)
 		return CMD_ERROR;
 	if ((x = registry_find(h->index, name->p, name->len)) != NULL)
 		unput(h, x);
@@ -834,6 +897,7 @@ link_free(struct dlink *l)
 	if (!l->outgoing)
 		l->d->accepted--;
 	event_free(l->deadline);
+	tbuf_free(&l->early_snap);
 	free(l);
 }
 
@@ -898,10 +962,28 @@ static void
 hello_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 {
 	struct dlink *l = arg;
+	struct dhost *h = l->h;
+	struct tl_elem snap;
+	char err[300];
 
-	if (code == 0 && l->h != NULL && len == strlen(l->h->name) &&
-	    memcmp(res, l->h->name, len) == 0)
+	if (code == 0 && h != NULL && len == strlen(h->name) &&
+	    memcmp(res, h->name, len) == 0) {
+		/* The host we dialled: from here on it is linked. */
+		l->greeted = true;
+		h->attempt = 0;
+		log_info("host %s: linked (to %s)", h->name, l->addr);
+		if (!l->early || h->cur != l)
+			return;
+		l->early = false;
+		snap.p = l->early_snap.p != NULL ? l->early_snap.p : "";
+		snap.len = l->early_snap.len;
+		if (resync(h, &snap, err, sizeof err) == -1)
+			peer_fail(p, "bad snapshot: %s", err);
+		tbuf_free(&l->early_snap);
+		tbuf_init(&l->early_snap);
+		server_flush(h->d->srv);
 		return;
+	}
 	if (p->state == PEER_DEAD)
 		return; /* the link is going: its gone hook says why */
 	if (code == 0)
@@ -944,9 +1026,7 @@ tls_up(struct dlink *l)
 	if (h->cur != NULL)
 		link_close(h->cur, "replaced by a new link");
 	h->cur = l;
-	h->attempt = 0;
 	snprintf(h->ip, sizeof h->ip, "%s", l->ip);
-	log_info("host %s: linked (to %s)", h->name, l->addr);
 }
 
 /* The comm handshake is done: a link we made says who we are and sends
@@ -982,13 +1062,17 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	tlslink_reason(l->bev, what, l->why, why, sizeof why);
 	if (!l->outgoing)
-		log_limited(l->ip,
-		    "refused registry link from %s: %s (a peer without this "
-		    "user's cookie?)",
-		    l->addr, why);
+		log_limited(l->ip, "refused registry link from %s: %s%s",
+		    l->addr, why,
+		    l->why[0] == '\0' ? " (a peer without this user's cookie?)"
+		                      : "");
 	else
-		log_limited(l->addr, "host %s: cannot link to %s: %s",
-		    l->h->name, l->addr, why);
+		log_limited(l->addr, "host %s: cannot link to %s: %s%s",
+		    l->h->name, l->addr, why,
+		    strstr(why, "unrecognized name") != NULL
+		        ? " (the registry there is another host's: its port "
+		          "file names an address that is no longer its?)"
+		        : "");
 	link_close(l, NULL);
 }
 
@@ -1020,6 +1104,7 @@ link_new(struct dist *d, struct dhost *h, bool outgoing)
 	l->d = d;
 	l->h = h;
 	l->outgoing = outgoing;
+	tbuf_init(&l->early_snap);
 	if ((l->deadline = evtimer_new(d->srv->base, tls_deadline_cb, l)) ==
 	    NULL)
 		fatalx("event_new failed");
@@ -1056,6 +1141,8 @@ host_dial(struct dhost *h)
 	if ((ssl = SSL_new(d->ctx)) == NULL)
 		fatalx("SSL_new failed");
 	SSL_set_app_data(ssl, l);
+	/* The host we mean (sni_check): its port file's name. */
+	SSL_set_tlsext_host_name(ssl, h->name);
 	l->bev = bufferevent_openssl_socket_new(d->srv->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -1178,22 +1265,29 @@ host_new(struct dist *d, const char *name)
 }
 
 /* Read a host's port file: its "dist ADDR PORT" lines into h-to-be;
- * the count of addresses, 0 when it says none (yet), -1 when it is not
- * to be trusted. */
+ * the count of addresses, 0 when it says none (yet), -1 with why in err
+ * when it is not to be believed (checked as the tree's other files are:
+ * ours, not a link, not writable or readable by others, since whoever
+ * can write it chooses where we dial). */
 static int
-portfile_read(struct dist *d, const char *name, char addrs[][64], int *ports)
+portfile_read(struct dist *d, const char *name, char addrs[][64], int *ports,
+    char *err, size_t errlen)
 {
-	char path[PATH_MAX + 256], buf[DIST_PORTFILE_MAX + 1], err[512];
+	char path[PATH_MAX + 256], buf[DIST_PORTFILE_MAX + 1];
 	char *line, *save = NULL;
 	ssize_t n;
 	int fd, count = 0;
 
 	snprintf(path, sizeof path, "%s/%s", d->regdir, name);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1)
-		return errno == ENOENT ? 0 : -1;
-	if (safe_file_fd(fd, path, getuid(), err, sizeof err) == -1) {
-		log_limited(path, "not linking to host %s: %s", name, err);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return reason(err, errlen, "%s: %s", path,
+		    errno == ELOOP ? "is a symbolic link; refusing to follow it"
+		                   : strerror(errno));
+	}
+	if (safe_file_fd(fd, path, getuid(), err, errlen) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -1218,12 +1312,32 @@ portfile_read(struct dist *d, const char *name, char addrs[][64], int *ports)
 	return count;
 }
 
+/*
+ * h's port file is not to be believed (why): it is not dialled, nor
+ * dialled again, until it is; said once, not at every look at the
+ * directory (every DIST_POLL_MS), and again only when why changes.  A
+ * link up with h stays: the cookie proves who is at its other end, not
+ * the file.
+ */
+static void
+distrust(struct dhost *h, const char *why)
+{
+	if (strcmp(h->distrust, why) != 0) {
+		snprintf(h->distrust, sizeof h->distrust, "%s", why);
+		log_warnx("not linking to host %s: %s", h->name, why);
+	}
+	h->naddrs = 0;
+	evtimer_del(h->retry);
+	if (h->dialing != NULL)
+		link_close(h->dialing, NULL);
+}
+
 /* Look at the directory: link to the hosts that say where, let go of
  * those whose port file went or says nothing more. */
 static void
 scan(struct dist *d)
 {
-	char addrs[DIST_MAX_ADDRS][64];
+	char addrs[DIST_MAX_ADDRS][64], why[512];
 	int ports[DIST_MAX_ADDRS];
 	struct dhost *h, *hn;
 	struct dirent *de;
@@ -1243,17 +1357,21 @@ scan(struct dist *d)
 		if (de->d_name[0] == '.' || strcmp(de->d_name, d->self) == 0 ||
 		    !host_name_ok(de->d_name, strlen(de->d_name)))
 			continue;
-		if ((n = portfile_read(d, de->d_name, addrs, ports)) <= 0) {
-			/* Keep a host whose file is being written or
-			 * cannot be read now, as it is. */
-			if (n == 0 || (h = host_find(d, de->d_name)) == NULL)
-				continue;
-			h->seen = true;
+		n = portfile_read(d, de->d_name, addrs, ports, why, sizeof why);
+		if (n == 0) {
+			/* Being written: the host stays as it is. */
+			if ((h = host_find(d, de->d_name)) != NULL)
+				h->seen = true;
 			continue;
 		}
 		if ((h = host_find(d, de->d_name)) == NULL)
 			h = host_new(d, de->d_name);
 		h->seen = true;
+		if (n < 0) {
+			distrust(h, why);
+			continue;
+		}
+		h->distrust[0] = '\0';
 		changed = h->naddrs != (size_t)n;
 		for (i = 0; i < (size_t)n && !changed; i++)
 			changed = strcmp(h->addrs[i], addrs[i]) != 0 ||
@@ -1282,6 +1400,8 @@ scan(struct dist *d)
 	}
 	closedir(dir);
 	TAILQ_FOREACH_SAFE(h, &d->hosts, link, hn) {
+		if (!h->seen)
+			h->distrust[0] = '\0'; /* a new file is said anew */
 		if (h->seen || h->naddrs == 0)
 			continue;
 		h->naddrs = 0;

@@ -7,7 +7,10 @@
 # registered on one host is seen on the others, and goes from them when
 # its registry goes (SIGKILL, SIGSTOP past the liveness deadline, a
 # partition), and comes back when it does.  A peer with a wrong cookie,
-# or another user's registry, is refused.
+# or another user's registry, is refused; so are a peer that stalls in
+# the TLS handshake, a port file that names another host's registry and
+# one that is not to be trusted; out of descriptors, the link listener
+# rests and resumes.
 #
 # Needs root (namespaces, a throwaway user's registry); skipped otherwise.
 source [file join [file dirname [info script]] lib.tcl]
@@ -18,6 +21,100 @@ source [file join [file dirname [info script]] distributed_lib.tcl]
 set LIVENESS 1500
 set NET 10.[expr {64 + [pid] % 60}].[expr {[pid] % 250}]
 
+
+# Where host H's registry takes links: {ADDR PORT} from its port file.
+proc dist_addr {home h} {
+    if {![regexp {dist ([0-9.]+) ([0-9]+)} \
+              [t::read_file [file join [t::regdir $home] $h]] -> a p]} {
+        error "no link address in $h's port file"
+    }
+    return [list $a $p]
+}
+
+# A peer of host NAME that connects to ADDR:PORT, sends the bytes HEX (as
+# hex; "" for none) and nothing more: "ready", then "closed" once the
+# other end closes, or "still open" after 20 s.
+set STALLER {
+    lassign $argv addr port hex
+    set s [socket $addr $port]
+    fconfigure $s -translation binary -blocking 1
+    if {$hex ne ""} {
+        puts -nonewline $s [binary decode hex $hex]
+        flush $s
+    }
+    puts ready
+    flush stdout
+    fconfigure $s -blocking 0
+    set deadline [expr {[clock milliseconds] + 20000}]
+    while {[clock milliseconds] < $deadline} {
+        if {[catch {read $s} d]} { puts closed; exit 0 }
+        if {[eof $s]} { puts closed; exit 0 }
+        after 50
+    }
+    puts "still open"
+}
+proc staller_on {name addr port hex} {
+    set f [file join [t::workdir] staller.tcl]
+    if {![file exists $f]} { t::write_file $f $::STALLER 0644 }
+    set ch [t::spawn {*}[on $name [info nameofexecutable] $f $addr $port $hex]]
+    set l [t::readline $ch 5000]
+    if {$l ne "ready"} { error "staller on $name: $l [t::spawn_err $ch]" }
+    return $ch
+}
+
+# A TCP listener on host NAME that prints "connection" for every
+# connection it accepts; returns {CHANNEL PORT}.
+set LISTENER {
+    lassign $argv addr
+    proc took {s a p} { puts connection; flush stdout; close $s }
+    set l [socket -server took -myaddr $addr 0]
+    puts [lindex [fconfigure $l -sockname] 2]
+    flush stdout
+    vwait forever
+}
+proc listener_on {name} {
+    set f [file join [t::workdir] listener.tcl]
+    if {![file exists $f]} { t::write_file $f $::LISTENER 0644 }
+    set ch [t::spawn {*}[on $name [info nameofexecutable] $f $::hostaddr($name)]]
+    set port [t::readline $ch 5000]
+    if {![string is integer -strict $port]} {
+        error "listener on $name: $port [t::spawn_err $ch]"
+    }
+    return [list $ch $port]
+}
+
+# The descriptor of PID's socket listening on PORT (its network
+# namespace's /proc/PID/net/tcp), or "".
+proc listening_fd {pid port} {
+    set inode ""
+    foreach line [lrange [split [t::read_file /proc/$pid/net/tcp] \n] 1 end] {
+        set w [regexp -all -inline {\S+} $line]
+        if {[llength $w] < 10} continue
+        lassign [split [lindex $w 1] :] - hexport
+        if {[lindex $w 3] eq "0A" && [scan $hexport %x] == $port} {
+            set inode [lindex $w 9]
+        }
+    }
+    if {$inode eq ""} { return "" }
+    foreach f [glob -nocomplain /proc/$pid/fd/*] {
+        if {![catch {file readlink $f} l] && $l eq "socket:\[$inode\]"} {
+            return [file tail $f]
+        }
+    }
+    return ""
+}
+
+# Is descriptor FD of PID in the set its event loop waits on (the
+# epoll instance's fdinfo)?  An error when it has no epoll instance.
+proc polled {pid fd} {
+    foreach f [glob -nocomplain /proc/$pid/fd/*] {
+        if {![catch {file readlink $f} l] && $l eq "anon_inode:\[eventpoll\]"} {
+            set info [t::read_file /proc/$pid/fdinfo/[file tail $f]]
+            return [regexp -line "^tfd:\\s+$fd\\s" $info]
+        }
+    }
+    error "pid $pid has no epoll instance"
+}
 
 # ---- the scenarios -----------------------------------------------------------
 
@@ -479,6 +576,172 @@ main {
             {[regexp {host zz: bad entry: .*dropped its 0 entries} \
                  [t::log_since $::reg(h2) $m2]]} 5000 50]]
         check "h2 serves on" {[names_on h2 $home] ne "-"}
+    }
+
+    # The registry on h1 was ended with the scenario that started it.
+    if {[catch {ask h1 $home Commreg/Hello}]} {
+        set reg(h1) [registry_on h1 $home]
+    }
+
+    test a_peer_stalling_in_the_tls_handshake_is_dropped {
+        # One peer sends nothing, another half a ClientHello (a record
+        # that says 512 bytes follow, and 40 of them): h2 drops both at
+        # its TLS deadline, and meanwhile serves, and links with a host
+        # that joins.
+        lassign [dist_addr $home h2] a p
+        set m2 [t::log_mark $reg(h2)]
+        set half 160301020001 ;# handshake record of 512 bytes: ClientHello
+        append half 0001fc0303 [string repeat 00 35]
+        set mute [staller_on a0 $a $p ""]
+        set partial [staller_on a0 $a $p $half]
+        set app [hold_on h1 $home 4750 stalled_not]
+        check "h2 sees h1's name meanwhile" [list [t::wait_until \
+            {[names_on h2 $home] eq {stalled_not}} 5000 50]]
+        set joiner [registry_on a0 $home --no-standby]
+        set japp [hold_on a0 $home 4751 joined]
+        check "a host that joins meanwhile is linked with h2" [list [t::wait_until \
+            {[names_on h2 $home] eq {joined stalled_not}} 5000 50]]
+        check_equal "the silent peer is closed" closed [t::readline $mute 15000]
+        check_equal "the half ClientHello is closed" closed [t::readline $partial 15000]
+        check_regexp "h2 says why" \
+            "refused registry link from $::hostaddr(a0):\[0-9\]+: TLS not set up within 5000 ms" \
+            [t::log_since $reg(h2) $m2]
+        check "h2 still has the host that joined" {[names_on h2 $home] eq {joined stalled_not}}
+        t::stop $japp
+        t::stop $app
+        t::kill_proc $joiner
+        file delete [file join [t::regdir $home] a0]
+        foreach h {h1 h2 h3} {
+            t::wait_until {[names_on $h $home] eq {}} 5000 50
+        }
+    }
+
+    test a_port_file_naming_another_host_is_refused_without_copies {
+        # zz's port file names the address of h1's registry (as a stale
+        # file would, its address taken since by h1).  Whoever dials "zz"
+        # reaches h1: refused, logged, no copy of h1's entries kept as
+        # zz's, and the links of h1 with the others are not disturbed.
+        set app [hold_on h1 $home 4752 steady]
+        foreach h {h2 h3} {
+            check "$h sees steady" [list [t::wait_until \
+                {[names_on $h $home] eq {steady}} 5000 50]]
+        }
+        set m1 [t::log_mark $reg(h1)]
+        set m2 [t::log_mark $reg(h2)]
+        set zz [file join [t::regdir $home] zz]
+        t::write_file $zz [t::read_file [file join [t::regdir $home] h1]]
+        t::defer [list file delete $zz]
+        check "h2 says it cannot link to zz" [list [t::wait_until \
+            {[regexp {host zz: cannot link to} [t::log_since $::reg(h2) $m2]]} 5000 50]]
+        check "h1 refuses the link meant for zz" [list [t::wait_until \
+            {[regexp -line "refused registry link from $::hostaddr(h2):\[0-9\]+: .*\"zz\"" \
+                  [t::log_since $::reg(h1) $m1]]} 5000 50]]
+        # Watch a while (bounded): h1's name stays on h2 and h3 as h1's,
+        # never as zz's.
+        set seen {}
+        for {set i 0} {$i < 15} {incr i} {
+            foreach h {h2 h3} {
+                set e [entry_on $h $home steady]
+                set o [expr {$e eq "" ? "none" : [dict get $e origin]}]
+                if {"$h $o" ni $seen} { lappend seen "$h $o" }
+                foreach n [names_on $h $home] {
+                    if {$n ne "steady" && "$h $n" ni $seen} { lappend seen "$h $n" }
+                }
+            }
+            t::pause 200
+        }
+        check_equal "steady stays h1's on h2 and h3, and nothing else shows" \
+            {{h2 h1} {h3 h1}} $seen
+        set log2 [t::log_since $reg(h2) $m2]
+        check "h2 took no copies as zz's" \
+            {![regexp -line {host zz: (linked|[0-9]+ entries|.*dropped its [1-9])} $log2]}
+        check "h2 kept its link with h1" {![regexp {host h1: } $log2]}
+        check "h1 kept its link with h2" \
+            {![regexp {replaced by a new link|host h2: } [t::log_since $reg(h1) $m1]]}
+        file delete $zz
+        t::stop $app
+        foreach h {h2 h3} {
+            t::wait_until {[names_on $h $home] eq {}} 5000 50
+        }
+    }
+
+    test untrusted_port_files_are_not_dialled_and_said_once {
+        # A port file writable by others, and one of another owner, name
+        # a listener on a0: not dialled while so, and each said once in
+        # the log, with why, however often the directory is looked at
+        # (every second; a line rate-limited would come again after 10 s).
+        lassign [listener_on a0] lch lport
+        set body "4000\ndist $::hostaddr(a0) $lport\n"
+        set dir [t::regdir $home]
+        set zy [file join $dir zy]
+        set zx [file join $dir zx]
+        t::defer [list file delete $zy $zx]
+        set m2 [t::log_mark $reg(h2)]
+        # Made under a name the registries pass over, then renamed, so
+        # that no look at the directory sees them as they are being made.
+        t::write_file $dir/.zy $body
+        file attributes $dir/.zy -permissions 0666
+        file rename $dir/.zy $zy
+        t::write_file $dir/.zx $body
+        file attributes $dir/.zx -owner 65534
+        file rename $dir/.zx $zx
+        set lines [t::readlines_for $lch 12000]
+        check_equal "nobody dialled the listener" {} $lines
+        set log [t::log_since $reg(h2) $m2]
+        check_equal "the writable one is said once, with its mode" 1 \
+            [regexp -all -line "not linking to host zy: .*mode 0666.*chmod 600" $log]
+        check_equal "the other owner's once, with its owner" 1 \
+            [regexp -all -line "not linking to host zx: .*owned by uid 65534" $log]
+        check "no summary of more such lines" {![regexp {more like this from .*/z[xy]} $log]}
+        # Trusted again: dialled (so the listener does hear a dial).
+        file attributes $zy -permissions 0600
+        check_equal "once 0600 it is dialled" connection [t::readline $lch 5000]
+        file delete $zy $zx
+        t::stop $lch
+    }
+
+    test out_of_descriptors_the_link_listener_rests_and_resumes {
+        # h2 cannot accept (its descriptor limit lowered to the lowest
+        # free number) while peers knock on its link listener: it takes
+        # the listener out of its event loop for a moment instead of
+        # being woken for it again and again, says so, and takes the
+        # waiting connections once it can.
+        if {[auto_execok prlimit] eq ""} { t::skip "prlimit not installed" }
+        lassign [dist_addr $home h2] a p
+        set pid $reg(h2)
+        set lfd [listening_fd $pid $p]
+        check "h2's link listener found" {$lfd ne ""}
+        check "it is polled before" {[polled $pid $lfd]}
+        set before [string trim [dict get [t::run prlimit --pid $pid \
+            --nofile --noheadings --output SOFT,HARD] out]]
+        set fds [lmap f [glob -nocomplain /proc/$pid/fd/*] { file tail $f }]
+        for {set lim 0} {$lim in $fds} {incr lim} {}
+        set m2 [t::log_mark $pid]
+        check_equal "prlimit" 0 [dict get [t::run prlimit --pid $pid \
+            --nofile=$lim:[lindex $before 1]] code]
+        t::defer [list t::run prlimit --pid $pid --nofile=[join $before :]]
+        set knock {}
+        for {set i 0} {$i < 3} {incr i} { lappend knock [staller_on a0 $a $p ""] }
+        check "h2 says it rests" [list [t::wait_until \
+            {[regexp {registry links: accept: Too many open files; not accepting for 100 ms} \
+                  [t::log_since $::reg(h2) $m2]]} 5000 50]]
+        set out 0
+        for {set i 0} {$i < 20 && !$out} {incr i} {
+            set out [expr {![polled $pid $lfd]}]
+            t::pause 10
+        }
+        check "the listener is taken out of the loop while it rests" {$out}
+        check_equal "prlimit back" 0 [dict get [t::run prlimit --pid $pid \
+            --nofile=[join $before :]] code]
+        foreach ch $knock {
+            check_equal "a waiting peer is taken (and dropped at the TLS deadline)" \
+                closed [t::readline $ch 15000]
+        }
+        check "polled again" [list [t::wait_until {[polled $pid $lfd]} 3000 50]]
+        set app [hold_on h1 $home 4753 after_emfile]
+        check "h2 links and serves on" [list [t::wait_until \
+            {[names_on h2 $home] eq {after_emfile}} 5000 50]]
+        t::stop $app
     }
 
     test without_a_cookie_nothing_listens_beyond_loopback {
