@@ -49,6 +49,7 @@ engine_default_limits(struct engine_limits *l)
 {
 	l->max_message = COMM_DEFAULT_MAX_MESSAGE;
 	l->max_output = 8 * 1024 * 1024;
+	l->max_burst = 64 * 1024 * 1024;
 	l->handshake_ms = 10000;
 	l->partial_ms = 10000;
 	l->ping_idle_ms = 5000;
@@ -291,12 +292,31 @@ peer_queued(const struct peer *p)
 	return n;
 }
 
+static size_t
+out_hard(const struct engine_limits *l)
+{
+	return l->max_burst > l->max_output ? l->max_burst : l->max_output;
+}
+
+/* How long a peer's output may stay above max_output (peer.h). */
+static int
+out_stall_ms(const struct engine_limits *l)
+{
+	return l->ping_idle_ms > 0 ? l->ping_idle_ms + l->ping_timeout_ms
+	       : l->partial_ms > 0 ? l->partial_ms
+	                           : 10000;
+}
+
 /*
  * May p be given `more` bytes?  A peer that never reads would make us
  * hold its output for ever; it loses its connection instead.  Everything
- * counts: replies, events, what waits behind a stream.  One message
- * larger than the cap still goes to a peer with nothing queued (it is at
- * most a message, or a piece of a stream: bounded).
+ * counts: replies, events, what waits behind a stream.  Two bounds: a
+ * burst (a gateway's resync, a hundred thousand registrations at once)
+ * may take the queue past max_output to a peer that reads, for at most
+ * the stall time (peer_check); past max_burst the peer goes at once, so
+ * one that does not read never holds more.  One message larger than the
+ * cap still goes to a peer with nothing queued (it is at most a message,
+ * or a piece of a stream: bounded).
  */
 static bool
 peer_out_ok(struct peer *p, size_t more)
@@ -306,13 +326,16 @@ peer_out_ok(struct peer *p, size_t more)
 	if (p->state == PEER_DEAD)
 		return false;
 	queued = peer_queued(p);
-	if (queued > 0 && queued + more > p->lim->max_output) {
+	if (queued > 0 && queued + more > out_hard(p->lim)) {
 		peer_fail(p,
 		    "not reading: %zu bytes already queued, %zu more "
 		    "(limit %zu)",
-		    queued, more, p->lim->max_output);
+		    queued, more, out_hard(p->lim));
 		return false;
 	}
+	if (queued > 0 && queued + more > p->lim->max_output &&
+	    p->over_since == 0)
+		p->over_since = engine_now();
 	return true;
 }
 
@@ -1500,6 +1523,19 @@ peer_check(struct peer *p, int64_t now)
 			    l->handshake_ms);
 		return;
 	}
+	if (p->over_since != 0) {
+		size_t q = peer_queued(p);
+
+		if (q <= l->max_output)
+			p->over_since = 0;
+		else if (now - p->over_since >= out_stall_ms(l)) {
+			peer_fail(p,
+			    "not reading: %zu bytes queued, more than %zu for "
+			    "%d ms",
+			    q, l->max_output, out_stall_ms(l));
+			return;
+		}
+	}
 	if (p->partial_since != 0 && !p->paused && l->partial_ms > 0 &&
 	    now - p->partial_since >= l->partial_ms) {
 		peer_fail(p,
@@ -1512,10 +1548,7 @@ peer_check(struct peer *p, int64_t now)
 		/* We do not read while a reply is written in pieces: what
 		 * counts then is that the peer takes them, pings or not (a
 		 * stalled listing holds its entries). */
-		int stall = l->ping_idle_ms > 0
-		                ? l->ping_idle_ms + l->ping_timeout_ms
-		            : l->partial_ms > 0 ? l->partial_ms
-		                                : 10000;
+		int stall = out_stall_ms(l);
 
 		if (now - p->last_tx >= stall)
 			peer_fail(p, "not reading a reply for %d ms", stall);

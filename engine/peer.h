@@ -47,15 +47,22 @@ struct engine;
 
 struct engine_limits {
 	size_t max_message;  /* bytes in one message */
-	size_t max_output;   /* bytes queued to a peer before it is dropped */
+	/* Output queued to a peer: above max_output for longer than the
+	 * stall time (ping_idle_ms + ping_timeout_ms, else partial_ms, else
+	 * 10 s) the peer is dropped; above max_burst (or max_output if more)
+	 * at once.  A burst of changes may pass max_output for a moment to a
+	 * peer that reads; one that does not read holds at most this. */
+	size_t max_output;
+	size_t max_burst;
 	int handshake_ms;    /* to complete the comm handshake */
 	int partial_ms;      /* an incomplete message may wait this long */
 	int ping_idle_ms;    /* silence before a liveness ping; 0: none */
 	int ping_timeout_ms; /* then silence before the peer is dropped */
 };
 
-/* The defaults: 64 KiB messages, 8 MiB output, 10 s handshake, 10 s for
- * an incomplete message, ping after 5 s of silence, dropped 10 s later. */
+/* The defaults: 64 KiB messages, 8 MiB output (64 MiB in a burst), 10 s
+ * handshake, 10 s for an incomplete message, ping after 5 s of silence,
+ * dropped 10 s later. */
 void engine_default_limits(struct engine_limits *);
 
 /* ---- the command table ------------------------------------------------- */
@@ -171,6 +178,7 @@ struct peer {
 	struct preq_list reqs;
 	/* Deadlines (the engine's clock, ms). */
 	int64_t born, last_rx, last_tx, partial_since;
+	int64_t over_since; /* queued above max_output since; 0: not */
 	int64_t ping_sent; /* 0: none outstanding */
 	char *gone_why;
 	bool gone_nomem; /* why was not kept for want of memory */

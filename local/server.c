@@ -217,6 +217,14 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	s->o = *o;
 	s->lim.max_message = o->max_message;
 	s->lim.max_output = o->max_output;
+	{
+		/* The burst bound is the engine's (peer.h): --max-output says
+		 * what may stay queued, not what a moment may bring. */
+		struct engine_limits d;
+
+		engine_default_limits(&d);
+		s->lim.max_burst = d.max_burst;
+	}
 	s->lim.handshake_ms = o->handshake_timeout * 1000;
 	s->lim.partial_ms = o->partial_ms;
 	s->lim.ping_idle_ms = o->ping_idle_ms;

@@ -1515,7 +1515,8 @@ test_limit_max_message(void)
 
 /*
  * A peer that never reads while it is given messages: closed as "not
- * reading" once its queue would pass the cap, which it never passes.
+ * reading" once its queue would pass the burst cap (max_burst), which it
+ * never passes.
  * words: the async message's words (small ones go the notification
  * cache's way, large ones are formatted each time).
  */
@@ -1542,14 +1543,16 @@ output_cap(struct fx *f, const char *const *w, size_t nw, size_t msglen)
 	CU_ASSERT(wait_for(f, is_gone, &f->a, WAIT_MS));
 	CU_ASSERT(engine_now() - t0 < 2 * WAIT_MS);
 	CU_ASSERT_PTR_NOT_NULL(strstr(f->a.why, "not reading"));
-	/* It did fill its queue, and no further than the cap. */
-	CU_ASSERT(most > f->lim.max_output / 2);
-	CU_ASSERT(most <= f->lim.max_output);
+	/* It did fill its queue, past max_output and no further than the
+	 * burst cap. */
+	CU_ASSERT(most > f->lim.max_output);
+	CU_ASSERT(most > f->lim.max_burst / 2);
+	CU_ASSERT(most <= f->lim.max_burst);
 	/* Nor held much more memory for it than that. */
-	CU_ASSERT(cap <= 2 * f->lim.max_output + msglen);
-	if (most > f->lim.max_output || cap > 2 * f->lim.max_output + msglen)
+	CU_ASSERT(cap <= 2 * f->lim.max_burst + msglen);
+	if (most > f->lim.max_burst || cap > 2 * f->lim.max_burst + msglen)
 		fprintf(stderr, "\n  queued at most %zu, buffer %zu, cap %zu\n",
-		    most, cap, f->lim.max_output);
+		    most, cap, f->lim.max_burst);
 }
 
 static void
@@ -1563,6 +1566,7 @@ test_limit_output_cap(void)
 
 	small_limits(&l);
 	l.max_output = 64 * 1024;
+	l.max_burst = 256 * 1024;
 	CU_ASSERT_FATAL(fx_init(&f, &l));
 	CU_ASSERT_FATAL(fx_ready(&f, 4096));
 	output_cap(&f, small, 2, 64);
@@ -1587,11 +1591,68 @@ test_limit_output_cap_tcp(void)
 	memset(big, 'y', sizeof big - 1);
 	small_limits(&l);
 	l.max_output = 64 * 1024;
+	l.max_burst = 256 * 1024;
 	CU_ASSERT_FATAL(fx_init(&f, &l));
 	CU_ASSERT_FATAL(fx_tcp(&f, 4096));
 	CU_ASSERT(RAW(&f, "{3 2} 0\n"));
 	CU_ASSERT(raw_expect(&f, "{vers 3}\n"));
 	output_cap(&f, large, 2, sizeof big + 32);
+	fx_done(&f);
+}
+
+/*
+ * Past max_output, under the burst cap: a peer that reads takes the whole
+ * burst and stays (with max_output a hard cap it was dropped); one that
+ * does not read goes after the stall time (partial_ms here), though
+ * nothing more is queued for it.
+ */
+static void
+test_limit_output_burst(void)
+{
+	static char big[5000];
+	const char *w[2] = {"Note", big};
+	struct engine_limits l;
+	struct fx f;
+	size_t i, most = 0, q;
+	int64_t t0, took;
+
+	memset(big, 'z', sizeof big - 1);
+	small_limits(&l);
+	l.max_output = 64 * 1024;
+	l.max_burst = 1024 * 1024;
+	l.partial_ms = 400;
+
+	/* 100 messages of 5 KB at once: 500 KB queued, and read. */
+	CU_ASSERT_FATAL(fx_init(&f, &l));
+	CU_ASSERT_FATAL(fx_ready(&f, 4096));
+	for (i = 0; i < 100 && f.a.p != NULL && f.a.p->state == PEER_READY;
+	     i++) {
+		peer_send_async(f.a.p, w, NULL, 2);
+		if ((q = peer_queued(f.a.p)) > most)
+			most = q;
+	}
+	CU_ASSERT(most > l.max_output);
+	turn_for(&f, 2 * l.partial_ms);
+	CU_ASSERT_EQUAL(f.a.gone, 0);
+	CU_ASSERT(f.rx_total > 100 * (sizeof big - 1));
+	if (f.a.p != NULL)
+		CU_ASSERT_EQUAL(peer_queued(f.a.p), 0);
+	fx_done(&f);
+
+	/* The same burst to a peer that reads nothing: closed after the
+	 * stall time, with what was queued and for how long. */
+	CU_ASSERT_FATAL(fx_init(&f, &l));
+	CU_ASSERT_FATAL(fx_ready(&f, 4096));
+	f.raw_reading = false;
+	for (i = 0; i < 100 && f.a.p != NULL && f.a.p->state == PEER_READY; i++)
+		peer_send_async(f.a.p, w, NULL, 2);
+	t0 = engine_now();
+	CU_ASSERT_EQUAL(f.a.gone, 0);
+	CU_ASSERT(wait_for(&f, is_gone, &f.a, WAIT_MS));
+	took = engine_now() - t0;
+	CU_ASSERT(took >= l.partial_ms - 50);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.a.why, "not reading"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.a.why, "more than 65536 for 400 ms"));
 	fx_done(&f);
 }
 
@@ -2403,6 +2464,7 @@ OVER_BEV(requests)
 OVER_BEV(requests_connection_lost)
 OVER_BEV(limit_max_message)
 OVER_BEV(limit_output_cap)
+OVER_BEV(limit_output_burst)
 OVER_BEV(limit_partial)
 OVER_BEV(liveness_unanswered)
 OVER_BEV(liveness_answered)
@@ -2433,6 +2495,7 @@ main(void)
 	    {"requests_connection_lost", test_requests_connection_lost},
 	    {"limit_max_message", test_limit_max_message},
 	    {"limit_output_cap", test_limit_output_cap},
+	    {"limit_output_burst", test_limit_output_burst},
 	    {"limit_output_cap_tcp", test_limit_output_cap_tcp},
 	    {"limit_partial", test_limit_partial},
 	    {"limit_output_memory", test_limit_output_memory},
@@ -2462,6 +2525,7 @@ main(void)
 	    B(requests_connection_lost),
 	    B(limit_max_message),
 	    B(limit_output_cap),
+	    B(limit_output_burst),
 	    B(limit_partial),
 	    B(liveness_unanswered),
 	    B(liveness_answered),
