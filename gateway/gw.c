@@ -212,7 +212,7 @@ gw_entry_key(struct cmd_ctx *c, const char *name, size_t len, struct tbuf *key)
  * a dump to use (the periodic check), or NULL for a fresh one.
  */
 static int
-gw_check_leads(struct gateway *g, const struct listeners *ls, const char *host,
+gw_check_leads(struct gateway *g, struct listeners *ls, const char *host,
     int port, const char *data, size_t datalen, bool global, uid_t uid,
     char *err, size_t errlen)
 {

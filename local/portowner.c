@@ -159,6 +159,13 @@ portowner_dump(struct listeners *ls, char *err, size_t errlen)
 void
 portowner_free(struct listeners *ls)
 {
+	size_t i;
+
+	for (i = 0; i < ls->nnames; i++) {
+		free(ls->names[i].host);
+		if (ls->names[i].res != NULL)
+			freeaddrinfo(ls->names[i].res);
+	}
 	free(ls->v);
 	memset(ls, 0, sizeof *ls);
 }
@@ -277,19 +284,52 @@ is_local(int family, const unsigned char *addr)
 	return local;
 }
 
+/* getaddrinfo of host, once per dump (struct resolved).  *owned: the
+ * caller frees res (the cache was full). */
+static int
+resolve(struct listeners *ls, const char *host, struct addrinfo **res,
+    bool *owned)
+{
+	struct addrinfo hints;
+	struct resolved *r;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ls->nnames; i++)
+		if (strcmp(ls->names[i].host, host) == 0) {
+			*res = ls->names[i].res;
+			*owned = false;
+			return ls->names[i].rc;
+		}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	*res = NULL;
+	rc = getaddrinfo(host, NULL, &hints, res);
+	*owned = true;
+	if (ls->nnames < PORTOWNER_NAMES) {
+		r = &ls->names[ls->nnames];
+		if ((r->host = strdup(host)) != NULL) {
+			r->rc = rc;
+			r->res = rc == 0 ? *res : NULL;
+			ls->nnames++;
+			*owned = false;
+		}
+	}
+	return rc;
+}
+
 int
-portowner_check_host(const struct listeners *ls, const char *host, int port,
+portowner_check_host(struct listeners *ls, const char *host, int port,
     uid_t uid, bool need, char *err, size_t errlen)
 {
-	struct addrinfo hints, *res, *ai;
+	struct addrinfo *res, *ai;
 	unsigned char addr[16];
 	char shown[INET6_ADDRSTRLEN];
 	uid_t other = 0;
 	int rc, checked = 0;
+	bool owned;
 
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0)
+	if ((rc = resolve(ls, host, &res, &owned)) != 0)
 		return reason(err, errlen, "host \"%.100s\": %s", host,
 		    gai_strerror(rc));
 	/* Every address the name gives is one a peer may connect to. */
@@ -307,7 +347,8 @@ portowner_check_host(const struct listeners *ls, const char *host, int port,
 			continue;
 		inet_ntop(family, addr, shown, sizeof shown);
 		if (!is_local(family, addr)) {
-			freeaddrinfo(res);
+			if (owned)
+				freeaddrinfo(res);
 			return reason(err, errlen,
 			    "host \"%.100s\" (%s) is not an address of this "
 			    "host",
@@ -315,7 +356,8 @@ portowner_check_host(const struct listeners *ls, const char *host, int port,
 		}
 		rc = who_accepts(ls, family, addr, port, uid, &other);
 		if (rc == -1) {
-			freeaddrinfo(res);
+			if (owned)
+				freeaddrinfo(res);
 			return reason(err, errlen,
 			    "TCP port %d at %s is listened on by uid %lu, not "
 			    "by uid %lu",
@@ -326,7 +368,8 @@ portowner_check_host(const struct listeners *ls, const char *host, int port,
 		 * service): refused connections lead nowhere; fine. */
 		checked += rc;
 	}
-	freeaddrinfo(res);
+	if (owned)
+		freeaddrinfo(res);
 	if (checked > 0 || !need)
 		return 0;
 	if (first_on(ls, port) == ls->n ||

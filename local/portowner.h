@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct addrinfo;
+
 /* The host's listening TCP sockets, IPv4 and IPv6, as one dump. */
 struct listener {
 	int family; /* AF_INET or AF_INET6 */
@@ -20,9 +22,21 @@ struct listener {
 	int port;
 	uid_t uid;
 };
+/* What a host name resolved to, kept for the life of one dump: the
+ * gateway checks thousands of entries against a dump, nearly all naming
+ * the same host, and getaddrinfo reads /etc/hosts (and stats
+ * resolv.conf) at each call. */
+#define PORTOWNER_NAMES 8
+struct resolved {
+	char *host;
+	int rc; /* getaddrinfo's */
+	struct addrinfo *res;
+};
 struct listeners {
 	struct listener *v; /* sorted by port */
 	size_t n, cap;
+	struct resolved names[PORTOWNER_NAMES];
+	size_t nnames;
 };
 
 int portowner_dump(struct listeners *, char *err, size_t errlen);
@@ -38,7 +52,7 @@ void portowner_free(struct listeners *);
  * may reach another's (a refused connection leads nowhere).  0, or -1
  * with the reason.
  */
-int portowner_check_host(const struct listeners *, const char *host, int port,
+int portowner_check_host(struct listeners *, const char *host, int port,
     uid_t uid, bool need, char *err, size_t errlen);
 
 /* 0 when some socket listening on TCP port `port` belongs to uid; else

@@ -24,9 +24,11 @@
 # with a registry on host 2 that fills its share of the names.
 # Must run as root or as any user that may use 127.0.0.2-4 (Linux routes
 # all of 127/8 to lo).  BENCH_NO_BUILD=1 uses BUILD_DIR as it is;
-# FEDBENCH_KEEP=1 keeps the work directory (logs, configuration).
+# FEDBENCH_KEEP=1 keeps the work directory (logs, configuration);
+# FEDBENCH_PERF=FILE records a profile of the first SIGHUP resync.
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
+. "$src/bench/lib.sh"
 build=${1:-$src/build-bench}
 N=${FEDBENCH_N:-100}
 FILL=${FEDBENCH_FILL:-10000}
@@ -67,9 +69,8 @@ cleanup() {
 		{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null |
 		    grep -q "^HOME=$work/" && kill "$p" 2>/dev/null
 	done
-	for u in "${users[@]}"; do pkill -KILL -u "$u" 2>/dev/null || true; done
+	bench_remove_users "${users[@]}"
 	sleep 0.2
-	for u in "${users[@]}"; do userdel "$u" 2>/dev/null || true; done
 	if [ -z "${FEDBENCH_KEEP:-}" ]; then rm -rf "$work"; else say "kept $work"; fi
 }
 trap cleanup EXIT
@@ -197,13 +198,7 @@ done
 sleep 0.5
 
 # ---- numbers -------------------------------------------------------------
-stats() { # values on stdin -> "median p99 max"
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "- - -"; exit }
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		r = int(0.99 * NR + 0.999999); if (r < 1) r = 1
-		printf "%.1f %.1f %.1f\n", m, v[r], v[NR] }'
-}
+stats() { bench_stats 1; } # values on stdin -> "median p99 max"
 rows=()
 row() { rows+=("| $* |"); }
 
@@ -283,6 +278,13 @@ if [ "$st" = ok ]; then
 				cmd="$work/restart3.sh"
 			fi
 			say "(b) $what, run $r"
+			# FEDBENCH_PERF=FILE: a profile of the whole machine
+			# (perf record -a -g) during the first SIGHUP resync.
+			if [ -n "${FEDBENCH_PERF:-}" ] && [ $what = hup ] && [ "$r" = 1 ]; then
+				perf record -a -g -F 499 -o "$FEDBENCH_PERF" -- sleep 5 \
+				    >/dev/null 2>&1 &
+				sleep 0.5
+			fi
 			out=$("$FB" resync "$FILL" "$home" 120 "$cmd") || true
 			set -- $out
 			if [ "${1:-}" = ok ]; then

@@ -25,6 +25,7 @@
 # BUILD_DIR as it is; GWBENCH_KEEP=1 keeps the work directory.
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
+. "$src/bench/lib.sh"
 build=${1:-$src/build-bench}
 N=${GWBENCH_N:-100000}
 U=${GWBENCH_USERS:-100}
@@ -61,9 +62,8 @@ users=()
 cleanup() {
 	local p u
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for u in "${users[@]}"; do pkill -KILL -u "$u" 2>/dev/null || true; done
+	bench_remove_users "${users[@]}"
 	sleep 0.3
-	for u in "${users[@]}"; do userdel "$u" 2>/dev/null || true; done
 	if [ -z "${GWBENCH_KEEP:-}" ]; then rm -rf "$work"; else say "kept $work"; fi
 }
 trap cleanup EXIT
@@ -126,13 +126,7 @@ done
 export COMMREG_COMMREGD=/bin/false # every registry is started above
 
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$gwpid/status"; }
-stats() { # values on stdin -> "median p99 max"
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "- - -"; exit }
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		r = int(0.99 * NR + 0.999999); if (r < 1) r = 1
-		printf "%.3f %.3f %.3f\n", m, v[r], v[NR] }'
-}
+stats() { bench_stats 3; } # values on stdin -> "median p99 max"
 # lookups LABEL: 2L lookups alternating u1-00005 and a name nobody has.
 lookups() {
 	local out
