@@ -1,6 +1,6 @@
 /*
- * The TLS links' shared pieces (tlslink.h): the words for a failure and
- * the socket's options.
+ * The TLS links' shared pieces (tlslink.h): the words for a failure, the
+ * socket's options, and the set-up's start and end.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -101,4 +101,42 @@ tlslink_tune_socket(evutil_socket_t fd, const struct engine_limits *lim)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
+struct bufferevent *
+tlslink_bev_new(struct event_base *base, evutil_socket_t fd, SSL *ssl,
+    bool accepting, bufferevent_event_cb cb, void *arg, struct event *deadline,
+    int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct bufferevent *bev;
+
+	bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL)
+		return NULL;
+	bufferevent_setcb(bev, NULL, NULL, cb, arg);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	evtimer_add(deadline, &tv);
+	return bev;
+}
+
+void
+tlslink_release(struct event *deadline, struct bufferevent **bev,
+    struct peer **peer)
+{
+	evtimer_del(deadline);
+	if (*bev != NULL) {
+		bufferevent_free(*bev);
+		*bev = NULL;
+	}
+	if (*peer != NULL) {
+		/* Closed by its owner: the engine frees it later, without
+		 * calling the owner back. */
+		(*peer)->ops = NULL;
+		(*peer)->arg = NULL;
+		peer_close(*peer);
+		*peer = NULL;
+	}
 }

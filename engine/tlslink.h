@@ -12,13 +12,15 @@
 #ifndef ENGINE_TLSLINK_H
 #define ENGINE_TLSLINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/util.h>
+#include <openssl/ssl.h>
 
 #include "peer.h"
-
-struct bufferevent;
 
 /*
  * Why a TLS link failed, in words for the log: "closed by the other end"
@@ -37,5 +39,25 @@ void tlslink_reason(struct bufferevent *bev, short what, const char *first,
  * liveness ping, under lim, would not notice a vanished peer as soon.
  */
 void tlslink_tune_socket(evutil_socket_t fd, const struct engine_limits *lim);
+
+/*
+ * The TLS set-up of a link: a bufferevent for ssl on fd (accepted), or on
+ * a socket it makes when connected (fd -1, bufferevent_socket_connect),
+ * closing it when freed; cb(arg) hears how the set-up ends; deadline is
+ * armed for ms, the set-up as a whole however slowly its bytes come.
+ * NULL when libevent cannot (fd is still the caller's to close).
+ */
+struct bufferevent *tlslink_bev_new(struct event_base *, evutil_socket_t fd,
+    SSL *ssl, bool accepting, bufferevent_event_cb cb, void *arg,
+    struct event *deadline, int ms);
+
+/*
+ * A link is over, by its owner's choice: its deadline stopped, its
+ * bufferevent (still in the TLS set-up) freed, or its engine peer closed
+ * without a word back to the owner (the engine frees it later).  *bev
+ * and *peer are NULL after.
+ */
+void tlslink_release(struct event *deadline, struct bufferevent **bev,
+    struct peer **peer);
 
 #endif

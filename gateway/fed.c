@@ -1116,18 +1116,7 @@ link_close(struct flink *l, const char *why)
 	struct timeval tv;
 	int ms;
 
-	evtimer_del(l->deadline);
-	if (l->bev != NULL) {
-		bufferevent_free(l->bev);
-		l->bev = NULL;
-	}
-	if (l->peer != NULL) {
-		/* Closed by us: the engine frees it later, without us. */
-		l->peer->ops = NULL;
-		l->peer->arg = NULL;
-		peer_close(l->peer);
-		l->peer = NULL;
-	}
+	tlslink_release(l->deadline, &l->bev, &l->peer);
 	link_reqs_drop(l);
 	tbuf_free(&l->snap);
 	l->snap_waiting = 0;
@@ -1181,7 +1170,6 @@ link_open(struct flink *l)
 	struct fed *f = l->f;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	struct timeval tv = {FED_HANDSHAKE_S, 0};
 	SSL *ssl;
 
 	snprintf(l->addr, sizeof l->addr, "%.80s:%d", l->r->host, l->r->port);
@@ -1195,14 +1183,10 @@ link_open(struct flink *l)
 	 * handshake. */
 	SSL_set1_host(ssl, l->r->peer_name);
 	SSL_set_tlsext_host_name(ssl, l->r->peer_name);
-	l->bev = bufferevent_openssl_socket_new(f->g->base, -1, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	l->bev = tlslink_bev_new(f->g->base, -1, ssl, false, tls_event_cb, l,
+	    l->deadline, FED_HANDSHAKE_S * 1000);
 	if (l->bev == NULL)
 		fatalx("bufferevent_openssl_socket_new failed");
-	bufferevent_setcb(l->bev, NULL, NULL, tls_event_cb, l);
-	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-	evtimer_add(l->deadline, &tv);
 	l->state = FL_CONNECTING;
 	if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss,
 	        (int)sl) == -1) {
@@ -1242,7 +1226,6 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct fed *f = arg;
-	struct timeval tv = {FED_HANDSHAKE_S, 0};
 	char host[NI_MAXHOST] = "?", serv[NI_MAXSERV], addr[96] = "?";
 	struct flink *l;
 	SSL *ssl;
@@ -1275,17 +1258,12 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	snprintf(l->src, sizeof l->src, "%.63s", host);
 	if ((ssl = SSL_new(f->ctx)) == NULL)
 		fatalx("SSL_new failed");
-	l->bev = bufferevent_openssl_socket_new(f->g->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	l->bev = tlslink_bev_new(f->g->base, fd, ssl, true, tls_event_cb, l,
+	    l->deadline, FED_HANDSHAKE_S * 1000);
 	if (l->bev == NULL) {
 		close(fd);
 		link_free(l);
-		return;
 	}
-	bufferevent_setcb(l->bev, NULL, NULL, tls_event_cb, l);
-	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-	evtimer_add(l->deadline, &tv);
 }
 
 /* ---- setting up -------------------------------------------------------- */

@@ -910,18 +910,7 @@ link_close(struct dlink *l, const char *why)
 	struct timeval tv;
 	int ms;
 
-	evtimer_del(l->deadline);
-	if (l->bev != NULL) {
-		bufferevent_free(l->bev);
-		l->bev = NULL;
-	}
-	if (l->peer != NULL) {
-		/* Closed by us: the engine frees it later, without us. */
-		l->peer->ops = NULL;
-		l->peer->arg = NULL;
-		peer_close(l->peer);
-		l->peer = NULL;
-	}
+	tlslink_release(l->deadline, &l->bev, &l->peer);
 	if (h != NULL && h->cur == l) {
 		h->cur = NULL;
 		host_purge(h, why != NULL ? why : "link closed");
@@ -1118,8 +1107,6 @@ static void
 host_dial(struct dhost *h)
 {
 	struct dist *d = h->d;
-	struct timeval tv = {d->lim.handshake_ms / 1000,
-	    (d->lim.handshake_ms % 1000) * 1000};
 	struct sockaddr_in sin;
 	struct dlink *l;
 	SSL *ssl;
@@ -1143,14 +1130,10 @@ host_dial(struct dhost *h)
 	SSL_set_app_data(ssl, l);
 	/* The host we mean (sni_check): its port file's name. */
 	SSL_set_tlsext_host_name(ssl, h->name);
-	l->bev = bufferevent_openssl_socket_new(d->srv->base, -1, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	l->bev = tlslink_bev_new(d->srv->base, -1, ssl, false, tls_event_cb, l,
+	    l->deadline, d->lim.handshake_ms);
 	if (l->bev == NULL)
 		fatalx("bufferevent_openssl_socket_new failed");
-	bufferevent_setcb(l->bev, NULL, NULL, tls_event_cb, l);
-	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-	evtimer_add(l->deadline, &tv);
 	if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&sin,
 	        (int)sizeof sin) == -1) {
 		log_limited(l->addr,
@@ -1174,8 +1157,6 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct dist *d = arg;
-	struct timeval tv = {d->lim.handshake_ms / 1000,
-	    (d->lim.handshake_ms % 1000) * 1000};
 	char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
 	struct dlink *l;
 	SSL *ssl;
@@ -1201,17 +1182,12 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	if ((ssl = SSL_new(d->ctx)) == NULL)
 		fatalx("SSL_new failed");
 	SSL_set_app_data(ssl, l);
-	l->bev = bufferevent_openssl_socket_new(d->srv->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	l->bev = tlslink_bev_new(d->srv->base, fd, ssl, true, tls_event_cb, l,
+	    l->deadline, d->lim.handshake_ms);
 	if (l->bev == NULL) {
 		close(fd);
 		link_free(l);
-		return;
 	}
-	bufferevent_setcb(l->bev, NULL, NULL, tls_event_cb, l);
-	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-	evtimer_add(l->deadline, &tv);
 }
 
 static void
