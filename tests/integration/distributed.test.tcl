@@ -587,13 +587,17 @@ main {
         # One peer sends nothing, another half a ClientHello (a record
         # that says 512 bytes follow, and 40 of them): h2 drops both at
         # its TLS deadline, and meanwhile serves, and links with a host
-        # that joins.
+        # that joins.  The peers are on a host of their own, s5: h2's
+        # refusals are logged one line per source address and 10 s, and
+        # a0 was refused by h2 in the scenarios before.
+        host_new s5
+        host_join s5 5
         lassign [dist_addr $home h2] a p
         set m2 [t::log_mark $reg(h2)]
         set half 160301020001 ;# handshake record of 512 bytes: ClientHello
         append half 0001fc0303 [string repeat 00 35]
-        set mute [staller_on a0 $a $p ""]
-        set partial [staller_on a0 $a $p $half]
+        set mute [staller_on s5 $a $p ""]
+        set partial [staller_on s5 $a $p $half]
         set app [hold_on h1 $home 4750 stalled_not]
         check "h2 sees h1's name meanwhile" [list [t::wait_until \
             {[names_on h2 $home] eq {stalled_not}} 5000 50]]
@@ -604,9 +608,10 @@ main {
         check_equal "the silent peer is closed" closed [t::readline $mute 15000]
         check_equal "the half ClientHello is closed" closed [t::readline $partial 15000]
         check_regexp "h2 says why" \
-            "refused registry link from $::hostaddr(a0):\[0-9\]+: TLS not set up within 5000 ms" \
+            "refused registry link from $::hostaddr(s5):\[0-9\]+: TLS not set up within 5000 ms" \
             [t::log_since $reg(h2) $m2]
-        check "h2 still has the host that joined" {[names_on h2 $home] eq {joined stalled_not}}
+        check "h2 still has the host that joined" [list [t::wait_until \
+            {[names_on h2 $home] eq {joined stalled_not}} 5000 50]]
         t::stop $japp
         t::stop $app
         t::kill_proc $joiner
@@ -636,28 +641,31 @@ main {
         check "h1 refuses the link meant for zz" [list [t::wait_until \
             {[regexp -line "refused registry link from $::hostaddr(h2):\[0-9\]+: .*\"zz\"" \
                   [t::log_since $::reg(h1) $m1]]} 5000 50]]
-        # Watch a while (bounded): h1's name stays on h2 and h3 as h1's,
-        # never as zz's.
+        # Watch a while (bounded): h1's name is never shown as zz's.
+        # (Whether it is shown at every look depends on the liveness
+        # pings, which a loaded machine may delay: not looked at here.)
         set seen {}
         for {set i 0} {$i < 15} {incr i} {
             foreach h {h2 h3} {
                 set e [entry_on $h $home steady]
-                set o [expr {$e eq "" ? "none" : [dict get $e origin]}]
-                if {"$h $o" ni $seen} { lappend seen "$h $o" }
+                if {$e ne "" && [dict get $e origin] ne "h1"} {
+                    lappend seen "$h: steady from [dict get $e origin]"
+                }
                 foreach n [names_on $h $home] {
-                    if {$n ne "steady" && "$h $n" ni $seen} { lappend seen "$h $n" }
+                    if {$n ni {steady -}} { lappend seen "$h: $n" }
                 }
             }
             t::pause 200
         }
-        check_equal "steady stays h1's on h2 and h3, and nothing else shows" \
-            {{h2 h1} {h3 h1}} $seen
+        check_equal "steady is only ever h1's on h2 and h3, nothing else shows" \
+            {} [lsort -unique $seen]
         set log2 [t::log_since $reg(h2) $m2]
         check "h2 took no copies as zz's" \
             {![regexp -line {host zz: (linked|[0-9]+ entries|.*dropped its [1-9])} $log2]}
-        check "h2 kept its link with h1" {![regexp {host h1: } $log2]}
-        check "h1 kept its link with h2" \
-            {![regexp {replaced by a new link|host h2: } [t::log_since $reg(h1) $m1]]}
+        # h1 sorts before h2, so h1 dials h2: a link from h2 taken by h1
+        # is h2's dial of zz, put in the place of their link.
+        check "h1 took no link from h2 (which dials zz, not h1)" \
+            {![regexp {host h2: linked \(from} [t::log_since $reg(h1) $m1]]}
         file delete $zz
         t::stop $app
         foreach h {h2 h3} {
