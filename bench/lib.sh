@@ -19,16 +19,15 @@ bench_stats() {
 # take over or fork), then killed, and that again (bounded) until none
 # is left.
 bench_remove_users() {
-	local u i left
+	local u i list
+	[ "$#" -gt 0 ] || return 0
+	# One scan of the processes for all of them (pkill -u takes a list).
+	list=$(IFS=,; echo "$*")
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		for u in "$@"; do pkill -STOP -u "$u" 2>/dev/null || true; done
-		for u in "$@"; do pkill -KILL -u "$u" 2>/dev/null || true; done
+		pkill -STOP -u "$list" 2>/dev/null || true
+		pkill -KILL -u "$list" 2>/dev/null || true
 		sleep 0.2
-		left=0
-		for u in "$@"; do
-			pgrep -u "$u" >/dev/null 2>&1 && { left=1; break; }
-		done
-		[ "$left" = 0 ] && break
+		pgrep -u "$list" >/dev/null 2>&1 || break
 	done
 	for u in "$@"; do userdel "$u" 2>/dev/null || true; done
 }

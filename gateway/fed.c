@@ -53,6 +53,10 @@
 #include "tlslink.h"
 
 #define FED_RETRY_MIN_MS 500
+/* What a remote gave is kept this long through a reload or a lost link
+ * (struct flink, hold): a remote back within it is resynchronised by
+ * difference, and no watcher sees its entries go and come back. */
+#define FED_HOLD_MS      3000
 #define FED_RETRY_MAX_MS 30000
 #define FED_HANDSHAKE_S  10
 /* A snapshot of 16 MiB from a gateway that sends it whole takes its time
@@ -119,8 +123,27 @@ struct flink {
 	bool pieces;
 	int snap_waiting; /* Watch requests in pieces not answered yet */
 	struct tbuf snap;
+	/* Opened: learned kept through a reload or a lost link
+	 * (FED_HOLD_MS).  Until the hold ends, what the fresh snapshot
+	 * lacks is only marked (held): a remote that restarted offers its
+	 * own remotes' entries again a moment after its snapshot, and each
+	 * it offers is unmarked.  What is still marked then goes; if the
+	 * link is not back by then, everything it gave goes. */
+	bool holding;
+	struct event *hold;
+	struct registry *held;
+	struct reg_entry_list heldl;
 };
 TAILQ_HEAD(flink_list, flink);
+
+/* What the links of a configuration gave, kept for the next one's links
+ * of the same remote (a reload, fed_stop_links). */
+struct fkept {
+	TAILQ_ENTRY(fkept) link;
+	char *remote;
+	struct reg_entry_list entries; /* owned by this struct meanwhile */
+};
+TAILQ_HEAD(fkept_list, fkept);
 
 struct fed {
 	struct gateway *g;
@@ -134,9 +157,11 @@ struct fed {
 	struct engine_limits lim;  /* of every link's peer */
 	struct event *accept_rest; /* out of descriptors: accept later */
 	size_t accepted;           /* links from others, all states */
+	struct fkept_list kept;    /* fed_stop_links's */
 };
 
 static void link_open(struct flink *);
+static void kept_take(struct fed *old, struct flink *);
 static void link_close(struct flink *, const char *why);
 static void link_reqs_drop(struct flink *);
 static void tls_reason(struct bufferevent *, short, char *, size_t);
@@ -274,11 +299,115 @@ shadow_take(struct flink *l, const char *name)
 	return registry_find(l->f->g->srv.reg, name, strlen(name)) != NULL;
 }
 
+/* ---- the hold (struct flink) ------------------------------------------- */
+
+static void
+held_mark(struct flink *l, const char *name)
+{
+	struct reg_add a;
+	struct tbuf err;
+
+	if (l->held == NULL && (l->held = registry_new(NULL, NULL)) == NULL)
+		fatal("%s", __func__);
+	if (registry_find(l->held, name, strlen(name)) != NULL)
+		return;
+	memset(&a, 0, sizeof a);
+	a.copy = true;
+	a.name = name;
+	a.namelen = strlen(name);
+	a.base = name;
+	a.baselen = a.namelen;
+	a.want_serial = 1;
+	a.data = "";
+	a.uid = (uid_t)-1;
+	tbuf_init(&err);
+	if (registry_add(l->held, &a, l, &l->heldl, &err) == NULL)
+		fatalx("held: %.*s", (int)err.len, err.p);
+	tbuf_free(&err);
+}
+
+static void
+held_forget(struct flink *l, const char *name)
+{
+	struct reg_entry *e;
+
+	if (l->held != NULL &&
+	    (e = registry_find(l->held, name, strlen(name))) != NULL)
+		registry_remove(l->held, e, &l->heldl);
+}
+
+static void
+held_clear(struct flink *l)
+{
+	struct reg_entry *e;
+
+	while ((e = TAILQ_FIRST(&l->heldl)) != NULL)
+		registry_remove(l->held, e, &l->heldl);
+}
+
+static void forget_all(struct flink *);
+static void resync_others(struct flink *);
+
+/* Keep what l gave for FED_HOLD_MS (not again if it already is). */
+static void
+hold_start(struct flink *l)
+{
+	struct timeval tv = {FED_HOLD_MS / 1000, (FED_HOLD_MS % 1000) * 1000};
+
+	if (l->holding || TAILQ_EMPTY(&l->learned))
+		return;
+	l->holding = true;
+	evtimer_add(l->hold, &tv);
+}
+
+static void
+hold_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct flink *l = arg;
+	struct reg_entry *e, *h;
+	size_t n = 0;
+
+	l->holding = false;
+	if (l->state != FL_READY) {
+		log_info("remote %s: not back within %d ms", l->r->name,
+		    FED_HOLD_MS);
+		held_clear(l);
+		forget_all(l);
+		resync_others(l);
+		return;
+	}
+	/* Back: what it no longer offers goes now. */
+	while ((h = TAILQ_FIRST(&l->heldl)) != NULL) {
+		e = registry_find(l->f->g->srv.reg, h->name, h->namelen);
+		if (e != NULL && e->owner == l) {
+			registry_remove(l->f->g->srv.reg, e, &l->learned);
+			n++;
+		}
+		registry_remove(l->held, h, &l->heldl);
+	}
+	if (n > 0)
+		log_info("remote %s: %zu entries it no longer offers dropped",
+		    l->r->name, n);
+	server_flush(&l->f->g->srv);
+}
+
+/* Was e learned as c says (the same entry offered again)? */
+static bool
+same_learned(const struct reg_entry *e, const struct commreg_entry *c)
+{
+	return strcmp(e->path, c->path) == 0 &&
+	       e->port == (c->port > 0 ? c->port : -1) &&
+	       strcmp(e->host, c->host) == 0 && strcmp(e->data, c->data) == 0 &&
+	       e->pid == (c->pid > 0 ? (pid_t)c->pid : 0) &&
+	       e->serial == (c->serial > 0 ? (int)c->serial : 1);
+}
+
 static void
 learn(struct flink *l, const struct tl_elem *dict)
 {
 	struct fed *f = l->f;
 	struct commreg_entry c;
+	struct reg_entry *e;
 	struct reg_add a;
 	struct tbuf err;
 	char why[200];
@@ -300,6 +429,16 @@ learn(struct flink *l, const struct tl_elem *dict)
 	if (fedname_path_has(c.path, f->self) ||
 	    !fedname_patterns_match(l->r->imports, l->r->nimports, c.name))
 		goto out; /* a loop, or not imported */
+	held_forget(l, c.name);
+	if ((e = registry_find(f->g->srv.reg, c.name, strlen(c.name))) !=
+	        NULL &&
+	    e->owner == l) {
+		/* Offered again (a resync): unchanged, nothing to tell;
+		 * changed, the new one replaces it. */
+		if (same_learned(e, &c))
+			goto out;
+		registry_remove(f->g->srv.reg, e, &l->learned);
+	}
 	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL) {
 		/* The same entry by another way: first wins, this one is
 		 * remembered. */
@@ -343,6 +482,7 @@ unlearn(struct flink *l, const struct tl_elem *dict)
 	if (commreg_entry_parse(dict->p, dict->len, &c, why, sizeof why) == -1)
 		return;
 	shadow_drop(l, c.name);
+	held_forget(l, c.name);
 	e = registry_find(l->f->g->srv.reg, c.name, strlen(c.name));
 	if (e != NULL && e->owner == l) {
 		registry_remove(l->f->g->srv.reg, e, &l->learned);
@@ -376,10 +516,11 @@ cmp_str(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-/* What l gave us that its new snapshot no longer offers goes: the
- * snapshot's names parsed once and sorted, each learned name looked up. */
+/* What l gave us that its new snapshot no longer offers goes (or, in a
+ * hold, is marked to go when it ends): the snapshot's names parsed once
+ * and sorted, each learned name looked up. */
 static void
-drop_unoffered(struct flink *l, const struct tlist *snap)
+drop_unoffered(struct flink *l, const struct tlist *snap, bool mark)
 {
 	struct reg_entry *e, *next;
 	struct commreg_entry c;
@@ -399,8 +540,12 @@ drop_unoffered(struct flink *l, const struct tlist *snap)
 	qsort(names, n, sizeof *names, cmp_str);
 	TAILQ_FOREACH_SAFE(e, &l->learned, owner_link, next) {
 		key = (char *)e->name;
-		if (n == 0 ||
-		    bsearch(&key, names, n, sizeof *names, cmp_str) == NULL)
+		if (n > 0 &&
+		    bsearch(&key, names, n, sizeof *names, cmp_str) != NULL)
+			continue;
+		if (mark)
+			held_mark(l, e->name);
+		else
 			registry_remove(l->f->g->srv.reg, e, &l->learned);
 	}
 	for (i = 0; i < n; i++)
@@ -875,8 +1020,13 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 		if (l->state == FL_READY)
 			/* Asked again because another link went: keep what
 			 * is still offered, take what we now lack. */
-			drop_unoffered(l, &snap);
-		else
+			drop_unoffered(l, &snap, false);
+		else if (l->holding) {
+			/* Back within the hold: the same entries stay as
+			 * they are, and what it lacks goes when it ends. */
+			held_clear(l);
+			drop_unoffered(l, &snap, true);
+		} else
 			forget_all(l); /* a fresh snapshot replaces what was */
 		l->state = FL_READY;
 		l->attempt = 0;
@@ -1057,7 +1207,10 @@ link_new(struct fed *f, const struct gwconf_remote *r, bool outgoing)
 	TAILQ_INIT(&l->reqs);
 	TAILQ_INIT(&l->learned);
 	TAILQ_INIT(&l->shadowed);
-	if ((l->deadline = evtimer_new(f->g->base, tls_deadline_cb, l)) == NULL)
+	TAILQ_INIT(&l->heldl);
+	if ((l->deadline = evtimer_new(f->g->base, tls_deadline_cb, l)) ==
+	        NULL ||
+	    (l->hold = evtimer_new(f->g->base, hold_cb, l)) == NULL)
 		fatalx("event_new failed");
 	TAILQ_INSERT_TAIL(&f->links, l, link);
 	if (!outgoing)
@@ -1072,6 +1225,10 @@ link_free(struct flink *l)
 	shadow_clear(l);
 	if (l->shadow != NULL)
 		registry_free(l->shadow);
+	held_clear(l);
+	if (l->held != NULL)
+		registry_free(l->held);
+	event_free(l->hold);
 	TAILQ_REMOVE(&l->f->links, l, link);
 	if (!l->outgoing)
 		l->f->accepted--;
@@ -1131,9 +1288,15 @@ link_close(struct flink *l, const char *why)
 		log_warnx("remote %s (%s): %s %s", l->r->name, l->addr,
 		    l->state == FL_READY ? "link lost:" : "cannot link:", why);
 	shadow_clear(l);
-	if (!TAILQ_EMPTY(&l->learned)) {
-		forget_all(l);
-		resync_others(l);
+	if (!TAILQ_EMPTY(&l->learned) && !l->holding) {
+		struct reg_entry *e;
+		size_t n = 0;
+
+		TAILQ_FOREACH(e, &l->learned, owner_link)
+			n++;
+		log_info("remote %s: keeping the %zu entries it gave for %d ms",
+		    l->r->name, n, FED_HOLD_MS);
+		hold_start(l);
 	}
 	l->state = FL_CONNECTING;
 	ms = FED_RETRY_MIN_MS << (l->attempt < 6 ? l->attempt : 6);
@@ -1565,7 +1728,7 @@ fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
 	const struct gwconf *c = g->conf;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	struct fed *f;
+	struct fed *f, *kept = NULL;
 	struct flink *l;
 	size_t i;
 
@@ -1581,6 +1744,7 @@ fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
 		fatal("%s", __func__);
 	f->g = g;
 	TAILQ_INIT(&f->links);
+	TAILQ_INIT(&f->kept);
 	if ((f->accept_rest = evtimer_new(g->base, accept_resume, f)) == NULL)
 		fatalx("event_new failed");
 	/* The gateway's own limits, with room for a large snapshot. */
@@ -1639,7 +1803,8 @@ fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
 			f->listen_port = old->listen_port;
 		}
 	}
-	fed_free(old);
+	/* Freed once the new links took what its links gave (kept_take). */
+	kept = old;
 	if (f->listener != NULL) {
 		/* An old one may have been resting when it was handed over. */
 		evconnlistener_set_error_cb(f->listener, accept_error);
@@ -1650,13 +1815,74 @@ fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
 		l = link_new(f, &c->remotes[i], true);
 		if ((l->retry = evtimer_new(g->base, retry_cb, l)) == NULL)
 			fatalx("event_new failed");
+		if (kept != NULL)
+			kept_take(kept, l);
 		link_open(l);
 	}
+	if (kept != NULL)
+		fed_free(kept);
 	log_info("federation: this gateway is %s, listening on %s:%d, %zu "
 	         "remotes",
 	    f->self, c->listen_host != NULL ? c->listen_host : "(none)",
 	    c->listen_port, c->nremotes);
 	return f;
+}
+
+/* What l gave goes to f->kept, for the next configuration's link to
+ * the same remote (fed_start). */
+static void
+kept_put(struct fed *f, struct flink *l)
+{
+	struct fkept *k;
+	struct reg_entry *e;
+
+	if ((k = calloc(1, sizeof *k)) == NULL ||
+	    (k->remote = strdup(l->r->name)) == NULL)
+		fatal("%s", __func__);
+	TAILQ_INIT(&k->entries);
+	while ((e = TAILQ_FIRST(&l->learned)) != NULL) {
+		TAILQ_REMOVE(&l->learned, e, owner_link);
+		e->owner = k;
+		TAILQ_INSERT_TAIL(&k->entries, e, owner_link);
+	}
+	TAILQ_INSERT_TAIL(&f->kept, k, link);
+}
+
+/* The new link l to a remote of old's configuration takes what that one
+ * gave, and holds it until its own snapshot has come (FED_HOLD_MS). */
+static void
+kept_take(struct fed *old, struct flink *l)
+{
+	struct fkept *k;
+	struct reg_entry *e;
+
+	TAILQ_FOREACH(k, &old->kept, link)
+		if (strcmp(k->remote, l->r->name) == 0)
+			break;
+	if (k == NULL)
+		return;
+	while ((e = TAILQ_FIRST(&k->entries)) != NULL) {
+		TAILQ_REMOVE(&k->entries, e, owner_link);
+		e->owner = l;
+		TAILQ_INSERT_TAIL(&l->learned, e, owner_link);
+	}
+	hold_start(l);
+}
+
+/* What no link of the new configuration took goes (a remote removed). */
+static void
+kept_drop(struct fed *f)
+{
+	struct fkept *k;
+	struct reg_entry *e;
+
+	while ((k = TAILQ_FIRST(&f->kept)) != NULL) {
+		TAILQ_REMOVE(&f->kept, k, link);
+		while ((e = TAILQ_FIRST(&k->entries)) != NULL)
+			registry_remove(f->g->srv.reg, e, &k->entries);
+		free(k->remote);
+		free(k);
+	}
 }
 
 void
@@ -1689,6 +1915,8 @@ fed_stop_links(struct fed *f)
 			peer_close(l->peer);
 			l->peer = NULL;
 		}
+		if (l->outgoing && l->r != NULL && !TAILQ_EMPTY(&l->learned))
+			kept_put(f, l);
 		while ((e = TAILQ_FIRST(&l->learned)) != NULL)
 			registry_remove(f->g->srv.reg, e, &l->learned);
 		link_free(l);
@@ -1701,6 +1929,7 @@ fed_free(struct fed *f)
 	if (f == NULL)
 		return;
 	fed_stop_links(f);
+	kept_drop(f);
 	if (f->listener != NULL)
 		evconnlistener_free(f->listener);
 	if (f->accept_rest != NULL)

@@ -9,9 +9,10 @@
 #   (a) registration on host 2 -> seen by a watch on host 3 (one hop) and
 #       on host 4 (two hops), FEDBENCH_N times (100);
 #   (b) resynchronisation of FEDBENCH_FILL entries (10000), registered on
-#       host 2: SIGHUP of gw3 (its links are made again) -> all back in a
-#       watch on host 3; restart of gw3, the middle -> all back on host 4;
-#       FEDBENCH_RESYNC_RUNS times each (3);
+#       host 2: SIGHUP of gw3 (its links are made again) -> gw3's link to
+#       gw2 has them all again (its log says so); restart of gw3, the
+#       middle -> the new gw3 has them; FEDBENCH_RESYNC_RUNS times each
+#       (3);
 #   (c) TLS links per second that gw3 accepts: TCP connect, mutual TLS
 #       handshake, the comm offer and gw3's answer, close; FEDBENCH_TLS_S
 #       seconds (5) each: one client as a gateway would link, one that
@@ -260,23 +261,29 @@ else
 fi
 if [ "$st" = ok ]; then
 	row "register $FILL global names on host 2 ($nfill user registries$([ "$manyusers" = 1 ] && echo ", $nfill users, 4 at a time")) | 1 | $(awk -v s="$secs" 'BEGIN{printf "%.0f", s*1000}') | | | ms, through the gateway's admission"
+	# The time until gw3's log says its link to gw2 is back with every
+	# entry ("linked, N entries offered", written once the snapshot is
+	# taken in): polled every 5 ms.  A watcher is not the measure: what
+	# a link gave is kept through a reload or a restart within 3 s
+	# (docs/federation.md), and a watcher sees nothing.
+	log_wait() { # FILE PATTERN BEFORE T0_NS: ms until more than BEFORE
+		local i n
+		for i in $(seq 24000); do
+			n=$(grep -c -- "$2" "$1" || true)
+			if [ "$n" -gt "$3" ]; then
+				echo $((($(date +%s%N) - $4) / 1000000))
+				return 0
+			fi
+			sleep 0.005
+		done
+		return 1
+	}
+	linked="remote gw2: linked, $FILL entries offered"
 	for what in hup restart; do
-		if [ $what = hup ]; then
-			label="resync $FILL: SIGHUP gw3 (links remade) → all on host 3"
-			home=$work/home3
-		else
-			label="resync $FILL: restart gw3 (middle) → all on host 4"
-			home=$work/home4
-		fi
 		v=()
 		v2=()
 		notes=""
 		for r in $(seq "$RR"); do
-			if [ $what = hup ]; then
-				cmd="kill -HUP \$(cat $work/gw3.pid)"
-			else
-				cmd="$work/restart3.sh"
-			fi
 			say "(b) $what, run $r"
 			# FEDBENCH_PERF=FILE: a profile of the whole machine
 			# (perf record -a -g) during the first SIGHUP resync.
@@ -285,25 +292,35 @@ if [ "$st" = ok ]; then
 				    >/dev/null 2>&1 &
 				sleep 0.5
 			fi
-			out=$("$FB" resync "$FILL" "$home" 120 "$cmd") || true
-			set -- $out
-			if [ "${1:-}" = ok ]; then
-				v+=("$2")
-				[ $what = restart ] && v2+=("$(awk -v a="$4" \
-				    -v b="$(cat "$work/restart.t")" \
-				    'BEGIN{printf "%.1f", (a - b) * 1000}')")
+			before=$(grep -c -- "$linked" "$work/gw3.log" || true)
+			t0=$(date +%s%N)
+			if [ $what = hup ]; then
+				kill -HUP "$(cat "$work/gw3.pid")"
 			else
-				notes="$notes run $r: $out;"
+				"$work/restart3.sh"
 			fi
-			sleep 1
+			if ms=$(log_wait "$work/gw3.log" "$linked" "$before" "$t0"); then
+				v+=("$ms")
+				[ $what = restart ] && v2+=("$(awk -v t="$t0" -v ms="$ms" \
+				    -v b="$(cat "$work/restart.t")" \
+				    'BEGIN{printf "%.1f", ms - (b * 1e9 - t) / 1e6}')")
+			else
+				notes="$notes run $r: not linked again within 120 s;"
+			fi
+			sleep 3
 		done
+		if [ $what = hup ]; then
+			label="resync $FILL: SIGHUP gw3 (its links made again) → its link to gw2 has all $FILL again"
+		else
+			label="resync $FILL: restart gw3 → the new gw3 has gw2's $FILL"
+		fi
 		s=$(printf '%s\n' "${v[@]}" | grep . | stats)
 		set -- $s
 		row "$label | ${#v[@]}/$RR | $1 | | $3 | ms${notes:+; $notes}"
 		if [ ${#v2[@]} -gt 0 ]; then
 			s=$(printf '%s\n' "${v2[@]}" | stats)
 			set -- $s
-			row "… of which: new gw3 process started → all on host 4 | ${#v2[@]}/$RR | $1 | | $3 | ms (before that: SIGTERM until the old gw3 has exited)"
+			row "… of which: new gw3 process started → it has them | ${#v2[@]}/$RR | $1 | | $3 | ms (before that: SIGTERM until the old gw3 has exited)"
 		fi
 	done
 else

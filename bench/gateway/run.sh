@@ -140,8 +140,11 @@ lookups() {
 }
 # fill I COUNT: user I registers uI-00000 ... in the background.
 fill() {
-	as "$1" env FEDBENCH_PREFIX="u$1-" "$FB" fill "$2" "$work/h$1" \
-	    >"$work/fill$1.out" 2>&1 &
+	# Not through as(): a function in the background is a subshell,
+	# and its pid is not fedbench's (setpriv and env exec).
+	env HOME="$work/h$1" setpriv --reuid="$tag-$1" --regid="$tag-$1" \
+	    --clear-groups env FEDBENCH_PREFIX="u$1-" "$FB" fill "$2" \
+	    "$work/h$1" >"$work/fill$1.out" 2>&1 &
 	pids+=($!)
 	eval "fillpid$1=\$!"
 }

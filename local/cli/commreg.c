@@ -31,6 +31,8 @@
  * stop, gateway-status) no registry or gateway is running; run exits
  * with its command's status (docs/private.md).
  */
+/* The largest reply or event taken from the registry (see main). */
+#define CLI_MAX_MESSAGE (256 * 1024 * 1024)
 #define _GNU_SOURCE /* pipe2 */
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -189,6 +191,7 @@ hold_opts(struct cmd_ctx *ctx, struct hold *h, struct commreg_async_opts *o)
 	h->ctx = ctx;
 	o->home = ctx->opts.home;
 	o->commregd = ctx->opts.commregd;
+	o->max_message = CLI_MAX_MESSAGE;
 	o->on_open = hold_opened;
 	o->on_error = hold_error;
 	o->arg = h;
@@ -1230,6 +1233,10 @@ main(int argc, char **argv)
 	int ch, rc;
 
 	memset(&ctx, 0, sizeof ctx);
+	/* A person who lists or watches everything on a host with a hundred
+	 * thousand names gets them: about 170 bytes each, past the library's
+	 * 16 MiB default. */
+	ctx.opts.max_message = CLI_MAX_MESSAGE;
 	log_init("commreg", LOG_LVL_WARN);
 	/* Out of memory ends the command with a message, as it always did;
 	 * the library it uses must not change that. */
