@@ -46,7 +46,7 @@ struct engine;
 /* ---- limits: one place for all of them --------------------------------- */
 
 struct engine_limits {
-	size_t max_message;  /* bytes in one message */
+	size_t max_message; /* bytes in one message */
 	/* Output queued to a peer: above max_output for longer than the
 	 * stall time (ping_idle_ms + ping_timeout_ms, else partial_ms, else
 	 * 10 s) the peer is dropped; above max_burst (or max_output if more)
@@ -179,7 +179,7 @@ struct peer {
 	/* Deadlines (the engine's clock, ms). */
 	int64_t born, last_rx, last_tx, partial_since;
 	int64_t over_since; /* queued above max_output since; 0: not */
-	int64_t ping_sent; /* 0: none outstanding */
+	int64_t ping_sent;  /* 0: none outstanding */
 	char *gone_why;
 	bool gone_nomem; /* why was not kept for want of memory */
 

@@ -32,11 +32,11 @@
 
 #define GW_RETRY_MIN_MS 100
 #define GW_RETRY_MAX_MS 2000
-#define GW_TIMEOUT_MS   5000               /* a verdict or a forwarded lookup */
+#define GW_TIMEOUT_MS   5000 /* a verdict or a forwarded lookup */
 /* The gateway's snapshot of the others' entries, about 170 bytes each:
  * 100,000 of them pass 16 MiB. */
 #define GW_MAX_MESSAGE (64 * 1024 * 1024)
-#define GW_WATCH_TAG    "gwlink"
+#define GW_WATCH_TAG   "gwlink"
 /* The copy of the others' entries (gwlink.h): how long it is kept after
  * its last use, and how long a listing waits for it. */
 #define GW_COPY_LINGER_MS 10000

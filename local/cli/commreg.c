@@ -31,8 +31,6 @@
  * stop, gateway-status) no registry or gateway is running; run exits
  * with its command's status (docs/private.md).
  */
-/* The largest reply or event taken from the registry (see main). */
-#define CLI_MAX_MESSAGE (256 * 1024 * 1024)
 #define _GNU_SOURCE /* pipe2 */
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -70,6 +68,9 @@
 #include "tbuf.h"
 #include "tcllist.h"
 #include "utf8.h"
+
+/* The largest reply or event taken from the registry (see main). */
+#define CLI_MAX_MESSAGE (256 * 1024 * 1024)
 
 /* run: as env(1), nice(1) and the shells do. */
 #define EXIT_RUN_SELF     125 /* the private registry did not start */
