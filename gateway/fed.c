@@ -233,16 +233,21 @@ observe(const struct reg_entry *e, bool added, void *arg)
  * imported. */
 static void learn(struct flink *, const struct tl_elem *);
 
-/* Remember that l offers name (dict as it sent it), not taken. */
+/*
+ * A set of names, each with a text (a registry of its own, entries kept on
+ * list): a link's shadow (what it also offers that another link gave us
+ * first, with the dict it sent) and its held names (struct flink).
+ */
 static void
-shadow_put(struct flink *l, const char *name, const struct tl_elem *dict)
+nameset_put(struct registry **set, struct reg_entry_list *list, void *owner,
+    const char *name, const char *text, size_t textlen)
 {
 	struct reg_add a;
 	struct tbuf err;
 
-	if (l->shadow == NULL && (l->shadow = registry_new(NULL, NULL)) == NULL)
-		return;
-	if (registry_find(l->shadow, name, strlen(name)) != NULL)
+	if (*set == NULL && (*set = registry_new(NULL, NULL)) == NULL)
+		fatal("%s", __func__);
+	if (registry_find(*set, name, strlen(name)) != NULL)
 		return;
 	memset(&a, 0, sizeof a);
 	a.copy = true;
@@ -251,34 +256,54 @@ shadow_put(struct flink *l, const char *name, const struct tl_elem *dict)
 	a.base = name;
 	a.baselen = a.namelen;
 	a.want_serial = 1;
-	a.data = dict->p;
-	a.datalen = dict->len;
+	a.data = text;
+	a.datalen = textlen;
 	a.uid = (uid_t)-1;
+	/* A name the table would refuse is one that was never taken
+	 * either: nothing to remember. */
 	tbuf_init(&err);
-	registry_add(l->shadow, &a, l, &l->shadowed, &err);
+	registry_add(*set, &a, owner, list, &err);
 	tbuf_free(&err);
+}
+
+static void
+nameset_drop(struct registry *set, struct reg_entry_list *list,
+    const char *name)
+{
+	struct reg_entry *e;
+
+	if (set != NULL && (e = registry_find(set, name, strlen(name))) != NULL)
+		registry_remove(set, e, list);
+}
+
+static void
+nameset_clear(struct registry *set, struct reg_entry_list *list)
+{
+	struct reg_entry *e;
+
+	while ((e = TAILQ_FIRST(list)) != NULL)
+		registry_remove(set, e, list);
+}
+
+/* Remember that l offers name (dict as it sent it), not taken. */
+static void
+shadow_put(struct flink *l, const char *name, const struct tl_elem *dict)
+{
+	nameset_put(&l->shadow, &l->shadowed, l, name, dict->p, dict->len);
 }
 
 static void
 shadow_drop(struct flink *l, const char *name)
 {
-	struct reg_entry *e;
-
-	if (l->shadow != NULL &&
-	    (e = registry_find(l->shadow, name, strlen(name))) != NULL)
-		registry_remove(l->shadow, e, &l->shadowed);
+	nameset_drop(l->shadow, &l->shadowed, name);
 }
 
 static void
 shadow_clear(struct flink *l)
 {
-	struct reg_entry *e;
-
-	while ((e = TAILQ_FIRST(&l->shadowed)) != NULL)
-		registry_remove(l->shadow, e, &l->shadowed);
+	nameset_clear(l->shadow, &l->shadowed);
 }
 
-/* l offered name too: take it from l now.  True when it did. */
 static bool
 shadow_take(struct flink *l, const char *name)
 {
@@ -304,45 +329,19 @@ shadow_take(struct flink *l, const char *name)
 static void
 held_mark(struct flink *l, const char *name)
 {
-	struct reg_add a;
-	struct tbuf err;
-
-	if (l->held == NULL && (l->held = registry_new(NULL, NULL)) == NULL)
-		fatal("%s", __func__);
-	if (registry_find(l->held, name, strlen(name)) != NULL)
-		return;
-	memset(&a, 0, sizeof a);
-	a.copy = true;
-	a.name = name;
-	a.namelen = strlen(name);
-	a.base = name;
-	a.baselen = a.namelen;
-	a.want_serial = 1;
-	a.data = "";
-	a.uid = (uid_t)-1;
-	tbuf_init(&err);
-	if (registry_add(l->held, &a, l, &l->heldl, &err) == NULL)
-		fatalx("held: %.*s", (int)err.len, err.p);
-	tbuf_free(&err);
+	nameset_put(&l->held, &l->heldl, l, name, "", 0);
 }
 
 static void
 held_forget(struct flink *l, const char *name)
 {
-	struct reg_entry *e;
-
-	if (l->held != NULL &&
-	    (e = registry_find(l->held, name, strlen(name))) != NULL)
-		registry_remove(l->held, e, &l->heldl);
+	nameset_drop(l->held, &l->heldl, name);
 }
 
 static void
 held_clear(struct flink *l)
 {
-	struct reg_entry *e;
-
-	while ((e = TAILQ_FIRST(&l->heldl)) != NULL)
-		registry_remove(l->held, e, &l->heldl);
+	nameset_clear(l->held, &l->heldl);
 }
 
 static void forget_all(struct flink *);

@@ -72,6 +72,21 @@
 source [file join [file dirname [info script]] lib.tcl]
 source [file join [file dirname [info script]] federation_lib.tcl]
 
+# gw2 -> gw3 <- gw4, gw3 in the middle passing on both ways: sets the
+# caller's d2 d3 d4 (configurations) and g2 g3 g4 (running gateways).
+proc middle_tree {} {
+    upvar 1 d2 d2 d3 d3 d4 d4 g2 g2 g3 g3 g4 g4
+    set leaf [list export * import * upstream yes]
+    set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
+    set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
+    set d3 [::fed::conf 3 -remotes [concat \
+        [::fed::remote gw2 export * import * reexport yes] \
+        [::fed::remote gw4 export * import * reexport yes]]]
+    set g2 [::fed::start $d2]
+    set g3 [::fed::start $d3]
+    set g4 [::fed::start $d4]
+}
+
 main {
     if {![file executable [gw_path]]} {
         skip "commgwd is not built ([gw_path])"
@@ -381,15 +396,7 @@ main {
     }
 
     ::fed::test middle_killed {
-        set leaf [list export * import * upstream yes]
-        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
-        set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
-        set d3 [::fed::conf 3 -remotes [concat \
-            [::fed::remote gw2 export * import * reexport yes] \
-            [::fed::remote gw4 export * import * reexport yes]]]
-        set g2 [::fed::start $d2]
-        set g3 [::fed::start $d3]
-        set g4 [::fed::start $d4]
+        middle_tree
         set h2 [::fed::host $d2]
         set h4 [::fed::host $d4]
         set tree [::fed::app $h2 tree]
@@ -431,15 +438,7 @@ main {
     }
 
     ::fed::test no_flicker {
-        set leaf [list export * import * upstream yes]
-        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
-        set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
-        set d3 [::fed::conf 3 -remotes [concat \
-            [::fed::remote gw2 export * import * reexport yes] \
-            [::fed::remote gw4 export * import * reexport yes]]]
-        set g2 [::fed::start $d2]
-        set g3 [::fed::start $d3]
-        set g4 [::fed::start $d4]
+        middle_tree
         set h2 [::fed::host $d2]
         set h3 [::fed::host $d3]
         set h4 [::fed::host $d4]
