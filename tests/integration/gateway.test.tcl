@@ -578,4 +578,33 @@ main {
             [string first "no answer to Commreg/Hello" [daemon_log $rp]] >= 0} [slow 9000]]}
         check "and keeps serving" {[alive $rp]}
     }
+
+    test a_gateway_that_never_sends_its_entries {
+        # A gateway that greets, then never answers the watch a user
+        # registry sends for its copy of the others' entries: a list
+        # waits for the copy at most 5 s, then is answered with the
+        # user's own entries, and the log says why; the registry serves
+        # everyone meanwhile.
+        set fake [file join [tools_dir] fakegw]
+        if {![file executable $fake]} { skip "no fakegw in [tools_dir]" }
+        set d [gw_conf_basic]
+        set f [spawn $fake --no-entries [gw_socket $d]]
+        check_equal "fakegw is up" ready [readline $f]
+        set u [gw_user "" $d]
+        set rp [gw_registry $u]
+        check "the registry links to it" {[gw_linked $u $rp]}
+        set r [gw_register $u mine [own_listener] user]
+        check_equal "an application registers" 1 [dict get $r ok]
+        set lister [spawn {*}[gw_cmd $u [gw_bin $u commreg] --home [dict get $u home] list]]
+        # Meanwhile the registry answers others at once.
+        check_match "a lookup meanwhile is answered" "* localhost" \
+            [string trim [dict get [gw_commreg $u lookup mine] out]]
+        set lines [readlines_for $lister [slow 9000]]
+        check "the list is answered with the own entries" {
+            [lsearch -glob $lines "mine *"] >= 0}
+        check "the log says why" {[wait_until {
+            [string first "its entries did not come within 5000 ms; answering without them" \
+                 [daemon_log $rp]] >= 0} [slow 3000]]}
+        check "and the registry serves on" {[alive $rp]}
+    }
 } 180

@@ -2,13 +2,16 @@
  * fakegw: something on a gateway's Unix socket that is not commgwd
  * (tests/integration/gateway.test.tcl).
  *
- *   fakegw [--silent] SOCKET_PATH
+ *   fakegw [--silent | --no-entries] SOCKET_PATH
  *
  * Listens on SOCKET_PATH, prints "ready", and to every connection
  * answers the comm handshake with {vers 3} and every message with an
  * error reply, as a comm peer that knows no commreg command would.
  * With --silent it answers the handshake and then nothing: a gateway
- * that hangs.  Runs until killed.
+ * that hangs.  With --no-entries it greets as commgwd does (Commreg/Hello
+ * answered "gateway commgwd") and answers every message but
+ * Commreg/Watch, whose snapshot never comes: a gateway that stalls a
+ * user registry's copy of its entries.  Runs until killed.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -28,16 +31,21 @@ main(int argc, char **argv)
 	struct pollfd p[MAX_CONNS + 1];
 	int greeted[MAX_CONNS + 1] = {0};
 	char buf[4096], reply[128];
-	int n = 1, i, lfd, serial, silent = 0;
+	int n = 1, i, lfd, serial, silent = 0, noentries = 0;
 	ssize_t r;
 
 	if (argc == 3 && strcmp(argv[1], "--silent") == 0) {
 		silent = 1;
 		argv++;
 		argc--;
+	} else if (argc == 3 && strcmp(argv[1], "--no-entries") == 0) {
+		noentries = 1;
+		argv++;
+		argc--;
 	}
 	if (argc != 2 || strlen(argv[1]) >= sizeof sun.sun_path) {
-		fprintf(stderr, "usage: fakegw [--silent] SOCKET_PATH\n");
+		fprintf(stderr,
+		    "usage: fakegw [--silent | --no-entries] SOCKET_PATH\n");
 		return 2;
 	}
 	memset(&sun, 0, sizeof sun);
@@ -86,8 +94,22 @@ main(int argc, char **argv)
 					greeted[i] = 1;
 					snprintf(reply, sizeof reply,
 					    "{vers 3}\n");
-				} else if (!silent && sscanf(line, "{send %d",
-				                          &serial) == 1)
+				} else if (noentries &&
+				           sscanf(line, "{send %d", &serial) ==
+				               1 &&
+				           strstr(line, "Commreg/Watch") !=
+				               NULL)
+					continue;
+				else if (noentries &&
+				         sscanf(line, "{send %d", &serial) ==
+				             1 &&
+				         strstr(line, "Commreg/Hello") != NULL)
+					snprintf(reply, sizeof reply,
+					    "{reply %d {return -code 0 "
+					    "{gateway commgwd}}}\n",
+					    serial);
+				else if (!silent &&
+				         sscanf(line, "{send %d", &serial) == 1)
 					snprintf(reply, sizeof reply,
 					    "{reply %d {return -code 1 "
 					    "{not a gateway}}}\n",
