@@ -46,7 +46,7 @@ enum gw_state { GW_IDLE, GW_CONNECTING, GW_HELLO, GW_READY };
 
 enum gwreq_kind { GWQ_HELLO, GWQ_WATCH, GWQ_REGISTER, GWQ_FORGET, GWQ_LOOKUP };
 
-/* A listing or a watch waiting for the copy (gwlink_copy). */
+/* A listing or a watch waiting for the copy (gwlink_copy_wait). */
 struct gwwait {
 	TAILQ_ENTRY(gwwait) link;
 	void (*fn)(void *);
@@ -77,7 +77,7 @@ struct gwlink {
 	bool had_snapshot;    /* srv->mirror holds a copy (maybe stale) */
 	bool copying;         /* our watch on "*" is asked for or running */
 	bool fresh;           /* ... and its snapshot came */
-	uint64_t used_ms;     /* the copy's last use (gwlink_copy) */
+	uint64_t used_ms;     /* the copy's last use (gwlink_copy_ready) */
 	struct event *linger; /* drops the copy once it is not used */
 	struct event *wait;   /* gives up waiting for the copy */
 	struct gwwait_list waiters;
@@ -321,10 +321,8 @@ wait_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 bool
-gwlink_copy(struct gwlink *gw, void (*fn)(void *), void *arg)
+gwlink_copy_ready(struct gwlink *gw)
 {
-	struct gwwait *w;
-
 	gw->used_ms = now_ms();
 	/* No gateway now: what the copy holds (kept for a while after a
 	 * lost link, mirror.h) is all there is. */
@@ -332,8 +330,14 @@ gwlink_copy(struct gwlink *gw, void (*fn)(void *), void *arg)
 		return true;
 	if (!gw->copying)
 		copy_start(gw);
-	if (gw->fresh)
-		return true;
+	return gw->fresh;
+}
+
+void
+gwlink_copy_wait(struct gwlink *gw, void (*fn)(void *), void *arg)
+{
+	struct gwwait *w;
+
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		fatal("%s", __func__);
 	w->fn = fn;
@@ -341,7 +345,6 @@ gwlink_copy(struct gwlink *gw, void (*fn)(void *), void *arg)
 	if (TAILQ_EMPTY(&gw->waiters))
 		arm(gw->wait, GW_COPY_WAIT_MS);
 	TAILQ_INSERT_TAIL(&gw->waiters, w, link);
-	return false;
 }
 
 /* ---- replies and events ------------------------------------------------ */

@@ -42,12 +42,14 @@ bool gwlink_settled(const struct gwlink *);
 /*
  * A listing or a new watch wants the copy of the others' entries: true
  * when it can be answered now (the copy is current, or there is no
- * gateway to ask).  False when the copy is on its way: then fn(arg) is
- * called once, when it has come or will not come soon (GW_COPY_WAIT_MS,
- * the link lost, the link freed), and the caller answers then with what
- * srv->mirror holds.
+ * gateway to ask).  False when the copy is on its way: the caller then
+ * waits for it with gwlink_copy_wait.
  */
-bool gwlink_copy(struct gwlink *, void (*fn)(void *), void *arg);
+bool gwlink_copy_ready(struct gwlink *);
+/* fn(arg) is called once, when the copy has come or will not come soon
+ * (GW_COPY_WAIT_MS, the link lost, the link freed); the caller answers
+ * then with what srv->mirror holds. */
+void gwlink_copy_wait(struct gwlink *, void (*fn)(void *), void *arg);
 
 /* Offer e (just added here, scope host or global) to the gateway; the
  * verdict answers c.  Returns CMD_PENDING, or CMD_ERROR ("out of memory"

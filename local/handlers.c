@@ -856,7 +856,7 @@ later(struct cmd_ctx *c, int kind, const char *pat, size_t plen,
 {
 	struct later *l;
 
-	if (c->srv->gw == NULL)
+	if (c->srv->gw == NULL || gwlink_copy_ready(c->srv->gw))
 		return -1;
 	if ((l = calloc(1, sizeof *l)) == NULL ||
 	    (l->pattern = memdup0(pat, plen)) == NULL ||
@@ -870,12 +870,8 @@ later(struct cmd_ctx *c, int kind, const char *pat, size_t plen,
 	l->kind = kind;
 	l->plen = plen;
 	l->taglen = tag != NULL ? tag->len : 0;
-	if (!gwlink_copy(c->srv->gw, later_ready, l))
-		return CMD_PENDING;
-	/* The copy is here (or no gateway to ask): at once, as asked. */
-	pending_forget(l->pend);
-	later_free(l);
-	return -1;
+	gwlink_copy_wait(c->srv->gw, later_ready, l);
+	return CMD_PENDING;
 }
 
 static int
