@@ -902,10 +902,16 @@ on_follow_read(evutil_socket_t fd, short ev, void *arg)
 			break; /* not all of it yet */
 		if (n > STANDBY_FRAME_MAX(f->srv->lim) ||
 		    follow_frame(f, f->in.p + 4, n) == -1) {
+			/* Only a live registry writes: one that died
+			 * mid-frame is read as the end first.  Taking over
+			 * would make two registries on one socket; leaving
+			 * makes the registry, which sees the channel close,
+			 * make a new standby. */
 			log_warnx("standby: the registry sent what no registry "
-			          "sends (a frame of %u bytes); taking over",
+			          "sends (a frame of %u bytes); leaving, not "
+			          "taking over",
 			    (unsigned)n);
-			f->result = -1;
+			f->result = 0;
 			break;
 		}
 		tbuf_consume(&f->in, 4 + n);

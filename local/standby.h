@@ -67,10 +67,10 @@ int standby_parse_fds(const char *arg, int fds[3]);
  * table is kept as the registry streams it, every entry owned by a
  * stand-in for its connection.  Runs srv's event loop; returns 1 when the
  * registry is gone (take over: the listener accepts again, and the grace
- * has begun), 0 when it stopped cleanly and asked us to go too, -1 on a
- * channel that makes no sense (said in the log; taken over all the same
- * by the caller is safest, so the caller treats it as 1).  A registry
- * whose port file (lock_fd) was removed is not taken over (0).
+ * has begun), 0 when it stopped cleanly and asked us to go too, or wrote
+ * what makes no sense (said in the log: only a live registry writes, so
+ * the standby goes and the registry makes another).  A registry whose
+ * port file (lock_fd) was removed is not taken over (0).
  */
 int standby_follow(struct server *srv, int chan, int lock_fd);
 
