@@ -528,16 +528,21 @@ parse_options(int argc, char **argv, struct commregd_opts *o)
 		                "--private and --semi\n");
 		return 2;
 	}
+	/* A standby is started with its registry's own options, however
+	 * they were spelt (-dv, --det): what made that registry detached,
+	 * or a service manager's, is not the standby's. */
+	if (o->standby_fds[0] != -1)
+		o->detach = o->standby = false;
 	if (o->standby && (o->detach || o->private_reg)) {
 		fprintf(stderr, "commregd: --standby is for the user registry "
 		                "in the foreground (a service manager's), not "
 		                "with --detach, --private or --semi\n");
 		return 2;
 	}
-	if (o->standby_fds[0] != -1 && (o->detach || o->private_reg)) {
+	if (o->standby_fds[0] != -1 && o->private_reg) {
 		fprintf(stderr, "commregd: --standby-fds is how a registry "
-		                "starts its standby, not with --detach, "
-		                "--private or --semi\n");
+		                "starts its standby, not with --private or "
+		                "--semi\n");
 		return 2;
 	}
 	if (o->private_reg && o->detach) {

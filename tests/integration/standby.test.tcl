@@ -442,6 +442,28 @@ main {
         check_equal "no registry was made" "" [file_port $home]
     }
 
+    # The standby is started with its registry's own options.  Spelt
+    # -dv (detach and verbose) they once gave it --detach beside
+    # --standby-fds, which it refused (exit 2), again at every respawn:
+    # the registry had no standby.
+    test a_registry_started_with_short_options_has_a_standby {
+        set home [new_home]
+        set r [run -home $home [commregd_path] --home $home -dv]
+        check_equal "commregd -dv: exit 0 once the registry serves" 0 [dict get $r code]
+        set rpid [registry_pid $home]
+        check "a registry answers" {$rpid ne ""}
+        if {$rpid ne ""} {
+            ::t::remember $rpid
+            defer [list ::t::kill_proc $rpid]
+        }
+        set sb [standby_of $home]
+        check "it has a standby" {$sb ne ""}
+        if {$sb ne ""} { defer [list ::t::kill_proc $sb] }
+        pause [slow 1500]
+        check_equal "the same standby a moment later (not made again and again)" \
+            $sb [standby_of $home]
+    }
+
     test another_user_probing_through_a_failover_reaches_only_the_registry {
         if {!$c} return
         if {[exec id -u] != 0} { skip "needs root to make a throwaway user" }
