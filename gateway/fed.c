@@ -186,7 +186,7 @@ send_req(struct flink *l, int kind, const char *const *w, size_t n,
 	/* The greeting and the watch must be answered in time, or the link
 	 * is made again; a lookup has its own deadline (flookup). */
 	q->req = peer_request(l->peer, w, NULL, n,
-	    kind == FQ_LOOKUP ? 0 : FED_HANDSHAKE_S * 1000, fed_replied, q);
+	    kind == FQ_LOOKUP ? 0 : l->f->lim.handshake_ms, fed_replied, q);
 }
 
 /* A change the remote behind accepted link l may be told of.  The
@@ -423,11 +423,11 @@ learn(struct flink *l, const struct tl_elem *dict)
 		          "\"%.200s\"): "
 		          "not NAME@USER@ORIGIN from its origin",
 		    l->r->name, c.name, c.path);
-		goto out;
+		goto refused;
 	}
 	if (fedname_path_has(c.path, f->self) ||
 	    !fedname_patterns_match(l->r->imports, l->r->nimports, c.name))
-		goto out; /* a loop, or not imported */
+		goto refused; /* a loop, or not imported */
 	held_forget(l, c.name);
 	if ((e = registry_find(f->g->srv.reg, c.name, strlen(c.name))) !=
 	        NULL &&
@@ -466,6 +466,14 @@ learn(struct flink *l, const struct tl_elem *dict)
 		log_warnx("remote %s: entry \"%s\" not taken: %.*s", l->r->name,
 		    c.name, (int)err.len, err.p);
 	tbuf_free(&err);
+	goto out;
+refused:
+	/* Refused now, taken before: kept through a reload (a narrower
+	 * import, another peer_name) it would stay for good. */
+	if ((e = registry_find(f->g->srv.reg, c.name, strlen(c.name))) !=
+	        NULL &&
+	    e->owner == l)
+		registry_remove(f->g->srv.reg, e, &l->learned);
 out:
 	commreg_entry_clear(&c);
 }
@@ -1187,7 +1195,7 @@ tls_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 	if (!l->outgoing)
 		log_limited(l->addr,
 		    "refused link from %s: TLS not set up within %d s", l->addr,
-		    FED_HANDSHAKE_S);
+		    l->f->lim.handshake_ms / 1000);
 	link_close(l, l->outgoing ? "TLS not set up in time" : NULL);
 }
 
@@ -1346,7 +1354,7 @@ link_open(struct flink *l)
 	SSL_set1_host(ssl, l->r->peer_name);
 	SSL_set_tlsext_host_name(ssl, l->r->peer_name);
 	l->bev = tlslink_bev_new(f->g->base, -1, ssl, false, tls_event_cb, l,
-	    l->deadline, FED_HANDSHAKE_S * 1000);
+	    l->deadline, l->f->lim.handshake_ms);
 	if (l->bev == NULL)
 		fatalx("bufferevent_openssl_socket_new failed");
 	l->state = FL_CONNECTING;
@@ -1421,7 +1429,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	if ((ssl = SSL_new(f->ctx)) == NULL)
 		fatalx("SSL_new failed");
 	l->bev = tlslink_bev_new(f->g->base, fd, ssl, true, tls_event_cb, l,
-	    l->deadline, FED_HANDSHAKE_S * 1000);
+	    l->deadline, l->f->lim.handshake_ms);
 	if (l->bev == NULL) {
 		close(fd);
 		link_free(l);

@@ -481,6 +481,21 @@ main {
         # Still in step: a change after is told.
         app_kill $app
         check "steady exits: gw4's host is told" {[::fed::watch_wait $w4 remove $t 8000 $f4]}
+
+        # What a reload no longer lets in goes, though it was kept
+        # through the reload: gw3 now imports only steady* from gw2.
+        set app2 [::fed::app $h2 second]
+        set t2 "second@$me@gw2.test"
+        check "gw3's host sees $t2" {[::fed::watch_wait $w3 add $t2 15000]}
+        set f3 [app_mark $w3]
+        set rf [file join $d3 30-remotes.ini]
+        set text [read_file $rf]
+        check_equal "gw2's import narrowed in gw3's configuration" 1 \
+            [regsub {(\[remote gw2\][^\[]*?import = )\*} $text {\1steady*} text]
+        gw_write $d3 30-remotes.ini $text
+        gw_signal $g3b HUP
+        check "gw3's host is told $t2 went" {[::fed::watch_wait $w3 remove $t2 10000 $f3]}
+        check "gw3's host no longer lists it" {[::fed::wait_name $h3 $t2 5000 0]}
     }
 
     ::fed::test three_levels {
