@@ -41,11 +41,6 @@
 #include "standby.h"
 #include "tcllist.h"
 
-/* A standby that reads nothing while this much waits for it, beyond the
- * table it was given at birth, is stuck: it is replaced rather than let
- * the registry's memory grow.  (The table is given at once, and may be
- * larger than this: entries of up to max_message each.) */
-#define STANDBY_MAX_BACKLOG (64u << 20)
 /* A frame carries one entry, whose data is bounded by the registry's
  * max_message (the engine's limit, the same in the standby, which runs
  * with the registry's options): larger than this, it is not one the
@@ -158,13 +153,19 @@ chan_stuck(struct standby *sb)
 {
 	char why[200];
 
-	if (sb->out.len - sb->off <= STANDBY_MAX_BACKLOG + sb->given)
+	/* The engine's bound on what a peer may have waiting for it
+	 * (max_burst), beyond the table given at birth (at once, and larger
+	 * than that when its entries are large): more, and the standby is
+	 * replaced rather than let the registry's memory grow. */
+	size_t most = sb->srv->lim.max_burst;
+
+	if (sb->out.len - sb->off <= most + sb->given)
 		return false;
 	snprintf(why, sizeof why,
 	    "is stuck: it reads nothing, and %zu bytes of changes wait for "
-	    "it (more than the %u MiB a standby may be behind, beyond the "
+	    "it (more than the %zu MiB a standby may be behind, beyond the "
 	    "%zu bytes of the table it was given)",
-	    sb->out.len - sb->off, STANDBY_MAX_BACKLOG >> 20, sb->given);
+	    sb->out.len - sb->off, most >> 20, sb->given);
 	standby_lost(sb, why, true);
 	return true;
 }

@@ -21,7 +21,8 @@
  * registers the same entry again within it takes its entry back without
  * anyone being told (no remove, no add); what is still held at the end
  * of the grace goes, and its watchers are told as for any application
- * that leaves.  Then it forks a standby of its own.
+ * that leaves.  It forks a standby of its own as soon as it has taken
+ * over.
  *
  * The election (election.c) stays the way when no standby lives: both
  * killed, or a standby killed before it was given the descriptors.
