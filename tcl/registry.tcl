@@ -857,10 +857,16 @@ proc ::comm::registry::CheckPeerOwner {fid expect} {
     if {$kind eq "tcp"} {
         lappend where [::list {*}[AddrHex ::ffff:$paddr] [lindex [AddrHex ::ffff:$maddr] 1]]
     }
+    # As CheckAcceptor: a few looks, and none once the connection went.
     set uids {}
-    for {set i 0} {$i < 25 && ![llength $uids]} {incr i} {
+    for {set i 0} {$i < 5 && ![llength $uids]} {incr i} {
         if {$i} {
-            after [expr {$i < 5 ? 0 : 1}]
+            set err [fconfigure $fid -error]
+            if {$err ne ""} {
+                return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
+                    "cannot tell who holds port $pport: the connection went ($err)"
+            }
+            after [expr {$i < 2 ? 0 : 1}]
         }
         foreach w $where {
             lassign $w k ph mh
