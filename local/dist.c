@@ -1545,8 +1545,11 @@ dist_listen(struct dist *d, const char *spec, char *err, size_t errlen)
 	return 0;
 }
 
-/* The port file: the port line, then ours.  One write of the whole, so a
- * reader sees the old content or the new; the lock stays on the inode. */
+/* The port file: the port line, then ours, written in place (the lock
+ * stays on the inode) as the election writes it: emptied, then one write
+ * of the whole.  A reader sees the old content, an empty file (being
+ * written, as during an election) or the new; never the new followed by
+ * the tail of a longer old one. */
 static int
 portfile_write(struct election_claim *c, const char *more)
 {
@@ -1556,8 +1559,8 @@ portfile_write(struct election_claim *c, const char *more)
 	n = snprintf(buf, sizeof buf, "%d\n%s", c->port, more);
 	if (n < 0 || (size_t)n >= sizeof buf)
 		return -1;
-	if (pwrite(c->lock_fd, buf, (size_t)n, 0) != n ||
-	    ftruncate(c->lock_fd, n) == -1)
+	if (ftruncate(c->lock_fd, 0) == -1 ||
+	    pwrite(c->lock_fd, buf, (size_t)n, 0) != n)
 		return -1;
 	fsync(c->lock_fd);
 	return 0;
