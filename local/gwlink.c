@@ -40,7 +40,9 @@
 /* The copy of the others' entries (gwlink.h): how long it is kept after
  * its last use, and how long a listing waits for it. */
 #define GW_COPY_LINGER_MS 10000
-#define GW_COPY_WAIT_MS   5000
+/* Well within a client's own wait for a reply (the libraries' 5 s): a
+ * list answered at its client's deadline is a list lost. */
+#define GW_COPY_WAIT_MS 3000
 
 enum gw_state { GW_IDLE, GW_CONNECTING, GW_HELLO, GW_READY };
 
