@@ -401,7 +401,7 @@ registry_check_name(const char *name, size_t len, bool nns, struct tbuf *err)
 	return 0;
 }
 
-/* The reader of the serial syntax; make_name below is its writer. */
+/* The reader of the serial syntax; registry_make_name is its writer. */
 size_t
 registry_split_serial(const char *name, size_t len, int *serial)
 {
@@ -425,8 +425,9 @@ registry_split_serial(const char *name, size_t len, int *serial)
 	return digits - 2;
 }
 
-static void
-make_name(struct tbuf *out, const char *base, size_t baselen, int serial)
+void
+registry_make_name(struct tbuf *out, const char *base, size_t baselen,
+    int serial)
 {
 	tbuf_reset(out);
 	tbuf_add(out, base, baselen);
@@ -544,15 +545,16 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 			tbuf_adds(err, "\" is already bound");
 			return NULL;
 		}
-		make_name(&name, a->base, a->baselen, 1);
+		registry_make_name(&name, a->base, a->baselen, 1);
 	} else {
 		serial = a->want_serial > 0 ? a->want_serial : 1;
-		make_name(&name, a->base, a->baselen, serial);
+		registry_make_name(&name, a->base, a->baselen, serial);
 		if (registry_find(r, name.p, name.len) != NULL) {
 			/* Tk's rule: the lowest free serial. */
 			for (serial = 1, tries = 0; tries < REG_SERIAL_MAX;
 			     serial++, tries++) {
-				make_name(&name, a->base, a->baselen, serial);
+				registry_make_name(&name, a->base, a->baselen,
+				    serial);
 				if (registry_find(r, name.p, name.len) == NULL)
 					break;
 			}

@@ -194,6 +194,13 @@ void registry_watch_remove(struct registry *, struct reg_watch *,
  * #0", "foo #1", "foo #007") is its own base, serial 1.
  */
 size_t registry_split_serial(const char *name, size_t len, int *serial);
+/*
+ * Its writer: out becomes the full name of base with that serial, "foo"
+ * for serial 1 (or less), "foo #3" for 3; the one place the key of the
+ * table is spelled.  Out is reset first.
+ */
+void registry_make_name(struct tbuf *out, const char *base, size_t baselen,
+    int serial);
 
 /* Checks a name a client wants; message for the peer in err. */
 int registry_check_name(const char *name, size_t len, bool nns,

@@ -448,9 +448,7 @@ cmd_register(struct cmd_ctx *c)
 		struct tbuf want;
 
 		tbuf_init(&want);
-		tbuf_add(&want, r.name, r.namelen);
-		if (r.serial > 1)
-			tbuf_printf(&want, " #%d", r.serial);
+		registry_make_name(&want, r.name, r.namelen, r.serial);
 		if (!want.failed)
 			c->srv->name_wanted(c->srv, want.p, want.len);
 		tbuf_free(&want);

@@ -731,15 +731,14 @@ holdover_reclaim(struct cmd_ctx *c, const struct reg_add *a)
 	struct reg_entry *e;
 	struct ghost *g;
 	struct tbuf key, data;
-	int serial, same;
+	int same;
 
 	if (h == NULL || h->nheld == 0 || a->copy || a->scope >= REG_SCOPE_HOST)
 		return -1;
 	tbuf_init(&key);
-	tbuf_add(&key, a->base, a->baselen);
-	serial = a->want_serial > 0 ? a->want_serial : 1;
-	if (!a->nns && serial > 1)
-		tbuf_printf(&key, " #%d", serial);
+	/* A Bind's name is its base as it is: no serial. */
+	registry_make_name(&key, a->base, a->baselen,
+	    a->nns ? 1 : a->want_serial);
 	e = key.failed ? NULL : registry_find(c->srv->reg, key.p, key.len);
 	tbuf_free(&key);
 	if (e == NULL || (g = ghost_of(h, e->owner)) == NULL ||
