@@ -1019,8 +1019,13 @@ fed_replied(struct peer *p, void *arg, int code, const char *res, size_t len)
 				break;
 			}
 			tbuf_free(&l->snap);
-		} else if (tlist_parse(&snap, res, len, &why) != 0)
-			snap.n = 0;
+		} else if (tlist_parse(&snap, res, len, &why) != 0) {
+			/* Not an empty offer: what it gave stays held, as
+			 * for a lost link, and the link is made again. */
+			tlist_free(&snap);
+			peer_fail(p, "its snapshot is not a list: %s", why);
+			break;
+		}
 		/* What it offers that another link gave us is remembered
 		 * afresh from this snapshot (learn). */
 		shadow_clear(l);
