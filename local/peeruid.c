@@ -51,9 +51,9 @@ static const char *endpoint_str(const struct endpoint *, char *, size_t);
 static int diag_open(char *, size_t);
 static void put_addr(uint32_t[4], const struct in6_addr *, int);
 static int diag_ask(int, int, const struct endpoint *, const struct endpoint *,
-    uid_t *, unsigned long *, char *, size_t);
+    struct peeruid_sock *, char *, size_t);
 static int diag_reply(const struct nlmsghdr *, uint32_t,
-    const struct endpoint *, const struct endpoint *, uid_t *, unsigned long *,
+    const struct endpoint *, const struct endpoint *, struct peeruid_sock *,
     char *, size_t);
 
 static int
@@ -169,14 +169,13 @@ put_addr(uint32_t dst[4], const struct in6_addr *a, int family)
 }
 
 /*
- * Check one reply.  Besides the 4-tuple, insist on a socket that some
- * process holds (inode != 0): a closed peer lingers as an orphan or a
- * TIME_WAIT entry, and for those the kernel reports uid 0, which must not
- * be mistaken for root.
+ * Check one reply: an error, or the socket with the 4-tuple we asked for
+ * (the kernel falls back to a listener on the port when no connection has
+ * it; that is returned too, its state saying so).
  */
 static int
 diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
-    const struct endpoint *self, uid_t *uid, unsigned long *ino, char *err,
+    const struct endpoint *self, struct peeruid_sock *ps, char *err,
     size_t errlen)
 {
 	const struct inet_diag_msg *m;
@@ -189,10 +188,10 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
 		if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*ne)))
 			return reason(err, errlen, "inet_diag: short error");
 		ne = NLMSG_DATA(nh);
-		if (ne->error == -ENOENT)
-			return reason(err, errlen,
-			    "no local TCP socket is the "
-			    "other end of this connection");
+		if (ne->error == -ENOENT) {
+			ps->found = 0;
+			return 0;
+		}
 		return reason(err, errlen, "inet_diag: %s",
 		    strerror(-ne->error));
 	}
@@ -217,36 +216,28 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
 	}
 	src.port = m->id.idiag_sport;
 	dst.port = m->id.idiag_dport;
+	ps->found = 1;
+	ps->state = m->idiag_state;
+	ps->uid = (uid_t)m->idiag_uid;
+	ps->inode = (unsigned long)m->idiag_inode;
 	if (m->idiag_state == TCP_LISTEN)
-		return reason(err, errlen,
-		    "only a listening socket has that "
-		    "port; no process holds the other end");
+		return 0;
 	if (memcmp(&src.addr, &peer->addr, 16) != 0 ||
 	    memcmp(&dst.addr, &self->addr, 16) != 0 || src.port != peer->port ||
 	    dst.port != self->port)
 		return reason(err, errlen,
 		    "inet_diag answered for another "
 		    "socket");
-	if (m->idiag_inode == 0)
-		return reason(err, errlen,
-		    "the peer's socket is not held by "
-		    "any process (closed, or not yet accepted)");
-	log_debug("peeruid: peer socket inode %u uid %u state %u",
-	    (unsigned)m->idiag_inode, (unsigned)m->idiag_uid,
-	    (unsigned)m->idiag_state);
-	*uid = (uid_t)m->idiag_uid;
-	if (ino != NULL)
-		*ino = (unsigned long)m->idiag_inode;
 	return 0;
 }
 
 /*
- * One exact lookup in one address family.  Returns 0 and sets *uid, -1 on
- * error; err says why.
+ * One exact lookup in one address family.  Returns 0 and fills *ps (found
+ * or not), -1 on error; err says why.
  */
 static int
 diag_ask(int s, int family, const struct endpoint *peer,
-    const struct endpoint *self, uid_t *uid, unsigned long *ino, char *err,
+    const struct endpoint *self, struct peeruid_sock *ps, char *err,
     size_t errlen)
 {
 	struct {
@@ -309,8 +300,7 @@ diag_ask(int s, int family, const struct endpoint *peer,
 		left = (size_t)n;
 		for (nh = &rb.nh; NLMSG_OK(nh, left);
 		     nh = NLMSG_NEXT(nh, left)) {
-			rc = diag_reply(nh, seq, peer, self, uid, ino, err,
-			    errlen);
+			rc = diag_reply(nh, seq, peer, self, ps, err, errlen);
 			if (rc <= 0)
 				return rc;
 		}
@@ -325,15 +315,15 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 }
 
 int
-peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
-    size_t errlen)
+peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen)
 {
 	struct sockaddr_storage pss, lss;
 	struct endpoint peer, self;
 	socklen_t len;
-	char pb[INET6_ADDRSTRLEN + 8], why[256];
+	char why[256];
 	int s, rc;
 
+	memset(ps, 0, sizeof(*ps));
 	len = sizeof(pss);
 	memset(&pss, 0, sizeof(pss));
 	if (getpeername(fd, (struct sockaddr *)&pss, &len) == -1)
@@ -346,12 +336,12 @@ peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
 		    strerror(errno));
 	if (endpoint_of(&pss, &peer) == -1 || endpoint_of(&lss, &self) == -1)
 		return reason(err, errlen, "not a TCP/IP connection");
-	endpoint_str(&peer, pb, sizeof(pb));
+	endpoint_str(&peer, ps->peer, sizeof(ps->peer));
 	if (!is_loopback(&peer.addr) && !is_local_address(&peer.addr))
 		return reason(err, errlen,
 		    "peer %s is not on this host (not a "
 		    "loopback or local address); its uid cannot be known",
-		    pb);
+		    ps->peer);
 
 	if ((s = diag_open(err, errlen)) == -1)
 		return -1;
@@ -361,11 +351,47 @@ peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
 	 * 4-tuple.
 	 */
 	rc = diag_ask(s, is_v4(&peer.addr) ? AF_INET : AF_INET6, &peer, &self,
-	    uid, ino, err, errlen);
+	    ps, err, errlen);
 	close(s);
 	if (rc == -1 && err != NULL && errlen > 0) {
 		snprintf(why, sizeof(why), "%s", err);
-		reason(err, errlen, "peer %s: %s", pb, why);
+		reason(err, errlen, "peer %s: %s", ps->peer, why);
 	}
 	return rc;
+}
+
+/*
+ * Besides the 4-tuple, insist on a socket that some process holds (inode
+ * != 0): a closed peer lingers as an orphan or a TIME_WAIT entry, and for
+ * those the kernel reports uid 0, which must not be mistaken for root.
+ */
+int
+peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
+    size_t errlen)
+{
+	struct peeruid_sock ps;
+
+	if (peeruid_query(fd, &ps, err, errlen) == -1)
+		return -1;
+	if (!ps.found)
+		return reason(err, errlen,
+		    "peer %s: no local TCP socket is the other end of this "
+		    "connection",
+		    ps.peer);
+	if (ps.state == TCP_LISTEN)
+		return reason(err, errlen,
+		    "peer %s: only a listening socket has that "
+		    "port; no process holds the other end",
+		    ps.peer);
+	if (ps.inode == 0)
+		return reason(err, errlen,
+		    "peer %s: the peer's socket is not held by "
+		    "any process (closed, or not yet accepted)",
+		    ps.peer);
+	log_debug("peeruid: peer socket inode %lu uid %u state %u", ps.inode,
+	    (unsigned)ps.uid, ps.state);
+	*uid = ps.uid;
+	if (ino != NULL)
+		*ino = ps.inode;
+	return 0;
 }

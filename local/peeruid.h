@@ -26,4 +26,23 @@ int peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen);
 int peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
     size_t errlen);
 
+/*
+ * The raw answer, for callers with rules of their own (the Tcl package's
+ * check of who accepted a connection it made, tcl/kernel.c): found is 0
+ * when no socket has the 4-tuple; state is the kernel's TCP state (a
+ * listener on the port is returned, state TCP_LISTEN, when no connection
+ * has it); uid is 0 for a request socket (SYN_RECV) and a TIME_WAIT one
+ * whoever owns them; inode is 0 for a socket no process holds (closed,
+ * or in a listener's queue, not yet accepted).  Returns -1 with a reason
+ * in err when the kernel cannot be asked.
+ */
+struct peeruid_sock {
+	int found;
+	unsigned state;
+	uid_t uid;
+	unsigned long inode;
+	char peer[64]; /* the peer's address, for messages */
+};
+int peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen);
+
 #endif

@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake pkg-config clang
   libclang-rt-14-dev
   libevent-dev libinih-dev libssl-dev libcunit1-dev libjansson-dev openssl
-  tcl8.6 tcllib valgrind
+  tcl8.6 tcl8.6-dev tcllib valgrind
   groff-base man-db
   dpkg-dev debhelper lintian adduser
   passwd util-linux procps iproute2

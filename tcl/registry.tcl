@@ -116,6 +116,15 @@ namespace eval ::comm::registry {
     variable procfile
     array set procfile {tcp /proc/net/tcp tcp6 /proc/net/tcp6 locks /proc/locks}
     variable connect_ms 3000
+    # 1 when the compiled helper comm::registry::kernel (tcl/kernel.c)
+    # asks the kernel who accepted a connection, one socket at a time;
+    # 0: /proc/net/tcp is read instead, which costs a walk of the whole
+    # table each time.  Both tell the same; a script (or a test) that
+    # sets it to 0 before `package require comm::registry` gets /proc.
+    variable kernel
+    if {![info exists kernel] || $kernel} {
+        set kernel [expr {![catch {package require -exact comm::registry::kernel $version}]}]
+    }
     variable refused {}
     variable told ""
     variable noproc_told 0
@@ -857,7 +866,9 @@ proc ::comm::registry::CheckPeerOwner {fid expect} {
     if {$kind eq "tcp"} {
         lappend where [::list {*}[AddrHex ::ffff:$paddr] [lindex [AddrHex ::ffff:$maddr] 1]]
     }
-    # As CheckAcceptor: a few looks, and none once the connection went.
+    # As CheckAcceptor: a few looks, and none once the connection went;
+    # the kernel asked of this one socket when it can be.
+    variable kernel
     set uids {}
     for {set i 0} {$i < 5 && ![llength $uids]} {incr i} {
         if {$i} {
@@ -867,6 +878,10 @@ proc ::comm::registry::CheckPeerOwner {fid expect} {
                     "cannot tell who holds port $pport: the connection went ($err)"
             }
             after [expr {$i < 2 ? 0 : 1}]
+        }
+        if {$kernel && ![catch {KernelAcceptor $fid} said]} {
+            set uids $said
+            continue
         }
         foreach w $where {
             lassign $w k ph mh
@@ -1172,9 +1187,13 @@ proc ::comm::registry::ReadPortFile {} {
 #   connection belongs to our uid.  Else the connection is closed with
 #   nothing sent on it.
 #
-# Both are read from /proc (as the C library asks the kernel through
-# inet_diag); without /proc nothing can be checked, and no registry is
-# used: that is said once to -command, and every call fails saying so.
+# Who accepted a connection is asked of the kernel for that one socket
+# (inet_diag, as the C library does) by the compiled helper
+# comm::registry::kernel when it is installed, and read from
+# /proc/net/tcp otherwise; the lock is read from /proc/locks.  What
+# cannot be told is refused: without /proc (or the helper) nothing can
+# be checked, and no registry is used: that is said once to -command,
+# and every call fails saying so.
 
 # The text of one of the kernel's tables (KIND: tcp, tcp6, locks), read
 # whole.  An error with -errorcode {COMMREG NOPROC FILE} when it cannot
@@ -1277,10 +1296,28 @@ proc ::comm::registry::SocketUid {kind local remote} {
     return $uid
 }
 
-# The uids of the sockets that accept our connection from 127.0.0.1:OURS
-# to 127.0.0.1:PORT: {} or one uid, from /proc/net/tcp (or tcp6, for a
-# listener on :: that took it as ::ffff:127.0.0.1), see SocketUid.
-proc ::comm::registry::AcceptorUids {port ours} {
+# The uid of the socket that accepted connection S, as inet_diag tells
+# it of that one socket (comm::registry::kernel): {UID}, or {} when the
+# kernel lists none whose owner it says.  established: a connection,
+# accepted or still in the listener's queue (its uid is then the
+# listener's, as /proc/net/tcp says too); syn_recv: a request socket, of
+# which inet_diag says uid 0 whoever owns it (looked at again); anything
+# else: closed, or only a listener has the port.  An error
+# (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked.
+proc ::comm::registry::KernelAcceptor {s} {
+    lassign [kernel::acceptor $s] state uid
+    if {$state eq "established"} { return [::list $uid] }
+    return {}
+}
+
+# The uids of the sockets that accept our connection S from 127.0.0.1:OURS
+# to 127.0.0.1:PORT: {} or one uid.  From the kernel (KernelAcceptor)
+# when comm::registry::kernel is there and can ask it; else from
+# /proc/net/tcp (or tcp6, for a listener on :: that took it as
+# ::ffff:127.0.0.1), see SocketUid.
+proc ::comm::registry::AcceptorUids {s port ours} {
+    variable kernel
+    if {$kernel && ![catch {KernelAcceptor $s} said]} { return $said }
     lassign [LoopbackHex] v4 v6
     set p [format %04X $port]
     set o [format %04X $ours]
@@ -1381,7 +1418,7 @@ proc ::comm::registry::CheckAcceptor {s port} {
             }
             after [expr {$i < 2 ? 0 : 1}]
         }
-        if {[catch {AcceptorUids $port $ours} uids]} {
+        if {[catch {AcceptorUids $s $port $ours} uids]} {
             NoProc $uids "who holds port $port"
         }
         if {[llength $uids]} break

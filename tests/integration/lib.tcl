@@ -16,10 +16,18 @@
 #     if M > 0;  `skip` exits 77 (ctest's SKIP_RETURN_CODE).
 #
 # Environment (set by tests/CMakeLists.txt): COMMREG_BIN = directory with
-# commregd and commreg; COMMREG_TOOLS, COMMREG_SRC.  Run by hand, the newest
-# build*/local below the source tree is used.
+# commregd and commreg; COMMREG_TOOLS, COMMREG_SRC; TCLLIBPATH names the
+# build's tcl/, where the Tcl package's compiled helper
+# comm::registry::kernel is built, and COMMREG_TCL_KERNEL says whether it
+# was (1) or the package is to read /proc instead (0: set here before any
+# `package require comm::registry`, and so in tests/tools/tclapp.tcl).
+# Run by hand, the newest build*/local below the source tree is used.
 
 package require Tcl 8.6
+
+if {[info exists ::env(COMMREG_TCL_KERNEL)] && $::env(COMMREG_TCL_KERNEL) eq "0"} {
+    namespace eval ::comm::registry { variable kernel 0 }
+}
 
 namespace eval ::t {
     variable libdir [file dirname [file normalize [info script]]]

@@ -425,9 +425,13 @@ main {
     }
 
     test without_proc_no_registry_is_used_and_that_is_said_once {
+        # The package without its compiled helper (tcl/kernel.c), which
+        # asks the kernel without /proc.
         set home [new_home]
         lassign [start_registry $home] dpid port
         use_home $home
+        defer [list set ::comm::registry::kernel $::comm::registry::kernel]
+        set ::comm::registry::kernel 0
         set saved $::comm::registry::procfile(tcp)
         defer [list set ::comm::registry::procfile(tcp) $saved]
         set ::comm::registry::procfile(tcp) [file join $home no-such-proc-net-tcp]
@@ -444,5 +448,34 @@ main {
         check_equal "nothing was registered" {} [reg_names $port]
         set ::comm::registry::procfile(tcp) $saved
         check_equal "with /proc back, register works" np [must {comm::registry::register np}]
+    }
+
+    test the_check_asks_the_kernel_of_one_socket_where_the_helper_is_built {
+        # With comm::registry::kernel (the build's tcl/, COMMREG_TCL_KERNEL
+        # 1) who accepted a connection is asked of the kernel for that
+        # socket: /proc/net/tcp is never read, and not needed.  Without
+        # it (0), it is read.
+        set home [new_home]
+        lassign [start_registry $home] dpid port
+        use_home $home
+        set ::reads 0
+        set count {apply {args { incr ::reads }}}
+        trace add execution ::comm::registry::SocketUid enter $count
+        defer [list trace remove execution ::comm::registry::SocketUid enter $count]
+        if {$::env(COMMREG_TCL_KERNEL)} {
+            check_equal "the helper is loaded" 1 $::comm::registry::kernel
+            defer [list array set ::comm::registry::procfile [array get ::comm::registry::procfile]]
+            foreach k {tcp tcp6} {
+                set ::comm::registry::procfile($k) [file join $home no-such-proc-net-$k]
+            }
+            check_equal "register works without /proc/net/tcp" kh [must {comm::registry::register kh}]
+            check_equal "... which was never read" 0 $::reads
+            check_equal "lookup too" [comm::comm self] [lindex [must {comm::registry::lookup kh}] 0]
+            check_equal "the registry has it" kh [reg_names $port]
+        } else {
+            check_equal "the package reads /proc" 0 $::comm::registry::kernel
+            check_equal "register works" kh [must {comm::registry::register kh}]
+            check "... having read /proc/net/tcp" {$::reads > 0}
+        }
     }
 }

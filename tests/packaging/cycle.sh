@@ -208,6 +208,12 @@ set where [package ifneeded comm::registry $v]
 if {![string match "*/usr/share/tcltk/*" $where]} {
     puts "comm::registry found at $where"; exit 1
 }
+# Its compiled helper, from Debian's place for compiled Tcl packages.
+if {!$::comm::registry::kernel} { puts "comm::registry::kernel not loaded"; exit 1 }
+set kwhere [package ifneeded comm::registry::kernel $v]
+if {![string match "*/usr/lib/tcltk/*-linux-*/comm_registry_kernel*" $kwhere]} {
+    puts "comm::registry::kernel found at $kwhere"; exit 1
+}
 set name [comm::registry::register -scope host cycle-tcl]
 set id [comm::registry::lookup $name]
 if {$id ne [list [comm::comm self] localhost]} {
@@ -217,7 +223,7 @@ set e [lindex [comm::registry::list cycle-tcl] 0]
 if {[dict get $e scope] ne "host"} { puts "entry $e"; exit 1 }
 puts "registered $name with scope host at $id"
 EOF
-check "tclsh: package require comm::registry, register -scope host" \
+check "tclsh: package require comm::registry (and its helper), register -scope host" \
   env HOME="$home" timeout 30 tclsh8.6 "$work/smoke.tcl"
 
 cat >"$work/smoke.c" <<'EOF'
