@@ -33,19 +33,19 @@
 
 /* The kernel's TCP states (include/net/tcp_states.h), by number. */
 static const char *const tcp_states[] = {
-	"unknown",
-	"established",
-	"syn_sent",
-	"syn_recv",
-	"fin_wait1",
-	"fin_wait2",
-	"time_wait",
-	"close",
-	"close_wait",
-	"last_ack",
-	"listen",
-	"closing",
-	"new_syn_recv",
+    "unknown",
+    "established",
+    "syn_sent",
+    "syn_recv",
+    "fin_wait1",
+    "fin_wait2",
+    "time_wait",
+    "close",
+    "close_wait",
+    "last_ack",
+    "listen",
+    "closing",
+    "new_syn_recv",
 };
 
 int Commreg_kernel_Init(Tcl_Interp *);
@@ -72,8 +72,8 @@ acceptor_cmd(void *cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 	    Tcl_GetChannelHandle(chan, TCL_WRITABLE, &handle) != TCL_OK) {
 		Tcl_SetObjResult(interp,
 		    Tcl_ObjPrintf("channel \"%s\" has no operating system "
-				  "handle",
-			Tcl_GetString(objv[1])));
+		                  "handle",
+		        Tcl_GetString(objv[1])));
 		Tcl_SetErrorCode(interp, "COMMREG", "NODIAG", NULL);
 		return TCL_ERROR;
 	}
@@ -88,8 +88,8 @@ acceptor_cmd(void *cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 		return TCL_OK;
 	}
 	state = ps.state < sizeof tcp_states / sizeof tcp_states[0]
-	    ? tcp_states[ps.state]
-	    : "unknown";
+	            ? tcp_states[ps.state]
+	            : "unknown";
 	answer[0] = Tcl_NewStringObj(state, -1);
 	answer[1] = Tcl_NewWideIntObj((Tcl_WideInt)ps.uid);
 	answer[2] = Tcl_NewWideIntObj((Tcl_WideInt)ps.inode);
@@ -105,5 +105,6 @@ Commreg_kernel_Init(Tcl_Interp *interp)
 	if (Tcl_CreateObjCommand(interp, "::comm::registry::kernel::acceptor",
 	        acceptor_cmd, NULL, NULL) == NULL)
 		return TCL_ERROR;
-	return Tcl_PkgProvide(interp, "comm::registry::kernel", COMMREG_VERSION);
+	return Tcl_PkgProvide(interp, "comm::registry::kernel",
+	    COMMREG_VERSION);
 }
