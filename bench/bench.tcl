@@ -197,8 +197,12 @@ proc failover_times {pid port n t0 ms} {
     return [list $conn $answer $all]
 }
 
-proc bench_failover {kind m {sb 1}} {
+# CHECK (Tcl apps): kernel, the package's compiled helper asks the kernel
+# who accepted a connection; proc, the package reads /proc/net/tcp
+# (tests/tools/tclapp.tcl reads COMMREG_TCL_KERNEL).
+proc bench_failover {kind m {sb 1} {check kernel}} {
     global runs
+    set ::env(COMMREG_TCL_KERNEL) [expr {$check eq "kernel"}]
     set home [::t::new_home]
     if {$sb} {
         lassign [::t::start_registry $home] rpid port
@@ -252,7 +256,8 @@ proc bench_failover {kind m {sb 1}} {
         ::t::pause 300
     }
     if {!$bad} { lappend notes "table identical after every run" }
-    set who [expr {$kind eq "c" ? "C apps, commregd spawned" : "Tcl apps (comm::registry)"}]
+    set who [expr {$kind eq "c" ? "C apps, commregd spawned"
+                   : "Tcl apps (comm::registry, [expr {$check eq "kernel" ? "its helper asks the kernel" : "reading /proc"}])"}]
     set how [expr {$sb ? "with standby" : "no standby"}]
     row "failover, $who, $how: SIGKILL → port accepts again" $m $tconn $runs \
         [expr {$sb ? "probed once the harness sees the registry dead; it never stops accepting (standby.test.tcl)" : ""}]
@@ -442,7 +447,7 @@ foreach what [list {*}[lmap n $sizes_n {list election_commregd $n}] \
                   {*}[lmap n $sizes_n {list election c $n}] \
                   {*}[lmap n $sizes_n {list election c-inprocess $n}] \
                   {*}[concat {*}[lmap m $sizes_m {list [list failover c $m 1] [list failover c $m 0]}]] \
-                  {*}[concat {*}[lmap m $sizes_tcl {list [list failover tcl $m 1] [list failover tcl $m 0]}]] \
+                  {*}[concat {*}[lmap m $sizes_tcl {list [list failover tcl $m 1 kernel] [list failover tcl $m 1 proc] [list failover tcl $m 0 kernel] [list failover tcl $m 0 proc]}]] \
                   {*}[lmap m $sizes_inproc {list failover_inproc $m}]] {
     if {[catch {bench_[lindex $what 0] {*}[lrange $what 1 end]} err]} {
         progress "[join $what]: $err"

@@ -14,7 +14,8 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 	# -O2, as distributions build.
 	mkdir -p "$build"
 	if ! { cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-	    cmake --build "$build" -j"$(nproc)" --target commregd commreg capp
+	    cmake --build "$build" -j"$(nproc)" --target commregd commreg capp \
+	        commreg_kernel
 	    } >"$build/bench-build.log" 2>&1; then
 		cat "$build/bench-build.log" >&2
 		echo "bench: build failed" >&2
@@ -22,5 +23,7 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 	fi
 fi
 COMMREG_BIN=$build/local COMMREG_TOOLS=$build/tests COMMREG_SRC=$src
-export COMMREG_BIN COMMREG_TOOLS COMMREG_SRC
+# The Tcl package's compiled helper (tcl/kernel.c), for the Tcl rows.
+TCLLIBPATH=$build/tcl
+export COMMREG_BIN COMMREG_TOOLS COMMREG_SRC TCLLIBPATH
 exec tclsh "$src/bench/bench.tcl"
