@@ -1128,6 +1128,29 @@ proc ::t::capp_path {} {
     return [expr {[file executable $p] ? $p : ""}]
 }
 
+# TCLLIBPATH for a Tcl process the tests start: DIR (where the package
+# is) and the directories of the tests' own TCLLIBPATH (the build's tcl/,
+# where its compiled helper is built: tests/CMakeLists.txt).
+proc ::t::tcllibpath {dir} {
+    set l [::list $dir]
+    if {[info exists ::env(TCLLIBPATH)]} { lappend l {*}$::env(TCLLIBPATH) }
+    return $l
+}
+
+# The directories of the package's compiled helper (comm_registry_kernel*)
+# the tests use: {} when they use the package without it.
+proc ::t::tcl_kernel_dirs {} {
+    if {![info exists ::env(COMMREG_TCL_KERNEL)] || $::env(COMMREG_TCL_KERNEL) ne "1"
+        || ![info exists ::env(TCLLIBPATH)]} {
+        return {}
+    }
+    set dirs {}
+    foreach d $::env(TCLLIBPATH) {
+        lappend dirs {*}[glob -nocomplain -type d -directory $d comm_registry_kernel*]
+    }
+    return $dirs
+}
+
 # The Tcl test app, or "" when it (or the package it uses) is missing.
 proc ::t::tclapp_path {} {
     set p [file join [src_dir] tests tools tclapp.tcl]
@@ -1161,7 +1184,7 @@ proc ::t::app_start {kind home args} {
             if {[llength $wargs]} { lappend cmd --watch [lindex $wargs 1] }
         }
         tcl {
-            set cmd [list env TCLLIBPATH=[list [file join [src_dir] tcl]] \
+            set cmd [list env TCLLIBPATH=[tcllibpath [file join [src_dir] tcl]] \
                          [info nameofexecutable] [tclapp_path] \
                          -home $home -commregd [app_commregd_path]]
             if {[llength $wargs]} { lappend cmd -watch [lindex $wargs 1] }
@@ -1455,6 +1478,17 @@ proc ::t::gw_bindir {} {
         set dst [file join $d tcl [file tail $f]]
         file copy -force -- $f $dst
         file attributes $dst -permissions 0644
+    }
+    # The package's compiled helper, as the tests use it.
+    foreach k [tcl_kernel_dirs] {
+        set kd [file join $d tcl [file tail $k]]
+        file mkdir $kd
+        file attributes $kd -permissions 0755
+        foreach f [glob -directory $k *] {
+            set dst [file join $kd [file tail $f]]
+            file copy -force -- $f $dst
+            file attributes $dst -permissions 0644
+        }
     }
     set gw_bindir_ $d
     return $d

@@ -16,7 +16,7 @@ set client [file join $examples calculator_client.tcl]
 # The environment the example runs in: the package from the source tree
 # (after `cmake --install` it needs none of this).
 proc example_env {} {
-    return [list env TCLLIBPATH=[file join $::src tcl] \
+    return [list env TCLLIBPATH=[tcllibpath [file join $::src tcl]] \
                 COMMREG_COMMREGD=[commregd_path]]
 }
 
