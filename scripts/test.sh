@@ -14,6 +14,12 @@ status=0
 echo "== build (release, -Werror)"
 cmake -S . -B build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMMREG_WERROR=ON >/dev/null
 cmake --build build/ci -j "$jobs"
+# The Tcl package's compiled helper must be there: without tcl8.6-dev
+# the build leaves it out and the Tcl tests would run without it.
+if ! compgen -G "build/ci/tcl/comm_registry_kernel*/commreg_kernel.so" >/dev/null; then
+  echo "build: the Tcl helper comm::registry::kernel was not built (tcl8.6-dev?)"
+  status=1
+fi
 echo "== tests (release)"
 ctest --test-dir build/ci --output-on-failure -j "$jobs" || status=1
 

@@ -478,4 +478,37 @@ main {
             check "... having read /proc/net/tcp" {$::reads > 0}
         }
     }
+
+    test a_helper_that_cannot_ask_the_kernel_leaves_the_check_to_proc {
+        # Where netlink is refused (a seccomp filter, say), the helper's
+        # error is its own, and the package reads /proc instead of
+        # refusing every registry.
+        if {!$::env(COMMREG_TCL_KERNEL)} {
+            check_equal "no helper here: the package reads /proc" 0 $::comm::registry::kernel
+            return
+        }
+        lassign [call {comm::registry::kernel::acceptor stdin}] code res
+        check_equal "asked of a channel that is no socket: an error" 1 $code
+        check_match "... saying why" "*non-socket*" $res
+        lassign [call {comm::registry::kernel::acceptor}] code res
+        check_match "... and without one, its usage" "wrong # args*channel*" $res
+        set home [new_home]
+        lassign [start_registry $home] dpid port
+        use_home $home
+        rename ::comm::registry::kernel::acceptor ::comm::registry::kernel::saved
+        defer {
+            rename ::comm::registry::kernel::acceptor {}
+            rename ::comm::registry::kernel::saved ::comm::registry::kernel::acceptor
+        }
+        proc ::comm::registry::kernel::acceptor {s} {
+            return -code error -errorcode {COMMREG NODIAG} "netlink sock_diag unavailable: Permission denied"
+        }
+        set ::reads 0
+        set count {apply {args { incr ::reads }}}
+        trace add execution ::comm::registry::SocketUid enter $count
+        defer [list trace remove execution ::comm::registry::SocketUid enter $count]
+        check_equal "register works" kf [must {comm::registry::register kf}]
+        check "... /proc/net/tcp having been read" {$::reads > 0}
+        check_equal "the registry has it" kf [reg_names $port]
+    }
 }
