@@ -623,6 +623,18 @@ registry_add(struct registry *r, const struct reg_add *a, void *owner,
 	return e;
 }
 
+/* As registry_add stores a copy's fields, above. */
+bool
+registry_entry_same(const struct reg_entry *e, const struct reg_add *a)
+{
+	return e->port == (a->port > 0 ? a->port : -1) &&
+	       strcmp(e->host, a->host != NULL ? a->host : "") == 0 &&
+	       e->datalen == a->datalen &&
+	       memcmp(e->data, a->data, a->datalen) == 0 && e->pid == a->pid &&
+	       e->serial == a->want_serial &&
+	       strcmp(e->path, a->path != NULL ? a->path : "") == 0;
+}
+
 void
 registry_remove(struct registry *r, struct reg_entry *e,
     struct reg_entry_list *owner_list)

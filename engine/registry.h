@@ -145,6 +145,13 @@ void registry_free(struct registry *);
  */
 struct reg_entry *registry_add(struct registry *, const struct reg_add *,
     void *owner, struct reg_entry_list *owner_list, struct tbuf *err);
+/*
+ * Does e hold what registry_add would make of the copy a (a->copy): the
+ * same port, host, data, pid, serial and path?  A copy offered again
+ * unchanged (a resync) is then left alone, its watchers told nothing.
+ * Scope, uid and since are the caller's to compare, if they matter to it.
+ */
+bool registry_entry_same(const struct reg_entry *e, const struct reg_add *a);
 /* Remove one entry (watchers told), unlinking it from owner_list. */
 void registry_remove(struct registry *, struct reg_entry *,
     struct reg_entry_list *owner_list);

@@ -390,17 +390,6 @@ hold_cb(evutil_socket_t fd, short ev, void *arg)
 	server_flush(&l->f->g->srv);
 }
 
-/* Was e learned as c says (the same entry offered again)? */
-static bool
-same_learned(const struct reg_entry *e, const struct commreg_entry *c)
-{
-	return strcmp(e->path, c->path) == 0 &&
-	       e->port == (c->port > 0 ? c->port : -1) &&
-	       strcmp(e->host, c->host) == 0 && strcmp(e->data, c->data) == 0 &&
-	       e->pid == (c->pid > 0 ? (pid_t)c->pid : 0) &&
-	       e->serial == (c->serial > 0 ? (int)c->serial : 1);
-}
-
 static void
 learn(struct flink *l, const struct tl_elem *dict)
 {
@@ -428,22 +417,6 @@ learn(struct flink *l, const struct tl_elem *dict)
 	if (fedname_path_has(c.path, f->self) ||
 	    !fedname_patterns_match(l->r->imports, l->r->nimports, c.name))
 		goto refused; /* a loop, or not imported */
-	held_forget(l, c.name);
-	if ((e = registry_find(f->g->srv.reg, c.name, strlen(c.name))) !=
-	        NULL &&
-	    e->owner == l) {
-		/* Offered again (a resync): unchanged, nothing to tell;
-		 * changed, the new one replaces it. */
-		if (same_learned(e, &c))
-			goto out;
-		registry_remove(f->g->srv.reg, e, &l->learned);
-	}
-	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL) {
-		/* The same entry by another way: first wins, this one is
-		 * remembered. */
-		shadow_put(l, c.name, dict);
-		goto out;
-	}
 	memset(&a, 0, sizeof a);
 	a.copy = true;
 	a.name = c.name;
@@ -461,6 +434,23 @@ learn(struct flink *l, const struct tl_elem *dict)
 	a.pid = c.pid > 0 ? (pid_t)c.pid : 0;
 	a.since = (time_t)c.since;
 	a.path = c.path;
+	held_forget(l, c.name);
+	if ((e = registry_find(f->g->srv.reg, c.name, strlen(c.name))) !=
+	        NULL &&
+	    e->owner == l) {
+		/* Offered again (a resync): unchanged, nothing to tell;
+		 * changed, the new one replaces it.  (A learned entry has
+		 * no uid to compare: a user of another host.) */
+		if (registry_entry_same(e, &a))
+			goto out;
+		registry_remove(f->g->srv.reg, e, &l->learned);
+	}
+	if (registry_find(f->g->srv.reg, c.name, strlen(c.name)) != NULL) {
+		/* The same entry by another way: first wins, this one is
+		 * remembered. */
+		shadow_put(l, c.name, dict);
+		goto out;
+	}
 	tbuf_init(&err);
 	if (registry_add(f->g->srv.reg, &a, l, &l->learned, &err) == NULL)
 		log_warnx("remote %s: entry \"%s\" not taken: %.*s", l->r->name,

@@ -559,15 +559,6 @@ unput(struct dhost *h, struct reg_entry *x)
 	registry_remove(h->index, x, &h->indexed);
 }
 
-static bool
-same(const struct reg_entry *x, const struct reg_add *a)
-{
-	return x->port == (a->port > 0 ? a->port : -1) &&
-	       strcmp(x->host, a->host) == 0 && x->datalen == a->datalen &&
-	       memcmp(x->data, a->data, a->datalen) == 0 && x->pid == a->pid &&
-	       x->serial == a->want_serial && x->since == a->since;
-}
-
 /*
  * One entry of h's, as its dict says: indexed and shown, replacing what
  * h had under that name.  Its host is made one we can use: an entry
@@ -621,7 +612,9 @@ put(struct dhost *h, const char *dict, size_t len, char *err, size_t errlen)
 		goto out;
 	}
 	if ((x = registry_find(h->index, a.name, a.namelen)) != NULL) {
-		if (same(x, &a)) {
+		/* Its time too: an index entry is what the host has,
+		 * as it has it. */
+		if (registry_entry_same(x, &a) && x->since == a.since) {
 			rc = 0;
 			goto out;
 		}
