@@ -922,10 +922,15 @@ cmd_cookie(struct cmd_ctx *ctx, int argc, char **argv)
 	           (fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	                                O_CLOEXEC)) == -1 ||
 	           safe_file_fd(fd, path, getuid(), err, sizeof err) == -1) {
-		fprintf(stderr, "commreg: %s\n",
-		    fd == -1 ? strerror(errno) : err);
-		if (fd != -1)
+		if (fd == -1)
+			fprintf(stderr, "commreg: %s: %s\n", path,
+			    errno == ELOOP ? "is a symbolic link; refusing to "
+			                     "follow it (remove it)"
+			                   : strerror(errno));
+		else {
+			fprintf(stderr, "commreg: %s\n", err);
 			close(fd);
+		}
 		return EXIT_REGISTRY;
 	} else
 		close(fd);
