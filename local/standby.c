@@ -225,14 +225,9 @@ chan_queued(struct standby *sb)
 		event_active(sb->ev_flush, EV_TIMEOUT, 0);
 }
 
+/* The turn's end (ev_flush) and a writable channel (ev_write) alike. */
 static void
 on_chan_flush(evutil_socket_t fd, short ev, void *arg)
-{
-	chan_flush(arg);
-}
-
-static void
-on_chan_write(evutil_socket_t fd, short ev, void *arg)
 {
 	chan_flush(arg);
 }
@@ -380,7 +375,7 @@ standby_spawn(struct standby *sb)
 	    (sb->ev_read = event_new(sb->srv->base, sb->chan,
 	         EV_READ | EV_PERSIST, on_chan_read, sb)) == NULL ||
 	    (sb->ev_write = event_new(sb->srv->base, sb->chan, EV_WRITE,
-	         on_chan_write, sb)) == NULL) {
+	         on_chan_flush, sb)) == NULL) {
 		standby_lost(sb, "cannot be followed: out of memory", true);
 		return;
 	}
@@ -527,8 +522,7 @@ standby_stop(struct standby *sb)
 /* A dead registry's connection: what it held, until it comes back. */
 struct ghost {
 	uintptr_t id; /* its owner in the registry that streamed it */
-	struct reg_entry_list entries;
-	size_t n;
+	struct reg_entry_list entries; /* never empty: it goes with its last */
 	struct ghost *idnext, *ptrnext;
 };
 
@@ -650,14 +644,12 @@ hold_new(struct server *srv)
 	return h;
 }
 
-/* Drop e from its ghost (its entry is out of the table, or given to a
- * live connection). */
+/* An entry left g (out of the table, or given to a live connection). */
 static void
 ghost_drop_entry(struct holdover *h, struct ghost *g)
 {
-	g->n--;
 	h->nheld--;
-	if (g->n == 0)
+	if (TAILQ_EMPTY(&g->entries))
 		ghost_unlink(h, g);
 }
 
@@ -867,12 +859,9 @@ follow_frame(struct follow *f, const char *s, size_t len)
 		log_warnx("standby: entry \"%.*s\" not kept: %.*s",
 		    (int)a.namelen, a.name, (int)err.len, err.p);
 	tbuf_free(&err);
-	if (e != NULL) {
-		/* nns: a Bind's flag, which a copy does not set. */
-		e->nns = a.nns;
-		g->n++;
+	if (e != NULL)
 		f->h->nheld++;
-	} else if (g->n == 0)
+	else if (TAILQ_EMPTY(&g->entries))
 		ghost_unlink(f->h, g);
 	return 0;
 }
