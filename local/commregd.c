@@ -699,35 +699,59 @@ user_elect(struct commregd *d, struct commregd_opts *o)
 	}
 }
 
-/* Won: serve on the elected port, with the host gateway's view, then
- * tell whoever waits (the --detach parent, or stdout) that we listen. */
+/* regdir is ~/.tcl/comm/registry; the log is beside it. */
 static void
-user_setup(struct commregd *d, struct commregd_opts *o)
+log_path(struct commregd *d)
 {
-	char err[512];
-	int ready_fd = -1;
-
-	/* regdir is ~/.tcl/comm/registry; the log is beside it. */
 	snprintf(d->logpath, sizeof d->logpath, "%.*s/log/%s.log",
 	    (int)(strrchr(d->regdir, '/') - d->regdir), d->regdir, d->host);
-	if (o->detach)
-		ready_fd = detach(d->logpath, o->log_size);
-	signal(SIGPIPE, SIG_IGN);
+}
 
+/* The registry's server on the claimed socket, on an event base of its
+ * own; -1 when server_init fails (the caller says why). */
+static int
+serve_init(struct commregd *d, struct commregd_opts *o)
+{
 	raise_fd_limit(&o->server);
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if (server_init(&d->srv, d->base, d->claim.listen_fd, d->claim.port,
 	        d->host, &o->server) == -1)
-		fatalx("cannot listen on port %d", d->claim.port);
+		return -1;
 	snprintf(d->srv.owner, sizeof d->srv.owner, "%s",
 	    d->pw ? d->pw->pw_name : "unknown");
-	link_gateway(&d->srv, o->config_dir);
-	wait_gateway(d->base, &d->srv);
+	return 0;
+}
+
+/* The links to the user's registries on the other hosts, if any. */
+static void
+start_dist(struct commregd *d, struct commregd_opts *o)
+{
+	char err[512];
+
 	d->dist = dist_start(&d->srv, d->regdir, &d->claim, o->dist_listen, err,
 	    sizeof err);
 	if (d->dist == NULL && err[0] != '\0')
 		log_warnx("distributed registry off: %s", err);
+}
+
+/* Won: serve on the elected port, with the host gateway's view, then
+ * tell whoever waits (the --detach parent, or stdout) that we listen. */
+static void
+user_setup(struct commregd *d, struct commregd_opts *o)
+{
+	int ready_fd = -1;
+
+	log_path(d);
+	if (o->detach)
+		ready_fd = detach(d->logpath, o->log_size);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (serve_init(d, o) == -1)
+		fatalx("cannot listen on port %d", d->claim.port);
+	link_gateway(&d->srv, o->config_dir);
+	wait_gateway(d->base, &d->srv);
+	start_dist(d, o);
 	signals_add(d);
 	/* The host configuration is read once, at start: HUP reloads
 	 * nothing and must not kill us. */
@@ -781,7 +805,6 @@ standby_run(struct commregd *d, struct commregd_opts *o, char **argv)
 	struct sockaddr_in sin;
 	struct stat st, lst;
 	socklen_t len = sizeof sin;
-	char err[512];
 	size_t held;
 	FILE *log;
 	int fd;
@@ -789,8 +812,7 @@ standby_run(struct commregd *d, struct commregd_opts *o, char **argv)
 	user_paths(d, o);
 	/* The registry's log, when ours is it (a detached registry's
 	 * standby): bounded as the registry bounds it. */
-	snprintf(d->logpath, sizeof d->logpath, "%.*s/log/%s.log",
-	    (int)(strrchr(d->regdir, '/') - d->regdir), d->regdir, d->host);
+	log_path(d);
 	if (fstat(2, &st) == 0 && stat(d->logpath, &lst) == 0 &&
 	    st.st_dev == lst.st_dev && st.st_ino == lst.st_ino &&
 	    (fd = dup(2)) != -1) {
@@ -814,14 +836,8 @@ standby_run(struct commregd *d, struct commregd_opts *o, char **argv)
 	d->claim.port = ntohs(sin.sin_port);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	raise_fd_limit(&o->server);
-	if ((d->base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	if (server_init(&d->srv, d->base, d->claim.listen_fd, d->claim.port,
-	        d->host, &o->server) == -1)
+	if (serve_init(d, o) == -1)
 		fatalx("out of memory");
-	snprintf(d->srv.owner, sizeof d->srv.owner, "%s",
-	    d->pw ? d->pw->pw_name : "unknown");
 	signals_add(d);
 	log_debug("standby for port %d (pid %ld)", d->claim.port,
 	    (long)getpid());
@@ -848,10 +864,7 @@ standby_run(struct commregd *d, struct commregd_opts *o, char **argv)
 	    d->srv.owner, d->host, d->claim.port, (long)getpid(), held,
 	    STANDBY_GRACE_MS);
 	link_gateway(&d->srv, o->config_dir);
-	d->dist = dist_start(&d->srv, d->regdir, &d->claim, o->dist_listen, err,
-	    sizeof err);
-	if (d->dist == NULL && err[0] != '\0')
-		log_warnx("distributed registry off: %s", err);
+	start_dist(d, o);
 	return 0;
 }
 
