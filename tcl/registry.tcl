@@ -154,7 +154,8 @@ namespace eval ::comm::registry {
     # {MESSAGE ERRORCODE}.
     variable sendcheck ""
     variable sendrefused {}
-    # Connections send checked (SendChecked): channel -> its addresses.
+    # Connections send checked (SendChecked): channel -> {its addresses,
+    # the uids it was checked against}.
     variable sendchecked
     array set sendchecked {}
 
@@ -641,15 +642,15 @@ proc ::comm::registry::send {args} {
     # Its other end must be a socket of the uid that registered NAME.
     if {$id in [::comm::comm ids]} {
         set fid [::comm::comm connect $id]
-        if {![SendChecked $fid]} {
+        set expect [SendChecked $fid]
+        if {![llength $expect]} {
             set expect [SendExpect $name $id]
             if {[catch {CheckPeerOwner $fid $expect} err opts]} {
                 return -code error -errorcode [dict get $opts -errorcode] \
                     "application \"$name\" ($id): $err"
             }
-            SendChecked $fid 1
+            SendChecked $fid $expect
         }
-        set expect {}
     } else {
         set expect [SendExpect $name $id]
     }
@@ -790,35 +791,40 @@ proc ::comm::registry::SendConnected {fid} {
     variable sendcheck
     variable sendrefused
     if {$sendcheck eq ""} return
+    # EXPECT: the uids that may hold NAME's port (when comm had a
+    # connection as send began, yet opens one because it went meanwhile,
+    # those it was checked against).
     lassign $sendcheck name expect
     set sendcheck ""
-    if {![llength $expect]} {
-        # comm had a connection when send began, yet opens one (it went
-        # meanwhile): the same rule with the uids only the registry knows
-        # is not to be had here without a call; take ours, as for an
-        # entry the registry does not list.
-        set expect [::list [Uid]]
-    }
     if {[catch {CheckPeerOwner $fid $expect} err opts]} {
         set sendrefused [::list $err [dict get $opts -errorcode]]
         return -code error $err
     }
-    SendChecked $fid 1
+    SendChecked $fid $expect
 }
 
-# SendChecked FID ?1?: was connection FID checked (CheckPeerOwner) for
-# send; with 1, note that it was.  Kept by the connection's addresses as
-# well as its channel name, which Tcl may give a later connection.
-proc ::comm::registry::SendChecked {fid {set 0}} {
+# SendChecked FID: the uids connection FID was checked against
+# (CheckPeerOwner) for send, {} when it was not.  SendChecked FID EXPECT:
+# note that it was, against EXPECT.  Kept by the connection's addresses
+# as well as its channel name, which Tcl may give a later connection;
+# the notes of closed channels go as a new one is made.
+proc ::comm::registry::SendChecked {fid {expect {}}} {
     variable sendchecked
     if {[catch {::list [fconfigure $fid -sockname] [fconfigure $fid -peername]} key]} {
-        return 0
+        return {}
     }
-    if {$set} {
-        set sendchecked($fid) $key
-        return 1
+    if {[llength $expect]} {
+        set open [chan names]
+        foreach f [array names sendchecked] {
+            if {$f ni $open} { unset sendchecked($f) }
+        }
+        set sendchecked($fid) [::list $key $expect]
+        return $expect
     }
-    return [expr {[info exists sendchecked($fid)] && $sendchecked($fid) eq $key}]
+    if {[info exists sendchecked($fid)] && [lindex $sendchecked($fid) 0] eq $key} {
+        return [lindex $sendchecked($fid) 1]
+    }
+    return {}
 }
 
 # How /proc/net/tcp (tcp6) writes ADDR: {KIND HEX}, or {} for an address
@@ -849,65 +855,20 @@ proc ::comm::registry::AddrHex {addr} {
 # or our own address of the connection).
 proc ::comm::registry::CheckPeerOwner {fid expect} {
     lassign [fconfigure $fid -peername] paddr - pport
-    lassign [fconfigure $fid -sockname] maddr - mport
+    lassign [fconfigure $fid -sockname] maddr
     set loop [expr {[string match 127.* $paddr] || [string match ::ffff:127.* $paddr]
                     || $paddr eq "::1"}]
     if {!$loop && $paddr ne $maddr} return
-    lassign [AddrHex $paddr] kind phex
-    lassign [AddrHex $maddr] mkind mhex
-    if {$kind eq "" || $kind ne $mkind} {
-        return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
-            "cannot tell who holds port $pport at $paddr; refusing to use it"
-    }
-    # An IPv4 connection accepted by a dual-stack IPv6 socket (one on
-    # [::] without V6ONLY) is listed in tcp6 only, by its v4-mapped
-    # addresses: both tables are read for it.
-    set where [::list [::list $kind $phex $mhex]]
-    if {$kind eq "tcp"} {
-        lappend where [::list {*}[AddrHex ::ffff:$paddr] [lindex [AddrHex ::ffff:$maddr] 1]]
-    }
-    # As CheckAcceptor: a few looks, and none once the connection went;
-    # the kernel asked of this one socket when it can be.
-    variable kernel
-    set uids {}
-    for {set i 0} {$i < 5 && ![llength $uids]} {incr i} {
-        if {$i} {
-            set err [fconfigure $fid -error]
-            if {$err ne ""} {
-                return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
-                    "cannot tell who holds port $pport: the connection went ($err)"
-            }
-            after [expr {$i < 2 ? 0 : 1}]
+    if {[catch {AcceptorOf $fid $pport} u opts]} {
+        if {[lindex [dict get $opts -errorcode] 1] eq "WENT"} {
+            return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
+                "cannot tell who holds port $pport: the connection went ($u)"
         }
-        if {$kernel && ![catch {KernelAcceptor $fid} said]} {
-            set uids $said
-            continue
-        }
-        foreach w $where {
-            lassign $w k ph mh
-            if {[catch {SocketUid $k $ph:[format %04X $pport] \
-                            $mh:[format %04X $mport]} uid]} {
-                if {$k eq $kind} {
-                    NoProc $uid "who holds port $pport"
-                }
-                continue ;# no IPv6 here: tcp is the answer
-            }
-            # Listed in one table only (SocketUid: one socket at most).
-            if {$uid ne ""} {
-                lappend uids $uid
-                break
-            }
-        }
+        return -options $opts $u
     }
-    if {![llength $uids]} {
-        return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
-            "cannot tell who holds port $pport: the kernel lists no socket accepting our connection to it"
-    }
-    foreach u $uids {
-        if {$u ni $expect} {
-            return -code error -errorcode [::list COMMREG NOTOURS $pport $u] \
-                "port $pport is held by uid $u, not by [expr {[llength $expect] == 1 ? "uid $expect" : "uid [join $expect { or }]"}] that registered it: not the registered application"
-        }
+    if {$u ni $expect} {
+        return -code error -errorcode [::list COMMREG NOTOURS $pport $u] \
+            "port $pport is held by uid $u, not by [expr {[llength $expect] == 1 ? "uid $expect" : "uid [join $expect { or }]"}] that registered it: not the registered application"
     }
 }
 
@@ -1115,9 +1076,10 @@ proc ::comm::registry::Uid {} {
 }
 
 # Refuse what commreg refuses (docs/security.md): a tree or port file that
-# is a symbolic link, not ours, or open to group/other.
+# is a symbolic link, not ours, or open to group/other.  0 when PATH is
+# not there (nothing to refuse, nothing to read), 1 when it passes.
 proc ::comm::registry::CheckPath {path kind mask} {
-    file lstat $path st
+    if {[catch {file lstat $path st}]} { return 0 }
     if {$st(type) eq "link"} {
         error "refusing $path: it is a symbolic link, which commreg does not follow there"
     }
@@ -1136,6 +1098,7 @@ proc ::comm::registry::CheckPath {path kind mask} {
         set who [expr {$mask == 022 ? "group/other may write" : "group/other may read or write"}]
         error "refusing $path: mode [format %04o $mode] is too open ($who); run: $fix $path"
     }
+    return 1
 }
 
 # The port in the port file, or "" if there is none (yet).  Raises an
@@ -1144,12 +1107,10 @@ proc ::comm::registry::ReadPortFile {} {
     set dir [file join [Home] .tcl]
     foreach {sub mask} {"" 022 comm 077 comm/registry 077} {
         set d [file join $dir {*}[split $sub /]]
-        if {[catch {file lstat $d st}]} { return "" }
-        CheckPath $d directory $mask
+        if {![CheckPath $d directory $mask]} { return "" }
     }
     set f [PortFile]
-    if {[catch {file lstat $f st}]} { return "" }
-    CheckPath $f file 077
+    if {![CheckPath $f file 077]} { return "" }
     if {[catch {open $f r} fh]} { return "" }
     fconfigure $fh -translation binary
     set data [read $fh 1024]
@@ -1221,18 +1182,6 @@ proc ::comm::registry::ProcRead {kind} {
 proc ::comm::registry::NoProc {err what} {
     return -code error -level 2 -errorcode [::list COMMREG NOPROC] \
         "cannot tell $what ($err): without /proc no registry can be checked, and none is used (docs/security.md)"
-}
-
-# How /proc/net/tcp and tcp6 print 127.0.0.1 and ::ffff:127.0.0.1: each
-# 32-bit word of the address as the kernel holds it (network byte order)
-# read as a number in this machine's byte order, in hex with 8 digits;
-# so 127.0.0.1 is 0100007F on a little-endian machine.  Ports are
-# printed as numbers, in hex with 4 digits.
-proc ::comm::registry::LoopbackHex {} {
-    if {$::tcl_platform(byteOrder) eq "littleEndian"} {
-        return {0100007F 0000000000000000FFFF00000100007F}
-    }
-    return {7F000001 00000000000000000000FFFF7F000001}
 }
 
 # The uid of the socket that the kernel's table KIND (tcp or tcp6) lists
@@ -1310,30 +1259,85 @@ proc ::comm::registry::KernelAcceptor {s} {
     return {}
 }
 
-# The uids of the sockets that accept our connection S from 127.0.0.1:OURS
-# to 127.0.0.1:PORT: {} or one uid.  From the kernel (KernelAcceptor)
-# when comm::registry::kernel is there and can ask it; else from
-# /proc/net/tcp (or tcp6, for a listener on :: that took it as
-# ::ffff:127.0.0.1), see SocketUid.
-proc ::comm::registry::AcceptorUids {s port ours} {
+# The uids of the sockets that accepted connection S, whose other end is
+# PADDR:PPORT and ours MADDR:MPORT: {} or one uid.  From the kernel
+# (KernelAcceptor) when comm::registry::kernel is there and can ask it;
+# else from /proc/net/tcp or tcp6 (SocketUid): an IPv4 connection
+# accepted by a dual-stack IPv6 socket (one on [::] without V6ONLY) is
+# listed in tcp6 only, by its v4-mapped addresses, so both are read for
+# it.  An error with -errorcode {COMMREG NOPROC FILE} when the table
+# cannot be read, {COMMREG NOACCEPTOR PORT} for an address these tables
+# do not know.
+proc ::comm::registry::AcceptorUids {s paddr pport maddr mport} {
     variable kernel
     if {$kernel && ![catch {KernelAcceptor $s} said]} { return $said }
-    lassign [LoopbackHex] v4 v6
-    set p [format %04X $port]
-    set o [format %04X $ours]
-    foreach {kind a} [::list tcp $v4 tcp6 $v6] {
-        set uid [SocketUid $kind $a:$p $a:$o]
-        # Found among IPv4 sockets: no need to look at IPv6 ones.
+    lassign [AddrHex $paddr] kind phex
+    lassign [AddrHex $maddr] mkind mhex
+    if {$kind eq "" || $kind ne $mkind} {
+        return -code error -errorcode [::list COMMREG NOACCEPTOR $pport] \
+            "cannot tell who holds port $pport at $paddr"
+    }
+    set where [::list [::list $kind $phex $mhex]]
+    if {$kind eq "tcp"} {
+        lappend where [::list {*}[AddrHex ::ffff:$paddr] [lindex [AddrHex ::ffff:$maddr] 1]]
+    }
+    foreach w $where {
+        lassign $w k ph mh
+        if {[catch {SocketUid $k $ph:[format %04X $pport] \
+                        $mh:[format %04X $mport]} uid opts]} {
+            # No IPv6 here: the IPv4 table is the answer.
+            if {$k eq $kind} { return -options $opts $uid }
+            continue
+        }
+        # Listed in one table only (SocketUid: one socket at most).
         if {$uid ne ""} { return [::list $uid] }
     }
     return {}
+}
+
+# Who accepted the connection S to port PORT: its uid, looked for a few
+# times (the kernel may list it a moment after the connection is up, and
+# a line may be missed while the table changes under a read), and not
+# again once the connection went: its acceptor is gone for good (a
+# listener closed with it in its queue, as when the registry dies while
+# we connect), and each look at a table that lacks the line reads all of
+# it (25 looks, as there were, kept 100 applications failing over
+# without a standby busy for seconds).  Errors: {COMMREG WENT ERR} when
+# the connection went, {COMMREG NOACCEPTOR PORT} when no socket is
+# listed, NoProc's when /proc cannot be read.
+proc ::comm::registry::AcceptorOf {s port} {
+    if {[catch {
+        lassign [fconfigure $s -peername] paddr - pport
+        lassign [fconfigure $s -sockname] maddr - mport
+    } err]} {
+        return -code error -errorcode [::list COMMREG WENT $err] $err
+    }
+    for {set i 0} {$i < 5} {incr i} {
+        if {$i} {
+            set err [fconfigure $s -error]
+            if {$err ne ""} {
+                return -code error -errorcode [::list COMMREG WENT $err] $err
+            }
+            after [expr {$i < 2 ? 0 : 1}]
+        }
+        if {[catch {AcceptorUids $s $paddr $pport $maddr $mport} uids opts]} {
+            if {[lindex [dict get $opts -errorcode] 1] eq "NOPROC"} {
+                NoProc $uids "who holds port $port"
+            }
+            return -options $opts $uids
+        }
+        if {[llength $uids]} { return [lindex $uids 0] }
+    }
+    return -code error -errorcode [::list COMMREG NOACCEPTOR $port] \
+        "cannot tell who holds port $port: the kernel lists no socket accepting our connection to it; refusing to use it"
 }
 
 # The uids of the sockets listening on PORT where a connection to
 # 127.0.0.1 would reach them (127.0.0.1, 0.0.0.0, ::ffff:127.0.0.1, ::);
 # {} when none, or when it cannot be told.  Only said, never relied on.
 proc ::comm::registry::ListenerUids {port} {
-    lassign [LoopbackHex] v4 v6
+    set v4 [lindex [AddrHex 127.0.0.1] 1]
+    set v6 [lindex [AddrHex ::ffff:127.0.0.1] 1]
     set p [format %04X $port]
     set uids {}
     foreach {kind addrs} [::list tcp [::list $v4 00000000] \
@@ -1401,36 +1405,15 @@ proc ::comm::registry::CheckAcceptor {s port} {
     if {$err ne ""} {
         error "couldn't open socket: $err"
     }
-    set ours [lindex [fconfigure $s -sockname] 2]
     # On loopback the accepting socket is listed by the time we are
-    # connected (as SYN_RECV, then ESTABLISHED); a few more looks cover a
-    # line missed while the table changed under the read.  A connection
-    # that went meanwhile is not looked for again: its acceptor is gone
-    # for good (a listener closed with it in its queue, as when the
-    # registry dies while we connect), and each look at a table that
-    # lacks the line reads all of it: 25 looks, as there were, kept 100
-    # applications failing over without a standby busy for seconds.
-    for {set i 0} {$i < 5} {incr i} {
-        if {$i} {
-            set err [fconfigure $s -error]
-            if {$err ne ""} {
-                error "couldn't open socket: $err"
-            }
-            after [expr {$i < 2 ? 0 : 1}]
+    # connected (as SYN_RECV, then ESTABLISHED).
+    if {[catch {AcceptorOf $s $port} uid opts]} {
+        if {[lindex [dict get $opts -errorcode] 1] eq "WENT"} {
+            error "couldn't open socket: $uid"
         }
-        if {[catch {AcceptorUids $s $port $ours} uids]} {
-            NoProc $uids "who holds port $port"
-        }
-        if {[llength $uids]} break
+        return -options $opts $uid
     }
-    if {[llength $uids] == 1 && [lindex $uids 0] == [Uid]} return
-    if {![llength $uids]} {
-        return -code error -errorcode [::list COMMREG NOACCEPTOR $port] \
-            "cannot tell who holds port $port: the kernel lists no socket accepting our connection to it; refusing to use it"
-    }
-    foreach u $uids {
-        if {$u != [Uid]} { NotOurs $port $u }
-    }
+    if {$uid != [Uid]} { NotOurs $port $uid }
 }
 
 # glibc's major() and minor() of a device number (as `file stat` gives

@@ -196,6 +196,22 @@ main {
         check_equal "the application's errorcode is kept" {MYAPP BAD 7} $r
         check_match "usage" {wrong # args*} \
             [expr {[catch {comm::registry::send alpha} m] ? $m : ""}]
+        # Each connection send checked is noted with the uids it was
+        # checked against (used again if comm must reconnect), and the
+        # notes of closed connections go as a new one is noted.
+        set aid [comm::registry::lookup alpha]
+        set afid [comm::comm connect $aid]
+        check_equal "alpha's connection: checked against our uid" [list [exec id -u]] \
+            [lindex $::comm::registry::sendchecked($afid) 1]
+        comm::comm shutdown $aid
+        check_equal "a send to alpha again (a new connection)" 2 [comm::registry::send alpha add 1 1]
+        set noted [array names ::comm::registry::sendchecked]
+        check_equal "two connections noted: beta's and alpha's new one" 2 [llength $noted]
+        foreach f $noted {
+            check_equal "... each open, as it was noted" \
+                [list [fconfigure $f -sockname] [fconfigure $f -peername]] \
+                [lindex $::comm::registry::sendchecked($f) 0]
+        }
     }
 
     test interps_lists_the_registered_names {
