@@ -275,6 +275,68 @@ test_foreign_uid(void)
 	CU_ASSERT(as == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
 
+/*
+ * peeruid_query's raw answer for a connection still in another uid's
+ * listener's queue (what the Tcl package's helper sees when it checks a
+ * registry that has not accepted yet): established, the listener's uid,
+ * no inode; peeruid_lookup refuses it (no process holds it yet).  Once
+ * the listener is gone, no established socket is found.
+ */
+static void
+test_query_of_a_queued_connection(void)
+{
+	struct peeruid_sock ps;
+	char err[256];
+	uid_t uid;
+	pid_t pid;
+	int pfd[2], cs, port = 0, status, n;
+
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid != -1);
+	if (pid == 0) {
+		int ls, p;
+
+		alarm(10); /* never outlive the test */
+		close(pfd[0]);
+		if (setgid(FOREIGN_UID) == -1 || setuid(FOREIGN_UID) == -1)
+			_exit(2);
+		if ((ls = listener(AF_INET, "127.0.0.1", &p)) == -1)
+			_exit(3);
+		if (write(pfd[1], &p, sizeof p) != sizeof p)
+			_exit(4);
+		/* Never accept; the parent kills us. */
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	n = (int)read(pfd[0], &port, sizeof port);
+	CU_ASSERT_FATAL(n == (int)sizeof port);
+	cs = connect_to(AF_INET, "127.0.0.1", port);
+	CU_ASSERT(cs != -1);
+	if (cs != -1) {
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(peeruid_query(cs, &ps, err, sizeof err), 0);
+		CU_ASSERT_EQUAL(ps.found, 1);
+		CU_ASSERT_EQUAL(ps.state, TCP_ESTABLISHED);
+		CU_ASSERT_EQUAL(ps.uid, FOREIGN_UID);
+		CU_ASSERT_EQUAL(ps.inode, 0);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(peeruid_lookup(cs, &uid, err, sizeof err), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "not yet accepted"));
+	}
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	if (cs != -1) {
+		/* The listener closed with it in its queue: reset. */
+		CU_ASSERT_EQUAL(peeruid_query(cs, &ps, err, sizeof err) == 0 &&
+		                    ps.found && ps.state == TCP_ESTABLISHED,
+		    0);
+		close(cs);
+	}
+	close(pfd[0]);
+}
+
 static void
 test_refusals_give_a_reason(void)
 {
@@ -476,6 +538,8 @@ main(void)
 	        test_local_nonloopback_address) == NULL ||
 	    CU_add_test(s, "peer running as another uid", test_foreign_uid) ==
 	        NULL ||
+	    CU_add_test(s, "a queued connection: the listener's uid, no inode",
+	        test_query_of_a_queued_connection) == NULL ||
 	    CU_add_test(s, "refusals give a reason",
 	        test_refusals_give_a_reason) == NULL ||
 	    CU_add_test(s, "remote, absent or listening peer is refused",
