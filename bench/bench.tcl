@@ -69,8 +69,15 @@ proc row {what size times wanted notes} {
 }
 
 # Time (ms from T0) at which the registry on PORT (or, when PORT is "",
-# the one HOME's port file names) holds N entries; "" if not within MS.
-proc wait_entries {home port n t0 ms} {
+# the one HOME's port file names) holds N entries, none of them only held
+# for an application that has not come back (a standby's grace); "" if
+# not within MS.  With ANSWERED, the caller's variable of that name is set
+# to the time of the registry's first answer ("" if none).
+proc wait_entries {home port n t0 ms {answered ""}} {
+    if {$answered ne ""} {
+        upvar 1 $answered first
+        set first ""
+    }
     set deadline [expr {$t0 + $ms}]
     set s ""
     set at ""
@@ -90,7 +97,11 @@ proc wait_entries {home port n t0 ms} {
             ::t::pause 2
             continue
         }
-        if {[dict get $res entries] >= $n} {
+        if {$answered ne "" && $first eq ""} {
+            set first [expr {[clock milliseconds] - $t0}]
+        }
+        set held [expr {[dict exists $res held] ? [dict get $res held] : 0}]
+        if {[dict get $res entries] >= $n && $held == 0} {
             set at [expr {[clock milliseconds] - $t0}]
             break
         }
@@ -169,31 +180,7 @@ proc failover_times {pid port n t0 ms} {
         }
         after 1
     }
-    set answer ""
-    set all ""
-    set s ""
-    while {[clock milliseconds] < $deadline} {
-        if {$s eq "" && [catch {::t::raw_open $port} s]} {
-            set s ""
-            ::t::pause 2
-            continue
-        }
-        lassign [::t::raw_call $s {Commreg/Stats} 2000] code res
-        if {$code ne "0"} {
-            ::t::raw_close $s
-            set s ""
-            ::t::pause 2
-            continue
-        }
-        if {$answer eq ""} { set answer [expr {[clock milliseconds] - $t0}] }
-        set held [expr {[dict exists $res held] ? [dict get $res held] : 0}]
-        if {[dict get $res entries] >= $n && $held == 0} {
-            set all [expr {[clock milliseconds] - $t0}]
-            break
-        }
-        ::t::pause 2
-    }
-    if {$s ne ""} { ::t::raw_close $s }
+    set all [wait_entries "" $port $n $t0 $ms answer]
     return [list $conn $answer $all]
 }
 
