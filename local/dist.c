@@ -56,6 +56,7 @@
 #include <openssl/kdf.h>
 #include <openssl/ssl.h>
 
+#include "backoff.h"
 #include "commreg.h"
 #include "dist.h"
 #include "log.h"
@@ -914,10 +915,8 @@ link_close(struct dlink *l, const char *why)
 		/* Ours to dial again, while its port file says where. */
 		if (h->naddrs > 0 && h->cur == NULL && h->dialing == NULL &&
 		    !evtimer_pending(h->retry, NULL)) {
-			ms = DIST_RETRY_MIN_MS
-			     << (h->attempt < 5 ? h->attempt : 5);
-			if (ms > DIST_RETRY_MAX_MS)
-				ms = DIST_RETRY_MAX_MS;
+			ms = backoff_ms(DIST_RETRY_MIN_MS, DIST_RETRY_MAX_MS,
+			    h->attempt);
 			h->attempt++;
 			h->next_addr = (h->next_addr + 1) % h->naddrs;
 			tv.tv_sec = ms / 1000;

@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "peer.h"
 #include "commwire.h"
@@ -540,10 +541,8 @@ static void
 schedule_retry(struct gwlink *gw)
 {
 	struct timeval tv;
-	int ms = GW_RETRY_MIN_MS << (gw->attempt < 5 ? gw->attempt : 5);
+	int ms = backoff_ms(GW_RETRY_MIN_MS, GW_RETRY_MAX_MS, gw->attempt);
 
-	if (ms > GW_RETRY_MAX_MS)
-		ms = GW_RETRY_MAX_MS;
 	ms = ms / 2 + (int)(arc4random_uniform((uint32_t)ms / 2 + 1));
 	gw->attempt++;
 	tv.tv_sec = ms / 1000;

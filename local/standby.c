@@ -37,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "standby.h"
 #include "tcllist.h"
@@ -137,9 +138,8 @@ standby_lost(struct standby *sb, const char *why, bool stuck)
 	sb->pid = 0;
 	if (time(NULL) - sb->born >= STANDBY_ADULT_S)
 		sb->failures = 0;
-	ms = STANDBY_RESPAWN_MIN_MS << (sb->failures < 7 ? sb->failures : 7);
-	if (ms > STANDBY_RESPAWN_MAX_MS)
-		ms = STANDBY_RESPAWN_MAX_MS;
+	ms = backoff_ms(STANDBY_RESPAWN_MIN_MS, STANDBY_RESPAWN_MAX_MS,
+	    sb->failures);
 	sb->failures++;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
