@@ -52,6 +52,7 @@ static int diag_open(char *, size_t);
 static void put_addr(uint32_t[4], const struct in6_addr *, int);
 static int diag_ask(int, int, const struct endpoint *, const struct endpoint *,
     struct peeruid_sock *, char *, size_t);
+static int query(int, int, struct peeruid_sock *, char *, size_t);
 static int diag_reply(const struct nlmsghdr *, uint32_t,
     const struct endpoint *, const struct endpoint *, struct peeruid_sock *,
     char *, size_t);
@@ -216,18 +217,17 @@ diag_reply(const struct nlmsghdr *nh, uint32_t seq, const struct endpoint *peer,
 	}
 	src.port = m->id.idiag_sport;
 	dst.port = m->id.idiag_dport;
+	if (m->idiag_state != TCP_LISTEN &&
+	    (memcmp(&src.addr, &peer->addr, 16) != 0 ||
+	        memcmp(&dst.addr, &self->addr, 16) != 0 ||
+	        src.port != peer->port || dst.port != self->port))
+		return reason(err, errlen,
+		    "inet_diag answered for another "
+		    "socket");
 	ps->found = 1;
 	ps->state = m->idiag_state;
 	ps->uid = (uid_t)m->idiag_uid;
 	ps->inode = (unsigned long)m->idiag_inode;
-	if (m->idiag_state == TCP_LISTEN)
-		return 0;
-	if (memcmp(&src.addr, &peer->addr, 16) != 0 ||
-	    memcmp(&dst.addr, &self->addr, 16) != 0 || src.port != peer->port ||
-	    dst.port != self->port)
-		return reason(err, errlen,
-		    "inet_diag answered for another "
-		    "socket");
 	return 0;
 }
 
@@ -314,8 +314,13 @@ peeruid_lookup(int fd, uid_t *uid, char *err, size_t errlen)
 	return peeruid_lookup_inode(fd, uid, NULL, err, errlen);
 }
 
-int
-peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen)
+/*
+ * LISTENER: ask for the socket listening where our peer is instead (our
+ * port 0 matches no connection, and the kernel's exact lookup then falls
+ * back to the listener a connection to the peer's address would reach).
+ */
+static int
+query(int fd, int listener, struct peeruid_sock *ps, char *err, size_t errlen)
 {
 	struct sockaddr_storage pss, lss;
 	struct endpoint peer, self;
@@ -343,6 +348,8 @@ peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen)
 		    "loopback or local address); its uid cannot be known",
 		    ps->peer);
 
+	if (listener)
+		self.port = 0;
 	if ((s = diag_open(err, errlen)) == -1)
 		return -1;
 	/*
@@ -358,6 +365,19 @@ peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen)
 		reason(err, errlen, "peer %s: %s", ps->peer, why);
 	}
 	return rc;
+}
+
+int
+peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen)
+{
+	return query(fd, 0, ps, err, errlen);
+}
+
+int
+peeruid_query_listener(int fd, struct peeruid_sock *ps, char *err,
+    size_t errlen)
+{
+	return query(fd, 1, ps, err, errlen);
 }
 
 /*

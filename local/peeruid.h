@@ -32,9 +32,10 @@ int peeruid_lookup_inode(int fd, uid_t *uid, unsigned long *ino, char *err,
  * when no socket has the 4-tuple; state is the kernel's TCP state (a
  * listener on the port is returned, state TCP_LISTEN, when no connection
  * has it); uid is 0 for a request socket (SYN_RECV) and a TIME_WAIT one
- * whoever owns them; inode is 0 for a socket no process holds (closed,
- * or in a listener's queue, not yet accepted).  Returns -1 with a reason
- * in err when the kernel cannot be asked.
+ * whoever owns them, and, on kernels before 6.13 or so, for a connection
+ * no process holds yet; inode is 0 for a socket no process holds
+ * (closed, or in a listener's queue, not yet accepted).  Returns -1 with
+ * a reason in err when the kernel cannot be asked (*ps is then all 0).
  */
 struct peeruid_sock {
 	int found;
@@ -44,5 +45,13 @@ struct peeruid_sock {
 	char peer[64]; /* the peer's address, for messages */
 };
 int peeruid_query(int fd, struct peeruid_sock *ps, char *err, size_t errlen);
+/*
+ * The same for the socket listening where fd's peer is (state
+ * TCP_LISTEN; found 0 when none): a connection in a listener's queue is
+ * that listener's owner's, and a listener is held by a process, so its
+ * uid is told on every kernel.
+ */
+int peeruid_query_listener(int fd, struct peeruid_sock *ps, char *err,
+    size_t errlen);
 
 #endif

@@ -12,15 +12,21 @@
  * and the C library do): microseconds, whatever the table's size.
  *
  *   ::comm::registry::kernel::acceptor CHANNEL
+ *   ::comm::registry::kernel::listener CHANNEL
  *
  * CHANNEL is a connected TCP socket channel.  The answer is {} when no
  * socket is the other end of it, else a list {STATE UID INODE}: STATE the
  * kernel's TCP state of the other end in lower case (established,
  * syn_recv, listen, ...; listen when only a listener has the port), UID
- * its owner (0 for a request socket, syn_recv, whoever owns it), INODE 0
- * while no process holds it (in the listener's queue, not yet accepted,
- * or closed).  Which answer to trust is the package's rule.  An error
+ * its owner (0 for a request socket, syn_recv, whoever owns it, and on
+ * older kernels for any socket no process holds yet), INODE 0 while no
+ * process holds it (in the listener's queue, not yet accepted, or
+ * closed).  Which answer to trust is the package's rule (Unowned in
+ * registry.tcl).  An error
  * (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked.
+ * `listener` answers the same of the socket listening where CHANNEL's
+ * peer is (state listen; {} when none): the owner of a connection in a
+ * listener's queue, which older kernels do not tell of the connection.
  */
 #include <netinet/tcp.h>
 
@@ -50,9 +56,12 @@ static const char *const tcp_states[] = {
 
 int Commreg_kernel_Init(Tcl_Interp *);
 
+/* cd: peeruid_query or peeruid_query_listener. */
 static int
 acceptor_cmd(void *cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 {
+	int (*ask)(int, struct peeruid_sock *, char *, size_t) =
+	    (int (*)(int, struct peeruid_sock *, char *, size_t))cd;
 	struct peeruid_sock ps;
 	Tcl_Channel chan;
 	ClientData handle;
@@ -74,13 +83,13 @@ acceptor_cmd(void *cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 		    Tcl_ObjPrintf("channel \"%s\" has no operating system "
 		                  "handle",
 		        Tcl_GetString(objv[1])));
-		Tcl_SetErrorCode(interp, "COMMREG", "NODIAG", NULL);
+		Tcl_SetErrorCode(interp, "COMMREG", "NODIAG", (char *)NULL);
 		return TCL_ERROR;
 	}
 	fd = (int)(intptr_t)handle;
-	if (peeruid_query(fd, &ps, err, sizeof err) == -1) {
+	if (ask(fd, &ps, err, sizeof err) == -1) {
 		Tcl_SetObjResult(interp, Tcl_NewStringObj(err, -1));
-		Tcl_SetErrorCode(interp, "COMMREG", "NODIAG", NULL);
+		Tcl_SetErrorCode(interp, "COMMREG", "NODIAG", (char *)NULL);
 		return TCL_ERROR;
 	}
 	if (!ps.found) {
@@ -103,7 +112,9 @@ Commreg_kernel_Init(Tcl_Interp *interp)
 	if (Tcl_InitStubs(interp, "8.6", 0) == NULL)
 		return TCL_ERROR;
 	if (Tcl_CreateObjCommand(interp, "::comm::registry::kernel::acceptor",
-	        acceptor_cmd, NULL, NULL) == NULL)
+	        acceptor_cmd, (void *)peeruid_query, NULL) == NULL ||
+	    Tcl_CreateObjCommand(interp, "::comm::registry::kernel::listener",
+	        acceptor_cmd, (void *)peeruid_query_listener, NULL) == NULL)
 		return TCL_ERROR;
 	return Tcl_PkgProvide(interp, "comm::registry::kernel",
 	    COMMREG_VERSION);

@@ -116,11 +116,17 @@ namespace eval ::comm::registry {
     variable procfile
     array set procfile {tcp /proc/net/tcp tcp6 /proc/net/tcp6 locks /proc/locks}
     variable connect_ms 3000
+    # How long a connection in a registry's queue may wait to be accepted
+    # when its owner cannot be told before (AcceptorOf).
+    variable accept_ms 1000
     # 1 when the compiled helper comm::registry::kernel (tcl/kernel.c)
     # asks the kernel who accepted a connection, one socket at a time;
     # 0: /proc/net/tcp is read instead, which costs a walk of the whole
-    # table each time.  Both tell the same; a script (or a test) that
-    # sets it to 0 before `package require comm::registry` gets /proc.
+    # table each time.  Both refuse another uid's socket and one whose
+    # owner cannot be told (Unowned); the helper also tells request
+    # sockets' owners only once their handshake ends, and knows every
+    # local address.  A script (or a test) that sets it to 0 before
+    # `package require comm::registry` gets /proc.
     variable kernel
     if {![info exists kernel] || $kernel} {
         set kernel [expr {![catch {package require -exact comm::registry::kernel $version}]}]
@@ -1187,10 +1193,11 @@ proc ::comm::registry::NoProc {err what} {
 # The uid of the socket that the kernel's table KIND (tcp or tcp6) lists
 # with local address LOCAL and remote address REMOTE (each HEX:PORT as the
 # table writes them, the port in 4 hex digits) in state ESTABLISHED (01)
-# or SYN_RECV (03); "" when it lists none.  A socket in another state is
+# or SYN_RECV (03); "" when it lists none; "pending" when it lists one
+# with uid 0 and inode 0 (see Unowned).  A socket in another state is
 # not one serving us (and one in TIME_WAIT lists uid 0 whoever owned it).
 # The columns: sl local_address rem_address st tx:rx tr:when retrnsmt
-# uid ...  An error with -errorcode {COMMREG NOPROC FILE} when the table
+# uid timeout inode ...  An error with -errorcode {COMMREG NOPROC FILE} when the table
 # cannot be read; for tcp6 (no IPv6 here) "" instead.
 #
 # The table is read a page at a time, and no further than the line
@@ -1208,7 +1215,7 @@ proc ::comm::registry::SocketUid {kind local remote} {
     set path $procfile($kind)
     # As the kernel prints them (%08X:%04X): upper case.
     set needle " [string toupper $local] [string toupper $remote] "
-    set re "^\\s*\[0-9\]+:${needle}(?:01|03) \\S+ \\S+ \\S+ +(\[0-9\]+) "
+    set re "^\\s*\[0-9\]+:${needle}(?:01|03) \\S+ \\S+ \\S+ +(\[0-9\]+) +\[0-9\]+ +(\[0-9\]+) "
     set uid ""
     if {[catch {
         set f [open $path rb]
@@ -1231,7 +1238,10 @@ proc ::comm::registry::SocketUid {kind local remote} {
                     set line [string range $text \
                         [expr {[string last \n $text $i] + 1}] \
                         [expr {$end < 0 ? "end" : $end - 1}]]
-                    if {[regexp $re $line -> uid]} break
+                    if {[regexp $re $line -> uid inode]} {
+                        if {[Unowned $uid $inode]} { set uid pending }
+                        break
+                    }
                 }
                 if {$tail eq "" && [eof $f]} break
             }
@@ -1245,22 +1255,47 @@ proc ::comm::registry::SocketUid {kind local remote} {
     return $uid
 }
 
-# The uid of the socket that accepted connection S, as inet_diag tells
-# it of that one socket (comm::registry::kernel): {UID}, or {} when the
-# kernel lists none whose owner it says.  established: a connection,
-# accepted or still in the listener's queue (its uid is then the
-# listener's, as /proc/net/tcp says too); syn_recv: a request socket, of
-# which inet_diag says uid 0 whoever owns it (looked at again); anything
-# else: closed, or only a listener has the port.  An error
-# (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked.
-proc ::comm::registry::KernelAcceptor {s} {
-    lassign [kernel::acceptor $s] state uid
-    if {$state eq "established"} { return [::list $uid] }
-    return {}
+# Is a socket the kernel lists with UID and INODE one whose owner it
+# cannot tell of it?  A connection in a listener's queue, not yet
+# accepted, is held by no process (inode 0), and older kernels (before
+# 6.13 or so) say uid 0 of such a socket whoever owns the listener
+# (sock_i_uid() of a socket without a file); newer ones say the
+# listener's uid.  Uid 0 there is not root's word: were it believed, a
+# squatter that delays accept(2) would pass as root's registry.  The
+# owner of such a connection is the listener's (a listener is held by a
+# process, so its uid is told on every kernel): asked then.
+proc ::comm::registry::Unowned {uid inode} {
+    return [expr {$uid == 0 && $inode == 0}]
 }
 
-# The uids of the sockets that accepted connection S, whose other end is
-# PADDR:PPORT and ours MADDR:MPORT: {} or one uid.  From the kernel
+# The uid of the socket that accepted connection S, as inet_diag tells
+# it of that one socket (comm::registry::kernel): the uid, "" when the
+# kernel lists no connection there, "pending" when it cannot tell the
+# owner yet.  established: a connection, accepted or still in the
+# listener's queue (Unowned); syn_recv: a request socket, of which
+# inet_diag says uid 0 whoever owns it (pending: the handshake ends in a
+# moment); anything else: closed, or only a listener has the port.  An
+# error (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked.
+proc ::comm::registry::KernelAcceptor {s} {
+    lassign [kernel::acceptor $s] state uid inode
+    switch -exact -- $state {
+        established {
+            if {![Unowned $uid $inode]} { return $uid }
+            # In a listener's queue: the listener's.  A connection stays
+            # in the queue of the listener that took it, or is reset
+            # when that one closes, and only that one can listen there.
+            lassign [kernel::listener $s] lstate luid linode
+            if {$lstate eq "listen" && $linode != 0} { return $luid }
+            return pending
+        }
+        syn_recv { return pending }
+    }
+    return ""
+}
+
+# The uid of the socket that accepted connection S, whose other end is
+# PADDR:PPORT and ours MADDR:MPORT: the uid, "" when none is listed,
+# "pending" when its owner cannot be told yet (Unowned).  From the kernel
 # (KernelAcceptor) when comm::registry::kernel is there and can ask it;
 # else from /proc/net/tcp or tcp6 (SocketUid): an IPv4 connection
 # accepted by a dual-stack IPv6 socket (one on [::] without V6ONLY) is
@@ -1290,29 +1325,40 @@ proc ::comm::registry::AcceptorUids {s paddr pport maddr mport} {
             continue
         }
         # Listed in one table only (SocketUid: one socket at most).
-        if {$uid ne ""} { return [::list $uid] }
+        if {$uid eq "pending" && $paddr in {127.0.0.1 ::ffff:127.0.0.1}} {
+            # In a listener's queue (Unowned): the listener's, when the
+            # tables agree on one.
+            set luids [ListenerUids $pport]
+            if {[llength $luids] == 1} { return [lindex $luids 0] }
+        }
+        if {$uid ne ""} { return $uid }
     }
-    return {}
+    return ""
 }
 
-# Who accepted the connection S to port PORT: its uid, looked for a few
-# times (the kernel may list it a moment after the connection is up, and
-# a line may be missed while the table changes under a read), and not
-# again once the connection went: its acceptor is gone for good (a
-# listener closed with it in its queue, as when the registry dies while
-# we connect), and each look at a table that lacks the line reads all of
-# it (25 looks, as there were, kept 100 applications failing over
-# without a standby busy for seconds).  Errors: {COMMREG WENT ERR} when
-# the connection went, {COMMREG NOACCEPTOR PORT} when no socket is
-# listed, NoProc's when /proc cannot be read.
+# Who accepted the connection S to port PORT: its uid.  Looked for a few
+# times when the kernel lists none (it may list it a moment after the
+# connection is up, and a line may be missed while the table changes
+# under a read), and not again once the connection went: its acceptor is
+# gone for good (a listener closed with it in its queue, as when the
+# registry dies while we connect), and each look at a table that lacks
+# the line reads all of it (25 looks, as there were, kept 100
+# applications failing over without a standby busy for seconds).  Looked
+# for until it is accepted, for at most accept_ms, when its owner cannot
+# be told before (Unowned).  Errors: {COMMREG WENT ERR} when the
+# connection went, {COMMREG NOACCEPTOR PORT} when no owner is known,
+# NoProc's when /proc cannot be read.
 proc ::comm::registry::AcceptorOf {s port} {
+    variable accept_ms
     if {[catch {
         lassign [fconfigure $s -peername] paddr - pport
         lassign [fconfigure $s -sockname] maddr - mport
     } err]} {
         return -code error -errorcode [::list COMMREG WENT $err] $err
     }
-    for {set i 0} {$i < 5} {incr i} {
+    set deadline [expr {[clock milliseconds] + $accept_ms}]
+    set none 0
+    for {set i 0} {1} {incr i} {
         if {$i} {
             set err [fconfigure $s -error]
             if {$err ne ""} {
@@ -1320,21 +1366,32 @@ proc ::comm::registry::AcceptorOf {s port} {
             }
             after [expr {$i < 2 ? 0 : 1}]
         }
-        if {[catch {AcceptorUids $s $paddr $pport $maddr $mport} uids opts]} {
+        if {[catch {AcceptorUids $s $paddr $pport $maddr $mport} uid opts]} {
             if {[lindex [dict get $opts -errorcode] 1] eq "NOPROC"} {
-                NoProc $uids "who holds port $port"
+                NoProc $uid "who holds port $port"
             }
-            return -options $opts $uids
+            return -options $opts $uid
         }
-        if {[llength $uids]} { return [lindex $uids 0] }
+        switch -exact -- $uid {
+            "" { if {[incr none] >= 5} break }
+            pending {
+                if {[clock milliseconds] >= $deadline} {
+                    return -code error -errorcode [::list COMMREG NOACCEPTOR $port] \
+                        "cannot tell who holds port $port: no process accepted our connection to it within $accept_ms ms"
+                }
+            }
+            default { return $uid }
+        }
     }
     return -code error -errorcode [::list COMMREG NOACCEPTOR $port] \
-        "cannot tell who holds port $port: the kernel lists no socket accepting our connection to it; refusing to use it"
+        "cannot tell who holds port $port: the kernel lists no socket accepting our connection to it"
 }
 
 # The uids of the sockets listening on PORT where a connection to
 # 127.0.0.1 would reach them (127.0.0.1, 0.0.0.0, ::ffff:127.0.0.1, ::);
-# {} when none, or when it cannot be told.  Only said, never relied on.
+# {} when none, or when it cannot be told.  Said when a port is refused;
+# relied on only for a connection in a listener's queue whose owner the
+# kernel does not tell (AcceptorUids), when it names one uid.
 proc ::comm::registry::ListenerUids {port} {
     set v4 [lindex [AddrHex 127.0.0.1] 1]
     set v6 [lindex [AddrHex ::ffff:127.0.0.1] 1]
@@ -1408,8 +1465,9 @@ proc ::comm::registry::CheckAcceptor {s port} {
     # On loopback the accepting socket is listed by the time we are
     # connected (as SYN_RECV, then ESTABLISHED).
     if {[catch {AcceptorOf $s $port} uid opts]} {
-        if {[lindex [dict get $opts -errorcode] 1] eq "WENT"} {
-            error "couldn't open socket: $uid"
+        switch -exact -- [lindex [dict get $opts -errorcode] 1] {
+            WENT { error "couldn't open socket: $uid" }
+            NOACCEPTOR { return -options $opts "$uid; refusing to use it" }
         }
         return -options $opts $uid
     }

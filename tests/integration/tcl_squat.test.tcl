@@ -479,6 +479,113 @@ main {
         }
     }
 
+    test a_connection_not_yet_accepted_said_to_be_uid_0_is_the_listeners {
+        # A connection still in a listener's queue is held by no process
+        # (inode 0), and kernels before about 6.13 say uid 0 of it
+        # whoever listens: were that believed, a squatter that delays
+        # accept(2) would pass as root's registry when the user is root.
+        # Such a connection is its listener's, whose uid every kernel
+        # tells; when no listener is told either, it is looked at again
+        # until accepted, for at most accept_ms, then refused.  The
+        # kernel's answers are played here (this kernel says the
+        # listener's uid), through the helper and through /proc/net/tcp.
+        set srv [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
+        defer [list close $srv]
+        set port [lindex [fconfigure $srv -sockname] 2]
+        defer [list set ::comm::registry::accept_ms $::comm::registry::accept_ms]
+        set ::comm::registry::accept_ms 200
+        defer [list set ::comm::registry::kernel $::comm::registry::kernel]
+        defer [list array set ::comm::registry::procfile [array get ::comm::registry::procfile]]
+        set me [::comm::registry::Uid]
+        set other [expr {$me == 4242 ? 4243 : 4242}]
+        # Not accepted: this process does not run its event loop here.
+        proc connected {port} {
+            set s [socket -async 127.0.0.1 $port]
+            set deadline [expr {[clock milliseconds] + 3000}]
+            while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
+                after 1
+            }
+            return $s
+        }
+        # Through /proc: a table whose lines are our connection, with
+        # UID and INODE, and a listener on PORT of LUID when given.
+        proc table_with {s uid inode {luid ""}} {
+            lassign [fconfigure $s -peername] - - pport
+            lassign [fconfigure $s -sockname] - - mport
+            set a [lindex [::comm::registry::AddrHex 127.0.0.1] 1]
+            set t "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+            set line "   %d: %s:%04X %s:%04X %s 00000000:00000000 00:00000000 00000000 %5d        0 %d 1 0000000000000000 20 4 30 10 -1\n"
+            if {$luid ne ""} {
+                append t [format $line 0 $a $pport 00000000 0 0A $luid 777]
+            }
+            append t [format $line 1 $a $pport $a $mport 01 $uid $inode]
+            set f [newfile tcp]
+            write_file $f $t
+            return $f
+        }
+        set ::comm::registry::kernel 0
+        set ::comm::registry::procfile(tcp6) [file join [workdir] no-tcp6]
+        set s [connected $port]
+        set ::comm::registry::procfile(tcp) [table_with $s 0 0]
+        set t0 [clock milliseconds]
+        set code [catch {::comm::registry::CheckAcceptor $s $port} res opts]
+        check_equal "/proc: uid 0 without an inode, no listener told: refused" 1 $code
+        check_equal "... for want of an acceptor" [list COMMREG NOACCEPTOR $port] \
+            [dict get $opts -errorcode]
+        check_match "... as not known within accept_ms" \
+            "cannot tell who holds port $port: no process accepted our connection to it within 200 ms; refusing to use it" $res
+        check "... after looking for it that long" {[clock milliseconds] - $t0 >= 200}
+        set ::comm::registry::procfile(tcp) [table_with $s 0 0 $other]
+        set code [catch {::comm::registry::CheckAcceptor $s $port} res opts]
+        check_equal "/proc: ... in another uid's listener's queue: refused as not ours" \
+            [list COMMREG NOTOURS $port $other] [dict get $opts -errorcode]
+        set ::comm::registry::procfile(tcp) [table_with $s 0 0 $me]
+        lassign [call [list ::comm::registry::CheckAcceptor $s $port]] code res
+        check_equal "/proc: ... in our listener's queue: ours" 0 $code
+        set ::comm::registry::procfile(tcp) [table_with $s $me 4242]
+        lassign [call [list ::comm::registry::CheckAcceptor $s $port]] code res
+        check_equal "/proc: our uid with an inode passes" 0 $code
+        close $s
+        if {[llength [info commands ::comm::registry::kernel::acceptor]]} {
+            set ::comm::registry::kernel 1
+            foreach c {acceptor listener} {
+                rename ::comm::registry::kernel::$c ::comm::registry::kernel::real_$c
+                defer [list apply {{c} {
+                    rename ::comm::registry::kernel::$c {}
+                    rename ::comm::registry::kernel::real_$c ::comm::registry::kernel::$c
+                }} $c]
+            }
+            # The answers to play, in turn (the last one stays).
+            proc ::comm::registry::kernel::acceptor {s} {
+                if {[llength $::said] > 1} {
+                    set ::said [lassign $::said a]
+                    return $a
+                }
+                return [lindex $::said 0]
+            }
+            proc ::comm::registry::kernel::listener {s} { return $::listens }
+            set s [connected $port]
+            set ::said [list {established 0 0}]
+            set ::listens {}
+            set code [catch {::comm::registry::CheckAcceptor $s $port} res opts]
+            check_equal "helper: uid 0 without an inode, no listener: refused" \
+                [list COMMREG NOACCEPTOR $port] [dict get $opts -errorcode]
+            check_match "... as not known within accept_ms" "*no process accepted our connection to it within 200 ms*" $res
+            set ::listens [list listen $other 777]
+            set code [catch {::comm::registry::CheckAcceptor $s $port} res opts]
+            check_equal "helper: ... in another uid's listener's queue: refused as not ours" \
+                [list COMMREG NOTOURS $port $other] [dict get $opts -errorcode]
+            set ::listens [list listen $me 777]
+            lassign [call [list ::comm::registry::CheckAcceptor $s $port]] code res
+            check_equal "helper: ... in our listener's queue: ours" 0 $code
+            set ::listens {}
+            set ::said [list {syn_recv 0 0} {established 0 0} {established 0 0} [list established $me 4242]]
+            lassign [call [list ::comm::registry::CheckAcceptor $s $port]] code res
+            check_equal "helper: once accepted, with an inode, it passes" 0 $code
+            close $s
+        }
+    }
+
     test a_helper_that_cannot_ask_the_kernel_leaves_the_check_to_proc {
         # Where netlink is refused (a seccomp filter, say), the helper's
         # error is its own, and the package reads /proc instead of
