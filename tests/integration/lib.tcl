@@ -1137,6 +1137,15 @@ proc ::t::tcllibpath {dir} {
     return $l
 }
 
+# Should the package use its compiled helper here?  As the tests' build
+# says (COMMREG_TCL_KERNEL), or, run by hand, as the package found it.
+proc ::t::tcl_kernel_expected {} {
+    if {[info exists ::env(COMMREG_TCL_KERNEL)] && $::env(COMMREG_TCL_KERNEL) in {0 1}} {
+        return $::env(COMMREG_TCL_KERNEL)
+    }
+    return [expr {[info exists ::comm::registry::kernel] && $::comm::registry::kernel}]
+}
+
 # The directories of the package's compiled helper (comm_registry_kernel*)
 # the tests use: {} when they use the package without it.
 proc ::t::tcl_kernel_dirs {} {

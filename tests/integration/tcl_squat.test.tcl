@@ -462,7 +462,7 @@ main {
         set count {apply {args { incr ::reads }}}
         trace add execution ::comm::registry::SocketUid enter $count
         defer [list trace remove execution ::comm::registry::SocketUid enter $count]
-        if {$::env(COMMREG_TCL_KERNEL)} {
+        if {[tcl_kernel_expected]} {
             check_equal "the helper is loaded" 1 $::comm::registry::kernel
             defer [list array set ::comm::registry::procfile [array get ::comm::registry::procfile]]
             foreach k {tcp tcp6} {
@@ -590,11 +590,13 @@ main {
         # Where netlink is refused (a seccomp filter, say), the helper's
         # error is its own, and the package reads /proc instead of
         # refusing every registry.
-        if {!$::env(COMMREG_TCL_KERNEL)} {
+        if {![tcl_kernel_expected]} {
             check_equal "no helper here: the package reads /proc" 0 $::comm::registry::kernel
             return
         }
-        lassign [call {comm::registry::kernel::acceptor stdin}] code res
+        set f [open [newfile notasocket] w]
+        defer [list close $f]
+        lassign [call [list comm::registry::kernel::acceptor $f]] code res
         check_equal "asked of a channel that is no socket: an error" 1 $code
         check_match "... saying why" "*non-socket*" $res
         lassign [call {comm::registry::kernel::acceptor}] code res
