@@ -102,15 +102,6 @@ mirror_clear(struct mirror *m)
 	server_flush(m->srv);
 }
 
-static int
-same_entry(const struct reg_entry *e, const struct commreg_entry *c)
-{
-	return strcmp(e->path, c->path) == 0 &&
-	       e->port == (c->port > 0 ? c->port : -1) &&
-	       strcmp(e->host, c->host) == 0 && strcmp(e->data, c->data) == 0 &&
-	       e->pid == c->pid && e->uid == c->uid && e->serial == c->serial;
-}
-
 static void
 put(struct mirror *m, const struct commreg_entry *c)
 {
@@ -121,11 +112,6 @@ put(struct mirror *m, const struct commreg_entry *c)
 
 	if (m->skip != NULL && m->skip(c, m->arg))
 		return;
-	if ((e = registry_find(r, c->name, strlen(c->name))) != NULL) {
-		if (same_entry(e, c))
-			return;
-		drop(m, e);
-	}
 	memset(&a, 0, sizeof a);
 	a.copy = true;
 	a.name = c->name;
@@ -146,6 +132,14 @@ put(struct mirror *m, const struct commreg_entry *c)
 	a.pid = c->pid > 0 ? (pid_t)c->pid : 0;
 	a.since = (time_t)c->since;
 	a.path = c->path;
+	/* Offered again (a resync) as it is: nothing to tell.  Compared as
+	 * stored, so that a dict without pid or uid ("", read as -1) is
+	 * the same entry again, not a new one each time. */
+	if ((e = registry_find(r, a.name, a.namelen)) != NULL) {
+		if (registry_entry_same(e, &a) && e->uid == a.uid)
+			return;
+		drop(m, e);
+	}
 	tbuf_init(&err);
 	if ((e = registry_add(r, &a, m, &m->entries, &err)) == NULL)
 		log_warnx("%s: entry \"%s\" not copied: %.*s", m->label,
