@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <event2/listener.h>
+#include <event2/util.h>
 
 #include "handlers.h"
 #include "log.h"
@@ -250,6 +251,12 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	 * chose (election.c); -1 would have libevent listen() again with
 	 * 128, and a crowd reconnecting at once to a standby would
 	 * overflow it (each dropped SYN is sent again only a second later). */
+	/* Whoever made listen_fd (the election, a registry handing it to
+	 * its standby): the listener accepts until EAGAIN, and on a
+	 * blocking socket would wait in accept(2) with every other client
+	 * unserved.  The flag is the socket's, shared with its maker. */
+	if (evutil_make_socket_nonblocking(listen_fd) == -1)
+		goto fail;
 	s->listener = evconnlistener_new(base, server_accept, s,
 	    LEV_OPT_CLOSE_ON_FREE, 0, listen_fd);
 	if (s->listener == NULL)
@@ -257,8 +264,8 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	evconnlistener_set_error_cb(s->listener, server_accept_error);
 	return 0;
 fail:
-	/* Only allocations fail here: undo what was made; listen_fd stays
-	 * the caller's. */
+	/* Only allocations (and fcntl on a descriptor that is not one) fail
+	 * here: undo what was made; listen_fd stays the caller's. */
 	if (s->accept_rest != NULL)
 		event_free(s->accept_rest);
 	engine_free(&s->eng);

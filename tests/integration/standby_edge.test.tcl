@@ -74,7 +74,8 @@ proc answers {port ms} {
 # standing for the port file and a socket pair, given to
 # `commregd --standby-fds=C,L,K` as a registry gives them.  It writes
 # one frame (MODE oversize: a length of 0x7fffffff; nonlist: a frame
-# of 12 bytes that is no Tcl list), prints "ready PORT PID" (PID the
+# of 12 bytes that is no Tcl list; blocking: none, and the listening
+# socket is left blocking, as no registry leaves it), prints "ready PORT PID" (PID the
 # standby's), waits a moment, closes its end of the channel (to a
 # standby still following, the registry's death), prints "closed", and
 # keeps the listening socket open until killed (at most 60 s).
@@ -91,7 +92,9 @@ set fake_registry {
     listen($l, 64) or die "listen: $!";
     # Non-blocking, as a registry's is (the flag belongs to the socket,
     # which the standby shares).
-    fcntl($l, F_SETFL, fcntl($l, F_GETFL, 0) | O_NONBLOCK) or die "fcntl: $!";
+    if ($mode ne "blocking") {
+        fcntl($l, F_SETFL, fcntl($l, F_GETFL, 0) | O_NONBLOCK) or die "fcntl: $!";
+    }
     my ($port) = sockaddr_in(getsockname($l));
     open(my $k, "+<", $lockfile) or die "$lockfile: $!";
     flock($k, LOCK_EX | LOCK_NB) or die "flock: $!";
@@ -112,7 +115,7 @@ set fake_registry {
     select(undef, undef, undef, 0.3);
     if ($mode eq "oversize") {
         print $ours pack("N", 0x7fffffff), "add 1 \x7b";
-    } else {
+    } elsif ($mode eq "nonlist") {
         print $ours pack("N", 12), "add 1 \x7bx y z";
     }
     STDOUT->autoflush(1);
@@ -238,5 +241,37 @@ main {
             check "$mode: it never said it took over" {![string match "*took over*" [read_file $log]]}
             stop $ch KILL
         }
+    }
+
+    test a_standby_given_a_blocking_listening_socket_serves_every_client {
+        # The standby makes the socket it is given non-blocking itself:
+        # libevent's listener accepts until EAGAIN, and on a blocking
+        # socket the second accept(2) would wait there for a client that
+        # is not coming, with every other client unserved.
+        if {[auto_execok perl] eq ""} { skip "perl not installed" }
+        set home [new_home]
+        make_regdir $home
+        set lock [newfile lock]
+        write_file $lock "0\n"
+        set log [newfile standby].log
+        write_file $log ""
+        set f [newfile fakereg].pl
+        write_file $f $::fake_registry 0644
+        set ch [spawn perl $f [commregd_path] $home $lock $log blocking]
+        set line [readline $ch [slow 5000]]
+        if {![regexp {^ready ([0-9]+) ([0-9]+)$} $line -> port sb]} {
+            check "the fake registry started its standby ($line)" 0
+            say [spawn_err $ch]
+            return
+        }
+        remember $sb
+        defer [list ::t::kill_proc $sb KILL]
+        check_equal "the channel closed (the registry's death)" closed [readline $ch [slow 5000]]
+        check "the standby took over" {[wait_until {
+            [string match "*took over*" [read_file $log]]} [slow 5000] 20]}
+        foreach i {1 2 3} {
+            check "client $i is served" {[answers $port [slow 2000]]}
+        }
+        stop $ch KILL
     }
 }
