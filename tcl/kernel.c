@@ -22,16 +22,21 @@
  * older kernels for any socket no process holds yet), INODE 0 while no
  * process holds it (in the listener's queue, not yet accepted, or
  * closed).  Which answer to trust is the package's rule (Unowned in
- * registry.tcl).  An error
+ * registry.tcl).  An error -errorcode {COMMREG WENT} when the connection
+ * went (reset or closed: no peer address).  An error
  * (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked.
  * `listener` answers the same of the socket listening where CHANNEL's
  * peer is (state listen; {} when none): the owner of a connection in a
  * listener's queue, which older kernels do not tell of the connection.
  */
+#include <sys/socket.h>
+
 #include <netinet/tcp.h>
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <tcl.h>
 
@@ -63,6 +68,8 @@ acceptor_cmd(void *cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 	int (*ask)(int, struct peeruid_sock *, char *, size_t) =
 	    (int (*)(int, struct peeruid_sock *, char *, size_t))cd;
 	struct peeruid_sock ps;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
 	Tcl_Channel chan;
 	ClientData handle;
 	Tcl_Obj *answer[3];
@@ -87,6 +94,15 @@ acceptor_cmd(void *cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 		return TCL_ERROR;
 	}
 	fd = (int)(intptr_t)handle;
+	/* A connection that went has no other end to ask of: said as such
+	 * (the package then stops looking), not as the kernel's silence. */
+	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == -1 &&
+	    errno == ENOTCONN) {
+		Tcl_SetObjResult(interp,
+		    Tcl_ObjPrintf("the connection went: %s", strerror(errno)));
+		Tcl_SetErrorCode(interp, "COMMREG", "WENT", (char *)NULL);
+		return TCL_ERROR;
+	}
 	if (ask(fd, &ps, err, sizeof err) == -1) {
 		Tcl_SetObjResult(interp, Tcl_NewStringObj(err, -1));
 		Tcl_SetErrorCode(interp, "COMMREG", "NODIAG", (char *)NULL);

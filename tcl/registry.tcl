@@ -1275,7 +1275,8 @@ proc ::comm::registry::Unowned {uid inode} {
 # listener's queue (Unowned); syn_recv: a request socket, of which
 # inet_diag says uid 0 whoever owns it (pending: the handshake ends in a
 # moment); anything else: closed, or only a listener has the port.  An
-# error (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked.
+# error (-errorcode {COMMREG NODIAG}) when the kernel cannot be asked,
+# {COMMREG WENT} when the connection went.
 proc ::comm::registry::KernelAcceptor {s} {
     lassign [kernel::acceptor $s] state uid inode
     switch -exact -- $state {
@@ -1305,7 +1306,14 @@ proc ::comm::registry::KernelAcceptor {s} {
 # do not know.
 proc ::comm::registry::AcceptorUids {s paddr pport maddr mport} {
     variable kernel
-    if {$kernel && ![catch {KernelAcceptor $s} said]} { return $said }
+    if {$kernel} {
+        if {![catch {KernelAcceptor $s} said opts]} { return $said }
+        # Gone: nothing to read /proc for.  Anything else the helper
+        # could not ask (netlink refused): /proc instead.
+        if {[lindex [dict get $opts -errorcode] 1] eq "WENT"} {
+            return -options $opts $said
+        }
+    }
     lassign [AddrHex $paddr] kind phex
     lassign [AddrHex $maddr] mkind mhex
     if {$kind eq "" || $kind ne $mkind} {
@@ -1367,8 +1375,14 @@ proc ::comm::registry::AcceptorOf {s port} {
             after [expr {$i < 2 ? 0 : 1}]
         }
         if {[catch {AcceptorUids $s $paddr $pport $maddr $mport} uid opts]} {
-            if {[lindex [dict get $opts -errorcode] 1] eq "NOPROC"} {
-                NoProc $uid "who holds port $port"
+            switch -exact -- [lindex [dict get $opts -errorcode] 1] {
+                NOPROC { NoProc $uid "who holds port $port" }
+                WENT {
+                    # As the channel says it (a reset, say), when it does.
+                    set err [fconfigure $s -error]
+                    if {$err eq ""} { set err $uid }
+                    return -code error -errorcode [::list COMMREG WENT $err] $err
+                }
             }
             return -options $opts $uid
         }

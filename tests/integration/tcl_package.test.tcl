@@ -604,6 +604,43 @@ main {
         check_equal "after one look" 1 $::looks
     }
 
+    test with_the_helper_a_connection_reset_before_its_check_reads_no_proc {
+        # The helper says a connection that went is gone (no peer
+        # address) rather than that it cannot ask the kernel: the
+        # package then stops at once, reading no /proc (which it would
+        # otherwise fall back to, five times).
+        if {![tcl_kernel_expected]} {
+            check_equal "no helper here" 0 $::comm::registry::kernel
+            return
+        }
+        set srv [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
+        set port [lindex [fconfigure $srv -sockname] 2]
+        set s [socket -async 127.0.0.1 $port]
+        defer [list catch [list close $s]]
+        set deadline [expr {[clock milliseconds] + 3000}]
+        while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
+            after 1
+        }
+        check_equal "connected (in the listener's queue)" 0 [fconfigure $s -connecting]
+        # The listener closes with it in its queue: reset.
+        close $srv
+        set deadline [expr {[clock milliseconds] + 3000}]
+        while {![catch {fconfigure $s -peername}] && [clock milliseconds] < $deadline} {
+            after 1
+        }
+        lassign [call [list comm::registry::kernel::acceptor $s]] code res
+        check_equal "the helper: gone" 1 $code
+        check_equal "... with its code" {COMMREG WENT} [lrange $::errorCode 0 1]
+        set ::reads 0
+        set count {apply {args { incr ::reads }}}
+        trace add execution ::comm::registry::SocketUid enter $count
+        defer [list trace remove execution ::comm::registry::SocketUid enter $count]
+        lassign [call [list comm::registry::CheckAcceptor $s $port]] code res
+        check_equal "refused" 1 $code
+        check_match "... as reset" "couldn't open socket: *" $res
+        check_equal "/proc/net/tcp was not read" 0 $::reads
+    }
+
     test a_commregd_that_dies_while_starting_is_retried {
         set home [new_home]
         defer [list kill_registries $home]
