@@ -396,6 +396,144 @@ test_split_serial(void)
 	CU_ASSERT_EQUAL(serial, 1);
 }
 
+/* Is out exactly the len bytes of want, NUL after them (tbuf.h)? */
+static bool
+name_is(const struct tbuf *out, const char *want, size_t len)
+{
+	return !out->failed && out->len == len &&
+	       memcmp(out->p, want, len) == 0 && out->p[len] == '\0';
+}
+
+/* The serial syntax has one writer, the table's key: "NAME" for serial
+ * 1 (or less), "NAME #N" after it; the reader gives back what it wrote. */
+static void
+test_make_name(void)
+{
+	static const char *bases[] = {
+	    "calc", "my app",           /* spaces are part of a base */
+	    "x #2",                     /* a base that looks like a full name */
+	    "foo #",                    /* "#" with no digits */
+	    "caf\xc3\xa9 \xe2\x98\x95", /* "café ☕" */
+	    "\xe6\x97\xa5\xe6\x9c\xac #\xd9\xa3", /* Arabic-Indic digit 3 */
+	};
+	static const int serials[] = {2, 3, 10, 99999, 100000};
+	struct tbuf out;
+	char want[64];
+	size_t i, j, blen;
+	int serial;
+
+	tbuf_init(&out);
+	registry_make_name(&out, "calc", 4, 1);
+	CU_ASSERT(name_is(&out, "calc", 4));
+	/* Out is reset first: the longer name before leaves nothing. */
+	registry_make_name(&out, "calculator", 10, 12);
+	registry_make_name(&out, "calc", 4, 1);
+	CU_ASSERT(name_is(&out, "calc", 4));
+	registry_make_name(&out, "calc", 4, 0);
+	CU_ASSERT(name_is(&out, "calc", 4));
+	registry_make_name(&out, "calc", 4, -5);
+	CU_ASSERT(name_is(&out, "calc", 4));
+	registry_make_name(&out, "calc", 4, 2);
+	CU_ASSERT(name_is(&out, "calc #2", 7));
+	/* Only baselen bytes of base: the rest is not read. */
+	registry_make_name(&out, "calc@ann", 4, 3);
+	CU_ASSERT(name_is(&out, "calc #3", 7));
+	/* Tcl strings may hold NUL: the length, not strlen, counts. */
+	registry_make_name(&out, "a\0b", 3, 2);
+	CU_ASSERT(name_is(&out, "a\0b #2", 6));
+
+	for (i = 0; i < sizeof bases / sizeof *bases; i++) {
+		blen = strlen(bases[i]);
+		registry_make_name(&out, bases[i], blen, 1);
+		CU_ASSERT(name_is(&out, bases[i], blen));
+		/* What the reader makes of a serial-1 name: itself, unless
+		 * it already ends in a serial ("x #2"). */
+		CU_ASSERT_EQUAL(registry_split_serial(out.p, out.len, &serial),
+		    i == 2 ? 1 : blen);
+		for (j = 0; j < sizeof serials / sizeof *serials; j++) {
+			snprintf(want, sizeof want, "%s #%d", bases[i],
+			    serials[j]);
+			registry_make_name(&out, bases[i], blen, serials[j]);
+			CU_ASSERT(name_is(&out, want, strlen(want)));
+			CU_ASSERT_EQUAL(registry_split_serial(out.p, out.len,
+			                    &serial),
+			    blen);
+			CU_ASSERT_EQUAL(serial, serials[j]);
+		}
+	}
+	tbuf_free(&out);
+}
+
+/* The " #N" is printed into the room the buffer has, and only a name
+ * that does not fit costs a second pass: names that end just before, at
+ * and just past the buffer's capacity are all whole, never cut. */
+static void
+test_make_name_at_the_buffer_edge(void)
+{
+	char base[600], want[640];
+	struct tbuf out;
+	size_t cap, blen;
+	int serial;
+
+	memset(base, 'n', sizeof base);
+	base[0] = '\xc3'; /* "é" first: bytes, not characters, count */
+	base[1] = '\xa9';
+	tbuf_init(&out);
+	/* A capacity the tail can straddle, from 64 bytes to past 512. */
+	for (blen = 1; blen < sizeof base; blen++) {
+		registry_make_name(&out, base, blen, 100000);
+		memcpy(want, base, blen);
+		memcpy(want + blen, " #100000", 8);
+		CU_ASSERT_FATAL(name_is(&out, want, blen + 8));
+		CU_ASSERT_EQUAL(registry_split_serial(out.p, out.len, &serial),
+		    blen);
+		CU_ASSERT_EQUAL(serial, 100000);
+	}
+	/* Each capacity of a fresh buffer, the name ending a byte short of
+	 * filling it, filling it (its NUL in the last byte), and one and two
+	 * bytes past it. */
+	for (cap = 64; cap <= 512; cap *= 2)
+		for (blen = cap - 10; blen <= cap - 7; blen++) {
+			tbuf_free(&out);
+			tbuf_init(&out);
+			CU_ASSERT_FATAL(tbuf_reserve(&out, blen));
+			CU_ASSERT_EQUAL(out.cap, cap);
+			registry_make_name(&out, base, blen, 100000);
+			memcpy(want, base, blen);
+			memcpy(want + blen, " #100000", 8);
+			CU_ASSERT(name_is(&out, want, blen + 8));
+		}
+	tbuf_free(&out);
+}
+
+/*
+ * A name that cannot be written is not written in part: under the
+ * library's policy (tbuf.h) out is marked failed, and the callers look
+ * there (holdover_reclaim: key.failed).  A length past what any buffer
+ * could hold stands for memory running out without taking it all; base
+ * is not read.  The next name, out being reset first, is whole again.
+ */
+static void
+test_make_name_that_cannot_be_written_fails(void)
+{
+	bool fatal = tbuf_oom_is_fatal();
+	struct tbuf out;
+
+	tbuf_oom_fatal(false);
+	tbuf_init(&out);
+	registry_make_name(&out, "x", SIZE_MAX, 2);
+	CU_ASSERT(out.failed);
+	CU_ASSERT_EQUAL(out.len, 0);
+	registry_make_name(&out, "calc", 4, 2);
+	CU_ASSERT(name_is(&out, "calc #2", 7));
+	/* A buffer with a name in it already: none of it stays. */
+	registry_make_name(&out, "x", SIZE_MAX, 1);
+	CU_ASSERT(out.failed);
+	CU_ASSERT_EQUAL(out.len, 0);
+	tbuf_free(&out);
+	tbuf_oom_fatal(fatal);
+}
+
 /* A listing written in pieces keeps what it refers to: an entry removed
  * meanwhile stays readable until the reference goes. */
 static void
@@ -783,6 +921,11 @@ main(void)
 	CU_add_test(s, "one rule for every name (Bind, Register, copy)",
 	    test_one_rule_for_every_name);
 	CU_add_test(s, "the serial syntax has one reader", test_split_serial);
+	CU_add_test(s, "the serial syntax has one writer", test_make_name);
+	CU_add_test(s, "a name is whole at the buffer's edge",
+	    test_make_name_at_the_buffer_edge);
+	CU_add_test(s, "a name that cannot be written fails, never cut",
+	    test_make_name_that_cannot_be_written_fails);
 	CU_add_test(s, "UTF-8: an empty span reads nothing",
 	    test_utf8_empty_span);
 	CU_add_test(s, "a reference outlives the entry's removal",
