@@ -47,6 +47,7 @@
 #include "fed.h"
 #include "fedname.h"
 #include "gateway.h"
+#include "listenrest.h"
 #include "log.h"
 #include "registry.h"
 #include "tcllist.h"
@@ -68,8 +69,6 @@
  * place must not take the room of the gateways that link from others. */
 #define FED_MAX_ACCEPTED   256
 #define FED_MAX_PER_SOURCE 8
-/* Out of descriptors: the listener rests this long. */
-#define FED_ACCEPT_REST_MS 100
 #define FED_WATCH_TAG      "fed"
 /* A snapshot in pieces (Gateway/Watch pieces) is kept until it is whole,
  * within [gateway] link_max_snapshot; its pieces are this big. */
@@ -1361,29 +1360,16 @@ link_open(struct flink *l)
 	tlslink_tune_socket(bufferevent_getfd(l->bev), &f->lim);
 }
 
-static void
-accept_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct fed *f = arg;
-
-	if (f->listener != NULL)
-		evconnlistener_enable(f->listener);
-}
-
-/* Out of descriptors: rest the listener (as the registry's does) rather
- * than spin on the connection the kernel keeps queued. */
+/* Out of descriptors: rest the listener (listenrest.h, as the
+ * registry's does) rather than spin on the connection the kernel keeps
+ * queued. */
 static void
 accept_error(struct evconnlistener *lis, void *arg)
 {
 	struct fed *f = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {0, FED_ACCEPT_REST_MS * 1000};
 
-	log_limited("federation accept",
-	    "federation: accept: %s; not accepting for %d ms", strerror(err),
-	    FED_ACCEPT_REST_MS);
-	evconnlistener_disable(lis);
-	evtimer_add(f->accept_rest, &tv);
+	listen_rest_accept_error(lis, f->accept_rest, EVUTIL_SOCKET_ERROR(),
+	    "federation");
 }
 
 static void
@@ -1747,7 +1733,7 @@ fed_start(struct gateway *g, struct fed *old, SSL_CTX *ctx, char *err,
 	f->g = g;
 	TAILQ_INIT(&f->links);
 	TAILQ_INIT(&f->kept);
-	if ((f->accept_rest = evtimer_new(g->base, accept_resume, f)) == NULL)
+	if ((f->accept_rest = listen_rest_new(g->base, &f->listener)) == NULL)
 		fatalx("event_new failed");
 	/* The gateway's own limits, with room for a large snapshot. */
 	f->lim = g->srv.lim;

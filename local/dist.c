@@ -59,6 +59,7 @@
 #include "backoff.h"
 #include "commreg.h"
 #include "dist.h"
+#include "listenrest.h"
 #include "log.h"
 #include "safepath.h"
 #include "tlslink.h"
@@ -1182,33 +1183,16 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	}
 }
 
+/* As the registry's own listener (server.c): out of descriptors, the
+ * pending link would make the listener fire again at once, at full
+ * CPU; it rests a moment (listenrest.h). */
 static void
 accept_error(struct evconnlistener *lis, void *arg)
 {
 	struct dist *d = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {0, SERVER_ACCEPT_REST_MS * 1000};
 
-	/* As the registry's own listener (server.c): out of descriptors,
-	 * the pending link would make the listener fire again at once, at
-	 * full CPU; it rests a moment. */
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		log_limited("registry links accept",
-		    "registry links: accept: %s; not accepting for %d ms",
-		    strerror(err), SERVER_ACCEPT_REST_MS);
-		evconnlistener_disable(d->listener);
-		evtimer_add(d->accept_rest, &tv);
-	} else
-		log_limited("registry links accept",
-		    "registry links: accept: %s", strerror(err));
-}
-
-static void
-accept_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct dist *d = arg;
-
-	evconnlistener_enable(d->listener);
+	listen_rest_accept_error(d->listener, d->accept_rest,
+	    EVUTIL_SOCKET_ERROR(), "registry links");
 }
 
 /* ---- the other hosts' port files --------------------------------------- */
@@ -1519,7 +1503,7 @@ dist_listen(struct dist *d, const char *spec, char *err, size_t errlen)
 		return reason(err, errlen, "evconnlistener_new failed");
 	}
 	evconnlistener_set_error_cb(d->listener, accept_error);
-	if ((d->accept_rest = evtimer_new(d->srv->base, accept_resume, d)) ==
+	if ((d->accept_rest = listen_rest_new(d->srv->base, &d->listener)) ==
 	    NULL)
 		return reason(err, errlen, "evtimer_new failed");
 	d->line[0] = '\0';

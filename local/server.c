@@ -20,6 +20,7 @@
 #include <event2/util.h>
 
 #include "handlers.h"
+#include "listenrest.h"
 #include "log.h"
 #include "peeruid.h"
 #include "server.h"
@@ -167,36 +168,15 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	log_debug("peer %s: connected", addr);
 }
 
-/* The listener rests: accept again. */
-static void
-server_accept_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct server *s = arg;
-
-	evconnlistener_enable(s->listener);
-}
-
-/*
- * EMFILE and friends: keep serving who we have.  The pending connection
- * stays in the kernel's queue and would make the listener fire again at
- * once, for ever, at full CPU; so the listener rests a moment (the
- * descriptors of peers that go come back meanwhile), and the lines say
- * so once per interval.
- */
+/* EMFILE and friends: keep serving who we have; the listener rests
+ * (listenrest.h). */
 static void
 server_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct server *s = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {0, SERVER_ACCEPT_REST_MS * 1000};
 
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		log_limited("accept", "accept: %s; not accepting for %d ms",
-		    strerror(err), SERVER_ACCEPT_REST_MS);
-		evconnlistener_disable(s->listener);
-		evtimer_add(s->accept_rest, &tv);
-	} else
-		log_limited("accept", "accept: %s", strerror(err));
+	listen_rest_accept_error(s->listener, s->accept_rest,
+	    EVUTIL_SOCKET_ERROR(), NULL);
 }
 
 int
@@ -238,8 +218,7 @@ server_init_ops(struct server *s, const struct server_ops *ops, void *data,
 	snprintf(s->host, sizeof s->host, "%s", host);
 	tbuf_init(&s->note);
 	if (engine_init(&s->eng, base) == -1 ||
-	    (s->accept_rest = evtimer_new(base, server_accept_resume, s)) ==
-	        NULL)
+	    (s->accept_rest = listen_rest_new(base, &s->listener)) == NULL)
 		goto fail;
 	s->reg =
 	    registry_new(ops != NULL && ops->notify != NULL ? ops->notify

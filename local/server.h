@@ -22,10 +22,6 @@
 #include "tbuf.h"
 #include "tcllist.h"
 
-/* How long a listener rests when descriptors run out (the registry's, and
- * its links' to other hosts). */
-#define SERVER_ACCEPT_REST_MS 100
-
 struct server_opts {
 	size_t max_message;    /* bytes in one message */
 	size_t max_names;      /* entries per connection */
