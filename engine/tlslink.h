@@ -23,6 +23,17 @@
 #include "peer.h"
 
 /*
+ * Links from others that may be setting up TLS or linked at once, in all
+ * and from one address: a flood of half-open TLS set-ups from one place
+ * must not take the room of the hosts that link from others.  The same
+ * for both kinds: each accepted link costs the same (a descriptor, a TLS
+ * session, a handshake deadline) and either listener may face anyone on
+ * the network before the handshake says who it is.
+ */
+#define TLSLINK_MAX_ACCEPTED   256
+#define TLSLINK_MAX_PER_SOURCE 8
+
+/*
  * Why a TLS link failed, in words for the log: "closed by the other end"
  * once TLS was up; else first what the caller knows (first: its own
  * reason, as a failed certificate check or a refused PSK identity; NULL

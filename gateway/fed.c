@@ -64,12 +64,7 @@
  * on a slow link: an incomplete message may wait longer here than on a
  * local socket. */
 #define FED_PARTIAL_MS 60000
-/* Links from others that may be setting up TLS or linked at once, in
- * all and from one address: a flood of half-open TLS set-ups from one
- * place must not take the room of the gateways that link from others. */
-#define FED_MAX_ACCEPTED   256
-#define FED_MAX_PER_SOURCE 8
-#define FED_WATCH_TAG      "fed"
+#define FED_WATCH_TAG  "fed"
 /* A snapshot in pieces (Gateway/Watch pieces) is kept until it is whole,
  * within [gateway] link_max_snapshot; its pieces are this big. */
 #define FED_PIECE (16 * 1024)
@@ -1385,7 +1380,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	if (getnameinfo(sa, (socklen_t)salen, host, sizeof host, serv,
 	        sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 		snprintf(addr, sizeof addr, "%.64s:%.16s", host, serv);
-	if (f->accepted >= FED_MAX_ACCEPTED) {
+	if (f->accepted >= TLSLINK_MAX_ACCEPTED) {
 		log_limited("too many links",
 		    "refused link from %s: already %zu links from others "
 		    "(limit)",
@@ -1396,7 +1391,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	TAILQ_FOREACH(l, &f->links, link)
 		if (!l->outgoing && strcmp(l->src, host) == 0)
 			same++;
-	if (same >= FED_MAX_PER_SOURCE) {
+	if (same >= TLSLINK_MAX_PER_SOURCE) {
 		log_limited(host,
 		    "refused link from %s: already %d links from %s (limit)",
 		    addr, same, host);

@@ -70,12 +70,16 @@
 #define DIST_HANDSHAKE_S  5 /* the links' handshake_ms (dist_start) */
 /* A snapshot of 64 MiB takes its time on a slow link: the links'
  * partial_ms, as between gateways. */
-#define DIST_PARTIAL_MS     60000
-#define DIST_MAX_ADDRS      8
-#define DIST_MAX_LINKS      256 /* accepted links, in all */
-#define DIST_MAX_PER_SOURCE 8
-#define DIST_PORTFILE_MAX   1024
-#define DIST_IDENTITY       "commreg-dist/1 "
+#define DIST_PARTIAL_MS 60000
+#define DIST_MAX_ADDRS  8
+/* The links' messages: a snapshot holds every entry, and 100,000 of them
+ * pass 16 MiB (as the gateway's snapshot to a user registry, gwlink.c).
+ * The output queued to a link may hold a few such snapshots while the
+ * other host reads. */
+#define DIST_MAX_MESSAGE  (64 * 1024 * 1024)
+#define DIST_MAX_OUTPUT   (256 * 1024 * 1024)
+#define DIST_PORTFILE_MAX 1024
+#define DIST_IDENTITY     "commreg-dist/1 "
 
 struct dist;
 struct dhost;
@@ -1160,7 +1164,8 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 	TAILQ_FOREACH(l, &d->links, link)
 		if (!l->outgoing && strcmp(l->ip, host) == 0)
 			same_src++;
-	if (d->accepted >= DIST_MAX_LINKS || same_src >= DIST_MAX_PER_SOURCE) {
+	if (d->accepted >= TLSLINK_MAX_ACCEPTED ||
+	    same_src >= TLSLINK_MAX_PER_SOURCE) {
 		log_limited(host,
 		    "refused registry link from %s:%s: too many links (%zu "
 		    "in all, %d from there)",
@@ -1585,8 +1590,8 @@ dist_start(struct server *srv, const char *regdir, struct election_claim *claim,
 	/* The links' limits: the registry's pings, and room for a
 	 * snapshot of every entry. */
 	d->lim = srv->lim;
-	d->lim.max_message = 64 * 1024 * 1024;
-	d->lim.max_output = 256 * 1024 * 1024;
+	d->lim.max_message = DIST_MAX_MESSAGE;
+	d->lim.max_output = DIST_MAX_OUTPUT;
 	d->lim.partial_ms = DIST_PARTIAL_MS;
 	d->lim.handshake_ms = DIST_HANDSHAKE_S * 1000;
 	if (dist_listen(d, listen, err, errlen) == -1)
