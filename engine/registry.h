@@ -177,7 +177,9 @@ struct reg_entry *registry_find_app(struct registry *,
  * ends; *cursor is where to go on, 0 again after the end.  fn must not
  * remove entries (collect them, act after).  An entry added or removed
  * between two calls may be given once more, or not at all, that round.
- * Returns how many were given.
+ * Max SIZE_MAX gives the whole table in one call, in no order, with no
+ * array and no sort (registry_sorted's cost, for a reader that needs no
+ * order: the standby's first frames).  Returns how many were given.
  */
 size_t registry_scan(struct registry *, size_t *cursor, size_t max,
     void (*fn)(const struct reg_entry *, void *), void *arg);

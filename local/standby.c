@@ -345,11 +345,27 @@ child_exec(struct standby *sb, int chan)
 	_exit(127);
 }
 
+struct giving {
+	struct standby *sb;
+	size_t held;
+};
+
+static void
+give_entry(const struct reg_entry *e, void *arg)
+{
+	struct giving *g = arg;
+
+	if (!standby_holds(e))
+		return;
+	frame_entry(&g->sb->out, e);
+	g->held++;
+}
+
 static void
 standby_spawn(struct standby *sb)
 {
-	const struct reg_entry **all;
-	size_t n, i;
+	struct giving g = {sb, 0};
+	size_t cursor = 0;
 	int sv[2];
 	pid_t pid;
 
@@ -380,20 +396,23 @@ standby_spawn(struct standby *sb)
 		return;
 	}
 	event_add(sb->ev_read, NULL);
-	/* The whole table first; every change after it, in order. */
-	if ((all = registry_sorted(sb->srv->reg, "*", 1, &n)) == NULL) {
+	/*
+	 * The whole table first, in the table's own order (one walk, no
+	 * array, no sort): each add stands alone for the standby, which
+	 * files it under its connection and its full name (follow_frame),
+	 * so no order of them means anything.  Every change after it, in
+	 * order: that order does.
+	 */
+	registry_scan(sb->srv->reg, &cursor, SIZE_MAX, give_entry, &g);
+	if (sb->out.failed) {
 		standby_lost(sb, "cannot be given the table: out of memory",
 		    true);
 		return;
 	}
-	for (i = 0; i < n; i++)
-		if (standby_holds(all[i]))
-			frame_entry(&sb->out, all[i]);
-	free(all);
 	sb->given = sb->out.len;
 	log_info("standby (pid %ld) made, given the listening socket, the "
 	         "port file's lock and %zu entries",
-	    (long)pid, n);
+	    (long)pid, g.held);
 	chan_flush(sb);
 }
 

@@ -189,6 +189,14 @@ test_scan_in_slices(void)
 	CU_ASSERT(calls >= 5000 / 250 / 2 && calls <= 5000 / 250 + 1);
 	for (i = 0; i < 5000; i++)
 		CU_ASSERT_EQUAL(seen[i], rounds);
+	/* No bound: the whole table in one call (the standby's birth). */
+	cursor = 0;
+	CU_ASSERT_EQUAL(registry_scan(r, &cursor, SIZE_MAX, count_seen, seen),
+	    5000);
+	CU_ASSERT_EQUAL(cursor, 0);
+	rounds++;
+	for (i = 0; i < 5000; i++)
+		CU_ASSERT_EQUAL(seen[i], rounds);
 	while (!TAILQ_EMPTY(&o))
 		registry_remove(r, TAILQ_FIRST(&o), &o);
 	registry_free(r);
