@@ -335,7 +335,9 @@ is_copy(struct dist *d, const struct reg_entry *e)
 	return false;
 }
 
-/* Our own entries, as a list of entry dicts. */
+/* Our own entries, as a list of entry dicts, sorted by name: protocol.md
+ * §4 says Dist/Snapshot carries them as Commreg/List gives them (our own
+ * resync sorts by itself, another implementation may not). */
 static void
 snapshot_format(struct dist *d, struct tbuf *out)
 {

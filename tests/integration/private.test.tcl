@@ -230,7 +230,10 @@ main {
         check "the middle's removal reaches the innermost" {$ok}
         stop $i
         stop $ch
-        check "both private registries gone" {![port_open $outer] && ![port_open $inner]}
+        # A stopped registry closes its listener as it exits, a moment
+        # after the stop returns.
+        check "both private registries gone" {[wait_until {
+            ![port_open $outer] && ![port_open $inner]} [slow 5000] 20]}
     }
 
     test unreachable_or_bad_regport_falls_back {
