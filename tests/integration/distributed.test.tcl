@@ -83,39 +83,6 @@ proc listener_on {name} {
     return [list $ch $port]
 }
 
-# The descriptor of PID's socket listening on PORT (its network
-# namespace's /proc/PID/net/tcp), or "".
-proc listening_fd {pid port} {
-    set inode ""
-    foreach line [lrange [split [t::read_file /proc/$pid/net/tcp] \n] 1 end] {
-        set w [regexp -all -inline {\S+} $line]
-        if {[llength $w] < 10} continue
-        lassign [split [lindex $w 1] :] - hexport
-        if {[lindex $w 3] eq "0A" && [scan $hexport %x] == $port} {
-            set inode [lindex $w 9]
-        }
-    }
-    if {$inode eq ""} { return "" }
-    foreach f [glob -nocomplain /proc/$pid/fd/*] {
-        if {![catch {file readlink $f} l] && $l eq "socket:\[$inode\]"} {
-            return [file tail $f]
-        }
-    }
-    return ""
-}
-
-# Is descriptor FD of PID in the set its event loop waits on (the
-# epoll instance's fdinfo)?  An error when it has no epoll instance.
-proc polled {pid fd} {
-    foreach f [glob -nocomplain /proc/$pid/fd/*] {
-        if {![catch {file readlink $f} l] && $l eq "anon_inode:\[eventpoll\]"} {
-            set info [t::read_file /proc/$pid/fdinfo/[file tail $f]]
-            return [regexp -line "^tfd:\\s+$fd\\s" $info]
-        }
-    }
-    error "pid $pid has no epoll instance"
-}
-
 # ---- the scenarios -----------------------------------------------------------
 
 main {

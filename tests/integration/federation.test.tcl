@@ -72,34 +72,8 @@
 source [file join [file dirname [info script]] lib.tcl]
 source [file join [file dirname [info script]] federation_lib.tcl]
 
-# gw2 -> gw3 <- gw4, gw3 in the middle passing on both ways: sets the
-# caller's d2 d3 d4 (configurations) and g2 g3 g4 (running gateways).
-proc middle_tree {} {
-    upvar 1 d2 d2 d3 d3 d4 d4 g2 g2 g3 g3 g4 g4
-    set leaf [list export * import * upstream yes]
-    set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
-    set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
-    set d3 [::fed::conf 3 -remotes [concat \
-        [::fed::remote gw2 export * import * reexport yes] \
-        [::fed::remote gw4 export * import * reexport yes]]]
-    set g2 [::fed::start $d2]
-    set g3 [::fed::start $d3]
-    set g4 [::fed::start $d4]
-}
-
 main {
-    if {![file executable [gw_path]]} {
-        skip "commgwd is not built ([gw_path])"
-    }
-    if {[auto_execok openssl] eq ""} {
-        skip "openssl is not on PATH (apt-get install openssl): the certificates cannot be made"
-    }
-    if {[capp_path] eq ""} {
-        skip "capp is not built ([file join [tools_dir] capp])"
-    }
-    if {[catch {::fed::free_port 2}]} {
-        skip "cannot bind 127.0.0.2 (loopback addresses beyond 127.0.0.1 are needed)"
-    }
+    ::fed::require capp
     set me [exec id -un]
 
     ::fed::test certificates {
@@ -396,7 +370,7 @@ main {
     }
 
     ::fed::test middle_killed {
-        middle_tree
+        ::fed::middle_tree
         set h2 [::fed::host $d2]
         set h4 [::fed::host $d4]
         set tree [::fed::app $h2 tree]
@@ -438,7 +412,7 @@ main {
     }
 
     ::fed::test no_flicker {
-        middle_tree
+        ::fed::middle_tree
         set h2 [::fed::host $d2]
         set h3 [::fed::host $d3]
         set h4 [::fed::host $d4]

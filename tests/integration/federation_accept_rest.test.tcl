@@ -10,50 +10,8 @@
 source [file join [file dirname [info script]] lib.tcl]
 source [file join [file dirname [info script]] federation_lib.tcl]
 
-# The descriptor of PID's socket listening on PORT (/proc/PID/net/tcp),
-# or "".
-proc listening_fd {pid port} {
-    set inode ""
-    foreach line [lrange [split [read_file /proc/$pid/net/tcp] \n] 1 end] {
-        set w [regexp -all -inline {\S+} $line]
-        if {[llength $w] < 10} continue
-        lassign [split [lindex $w 1] :] - hexport
-        if {[lindex $w 3] eq "0A" && [scan $hexport %x] == $port} {
-            set inode [lindex $w 9]
-        }
-    }
-    if {$inode eq ""} { return "" }
-    foreach f [glob -nocomplain /proc/$pid/fd/*] {
-        if {![catch {file readlink $f} l] && $l eq "socket:\[$inode\]"} {
-            return [file tail $f]
-        }
-    }
-    return ""
-}
-
-# Is descriptor FD of PID in the set its event loop waits on (the
-# epoll instance's fdinfo)?  An error when it has no epoll instance.
-proc polled {pid fd} {
-    foreach f [glob -nocomplain /proc/$pid/fd/*] {
-        if {![catch {file readlink $f} l] && $l eq "anon_inode:\[eventpoll\]"} {
-            set info [read_file /proc/$pid/fdinfo/[file tail $f]]
-            return [regexp -line "^tfd:\\s+$fd\\s" $info]
-        }
-    }
-    error "pid $pid has no epoll instance"
-}
-
 main {
-    if {![file executable [gw_path]]} {
-        skip "commgwd is not built ([gw_path])"
-    }
-    if {[auto_execok openssl] eq ""} {
-        skip "openssl is not on PATH (apt-get install openssl): the certificates cannot be made"
-    }
-    if {[auto_execok prlimit] eq ""} { skip "prlimit not installed" }
-    if {[catch {::fed::free_port 2}]} {
-        skip "cannot bind 127.0.0.2 (loopback addresses beyond 127.0.0.1 are needed)"
-    }
+    ::fed::require prlimit
 
     ::fed::test out_of_descriptors_the_federation_listener_rests_and_resumes {
         set g2 [::fed::start [::fed::conf 2]]

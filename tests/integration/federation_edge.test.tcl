@@ -25,30 +25,11 @@ source [file join [file dirname [info script]] lib.tcl]
 source [file join [file dirname [info script]] federation_lib.tcl]
 
 main {
-    if {![file executable [gw_path]]} {
-        skip "commgwd is not built ([gw_path])"
-    }
-    if {[auto_execok openssl] eq ""} {
-        skip "openssl is not on PATH (apt-get install openssl): the certificates cannot be made"
-    }
-    if {[capp_path] eq ""} {
-        skip "capp is not built ([file join [tools_dir] capp])"
-    }
-    if {[catch {::fed::free_port 2}]} {
-        skip "cannot bind 127.0.0.2 (loopback addresses beyond 127.0.0.1 are needed)"
-    }
+    ::fed::require capp
     set me [exec id -un]
 
     ::fed::test back_within_the_hold_without_an_entry {
-        set leaf [list export * import * upstream yes]
-        set d2 [::fed::conf 2 -remotes [::fed::remote gw3 {*}$leaf]]
-        set d4 [::fed::conf 4 -remotes [::fed::remote gw3 {*}$leaf]]
-        set d3 [::fed::conf 3 -remotes [concat \
-            [::fed::remote gw2 export * import * reexport yes] \
-            [::fed::remote gw4 export * import * reexport yes]]]
-        set g2 [::fed::start $d2]
-        set g3 [::fed::start $d3]
-        set g4 [::fed::start $d4]
+        ::fed::middle_tree
         set h2 [::fed::host $d2]
         set h4 [::fed::host $d4]
         set keep [::fed::app $h2 keep]

@@ -238,6 +238,46 @@ proc ::fed::wait_log {ch re {ms 8000} {from 0}} {
     return $ok
 }
 
+# Skip the whole file unless what every federation test needs is here
+# (commgwd, openssl for the certificates, loopback addresses beyond
+# 127.0.0.1) and the tools ARGS name: capp (built here) or a program on
+# PATH (prlimit ...).
+proc ::fed::require {args} {
+    if {![file executable [gw_path]]} {
+        skip "commgwd is not built ([gw_path])"
+    }
+    if {[auto_execok openssl] eq ""} {
+        skip "openssl is not on PATH (apt-get install openssl): the certificates cannot be made"
+    }
+    foreach tool $args {
+        if {$tool eq "capp"} {
+            if {[capp_path] eq ""} {
+                skip "capp is not built ([file join [tools_dir] capp])"
+            }
+        } elseif {[auto_execok $tool] eq ""} {
+            skip "$tool not installed"
+        }
+    }
+    if {[catch {free_port 2}]} {
+        skip "cannot bind 127.0.0.2 (loopback addresses beyond 127.0.0.1 are needed)"
+    }
+}
+
+# gw2 -> gw3 <- gw4, gw3 in the middle passing on both ways: sets the
+# caller's d2 d3 d4 (configurations) and g2 g3 g4 (running gateways).
+proc ::fed::middle_tree {} {
+    upvar 1 d2 d2 d3 d3 d4 d4 g2 g2 g3 g3 g4 g4
+    set leaf [list export * import * upstream yes]
+    set d2 [conf 2 -remotes [remote gw3 {*}$leaf]]
+    set d4 [conf 4 -remotes [remote gw3 {*}$leaf]]
+    set d3 [conf 3 -remotes [concat \
+        [remote gw2 export * import * reexport yes] \
+        [remote gw4 export * import * reexport yes]]]
+    set g2 [start $d2]
+    set g3 [start $d3]
+    set g4 [start $d4]
+}
+
 # fed::test NAME BODY: lib.tcl's test, unless $FED_ONLY (glob patterns
 # of scenario names, for running a part by hand) leaves it out.
 proc ::fed::test {name body} {

@@ -1909,4 +1909,90 @@ proc ::t::gw_registry_opts {u args} {
     return $pid
 }
 
+# ---------------------------------------------------------------------------
+# Standbys, watches and listeners, as several test files look at them.
+
+# Wait until HOME's registry has a standby; its pid ("" if none came).
+proc ::t::standby_of {home} {
+    wait_until {[llength [standbys_of $home]] == 1} [slow 5000] 20
+    set l [standbys_of $home]
+    return [expr {[llength $l] == 1 ? [lindex $l 0] : ""}]
+}
+
+# How many entries the registry on PORT holds for applications gone in a
+# failover (its Commreg/Stats `held`), or "-" when it does not answer.
+proc ::t::stats_held {port} {
+    if {[catch {
+        set s [raw_open $port]
+        lassign [raw_call $s {Commreg/Stats}] code res
+        raw_close $s
+    }] || $code ne "0"} { return - }
+    return [expr {[dict exists $res held] ? [dict get $res held] : 0}]
+}
+
+# The entry dict of NAME in the table on PORT, or {}.
+proc ::t::entry_named {port name} {
+    foreach e [reg_list $port] {
+        if {[dict get $e name] eq $name} { return $e }
+    }
+    return {}
+}
+
+# The watch events (Commreg/Event TAG OP ENTRY) that came on the raw
+# connection S within MS, as {OP NAME} pairs.
+proc ::t::watch_events {s {ms 200}} {
+    set l {}
+    foreach cmd [raw_events $s $ms] {
+        if {[lindex $cmd 0] ne "Commreg/Event"} continue
+        lappend l [list [lindex $cmd 2] [dict get [lindex $cmd 3] name]]
+    }
+    return $l
+}
+
+# A connection to 127.0.0.1:PORT, waited for (at most 3 s) until it is
+# up: with a listener of this process, it stays in the listener's queue,
+# not accepted, while the event loop does not run.  Closed with the scope.
+proc ::t::connect_queued {port} {
+    set s [socket -async 127.0.0.1 $port]
+    defer [list catch [list close $s]]
+    set deadline [expr {[clock milliseconds] + 3000}]
+    while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
+        after 1
+    }
+    return $s
+}
+
+# The descriptor of PID's socket listening on PORT (read in its network
+# namespace's /proc/PID/net/tcp), or "".
+proc ::t::listening_fd {pid port} {
+    set inode ""
+    foreach line [lrange [split [read_file /proc/$pid/net/tcp] \n] 1 end] {
+        set w [regexp -all -inline {\S+} $line]
+        if {[llength $w] < 10} continue
+        lassign [split [lindex $w 1] :] - hexport
+        if {[lindex $w 3] eq "0A" && [scan $hexport %x] == $port} {
+            set inode [lindex $w 9]
+        }
+    }
+    if {$inode eq ""} { return "" }
+    foreach f [glob -nocomplain /proc/$pid/fd/*] {
+        if {![catch {file readlink $f} l] && $l eq "socket:\[$inode\]"} {
+            return [file tail $f]
+        }
+    }
+    return ""
+}
+
+# Is descriptor FD of PID in the set its event loop waits on (the
+# epoll instance's fdinfo)?  An error when it has no epoll instance.
+proc ::t::polled {pid fd} {
+    foreach f [glob -nocomplain /proc/$pid/fd/*] {
+        if {![catch {file readlink $f} l] && $l eq "anon_inode:\[eventpoll\]"} {
+            set info [read_file /proc/$pid/fdinfo/[file tail $f]]
+            return [regexp -line "^tfd:\\s+$fd\\s" $info]
+        }
+    }
+    error "pid $pid has no epoll instance"
+}
+
 namespace eval :: { namespace import ::t::* }

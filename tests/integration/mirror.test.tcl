@@ -11,32 +11,6 @@
 #                     nothing of either
 source [file join [file dirname [info script]] lib.tcl]
 
-# Wait until HOME's registry has a standby; its pid ("" if none came).
-proc standby_of {home} {
-    wait_until {[llength [::t::standbys_of $home]] == 1} [slow 5000] 20
-    set l [standbys_of $home]
-    return [expr {[llength $l] == 1 ? [lindex $l 0] : ""}]
-}
-
-# The watch events (Commreg/Event TAG OP ENTRY) that came on S within
-# MS, as {OP NAME} pairs.
-proc events {s ms} {
-    set l {}
-    foreach cmd [raw_events $s $ms] {
-        if {[lindex $cmd 0] ne "Commreg/Event"} continue
-        lappend l [list [lindex $cmd 2] [dict get [lindex $cmd 3] name]]
-    }
-    return $l
-}
-
-# The entry dict of NAME in the table on PORT, or {}.
-proc entry_named {port name} {
-    foreach e [reg_list $port] {
-        if {[dict get $e name] eq $name} { return $e }
-    }
-    return {}
-}
-
 # Start `commreg run --semi -- sh -c 'echo $TCL_COMM_REGPORT; exec sleep 60'`
 # for HOME; returns {channel port}.
 proc group_start {home} {
@@ -88,9 +62,9 @@ main {
             [raw_call $s2 [list Commreg/Register later 4103 -pid [pid]]]
         set evs {}
         check "the group hears of later" {[wait_until {
-            {add later} in [lappend evs {*}[::events $w 100]]} [slow 8000] 20]}
+            {add later} in [lappend evs {*}[watch_events $w 100]]} [slow 8000] 20]}
         # Past the mirror's and the standby's graces: nothing held goes.
-        lappend evs {*}[events $w [slow 3500]]
+        lappend evs {*}[watch_events $w [slow 3500]]
         check_equal "the group's watcher heard of later only" {{add later}} $evs
         check_equal "nopid is still listed in the group" 4101 \
             [dict get [entry_named $gport nopid] port]

@@ -67,22 +67,6 @@ proc probe_result {ch ms} {
     return [lrange $line 1 end]
 }
 
-# Wait until HOME's registry has a standby; its pid ("" if none came).
-proc standby_of {home} {
-    wait_until {[llength [::t::standbys_of $home]] == 1} [slow 5000] 20
-    set l [standbys_of $home]
-    return [expr {[llength $l] == 1 ? [lindex $l 0] : ""}]
-}
-
-proc stats_held {port} {
-    if {[catch {
-        set s [raw_open $port]
-        lassign [raw_call $s {Commreg/Stats}] code res
-        raw_close $s
-    }] || $code ne "0"} { return - }
-    return [expr {[dict exists $res held] ? [dict get $res held] : 0}]
-}
-
 # Watch lines since MARK that are events (add or remove).
 proc events_since {w mark} {
     return [lsearch -all -inline -regexp [app_lines $w $mark] {^(add|remove) }]

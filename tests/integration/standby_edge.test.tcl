@@ -20,44 +20,9 @@
 #                     socket once the channel closes
 source [file join [file dirname [info script]] lib.tcl]
 
-# Wait until HOME's registry has a standby; its pid ("" if none came).
-proc standby_of {home} {
-    wait_until {[llength [::t::standbys_of $home]] == 1} [slow 5000] 20
-    set l [standbys_of $home]
-    return [expr {[llength $l] == 1 ? [lindex $l 0] : ""}]
-}
-
-proc stats_held {port} {
-    if {[catch {
-        set s [raw_open $port]
-        lassign [raw_call $s {Commreg/Stats}] code res
-        raw_close $s
-    }] || $code ne "0"} { return - }
-    return [expr {[dict exists $res held] ? [dict get $res held] : 0}]
-}
-
-# The entry dict of NAME in the table on PORT, or {}.
-proc entry_named {port name} {
-    foreach e [reg_list $port] {
-        if {[dict get $e name] eq $name} { return $e }
-    }
-    return {}
-}
-
 proc fieldof {d key} {
     if {![dict exists $d $key]} { return "" }
     return [dict get $d $key]
-}
-
-# The watch events (Commreg/Event TAG OP ENTRY) that came on S, as
-# {OP NAME} pairs.
-proc events {s} {
-    set l {}
-    foreach cmd [raw_events $s 200] {
-        if {[lindex $cmd 0] ne "Commreg/Event"} continue
-        lappend l [list [lindex $cmd 2] [dict get [lindex $cmd 3] name]]
-    }
-    return $l
 }
 
 # Does something answer the comm handshake on PORT within MS ms?
@@ -124,6 +89,30 @@ set fake_registry {
     close($ours);
     print "closed\n";
     sleep 60;
+}
+
+# The fake registry in MODE (above) with its standby, for a new HOME:
+# {CHANNEL PORT STANDBY-PID STANDBY-LOG}, the standby ended with the
+# scope; {} after a failed check when it did not start.
+proc fake_standby {mode} {
+    set home [new_home]
+    make_regdir $home
+    set lock [newfile lock]
+    write_file $lock "0\n"
+    set log [newfile standby].log
+    write_file $log ""
+    set f [newfile fakereg].pl
+    write_file $f $::fake_registry 0644
+    set ch [spawn perl $f [commregd_path] $home $lock $log $mode]
+    set line [readline $ch [slow 5000]]
+    if {![regexp {^ready ([0-9]+) ([0-9]+)$} $line -> port sb]} {
+        check "$mode: the fake registry started its standby ($line)" 0
+        say [spawn_err $ch]
+        return {}
+    }
+    remember $sb
+    defer [list ::t::kill_proc $sb KILL]
+    return [list $ch $port $sb $log]
 }
 
 main {
@@ -201,7 +190,7 @@ main {
         check "the held entries go after the grace" {[wait_until {
             [lsort [::t::reg_names $port]] eq {{pidly #2} {porty #2}}} [slow 8000] 20]}
         set evs {}
-        wait_until {[llength [lappend evs {*}[::events $w]]] >= 4} [slow 3000] 20
+        wait_until {[llength [lappend evs {*}[watch_events $w]]] >= 4} [slow 3000] 20
         check_set "the watcher was told both newcomers came and the held ones went" \
             {{add {pidly #2}} {add {porty #2}} {remove pidly} {remove porty}} $evs
         check_equal "none held" 0 [stats_held $port]
@@ -215,23 +204,8 @@ main {
     test junk_on_the_channel_the_standby_leaves_and_never_takes_over {
         if {[auto_execok perl] eq ""} { skip "perl not installed" }
         foreach mode {oversize nonlist} {
-            set home [new_home]
-            make_regdir $home
-            set lock [newfile lock]
-            write_file $lock "0\n"
-            set log [newfile standby].log
-            write_file $log ""
-            set f [newfile fakereg].pl
-            write_file $f $::fake_registry 0644
-            set ch [spawn perl $f [commregd_path] $home $lock $log $mode]
-            set line [readline $ch [slow 5000]]
-            if {![regexp {^ready ([0-9]+) ([0-9]+)$} $line -> port sb]} {
-                check "$mode: the fake registry started its standby ($line)" 0
-                say [spawn_err $ch]
-                continue
-            }
-            remember $sb
-            defer [list ::t::kill_proc $sb KILL]
+            if {![llength [set fake [fake_standby $mode]]]} continue
+            lassign $fake ch port sb log
             check "$mode: the standby leaves" {[wait_until {![::t::alive $sb]} [slow 5000] 20]}
             check_equal "$mode: the channel was closed after that" closed [readline $ch [slow 5000]]
             check_match "$mode: saying why" \
@@ -249,23 +223,8 @@ main {
         # socket the second accept(2) would wait there for a client that
         # is not coming, with every other client unserved.
         if {[auto_execok perl] eq ""} { skip "perl not installed" }
-        set home [new_home]
-        make_regdir $home
-        set lock [newfile lock]
-        write_file $lock "0\n"
-        set log [newfile standby].log
-        write_file $log ""
-        set f [newfile fakereg].pl
-        write_file $f $::fake_registry 0644
-        set ch [spawn perl $f [commregd_path] $home $lock $log blocking]
-        set line [readline $ch [slow 5000]]
-        if {![regexp {^ready ([0-9]+) ([0-9]+)$} $line -> port sb]} {
-            check "the fake registry started its standby ($line)" 0
-            say [spawn_err $ch]
-            return
-        }
-        remember $sb
-        defer [list ::t::kill_proc $sb KILL]
+        if {![llength [set fake [fake_standby blocking]]]} return
+        lassign $fake ch port sb log
         check_equal "the channel closed (the registry's death)" closed [readline $ch [slow 5000]]
         check "the standby took over" {[wait_until {
             [string match "*took over*" [read_file $log]]} [slow 5000] 20]}

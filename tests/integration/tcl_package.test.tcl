@@ -571,12 +571,7 @@ main {
         set srv [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
         set port [lindex [fconfigure $srv -sockname] 2]
         # Not accepted: this process does not run its event loop here.
-        set s [socket -async 127.0.0.1 $port]
-        defer [list catch [list close $s]]
-        set deadline [expr {[clock milliseconds] + 3000}]
-        while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
-            after 1
-        }
+        set s [connect_queued $port]
         check_equal "connected (in the listener's queue)" 0 [fconfigure $s -connecting]
         # The first look finds nothing (the package is shown a table that
         # lists no socket) and the listener closes right after it: the
@@ -615,12 +610,7 @@ main {
         }
         set srv [socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 0]
         set port [lindex [fconfigure $srv -sockname] 2]
-        set s [socket -async 127.0.0.1 $port]
-        defer [list catch [list close $s]]
-        set deadline [expr {[clock milliseconds] + 3000}]
-        while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
-            after 1
-        }
+        set s [connect_queued $port]
         check_equal "connected (in the listener's queue)" 0 [fconfigure $s -connecting]
         # The listener closes with it in its queue: reset.
         close $srv

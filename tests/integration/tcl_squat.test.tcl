@@ -498,15 +498,6 @@ main {
         defer [list array set ::comm::registry::procfile [array get ::comm::registry::procfile]]
         set me [::comm::registry::Uid]
         set other [expr {$me == 4242 ? 4243 : 4242}]
-        # Not accepted: this process does not run its event loop here.
-        proc connected {port} {
-            set s [socket -async 127.0.0.1 $port]
-            set deadline [expr {[clock milliseconds] + 3000}]
-            while {[fconfigure $s -connecting] && [clock milliseconds] < $deadline} {
-                after 1
-            }
-            return $s
-        }
         # Through /proc: a table whose lines are our connection, with
         # UID and INODE, and a listener on PORT of LUID when given.
         proc table_with {s uid inode {luid ""}} {
@@ -525,7 +516,7 @@ main {
         }
         set ::comm::registry::kernel 0
         set ::comm::registry::procfile(tcp6) [file join [workdir] no-tcp6]
-        set s [connected $port]
+        set s [connect_queued $port]
         set ::comm::registry::procfile(tcp) [table_with $s 0 0]
         set t0 [clock milliseconds]
         set code [catch {::comm::registry::CheckAcceptor $s $port} res opts]
@@ -564,7 +555,7 @@ main {
                 return [lindex $::said 0]
             }
             proc ::comm::registry::kernel::listener {s} { return $::listens }
-            set s [connected $port]
+            set s [connect_queued $port]
             set ::said [list {established 0 0}]
             set ::listens {}
             set code [catch {::comm::registry::CheckAcceptor $s $port} res opts]
